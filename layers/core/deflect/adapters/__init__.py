@@ -1,0 +1,1 @@
+"""Adapters: boto3, opensearch-py, Bedrock and helpdesk HTTP implementations of the ports."""

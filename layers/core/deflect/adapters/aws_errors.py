@@ -1,0 +1,51 @@
+"""One translation of botocore errors into domain errors, shared by every AWS adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from deflect.domain.errors import Conflict, NotFound, Throttled, TransientFailure
+
+THROTTLING_CODES = {
+    "ThrottlingException",
+    "Throttling",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "SlowDown",
+}
+CONFLICT_CODES = {"ConditionalCheckFailedException", "TransactionConflictException", "PreconditionFailed"}
+NOT_FOUND_CODES = {"ResourceNotFoundException", "NoSuchKey", "NotFound", "404", "ParameterNotFound"}
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def translated(operation: str) -> Iterator[None]:
+    """Run an AWS call; re-raise its failure as a domain error without leaking botocore to services."""
+    try:
+        yield
+    except ClientError as error:
+        code = error_code(error)
+        if code in THROTTLING_CODES:
+            raise Throttled(f"{operation}: throttled") from error
+        if code in CONFLICT_CODES:
+            raise Conflict(f"{operation}: condition failed") from error
+        if code in NOT_FOUND_CODES:
+            raise NotFound(f"{operation}: not found") from error
+        if code == "TransactionCanceledException":
+            reasons = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
+            if any(r in {"ThrottlingError", "ProvisionedThroughputExceeded"} for r in reasons):
+                raise Throttled(f"{operation}: throttled", reasons=reasons) from error
+            raise Conflict(f"{operation}: transaction cancelled", reasons=reasons) from error
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if status >= 500:
+            raise TransientFailure(f"{operation}: {code}") from error
+        raise
+    except BotoCoreError as error:
+        raise TransientFailure(f"{operation}: {type(error).__name__}") from error

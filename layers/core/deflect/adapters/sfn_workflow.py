@@ -1,0 +1,47 @@
+"""Escalation workflow on Step Functions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from deflect.adapters.aws_errors import error_code, translated
+from deflect.domain.canonical import _default
+from deflect.domain.errors import Conflict, Gone
+
+
+class StepFunctionsWorkflow:
+    def __init__(self, client: Any, state_machine_arn: str | None) -> None:
+        self._client = client
+        self._arn = state_machine_arn
+
+    def start(self, name: str, payload: Mapping[str, Any]) -> str:
+        """Always named: the name is our idempotency key (a second start with it is a no-op)."""
+        try:
+            with translated("StartExecution"):
+                response = self._client.start_execution(
+                    stateMachineArn=self._arn, name=name, input=json.dumps(payload, default=_default)
+                )
+        except self._client.exceptions.ExecutionAlreadyExists:
+            return f"{self._arn.replace(':stateMachine:', ':execution:')}:{name}"
+        return response["executionArn"]
+
+    def send_task_success(self, token: str, output: Mapping[str, Any]) -> None:
+        self._task_call("SendTaskSuccess", taskToken=token, output=json.dumps(output, default=_default))
+
+    def send_task_failure(self, token: str, error: str, cause: str) -> None:
+        self._task_call("SendTaskFailure", taskToken=token, error=error, cause=cause)
+
+    def _task_call(self, operation: str, **params: Any) -> None:
+        method = getattr(self._client, "send_task_success" if operation == "SendTaskSuccess" else "send_task_failure")
+        try:
+            method(**params)
+        except self._client.exceptions.ClientError as error:
+            code = error_code(error)
+            if code in {"TaskTimedOut", "TaskDoesNotExist"}:
+                raise Gone("the workflow no longer waits for this task") from error
+            if code == "InvalidToken":
+                raise Conflict("task token rejected") from error
+            with translated(operation):
+                raise

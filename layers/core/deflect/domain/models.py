@@ -1,0 +1,326 @@
+"""Stored and exchanged records. Every stored record carries `schema_version` so readers can migrate."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from deflect.domain.tenancy import TenantId
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str = "") -> str:
+    return f"{prefix}{uuid.uuid4().hex}"
+
+
+class Record(BaseModel):
+    """Base of stored records: strict about unknown fields so typos fail loudly."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    schema_version: int = 1
+
+
+class Versioned(Record):
+    """Records updated with optimistic locking."""
+
+    version: int = 0
+
+
+Provider = Literal["zendesk", "intercom", "freshdesk", "jira", "generic", "api"]
+RolloutMode = Literal["shadow", "assist", "auto"]
+Severity = Literal["P1", "P2", "P3", "P4"]
+TicketStatus = Literal["new", "triaging", "awaiting_customer", "deflected", "escalated", "resolved", "closed"]
+DecisionOutcome = Literal["deflect", "ask_diagnostics", "escalate"]
+TaskStatus = Literal["open", "claimed", "decided", "expired", "reassigned", "failed"]
+AgentOutcome = Literal["approve", "edit", "reject", "reassign"]
+OutboxKind = Literal["public_reply", "internal_note", "tags", "status", "custom_fields", "account_action"]
+OutboxStatus = Literal["pending", "dispatching", "done", "conflict", "failed", "dead"]
+
+
+class DiagnosticsChecklist(BaseModel):
+    product_area: str
+    required: list[str] = Field(default_factory=list)
+
+
+class DecisionPolicy(BaseModel):
+    """Tenant policy. The model proposes; this decides."""
+
+    version: int = 1
+    answer_threshold: float = 0.55
+    classification_threshold: float = 0.5
+    always_escalate_flags: list[str] = Field(
+        default_factory=lambda: ["billing", "refund", "security", "legal", "privacy", "account_change"]
+    )
+    approver_required_actions: list[str] = Field(
+        default_factory=lambda: [
+            "refund",
+            "change_plan",
+            "cancel_subscription",
+            "change_entitlement",
+            "delete_account",
+            "reset_mfa",
+            "change_email",
+        ]
+    )
+    two_person_amount_threshold: Decimal = Decimal("500")
+    rollout_default: RolloutMode = "assist"
+    rollout_by_intent: dict[str, RolloutMode] = Field(default_factory=dict)
+
+
+class SlaTier(BaseModel):
+    name: str
+    first_response_minutes: int
+    review_timeout_seconds: int
+
+
+class TenantConfig(Versioned):
+    tenant_id: TenantId
+    display_name: str
+    status: Literal["active", "suspended"] = "active"
+    providers: list[Provider] = Field(default_factory=list)
+    freshdesk_secret_header: str = "X-Deflect-Freshdesk-Secret"
+    default_locale: str = "en"
+    escalation_queues: list[str] = Field(default_factory=lambda: ["tier1", "tier2", "supervisor"])
+    max_reassign_hops: int = 2
+    sla_tiers: dict[str, SlaTier] = Field(
+        default_factory=lambda: {
+            "standard": SlaTier(name="standard", first_response_minutes=1440, review_timeout_seconds=86400),
+            "premium": SlaTier(name="premium", first_response_minutes=240, review_timeout_seconds=14400),
+            "enterprise": SlaTier(name="enterprise", first_response_minutes=60, review_timeout_seconds=3600),
+        }
+    )
+    diagnostics: list[DiagnosticsChecklist] = Field(default_factory=list)
+    policy: DecisionPolicy = Field(default_factory=DecisionPolicy)
+    retention_days: int = 365
+    daily_budget_usd: Decimal | None = None
+    requests_per_minute: int | None = None
+    updated_by: str = "system"
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Entitlement(Record):
+    tenant_id: TenantId
+    customer_id: str
+    product: str
+    level: str = "standard"
+    active: bool = True
+
+
+class Account(Versioned):
+    tenant_id: TenantId
+    account_id: str
+    name: str = ""
+    plan: str = "free"
+    sla_tier: str = "standard"
+    owner: str | None = None
+    entitlements: list[str] = Field(default_factory=list)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Customer(Versioned):
+    tenant_id: TenantId
+    customer_id: str
+    email: str | None = None
+    external_ids: dict[str, str] = Field(default_factory=dict)
+    name: str | None = None
+    account_id: str | None = None
+    verified: bool = False
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AttachmentRef(BaseModel):
+    name: str
+    url: str | None = None
+    content_type: str | None = None
+    size: int | None = None
+
+
+class EvidenceRef(BaseModel):
+    """Pointer to a locked, content-addressed evidence object."""
+
+    key: str
+    sha256: str
+    version_id: str | None = None
+    kind: str = "evidence"
+
+
+class Message(Record):
+    tenant_id: TenantId
+    ticket_id: str
+    message_id: str
+    author: Literal["customer", "agent", "ai", "system"] = "customer"
+    body_redacted: str
+    attachments: list[AttachmentRef] = Field(default_factory=list)
+    evidence: EvidenceRef | None = None
+    received_at: datetime = Field(default_factory=utcnow)
+    delivery_id: str | None = None
+
+
+class Ticket(Versioned):
+    tenant_id: TenantId
+    ticket_id: str
+    provider: Provider
+    external_id: str
+    subject_redacted: str = ""
+    status: TicketStatus = "new"
+    customer_id: str | None = None
+    account_id: str | None = None
+    plan: str | None = None
+    entitlements: list[str] = Field(default_factory=list)
+    sla_tier: str = "standard"
+    locale: str = "en"
+    channel: str = "web"
+    custom_fields: dict[str, Any] = Field(default_factory=dict)
+    external_updated_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class RequestedAction(BaseModel):
+    """A structured account-changing action the customer asked for. Never executed without a human."""
+
+    kind: Literal[
+        "refund",
+        "cancel_subscription",
+        "change_plan",
+        "change_entitlement",
+        "delete_account",
+        "reset_mfa",
+        "change_email",
+        "none",
+    ] = "none"
+    amount: Decimal | None = None
+    currency: str | None = None
+    target: str | None = None
+
+
+class Classification(BaseModel):
+    intent: str
+    intent_confidence: float
+    out_of_scope: bool = False
+    product_area: str = "general"
+    severity: Severity = "P3"
+    sentiment: Literal["negative", "neutral", "positive"] = "neutral"
+    language: str = "en"
+    sensitive_flags: list[str] = Field(default_factory=list)
+    requested_action: RequestedAction = Field(default_factory=RequestedAction)
+    wants_human: bool = False
+    repeat_contact: bool = False
+
+
+class ArticleRef(BaseModel):
+    article_id: str
+    version: int
+    title: str = ""
+    chunk_id: str | None = None
+    heading_path: list[str] = Field(default_factory=list)
+    score: float = 0.0
+    stale: bool = False
+    url: str | None = None
+
+
+class Citation(BaseModel):
+    article_id: str
+    version: int
+    quote: str
+
+
+class Draft(BaseModel):
+    text: str
+    citations: list[Citation] = Field(default_factory=list)
+    confidence: float = 0.0
+    model_id: str = ""
+    prompt_sha256: str | None = None
+    grounded: bool = False
+
+
+class Decision(Record):
+    tenant_id: TenantId
+    ticket_id: str
+    decision_id: str = Field(default_factory=lambda: new_id("dec_"))
+    outcome: DecisionOutcome
+    reasons: list[str] = Field(default_factory=list)
+    classification: Classification | None = None
+    retrieved: list[ArticleRef] = Field(default_factory=list)
+    draft: Draft | None = None
+    missing_diagnostics: list[str] = Field(default_factory=list)
+    model_id: str = ""
+    prompt_sha256: str | None = None
+    policy_version: int = 1
+    rollout_mode: RolloutMode = "assist"
+    evidence: EvidenceRef | None = None
+    decided_at: datetime = Field(default_factory=utcnow)
+
+
+class HumanTask(Versioned):
+    tenant_id: TenantId
+    task_id: str = Field(default_factory=lambda: new_id("task_"))
+    ticket_id: str
+    queue: str
+    required_role: Literal["agent", "approver", "supervisor"] = "agent"
+    assignee: str | None = None
+    status: TaskStatus = "open"
+    due_at: datetime
+    hops: int = 0
+    approvals: list[str] = Field(default_factory=list)
+    approvals_required: int = 1
+    proposed_action: RequestedAction = Field(default_factory=RequestedAction)
+    proposed_reply: str | None = None
+    summary: EvidenceRef | None = None
+    # The task token is stored encrypted; it is never part of any API response or log line.
+    token_ciphertext: str | None = Field(default=None, exclude=False, repr=False)
+    token_sha256: str | None = Field(default=None, repr=False)
+    execution_name: str | None = None
+    decided_outcome: AgentOutcome | None = None
+    decided_by: list[str] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    def public_view(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude={"token_ciphertext", "token_sha256"})
+
+
+class OutboxItem(Versioned):
+    tenant_id: TenantId
+    outbox_id: str = Field(default_factory=lambda: new_id("obx_"))
+    ticket_id: str
+    provider: Provider
+    external_ticket_id: str
+    kind: OutboxKind
+    body: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    status_value: str | None = None
+    custom_fields: dict[str, Any] = Field(default_factory=dict)
+    action: RequestedAction | None = None
+    expected_external_updated_at: datetime | None = None
+    status: OutboxStatus = "pending"
+    attempts: int = 0
+    last_error: str | None = None
+    receipt: dict[str, Any] | None = None
+    caused_by: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditEvent(Record):
+    """One link of a ticket's hash chain. `hash` covers every other field in canonical JSON."""
+
+    tenant_id: TenantId
+    ticket_id: str
+    seq: int
+    type: str
+    actor: str
+    at: datetime
+    payload_sha256: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+    evidence: list[EvidenceRef] = Field(default_factory=list)
+    prev_hash: str
+    hash: str = ""

@@ -1,0 +1,90 @@
+"""The one place that maps domain errors to HTTP, and reads the caller's identity from the authorizer."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from deflect.domain import errors
+from deflect.domain.tenancy import TenantContext
+from deflect.observability import bind_tenant, logger
+
+STATUS: dict[type[errors.DeflectError], int] = {
+    errors.InvalidTenant: 404,
+    errors.TenantNotFound: 404,
+    errors.NotFound: 404,
+    errors.SignatureInvalid: 401,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.Conflict: 409,
+    errors.Gone: 410,
+    errors.PayloadTooLarge: 413,
+    errors.MalformedPayload: 400,
+    errors.Throttled: 429,
+    errors.TransientFailure: 503,
+    errors.EvidenceTampered: 500,
+}
+
+
+def error_response(error: errors.DeflectError) -> Response:
+    status = next((code for kind, code in STATUS.items() if isinstance(error, kind)), 400)
+    headers: dict[str, str] = {}
+    if isinstance(error, errors.Throttled):
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
+    # Public message only: the detail may name internals and is logged instead.
+    logger().info("request refused", extra={"error": error.code, "status": status, "detail": error.detail})
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body={"error": error.code, "message": error.public_message},
+        headers=headers,
+    )
+
+
+def build_resolver() -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+
+    @app.exception_handler(errors.DeflectError)
+    def _domain_error(error: errors.DeflectError) -> Response:
+        return error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    def _validation_error(error: RequestValidationError) -> Response:
+        fields = [".".join(str(p) for p in e.get("loc", ())) for e in error.errors()][:10]
+        return Response(
+            status_code=422,
+            content_type=content_types.APPLICATION_JSON,
+            body={"error": "invalid_request", "message": "request failed validation", "fields": fields},
+        )
+
+    return app
+
+
+def claims(app: APIGatewayRestResolver) -> dict[str, Any]:
+    context = app.current_event.request_context
+    authorizer = context.authorizer.raw_event if context.authorizer else {}
+    return dict(authorizer.get("claims") or authorizer)
+
+
+def agent_context(app: APIGatewayRestResolver) -> TenantContext:
+    """Tenant and roles come from the verified token only, never from the path or body."""
+    found = claims(app)
+    tenant_id = found.get("custom:tenant_id")
+    subject = found.get("sub") or found.get("username")
+    if not tenant_id or not subject:
+        raise errors.Unauthorized("no agent identity on the request")
+    groups = found.get("cognito:groups") or ""
+    if isinstance(groups, str):
+        groups = [g.strip() for g in groups.strip("[]").replace(",", " ").split() if g.strip()]
+    roles = frozenset(g for g in groups if g in {"agent", "approver", "supervisor", "admin"})
+    ctx = TenantContext(tenant_id=tenant_id, actor=f"agent:{subject}", roles=roles, via="jwt")  # type: ignore[arg-type]
+    bind_tenant(ctx.tenant_id)
+    return ctx
+
+
+def require_role(ctx: TenantContext, *roles: str) -> None:
+    if not any(ctx.has_role(r) for r in roles):  # type: ignore[arg-type]
+        raise errors.Forbidden("role required: " + "|".join(roles))

@@ -1,0 +1,31 @@
+"""One Logger / Tracer / Metrics setup for every function (JSON logs, correlation id, tenant id, EMF)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+SERVICE = "deflect"
+NAMESPACE = "Deflect"
+
+
+@lru_cache(maxsize=1)
+def logger() -> Logger:
+    # Message bodies and secrets are never logged: callers log ids, counts and redacted text only.
+    return Logger(service=SERVICE, use_rfc3339=True)
+
+
+@lru_cache(maxsize=1)
+def tracer() -> Tracer:
+    return Tracer(service=SERVICE)
+
+
+@lru_cache(maxsize=1)
+def metrics() -> Metrics:
+    return Metrics(namespace=NAMESPACE, service=SERVICE)
+
+
+def bind_tenant(tenant_id: str | None) -> None:
+    if tenant_id:
+        logger().append_keys(tenant_id=tenant_id)

@@ -1,0 +1,83 @@
+"""Typed settings, read once from the environment. Each function composes the mixins it needs.
+
+The same code runs locally and on AWS; only these values differ (the local stack sets them from template.yaml).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Env(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class AwsSettings(_Env):
+    region: str = Field(default="us-east-1", alias="AWS_REGION")
+    # Set only by the local stack (moto server); on AWS botocore's default endpoints are used.
+    endpoint_url: str | None = Field(default=None, alias="AWS_ENDPOINT_URL")
+
+
+class StorageSettings(_Env):
+    support_table: str = Field(default="SupportTable", alias="SUPPORT_TABLE")
+    idempotency_table: str = Field(default="IdempotencyTable", alias="IDEMPOTENCY_TABLE")
+    evidence_bucket: str = Field(default="deflect-evidence", alias="EVIDENCE_BUCKET")
+    evidence_kms_key_id: str | None = Field(default=None, alias="EVIDENCE_KMS_KEY_ID")
+    secrets_prefix: str = Field(default="/deflect", alias="SECRETS_PREFIX")
+
+
+class QueueSettings(_Env):
+    triage_queue_url: str | None = Field(default=None, alias="TRIAGE_QUEUE_URL")
+    writeback_queue_url: str | None = Field(default=None, alias="WRITEBACK_QUEUE_URL")
+    writeback_dlq_url: str | None = Field(default=None, alias="WRITEBACK_DLQ_URL")
+    escalation_state_machine_arn: str | None = Field(default=None, alias="ESCALATION_STATE_MACHINE_ARN")
+    events_bus_name: str | None = Field(default=None, alias="EVENTS_BUS_NAME")
+    sla_topic_arn: str | None = Field(default=None, alias="SLA_TOPIC_ARN")
+
+
+class KnowledgeSettings(_Env):
+    knowledge_backend: Literal["embedded", "opensearch"] = Field(default="embedded", alias="KNOWLEDGE_BACKEND")
+    knowledge_data_dir: str = Field(default=".deflect-data/knowledge", alias="KNOWLEDGE_DATA_DIR")
+    opensearch_endpoint: str | None = Field(default=None, alias="OPENSEARCH_ENDPOINT")
+    opensearch_service: Literal["es", "aoss"] = Field(default="es", alias="OPENSEARCH_SERVICE")
+    embedding_model_id: str = Field(default="amazon.titan-embed-text-v2:0", alias="EMBEDDING_MODEL_ID")
+
+
+class ModelSettings(_Env):
+    model_backend: Literal["embedded", "bedrock"] = Field(default="embedded", alias="MODEL_BACKEND")
+    bedrock_model_id: str = Field(default="anthropic.claude-3-5-haiku-20241022-v1:0", alias="BEDROCK_MODEL_ID")
+    bedrock_guardrail_id: str | None = Field(default=None, alias="BEDROCK_GUARDRAIL_ID")
+    model_data_dir: str = Field(default=".deflect-data/models", alias="MODEL_DATA_DIR")
+
+
+class IntakeSettings(_Env):
+    webhook_max_body_bytes: int = Field(default=256 * 1024, alias="WEBHOOK_MAX_BODY_BYTES")
+    webhook_tolerance_s: int = Field(default=300, alias="WEBHOOK_TOLERANCE_S")
+    conversation_budget_ms: int = Field(default=2500, alias="CONVERSATION_BUDGET_MS")
+
+
+class ObservabilitySettings(_Env):
+    service_name: str = Field(default="deflect", alias="POWERTOOLS_SERVICE_NAME")
+    metrics_namespace: str = Field(default="Deflect", alias="POWERTOOLS_METRICS_NAMESPACE")
+    log_level: str = Field(default="INFO", alias="POWERTOOLS_LOG_LEVEL")
+    stage: str = Field(default="dev", alias="DEFLECT_STAGE")
+
+
+class Settings(
+    AwsSettings, StorageSettings, QueueSettings, KnowledgeSettings, ModelSettings, IntakeSettings, ObservabilitySettings
+):
+    """Everything a Deflect process may need; unset values fall back to local defaults."""
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        return cls.model_validate({k: v for k, v in env.items() if v != ""})
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings.from_env()
