@@ -1,11 +1,19 @@
-"""Approval: the agent task queue and decision endpoint. Thin: parse → service → mapped errors."""
+"""Approval: the agent task queue and decision endpoint. Thin: parse → service → mapped errors.
+
+The caller's tenant and roles come from the authorizer's claims only. No response ever carries a task token.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from deflect import __version__
-from deflect.http import build_resolver
+from deflect.bootstrap import container
+from deflect.domain.models import TaskStatus
+from deflect.escalation.models import DecisionRequest
+from deflect.http import agent_context, build_resolver, require_role
 from deflect.observability import logger, metrics
 
 app = build_resolver()
@@ -14,6 +22,56 @@ app = build_resolver()
 @app.get("/v1/approval/ping")
 def ping() -> dict[str, Any]:
     return {"status": "ok", "function": "approval", "version": __version__}
+
+
+@app.get("/v1/tasks")
+def list_tasks(
+    queue: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[TaskStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    ctx = agent_context(app)
+    tasks = container().approvals.list_tasks(ctx, queue, status, limit)
+    return {"tasks": tasks, "count": len(tasks)}
+
+
+@app.get("/v1/tasks/<task_id>")
+def get_task(task_id: str) -> dict[str, Any]:
+    ctx = agent_context(app)
+    return container().approvals.task_detail(ctx, task_id)
+
+
+@app.post("/v1/tasks/<task_id>/claim")
+def claim_task(task_id: str) -> dict[str, Any]:
+    ctx = agent_context(app)
+    return container().approvals.claim(ctx, task_id)
+
+
+@app.post("/v1/tasks/<task_id>/decision")
+def decide_task(task_id: str, decision: DecisionRequest) -> dict[str, Any]:
+    ctx = agent_context(app)
+    return container().approvals.decide(ctx, task_id, decision)
+
+
+# ------------------------------------------------------------------ accountability (issue 8)
+
+
+@app.get("/v1/tickets/<ticket_id>/timeline")
+def ticket_timeline(ticket_id: str) -> dict[str, Any]:
+    ctx = agent_context(app)
+    require_role(ctx, "agent", "approver", "supervisor", "admin")
+    return container().timeline.timeline(ctx, ticket_id).model_dump(mode="json")
+
+
+@app.get("/v1/analytics/summary")
+def analytics_summary(
+    date_from: Annotated[str, Query(alias="from", max_length=32)],
+    date_to: Annotated[str, Query(alias="to", max_length=32)],
+    reopen_window_days: Annotated[int, Query(ge=1, le=90)] = 7,
+) -> dict[str, Any]:
+    ctx = agent_context(app)
+    require_role(ctx, "supervisor", "admin")
+    return container().analytics.summary(ctx, date_from, date_to, reopen_window_days).model_dump(mode="json")
 
 
 @logger().inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)

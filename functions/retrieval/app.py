@@ -1,14 +1,27 @@
-"""Retrieval: knowledge search and article ingestion. Thin: parse → service → mapped errors."""
+"""Retrieval: knowledge search and article ingestion. Thin: parse → service → mapped errors.
+
+The caller's tenant and roles come from the authorizer's claims only. Bulk imports arrive as S3 events from the
+knowledge import bucket (objects under `tenant={t}/`).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from deflect import __version__
-from deflect.http import build_resolver
+from deflect.bootstrap import container
+from deflect.domain.errors import NotFound
+from deflect.http import agent_context, build_resolver, require_role
+from deflect.knowledge.models import PRODUCT_AREA_PATTERN, ArticleInput, Audience
 from deflect.observability import logger, metrics
 
 app = build_resolver()
+
+KNOWLEDGE_EDITORS = ("admin", "supervisor")
+KNOWLEDGE_READERS = ("agent", "approver", "supervisor", "admin")
 
 
 @app.get("/v1/retrieval/ping")
@@ -16,7 +29,65 @@ def ping() -> dict[str, Any]:
     return {"status": "ok", "function": "retrieval", "version": __version__}
 
 
+@app.put("/v1/knowledge/articles/<article_id>")
+def put_article(article_id: str, article: ArticleInput) -> Response:
+    ctx = agent_context(app)
+    require_role(ctx, *KNOWLEDGE_EDITORS)
+    outcome = container().knowledge_ingestion.put(ctx, article_id, article)
+    return Response(
+        status_code=201 if outcome.status == "added" else 200,
+        content_type=content_types.APPLICATION_JSON,
+        body=outcome.model_dump(mode="json"),
+    )
+
+
+@app.delete("/v1/knowledge/articles/<article_id>")
+def delete_article(article_id: str) -> dict[str, Any]:
+    ctx = agent_context(app)
+    require_role(ctx, *KNOWLEDGE_EDITORS)
+    outcome = container().knowledge_ingestion.delete(ctx, article_id)
+    if outcome.status == "absent" and outcome.version == 0:
+        raise NotFound("article not found")
+    return outcome.model_dump(mode="json")
+
+
+@app.get("/v1/knowledge/search")
+def search(
+    q: Annotated[str, Query(min_length=1, max_length=4000)],
+    k: Annotated[int, Query(ge=1, le=50)] = 5,
+    product_area: Annotated[str | None, Query(pattern=PRODUCT_AREA_PATTERN)] = None,
+    audience: Annotated[Literal["agent", "customer"], Query()] = "agent",
+    segments: Annotated[str | None, Query(max_length=500, description="comma-separated customer segments")] = None,
+) -> dict[str, Any]:
+    """Agents see every article; `audience=customer` (with `segments`) shows what a customer would get."""
+    ctx = agent_context(app)
+    require_role(ctx, *KNOWLEDGE_READERS)
+    chosen = Audience(kind=audience, segments=frozenset(s.strip().lower() for s in (segments or "").split(",") if s.strip()))
+    results = container().knowledge_search.search(ctx, q, k=k, product_area=product_area, audience=chosen)
+    return results.model_dump(mode="json")
+
+
+def bulk_import(event: dict[str, Any]) -> dict[str, Any]:
+    from deflect.adapters.aws_errors import translated
+    from deflect.knowledge.bulk_import import import_object, objects_in
+
+    s3 = container().client("s3")
+
+    def read(bucket: str, key: str) -> bytes:
+        with translated("GetObject"):
+            return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    reports = [import_object(container().knowledge_ingestion, read, item) for item in objects_in(event)]
+    for report in reports:
+        logger().info("knowledge import", extra={"tenant_id": report.tenant_id, **report.summary.model_dump(mode="json")})
+    return {"imports": [r.model_dump(mode="json") for r in reports]}
+
+
 @logger().inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
 @metrics().log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from deflect.knowledge.bulk_import import is_s3_event
+
+    if is_s3_event(event):
+        return bulk_import(event)
     return app.resolve(event, context)

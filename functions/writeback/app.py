@@ -1,17 +1,61 @@
-"""Writeback: outbox items → helpdesk/CRM connectors. Batch with partial failures."""
+"""Writeback: outbox items → helpdesk/CRM connectors. Batch with partial failures.
+
+Fed by the writeback SQS queue and (when enabled) the SupportTable stream; both carry only outbox ids and the
+service makes the effect exactly-once whichever source delivers, or both. A record that must be retried
+(transient failure, throttling, another worker holds the item) is reported in `batchItemFailures`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
 from deflect import __version__
-from deflect.observability import logger, metrics
+from deflect.observability import bind_tenant, logger, metrics
+from deflect.services.outbox import OutboxRef, ref_from_message, ref_from_stream_record
 
 
 @logger().inject_lambda_context(clear_state=True)
 @metrics().log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    # The writeback issue adds the SQS batch and DynamoDB stream consumers.
     if event.get("task") == "ping":
         return {"status": "ok", "function": "writeback", "version": __version__}
-    return {"batchItemFailures": []}
+    return process(event, context)
+
+
+def process(event: dict[str, Any], context: Any = None, service: Any = None) -> dict[str, Any]:
+    """The testable seam: the same batch handling with any Writeback service."""
+    if service is None:
+        from deflect.bootstrap import container
+
+        service = container().writeback
+    records = event.get("Records") or []
+    if not records:
+        return {"batchItemFailures": []}
+    from_stream = bool(records) and records[0].get("eventSource") == "aws:dynamodb"
+
+    def dispatch(ref: OutboxRef | None) -> None:
+        if ref is None:
+            return  # a stream change that is not a pending outbox item
+        bind_tenant(ref.tenant_id)
+        result = service.dispatch(ref)
+        metrics().add_metric(name=f"Writeback_{result.outcome}", unit=MetricUnit.Count, value=1)
+        if result.age_s is not None:
+            metrics().add_metric(name="OutboxToEffectLatency", unit=MetricUnit.Milliseconds, value=result.age_s * 1000)
+
+    def on_message(record: SQSRecord) -> None:
+        dispatch(ref_from_message(record.body))
+
+    def on_change(record: DynamoDBRecord) -> None:
+        dispatch(ref_from_stream_record(record.raw_event))
+
+    # Every record failing is still a partial response (all listed), not an exception: the queue retries each.
+    if from_stream:
+        processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
+        return process_partial_response(event=event, record_handler=on_change, processor=processor, context=context)
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return process_partial_response(event=event, record_handler=on_message, processor=processor, context=context)

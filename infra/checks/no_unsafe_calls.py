@@ -15,7 +15,7 @@ FORBIDDEN = {
     r"put_object_lock_configuration|PutObjectLockConfiguration": "lock configuration change",
     r"put_bucket_versioning|PutBucketVersioning": "versioning change",
     r"delete_object\(|delete_objects\(|DeleteObject": "object deletion",
-    r"\.scan\(|\"Scan\"|'Scan'": "table Scan",
+    r"\.scan\(|\"Scan\"|'Scan'|get_paginator\(\s*[\"']scan[\"']": "table Scan",
 }
 
 

@@ -16,6 +16,7 @@ from infra.local import template as tpl
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
+QUEUE_ATTRIBUTES = ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds")
 
 
 @dataclass
@@ -107,8 +108,10 @@ def create_all(session: Any, *, execute_state_machines: bool = True) -> LocalRes
         found.buckets[name] = bucket
 
     sqs = session.client("sqs")
-    for name in tpl.queue_definitions():
-        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    for name, props in tpl.queue_definitions().items():
+        # Timing attributes as the template declares them (the KMS key is left to moto's default).
+        attributes = {k: str(props[k]) for k in QUEUE_ATTRIBUTES if k in props}
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         found.queues[name] = url
         found.queue_arns[name] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"

@@ -13,10 +13,29 @@ TEMPLATE = ROOT / "template.yaml"
 
 @lru_cache(maxsize=1)
 def load_template(path: str = str(TEMPLATE)) -> dict[str, Any]:
-    # cfn-lint's decoder understands !Ref / !Sub / !GetAtt short forms (plain yaml.safe_load does not).
-    from cfnlint.decode import cfn_yaml
+    # Short intrinsics (!Ref, !Sub, !GetAtt ...) load as their long forms, as cfn-lint's decoder gives them.
+    # Not cfn-lint itself: importing it takes ~3-4 s, paid by every stack start and test process.
+    import yaml
 
-    return cfn_yaml.load(path)
+    class _CfnLoader(yaml.SafeLoader):
+        pass
+
+    def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+        if isinstance(node, yaml.ScalarNode):
+            value: Any = loader.construct_scalar(node)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        if suffix == "Ref":
+            return {"Ref": value}
+        if suffix == "GetAtt" and isinstance(value, str):
+            value = value.split(".", 1)
+        return {f"Fn::{suffix}": value}
+
+    _CfnLoader.add_multi_constructor("!", _intrinsic)
+    with open(path, encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader plus intrinsic tags only
 
 
 def resources(kind: str) -> dict[str, dict[str, Any]]:

@@ -12,16 +12,22 @@ import string
 from collections import Counter
 from collections.abc import Callable
 
+from deflect.pii import iban_valid, luhn_valid, redact, redact_value, redact_with_counts
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from deflect.pii import iban_valid, luhn_valid, redact, redact_value, redact_with_counts
 
 # --------------------------------------------------------------------------- generators (faker-like, seeded)
 
 FIRST = ["jane", "omar", "li", "sofia", "mateo", "aisha", "kenji", "olga", "pierre", "zoe", "raj", "nina"]
 LAST = ["doe", "haddad", "wang", "rossi", "garcia", "okafor", "tanaka", "ivanova", "martin", "smith"]
-DOMAINS = ["example.com", "mail.example.org", "acme-corp.io", "example.co.uk", "startup.dev", "uni.example.edu"]
+DOMAINS = [
+    "example.com",
+    "mail.example.org",
+    "acme-corp.io",
+    "example.co.uk",
+    "startup.dev",
+    "uni.example.edu",
+]
 
 
 def gen_email(r: random.Random) -> str:
@@ -103,7 +109,9 @@ def gen_secret(r: random.Random) -> str:
             lambda: "Bearer " + _rand(r, alnum + "-_.", 40),
             lambda: _rand(r, "0123456789abcdef", r.choice([32, 40, 64])),
             lambda: _rand(r, alnum + "/+", 40),
-            lambda: "eyJ" + _rand(r, alnum, 20) + ".eyJ" + _rand(r, alnum, 30) + "." + _rand(r, alnum + "_-", 43),
+            lambda: (
+                "eyJ" + _rand(r, alnum, 20) + ".eyJ" + _rand(r, alnum, 30) + "." + _rand(r, alnum + "_-", 43)
+            ),
             lambda: "AIza" + _rand(r, alnum + "_-", 35),
         ]
     )()
@@ -206,7 +214,11 @@ def _leaked(value: str, output: str) -> bool:
     core = value.removeprefix("Bearer ")
     digits = re.sub(r"\D", "", value)
     # A leak is any 6+ digit run of a number-shaped value surviving, or the secret body itself.
-    if len(digits) >= 9 and "@" not in value and any(run in re.sub(r"\D", " ", output).split() for run in [digits]):
+    if (
+        len(digits) >= 9
+        and "@" not in value
+        and any(run in re.sub(r"\D", " ", output).split() for run in [digits])
+    ):
         return True
     return core in output
 
@@ -260,7 +272,9 @@ def test_typed_placeholders_replace_each_kind():
 
 
 def test_numbers_that_fail_their_checksum_stay_readable():
-    out = redact("Order 4111 1111 1111 1112 and IBAN-like DE00 3704 0044 0532 0130 00 and SSN-like 000-12-3456")
+    out = redact(
+        "Order 4111 1111 1111 1112 and IBAN-like DE00 3704 0044 0532 0130 00 and SSN-like 000-12-3456"
+    )
     assert "4111 1111 1111 1112" in out
     assert "DE00 3704 0044 0532 0130 00" in out
     assert "000-12-3456" in out

@@ -94,16 +94,242 @@ class Container:
         return KmsTokenCipher(self.client("kms"), self.settings.evidence_kms_key_id)
 
     # ------------------------------------------------------------------ intake (issue 3)
+    @cached_property
+    def idempotency_layer(self) -> Any:
+        # Built here, not at import: the persistence layer creates a boto3 client when constructed.
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+        return DynamoDBPersistenceLayer(table_name=self.settings.idempotency_table, boto3_client=self.client("dynamodb"))
+
+    @cached_property
+    def delivery_guard(self) -> Any:
+        from deflect.services.intake import PowertoolsDeliveryGuard
+
+        return PowertoolsDeliveryGuard(self.idempotency_layer)
+
+    @cached_property
+    def intake(self) -> Any:
+        from deflect.services.intake import Intake, load_sync_triage
+
+        def count(name: str, value: float) -> None:
+            from aws_lambda_powertools.metrics import MetricUnit
+
+            from deflect.observability import metrics
+
+            metrics().add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+        return Intake(
+            self.store,
+            self.evidence,
+            self.secrets,
+            self.triage_queue,
+            self.audit,
+            self.delivery_guard,
+            max_body_bytes=self.settings.webhook_max_body_bytes,
+            tolerance_s=self.settings.webhook_tolerance_s,
+            conversation_budget_ms=self.settings.conversation_budget_ms,
+            triage=load_sync_triage(self),
+            metric=count,
+        )
+
+    @cached_property
+    def tenant_admin(self) -> Any:
+        from deflect.services.tenant_admin import TenantAdmin
+
+        return TenantAdmin(self.store, self.secrets, self.audit)
 
     # ------------------------------------------------------------------ knowledge (issue 4)
+    @cached_property
+    def knowledge_index(self) -> Any:
+        """OpenSearch + Bedrock embeddings on AWS; tantivy + local MiniLM under KNOWLEDGE_DATA_DIR otherwise."""
+        s = self.settings
+        if s.knowledge_backend == "opensearch":
+            from deflect.adapters.bedrock_embeddings import BedrockEmbeddings
+            from deflect.adapters.opensearch_index import OpenSearchKnowledgeIndex, opensearch_client
+
+            if not s.opensearch_endpoint:
+                raise RuntimeError("KNOWLEDGE_BACKEND=opensearch needs OPENSEARCH_ENDPOINT")
+            client = opensearch_client(
+                s.opensearch_endpoint, service=s.opensearch_service, region=s.region, session=self.boto_session
+            )
+            embeddings = BedrockEmbeddings(
+                self.client("bedrock-runtime"), s.embedding_model_id, dimensions=s.embedding_dimensions
+            )
+            return OpenSearchKnowledgeIndex(
+                client, embeddings, index_name=s.opensearch_index, service=s.opensearch_service
+            )
+        from deflect.embedded.search import EmbeddedKnowledgeIndex
+
+        return EmbeddedKnowledgeIndex(s.knowledge_data_dir)
+
+    @cached_property
+    def knowledge_ingestion(self) -> Any:
+        from deflect.knowledge.ingestion import KnowledgeIngestion
+
+        return KnowledgeIngestion(self.store, self.evidence, self.knowledge_index)
+
+    @cached_property
+    def knowledge_search(self) -> Any:
+        from deflect.knowledge.search import KnowledgeSearch
+
+        return KnowledgeSearch(self.knowledge_index, self.store)
+
+    @cached_property
+    def knowledge_articles(self) -> Any:
+        """Versioned article reads: resolve a citation to the exact text it quoted."""
+        from deflect.knowledge.articles import ArticleRepository
+
+        return ArticleRepository(self.store, self.evidence)
 
     # ------------------------------------------------------------------ triage (issue 5)
 
     # ------------------------------------------------------------------ escalation and approval (issue 6)
+    @cached_property
+    def notifier(self) -> Any:
+        from deflect.adapters.sns_notifier import SnsNotifier
+
+        return SnsNotifier(self.client("sns"), self.settings.sla_topic_arn)
+
+    @cached_property
+    def escalation_ports(self) -> Any:
+        from deflect.escalation.records import EscalationPorts
+
+        return EscalationPorts(
+            store=self.store,
+            evidence=self.evidence,
+            audit=self.audit,
+            workflow=self.workflow,
+            cipher=self.token_cipher,
+            notifier=self.notifier,
+            writeback=self.writeback_queue,
+        )
+
+    @cached_property
+    def escalation_steps(self) -> Any:
+        from deflect.escalation.steps import EscalationSteps
+
+        return EscalationSteps(self.escalation_ports)
+
+    @cached_property
+    def human_tasks(self) -> Any:
+        from deflect.escalation.tasks import HumanTasks
+
+        return HumanTasks(self.escalation_ports)
+
+    @cached_property
+    def approvals(self) -> Any:
+        from deflect.escalation.approval import ApprovalService
+
+        return ApprovalService(self.escalation_ports)
 
     # ------------------------------------------------------------------ writeback (issue 7)
+    @cached_property
+    def writeback_settings(self) -> Any:
+        from deflect.helpdesk.settings import WritebackSettings
+
+        return WritebackSettings.from_env()
+
+    @cached_property
+    def helpdesks(self) -> Any:
+        from deflect.helpdesk.directory import HelpdeskDirectory
+        from deflect.helpdesk.http import HelpdeskHttp
+
+        ws = self.writeback_settings
+        http = HelpdeskHttp(
+            timeout_s=ws.helpdesk_timeout_s, max_attempts=ws.helpdesk_max_attempts, max_inline_wait_s=ws.helpdesk_max_inline_wait_s
+        )
+        return HelpdeskDirectory(self.secrets, http)
+
+    @cached_property
+    def writeback_dead_letters(self) -> Any:
+        from deflect.adapters.sqs_dead_letters import SqsDeadLetters
+
+        return SqsDeadLetters(self.client("sqs"), self.settings.writeback_dlq_url)
+
+    @cached_property
+    def writeback(self) -> Any:
+        from deflect.services.writeback import Writeback
+
+        ws = self.writeback_settings
+        return Writeback(
+            self.store,
+            self.helpdesks,
+            queue=self.writeback_queue,
+            dead_letters=self.writeback_dead_letters,
+            audit=self.audit,
+            max_attempts=ws.max_attempts,
+            lease_s=ws.lease_s,
+        )
 
     # ------------------------------------------------------------------ accountability (issue 8)
+    @cached_property
+    def customer_keys(self) -> Any:
+        from deflect.insight.privacy import CustomerKeys
+
+        return CustomerKeys(self.store, self.client("kms"), self.settings.evidence_kms_key_id)
+
+    @cached_property
+    def sealed_evidence(self) -> Any:
+        """EvidenceStore that also seals personal data: `put_for_customer(ctx, ticket, customer, body, kind)`."""
+        from deflect.insight.privacy import SealedEvidence
+
+        return SealedEvidence(self.evidence, self.customer_keys)
+
+    @cached_property
+    def usage(self) -> Any:
+        from deflect.insight.usage import UsageMeter
+
+        meter = UsageMeter(self.store)
+        # Count every AWS request: clients made from now on inherit the session's hooks; earlier ones get them too.
+        meter.instrument(self.boto_session.events)
+        for existing in self.__dict__.get("_clients", {}).values():
+            meter.instrument(existing.meta.events)
+        return meter
+
+    @cached_property
+    def guard(self) -> Any:
+        """Call `container.guard(ctx)` first in routes that start work: budget and rate limit → 429."""
+        from deflect.insight.usage import Guard
+
+        return Guard(self.tenants, self.store, self.usage)
+
+    @cached_property
+    def domain_events(self) -> Any:
+        from deflect.adapters.eventbridge_publisher import EventBridgePublisher, NoEventBus
+
+        bus = self.settings.events_bus_name
+        return EventBridgePublisher(self.client("events"), bus) if bus else NoEventBus()
+
+    @cached_property
+    def facts(self) -> Any:
+        from deflect.insight.facts import FactStore
+
+        return FactStore(self.store)
+
+    @cached_property
+    def insight(self) -> Any:
+        """`container.insight.observe(ctx, audit_event)` after each audit append: facts, metrics, usage, bus."""
+        from deflect.insight.service import Insight
+
+        return Insight(self.store, self.facts, self.domain_events, self.usage)
+
+    @cached_property
+    def timeline(self) -> Any:
+        from deflect.insight.timeline import TimelineService
+
+        return TimelineService(self.audit, self.sealed_evidence)
+
+    @cached_property
+    def analytics(self) -> Any:
+        from deflect.insight.analytics import Analytics, knowledge_gap_source
+
+        return Analytics(self.facts, self.tenants, gap_source=knowledge_gap_source(self.store))
+
+    @cached_property
+    def erasure(self) -> Any:
+        from deflect.insight.privacy import Erasure
+
+        return Erasure(self.store, self.audit, self.customer_keys)
 
 
 @lru_cache(maxsize=1)

@@ -101,11 +101,15 @@ _ASSIGNED_SECRET = re.compile(
 _URL_SECRET_PARAM = re.compile(
     r"(?i)([?&](?:token|access_token|api_key|apikey|key|secret|signature|sig|password|code)=)([^&#\s]{6,})"
 )
-_EMAIL = re.compile(r"(?<![\w.+-])[\w.!#$%&'*+/=?^`{|}~-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b")
+_EMAIL = re.compile(
+    r"(?<![\w.+-])[\w.!#$%&'*+/=?^`{|}~-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b"
+)
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
 _CARD = re.compile(r"(?<![\d.,])\d(?:[ -]?\d){12,18}(?![\d])")
 _SSN = re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])")
-_UK_NINO = re.compile(r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
+_UK_NINO = re.compile(
+    r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"
+)
 _PHONE = re.compile(
     r"(?<![\w+/.-])(?:"
     r"\+\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){1,6}"  # international: +CC then 1..6 groups
@@ -137,7 +141,9 @@ def _phone(match: re.Match[str]) -> str | None:
 def _b64_secret(match: re.Match[str]) -> str | None:
     token = match.group(0)
     has_mix = (
-        any(c.isdigit() for c in token) and any(c.islower() for c in token) and any(c.isupper() for c in token)
+        any(c.isdigit() for c in token)
+        and any(c.islower() for c in token)
+        and any(c.isupper() for c in token)
     )
     # Slugs and paths have low entropy and word-like segments; keys are dense and mixed.
     if not has_mix or token.count("-") > 3 or _shannon_bits(token) < 4.0 or _looks_like_path(token):

@@ -121,6 +121,201 @@ class Clock(Protocol):
 
 # --------------------------------------------------------------------------- knowledge (retrieval issue)
 
+
+class KnowledgeIndex(Protocol):
+    """Searchable chunks of the current article versions. Adapters add the tenant filter, the visibility filter
+    and the exclusion of expired/superseded articles themselves: callers never pass them."""
+
+    def replace_article(self, ctx: TenantContext, article_id: str, chunks: list[Any]) -> None:
+        """Make `chunks` (deflect.knowledge.models.Chunk) the only indexed chunks of the article."""
+        ...
+
+    def remove_article(self, ctx: TenantContext, article_id: str) -> None: ...
+
+    def search(self, ctx: TenantContext, request: Any) -> list[Any]:
+        """SearchRequest → ranked SearchHit list (deflect.knowledge.models), one per article, best first."""
+        ...
+
+    def flush(self) -> None:
+        """Make every change so far durable and visible to searches (a bulk import flushes once at the end)."""
+        ...
+
+
+class Embeddings(Protocol):
+    """Text → unit-length vectors (rows in input order)."""
+
+    dimensions: int
+
+    def embed(self, texts: list[str]) -> Any: ...
+
+
 # --------------------------------------------------------------------------- models (triage issue)
 
+from collections.abc import Sequence  # noqa: E402 - kept in this section so sections stay independent
+from typing import Generic, TypeVar  # noqa: E402
+
+from deflect.domain.errors import DeflectError  # noqa: E402
+from deflect.domain.models import Draft  # noqa: E402
+
+ModelOutput = TypeVar("ModelOutput")
+
+
+class ModelRejected(DeflectError):
+    """The model refused, was stopped by a guardrail, or broke the output schema. Callers escalate; never guess."""
+
+    code = "model_rejected"
+    public_message = "the model gave no usable answer"
+
+
+class ModelUnavailable(DeflectError):
+    """Timed out, or still throttled after the bounded retries. Callers escalate with what they already know."""
+
+    code = "model_unavailable"
+    public_message = "the model is unavailable"
+
+
+@dataclass(frozen=True)
+class ModelUsage:
+    """Token accounting for one or more model calls (what the tenant's budget is charged with)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    calls: int = 0
+
+    def __add__(self, other: ModelUsage) -> ModelUsage:
+        return ModelUsage(
+            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens, self.calls + other.calls
+        )
+
+
+@dataclass(frozen=True)
+class StructuredOutput(Generic[ModelOutput]):
+    """A validated structured answer and how it was obtained (recorded with the decision as evidence)."""
+
+    value: ModelOutput
+    model_id: str
+    prompt_sha256: str
+    usage: ModelUsage
+    stop_reason: str = "tool_use"
+    attempts: int = 1
+
+
+class LanguageModel(Protocol):
+    """A generative model that answers in a schema (pydantic model) or raises ModelRejected / ModelUnavailable."""
+
+    model_id: str
+
+    def structured(
+        self, *, system: str, prompt: str, output: type[ModelOutput], tool_name: str, tool_description: str
+    ) -> StructuredOutput[ModelOutput]: ...
+
+
+@dataclass(frozen=True)
+class IntentPrediction:
+    """The tenant taxonomy's best intent for one message. `out_of_scope` means none of its intents fits."""
+
+    intent: str
+    confidence: float
+    out_of_scope: bool = False
+    alternatives: tuple[tuple[str, float], ...] = ()
+    model_id: str = ""
+    taxonomy_version: int = 0
+
+
+class IntentClassifier(Protocol):
+    """Classifies a message into the tenant's own (trained, versioned) intent taxonomy."""
+
+    def classify(self, ctx: TenantContext, text: str) -> IntentPrediction: ...
+
+
+class AnswerComposer(Protocol):
+    """Writes an answer only from the given passages (deflect.knowledge.models.SearchHit, already governed and
+    sanitised), every sentence citing article id + version. Returns None when nothing grounds an answer;
+    raises ModelRejected / ModelUnavailable when a model failed. Passage text is data, never instructions."""
+
+    model_id: str
+
+    def compose(self, ctx: TenantContext, question: str, passages: Sequence[Any]) -> Draft | None: ...
+
+
+class DiagnosticTool(Protocol):
+    """A read-only check an agent (or triage, when policy allows) may run for a ticket: its result is evidence."""
+
+    name: str
+    description: str
+
+    def run(self, ctx: TenantContext, subject: Mapping[str, Any]) -> Mapping[str, Any]: ...
+
+
+class TelemetrySource(Protocol):
+    """The tenant's product telemetry, read-only (recent errors for an account, service status)."""
+
+    def recent_errors(self, ctx: TenantContext, account_id: str, *, limit: int = 20) -> list[Mapping[str, Any]]: ...
+
+    def service_status(self, ctx: TenantContext) -> Mapping[str, Any]: ...
+
+
+# --------------------------------------------------------------------------- escalation (escalation issue)
+
+
+class Notifier(Protocol):
+    """Pushes an operational event (an SLA about to be missed, a task reassigned) to people (SNS in production)."""
+
+    def notify(self, ctx: TenantContext, event: str, detail: Mapping[str, Any]) -> None: ...
+
+
 # --------------------------------------------------------------------------- helpdesk (writeback issue)
+
+from deflect.domain.models import OutboxItem  # noqa: E402 - kept in this section so sections stay independent
+from deflect.helpdesk.models import HelpdeskReceipt  # noqa: E402
+
+
+class HelpdeskConnector(Protocol):
+    """Delivers one outbox item to one helpdesk/CRM. Raises HelpdeskConflict (a newer human edit exists),
+    Throttled, TransientFailure or PermanentFailure (deflect.helpdesk.errors); returns the receipt otherwise."""
+
+    def send(self, item: OutboxItem) -> HelpdeskReceipt: ...
+
+
+class HelpdeskConnectors(Protocol):
+    """Resolves the connector (and the tenant's credentials) for an outbox item."""
+
+    def connector(self, tenant_id: str, item: OutboxItem) -> HelpdeskConnector: ...
+
+
+@dataclass
+class DeadLetter:
+    handle: str
+    body: dict[str, Any]
+
+
+class DeadLetters(Protocol):
+    """Where outbox items go after their last attempt (SQS DLQ with an alarm on depth)."""
+
+    def send(self, ctx: TenantContext, body: Mapping[str, Any], *, dedupe_id: str | None = None) -> str: ...
+
+    def receive(self, max_messages: int = 10, wait_s: int = 0) -> list[DeadLetter]: ...
+
+    def delete(self, handle: str) -> None: ...
+
+    def release(self, handle: str) -> None:
+        """Make a received message visible again (it belongs to another tenant or is kept)."""
+        ...
+
+# --------------------------------------------------------------------------- accountability (issue 8)
+
+
+class CounterStore(Protocol):
+    """Atomic per-item counters (usage metering, rate limits): ADD updates, never read-modify-write."""
+
+    def add_counters(
+        self, ctx: TenantContext, pk: str, sk: str, counters: dict[str, int], *, ttl_epoch: int | None = None
+    ) -> dict[str, int]: ...
+
+    def counters(self, ctx: TenantContext, pk: str, sk_from: str, sk_to: str) -> list[tuple[str, dict[str, int]]]: ...
+
+
+class DomainEventBus(Protocol):
+    """Publishes versioned domain events for other systems (EventBridge in production)."""
+
+    def publish(self, ctx: TenantContext, events: list[Any]) -> None: ...

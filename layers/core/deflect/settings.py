@@ -45,6 +45,8 @@ class KnowledgeSettings(_Env):
     opensearch_endpoint: str | None = Field(default=None, alias="OPENSEARCH_ENDPOINT")
     opensearch_service: Literal["es", "aoss"] = Field(default="es", alias="OPENSEARCH_SERVICE")
     embedding_model_id: str = Field(default="amazon.titan-embed-text-v2:0", alias="EMBEDDING_MODEL_ID")
+    embedding_dimensions: int = Field(default=1024, alias="EMBEDDING_DIMENSIONS")
+    opensearch_index: str = Field(default="deflect-knowledge", alias="OPENSEARCH_INDEX")
 
 
 class ModelSettings(_Env):

@@ -12,7 +12,6 @@ import importlib.util
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -69,26 +68,37 @@ class MiniLMEmbedder:
         self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """One row per text, in order. Empty input gives a (0, 384) array."""
+    def embed(self, texts: list[str], *, max_tokens: int = MAX_TOKENS) -> np.ndarray:
+        """One row per text, in order. Empty input gives a (0, 384) array.
+
+        `max_tokens` (at most 256) trades the tail of long texts for speed: cost grows with length.
+        """
         out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
         if not texts:
             return out
-        encodings = self._tokenizer.encode_batch([t or " " for t in texts])
+        limit = max(2, min(max_tokens, MAX_TOKENS))
+        token_ids = [
+            self._clip(e.ids, limit) for e in self._tokenizer.encode_batch([t or " " for t in texts])
+        ]
         # Batching texts of similar length wastes less work on padding.
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        order = sorted(range(len(texts)), key=lambda i: len(token_ids[i]))
         for start in range(0, len(order), BATCH_SIZE):
             rows = order[start : start + BATCH_SIZE]
-            out[rows] = self._run([encodings[i] for i in rows])
+            out[rows] = self._run([token_ids[i] for i in rows])
         return out
 
-    def _run(self, encodings: list[Any]) -> np.ndarray:
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), width), dtype=np.int64)
+    @staticmethod
+    def _clip(ids: list[int], limit: int) -> list[int]:
+        # Keep [CLS] ... and the closing [SEP] the model was trained with.
+        return ids if len(ids) <= limit else [*ids[: limit - 1], ids[-1]]
+
+    def _run(self, rows: list[list[int]]) -> np.ndarray:
+        width = max(len(r) for r in rows)
+        ids = np.zeros((len(rows), width), dtype=np.int64)
         mask = np.zeros_like(ids)
-        for row, encoding in enumerate(encodings):
-            ids[row, : len(encoding.ids)] = encoding.ids
-            mask[row, : len(encoding.ids)] = 1
+        for row, tokens in enumerate(rows):
+            ids[row, : len(tokens)] = tokens
+            mask[row, : len(tokens)] = 1
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)

@@ -132,17 +132,36 @@ class AuditLog:
         return [i.data["ticket_id"] for i in self.store.query(ctx, keys.audited_tickets_pk(ctx.tenant_id), "TICKET#")]
 
     def load(self, ctx: TenantContext, ticket_id: str) -> tuple[list[AuditEntry], list[AuditEvent | None]]:
-        """Entries from the index and the events as they read now (latest object version)."""
+        """Entries from the index and the events as they read now (latest object version).
+
+        An event is None when its object is missing or its bytes no longer parse (both break the chain).
+        """
         entries = self.entries(ctx, ticket_id)
         events: list[AuditEvent | None] = []
         for entry in entries:
-            raw = self.evidence.read_latest(ctx, entry.key)
-            events.append(AuditEvent.model_validate(json.loads(raw)) if raw else None)
+            try:
+                events.append(self._read_event(ctx, entry))
+            except ValueError:
+                events.append(None)
         return entries, events
 
+    def _read_event(self, ctx: TenantContext, entry: AuditEntry) -> AuditEvent | None:
+        raw = self.evidence.read_latest(ctx, entry.key)
+        # ValueError covers undecodable bytes, broken JSON and failed validation alike.
+        return AuditEvent.model_validate(json.loads(raw)) if raw else None
+
     def verify(self, ctx: TenantContext, ticket_id: str) -> VerifyReport:
-        entries, events = self.load(ctx, ticket_id)
-        first_break = verify_chain(events, [e.hash for e in entries])
+        entries = self.entries(ctx, ticket_id)
+        events: list[AuditEvent | None] = []
+        unreadable: ChainBreak | None = None
+        for position, entry in enumerate(entries):
+            try:
+                events.append(self._read_event(ctx, entry))
+            except ValueError:
+                # A flipped byte can break the encoding itself: that is a broken link, not a crash.
+                unreadable = ChainBreak(position, "event object unreadable: its bytes were altered")
+                break
+        first_break = verify_chain(events, [e.hash for e in entries][: len(events)]) or unreadable
         # A deleted index item shows as a gap in the recorded seq numbers.
         for position, entry in enumerate(entries):
             if entry.seq != position and (first_break is None or first_break.seq > position):

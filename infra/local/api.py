@@ -1,0 +1,263 @@
+"""API Gateway (REST, Lambda proxy) in front of the real handlers, on 127.0.0.1.
+
+Routes, the authorizer requirement, the gateway's error bodies and the request size limit come from
+template.yaml. Requests become REST proxy events (format 1.0); the `AgentAuthorizer` is played by the local
+dev issuer. What API Gateway answers itself (401, 403 for unknown routes, 413, 502) is answered here too.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from infra.local import template as tpl
+from infra.local.dev_issuer import DevIssuer, InvalidToken, bearer, gateway_claims
+from infra.local.functions import FunctionFailed, LocalFunctions
+from infra.local.resources import ACCOUNT
+
+Headers = list[tuple[str, str]]
+Reply = tuple[int, Headers, bytes]
+
+
+@dataclass(frozen=True)
+class CompiledRoute:
+    route: tpl.Route
+    pattern: re.Pattern[str]
+    literal_segments: int
+
+
+def compile_routes(routes: list[tpl.Route]) -> list[CompiledRoute]:
+    """Most specific first, as API Gateway matches: literal segments beat `{param}`, `{proxy+}` comes last."""
+    compiled = []
+    for route in routes:
+        regex, literals = "", 0
+        for segment in route.path.strip("/").split("/"):
+            if segment.startswith("{") and segment.endswith("+}"):
+                regex += f"/(?P<{segment[1:-2]}>.+)"
+            elif segment.startswith("{") and segment.endswith("}"):
+                regex += f"/(?P<{segment[1:-1]}>[^/]+)"
+            else:
+                regex += "/" + re.escape(segment)
+                literals += 1
+        compiled.append(CompiledRoute(route, re.compile(f"^{regex}$"), literals))
+    return sorted(compiled, key=lambda c: (-c.literal_segments, "+}" in c.route.path))
+
+
+def match(routes: list[CompiledRoute], method: str, path: str) -> tuple[tpl.Route, dict[str, str]] | None:
+    for compiled in routes:
+        if compiled.route.method not in (method, "ANY"):
+            continue
+        found = compiled.pattern.match(path)
+        if found:
+            return compiled.route, {k: unquote(v) for k, v in found.groupdict().items()}
+    return None
+
+
+def rest_event(
+    route: tpl.Route,
+    *,
+    method: str,
+    path: str,
+    query: str,
+    headers: Headers,
+    body: bytes,
+    path_parameters: dict[str, str],
+    claims: dict[str, str] | None,
+    stage: str,
+    source_ip: str = "127.0.0.1",
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """The REST API Lambda proxy event API Gateway would send for this request."""
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers:
+        multi_headers.setdefault(name, []).append(value)
+    pairs = parse_qsl(query, keep_blank_values=True)
+    multi_query: dict[str, list[str]] = {}
+    for name, value in pairs:
+        multi_query.setdefault(name, []).append(value)
+    try:
+        text, encoded = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, encoded = base64.b64encode(body).decode(), True
+    now = datetime.now(UTC)
+    request_id = request_id or str(uuid.uuid4())
+    context: dict[str, Any] = {
+        "accountId": ACCOUNT,
+        "apiId": "local",
+        "resourceId": "local",
+        "resourcePath": route.path,
+        "httpMethod": method,
+        "path": f"/{stage}{path}",
+        "protocol": "HTTP/1.1",
+        "stage": stage,
+        "requestId": request_id,
+        "extendedRequestId": request_id,
+        "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+        "requestTimeEpoch": int(now.timestamp() * 1000),
+        "domainName": next((v for k, v in headers if k.lower() == "host"), "127.0.0.1"),
+        "identity": {
+            "sourceIp": source_ip,
+            "userAgent": next((v for k, v in headers if k.lower() == "user-agent"), None),
+        },
+    }
+    if claims is not None:
+        context["authorizer"] = {"claims": claims}
+    return {
+        "resource": route.path,
+        "path": path,
+        "httpMethod": method,
+        "headers": {name: values[-1] for name, values in multi_headers.items()} or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": {name: values[-1] for name, values in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": path_parameters or None,
+        "stageVariables": None,
+        "requestContext": context,
+        "body": text if body else None,
+        "isBase64Encoded": encoded,
+    }
+
+
+def gateway_response(kind: str, status: int, message: str) -> Reply:
+    """An error API Gateway answers itself, rendered with the template's GatewayResponses body."""
+    api = next(iter(tpl.resources("AWS::Serverless::Api").values()), {})
+    responses = api.get("Properties", {}).get("GatewayResponses", {})
+    template = responses.get(kind, {}).get("ResponseTemplates", {}).get("application/json")
+    body = template.replace("$context.error.messageString", json.dumps(message)) if template else json.dumps(
+        {"message": message}
+    )
+    return status, [("Content-Type", "application/json")], body.encode()
+
+
+def lambda_reply(result: Any) -> Reply:
+    """Turn a proxy integration result into the HTTP answer; a malformed result is a 502 as on AWS."""
+    if not isinstance(result, dict) or "statusCode" not in result:
+        return gateway_response("DEFAULT_5XX", 502, "Internal server error")
+    headers: Headers = []
+    for name, value in (result.get("headers") or {}).items():
+        headers.append((name, str(value)))
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        single = (result.get("headers") or {}).get(name)
+        headers.extend((name, str(v)) for v in values if str(v) != str(single))
+    body = result.get("body") or ""
+    payload = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
+    return int(result["statusCode"]), headers, payload
+
+
+class LocalApi:
+    def __init__(
+        self,
+        functions: LocalFunctions,
+        issuer: DevIssuer,
+        *,
+        stage: str,
+        max_body_bytes: int,
+        extra_routes: dict[tuple[str, str], Callable[[], Reply]] | None = None,
+    ) -> None:
+        self.functions = functions
+        self.issuer = issuer
+        self.stage = stage
+        self.max_body_bytes = max_body_bytes
+        self.routes = compile_routes(tpl.routes())
+        self.extra_routes = extra_routes or {}
+
+    def handle(self, method: str, target: str, headers: Headers, body: bytes, source_ip: str) -> Reply:
+        parts = urlsplit(target)
+        path = parts.path.rstrip("/") or "/"
+        local = self.extra_routes.get((method, path))
+        if local is not None:
+            return local()
+        if len(body) > self.max_body_bytes:
+            # The template's WAF rule answers before API Gateway: 413, empty body.
+            return 413, [("Content-Type", "application/json")], b""
+        found = match(self.routes, method, path)
+        if found is None:
+            return gateway_response("DEFAULT_4XX", 403, "Missing Authentication Token")
+        route, params = found
+        claims = None
+        if route.authorizer:
+            token = bearer(next((v for k, v in headers if k.lower() == "authorization"), None))
+            try:
+                claims = gateway_claims(self.issuer.verify(token or ""))
+            except InvalidToken:
+                return gateway_response("DEFAULT_4XX", 401, "Unauthorized")
+        event = rest_event(
+            route,
+            method=method,
+            path=path,
+            query=parts.query,
+            headers=headers,
+            body=body,
+            path_parameters=params,
+            claims=claims,
+            stage=self.stage,
+            source_ip=source_ip,
+        )
+        try:
+            result = self.functions.invoke(route.function, event)
+        except FunctionFailed as failed:
+            print(f"[api] {route.function} failed: {failed}", file=sys.stderr)
+            return gateway_response("DEFAULT_5XX", 502, "Internal server error")
+        except Exception as error:  # the function could not even load
+            print(f"[api] {route.function} unavailable: {error}", file=sys.stderr)
+            return gateway_response("DEFAULT_5XX", 502, "Internal server error")
+        return lambda_reply(result)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _ApiServer
+    protocol_version = "HTTP/1.1"
+
+    def _serve(self) -> None:
+        started = time.perf_counter()
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        status, headers, payload = self.server.api.handle(
+            self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+        )
+        self.send_response(status)
+        names = {name.lower() for name, _ in headers}
+        for name, value in headers:
+            if name.lower() not in {"content-length", "connection"}:
+                self.send_header(name, value)
+        if "content-type" not in names:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+        elapsed = (time.perf_counter() - started) * 1000
+        if not self.server.quiet:
+            print(f"[api] {self.command} {self.path} -> {status} ({elapsed:.0f} ms)", file=sys.stderr)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # one line per request is printed by _serve
+
+
+class _ApiServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], api: LocalApi, quiet: bool) -> None:
+        super().__init__(address, _Handler)
+        self.api = api
+        self.quiet = quiet
+
+
+def serve(api: LocalApi, port: int, *, quiet: bool = False) -> tuple[ThreadingHTTPServer, int]:
+    """Start serving on 127.0.0.1:port (0 picks a free port) in a background thread."""
+    server = _ApiServer(("127.0.0.1", port), api, quiet)
+    threading.Thread(target=server.serve_forever, name="deflect-api", daemon=True).start()
+    return server, server.server_address[1]

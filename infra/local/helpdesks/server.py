@@ -1,0 +1,190 @@
+"""One ThreadingHTTPServer on 127.0.0.1 for every local helpdesk, routed by `/{provider}/{account}/...`,
+plus a small control API under `/_control/` (create tickets, human edits, faults, calls, effect counts).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import asdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from infra.local.helpdesks.providers import HANDLERS, Reject, Request, Response, parse_query
+from infra.local.helpdesks.state import PROVIDERS, Call, Fault, HelpdeskState, credentials_for
+
+OUTBOX_HEADER = "x-deflect-outbox-id"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: HelpdeskServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: calls are recorded in state instead
+        return
+
+    def do_GET(self) -> None:
+        self._route()
+
+    def do_POST(self) -> None:
+        self._route()
+
+    def do_PUT(self) -> None:
+        self._route()
+
+    def do_DELETE(self) -> None:
+        self._route()
+
+    # ------------------------------------------------------------------ routing
+    def _route(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        parts = urlsplit(self.path)
+        if parts.path.startswith("/_control/"):
+            return self._send(self.server.control(self.command, parts.path, raw, parse_query(parts.query)))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self._send(serve(self.server.state, self.server.url, self.command, self.path, headers, raw))
+
+    def _send(self, response: Response) -> None:
+        payload = b"" if response.payload is None else json.dumps(response.payload).encode()
+        try:
+            self.send_response(response.status)
+            for key, value in response.headers.items():
+                self.send_header(key, value)
+            if payload:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client timed out and left
+
+
+def serve(
+    state: HelpdeskState,
+    base_url: str,
+    method: str,
+    target: str,
+    headers: dict[str, str],
+    raw: bytes,
+    *,
+    stall: Callable[[float], None] = time.sleep,
+) -> Response:
+    """Answer one helpdesk request as the provider would, after recording it and applying any injected fault.
+
+    `stall` is how a hang is played: a real sleep on the socket server, an exception for in-process transports.
+    """
+    parts = urlsplit(target)
+    segments = parts.path.split("/", 3)  # "", provider, account, rest
+    if len(segments) < 3 or segments[1] not in PROVIDERS or not segments[2]:
+        return Response(404, {"error": "unknown helpdesk"})
+    provider, account = segments[1], segments[2]
+    rest = "/" + segments[3] if len(segments) > 3 else ""
+    try:
+        body: Any = json.loads(raw) if raw else None
+    except ValueError:
+        body = raw.decode(errors="replace")
+    recorded = {k: ("<redacted>" if k == "x-deflect-signature" else v) for k, v in headers.items()}
+    call = Call(provider, account, method, rest + (f"?{parts.query}" if parts.query else ""), recorded, body, outbox_id=headers.get(OUTBOX_HEADER))
+    with state.lock:
+        state.calls.append(call)
+    request = Request(provider, account, method, rest, parse_query(parts.query), headers, raw, call.outbox_id, base_url)
+    fault = state.take_fault(provider, method, rest)
+    if fault and fault.mode == "hang_before":
+        call.status = 504
+        stall(fault.delay_s)
+        return Response(504, {"error": "gateway timeout"})
+    if fault and fault.mode == "before":
+        call.status = fault.status
+        return _fault_response(fault)
+    try:
+        response = HANDLERS[provider](state, request)
+    except Reject as reject:
+        response = reject.response
+    call.status = response.status
+    if fault and fault.mode == "after":
+        call.status = fault.status
+        return _fault_response(fault)
+    if fault and fault.mode == "hang_after":
+        stall(fault.delay_s)  # the change is made; the caller has given up waiting by the time we answer
+    return response
+
+
+def _fault_response(fault: Fault) -> Response:
+    headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+    return Response(fault.status, {"error": f"injected {fault.status}"}, headers)
+
+
+class HelpdeskServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, port: int = 0, state: HelpdeskState | None = None) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
+        self.state = state or HelpdeskState()
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+    # ------------------------------------------------------------------ control API
+    def control(self, method: str, path: str, raw: bytes, query: dict[str, list[str]]) -> Response:
+        state = self.state
+        body = json.loads(raw) if raw else {}
+        parts = path.strip("/").split("/")[1:]  # after "_control"
+        if parts == ["reset"] and method == "POST":
+            state.reset()
+            return Response(204)
+        if parts == ["faults"] and method == "POST":
+            state.faults.append(Fault(**body))
+            return Response(201, body)
+        if parts == ["calls"] and method == "GET":
+            provider = (query.get("provider") or [None])[0]
+            return Response(200, [asdict(c) for c in state.calls if provider in (None, c.provider)])
+        if parts == ["effects"] and method == "GET":
+            return Response(200, dict(state.effects))
+        if len(parts) == 3 and parts[2] == "credentials" and method == "GET":
+            return Response(200, credentials_for(parts[0], parts[1], self.url))
+        if len(parts) == 3 and parts[2] == "tickets" and method == "POST":
+            ticket = state.create_ticket(parts[0], parts[1], body.pop("id", None), **body)
+            return Response(201, {"id": ticket.id, "updated_at": ticket.updated_at.isoformat()})
+        if len(parts) == 5 and parts[2] == "tickets" and parts[4] == "human" and method == "POST":
+            try:
+                event = state.human_edit(parts[0], parts[1], parts[3], body.get("kind", "comment"), body.get("value"), body.get("body"))
+            except (KeyError, ValueError) as error:
+                return Response(400, {"error": str(error)})
+            return Response(201, {"id": event.id, "at": event.at.isoformat()})
+        return Response(404, {"error": "unknown control call"})
+
+
+class HelpdesksHandle:
+    """What `start_helpdesks` returns: the URL, the state (for in-process tests) and `stop()`."""
+
+    def __init__(self, server: HelpdeskServer, thread: threading.Thread) -> None:
+        self.server = server
+        self.state = server.state
+        self.url = server.url
+        self._thread = thread
+
+    def base_url(self, provider: str, account: str) -> str:
+        return f"{self.url}/{provider}/{account}"
+
+    def credentials(self, provider: str, account: str) -> dict[str, Any]:
+        return credentials_for(provider, account, self.url)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> HelpdesksHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_helpdesks(port: int = 0, state: HelpdeskState | None = None) -> HelpdesksHandle:
+    server = HelpdeskServer(port, state)
+    thread = threading.Thread(target=server.serve_forever, name="local-helpdesks", daemon=True, kwargs={"poll_interval": 0.05})
+    thread.start()
+    return HelpdesksHandle(server, thread)

@@ -1,0 +1,476 @@
+"""`make run`: the whole system on 127.0.0.1 with no AWS account.
+
+    python -m infra.local.stack --port 3000 [--data-dir .deflect-data]
+
+One process holds: a moto server (state machines executed, resources created from template.yaml), the
+real handlers (Step Functions' Lambda invokes routed to them in-process), an API Gateway stand-in with a dev
+token issuer, SQS pollers for the queue-triggered functions, and a seeded demo tenant.
+
+Python: `start_stack(port=0, data_dir=...)` returns a handle (`.base_url`, `.tokens`, `.resources`, `.stop()`);
+`separate_process=True` runs the same thing as a child process (what the e2e tests use, so moto's in-memory
+state and the process environment never mix with the test process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from infra.local import template as tpl
+from infra.local.resources import ACCOUNT, REGION, LocalResources
+
+DEFAULT_DATA_DIR = Path(".deflect-data")
+READY_FILE = "stack.json"
+
+# Start-up hooks, "module:function", called in order with the running Stack once the demo tenant is seeded.
+# A hook may call stack.note(...) for the banner, stack.set_env(...) and stack.on_stop(...). A hook whose
+# module is not in this build is skipped. Add yours with one line.
+STARTUP_HOOKS: list[str] = [
+    # "infra.local.helpdesks:stack_hook",    # local Zendesk/Intercom/Freshdesk/JSM servers
+    # "infra.local.helpcenter:stack_hook",   # demo help center loaded into the knowledge index
+]
+
+_running_lock = threading.Lock()
+_running: Stack | None = None
+
+
+@dataclass
+class Stack:
+    """A running local stack in this process."""
+
+    base_url: str
+    moto_url: str
+    data_dir: Path
+    resources: LocalResources
+    tokens: dict[str, str]
+    webhook_secrets: dict[str, str]
+    functions: Any
+    emulator: str
+    started_s: float
+    notes: list[str] = field(default_factory=list)
+    _stoppers: list[Callable[[], None]] = field(default_factory=list)
+    _saved_env: dict[str, str | None] = field(default_factory=dict)
+
+    def note(self, line: str) -> None:
+        """A line for the start-up banner (hooks say what they started and how to use it)."""
+        self.notes.append(line)
+
+    def on_stop(self, stopper: Callable[[], None]) -> None:
+        self._stoppers.append(stopper)
+
+    def set_env(self, values: dict[str, str]) -> None:
+        """Set variables the handlers read, then rebuild the composition root so they take effect."""
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+        from deflect import bootstrap
+
+        bootstrap.reset()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "base_url": self.base_url,
+            "moto_url": self.moto_url,
+            "data_dir": str(self.data_dir),
+            "emulator": self.emulator,
+            "tokens": self.tokens,
+            "webhook_secrets": self.webhook_secrets,
+            "resources": asdict(self.resources),
+            "started_s": self.started_s,
+        }
+
+    def stop(self) -> None:
+        global _running
+        while self._stoppers:
+            stopper = self._stoppers.pop()
+            try:
+                stopper()
+            except Exception:
+                traceback.print_exc()
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+        from deflect import bootstrap
+
+        bootstrap.reset()
+        with _running_lock:
+            if _running is self:
+                _running = None
+
+
+@dataclass
+class ChildStack:
+    """A local stack running as a child process; same attributes as Stack, read from its ready file."""
+
+    base_url: str
+    moto_url: str
+    data_dir: Path
+    resources: LocalResources
+    tokens: dict[str, str]
+    webhook_secrets: dict[str, str]
+    emulator: str
+    started_s: float
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def start_stack(
+    port: int = 0,
+    data_dir: Path | str = DEFAULT_DATA_DIR,
+    *,
+    separate_process: bool = False,
+    quiet: bool = False,
+    timeout_s: float = 90.0,
+) -> Stack | ChildStack:
+    data_dir = Path(data_dir).resolve()
+    if separate_process:
+        return _spawn(port, data_dir, timeout_s)
+    return _start_here(port, data_dir, quiet=quiet)
+
+
+# ---------------------------------------------------------------------------------------------- in process
+def _start_here(port: int, data_dir: Path, *, quiet: bool) -> Stack:
+    global _running
+    with _running_lock:
+        if _running is not None:
+            raise RuntimeError("a local stack already runs in this process (moto's state is process-wide)")
+        started = time.perf_counter()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        stoppers: list[Callable[[], None]] = []
+        saved_env: dict[str, str | None] = {}
+        try:
+            stack = _boot(port, data_dir, quiet, stoppers, saved_env, started)
+        except BaseException:
+            for stopper in reversed(stoppers):
+                try:
+                    stopper()
+                except Exception:
+                    traceback.print_exc()
+            _restore(saved_env)
+            raise
+        _running = stack
+    _run_hooks(stack)
+    (data_dir / READY_FILE).write_text(json.dumps(stack.describe(), indent=2))
+    stack.on_stop(lambda: (data_dir / READY_FILE).unlink(missing_ok=True))
+    return stack
+
+
+def _boot(
+    port: int,
+    data_dir: Path,
+    quiet: bool,
+    stoppers: list[Callable[[], None]],
+    saved_env: dict[str, str | None],
+    started: float,
+) -> Stack:
+    import boto3
+    import moto
+    from moto.server import ThreadedMotoServer
+
+    from deflect import bootstrap
+    from infra.local import lambda_router
+    from infra.local.api import LocalApi, serve
+    from infra.local.dev_issuer import DevIssuer
+    from infra.local.functions import LocalFunctions
+    from infra.local.openapi import DOCS_HTML, merged_document
+    from infra.local.pollers import SqsPoller
+    from infra.local.resources import create_all
+    from infra.local.seed import seed_demo_tenant
+
+    # 1. moto, on loopback only, with state machines executed and Lambda without Docker.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per moto call drowns the banner
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    stoppers.append(server.stop)
+    moto_port = server.get_host_and_port()[1]
+    moto_url = f"http://127.0.0.1:{moto_port}"
+    stoppers.append(lambda: _post(moto_url + "/moto-api/reset", {}))  # moto's state is process-wide
+    _post(
+        moto_url + "/moto-api/config",
+        {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}},
+    )
+    emulator = f"moto {moto.__version__}"
+
+    # 2. This process talks to moto like a Lambda talks to AWS: endpoint + dummy credentials.
+    _set_env(
+        saved_env,
+        {
+            "AWS_ENDPOINT_URL": moto_url,
+            "MOTO_PORT": str(moto_port),  # moto's state-machine interpreter calls back on this port
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+            "AWS_PROFILE": None,
+            "AWS_SESSION_TOKEN": None,
+        },
+    )
+    session = boto3.session.Session(region_name=REGION)
+    resources = create_all(session)
+
+    # 3. Handlers share this process, so their environment is the union of every function's (same names).
+    env: dict[str, str] = {}
+    for name in tpl.functions():
+        for key, value in resources.environment(name).items():
+            if key in env and env[key] != value:
+                print(f"[stack] {name} sets {key} differently from another function; keeping the first", file=sys.stderr)
+            env.setdefault(key, value)
+    env.update(
+        {
+            "DEFLECT_EMULATOR": emulator,
+            "DEFLECT_LOCAL_DATA_DIR": str(data_dir),
+            "KNOWLEDGE_DATA_DIR": str(data_dir / "knowledge"),
+            "MODEL_DATA_DIR": str(data_dir / "models"),
+            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
+        }
+    )
+    _set_env(saved_env, env)
+    bootstrap.reset()
+    stoppers.append(bootstrap.reset)
+
+    # 4. The real handlers, behind Step Functions' Lambda invokes and the API.
+    functions = LocalFunctions()
+    functions.load_all()
+    stoppers.append(lambda_router.install(functions))
+
+    issuer = DevIssuer.in_dir(data_dir)
+    tokens, secrets = seed_demo_tenant(bootstrap.container(), data_dir, issuer)
+
+    stage = str(resources.resolve({"Ref": "Stage"}))
+    max_body = int(resources.resolve({"Ref": "MaxRequestBodyBytes"}))
+    document: dict[str, Any] = {}
+    api = LocalApi(functions, issuer, stage=stage, max_body_bytes=max_body)
+    http_server, http_port = serve(api, port, quiet=quiet)
+    stoppers.append(http_server.server_close)
+    stoppers.append(http_server.shutdown)
+    base_url = f"http://127.0.0.1:{http_port}"
+
+    def openapi() -> tuple[int, list[tuple[str, str]], bytes]:
+        if not document:
+            document.update(merged_document(functions, base_url))
+        return 200, [("Content-Type", "application/json")], json.dumps(document).encode()
+
+    api.extra_routes[("GET", "/v1/openapi.json")] = openapi
+    api.extra_routes[("GET", "/v1/docs")] = lambda: (200, [("Content-Type", "text/html; charset=utf-8")], DOCS_HTML.encode())
+
+    # 5. Queue consumers, like Lambda's SQS event source mappings.
+    sqs = session.client("sqs")
+    for name, spec in tpl.functions().items():
+        for queue in spec.sqs_queues:
+            poller = SqsPoller(
+                sqs,
+                name,
+                resources.queues[queue],
+                resources.queue_arns[queue],
+                functions.invoke,
+                batch_size=_batch_size(name, queue),
+            )
+            poller.start()
+            stoppers.append(poller.stop)
+
+    return Stack(
+        base_url=base_url,
+        moto_url=moto_url,
+        data_dir=data_dir,
+        resources=resources,
+        tokens=tokens,
+        webhook_secrets=secrets,
+        functions=functions,
+        emulator=emulator,
+        started_s=round(time.perf_counter() - started, 3),
+        _stoppers=stoppers,
+        _saved_env=saved_env,
+    )
+
+
+def _set_env(saved: dict[str, str | None], values: dict[str, str | None]) -> None:
+    for key, value in values.items():
+        saved.setdefault(key, os.environ.get(key))
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def _post(url: str, body: dict[str, Any]) -> None:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback moto only
+        answer.read()
+
+
+def _batch_size(function: str, queue: str) -> int:
+    events = tpl.resources("AWS::Serverless::Function")[function]["Properties"].get("Events", {})
+    for event in events.values():
+        props = event.get("Properties", {})
+        if event["Type"] == "SQS" and props.get("Queue", {}).get("Fn::GetAtt", [None])[0] == queue:
+            return int(props.get("BatchSize", 10))
+    return 10
+
+
+def _run_hooks(stack: Stack) -> None:
+    for entry in STARTUP_HOOKS:
+        module_name, _, attr = entry.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as missing:
+            if missing.name and module_name.startswith(missing.name):
+                continue  # that capability is not in this build yet
+            raise
+        try:
+            getattr(module, attr or "stack_hook")(stack)
+        except Exception as error:
+            traceback.print_exc()
+            stack.note(f"start-up hook {entry} failed: {type(error).__name__}: {error}")
+
+
+# ---------------------------------------------------------------------------------------------- child process
+def _spawn(port: int, data_dir: Path, timeout_s: float) -> ChildStack:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ready = data_dir / READY_FILE
+    ready.unlink(missing_ok=True)
+    log_path = data_dir / "stack.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603 - our own module with our own interpreter
+            [sys.executable, "-m", "infra.local.stack", "--port", str(port), "--data-dir", str(data_dir), "--quiet"],
+            cwd=tpl.ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tpl.ROOT / "layers" / "core"), str(tpl.ROOT)])},
+        )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"local stack exited with {process.returncode}:\n{log_path.read_text(errors='replace')}")
+        if ready.exists():
+            try:
+                info = json.loads(ready.read_text())
+            except json.JSONDecodeError:
+                info = {}
+            if info.get("pid") == process.pid:
+                return ChildStack(
+                    base_url=info["base_url"],
+                    moto_url=info["moto_url"],
+                    data_dir=data_dir,
+                    resources=LocalResources(**info["resources"]),
+                    tokens=info["tokens"],
+                    webhook_secrets=info["webhook_secrets"],
+                    emulator=info["emulator"],
+                    started_s=info["started_s"],
+                    process=process,
+                    log_path=log_path,
+                )
+        time.sleep(0.1)
+    process.kill()
+    raise TimeoutError(f"local stack not ready after {timeout_s}s:\n{log_path.read_text(errors='replace')}")
+
+
+# ---------------------------------------------------------------------------------------------- make run
+def banner(stack: Stack) -> str:
+    r = stack.resources
+    data = stack.data_dir
+    try:
+        shown = data.relative_to(Path.cwd())
+    except ValueError:
+        shown = data
+    pollers = ", ".join(f"{q} → {name}" for name, spec in tpl.functions().items() for q in spec.sqs_queues)
+    machines = ", ".join(r.state_machines)
+    lines = [
+        "",
+        f"Deflect local stack — ready in {stack.started_s:.1f}s, everything on 127.0.0.1 ({stack.emulator})",
+        "",
+        f"  API            {stack.base_url}   routes from template.yaml, real handlers in this process",
+        f"                 docs {stack.base_url}/v1/docs   spec {stack.base_url}/v1/openapi.json",
+        f"  AWS (moto)     {stack.moto_url}   tables {', '.join(r.tables)}; buckets {', '.join(r.buckets.values())}",
+        f"                 queues {', '.join(r.queues)}; credentials: any dummy values, region {REGION}",
+        f"  Step Functions {machines} (Lambda tasks call the real handlers)",
+        f"  Queue pollers  {pollers}",
+        f"  Demo tenant    demo — config and webhook secrets seeded; secrets in {shown}/demo-secrets.json",
+    ]
+    if stack.functions.load_errors:
+        for name, error in stack.functions.load_errors.items():
+            lines.append(f"  !! {name} failed to load: {error} (its routes answer 502)")
+    lines += [f"  {n}" for n in stack.notes]
+    lines += ["", f"  Dev tokens (tenant demo; also in {shown}/tokens.json):"]
+    lines += [f"    {role:<10} {token}" for role, token in stack.tokens.items()]
+    lines += [
+        "",
+        "  Try:",
+        f"    curl {stack.base_url}/v1/health",
+        f"    TOKEN=$(python3 -c 'import json; print(json.load(open(\"{shown}/tokens.json\"))[\"tokens\"][\"agent\"])')",
+        f'    curl -H "Authorization: Bearer $TOKEN" {stack.base_url}/v1/tasks',
+        f"    AWS_ENDPOINT_URL={stack.moto_url} AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x \\",
+        f"      aws dynamodb query --region {REGION} --table-name SupportTable \\",
+        "      --key-condition-expression 'PK = :pk' --expression-attribute-values '{\":pk\":{\"S\":\"T#demo\"}}'",
+        "",
+        f"  State lives in memory and is gone on exit; {shown}/ keeps tokens, secrets and the knowledge index.",
+        f"  Account {ACCOUNT}. Ctrl-C stops everything.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.local.stack", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=3000, help="API port on 127.0.0.1 (0 picks a free one)")
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="where tokens, secrets and indexes live")
+    parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    args = parser.parse_args(argv)
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stack = _start_here(args.port, Path(args.data_dir).resolve(), quiet=args.quiet)
+    print(banner(stack), flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        print("Stopping the local stack…", flush=True)
+        stack.stop()
+        print("Stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,398 @@
+"""KnowledgeIndex on Amazon OpenSearch Service (`es`) or OpenSearch Serverless (`aoss`), SigV4-signed.
+
+Hybrid search is one `_msearch`: BM25 over the analysed fields (plus exact identifier terms) and k-NN over the
+chunk embeddings, both under the same filters; the two lists are fused client-side by the shared ranking, so
+results match the embedded index in shape and scoring (and no search pipeline is needed, which Serverless
+lacks). The tenant filter, the visibility filter and the expiry/superseded exclusions are built here, never by
+callers, and every hit is re-checked against its own `_source` before it is returned.
+
+Serverless differences handled: no custom document ids in vector collections (old chunks are found by query and
+deleted by their generated ids) and no refresh API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+from deflect.domain.errors import Throttled, TransientFailure
+from deflect.domain.tenancy import TenantContext
+from deflect.knowledge import ranking
+from deflect.knowledge.chunking import identifiers
+from deflect.knowledge.models import Chunk, SearchHit, SearchRequest
+
+DEFAULT_INDEX = "deflect-knowledge"
+NEVER = 2**62
+BULK_LINES = 500
+MAX_CHUNKS_PER_ARTICLE = 1000
+LEXICAL_FIELDS = ["title^2", "headings^1.5", "text"]
+IDENTIFIER_BOOST = 10.0
+_SOURCE = {"excludes": ["embedding"]}
+
+
+def index_body(dimensions: int) -> dict[str, Any]:
+    """Settings and mappings of the knowledge index (infra/opensearch/knowledge-index-template.json mirrors it)."""
+    english = {"type": "text", "analyzer": "english"}
+    keyword = {"type": "keyword"}
+    return {
+        "settings": {"index": {"knn": True}},
+        "mappings": {
+            "dynamic": "strict",
+            "properties": {
+                "tenant_id": keyword,
+                "article_id": keyword,
+                "article_version": {"type": "integer"},
+                "chunk_id": keyword,
+                "ordinal": {"type": "integer"},
+                "title": english,
+                "heading_path": keyword,
+                "headings": english,
+                "text": english,
+                "start": {"type": "integer"},
+                "end": {"type": "integer"},
+                "product_area": keyword,
+                "locale": keyword,
+                "visibility": keyword,
+                "segments": keyword,
+                "authority": {"type": "byte"},
+                "updated_at": {"type": "date"},
+                "review_by": {"type": "date", "format": "strict_date"},
+                "expires_epoch": {"type": "long"},
+                "superseded": {"type": "boolean"},
+                "identifiers": keyword,
+                "defined_identifiers": keyword,
+                "url": {"type": "keyword", "index": False},
+                "embedding": {
+                    "type": "knn_vector",
+                    "dimension": dimensions,
+                    "method": {
+                        "name": "hnsw",
+                        "engine": "lucene",
+                        "space_type": "cosinesimil",
+                        "parameters": {"m": 16, "ef_construction": 128},
+                    },
+                },
+            },
+        },
+    }
+
+
+def opensearch_client(endpoint: str, *, service: str, region: str, session: Any = None, timeout: float = 10.0) -> Any:
+    """A SigV4-signed client for a managed domain (`es`) or a Serverless collection (`aoss`)."""
+    from opensearchpy import AWSV4SignerAuth, OpenSearch, RequestsHttpConnection
+
+    if service not in ("es", "aoss"):
+        raise ValueError("service must be 'es' or 'aoss'")
+    if session is None:
+        import boto3
+
+        session = boto3.session.Session(region_name=region)
+    parsed = urlparse(endpoint if "://" in endpoint else f"https://{endpoint}")
+    return OpenSearch(
+        hosts=[{"host": parsed.hostname, "port": parsed.port or (443 if parsed.scheme == "https" else 80)}],
+        http_auth=AWSV4SignerAuth(session.get_credentials(), region, service),
+        use_ssl=parsed.scheme == "https",
+        verify_certs=True,
+        connection_class=RequestsHttpConnection,
+        timeout=timeout,
+        pool_maxsize=20,
+    )
+
+
+@contextlib.contextmanager
+def _translated(operation: str) -> Iterator[None]:
+    from opensearchpy.exceptions import ConnectionError as OsConnectionError
+    from opensearchpy.exceptions import TransportError
+
+    try:
+        yield
+    except OsConnectionError as error:  # includes timeouts
+        raise TransientFailure(f"{operation}: {type(error).__name__}") from error
+    except TransportError as error:
+        status = error.status_code if isinstance(error.status_code, int) else 0
+        if status == 429:
+            raise Throttled(f"{operation}: throttled") from error
+        raise TransientFailure(f"{operation}: status {status}") from error
+
+
+def filters(tenant_id: str, request: SearchRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(filter, must_not) clauses every query carries."""
+    clauses: list[dict[str, Any]] = [
+        {"term": {"tenant_id": tenant_id}},
+        {"range": {"expires_epoch": {"gt": int(request.now.timestamp())}}},
+    ]
+    if request.product_area:
+        clauses.append({"term": {"product_area": request.product_area}})
+    if request.audience.kind != "agent":
+        readable: list[dict[str, Any]] = [{"term": {"visibility": "public"}}]
+        if request.audience.segments:
+            segments = sorted(request.audience.segments)
+            readable.append(
+                {"bool": {"filter": [{"term": {"visibility": "segments"}}, {"terms": {"segments": segments}}]}}
+            )
+        clauses.append({"bool": {"should": readable, "minimum_should_match": 1}})
+    return clauses, [{"term": {"superseded": True}}]
+
+
+def lexical_body(tenant_id: str, request: SearchRequest, size: int) -> dict[str, Any]:
+    clauses, excluded = filters(tenant_id, request)
+    matching: list[dict[str, Any]] = [
+        {"multi_match": {"query": request.text, "fields": LEXICAL_FIELDS, "type": "most_fields"}}
+    ]
+    query_ids = identifiers(request.text)
+    if query_ids:
+        matching.append({"terms": {"identifiers": query_ids, "boost": IDENTIFIER_BOOST}})
+    return {
+        "size": size,
+        "_source": _SOURCE,
+        "query": {
+            "bool": {
+                "must": [{"bool": {"should": matching, "minimum_should_match": 1}}],
+                "filter": clauses,
+                "must_not": excluded,
+            }
+        },
+    }
+
+
+def knn_body(tenant_id: str, request: SearchRequest, vector: list[float], size: int) -> dict[str, Any]:
+    clauses, excluded = filters(tenant_id, request)
+    return {
+        "size": size,
+        "_source": _SOURCE,
+        "query": {
+            "knn": {
+                "embedding": {
+                    "vector": vector,
+                    "k": size,
+                    "filter": {"bool": {"filter": clauses, "must_not": excluded}},
+                }
+            }
+        },
+    }
+
+
+def document(chunk: Chunk, vector: list[float] | None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "tenant_id": chunk.tenant_id,
+        "article_id": chunk.article_id,
+        "article_version": chunk.article_version,
+        "chunk_id": chunk.chunk_id,
+        "ordinal": chunk.ordinal,
+        "title": chunk.title,
+        "heading_path": chunk.heading_path,
+        "headings": " > ".join(chunk.heading_path),
+        "text": chunk.text,
+        "start": chunk.start,
+        "end": chunk.end,
+        "product_area": chunk.product_area,
+        "locale": chunk.locale,
+        "visibility": chunk.visibility,
+        "segments": chunk.segments,
+        "authority": chunk.authority,
+        "updated_at": chunk.updated_at.isoformat(),
+        "review_by": chunk.review_by.isoformat() if chunk.review_by else None,
+        "expires_epoch": int(chunk.expires_at.timestamp()) if chunk.expires_at else NEVER,
+        "superseded": chunk.superseded,
+        "identifiers": chunk.identifiers,
+        "defined_identifiers": chunk.defined_identifiers,
+        "url": chunk.url,
+    }
+    if vector is not None:
+        doc["embedding"] = [float(v) for v in vector]
+    return doc
+
+
+def _admissible(source: dict[str, Any], tenant_id: str, request: SearchRequest) -> bool:
+    """The same rules as the query filters, checked on the hit itself: nothing foreign ever leaves the adapter."""
+    if source.get("tenant_id") != tenant_id or source.get("superseded"):
+        return False
+    if int(source.get("expires_epoch", NEVER)) <= int(request.now.timestamp()):
+        return False
+    if request.product_area and source.get("product_area") != request.product_area:
+        return False
+    return request.audience.may_read(str(source.get("visibility")), source.get("segments") or [])
+
+
+class OpenSearchKnowledgeIndex:
+    def __init__(
+        self,
+        client: Any,
+        embeddings: Any | None,
+        *,
+        index_name: str = DEFAULT_INDEX,
+        service: str = "es",
+        candidates: int = ranking.CANDIDATES,
+    ) -> None:
+        self._client = client
+        self._embeddings = embeddings  # None: lexical only (a deployment without Bedrock access)
+        self.index_name = index_name
+        self._service = service
+        self._candidates = candidates
+        self._pending: list[tuple[str, str, list[Chunk]]] = []
+        self._ready = False
+
+    # ------------------------------------------------------------------ writes
+    def ensure_index(self) -> None:
+        if self._ready:
+            return
+        with _translated("indices.exists"):
+            exists = self._client.indices.exists(index=self.index_name)
+        if not exists:
+            dimensions = int(getattr(self._embeddings, "dimensions", 1024))
+            with _translated("indices.create"):
+                self._client.indices.create(index=self.index_name, body=index_body(dimensions))
+        self._ready = True
+
+    def replace_article(self, ctx: TenantContext, article_id: str, chunks: list[Chunk]) -> None:
+        if any(c.tenant_id != ctx.tenant_id or c.article_id != article_id for c in chunks):
+            raise ValueError("chunks must belong to the caller's tenant and article")
+        self._pending.append((ctx.tenant_id, article_id, list(chunks)))
+
+    def remove_article(self, ctx: TenantContext, article_id: str) -> None:
+        self._pending.append((ctx.tenant_id, article_id, []))
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        self.ensure_index()
+        everything = [c for _, _, chunks in self._pending for c in chunks]
+        vectors: list[Any] = [None] * len(everything)
+        if self._embeddings is not None and everything:
+            vectors = list(self._embeddings.embed([c.embedding_text() for c in everything]))
+        by_chunk = {(c.tenant_id, c.chunk_id): v for c, v in zip(everything, vectors, strict=True)}
+        actions: list[dict[str, Any]] = []
+        for tenant_id, article_id, chunks in self._pending:
+            stale_ids = self._indexed_ids(tenant_id, article_id)
+            for chunk in chunks:
+                header: dict[str, Any] = {"_index": self.index_name}
+                if self._service == "es":
+                    header["_id"] = self.document_id(chunk)
+                    stale_ids.discard(header["_id"])
+                actions += [{"index": header}, document(chunk, by_chunk[(chunk.tenant_id, chunk.chunk_id)])]
+            actions += [{"delete": {"_index": self.index_name, "_id": doc_id}} for doc_id in sorted(stale_ids)]
+        self._bulk(actions)
+        if self._service == "es":
+            with _translated("indices.refresh"):
+                self._client.indices.refresh(index=self.index_name)
+        self._pending.clear()
+
+    @staticmethod
+    def document_id(chunk: Chunk) -> str:
+        return f"{chunk.tenant_id}:{chunk.chunk_id}"
+
+    def _indexed_ids(self, tenant_id: str, article_id: str) -> set[str]:
+        body = {
+            "size": MAX_CHUNKS_PER_ARTICLE,
+            "_source": ["tenant_id", "article_id"],
+            "query": {"bool": {"filter": [{"term": {"tenant_id": tenant_id}}, {"term": {"article_id": article_id}}]}},
+        }
+        with _translated("search"):
+            response = self._client.search(index=self.index_name, body=body)
+        return {
+            hit["_id"]
+            for hit in response.get("hits", {}).get("hits", [])
+            if hit.get("_source", {}).get("tenant_id") == tenant_id
+            and hit.get("_source", {}).get("article_id") == article_id
+        }
+
+    def _bulk(self, actions: list[dict[str, Any]]) -> None:
+        start = 0
+        while start < len(actions):
+            end = min(len(actions), start + BULK_LINES)
+            if "index" in actions[end - 1]:
+                end += 1  # never split an action from its document
+            with _translated("bulk"):
+                response = self._client.bulk(body=actions[start:end])
+            if response.get("errors"):
+                failed = [i for i in response.get("items", []) if next(iter(i.values())).get("error")]
+                first = next(iter(failed[0].values())).get("error") if failed else "unknown"
+                reason = first.get("type", "error") if isinstance(first, dict) else str(first)
+                raise TransientFailure(f"bulk: {len(failed)} actions failed ({reason})")
+            start = end
+
+    # ------------------------------------------------------------------ search
+    def search(self, ctx: TenantContext, request: SearchRequest) -> list[SearchHit]:
+        size = self._candidates
+        lexical_request = lexical_body(ctx.tenant_id, request, size)
+        if self._embeddings is None:
+            with _translated("search"):
+                responses = [self._client.search(index=self.index_name, body=lexical_request)]
+        else:
+            vector = [float(v) for v in self._embeddings.embed([request.text])[0]]
+            body = [
+                {"index": self.index_name},
+                lexical_request,
+                {"index": self.index_name},
+                knn_body(ctx.tenant_id, request, vector, size),
+            ]
+            with _translated("msearch"):
+                responses = self._client.msearch(body=body).get("responses", [])
+        for response in responses:
+            if response.get("error"):
+                if response.get("status") == 404:
+                    return []  # no article indexed yet
+                raise TransientFailure(f"msearch: status {response.get('status')}")
+        return self._fuse(ctx.tenant_id, request, responses)
+
+    def _fuse(self, tenant_id: str, request: SearchRequest, responses: list[dict[str, Any]]) -> list[SearchHit]:
+        lexical = {h["_id"]: h for h in responses[0].get("hits", {}).get("hits", [])}
+        dense = {h["_id"]: h for h in responses[1].get("hits", {}).get("hits", [])} if len(responses) > 1 else {}
+        # cosinesimil scores are (1 + cos) / 2; a chunk outside the k-NN list is at most as close as its last hit.
+        cosines = {doc_id: 2.0 * float(h.get("_score") or 0.0) - 1.0 for doc_id, h in dense.items()}
+        floor = min(cosines.values()) if cosines else 0.0
+        query_ids = identifiers(request.text)
+        candidates = []
+        for doc_id, hit in {**lexical, **dense}.items():
+            source = hit.get("_source", {})
+            if not _admissible(source, tenant_id, request):
+                continue
+            review_by = source.get("review_by")
+            candidates.append(
+                ranking.Candidate(
+                    article_id=source["article_id"],
+                    chunk_id=source["chunk_id"],
+                    lexical=float(lexical[doc_id].get("_score") or 0.0) if doc_id in lexical else 0.0,
+                    dense=cosines.get(doc_id, floor) if len(responses) > 1 else None,
+                    matched_identifiers=[i for i in query_ids if i in (source.get("identifiers") or [])],
+                    defined_matches=sum(1 for i in query_ids if i in (source.get("defined_identifiers") or [])),
+                    authority=int(source.get("authority", 3)),
+                    updated_at=_parse_time(source.get("updated_at")),
+                    stale=bool(review_by) and str(review_by) < request.now.date().isoformat(),
+                    payload=source,
+                )
+            )
+        ranked = ranking.rank(candidates, query_identifiers=len(query_ids), k=request.k, now=request.now)
+        return [_hit(c) for c in ranked]
+
+
+def _parse_time(value: Any) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+
+
+def _hit(candidate: ranking.Candidate) -> SearchHit:
+    source = candidate.payload
+    return SearchHit(
+        article_id=source["article_id"],
+        version=int(source["article_version"]),
+        chunk_id=source["chunk_id"],
+        title=source.get("title", ""),
+        heading_path=list(source.get("heading_path") or []),
+        text=source.get("text", ""),
+        start=int(source.get("start", 0)),
+        end=int(source.get("end", 0)),
+        score=candidate.score,
+        lexical=candidate.lexical,
+        dense=candidate.dense or 0.0,
+        stale=candidate.stale,
+        authority=candidate.authority,
+        product_area=source.get("product_area", "general"),
+        visibility=source.get("visibility", "public"),
+        matched_identifiers=candidate.matched_identifiers,
+        url=source.get("url"),
+        updated_at=candidate.updated_at,
+    )

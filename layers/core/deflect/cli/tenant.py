@@ -1,0 +1,129 @@
+"""`deflect tenant create|show|rotate-secret|replay`: onboard a tenant, inspect it, rotate secrets, replay quarantine.
+
+Secrets and API keys are printed once, when created; `show` prints how many secrets each provider has, never values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from deflect.domain.errors import DeflectError
+
+PROVIDERS = ("zendesk", "intercom", "freshdesk", "jira", "generic")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    tenant = commands.add_parser("tenant", help="tenant onboarding and secrets").add_subparsers(
+        dest="tenant_command", required=True
+    )
+
+    create = tenant.add_parser("create", help="create a tenant, its webhook secrets and its API key")
+    create.add_argument("--tenant", required=True, help="tenant id (^[a-z0-9][a-z0-9-]{2,62}$)")
+    create.add_argument("--name", required=True, help="display name")
+    create.add_argument("--providers", default=",".join(PROVIDERS), help="comma list of helpdesks to accept")
+    create.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="PROVIDER=VALUE",
+        help="a signing secret the helpdesk generated (Zendesk signing secret, Intercom client secret)",
+    )
+    create.add_argument("--freshdesk-header", help="header that carries the Freshdesk shared secret")
+    create.set_defaults(func=run_create)
+
+    show = tenant.add_parser("show", help="print a tenant's configuration and secret status")
+    show.add_argument("--tenant", required=True)
+    show.set_defaults(func=run_show)
+
+    rotate = tenant.add_parser("rotate-secret", help="new current secret; the previous one keeps verifying")
+    rotate.add_argument("--tenant", required=True)
+    rotate.add_argument("--provider", required=True, choices=(*PROVIDERS, "api"))
+    rotate.add_argument("--value", help="the new secret when the helpdesk generates it (Zendesk, Intercom)")
+    rotate.set_defaults(func=run_rotate)
+
+    replay = tenant.add_parser("replay", help="re-run a quarantined webhook through the current parser")
+    replay.add_argument("--tenant", required=True)
+    replay.add_argument("--key", required=True, help="evidence key logged when the delivery was quarantined")
+    replay.set_defaults(func=run_replay)
+
+
+def _print(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _fail(error: DeflectError) -> int:
+    print(json.dumps({"error": error.code, "message": error.detail}), file=sys.stderr)
+    return 1
+
+
+def _secrets(pairs: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for pair in pairs:
+        provider, sep, value = pair.partition("=")
+        if not sep or provider not in PROVIDERS or not value:
+            raise SystemExit(f"--secret expects PROVIDER=VALUE with PROVIDER in {', '.join(PROVIDERS)}")
+        found[provider] = value
+    return found
+
+
+def run_create(args: argparse.Namespace) -> int:
+    from deflect.bootstrap import container
+
+    providers = [p.strip() for p in args.providers.split(",") if p.strip()]
+    try:
+        created = container().tenant_admin.create(
+            args.tenant,
+            args.name,
+            providers=providers,
+            actor="cli:tenant",
+            provided_secrets=_secrets(args.secret),
+            freshdesk_secret_header=args.freshdesk_header,
+        )
+    except DeflectError as error:
+        return _fail(error)
+    created["webhook_paths"] = {p: f"/v1/webhooks/{p}/{args.tenant}" for p in providers}
+    created["note"] = (
+        "api_key and webhook_secrets are shown once; store them in your helpdesk / secret manager now"
+    )
+    _print(created)
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from deflect.bootstrap import container
+
+    try:
+        _print(container().tenant_admin.show(args.tenant))
+    except DeflectError as error:
+        return _fail(error)
+    return 0
+
+
+def run_rotate(args: argparse.Namespace) -> int:
+    from deflect.bootstrap import container
+
+    try:
+        _print(
+            container().tenant_admin.rotate_secret(
+                args.tenant, args.provider, actor="cli:tenant", value=args.value
+            )
+        )
+    except DeflectError as error:
+        return _fail(error)
+    return 0
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from deflect.bootstrap import container
+    from deflect.domain.tenancy import TenantContext
+
+    ctx = TenantContext(tenant_id=args.tenant, actor="cli:tenant", via="cli")
+    try:
+        reply = container().intake.replay_quarantined(ctx, args.key)
+    except DeflectError as error:
+        return _fail(error)
+    _print({"status_code": reply.status_code, **reply.body})
+    return 0

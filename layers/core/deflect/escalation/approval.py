@@ -1,0 +1,307 @@
+"""The agents' side of human tasks: list, read, claim and decide.
+
+Rules: the tenant comes from the caller's token only (another tenant's task is simply not found); roles are
+`agent`, `approver`, `supervisor`; sensitive actions need `approver`; amounts above the tenant's threshold need a
+second, different approver; approving never changes the proposal (editing does, and the diff is stored); a
+decision is idempotent by its `decision_id`; decided → 409, expired → 410.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from datetime import datetime
+from typing import Any
+
+from deflect.domain.canonical import sha256_hex
+from deflect.domain.errors import Conflict, Gone, MalformedPayload, NotFound
+from deflect.domain.models import HumanTask, RequestedAction, TaskStatus
+from deflect.domain.tenancy import TenantContext
+from deflect.escalation import policy
+from deflect.escalation.models import DecisionRequest, TaskDecision
+from deflect.escalation.records import EscalationPorts, count
+from deflect.escalation.summary import EscalationSummary, render_markdown
+from deflect.http import require_role
+from deflect.observability import logger
+from deflect.pii import redact
+
+LINK_SECONDS = 300
+UNDO_ATTEMPTS = 5
+CLOSED: frozenset[TaskStatus] = frozenset({"expired", "reassigned", "failed"})
+
+
+class ApprovalService:
+    def __init__(self, ports: EscalationPorts) -> None:
+        self.p = ports
+
+    # ------------------------------------------------------------------ reading
+    def list_tasks(
+        self, ctx: TenantContext, queue: str | None = None, status: TaskStatus | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """The caller's tenant only; near-due tasks first, then by due time."""
+        _working(ctx)
+        config = self.p.tenants.get(ctx)
+        queues = [queue] if queue else list(dict.fromkeys(config.escalation_queues))
+        statuses: list[TaskStatus] = [status] if status else ["open", "claimed"]
+        found = [t for q in queues for s in statuses for t in self.p.tasks.in_queue(ctx, q, s, limit=limit)]
+        now = self.p.now()
+        views = [self._view(t, now) for t in found]
+        views.sort(key=lambda v: (not v["near_due"], v["due_at"]))
+        return views[:limit]
+
+    def task_detail(self, ctx: TenantContext, task_id: str) -> dict[str, Any]:
+        """The task, its summary as Markdown, and short-lived links to the evidence."""
+        _working(ctx)
+        task = self._task(ctx, task_id)
+        detail: dict[str, Any] = {"task": self._view(task, self.p.now()), "summary": None, "evidence": []}
+        if task.summary is not None:
+            document = json.loads(self.p.evidence.read(ctx, task.summary))
+            summary = EscalationSummary.model_validate(document["summary"])
+            refs = [task.summary, *summary.evidence]
+            links = {ref.key: self.p.evidence.presign(ctx, ref, expires_s=LINK_SECONDS) for ref in refs}
+            detail["summary"] = {
+                "markdown": render_markdown(summary, links),
+                **summary.model_dump(mode="json"),
+            }
+            detail["evidence"] = [
+                {"kind": ref.kind, "sha256": ref.sha256, "url": links[ref.key], "expires_in_s": LINK_SECONDS}
+                for ref in refs
+            ]
+        decision = self.p.decisions.for_task(ctx, task_id)
+        if decision is not None:
+            detail["decision"] = decision.model_dump(mode="json", exclude={"tenant_id"})
+        return detail
+
+    # ------------------------------------------------------------------ claiming
+    def claim(self, ctx: TenantContext, task_id: str) -> dict[str, Any]:
+        task = self._task(ctx, task_id)
+        policy.authorize_work(ctx.roles, task)
+        now = self.p.now()
+        self._ensure_open(task, now)
+        if task.assignee == ctx.actor:
+            return self._view(task, now)
+        if task.assignee is not None:
+            raise Conflict("claimed by another agent")
+        claimed = task.model_copy(update={"status": "claimed", "assignee": ctx.actor, "updated_at": now})
+        self.p.audit.append(
+            ctx,
+            task.ticket_id,
+            "task.claimed",
+            {"task_id": task_id},
+            writes=[self.p.tasks.save_write(claimed)],
+        )
+        return self._view(claimed, now)
+
+    # ------------------------------------------------------------------ deciding
+    def decide(self, ctx: TenantContext, task_id: str, body: DecisionRequest) -> dict[str, Any]:
+        _working(ctx)
+        task = self._task(ctx, task_id)
+        prior = self.p.decisions.by_id(ctx, body.decision_id)
+        if prior is not None:
+            if (prior.task_id, prior.actor, prior.outcome) == (task_id, ctx.actor, body.outcome):
+                return prior.response()  # the same request again: same answer, nothing new happens
+            raise Conflict("decision_id already used")
+        now = self.p.now()
+        self._ensure_open(task, now)
+        if task.assignee not in (None, ctx.actor) and not ctx.has_role("supervisor"):
+            raise Conflict("claimed by another agent")
+        policy.authorize_work(ctx.roles, task)  # the cheap refusal first; the full rules need the tenant's policy
+        config = self.p.tenants.get(ctx)
+        action, reply, diff = _final_content(task, body)
+        policy.authorize_decision(ctx.roles, ctx.actor, task, body.outcome, action, config.policy)
+        if body.outcome == "reassign" and task.queue == policy.supervisor_queue(config):
+            raise Conflict("there is no queue after the supervisor queue")
+        token = self._token(ctx, task)  # before anything changes: a bad token leaves everything as it was
+        approving = body.outcome in ("approve", "edit")
+        approvals = (
+            [*task.approvals, ctx.actor] if approving and ctx.actor not in task.approvals else task.approvals
+        )
+        record = TaskDecision(
+            tenant_id=ctx.tenant_id,
+            task_id=task_id,
+            ticket_id=task.ticket_id,
+            decision_id=body.decision_id,
+            outcome=body.outcome,
+            actor=ctx.actor,
+            actor_roles=sorted(ctx.roles),
+            reply=reply,
+            action=action,
+            note=body.note,
+            diff=diff,
+            approvals=list(approvals),
+            approvals_required=2 if approving and policy.needs_two_people(action, config.policy) else 1,
+            decided_at=now,
+        )
+        decided = task.model_copy(
+            update={
+                "status": "decided",
+                "decided_outcome": body.outcome,
+                "decided_by": [*task.decided_by, ctx.actor],
+                "approvals": list(approvals),
+                "assignee": ctx.actor,
+                "updated_at": now,
+            }
+        )
+        self.p.audit.append(
+            ctx,
+            task.ticket_id,
+            "task.decided",
+            _audit_payload(record),
+            writes=[self.p.tasks.save_write(decided), *self.p.decisions.writes(record)],
+        )
+        try:
+            self._deliver(token, record)
+        except (Gone, Conflict) as undelivered:
+            # The workflow stopped waiting (timeout, reassignment) between our read and the callback.
+            self._undo(ctx, task, record)
+            if isinstance(undelivered, Gone) or task.due_at <= self.p.now():
+                raise Gone("the task expired before the decision arrived") from undelivered
+            raise Conflict("the task changed while deciding; read it again") from undelivered
+        count(f"HumanTask{body.outcome.capitalize()}")
+        logger().info("task decided", extra={"task_id": task_id, "outcome": body.outcome})
+        return record.response()
+
+    def _deliver(self, token: str, record: TaskDecision) -> None:
+        reference = {"task_id": record.task_id, "decision_id": record.decision_id, "outcome": record.outcome}
+        if record.outcome == "reject":
+            self.p.workflow.send_task_failure(token, "Deflect.Rejected", json.dumps(reference))
+        else:
+            self.p.workflow.send_task_success(token, reference)
+
+    def _undo(self, ctx: TenantContext, before: HumanTask, record: TaskDecision) -> None:
+        """Take back a decision the workflow never received; the audit log keeps both events."""
+        for _ in range(UNDO_ATTEMPTS):
+            current = self.p.tasks.get(ctx, record.task_id)
+            writes: list[Any] = list(self.p.decisions.delete_writes(record))
+            if (
+                current is not None
+                and current.status == "decided"
+                and current.decided_by[-1:] == [record.actor]
+            ):
+                expired = current.due_at <= self.p.now()
+                restored = current.model_copy(
+                    update={
+                        "status": "expired" if expired else before.status,
+                        "decided_outcome": None,
+                        "decided_by": before.decided_by,
+                        "approvals": before.approvals,
+                        "assignee": before.assignee,
+                        "updated_at": self.p.now(),
+                    }
+                )
+                writes.insert(0, self.p.tasks.save_write(restored))
+            payload = {"task_id": record.task_id, "decision_id": record.decision_id}
+            try:
+                self.p.audit.append(
+                    ctx, record.ticket_id, "task.decision_undelivered", payload, writes=writes
+                )
+                return
+            except Conflict:
+                continue
+        logger().error("could not undo an undelivered decision", extra={"task_id": record.task_id})
+
+    # ------------------------------------------------------------------ helpers
+    def _task(self, ctx: TenantContext, task_id: str) -> HumanTask:
+        if not task_id.startswith("task_") or "#" in task_id:
+            raise NotFound("task not found")
+        task = self.p.tasks.get(ctx, task_id)
+        if task is None:
+            raise NotFound("task not found")
+        return task
+
+    @staticmethod
+    def _ensure_open(task: HumanTask, now: datetime) -> None:
+        if task.status == "decided":
+            raise Conflict("task already decided")
+        if task.status in CLOSED or task.due_at <= now:
+            raise Gone("task expired")
+
+    def _token(self, ctx: TenantContext, task: HumanTask) -> str:
+        if not task.token_ciphertext or not task.token_sha256:
+            raise Conflict("the task is not ready for a decision")
+        try:
+            token = self.p.cipher.decrypt(ctx.tenant_id, task.token_ciphertext)
+        except Exception as error:  # any failure to recover the token: nothing may change
+            raise Conflict("the task's token cannot be recovered") from error
+        if sha256_hex(token.encode()) != task.token_sha256:
+            raise Conflict("the task's token failed its integrity check")
+        return token
+
+    def _view(self, task: HumanTask, now: datetime) -> dict[str, Any]:
+        view = task.public_view()
+        for internal in ("execution_name", "summary", "schema_version"):
+            view.pop(internal, None)
+        view["near_due"] = task.status in ("open", "claimed") and policy.near_due(task, now)
+        view["overdue"] = task.status in ("open", "claimed") and task.due_at <= now
+        view["seconds_to_due"] = int((task.due_at - now).total_seconds())
+        view["second_approval"] = policy.is_second_approval(task)
+        return view
+
+
+def _working(ctx: TenantContext) -> None:
+    require_role(ctx, *sorted(policy.WORKING_ROLES))
+
+
+def _final_content(
+    task: HumanTask, body: DecisionRequest
+) -> tuple[RequestedAction, str | None, dict[str, Any]]:
+    """The action and reply this outcome commits to, and the diff when an agent edited the proposal."""
+    proposed_action, proposed_reply = task.proposed_action, task.proposed_reply
+    if body.outcome == "approve":
+        if body.action is not None and body.action != proposed_action:
+            raise MalformedPayload("approve cannot change the proposed action; use outcome=edit")
+        if body.reply is not None and body.reply != proposed_reply:
+            raise MalformedPayload("approve cannot change the proposed reply; use outcome=edit")
+        return proposed_action, proposed_reply, {}
+    if body.outcome == "edit":
+        if policy.is_second_approval(task):
+            raise MalformedPayload("a second approval approves or rejects what the first approver decided")
+        action = body.action if body.action is not None else proposed_action
+        reply = body.reply if body.reply is not None else proposed_reply
+        diff = edit_diff(proposed_action, action, proposed_reply, reply)
+        if not diff:
+            raise MalformedPayload("edit changes nothing; use outcome=approve")
+        return action, reply, diff
+    # reject may carry a reply for the customer; reassign carries none. Neither performs an action.
+    return RequestedAction(), body.reply if body.outcome == "reject" else None, {}
+
+
+def edit_diff(
+    before_action: RequestedAction,
+    after_action: RequestedAction,
+    before_reply: str | None,
+    after_reply: str | None,
+) -> dict[str, Any]:
+    diff: dict[str, Any] = {}
+    old, new = before_action.model_dump(mode="json"), after_action.model_dump(mode="json")
+    changed = {k: {"from": old[k], "to": new[k]} for k in old if old[k] != new.get(k)}
+    if changed:
+        diff["action"] = changed
+    if (before_reply or "") != (after_reply or ""):
+        diff["reply"] = list(
+            difflib.unified_diff(
+                (before_reply or "").splitlines(),
+                (after_reply or "").splitlines(),
+                "proposed",
+                "edited",
+                lineterm="",
+            )
+        )
+    return diff
+
+
+def _audit_payload(record: TaskDecision) -> dict[str, Any]:
+    # Audit what was decided and by whom; free text is redacted and the reply kept as a hash.
+    return {
+        "task_id": record.task_id,
+        "decision_id": record.decision_id,
+        "outcome": record.outcome,
+        "roles": record.actor_roles,
+        "action": record.action.model_dump(mode="json"),
+        "reply_sha256": sha256_hex(record.reply.encode()) if record.reply else None,
+        "note": redact(record.note) if record.note else None,
+        "diff": {**record.diff, "reply": [redact(line) for line in record.diff["reply"]]}
+        if "reply" in record.diff
+        else record.diff,
+        "approvals": record.approvals,
+    }

@@ -1,0 +1,108 @@
+"""Where escalation records live in SupportTable, and the ports the escalation services share.
+
+| item | PK | SK |
+|---|---|---|
+| decision on a task | `T#{t}#TASK#{task}` | `DECISION` (one per task: the guard against a second decision) |
+| decision id | `T#{t}#TASKDECISION#{decision_id}` | `META` (idempotency by the agent's decision_id) |
+| step done | `T#{t}#TICKET#{ticket}` | `ESCALATION#{execution}#{step}` (exactly-once workflow steps) |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from deflect.domain import keys
+from deflect.domain.canonical import sha256_hex
+from deflect.domain.models import utcnow
+from deflect.domain.tenancy import TenantContext
+from deflect.escalation.models import TaskDecision
+from deflect.observability import metrics
+from deflect.ports import Delete, EvidenceStore, Notifier, Put, SupportStore, TokenCipher, Workflow, WorkQueue
+from deflect.repositories import Outbox, Tasks, TenantConfigs, Tickets, put_new
+from deflect.services.audit import AuditLog
+
+
+@dataclass
+class EscalationPorts:
+    store: SupportStore
+    evidence: EvidenceStore
+    audit: AuditLog
+    workflow: Workflow
+    cipher: TokenCipher
+    notifier: Notifier
+    writeback: WorkQueue
+    now: Callable[[], datetime] = field(default=utcnow)
+
+    @property
+    def tasks(self) -> Tasks:
+        return Tasks(self.store)
+
+    @property
+    def tickets(self) -> Tickets:
+        return Tickets(self.store)
+
+    @property
+    def tenants(self) -> TenantConfigs:
+        return TenantConfigs(self.store)
+
+    @property
+    def outbox(self) -> Outbox:
+        return Outbox(self.store)
+
+    @property
+    def decisions(self) -> TaskDecisions:
+        return TaskDecisions(self.store)
+
+
+def task_id_for(execution: str, kind: str, hops: int) -> str:
+    """One task per execution, review kind and hop: a retried or re-opened step finds the same task."""
+    return "task_" + sha256_hex(f"{execution}:{kind}:{hops}".encode())[:32]
+
+
+def outbox_id_for(execution: str, step: str, kind: str) -> str:
+    return "obx_" + sha256_hex(f"{execution}:{step}:{kind}".encode())[:32]
+
+
+def step_key(tenant_id: str, ticket_id: str, execution: str, step: str) -> tuple[str, str]:
+    return keys.ticket_pk(tenant_id, ticket_id), f"ESCALATION#{execution}#{step}"
+
+
+def count(name: str, value: float = 1, unit: str = "Count") -> None:
+    metrics().add_metric(name=name, unit=unit, value=value)
+
+
+class TaskDecisions:
+    def __init__(self, store: SupportStore) -> None:
+        self.store = store
+
+    def for_task(self, ctx: TenantContext, task_id: str) -> TaskDecision | None:
+        item = self.store.get(ctx, keys.task_pk(ctx.tenant_id, task_id), "DECISION")
+        return TaskDecision.model_validate(item.data) if item else None
+
+    def by_id(self, ctx: TenantContext, decision_id: str) -> TaskDecision | None:
+        item = self.store.get(ctx, keys.entity_pk(ctx.tenant_id, "TASKDECISION", decision_id), "META")
+        return self.for_task(ctx, item.data["task_id"]) if item else None
+
+    @staticmethod
+    def writes(record: TaskDecision) -> list[Put]:
+        """Both guarded as new: a second decision on the task, or a reused decision_id, cancels the transaction."""
+        t = record.tenant_id
+        return [
+            put_new(keys.task_pk(t, record.task_id), "DECISION", record),
+            Put(
+                pk=keys.entity_pk(t, "TASKDECISION", record.decision_id),
+                sk="META",
+                data={"task_id": record.task_id, "actor": record.actor},
+                expect="new",
+            ),
+        ]
+
+    @staticmethod
+    def delete_writes(record: TaskDecision) -> list[Delete]:
+        t = record.tenant_id
+        return [
+            Delete(keys.task_pk(t, record.task_id), "DECISION"),
+            Delete(keys.entity_pk(t, "TASKDECISION", record.decision_id), "META"),
+        ]

@@ -1,0 +1,250 @@
+"""The workflow steps around the human task: summarize, route, acknowledge, apply the decision, hand the effects
+to the outbox, record the outcome.
+
+Each step that changes state does it once per execution: its result is stored with a step marker in the same
+transaction as the change and the audit event, so a retried Lambda invocation returns the stored result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from deflect.domain import keys
+from deflect.domain.canonical import canonical_json
+from deflect.domain.errors import Conflict, Forbidden, NotFound
+from deflect.domain.models import EvidenceRef, Message, OutboxItem, OutboxKind, Ticket
+from deflect.domain.tenancy import TenantContext
+from deflect.escalation import policy
+from deflect.escalation.acknowledgement import acknowledgement_text, language_of
+from deflect.escalation.models import (
+    AppliedDecision,
+    EscalationState,
+    ReviewRoute,
+    SummaryResult,
+    TaskDecision,
+)
+from deflect.escalation.records import EscalationPorts, count, outbox_id_for, step_key, task_id_for
+from deflect.escalation.summary import build_summary, stored_document
+from deflect.ports import Put
+from deflect.repositories import Accounts, Customers
+from deflect.services import outbox as outbox_service
+
+ATTEMPTS = 5
+# (result, audit type, audit payload, audit evidence, writes)
+StepPlan = tuple[dict[str, Any], str, dict[str, Any], list[EvidenceRef], list[Put]]
+
+
+class EscalationSteps:
+    def __init__(self, ports: EscalationPorts) -> None:
+        self.p = ports
+
+    # ------------------------------------------------------------------ before the human task
+    def summarize(self, ctx: TenantContext, state: EscalationState, execution: str) -> SummaryResult:
+        def plan() -> StepPlan:
+            ticket = self.p.tickets.require(ctx, state.ticket_id)
+            config = self.p.tenants.get(ctx)
+            customer = Customers(self.p.store).get(ctx, ticket.customer_id) if ticket.customer_id else None
+            account = Accounts(self.p.store).get(ctx, ticket.account_id) if ticket.account_id else None
+            collected = [
+                i.sk.removeprefix("DIAG#")
+                for i in self.p.store.query(ctx, keys.ticket_pk(ctx.tenant_id, ticket.ticket_id), "DIAG#")
+            ]
+            summary = build_summary(
+                state,
+                ticket,
+                self._messages(ctx, state.ticket_id),
+                customer,
+                account,
+                policy.sla_tier(config, state.sla_tier),
+                collected,
+            )
+            ref = self.p.evidence.put_evidence(
+                ctx, state.ticket_id, canonical_json(stored_document(summary)), "escalation_summary"
+            )
+            result = SummaryResult(ref=ref).model_dump(mode="json")
+            payload = {"decision_id": state.decision_id, "execution": execution, "summary_sha256": ref.sha256}
+            return result, "escalation.summarized", payload, [ref], []
+
+        return SummaryResult.model_validate(self._once(ctx, state, execution, "summarized", plan))
+
+    def route(self, ctx: TenantContext, state: EscalationState) -> ReviewRoute:
+        return policy.first_route(state, self.p.tenants.get(ctx))
+
+    def acknowledge(self, ctx: TenantContext, state: EscalationState, execution: str) -> dict[str, Any]:
+        """Tell the customer a person will follow up, and by when. Shadow mode keeps the AI invisible."""
+        if state.rollout_mode == "shadow":
+            return {"outbox_ids": [], "skipped": "shadow"}
+
+        def plan() -> StepPlan:
+            ticket = self.p.tickets.require(ctx, state.ticket_id)
+            config = self.p.tenants.get(ctx)
+            tier = policy.sla_tier(config, state.sla_tier)
+            follow_up_by = state.escalated_at + timedelta(minutes=tier.first_response_minutes)
+            language = language_of(state.language, ticket.locale, config.default_locale)
+            text = acknowledgement_text(language, follow_up_by)
+            item = _outbox(ticket, execution, "acknowledged", "public_reply", self.p.now(), body=text)
+            writes = outbox_service.writes([item])
+            if ticket.status != "escalated":
+                escalated = ticket.model_copy(update={"status": "escalated", "updated_at": self.p.now()})
+                writes.append(self.p.tickets.save_write(escalated))
+            payload = {
+                "outbox_id": item.outbox_id,
+                "language": language,
+                "follow_up_by": follow_up_by.isoformat(),
+            }
+            return {"outbox_ids": [item.outbox_id]}, "escalation.acknowledged", payload, [], writes
+
+        result = self._once(ctx, state, execution, "acknowledged", plan)
+        self._dispatch(ctx, result["outbox_ids"])
+        return result
+
+    # ------------------------------------------------------------------ after the human task
+    def apply_decision(self, ctx: TenantContext, state: EscalationState, execution: str) -> AppliedDecision:
+        """Read the stored decision (never the callback's payload) and choose what happens next."""
+        if state.route is None:
+            raise NotFound("the escalation has no route")
+        route = state.route
+        task_id = task_id_for(execution, route.kind, route.hops)
+        record = self.p.decisions.for_task(ctx, task_id)
+        if record is None:
+            raise Conflict("the workflow resumed without a stored decision")
+        applied = {"task_id": task_id, "decision_id": record.decision_id, "outcome": record.outcome}
+        if record.outcome == "reassign":
+            return AppliedDecision(next="reassign", **applied)
+        if record.outcome == "reject":
+            return AppliedDecision(next="writeback", **applied)
+        config = self.p.tenants.get(ctx)
+        # Checked again here so that no path to the outbox bypasses the approval rules.
+        if policy.needs_approver(record.action, config.policy) and "approver" not in record.actor_roles:
+            raise Forbidden("decision without the approver role")
+        if policy.needs_two_people(record.action, config.policy) and len(set(record.approvals)) < 2:
+            return AppliedDecision(
+                next="second_approval", route=policy.second_approval_route(route), **applied
+            )
+        return AppliedDecision(next="writeback", **applied)
+
+    def enqueue_writeback(self, ctx: TenantContext, state: EscalationState, execution: str) -> dict[str, Any]:
+        """The decision's customer-visible effects become outbox items, with the ticket's new status."""
+        if state.applied is None:
+            raise NotFound("no decision to write back")
+        decision_id = state.applied.decision_id
+
+        def plan() -> StepPlan:
+            record = self.p.decisions.by_id(ctx, decision_id)
+            if record is None:
+                raise NotFound("decision not found")
+            ticket = self.p.tickets.require(ctx, state.ticket_id)
+            now = self.p.now()
+            items = _effects(ticket, execution, record, now)
+            writes = outbox_service.writes(items)
+            if record.outcome in ("approve", "edit") and ticket.status != "resolved":
+                writes.append(
+                    self.p.tickets.save_write(
+                        ticket.model_copy(update={"status": "resolved", "updated_at": now})
+                    )
+                )
+            ids = [item.outbox_id for item in items]
+            payload = {"decision_id": decision_id, "outcome": record.outcome, "outbox_ids": ids}
+            return (
+                {"outbox_ids": ids, "outcome": record.outcome},
+                "escalation.writeback_enqueued",
+                payload,
+                [],
+                writes,
+            )
+
+        result = self._once(ctx, state, execution, "writeback", plan)
+        self._dispatch(ctx, result["outbox_ids"])
+        return result
+
+    def record_outcome(self, ctx: TenantContext, state: EscalationState, execution: str) -> dict[str, Any]:
+        if state.applied is None or state.route is None:
+            raise NotFound("no decision to record")
+        applied, route = state.applied, state.route
+
+        def plan() -> StepPlan:
+            record = self.p.decisions.by_id(ctx, applied.decision_id)
+            if record is None:
+                raise NotFound("decision not found")
+            minutes = (record.decided_at - state.escalated_at).total_seconds() / 60
+            result = {
+                "outcome": record.outcome,
+                "decided_by": record.approvals or [record.actor],
+                "hops": route.hops,
+            }
+            payload = {
+                **result,
+                "decision_id": record.decision_id,
+                "queue": route.queue,
+                "minutes": round(minutes, 2),
+            }
+            return result, "escalation.completed", payload, [], []
+
+        result = self._once(ctx, state, execution, "completed", plan)
+        count("EscalationCompleted")
+        return result
+
+    # ------------------------------------------------------------------ helpers
+    def _once(
+        self,
+        ctx: TenantContext,
+        state: EscalationState,
+        execution: str,
+        step: str,
+        plan: Callable[[], StepPlan],
+    ) -> dict[str, Any]:
+        pk, sk = step_key(ctx.tenant_id, state.ticket_id, execution, step)
+        for _ in range(ATTEMPTS):
+            done = self.p.store.get(ctx, pk, sk)
+            if done is not None:
+                return done.data["result"]
+            result, event, payload, evidence, writes = plan()
+            marker = Put(pk=pk, sk=sk, data={"result": result, "at": self.p.now().isoformat()}, expect="new")
+            try:
+                self.p.audit.append(
+                    ctx, state.ticket_id, event, payload, evidence=evidence, writes=[*writes, marker]
+                )
+                return result
+            except Conflict:
+                continue  # the ticket changed, or an earlier attempt finished meanwhile: look again
+        raise Conflict(f"escalation step {step} kept conflicting")
+
+    def _messages(self, ctx: TenantContext, ticket_id: str) -> list[Message]:
+        # Not Tickets.messages(): the store adds `version` to every item and Message (a Record) forbids it.
+        items = self.p.store.query(ctx, keys.ticket_pk(ctx.tenant_id, ticket_id), "MSG#")
+        return [Message.model_validate({k: v for k, v in i.data.items() if k != "version"}) for i in items]
+
+    def _dispatch(self, ctx: TenantContext, outbox_ids: list[str]) -> None:
+        """After the commit (also when a retried step found it done): wake the writeback consumer.
+        Its receipts make a repeated message harmless."""
+        found = (self.p.outbox.get(ctx, outbox_id) for outbox_id in outbox_ids)
+        items = [item for item in found if item is not None and item.status == "pending"]
+        outbox_service.enqueue(self.p.writeback, ctx, items)
+
+
+def _outbox(
+    ticket: Ticket, execution: str, step: str, kind: OutboxKind, now: datetime, **fields: Any
+) -> OutboxItem:
+    # Ids derive from the execution and step, so a retried step cannot create a second effect.
+    item = outbox_service.new_item(ticket, kind, caused_by=f"escalation:{execution}", **fields)
+    return item.model_copy(
+        update={"outbox_id": outbox_id_for(execution, step, kind), "created_at": now, "updated_at": now}
+    )
+
+
+def _effects(ticket: Ticket, execution: str, record: TaskDecision, now: datetime) -> list[OutboxItem]:
+    items: list[OutboxItem] = []
+    if record.reply:
+        items.append(_outbox(ticket, execution, "writeback", "public_reply", now, body=record.reply))
+    if record.outcome in ("approve", "edit") and record.action.kind != "none":
+        items.append(_outbox(ticket, execution, "writeback", "account_action", now, action=record.action))
+    deciders = ", ".join(record.approvals or [record.actor])
+    lines = [f"Deflect escalation: {record.outcome} by {deciders}."]
+    if record.diff:
+        lines.append("Edited: " + ", ".join(sorted(record.diff)) + ".")
+    if record.note:
+        lines.append(f"Note: {record.note}")
+    items.append(_outbox(ticket, execution, "writeback", "internal_note", now, body=" ".join(lines)))
+    return items

@@ -1,0 +1,162 @@
+"""Human tasks on the workflow side: open (store the task and its encrypted token), SLA check, reassignment.
+
+The task token is a bearer credential for the workflow: it is encrypted with the tenant bound in the encryption
+context, stored with its hash, and never logged or returned. Agents only ever see the opaque task id.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from deflect.domain.canonical import sha256_hex
+from deflect.domain.errors import Conflict, NotFound
+from deflect.domain.models import HumanTask
+from deflect.domain.tenancy import TenantContext
+from deflect.escalation import policy
+from deflect.escalation.models import EscalationState, ReviewRoute
+from deflect.escalation.records import EscalationPorts, count, task_id_for
+from deflect.observability import logger
+
+ATTEMPTS = 5
+# A task this close to its due time is treated as due: waiting again would only add a one-second loop.
+DUE_SLACK_S = 0.5
+
+
+class HumanTasks:
+    def __init__(self, ports: EscalationPorts) -> None:
+        self.p = ports
+
+    def current_task_id(self, state: EscalationState, execution: str) -> str:
+        route = _route(state)
+        return task_id_for(execution, route.kind, route.hops)
+
+    def open(self, ctx: TenantContext, state: EscalationState, execution: str, token: str) -> dict[str, str]:
+        """Store the task (first call) or its fresh token (a retry, or the wait resumed after an SLA warning)."""
+        route = _route(state)
+        task_id = task_id_for(execution, route.kind, route.hops)
+        ciphertext = self.p.cipher.encrypt(ctx.tenant_id, token)
+        digest = sha256_hex(token.encode())
+        for _ in range(ATTEMPTS):
+            existing = self.p.tasks.get(ctx, task_id)
+            try:
+                if existing is not None:
+                    renewed = existing.model_copy(
+                        update={
+                            "token_ciphertext": ciphertext,
+                            "token_sha256": digest,
+                            "updated_at": self.p.now(),
+                        }
+                    )
+                    self.p.store.put(ctx, self.p.tasks.save_write(renewed))
+                    return {"task_id": task_id, "due_at": existing.due_at.isoformat()}
+                task = self._new_task(ctx, state, route, task_id, execution)
+                task = task.model_copy(update={"token_ciphertext": ciphertext, "token_sha256": digest})
+                payload = {
+                    "task_id": task_id,
+                    "queue": task.queue,
+                    "kind": route.kind,
+                    "hops": route.hops,
+                    "required_role": task.required_role,
+                    "due_at": task.due_at.isoformat(),
+                }
+                self.p.audit.append(
+                    ctx, task.ticket_id, "task.opened", payload, writes=[self.p.tasks.save_write(task)]
+                )
+                count("HumanTaskOpened")
+                logger().info("human task opened", extra={"task_id": task_id, "queue": task.queue})
+                return {"task_id": task_id, "due_at": task.due_at.isoformat()}
+            except Conflict:
+                continue  # someone else wrote the task meanwhile: read it again
+        raise Conflict("could not store the human task")
+
+    def _new_task(
+        self, ctx: TenantContext, state: EscalationState, route: ReviewRoute, task_id: str, execution: str
+    ) -> HumanTask:
+        action, reply, approvals = state.proposed_action, state.proposed_reply, []
+        if route.kind == "second_approval":
+            # The second approver sees exactly what the first one approved (possibly edited).
+            if state.applied is None:
+                raise NotFound("second approval without a first decision")
+            first = self.p.decisions.by_id(ctx, state.applied.decision_id)
+            if first is None:
+                raise NotFound("first decision not found")
+            action, reply, approvals = first.action, first.reply, list(first.approvals)
+        now = self.p.now()
+        return HumanTask(
+            tenant_id=ctx.tenant_id,
+            task_id=task_id,
+            ticket_id=state.ticket_id,
+            queue=route.queue,
+            required_role=route.required_role,
+            due_at=now + timedelta(seconds=route.timeout_seconds),
+            hops=route.hops,
+            approvals=approvals,
+            approvals_required=route.approvals_required,
+            proposed_action=action,
+            proposed_reply=reply,
+            summary=state.summary.ref if state.summary else None,
+            execution_name=execution,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def check_sla(self, ctx: TenantContext, state: EscalationState, execution: str) -> ReviewRoute:
+        """The wait ended without a decision: warn once when near due and wait out the rest, else reassign."""
+        route = _route(state)
+        task = self.p.tasks.get(ctx, task_id_for(execution, route.kind, route.hops))
+        now = self.p.now()
+        if task is not None and task.status in ("open", "claimed", "decided") and not route.warned:
+            remaining = (task.due_at - now).total_seconds()
+            if remaining > DUE_SLACK_S:
+                detail = {
+                    "task_id": task.task_id,
+                    "ticket_id": task.ticket_id,
+                    "queue": task.queue,
+                    "due_at": task.due_at.isoformat(),
+                }
+                self.p.notifier.notify(ctx, "task_near_due", detail)
+                count("HumanTaskNearDue")
+                return route.model_copy(update={"warned": True, "wait_seconds": max(1, math.ceil(remaining))})
+        return self.reassign(ctx, state, execution, reason="timeout")
+
+    def reassign(
+        self, ctx: TenantContext, state: EscalationState, execution: str, *, reason: str
+    ) -> ReviewRoute:
+        """Move the review to the next queue of the plan; `exhausted` after the supervisor's turn. Never approves."""
+        route = _route(state)
+        config = self.p.tenants.get(ctx)
+        after = policy.next_route(route, state.proposed_action, config)
+        task_id = task_id_for(execution, route.kind, route.hops)
+        for _ in range(ATTEMPTS):
+            task = self.p.tasks.get(ctx, task_id)
+            if task is None or task.status in ("reassigned", "expired"):
+                return after  # already done by an earlier attempt of this step
+            # After a timeout, a decision that raced it could not be delivered: the task moves on without it.
+            status = "expired" if after.exhausted else "reassigned"
+            writes = [
+                self.p.tasks.save_write(
+                    task.model_copy(update={"status": status, "updated_at": self.p.now()})
+                )
+            ]
+            event = "escalation.review_expired" if after.exhausted else "task.reassigned"
+            payload = {
+                "task_id": task_id,
+                "from": route.queue,
+                "to": None if after.exhausted else after.queue,
+            }
+            payload |= {"hops": after.hops, "reason": reason}
+            try:
+                self.p.audit.append(ctx, task.ticket_id, event, payload, writes=writes)
+            except Conflict:
+                continue
+            self.p.notifier.notify(ctx, event.split(".")[-1], {"ticket_id": task.ticket_id, **payload})
+            count("EscalationReviewExpired" if after.exhausted else "HumanTaskReassigned")
+            return after
+        raise Conflict("could not reassign the human task")
+
+
+def _route(state: EscalationState) -> ReviewRoute:
+    if state.route is None:
+        raise NotFound("the escalation has no route yet")
+    return state.route

@@ -1,0 +1,191 @@
+"""What every helpdesk connector shares: auth'd calls through the one client, the at-most-once posting of a
+comment, own-vs-human change detection, and receipts.
+
+The flow of `send` (each provider fills in the steps its API allows):
+1. read the ticket as it is now (or, for Zendesk, let `safe_update` compare for us);
+2. if our comment from an earlier attempt is already there, do not post it again;
+3. if anyone other than Deflect changed the ticket after the decision read it, raise `HelpdeskConflict`;
+4. post the comment at most once, then apply tags / status / custom fields (idempotent, skipped when already so);
+5. return a receipt.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from deflect.domain.errors import TransientFailure
+from deflect.domain.models import OutboxItem, utcnow
+from deflect.helpdesk.errors import HelpdeskConflict, PermanentFailure
+from deflect.helpdesk.http import HelpdeskHttp, HttpResponse
+from deflect.helpdesk.models import Activity, ConnectorName, HelpdeskCredentials, HelpdeskReceipt, activity_summary
+
+OUTBOX_HEADER = "X-Deflect-Outbox-Id"
+COMMENT_KINDS = ("public_reply", "internal_note")
+# Providers without per-change authorship (Freshdesk properties) get this much clock slack between our own write
+# and the ticket's updated_at.
+SKEW = timedelta(seconds=2)
+_TAG = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
+
+
+def normalise_text(value: str | None) -> str:
+    """Compare bodies the way a reader would: no markup, entities decoded, whitespace collapsed."""
+    if not value:
+        return ""
+    text = _TAG.sub(" ", value.replace("<br>", "\n").replace("<br/>", "\n").replace("<br />", "\n"))
+    return _SPACE.sub(" ", html.unescape(text)).strip()
+
+
+def to_html(text: str) -> str:
+    """Plain text → minimal HTML (paragraphs and line breaks); everything else escaped."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
+    return "".join(f"<p>{html.escape(p.strip()).replace(chr(10), '<br>')}</p>" for p in paragraphs)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """ISO 8601 strings (Zendesk, Freshdesk, Jira) or unix seconds (Intercom) → aware datetime."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def require_segment(value: str, what: str) -> str:
+    """External ids go into URL paths: allow only what ids look like."""
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value or ""):
+        raise PermanentFailure(f"{what} is not a valid id")
+    return value
+
+
+class Connector:
+    provider: ConnectorName
+
+    def __init__(self, tenant_id: str, credentials: HelpdeskCredentials, http: HelpdeskHttp) -> None:
+        self.tenant_id = tenant_id
+        self.credentials = credentials
+        self.http = http
+        self.bot = credentials.bot_user_id
+        self._requests = 0
+
+    # ------------------------------------------------------------------ subclasses
+    def auth_headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def send(self, item: OutboxItem) -> HelpdeskReceipt:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ calls
+    def call(
+        self,
+        method: str,
+        path: str,
+        item: OutboxItem,
+        *,
+        body: Any = None,
+        safe: bool,
+        accept: tuple[int, ...] = (),
+        headers: dict[str, str] | None = None,
+        raw_body: bytes | None = None,
+        url: str | None = None,
+    ) -> HttpResponse:
+        self._requests += 1
+        return self.http.request(
+            method,
+            url or f"{self.credentials.base_url}{path}",
+            limit_key=f"{self.tenant_id}:{self.provider}",
+            rate_per_minute=self.credentials.rate_per_minute,
+            # The outbox id travels with every request: providers ignore it, their request logs keep it.
+            headers={**self.auth_headers(), OUTBOX_HEADER: item.outbox_id, **(headers or {})},
+            json_body=body,
+            raw_body=raw_body,
+            safe_to_retry=safe,
+            accept=accept,
+            timeout_s=self.credentials.timeout_s,
+        )
+
+    def post_once(self, post: Callable[[], HttpResponse], find: Callable[[], str | None]) -> tuple[HttpResponse | None, str | None]:
+        """Post a non-repeatable effect at most once.
+
+        After an ambiguous failure (5xx, timeout) the effect may exist: look for it, and only if it is not there,
+        back off and post again. Returns (response, None) when posted now, (None, effect_id) when found.
+        """
+        for attempt in range(1, self.http.max_attempts + 1):
+            try:
+                return post(), None
+            except TransientFailure:
+                if attempt == self.http.max_attempts:
+                    raise
+                self.http.backoff_sleep(attempt)
+                found = find()
+                if found:
+                    return None, found
+        raise TransientFailure("unreachable")  # pragma: no cover
+
+    # ------------------------------------------------------------------ conflicts
+    def foreign_changes(self, activities: Iterable[Activity], baseline: datetime | None) -> list[Activity]:
+        """Changes after the baseline made by anyone but Deflect's own helpdesk user."""
+        if baseline is None:
+            return []
+        return [a for a in activities if a.at > baseline and a.author != self.bot]
+
+    def raise_if_foreign(self, item: OutboxItem, activities: list[Activity], *, delivered: list[str] | None = None) -> None:
+        foreign = self.foreign_changes(activities, item.expected_external_updated_at)
+        if foreign:
+            kinds = sorted({a.kind for a in foreign})
+            raise HelpdeskConflict(
+                f"{self.provider} ticket changed after it was read: {', '.join(kinds)}",
+                current={"changes": activity_summary(foreign), "delivered": delivered or []},
+            )
+
+    def own_comment(self, item: OutboxItem, activities: Iterable[Activity], *, private: bool | None = None) -> Activity | None:
+        """Our comment from an earlier attempt: by marker where the provider stores one, else by author + text."""
+        wanted = normalise_text(item.body)
+        for activity in activities:
+            if activity.marker == item.outbox_id:
+                return activity
+            if activity.marker or activity.author != self.bot or activity.kind not in ("comment", "note"):
+                continue
+            if private is not None and (activity.kind == "note") != private:
+                continue
+            after = item.expected_external_updated_at
+            if activity.text == wanted and (after is None or activity.at > after):
+                return activity
+        return None
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def wants_comment(item: OutboxItem) -> bool:
+        return item.kind in COMMENT_KINDS and bool(item.body and item.body.strip())
+
+    def mapped_status(self, item: OutboxItem) -> str | None:
+        if not item.status_value:
+            return None
+        return self.credentials.status_map.get(item.status_value, item.status_value)
+
+    def receipt(
+        self,
+        item: OutboxItem,
+        effects: list[str],
+        *,
+        updated_at: datetime | None = None,
+        replayed: bool = False,
+        idempotency_key: str | None = None,
+    ) -> HelpdeskReceipt:
+        requests, self._requests = self._requests, 0
+        return HelpdeskReceipt(
+            outbox_id=item.outbox_id,
+            provider=self.provider,
+            external_ticket_id=item.external_ticket_id,
+            effects=effects,
+            external_updated_at=updated_at,
+            replayed=replayed,
+            idempotency_key=idempotency_key,
+            requests=requests,
+            delivered_at=utcnow(),
+        )

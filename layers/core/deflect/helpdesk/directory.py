@@ -1,0 +1,65 @@
+"""Finds the connector for an outbox item: which provider, whose credentials (per tenant, from the SecretStore).
+
+Account actions always go to the tenant's CRM webhook; items of chat/API tickets go to its generic webhook;
+everything else to the ticket's helpdesk. Connectors are cached per tenant and secret version, so a rotated
+secret takes effect as soon as the SecretStore's cache returns it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+from deflect.domain.models import OutboxItem
+from deflect.helpdesk.base import Connector
+from deflect.helpdesk.errors import HelpdeskNotConfigured
+from deflect.helpdesk.freshdesk import FreshdeskConnector
+from deflect.helpdesk.http import HelpdeskHttp
+from deflect.helpdesk.intercom import IntercomConnector
+from deflect.helpdesk.jira import JiraConnector
+from deflect.helpdesk.models import ConnectorName, HelpdeskCredentials
+from deflect.helpdesk.webhook import SignedWebhookConnector
+from deflect.helpdesk.zendesk import ZendeskConnector
+from deflect.ports import SecretStore
+
+CONNECTORS: dict[str, type[Connector]] = {
+    "zendesk": ZendeskConnector,
+    "intercom": IntercomConnector,
+    "freshdesk": FreshdeskConnector,
+    "jira": JiraConnector,
+    "crm": SignedWebhookConnector,
+    "generic": SignedWebhookConnector,
+}
+
+
+def connector_name(item: OutboxItem) -> ConnectorName:
+    if item.kind == "account_action":
+        return "crm"
+    if item.provider in ("generic", "api"):
+        return "generic"
+    return item.provider  # type: ignore[return-value]
+
+
+class HelpdeskDirectory:
+    def __init__(self, secrets: SecretStore, http: HelpdeskHttp | None = None) -> None:
+        self.secrets = secrets
+        self.http = http or HelpdeskHttp()
+        self._cache: dict[tuple[str, str, str], Connector] = {}
+        self._lock = threading.Lock()
+
+    def connector(self, tenant_id: str, item: OutboxItem) -> Connector:
+        name = connector_name(item)
+        stored = self.secrets.secrets(tenant_id, name)
+        if not stored:
+            raise HelpdeskNotConfigured(f"no {name} connection for this tenant")
+        fingerprint = hashlib.sha256(stored[0].encode()).hexdigest()
+        key = (tenant_id, name, fingerprint)
+        with self._lock:
+            found = self._cache.get(key)
+            if found is None:
+                credentials = HelpdeskCredentials.parse(name, stored[0])
+                # A rotated secret replaces the connector built from the previous one.
+                for old in [k for k in self._cache if k[:2] == key[:2]]:
+                    del self._cache[old]
+                found = self._cache[key] = CONNECTORS[name](tenant_id, credentials, self.http)
+            return found

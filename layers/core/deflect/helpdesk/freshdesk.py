@@ -1,0 +1,142 @@
+"""Freshdesk v2: `POST /tickets/{id}/reply` for a public reply, `POST /tickets/{id}/notes` for a private note,
+`PUT /tickets/{id}` for status, tags (the full list: Freshdesk replaces it) and custom fields.
+
+Freshdesk has no conditional update and no per-change author for ticket properties, so conflicts are found from
+what it does expose: any conversation after the decision's snapshot written by someone other than Deflect's
+agent, and any `updated_at` move that none of our own conversations explains (a status change or reassignment).
+When the ticket already has everything a property-only item asks for, there is nothing to write and nothing
+to overwrite.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import datetime
+from typing import Any
+
+from deflect.domain.models import OutboxItem
+from deflect.helpdesk.base import SKEW, Connector, normalise_text, parse_time, require_segment, to_html
+from deflect.helpdesk.errors import HelpdeskConflict, PermanentFailure
+from deflect.helpdesk.models import Activity, HelpdeskReceipt
+
+STATUS_CODES = {"open": 2, "pending": 3, "resolved": 4, "solved": 4, "closed": 5}
+MAX_CONVERSATION_PAGES = 10
+_NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
+
+
+class FreshdeskConnector(Connector):
+    provider = "freshdesk"
+
+    def auth_headers(self) -> dict[str, str]:
+        assert self.credentials.api_token
+        # Freshdesk: the API key is the user name, any password ("X" by convention).
+        token = base64.b64encode(f"{self.credentials.api_token.get_secret_value()}:X".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+    # ------------------------------------------------------------------ reads
+    def ticket(self, ticket_id: str, item: OutboxItem) -> dict[str, Any]:
+        return self.call("GET", f"/api/v2/tickets/{ticket_id}", item, safe=True).json()
+
+    def conversations(self, ticket_id: str, item: OutboxItem) -> list[Activity]:
+        found: list[Activity] = []
+        url: str | None = f"{self.credentials.base_url}/api/v2/tickets/{ticket_id}/conversations?per_page=100"
+        for _ in range(MAX_CONVERSATION_PAGES):
+            if not url or not url.startswith(self.credentials.base_url):
+                break
+            response = self.call("GET", "", item, url=url, safe=True)
+            for conversation in response.json() or []:
+                found.append(
+                    Activity(
+                        at=parse_time(conversation.get("created_at")),
+                        author=str(conversation.get("user_id")),
+                        kind="note" if conversation.get("private") else "comment",
+                        effect_id=str(conversation.get("id")),
+                        text=normalise_text(conversation.get("body_text") or conversation.get("body")),
+                    )
+                )
+            link = _NEXT.search(response.headers.get("link", ""))
+            url = link.group(1) if link else None
+        return found
+
+    # ------------------------------------------------------------------ send
+    def send(self, item: OutboxItem) -> HelpdeskReceipt:
+        ticket_id = require_segment(item.external_ticket_id, "freshdesk ticket id")
+        ticket = self.ticket(ticket_id, item)
+        changes = self._property_changes(item, ticket)
+        if not self.wants_comment(item) and not changes:
+            # Nothing was verified about others' edits, so this receipt moves no watermark (updated_at None).
+            return self.receipt(item, self._effects(item), replayed=True)
+        activities = self.conversations(ticket_id, item)
+        mine = self.own_comment(item, activities, private=item.kind == "internal_note") if self.wants_comment(item) else None
+        delivered = [f"conversation:{mine.effect_id}"] if mine else []
+        self.raise_if_foreign(item, activities, delivered=delivered)
+        self._raise_if_unexplained(item, ticket, activities, delivered)
+
+        effects = list(delivered)
+        updated = mine.at if mine else None
+        if self.wants_comment(item) and mine is None:
+            conversation_id, updated = self._comment(ticket_id, item)
+            effects.append(f"conversation:{conversation_id}")
+        if changes:
+            answer = self.call("PUT", f"/api/v2/tickets/{ticket_id}", item, body=changes, safe=True).json()
+            updated = parse_time(answer.get("updated_at")) or updated
+        return self.receipt(item, effects + self._effects(item), updated_at=updated, replayed=mine is not None)
+
+    def _raise_if_unexplained(self, item: OutboxItem, ticket: dict[str, Any], activities: list[Activity], delivered: list[str]) -> None:
+        baseline = item.expected_external_updated_at
+        updated = parse_time(ticket.get("updated_at"))
+        if baseline is None or updated is None or updated <= baseline:
+            return
+        ours = [a.at for a in activities if a.author == self.bot and a.at > baseline]
+        if ours and updated <= max(ours) + SKEW:
+            return  # our own conversation moved updated_at
+        raise HelpdeskConflict(
+            "freshdesk ticket properties changed after it was read",
+            current={
+                "changes": [{"at": updated.isoformat(), "kind": "properties", "status": ticket.get("status"), "responder_id": ticket.get("responder_id")}],
+                "delivered": delivered,
+            },
+        )
+
+    def _comment(self, ticket_id: str, item: OutboxItem) -> tuple[str, datetime | None]:
+        if item.kind == "public_reply":
+            path, body = f"/api/v2/tickets/{ticket_id}/reply", {"body": to_html(item.body or "")}
+        else:
+            path, body = f"/api/v2/tickets/{ticket_id}/notes", {"body": to_html(item.body or ""), "private": True}
+
+        def find() -> str | None:
+            mine = self.own_comment(item, self.conversations(ticket_id, item), private=item.kind == "internal_note")
+            return mine.effect_id if mine else None
+
+        response, found = self.post_once(lambda: self.call("POST", path, item, body=body, safe=False), find)
+        if found:
+            return found, None
+        assert response is not None
+        answer = response.json()
+        return str(answer.get("id")), parse_time(answer.get("created_at"))
+
+    def _property_changes(self, item: OutboxItem, ticket: dict[str, Any]) -> dict[str, Any]:
+        changes: dict[str, Any] = {}
+        status = self.mapped_status(item)
+        if status:
+            code = int(status) if status.isdigit() else STATUS_CODES.get(status)
+            if code is None:
+                raise PermanentFailure(f"freshdesk has no status {status!r}")
+            if ticket.get("status") != code:
+                changes["status"] = code
+        current_tags = list(ticket.get("tags") or [])
+        missing = [t for t in dict.fromkeys(item.tags) if t not in current_tags]
+        if missing:
+            changes["tags"] = current_tags + missing  # the full list: Freshdesk replaces tags on update
+        current_fields = ticket.get("custom_fields") or {}
+        wanted_fields = {k: v for k, v in item.custom_fields.items() if current_fields.get(k) != v}
+        if wanted_fields:
+            changes["custom_fields"] = wanted_fields
+        return changes
+
+    @staticmethod
+    def _effects(item: OutboxItem) -> list[str]:
+        return (["tags"] if item.tags else []) + (["status"] if item.status_value else []) + (
+            ["custom_fields"] if item.custom_fields else []
+        )

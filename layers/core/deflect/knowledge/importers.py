@@ -1,0 +1,198 @@
+"""Read articles from files: JSONL, a folder of Markdown files with front matter, a Zendesk Help Center export.
+
+Each reader yields ImportRow (valid article) or Rejection (with the reason), never raises on bad content, so
+an import reports every problem at once. Pure parsing: the same code serves the CLI and the S3 bulk import.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from deflect.knowledge.ingestion import ImportRow
+from deflect.knowledge.models import ArticleInput, Rejection
+
+_FIELDS = set(ArticleInput.model_fields)
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*(?:\n|\Z)", re.S)
+_TITLE = re.compile(r"^#[ \t]+(.+?)[ \t]*#*[ \t]*$", re.M)
+
+
+def _reason(error: ValidationError) -> str:
+    parts = []
+    for problem in error.errors()[:5]:
+        where = ".".join(str(p) for p in problem.get("loc", ())) or "article"
+        parts.append(f"{where}: {problem.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def article_row(raw: dict[str, Any], source: str, *, default_id: str | None = None) -> ImportRow | Rejection:
+    """One article from a mapping: `id`, `title`, `body` (or `text`, or `html`) and any governed field."""
+    data = {k: v for k, v in raw.items() if k in _FIELDS}
+    if "body" not in data:
+        if raw.get("html"):
+            data.update(body=raw["html"], body_format="html")
+        elif raw.get("text"):
+            data["body"] = raw["text"]
+    article_id = str(raw.get("id") or default_id or "").strip()
+    if not article_id:
+        return Rejection(source=source, reason="missing id")
+    try:
+        return ImportRow(article_id=article_id, article=ArticleInput.model_validate(data), source=source)
+    except ValidationError as error:
+        return Rejection(source=source, reason=_reason(error))
+
+
+def read_jsonl_lines(lines: Any, name: str) -> Iterator[ImportRow | Rejection]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        source = f"{name}:{number}"
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as error:
+            yield Rejection(source=source, reason=f"not JSON: {error.msg}")
+            continue
+        yield (
+            article_row(raw, source)
+            if isinstance(raw, dict)
+            else Rejection(source=source, reason="not an object")
+        )
+
+
+def _scalar(value: str) -> Any:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    if value.startswith("[") and value.endswith("]"):
+        return [_scalar(v) for v in value[1:-1].split(",") if v.strip()]
+    if value.lower() in {"true", "false"}:
+        return value.lower() == "true"
+    if value.lower() in {"null", "~", ""}:
+        return None
+    return int(value) if re.fullmatch(r"-?\d+", value) else value
+
+
+def front_matter(text: str) -> tuple[dict[str, Any], str]:
+    """`key: value` lines (with `[a, b]` or `- item` lists) between `---` fences. No YAML library needed."""
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return {}, text
+    meta: dict[str, Any] = {}
+    current: str | None = None
+    for line in match.group(1).splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        item = re.match(r"^\s+-\s+(.*)$", line) or re.match(r"^-\s+(.*)$", line)
+        if item and current is not None:
+            existing = meta.get(current)
+            meta[current] = [*(existing if isinstance(existing, list) else []), _scalar(item.group(1))]
+            continue
+        key, _, value = line.partition(":")
+        current = key.strip()
+        meta[current] = _scalar(value) if value.strip() else []
+    return meta, text[match.end() :]
+
+
+def markdown_row(text: str, source: str, default_id: str) -> ImportRow | Rejection:
+    meta, body = front_matter(text)
+    if not meta.get("title"):
+        heading = _TITLE.search(body)
+        if heading:
+            meta["title"] = heading.group(1)
+    return article_row({**meta, "body": body.strip()}, source, default_id=default_id)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:62] or "general"
+
+
+def zendesk_rows(export: dict[str, Any], source: str) -> Iterator[ImportRow | Rejection]:
+    """Help Center `GET /api/v2/help_center/articles.json?include=sections,categories` pages, merged or not.
+
+    Product area comes from the category (else the section) name; `user_segment_id` maps to a segment, or to
+    internal when the sideloaded segment is staff-only; drafts are rejected; `outdated` marks the article stale.
+    """
+    sections = {s.get("id"): s for s in export.get("sections") or []}
+    categories = {c.get("id"): c for c in export.get("categories") or []}
+    segments = {s.get("id"): s for s in export.get("user_segments") or []}
+    for position, article in enumerate(export.get("articles") or [], start=1):
+        where = f"{source}#articles[{position}]"
+        if not isinstance(article, dict) or article.get("id") is None:
+            yield Rejection(source=where, reason="article without id")
+            continue
+        if article.get("draft"):
+            yield Rejection(source=where, reason="draft article")
+            continue
+        section = sections.get(article.get("section_id")) or {}
+        category = categories.get(section.get("category_id")) or {}
+        area = _slug(category.get("name") or section.get("name") or "general")
+        data: dict[str, Any] = {
+            "id": f"zd-{article['id']}",
+            "title": article.get("title") or "",
+            "body": article.get("body") or "",
+            "body_format": "html",
+            "product_area": area,
+            "locale": str(article.get("locale") or "en").lower(),
+            "source": "official_kb",
+            "url": article.get("html_url"),
+            "tags": [str(t) for t in article.get("label_names") or []],
+            "owner": f"zendesk-user-{article['author_id']}" if article.get("author_id") else "",
+        }
+        segment_id = article.get("user_segment_id")
+        if segment_id is not None:
+            if (segments.get(segment_id) or {}).get("user_type") == "staff":
+                data["visibility"] = "internal"
+            else:
+                data.update(visibility="segments", segments=[f"zendesk-{segment_id}"])
+        if article.get("outdated"):
+            data["review_by"] = (date.today() - timedelta(days=1)).isoformat()
+        yield article_row(data, where)
+
+
+def read_path(path: Path) -> Iterator[ImportRow | Rejection]:
+    """A file (.jsonl, .md, Zendesk .json export) or a folder of them, in a stable order."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        yield from read_file(file)
+
+
+def read_file(file: Path) -> Iterator[ImportRow | Rejection]:
+    if file.name.startswith("."):
+        return
+    yield from read_object(str(file), file.read_bytes())
+
+
+def read_json_text(text: str, source: str) -> Iterator[ImportRow | Rejection]:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        yield Rejection(source=source, reason=f"not JSON: {error.msg}")
+        return
+    if isinstance(document, dict) and "articles" in document:
+        yield from zendesk_rows(document, source)
+    elif isinstance(document, dict) and "article" in document:
+        yield from zendesk_rows({"articles": [document["article"]]}, source)
+    else:
+        yield Rejection(source=source, reason="JSON file is not a Zendesk Help Center export")
+
+
+def read_object(name: str, body: bytes) -> Iterator[ImportRow | Rejection]:
+    """An uploaded object (S3 bulk import), by its key's extension."""
+    text = body.decode("utf-8", errors="replace")
+    lowered = name.lower()
+    if lowered.endswith(".jsonl"):
+        yield from read_jsonl_lines(text.splitlines(), name)
+    elif lowered.endswith((".md", ".markdown")):
+        yield markdown_row(text, name, Path(name).stem)
+    elif lowered.endswith(".json"):
+        yield from read_json_text(text, name)
+    else:
+        yield Rejection(
+            source=name, reason="unsupported file type (use .jsonl, .md or a Zendesk .json export)"
+        )

@@ -1,0 +1,213 @@
+"""Ingestion: a PUT makes a new version, a DELETE a tombstone, an import many of either; unchanged content does
+no work. Order of effects: locked body → one DynamoDB transaction (HEAD guard + new version) → search index →
+HEAD records the indexed version. A failure after the transaction leaves HEAD.indexed_version behind, and the
+next PUT of the same content repairs the index instead of answering "unchanged".
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from deflect.domain.errors import Conflict, MalformedPayload
+from deflect.domain.models import utcnow
+from deflect.domain.tenancy import TenantContext
+from deflect.knowledge.articles import ArticleRepository
+from deflect.knowledge.chunking import chunk_article
+from deflect.knowledge.models import (
+    ARTICLE_ID_PATTERN,
+    ArticleHead,
+    ArticleInput,
+    ArticleVersion,
+    ImportSummary,
+    PutOutcome,
+    Rejection,
+)
+from deflect.ports import EvidenceStore, KnowledgeIndex, SupportStore
+
+# A bulk import makes its changes searchable in batches of this many articles (and once at the end).
+FLUSH_EVERY = 250
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    article_id: str
+    article: ArticleInput
+    source: str
+
+
+Progress = Callable[[ImportRow | Rejection, PutOutcome | None], None]
+
+
+class KnowledgeIngestion:
+    def __init__(
+        self,
+        store: SupportStore,
+        evidence: EvidenceStore,
+        index: KnowledgeIndex,
+        *,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.articles = ArticleRepository(store, evidence)
+        self.index = index
+        self._now = now
+
+    def put(self, ctx: TenantContext, article_id: str, article: ArticleInput) -> PutOutcome:
+        outcome, staged = self._stage(ctx, article_id, article)
+        if staged:
+            self.index.flush()
+            self._mark_indexed(ctx, [staged])
+        return outcome
+
+    def delete(self, ctx: TenantContext, article_id: str) -> PutOutcome:
+        """Tombstone: a new version marked deleted; earlier versions stay readable for the citations they back."""
+        _check_id(article_id)
+        head = self.articles.head(ctx, article_id)
+        if head is None or head.deleted:
+            self.index.remove_article(ctx, article_id)  # idempotent, and clears anything a failed delete left
+            self.index.flush()
+            return PutOutcome(
+                article_id=article_id, status="absent", version=head.current_version if head else 0
+            )
+        now = self._now()
+        version = head.current_version + 1
+        record = ArticleVersion(
+            tenant_id=ctx.tenant_id,
+            article_id=article_id,
+            article_version=version,
+            deleted=True,
+            updated_by=ctx.actor,
+            updated_at=now,
+        )
+        tombstoned = head.model_copy(
+            update={"current_version": version, "content_sha256": None, "deleted": True, "updated_at": now}
+        )
+        self.store.transact(ctx, ArticleRepository.version_writes(tombstoned, record))
+        self.index.remove_article(ctx, article_id)
+        self.index.flush()
+        self._mark_indexed(ctx, [(article_id, version)])
+        return PutOutcome(article_id=article_id, status="deleted", version=version)
+
+    def import_rows(
+        self, ctx: TenantContext, rows: Iterable[ImportRow | Rejection], *, progress: Progress | None = None
+    ) -> ImportSummary:
+        """Add or update every row; rejected rows (and rows that fail validation here) are reported, not fatal."""
+        started = time.perf_counter()
+        summary = ImportSummary()
+        staged: list[tuple[str, int]] = []
+        for row in rows:
+            outcome: PutOutcome | None = None
+            if isinstance(row, Rejection):
+                summary.rejected.append(row)
+            else:
+                try:
+                    outcome, pending = self._stage(ctx, row.article_id, row.article)
+                except (MalformedPayload, Conflict) as error:
+                    summary.rejected.append(Rejection(source=row.source, reason=error.detail))
+                else:
+                    summary.count(outcome)
+                    if pending:
+                        staged.append(pending)
+            if len(staged) >= FLUSH_EVERY:
+                self.index.flush()
+                self._mark_indexed(ctx, staged)
+                staged = []
+            if progress:
+                progress(row, outcome)
+        if staged:
+            self.index.flush()
+            self._mark_indexed(ctx, staged)
+        summary.seconds = round(time.perf_counter() - started, 3)
+        return summary
+
+    # ------------------------------------------------------------------ internals
+    def _stage(
+        self, ctx: TenantContext, article_id: str, article: ArticleInput
+    ) -> tuple[PutOutcome, tuple[str, int] | None]:
+        """Write the version and hand its chunks to the index (not yet flushed)."""
+        _check_id(article_id)
+        head = self.articles.head(ctx, article_id)
+        digest = article.content_sha256()
+        if head and not head.deleted and head.content_sha256 == digest:
+            if head.indexed_version == head.current_version:
+                return PutOutcome(
+                    article_id=article_id, status="unchanged", version=head.current_version
+                ), None
+            record = self.articles.version(ctx, article_id, head.current_version)
+            chunks = self._chunks(
+                ctx,
+                article_id,
+                head.current_version,
+                article,
+                record.updated_at if record else head.updated_at,
+            )
+            self.index.replace_article(ctx, article_id, chunks)
+            outcome = PutOutcome(
+                article_id=article_id, status="unchanged", version=head.current_version, chunks=len(chunks)
+            )
+            return outcome, (article_id, head.current_version)
+        now = self._now()
+        version = (head.current_version if head else 0) + 1
+        body_ref = self.articles.store_body(ctx, article_id, version, article)
+        chunks = self._chunks(ctx, article_id, version, article, now)
+        record = ArticleVersion(
+            tenant_id=ctx.tenant_id,
+            article_id=article_id,
+            article_version=version,
+            meta=article.meta(),
+            content_sha256=digest,
+            body_ref=body_ref,
+            chunk_count=len(chunks),
+            updated_by=ctx.actor,
+            updated_at=now,
+        )
+        new_head = ArticleHead(
+            tenant_id=ctx.tenant_id,
+            article_id=article_id,
+            version=head.version if head else 0,
+            current_version=version,
+            content_sha256=digest,
+            indexed_version=head.indexed_version if head else 0,
+            updated_at=now,
+        )
+        self.store.transact(ctx, ArticleRepository.version_writes(new_head, record))
+        self.index.replace_article(ctx, article_id, chunks)
+        status = "added" if head is None or head.deleted else "updated"
+        return PutOutcome(article_id=article_id, status=status, version=version, chunks=len(chunks)), (
+            article_id,
+            version,
+        )
+
+    @staticmethod
+    def _chunks(
+        ctx: TenantContext, article_id: str, version: int, article: ArticleInput, at: datetime
+    ) -> list:
+        return chunk_article(
+            tenant_id=ctx.tenant_id,
+            article_id=article_id,
+            version=version,
+            meta=article.meta(),
+            body=article.body,
+            updated_at=at,
+        )
+
+    def _mark_indexed(self, ctx: TenantContext, staged: list[tuple[str, int]]) -> None:
+        for article_id, version in staged:
+            head = self.articles.head(ctx, article_id)
+            if head is None or head.current_version != version or head.indexed_version == version:
+                continue
+            try:
+                self.store.put(
+                    ctx, ArticleRepository.head_write(head.model_copy(update={"indexed_version": version}))
+                )
+            except Conflict:
+                continue  # a newer write landed meanwhile and records its own indexing
+
+
+def _check_id(article_id: str) -> None:
+    if not re.fullmatch(ARTICLE_ID_PATTERN, article_id or ""):
+        raise MalformedPayload(f"article id must match {ARTICLE_ID_PATTERN}")

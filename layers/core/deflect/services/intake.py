@@ -1,0 +1,811 @@
+"""Intake: accept every genuine helpdesk delivery exactly once, reject everything else, lose nothing.
+
+Webhook flow (`Intake.receive_webhook`):
+    size check (413) → tenant + secrets lookup and HMAC work, always both (401 / 404 look and cost the same)
+    → JSON decode (400, raw body quarantined as evidence) → delivery id
+    → DeliveryGuard: Powertools idempotency keyed by tenant + provider + delivery id, body fingerprint validated
+      (a repeat returns the first response; the same id with another body → 409)
+    → parse (400 + quarantine on a shape mismatch; 202 "ignored" for events we do not act on)
+    → `accept()`.
+
+`accept()` is shared with the conversation API and is safe to re-run after a crash at any point:
+- evidence is content-addressed (a repeat write is a no-op);
+- unknown requesters become customers with an id derived from their identity (a repeat finds the same one);
+- the message id is derived from the provider's message id (or the delivery id), and a DELIVERY# receipt item is
+  written in the SAME transaction as the ticket, the message and the audit index — so a message is stored once;
+- the triage job is sent after that transaction, carrying the message id as its dedupe id, and the receipt is then
+  marked `queued`. A retry that finds the receipt unqueued sends again: the job may be delivered twice, never
+  lost; consumers dedupe on `dedupe_id` (triage is idempotent per message id).
+
+Nothing here logs a message body, a header value or a secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from deflect.domain import keys
+from deflect.domain.canonical import canonical_json, sha256_hex
+from deflect.domain.errors import (
+    Conflict,
+    DeflectError,
+    InvalidTenant,
+    MalformedPayload,
+    NotFound,
+    PayloadTooLarge,
+    SignatureInvalid,
+    TenantNotFound,
+    Throttled,
+    TransientFailure,
+    Unauthorized,
+)
+from deflect.domain.models import (
+    Customer,
+    Decision,
+    EvidenceRef,
+    Message,
+    Record,
+    TenantConfig,
+    Ticket,
+    utcnow,
+)
+from deflect.domain.tenancy import TenantContext, validate_tenant_id
+from deflect.observability import logger
+from deflect.pii import redact, redact_value
+from deflect.ports import EvidenceStore, Put, SecretStore, SupportStore, WorkQueue
+from deflect.repositories import Accounts, Customers, TenantConfigs, Tickets, save
+from deflect.services.audit import AuditLog
+from deflect.webhooks import (
+    Ignored,
+    InboundMessage,
+    Requester,
+    VerifyOptions,
+    decode_json,
+    lower_headers,
+    parse_payload,
+    provider,
+    verify,
+)
+from deflect.webhooks.signatures import DEFAULT_FRESHDESK_HEADER
+
+R = TypeVar("R", bound=Record)
+API_PROVIDER = "api"
+API_KEY_PREFIX = "dfk"
+REOPENING_STATUSES = {"awaiting_customer", "deflected", "resolved", "closed"}
+_SECRET_HEADER_WORDS = ("authorization", "cookie", "secret", "token", "api-key", "apikey", "password")
+_MAX_WRITE_ATTEMPTS = 6
+
+
+# --------------------------------------------------------------------------- errors with one public face
+
+
+class WebhookRejected(SignatureInvalid):
+    """401 — bad or missing signature. Same public body as UnknownWebhookTenant on purpose."""
+
+    code = "webhook_rejected"
+    public_message = "webhook rejected"
+
+
+class UnknownWebhookTenant(TenantNotFound):
+    """404 — no such tenant (or provider not enabled). Body identical to WebhookRejected."""
+
+    code = "webhook_rejected"
+    public_message = "webhook rejected"
+
+
+# --------------------------------------------------------------------------- ports specific to intake
+
+
+class DeliveryGuard(Protocol):
+    """Run `work` once per key; a repeat returns the first result; a repeat with another fingerprint → Conflict."""
+
+    def once(self, key: str, fingerprint: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]: ...
+
+
+SyncTriage = Callable[[TenantContext, str, str], Mapping[str, Any] | None]
+"""The seam to triage (another capability): `triage(ctx, ticket_id, message_id) -> result` for the conversation
+API's synchronous answer. It must be idempotent per message id: a queued job for the same message may still run.
+When it is absent, conversations answer 202 and the triage worker picks the job from the queue."""
+
+Metric = Callable[[str, float], None]
+
+
+def load_sync_triage(container: Any) -> SyncTriage | None:
+    """Find the triage capability's synchronous entry point, if this build has it.
+
+    Contract for deflect.services.triage: `sync_triage(container) -> Callable[[ctx, ticket_id, message_id],
+    Mapping]`, idempotent per message id. Until it exists, conversations answer 202 and the queue carries the job.
+    """
+    import importlib
+
+    try:
+        module = importlib.import_module("deflect.services.triage")
+    except ModuleNotFoundError as missing:
+        if missing.name == "deflect.services.triage":
+            return None
+        raise
+    factory = getattr(module, "sync_triage", None)
+    return factory(container) if callable(factory) else None
+
+
+class PowertoolsDeliveryGuard:
+    """DeliveryGuard on Powertools idempotency (DynamoDB persistence layer built by the composition root)."""
+
+    def __init__(
+        self,
+        persistence_layer: Any,
+        *,
+        expires_after_s: int = 7 * 24 * 3600,
+        in_progress_wait_s: float = 3.0,
+        lambda_context: Any = None,
+    ) -> None:
+        from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+
+        self._config = IdempotencyConfig(
+            event_key_jmespath="key",
+            payload_validation_jmespath="fingerprint",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=expires_after_s,
+        )
+        self._wait_s = in_progress_wait_s
+
+        @idempotent_function(
+            data_keyword_argument="delivery",
+            persistence_store=persistence_layer,
+            config=self._config,
+            key_prefix="deflect-intake",
+        )
+        def _run(delivery: dict[str, str], work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+            return work()
+
+        self._run = _run
+        if lambda_context is not None:
+            self.register_lambda_context(lambda_context)
+
+    def register_lambda_context(self, context: Any) -> None:
+        # With the context known, an in-progress record expires with the invocation, so a crash only delays a
+        # provider's retry until the function's timeout instead of the record's full lifetime.
+        if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+            self._config.register_lambda_context(context)
+
+    def once(self, key: str, fingerprint: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        from aws_lambda_powertools.utilities.idempotency import exceptions as idem
+
+        deadline = time.monotonic() + self._wait_s
+        pause = 0.02
+        while True:
+            try:
+                return self._run(delivery={"key": key, "fingerprint": fingerprint}, work=work)
+            except idem.IdempotencyValidationError as error:
+                raise Conflict("same delivery id with a different body") from error
+            except idem.IdempotencyAlreadyInProgressError as error:
+                # A concurrent duplicate is being processed: wait for its result rather than fail the sender.
+                if time.monotonic() >= deadline:
+                    raise Throttled("delivery is being processed", retry_after_s=2) from error
+                time.sleep(pause)
+                pause = min(pause * 2, 0.25)
+            except (idem.IdempotencyPersistenceLayerError, idem.IdempotencyInconsistentStateError) as error:
+                raise TransientFailure("delivery dedupe store unavailable") from error
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Reply:
+    status_code: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status_code": self.status_code, "body": self.body, "headers": self.headers}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Reply:
+        return cls(int(data["status_code"]), dict(data["body"]), dict(data.get("headers") or {}))
+
+
+@dataclass(frozen=True)
+class Accepted:
+    ticket_id: str
+    message_id: str
+    customer_id: str | None
+    new_message: bool
+    queued: bool
+
+
+# --------------------------------------------------------------------------- id rules
+
+
+def _digest_id(prefix: str, *parts: str) -> str:
+    return prefix + sha256_hex("\x1f".join(parts).encode())[:32]
+
+
+def ticket_id_for(provider_name: str, external_ticket_id: str) -> str:
+    return (
+        external_ticket_id
+        if provider_name == API_PROVIDER
+        else _digest_id("tkt_", provider_name, external_ticket_id)
+    )
+
+
+def message_id_for(message: InboundMessage, delivery_id: str) -> str:
+    if message.external_message_id:
+        return _digest_id("msg_", message.provider, message.external_ticket_id, message.external_message_id)
+    return _digest_id("msg_", message.provider, "delivery", delivery_id)
+
+
+def customer_id_for(kind: str, value: str) -> str:
+    return _digest_id("cus_", kind, value.strip().lower())
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_api_key(tenant_id: str) -> str:
+    import secrets
+
+    return f"{API_KEY_PREFIX}_{validate_tenant_id(tenant_id)}_{secrets.token_urlsafe(32)}"
+
+
+def public_headers(headers: Mapping[str, str], extra_secret: str | None = None) -> dict[str, str]:
+    """Headers worth keeping as evidence: everything but credentials (signatures stay: they prove origin)."""
+    secret_name = (extra_secret or "").lower()
+    return {
+        k: v
+        for k, v in lower_headers(headers).items()
+        if k != secret_name and not any(word in k for word in _SECRET_HEADER_WORDS)
+    }
+
+
+def _records(model: type[R], items: list[Any]) -> list[R]:
+    # The store stamps `version` on every item; unversioned records (messages, decisions) do not declare it.
+    return [model.model_validate({k: v for k, v in i.data.items() if k in model.model_fields}) for i in items]
+
+
+# --------------------------------------------------------------------------- the use case
+
+
+class Intake:
+    def __init__(
+        self,
+        store: SupportStore,
+        evidence: EvidenceStore,
+        secrets: SecretStore,
+        queue: WorkQueue,
+        audit: AuditLog,
+        guard: DeliveryGuard,
+        *,
+        max_body_bytes: int = 256 * 1024,
+        tolerance_s: int = 300,
+        conversation_budget_ms: int = 2500,
+        triage: SyncTriage | None = None,
+        metric: Metric | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.evidence = evidence
+        self.secrets = secrets
+        self.queue = queue
+        self.audit = audit
+        self.guard = guard
+        self.max_body_bytes = max_body_bytes
+        self.tolerance_s = tolerance_s
+        self.conversation_budget_ms = conversation_budget_ms
+        self.triage = triage
+        self.metric = metric or (lambda _name, _value: None)
+        self.clock = clock
+        self.tenants = TenantConfigs(store)
+        self.customers = Customers(store)
+        self.accounts = Accounts(store)
+        self.tickets = Tickets(store)
+
+    # ------------------------------------------------------------------ webhooks
+
+    def receive_webhook(
+        self, provider_name: str, tenant_id: str, headers: Mapping[str, str], body: bytes
+    ) -> Reply:
+        spec = provider(provider_name)  # unknown provider → 404 before any work
+        if len(body) > self.max_body_bytes:
+            self.metric("WebhookTooLarge", 1)
+            raise PayloadTooLarge(f"body over {self.max_body_bytes} bytes")
+        headers = lower_headers(headers)
+        ctx, config = self._verify_webhook(provider_name, tenant_id, headers, body)
+        try:
+            payload = decode_json(body)
+            delivery_id = spec.delivery_id(headers, payload, body)
+        except MalformedPayload as error:
+            self._quarantine(ctx, config, provider_name, headers, body, error.detail)
+            raise
+        key = f"{ctx.tenant_id}#{provider_name}#{delivery_id}"
+
+        def work() -> dict[str, Any]:
+            try:
+                parsed = parse_payload(provider_name, ctx.tenant_id, payload)
+            except MalformedPayload as error:
+                self._quarantine(ctx, config, provider_name, headers, body, error.detail)
+                raise
+            if isinstance(parsed, Ignored):
+                self.metric("WebhookIgnored", 1)
+                return Reply(202, parsed.model_dump(mode="json")).as_dict()
+            request = {
+                "provider": provider_name,
+                "delivery_id": delivery_id,
+                "headers": public_headers(headers, config.freshdesk_secret_header),
+                "body": body.decode("utf-8"),
+            }
+            accepted = self.accept(ctx, config, parsed, delivery_id, request)
+            return Reply(
+                200,
+                {"status": "accepted", "ticket_id": accepted.ticket_id, "message_id": accepted.message_id},
+            ).as_dict()
+
+        reply = Reply.from_dict(self.guard.once(key, sha256_hex(body), work))
+        logger().info(
+            "webhook handled",
+            extra={"provider": provider_name, "delivery_id": delivery_id, "status": reply.status_code},
+        )
+        return reply
+
+    def _verify_webhook(
+        self, provider_name: str, tenant_id: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[TenantContext, TenantConfig]:
+        """The same lookups and HMAC work whether or not the tenant exists, so the answer leaks nothing."""
+        try:
+            valid_id = validate_tenant_id(tenant_id)
+        except InvalidTenant:
+            valid_id = None
+        config: TenantConfig | None = None
+        secrets: list[str] = []
+        if valid_id:
+            ctx = TenantContext(tenant_id=valid_id, actor=f"webhook:{provider_name}", via="webhook")
+            config = self.tenants.find(ctx)
+            secrets = self.secrets.secrets(valid_id, provider_name)
+        enabled = bool(config and config.status == "active" and provider_name in config.providers)
+        options = VerifyOptions(
+            tolerance_s=self.tolerance_s,
+            now=self.clock(),
+            freshdesk_header=(config.freshdesk_secret_header if config else DEFAULT_FRESHDESK_HEADER),
+        )
+        try:
+            verify(provider_name, headers, body, secrets if enabled else [], options)
+            verified = True
+        except SignatureInvalid:
+            verified = False
+        if not enabled or config is None:
+            self.metric("WebhookUnknownTenant", 1)
+            raise UnknownWebhookTenant("unknown tenant or provider not enabled")
+        if not verified:
+            self.metric("WebhookSignatureRejected", 1)
+            raise WebhookRejected("signature, secret or timestamp rejected")
+        return TenantContext(
+            tenant_id=config.tenant_id, actor=f"webhook:{provider_name}", via="webhook"
+        ), config
+
+    def _quarantine(
+        self,
+        ctx: TenantContext,
+        config: TenantConfig,
+        provider_name: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        reason: str,
+    ) -> EvidenceRef:
+        """Keep a verified-but-unparseable body so it can be replayed after a parser fix."""
+        record = {
+            "provider": provider_name,
+            "reason": reason,
+            "received_at": utcnow().isoformat(),
+            "headers": public_headers(headers, config.freshdesk_secret_header),
+            "body_b64": base64.b64encode(body).decode(),
+        }
+        key = f"{keys.s3_prefix(ctx.tenant_id)}quarantine/{provider_name}/{sha256_hex(body)}.json"
+        ref = self.evidence.put_locked(ctx, key, canonical_json(record), "quarantine")
+        self.metric("WebhookQuarantined", 1)
+        logger().warning("webhook quarantined", extra={"provider": provider_name, "evidence_key": ref.key})
+        return ref
+
+    def replay_quarantined(self, ctx: TenantContext, key: str) -> Reply:
+        """Re-run a quarantined delivery (its signature was verified when it arrived) through today's parser."""
+        import json
+
+        raw = self.evidence.read_latest(ctx, key)
+        if raw is None:
+            raise NotFound("no quarantined delivery at that key")
+        record = json.loads(raw)
+        provider_name, body = record["provider"], base64.b64decode(record["body_b64"])
+        headers = record.get("headers") or {}
+        config = self.tenants.get(ctx)
+        payload = decode_json(body)
+        delivery_id = provider(provider_name).delivery_id(headers, payload, body)
+        parsed = parse_payload(provider_name, ctx.tenant_id, payload)
+        if isinstance(parsed, Ignored):
+            return Reply(202, parsed.model_dump(mode="json"))
+        request = {
+            "provider": provider_name,
+            "delivery_id": delivery_id,
+            "headers": headers,
+            "body": body.decode(),
+        }
+        accepted = self.accept(ctx, config, parsed, delivery_id, request)
+        return Reply(
+            200, {"status": "accepted", "ticket_id": accepted.ticket_id, "message_id": accepted.message_id}
+        )
+
+    # ------------------------------------------------------------------ the shared acceptance path
+
+    def accept(
+        self,
+        ctx: TenantContext,
+        config: TenantConfig,
+        message: InboundMessage,
+        delivery_id: str,
+        request: Mapping[str, Any],
+    ) -> Accepted:
+        ticket_id = ticket_id_for(message.provider, message.external_ticket_id)
+        message_id = message_id_for(message, delivery_id)
+        ref = self.evidence.put_evidence(ctx, ticket_id, canonical_json(dict(request)), "inbound_request")
+        customer = self.resolve_customer(ctx, message.provider, message.requester)
+        receipt, new_message = self._store_message(
+            ctx, config, message, ticket_id, message_id, delivery_id, customer, ref
+        )
+        queued = bool(receipt.get("queued"))
+        if not queued:
+            self.queue.send(
+                ctx,
+                {
+                    "kind": "triage",
+                    "ticket_id": ticket_id,
+                    "message_id": message_id,
+                    "provider": message.provider,
+                    "dedupe_id": message_id,
+                },
+                dedupe_id=message_id,
+            )
+            self.store.put(
+                ctx,
+                Put(
+                    pk=keys.ticket_pk(ctx.tenant_id, ticket_id),
+                    sk=f"DELIVERY#{message_id}",
+                    data={**receipt, "queued": True},
+                    expect="any",
+                ),
+            )
+            queued = True
+        if new_message:
+            self.metric("MessagesAccepted", 1)
+        return Accepted(
+            ticket_id, message_id, customer.customer_id if customer else None, new_message, queued
+        )
+
+    def resolve_customer(
+        self, ctx: TenantContext, provider_name: str, requester: Requester
+    ) -> Customer | None:
+        """Requester → customer within the tenant (GSI2 by external id, then email); unknown → unverified."""
+        identities = requester.identities(provider_name)
+        matches = [
+            c for c in (self.customers.find_by_requester(ctx, k, v) for k, v in identities) if c is not None
+        ]
+        if matches:
+            # A CRM-verified identity beats one we created from an earlier message of the same person.
+            return next((c for c in matches if c.verified), matches[0])
+        if not identities:
+            return None
+        customer = Customer(
+            tenant_id=ctx.tenant_id,
+            customer_id=customer_id_for(*identities[0]),
+            email=requester.email.strip().lower() if requester.email else None,
+            external_ids={provider_name: requester.external_id} if requester.external_id else {},
+            name=requester.name,
+            verified=False,
+        )
+        try:
+            save(self.store, ctx, self.customers.save_writes(customer))
+        except Conflict:
+            # Another delivery created the same requester a moment ago: use theirs.
+            existing = self.customers.get(ctx, customer.customer_id)
+            if existing is None:
+                raise
+            return existing
+        return customer
+
+    def _store_message(
+        self,
+        ctx: TenantContext,
+        config: TenantConfig,
+        inbound: InboundMessage,
+        ticket_id: str,
+        message_id: str,
+        delivery_id: str,
+        customer: Customer | None,
+        ref: EvidenceRef,
+    ) -> tuple[dict[str, Any], bool]:
+        """Ticket + message + receipt + audit index in one transaction; re-read and retry on a race."""
+        pk = keys.ticket_pk(ctx.tenant_id, ticket_id)
+        account = self.accounts.get(ctx, customer.account_id) if customer and customer.account_id else None
+        for _ in range(_MAX_WRITE_ATTEMPTS):
+            existing = self.tickets.get(ctx, ticket_id)
+            # A receipt can only exist on an existing ticket: new tickets skip that read.
+            found = self.store.get(ctx, pk, f"DELIVERY#{message_id}") if existing is not None else None
+            if found is not None:
+                return found.data, False
+            now = utcnow()
+            ticket = self._ticket(ctx, config, inbound, ticket_id, existing, customer, account, now)
+            message = Message(
+                tenant_id=ctx.tenant_id,
+                ticket_id=ticket_id,
+                message_id=message_id,
+                author="customer",
+                body_redacted=redact(inbound.body_text),
+                attachments=[a.model_copy(update={"name": redact(a.name)}) for a in inbound.attachments],
+                evidence=ref,
+                received_at=now,
+                delivery_id=delivery_id,
+            )
+            message_write = Tickets.message_write(message)
+            receipt = {
+                "message_id": message_id,
+                "delivery_id": delivery_id,
+                "message_sk": message_write.sk,
+                "received_at": now.isoformat(),
+                "queued": False,
+            }
+            writes = [
+                Put(pk=pk, sk=f"DELIVERY#{message_id}", data=receipt, expect="new"),
+                self.tickets.save_write(ticket),
+                message_write,
+            ]
+            try:
+                self.audit.append(
+                    ctx,
+                    ticket_id,
+                    "message.received",
+                    {
+                        "provider": inbound.provider,
+                        "event": inbound.event,
+                        "delivery_id": delivery_id,
+                        "message_id": message_id,
+                        "external_ticket_id": inbound.external_ticket_id,
+                        "new_ticket": existing is None,
+                        "customer_id": customer.customer_id if customer else None,
+                        "customer_verified": bool(customer and customer.verified),
+                    },
+                    evidence=[ref],
+                    writes=writes,
+                )
+                return receipt, True
+            except Conflict:
+                continue  # the ticket moved or the same message landed concurrently: re-read and decide again
+        raise Throttled("ticket is busy, retry later", retry_after_s=1)
+
+    def _ticket(
+        self,
+        ctx: TenantContext,
+        config: TenantConfig,
+        inbound: InboundMessage,
+        ticket_id: str,
+        existing: Ticket | None,
+        customer: Customer | None,
+        account: Any,
+        now: Any,
+    ) -> Ticket:
+        entitlement = {
+            "customer_id": customer.customer_id if customer else None,
+            "account_id": account.account_id if account else (customer.account_id if customer else None),
+            "plan": account.plan if account else None,
+            "entitlements": list(account.entitlements) if account else [],
+            "sla_tier": account.sla_tier if account and account.sla_tier in config.sla_tiers else "standard",
+        }
+        if existing is None:
+            return Ticket(
+                tenant_id=ctx.tenant_id,
+                ticket_id=ticket_id,
+                provider=inbound.provider,
+                external_id=inbound.external_ticket_id,
+                subject_redacted=redact(inbound.subject),
+                status="new",
+                locale=inbound.locale or config.default_locale,
+                channel=inbound.channel,
+                custom_fields=redact_value(inbound.custom_fields),  # type: ignore[arg-type]
+                external_updated_at=inbound.updated_at,
+                created_at=now,
+                updated_at=now,
+                **entitlement,
+            )
+        changes: dict[str, Any] = {"updated_at": now, **entitlement}
+        if existing.status in REOPENING_STATUSES:
+            changes["status"] = "new"  # the customer wrote again: it needs triage again
+        if inbound.updated_at and (
+            not existing.external_updated_at or inbound.updated_at > existing.external_updated_at
+        ):
+            changes["external_updated_at"] = inbound.updated_at
+        if inbound.subject and not existing.subject_redacted:
+            changes["subject_redacted"] = redact(inbound.subject)
+        if inbound.custom_fields:
+            changes["custom_fields"] = {**existing.custom_fields, **redact_value(inbound.custom_fields)}  # type: ignore[dict-item]
+        return existing.model_copy(update=changes)
+
+    # ------------------------------------------------------------------ conversation API
+
+    def authenticate_api_key(self, presented: str | None) -> tuple[TenantContext, TenantConfig]:
+        """`dfk_<tenant>_<secret>`: the tenant part picks the stored hashes; all compares are constant-time."""
+        presented = (presented or "").strip()
+        prefix, _, rest = presented.partition("_")
+        tenant_part, _, _ = rest.partition("_")
+        try:
+            tenant_id = validate_tenant_id(tenant_part) if prefix == API_KEY_PREFIX else None
+        except InvalidTenant:
+            tenant_id = None
+        stored = self.secrets.secrets(tenant_id, API_PROVIDER) if tenant_id else []
+        digest = hash_api_key(presented).encode()
+        candidates = [(h, True) for h in stored[:2]] + [("0" * 64, False), ("f" * 64, False)]
+        matched = False
+        for candidate, genuine in candidates[:2]:
+            matched |= hmac.compare_digest(candidate.encode(), digest) & genuine
+        if not tenant_id or not matched:
+            self.metric("ApiKeyRejected", 1)
+            raise Unauthorized("api key rejected")
+        ctx = TenantContext(tenant_id=tenant_id, actor="api-key", via="api_key", roles=frozenset({"service"}))
+        config = self.tenants.find(ctx)
+        if config is None or config.status != "active":
+            raise Unauthorized("api key rejected")
+        return ctx, config
+
+    def converse(
+        self,
+        ctx: TenantContext,
+        config: TenantConfig,
+        *,
+        text: str,
+        requester: Requester,
+        subject: str = "",
+        locale: str | None = None,
+        custom_fields: Mapping[str, Any] | None = None,
+        conversation_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Reply:
+        """Start a conversation (no id) or add to one; answer with triage if it is ready within the budget."""
+        starting = conversation_id is None
+        if conversation_id is not None:
+            existing = self.tickets.get(ctx, conversation_id)
+            if existing is None or existing.provider != API_PROVIDER:
+                raise NotFound("conversation not found")
+        delivery_id = idempotency_key or uuid.uuid4().hex
+        if conversation_id is None:
+            conversation_id = (
+                _digest_id("cnv_", ctx.tenant_id, delivery_id)
+                if idempotency_key
+                else f"cnv_{uuid.uuid4().hex}"
+            )
+        inbound = InboundMessage(
+            tenant_id=ctx.tenant_id,
+            provider=API_PROVIDER,
+            event="conversation.message",
+            is_new_ticket=starting,
+            external_ticket_id=conversation_id,
+            external_message_id=None,
+            requester=requester,
+            subject=subject,
+            body_text=text,
+            channel="api",
+            locale=locale,
+            custom_fields=dict(custom_fields or {}),
+        )
+        # The id we mint for a new conversation is not part of what the client sent; the one it names is.
+        sent = inbound.model_dump(mode="json", exclude={"external_ticket_id"})
+        fingerprint = sha256_hex(
+            canonical_json({"conversation": None if starting else conversation_id, **sent})
+        )
+        key = f"{ctx.tenant_id}#{API_PROVIDER}#{delivery_id}"
+
+        def work() -> dict[str, Any]:
+            request = {
+                "provider": API_PROVIDER,
+                "delivery_id": delivery_id,
+                "message": inbound.model_dump(mode="json"),
+            }
+            return self._answer(ctx, config, inbound, delivery_id, request).as_dict()
+
+        return Reply.from_dict(self.guard.once(key, fingerprint, work))
+
+    def _answer(
+        self,
+        ctx: TenantContext,
+        config: TenantConfig,
+        inbound: InboundMessage,
+        delivery_id: str,
+        request: Mapping[str, Any],
+    ) -> Reply:
+        ticket_id = ticket_id_for(API_PROVIDER, inbound.external_ticket_id)
+        message_id = message_id_for(inbound, delivery_id)
+        status_url = f"/v1/conversations/{ticket_id}"
+        self.accept(ctx, config, inbound, delivery_id, request)
+        result = self._triage_within_budget(ctx, ticket_id, message_id)
+        if result is not None:
+            return Reply(
+                200,
+                {
+                    "conversation_id": ticket_id,
+                    "message_id": message_id,
+                    "status": "answered",
+                    "status_url": status_url,
+                    "triage": dict(result),
+                },
+            )
+        return Reply(
+            202,
+            {
+                "conversation_id": ticket_id,
+                "message_id": message_id,
+                "status": "processing",
+                "status_url": status_url,
+            },
+            {"Location": status_url},
+        )
+
+    def _triage_within_budget(
+        self, ctx: TenantContext, ticket_id: str, message_id: str
+    ) -> Mapping[str, Any] | None:
+        """The message is already stored and queued; wait up to the budget for a synchronous answer."""
+        if self.triage is None:
+            return None
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-triage")
+        future = pool.submit(self.triage, ctx, ticket_id, message_id)
+        try:
+            return future.result(timeout=self.conversation_budget_ms / 1000)
+        except FutureTimeout:
+            self.metric("ConversationTriageOverBudget", 1)
+            return None
+        except DeflectError:
+            return None  # the queued job will triage it; the caller polls the status URL
+        finally:
+            pool.shutdown(wait=False)
+
+    def conversation(self, ctx: TenantContext, conversation_id: str) -> dict[str, Any]:
+        ticket = self.tickets.get(ctx, conversation_id)
+        if ticket is None or ticket.provider != API_PROVIDER:
+            raise NotFound("conversation not found")
+        decisions = _records(
+            Decision, self.store.query(ctx, keys.ticket_pk(ctx.tenant_id, conversation_id), "DECISION#")
+        )
+        latest = decisions[-1] if decisions else None
+        answer = None
+        if latest is not None:
+            answer = {
+                "outcome": latest.outcome,
+                "reasons": latest.reasons,
+                "decided_at": latest.decided_at.isoformat(),
+                "reply": latest.draft.text if latest.draft and latest.outcome != "escalate" else None,
+                "citations": [c.model_dump(mode="json") for c in latest.draft.citations]
+                if latest.draft
+                else [],
+                "missing_diagnostics": latest.missing_diagnostics,
+            }
+        return {
+            "conversation_id": conversation_id,
+            "status": ticket.status,
+            "created_at": ticket.created_at.isoformat(),
+            "updated_at": ticket.updated_at.isoformat(),
+            "messages": [
+                {
+                    "message_id": m.message_id,
+                    "author": m.author,
+                    "text": m.body_redacted,
+                    "received_at": m.received_at.isoformat(),
+                }
+                for m in _records(
+                    Message, self.store.query(ctx, keys.ticket_pk(ctx.tenant_id, conversation_id), "MSG#")
+                )
+            ],
+            "decision": answer,
+        }

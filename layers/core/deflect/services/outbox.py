@@ -1,0 +1,130 @@
+"""The transactional outbox: an externally visible effect is recorded in the SAME transaction as the decision
+that causes it, and only then handed to the writeback function.
+
+Producers (triage, escalation) do:
+
+    items = [outbox.reply(ticket, text, caused_by=decision.decision_id, tags=["deflected"])]
+    audit.append(ctx, ticket.ticket_id, "decision", payload, writes=[ticket_put, *outbox.writes(items)])
+    outbox.enqueue(writeback_queue, ctx, items)   # after the commit; a lost enqueue is swept up later
+
+Two ways reach the writeback function, both supported: the SQS queue (`enqueue` after commit) and the
+SupportTable stream (`refs_from_stream`): dispatch is exactly-once per outbox id whichever fires, or both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from deflect.domain.errors import InvalidTenant
+from deflect.domain.models import OutboxItem, OutboxKind, RequestedAction, Ticket
+from deflect.domain.tenancy import TenantContext, TenantId
+from deflect.ports import Put, WorkQueue
+from deflect.repositories import Outbox, put_versioned
+from deflect.domain import keys
+
+# Kinds that change what a human may also be editing: they carry the helpdesk version the decision saw.
+OVERWRITING_KINDS: frozenset[str] = frozenset({"public_reply", "tags", "status", "custom_fields"})
+
+
+class OutboxRef(BaseModel):
+    """What travels on the queue: only ids. The item itself is read from DynamoDB, the source of truth."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    tenant_id: TenantId
+    outbox_id: str
+
+
+def new_item(
+    ticket: Ticket,
+    kind: OutboxKind,
+    *,
+    body: str | None = None,
+    tags: Sequence[str] = (),
+    status_value: str | None = None,
+    custom_fields: Mapping[str, Any] | None = None,
+    action: RequestedAction | None = None,
+    caused_by: str | None = None,
+) -> OutboxItem:
+    """One outbox item for one ticket. The helpdesk version the decision saw comes from the ticket, so the
+    writeback can tell a newer human edit from its own."""
+    if kind in ("public_reply", "internal_note") and not (body and body.strip()):
+        raise ValueError(f"a {kind} needs a body")
+    if kind == "account_action" and (action is None or action.kind == "none"):
+        raise ValueError("an account action needs the approved action")
+    return OutboxItem(
+        tenant_id=ticket.tenant_id,
+        ticket_id=ticket.ticket_id,
+        provider=ticket.provider,
+        external_ticket_id=ticket.external_id,
+        kind=kind,
+        body=body,
+        tags=list(tags),
+        status_value=status_value,
+        custom_fields=dict(custom_fields or {}),
+        action=action,
+        caused_by=caused_by,
+        expected_external_updated_at=ticket.external_updated_at if kind in OVERWRITING_KINDS else None,
+    )
+
+
+def reply(ticket: Ticket, text: str, *, public: bool = True, **extra: Any) -> OutboxItem:
+    """A public reply (or an internal note), optionally with tags / status / custom fields in the same update."""
+    return new_item(ticket, "public_reply" if public else "internal_note", body=text, **extra)
+
+
+def writes(items: Iterable[OutboxItem]) -> list[Put]:
+    """Put writes (expect new) to add to the transaction of the state change that causes these effects."""
+    return [put_versioned(keys.outbox_pk(i.tenant_id, i.outbox_id), "META", i, **Outbox.status_index(i)) for i in items]
+
+
+def message(item: OutboxItem) -> dict[str, Any]:
+    return {"outbox_id": item.outbox_id, "ticket_id": item.ticket_id}
+
+
+def enqueue(queue: WorkQueue, ctx: TenantContext, items: Iterable[OutboxItem]) -> list[str]:
+    """Hand committed items to the writeback queue. Call only after the transaction succeeded."""
+    return [queue.send(ctx, message(item), dedupe_id=item.outbox_id) for item in items if item.tenant_id == ctx.tenant_id]
+
+
+# ------------------------------------------------------------------------------------------ event parsing
+def ref_from_message(body: str | Mapping[str, Any]) -> OutboxRef:
+    """An SQS message body (as written by `enqueue`) → ref. Raises ValueError on anything else."""
+    try:
+        data = json.loads(body) if isinstance(body, str) else dict(body)
+        return OutboxRef.model_validate(data)
+    except (ValueError, ValidationError, InvalidTenant) as error:
+        raise ValueError("not an outbox message") from error
+
+
+def ref_from_stream_record(record: Mapping[str, Any]) -> OutboxRef | None:
+    """A SupportTable stream record → ref, for outbox items that are waiting to be dispatched; None otherwise.
+
+    Only `pending` items: writeback's own status updates (dispatching, done, ...) also flow through the
+    stream and must not dispatch again. A replay sets an item back to pending, so it dispatches once more.
+    """
+    if record.get("eventName") not in ("INSERT", "MODIFY"):
+        return None
+    image = (record.get("dynamodb") or {}).get("NewImage") or {}
+    pk = (image.get("PK") or {}).get("S", "")
+    sk = (image.get("SK") or {}).get("S", "")
+    if sk != "META" or "#OUTBOX#" not in pk:
+        return None
+    try:
+        data = json.loads((image.get("data") or {}).get("S", "{}"))
+    except ValueError:
+        return None
+    if data.get("status") != "pending":
+        return None
+    try:
+        return OutboxRef(tenant_id=pk[2:].split("#OUTBOX#", 1)[0], outbox_id=data.get("outbox_id", pk.rsplit("#", 1)[-1]))
+    except (ValidationError, InvalidTenant):
+        return None
+
+
+def refs_from_stream(event: Mapping[str, Any]) -> list[OutboxRef]:
+    return [ref for ref in (ref_from_stream_record(r) for r in event.get("Records") or []) if ref is not None]

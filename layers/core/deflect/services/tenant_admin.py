@@ -1,0 +1,312 @@
+"""Tenant onboarding, tenant configuration, and the identity/entitlement records CRM and billing keep current.
+
+Every change is an audit event. Admin changes are not about a ticket, so they use their own chains, named so they
+can never collide with ticket ids (`tkt_...`, `cnv_...`): `tenant-config`, `customer-<id>`, `account-<id>`.
+Secrets are written to the SecretStore and shown once to the operator; audit payloads name the provider only.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets as token_source
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from deflect.domain import keys
+from deflect.domain.errors import Conflict, MalformedPayload, NotFound
+from deflect.domain.models import (
+    Account,
+    Customer,
+    DecisionPolicy,
+    DiagnosticsChecklist,
+    Provider,
+    SlaTier,
+    TenantConfig,
+    utcnow,
+)
+from deflect.domain.tenancy import TenantContext, validate_tenant_id
+from deflect.ports import Delete, Put, SecretStore, SupportStore
+from deflect.repositories import Accounts, Customers, TenantConfigs, bumped
+from deflect.services.audit import AuditLog
+from deflect.services.intake import API_PROVIDER, hash_api_key, new_api_key
+
+WEBHOOK_PROVIDERS: tuple[str, ...] = ("zendesk", "intercom", "freshdesk", "jira", "generic")
+# Providers whose secret we may mint; Zendesk and Intercom generate theirs and the operator copies it in.
+MINTED_SECRETS = {"freshdesk", "jira", "generic"}
+CONFIG_CHAIN = "tenant-config"
+ENTITY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[A-Za-z]{2,24}$")
+
+
+def _entity_id(value: str, kind: str) -> str:
+    if not ENTITY_ID.match(value or ""):
+        raise MalformedPayload(f"{kind} id must match {ENTITY_ID.pattern}")
+    return value
+
+
+class _Patch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expected_version: int | None = Field(
+        default=None, ge=0, description="optimistic lock: the version you read"
+    )
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True, exclude={"expected_version"})
+
+
+class TenantConfigUpdate(_Patch):
+    """Fields to set on the tenant configuration; omitted fields keep their value."""
+
+    display_name: str | None = Field(default=None, min_length=1, max_length=200)
+    status: Literal["active", "suspended"] | None = None
+    providers: list[Provider] | None = None
+    freshdesk_secret_header: str | None = None
+    default_locale: str | None = Field(default=None, min_length=2, max_length=20)
+    escalation_queues: list[str] | None = Field(default=None, min_length=1)
+    max_reassign_hops: int | None = Field(default=None, ge=0, le=10)
+    sla_tiers: dict[str, SlaTier] | None = None
+    diagnostics: list[DiagnosticsChecklist] | None = None
+    policy: DecisionPolicy | None = None
+    retention_days: int | None = Field(default=None, ge=1, le=3650)
+    daily_budget_usd: Decimal | None = Field(default=None, ge=0)
+    requests_per_minute: int | None = Field(default=None, ge=1)
+
+    @field_validator("freshdesk_secret_header")
+    @classmethod
+    def _header(cls, value: str | None) -> str | None:
+        if value is not None and not HEADER_NAME.match(value):
+            raise ValueError("header name: letters, digits and '-' only")
+        return value
+
+
+class CustomerUpdate(_Patch):
+    email: str | None = None
+    external_ids: dict[str, str] | None = None
+    name: str | None = Field(default=None, max_length=200)
+    account_id: str | None = None
+    verified: bool = True  # identities supplied by CRM are verified
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not EMAIL.match(value):
+            raise ValueError("not an email address")
+        return value.strip().lower() if value else value
+
+
+class AccountUpdate(_Patch):
+    name: str | None = Field(default=None, max_length=200)
+    plan: str | None = Field(default=None, min_length=1, max_length=100)
+    sla_tier: str | None = Field(default=None, min_length=1, max_length=50)
+    owner: str | None = Field(default=None, max_length=200)
+    entitlements: list[str] | None = None
+
+
+def _check_version(current_version: int, expected: int | None) -> None:
+    if expected is not None and expected != current_version:
+        raise Conflict("record changed since it was read")
+
+
+class TenantAdmin:
+    def __init__(self, store: SupportStore, secrets: SecretStore, audit: AuditLog) -> None:
+        self.store = store
+        self.secrets = secrets
+        self.audit = audit
+        self.tenants = TenantConfigs(store)
+        self.customers = Customers(store)
+        self.accounts = Accounts(store)
+
+    # ------------------------------------------------------------------ onboarding (CLI)
+
+    def create(
+        self,
+        tenant_id: str,
+        display_name: str,
+        *,
+        providers: list[str],
+        actor: str,
+        provided_secrets: dict[str, str] | None = None,
+        freshdesk_secret_header: str | None = None,
+    ) -> dict[str, Any]:
+        ctx = TenantContext(tenant_id=validate_tenant_id(tenant_id), actor=actor, via="cli")
+        unknown = sorted(set(providers) - set(WEBHOOK_PROVIDERS))
+        if unknown:
+            raise MalformedPayload(f"unknown providers: {', '.join(unknown)}")
+        if self.tenants.find(ctx) is not None:
+            raise Conflict("tenant already exists")
+        fields: dict[str, Any] = {
+            "tenant_id": tenant_id,
+            "display_name": display_name,
+            "providers": providers,
+        }
+        if freshdesk_secret_header:
+            fields["freshdesk_secret_header"] = TenantConfigUpdate(
+                freshdesk_secret_header=freshdesk_secret_header
+            ).freshdesk_secret_header
+        config = TenantConfig(**fields, updated_by=actor)
+        self.audit.append(
+            ctx,
+            CONFIG_CHAIN,
+            "tenant.created",
+            {"tenant_id": tenant_id, "providers": providers, "version": 1},
+            writes=[self.tenants.save_write(config)],
+        )
+        shown: dict[str, str] = {}
+        for name in providers:
+            value = (provided_secrets or {}).get(name) or (
+                token_source.token_urlsafe(32) if name in MINTED_SECRETS else None
+            )
+            if value:
+                self.secrets.put_secret(tenant_id, name, value, keep_previous=False)
+                shown[name] = value
+        api_key = self._mint_api_key(ctx, keep_previous=False)
+        return {
+            "tenant": tenant_id,
+            "config": self.tenants.get(ctx).model_dump(mode="json"),
+            "api_key": api_key,
+            "webhook_secrets": shown,
+            "secrets_still_needed": sorted(set(providers) - set(shown)),
+        }
+
+    def show(self, tenant_id: str) -> dict[str, Any]:
+        ctx = TenantContext(tenant_id=validate_tenant_id(tenant_id), actor="cli:tenant", via="cli")
+        config = self.tenants.find(ctx)
+        if config is None:
+            raise NotFound("tenant not found")
+        secret_state = {
+            name: len(self.secrets.secrets(tenant_id, name)) for name in (*config.providers, API_PROVIDER)
+        }
+        return {
+            "config": config.model_dump(mode="json"),
+            # How many secrets each provider has (2 = mid-rotation); never the values.
+            "secrets": secret_state,
+            "webhook_paths": {p: f"/v1/webhooks/{p}/{tenant_id}" for p in config.providers},
+        }
+
+    def rotate_secret(
+        self, tenant_id: str, provider_name: str, *, actor: str, value: str | None = None
+    ) -> dict[str, Any]:
+        """New current secret; the old one stays valid as `previous` until the next rotation."""
+        ctx = TenantContext(tenant_id=validate_tenant_id(tenant_id), actor=actor, via="cli")
+        self.tenants.get(ctx)
+        if provider_name == API_PROVIDER:
+            shown = self._mint_api_key(ctx, keep_previous=True)
+        elif provider_name in WEBHOOK_PROVIDERS:
+            if value is None and provider_name not in MINTED_SECRETS:
+                raise MalformedPayload(f"{provider_name} generates its own secret: pass it with --value")
+            shown = value or token_source.token_urlsafe(32)
+            self.secrets.put_secret(tenant_id, provider_name, shown, keep_previous=True)
+        else:
+            raise MalformedPayload("unknown provider")
+        self.audit.append(
+            ctx, CONFIG_CHAIN, "tenant.secret_rotated", {"provider": provider_name}, actor=actor
+        )
+        return {"tenant": tenant_id, "provider": provider_name, "secret": shown, "previous_still_valid": True}
+
+    def _mint_api_key(self, ctx: TenantContext, *, keep_previous: bool) -> str:
+        key = new_api_key(ctx.tenant_id)
+        # Only the hash is stored; the key itself is shown once.
+        self.secrets.put_secret(ctx.tenant_id, API_PROVIDER, hash_api_key(key), keep_previous=keep_previous)
+        return key
+
+    # ------------------------------------------------------------------ admin API
+
+    def update_config(self, ctx: TenantContext, tenant_id: str, update: TenantConfigUpdate) -> TenantConfig:
+        if tenant_id != ctx.tenant_id:
+            raise NotFound("tenant not found")  # another tenant's config does not exist for this caller
+        current = self.tenants.find(ctx)
+        if current is None:
+            raise NotFound("tenant not found")
+        _check_version(current.version, update.expected_version)
+        changes = update.changes()
+        try:
+            merged = TenantConfig.model_validate(
+                {
+                    **current.model_dump(),
+                    **changes,
+                    "updated_by": ctx.actor,
+                    "updated_at": utcnow(),
+                }
+            )
+        except ValidationError as error:
+            raise MalformedPayload("configuration is not valid") from error
+        self.audit.append(
+            ctx,
+            CONFIG_CHAIN,
+            "tenant.config_updated",
+            {"fields": sorted(changes), "version": current.version + 1},
+            writes=[self.tenants.save_write(merged)],
+        )
+        return bumped(merged)
+
+    def put_customer(self, ctx: TenantContext, customer_id: str, update: CustomerUpdate) -> Customer:
+        customer_id = _entity_id(customer_id, "customer")
+        if update.account_id is not None:
+            _entity_id(update.account_id, "account")
+        current = self.customers.get(ctx, customer_id)
+        changes = update.changes()
+        changes.setdefault("verified", update.verified)
+        if current is None:
+            record = Customer(tenant_id=ctx.tenant_id, customer_id=customer_id, **changes)
+            stale: list[Delete] = []
+        else:
+            _check_version(current.version, update.expected_version)
+            record = current.model_copy(update={**changes, "updated_at": utcnow()})
+            stale = self._stale_identities(current, record)
+        writes: list[Put | Delete] = [*self.customers.save_writes(record), *stale]
+        self.audit.append(
+            ctx,
+            f"customer-{customer_id}",
+            "customer.created" if current is None else "customer.updated",
+            {
+                "customer_id": customer_id,
+                "fields": sorted(changes),
+                "verified": record.verified,
+                "account_id": record.account_id,
+            },
+            writes=writes,
+        )
+        return bumped(record)
+
+    @staticmethod
+    def _stale_identities(before: Customer, after: Customer) -> list[Delete]:
+        """Lookup items for identities the customer no longer has (so requesters stop resolving to them)."""
+
+        def kinds(c: Customer) -> set[str]:
+            return ({"email"} if c.email else set()) | {f"ext:{p}" for p in c.external_ids}
+
+        pk = keys.customer_pk(before.tenant_id, before.customer_id)
+        return [Delete(pk=pk, sk=f"REQ#{kind}") for kind in sorted(kinds(before) - kinds(after))]
+
+    def put_account(self, ctx: TenantContext, account_id: str, update: AccountUpdate) -> Account:
+        account_id = _entity_id(account_id, "account")
+        config = self.tenants.get(ctx)
+        if update.sla_tier is not None and update.sla_tier not in config.sla_tiers:
+            raise MalformedPayload(
+                f"unknown SLA tier; this tenant has: {', '.join(sorted(config.sla_tiers))}"
+            )
+        current = self.accounts.get(ctx, account_id)
+        changes = update.changes()
+        if current is None:
+            record = Account(tenant_id=ctx.tenant_id, account_id=account_id, **changes)
+        else:
+            _check_version(current.version, update.expected_version)
+            record = current.model_copy(update={**changes, "updated_at": utcnow()})
+        self.audit.append(
+            ctx,
+            f"account-{account_id}",
+            "account.created" if current is None else "account.updated",
+            {
+                "account_id": account_id,
+                "fields": sorted(changes),
+                "plan": record.plan,
+                "sla_tier": record.sla_tier,
+                "entitlements": record.entitlements,
+            },
+            writes=[self.accounts.save_write(record)],
+        )
+        return bumped(record)

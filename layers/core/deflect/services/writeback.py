@@ -1,0 +1,340 @@
+"""Writeback: dispatch outbox items to helpdesks and CRMs with exactly one effect per outbox id.
+
+One dispatch, and why each step is where it is:
+1. load the item (DynamoDB, consistent read) — done / conflict / dead items are acknowledged, nothing more;
+2. claim it: status `dispatching`, attempts + 1, guarded on its version. A crash from here on leaves a claim
+   that another delivery takes over once the lease (longer than the function timeout) has run out;
+3. send through the connector. On every attempt after the first, the connector first looks on the helpdesk for
+   the effect an earlier attempt may have made (a marker or its own comment) and does not send it again;
+   idempotency keys go where the provider honours them;
+4. store the receipt (item `done` + a RECEIPT item created only once + the ticket's writeback watermark), in one
+   transaction with the audit index — only then is the delivery acknowledged.
+Conflicts are recorded, the public reply is downgraded to an internal note for a human, and audited. Transient
+failures release the claim and let the queue retry; after `max_attempts`, or on a permanent failure, the item
+is `dead`, its message goes to the DLQ (before the status, so no dead item lacks one) and `replay` revives it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from deflect.domain import keys
+from deflect.domain.canonical import canonical_json, sha256_hex
+from deflect.domain.errors import Conflict, Throttled, TransientFailure
+from deflect.domain.models import OutboxItem, OutboxStatus, utcnow
+from deflect.domain.tenancy import TenantContext
+from deflect.helpdesk.base import parse_time
+from deflect.helpdesk.directory import connector_name
+from deflect.helpdesk.errors import HelpdeskConflict, PermanentFailure
+from deflect.helpdesk.models import HelpdeskReceipt
+from deflect.observability import logger
+from deflect.ports import DeadLetters, HelpdeskConnectors, Put, SupportStore, WorkQueue
+from deflect.repositories import Outbox, bumped, put_new
+from deflect.services import outbox as outbox_items
+from deflect.services.outbox import OutboxRef
+
+ACTOR = "deflect:writeback"
+HANDLED: frozenset[str] = frozenset({"done", "conflict", "dead"})
+OPEN_STATUSES: tuple[OutboxStatus, ...] = ("pending", "dispatching", "failed", "conflict", "dead")
+Outcome = Literal["delivered", "replayed", "conflict", "dead", "already_handled", "missing"]
+
+
+class InFlight(TransientFailure):
+    """Another worker holds a live claim on this item: retry later, do not send in parallel."""
+
+    code = "in_flight"
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    outbox_id: str
+    outcome: Outcome
+    detail: str = ""
+    # Seconds from the item's creation (the decision's commit) to its recorded effect.
+    age_s: float | None = None
+
+
+class Writeback:
+    def __init__(
+        self,
+        store: SupportStore,
+        connectors: HelpdeskConnectors,
+        *,
+        queue: WorkQueue | None = None,
+        dead_letters: DeadLetters | None = None,
+        audit: Any = None,
+        clock: Callable[[], datetime] = utcnow,
+        max_attempts: int = 5,
+        lease_s: float = 90.0,
+        checkpoint: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.outbox = Outbox(store)
+        self.connectors = connectors
+        self.queue = queue
+        self.dead_letters = dead_letters
+        self.audit = audit  # services.audit.AuditLog; None only in tests of this service alone
+        self.clock = clock
+        self.max_attempts = max_attempts
+        self.lease = timedelta(seconds=lease_s)
+        # Named points between steps; tests raise there to prove a crash anywhere loses and repeats nothing.
+        self.checkpoint = checkpoint or (lambda step: None)
+
+    # ------------------------------------------------------------------ dispatch
+    def dispatch(self, ref: OutboxRef) -> DispatchResult:
+        """Deliver one item. Returns when the delivery may be acknowledged; raises to have it retried."""
+        ctx = TenantContext.system(ref.tenant_id, ACTOR)
+        item = self.outbox.get(ctx, ref.outbox_id)
+        self.checkpoint("loaded")
+        if item is None:
+            logger().warning("outbox item not found", extra={"outbox_id": ref.outbox_id})
+            return DispatchResult(ref.outbox_id, "missing")
+        if item.status in HANDLED:
+            return DispatchResult(item.outbox_id, "already_handled", item.status)
+        if item.status == "dispatching" and item.updated_at + self.lease > self.clock():
+            raise InFlight("another delivery is working on this item", retry_after_s=self.lease.total_seconds())
+        claimed = self._claim(ctx, item)
+        self.checkpoint("claimed")
+        try:
+            connector = self.connectors.connector(ref.tenant_id, claimed)
+            receipt = connector.send(self._with_baseline(ctx, claimed))
+        except HelpdeskConflict as conflict:
+            self.checkpoint("sent")
+            return self._conflict(ctx, claimed, conflict)
+        except PermanentFailure as failure:
+            return self._dead(ctx, claimed, failure.detail)
+        except Throttled as throttled:
+            self._release(ctx, claimed, f"throttled: {throttled.detail}", counts=False)
+            raise
+        except Exception as failure:
+            # TransientFailure, and anything unexpected (a malformed answer): an attempt that may be retried.
+            detail = failure.detail if isinstance(failure, TransientFailure) else type(failure).__name__
+            if claimed.attempts >= self.max_attempts:
+                return self._dead(ctx, claimed, f"{claimed.attempts} attempts, last: {detail}")
+            self._release(ctx, claimed, detail, counts=True)
+            raise
+        self.checkpoint("sent")
+        return self._delivered(ctx, claimed, receipt)
+
+    def _claim(self, ctx: TenantContext, item: OutboxItem) -> OutboxItem:
+        claimed = item.model_copy(update={"status": "dispatching", "attempts": item.attempts + 1, "updated_at": self.clock()})
+        try:
+            self.store.put(ctx, self.outbox.save_write(claimed))
+        except Conflict:
+            raise InFlight("another delivery claimed this item first") from None
+        return bumped(claimed)
+
+    def _with_baseline(self, ctx: TenantContext, item: OutboxItem) -> OutboxItem:
+        """What 'a newer edit' is measured against: the later of what the decision saw and what our own last
+        verified write to this ticket left (so our earlier items never look like someone else's edit)."""
+        expected = item.expected_external_updated_at
+        if expected is None:
+            return item
+        mark = self.store.get(ctx, keys.ticket_pk(ctx.tenant_id, item.ticket_id), _watermark_sk(item))
+        ours = parse_time(mark.data.get("external_updated_at")) if mark else None
+        if ours and ours > expected:
+            return item.model_copy(update={"expected_external_updated_at": ours})
+        return item
+
+    # ------------------------------------------------------------------ outcomes
+    def _delivered(self, ctx: TenantContext, claimed: OutboxItem, receipt: HelpdeskReceipt) -> DispatchResult:
+        stored = receipt.model_dump(mode="json")
+        done = claimed.model_copy(update={"status": "done", "receipt": stored, "last_error": None, "updated_at": self.clock()})
+        writes = [
+            self.outbox.save_write(done),
+            # Created once: a second receipt for the same outbox id cannot be written.
+            Put(pk=keys.outbox_pk(ctx.tenant_id, claimed.outbox_id), sk="RECEIPT", data=stored, expect="new"),
+        ]
+        if receipt.external_updated_at:
+            writes.append(
+                Put(
+                    pk=keys.ticket_pk(ctx.tenant_id, claimed.ticket_id),
+                    sk=_watermark_sk(claimed),
+                    data={"external_updated_at": receipt.external_updated_at.isoformat(), "outbox_id": claimed.outbox_id},
+                )
+            )
+        payload = {**_summary(claimed), "effects": receipt.effects, "replayed": receipt.replayed, "requests": receipt.requests}
+        if not self._commit(ctx, claimed, "writeback.delivered", payload, writes):
+            return DispatchResult(claimed.outbox_id, "already_handled", "recorded by another delivery")
+        self.checkpoint("recorded")
+        return DispatchResult(
+            claimed.outbox_id,
+            "replayed" if receipt.replayed else "delivered",
+            ",".join(receipt.effects),
+            age_s=(done.updated_at - claimed.created_at).total_seconds(),
+        )
+
+    def _conflict(self, ctx: TenantContext, claimed: OutboxItem, conflict: HelpdeskConflict) -> DispatchResult:
+        note = held_note(claimed, conflict)
+        record = {"conflict": conflict.current, "held_note": note.outbox_id if note else None}
+        conflicted = claimed.model_copy(
+            update={"status": "conflict", "last_error": conflict.reason, "receipt": record, "updated_at": self.clock()}
+        )
+        writes = [self.outbox.save_write(conflicted)]
+        if note:
+            writes.append(put_new(keys.outbox_pk(ctx.tenant_id, note.outbox_id), "META", note, **Outbox.status_index(note)))
+        payload = {**_summary(claimed), "reason": conflict.reason, **record}
+        if not self._commit(ctx, claimed, "writeback.conflict", payload, writes):
+            return DispatchResult(claimed.outbox_id, "already_handled", "recorded by another delivery")
+        self.checkpoint("recorded")
+        logger().info("writeback conflict", extra={"outbox_id": claimed.outbox_id, "reason": conflict.reason})
+        if note and self.queue:
+            outbox_items.enqueue(self.queue, ctx, [note])
+        return DispatchResult(claimed.outbox_id, "conflict", conflict.reason)
+
+    def _dead(self, ctx: TenantContext, claimed: OutboxItem, reason: str) -> DispatchResult:
+        if self.dead_letters:
+            # The DLQ message first: a crash after it repeats the message (harmless), never loses it.
+            self.dead_letters.send(
+                ctx,
+                {**outbox_items.message(claimed), "reason": reason[:500], "attempts": claimed.attempts},
+                dedupe_id=claimed.outbox_id,
+            )
+        dead = claimed.model_copy(update={"status": "dead", "last_error": reason[:1000], "updated_at": self.clock()})
+        if not self._commit(ctx, claimed, "writeback.dead", {**_summary(claimed), "reason": reason[:500]}, [self.outbox.save_write(dead)]):
+            return DispatchResult(claimed.outbox_id, "already_handled", "recorded by another delivery")
+        self.checkpoint("recorded")
+        logger().warning("outbox item dead", extra={"outbox_id": claimed.outbox_id, "attempts": claimed.attempts})
+        return DispatchResult(claimed.outbox_id, "dead", reason)
+
+    def _release(self, ctx: TenantContext, claimed: OutboxItem, reason: str, *, counts: bool) -> None:
+        attempts = claimed.attempts if counts else claimed.attempts - 1
+        failed = claimed.model_copy(update={"status": "failed", "attempts": attempts, "last_error": reason[:1000], "updated_at": self.clock()})
+        try:
+            self.store.put(ctx, self.outbox.save_write(failed))
+        except Conflict:
+            pass  # the lease ran out and another delivery took over: its outcome stands
+
+    def _commit(
+        self, ctx: TenantContext, claimed: OutboxItem, event: str, payload: dict[str, Any], writes: list[Put], actor: str = ACTOR
+    ) -> bool:
+        """One transaction (with the audit index when audited). False when another delivery got there first."""
+        try:
+            if self.audit is not None:
+                self.audit.append(ctx, claimed.ticket_id, event, payload, actor=actor, writes=writes)
+            else:
+                self.store.transact(ctx, writes)
+        except Conflict:
+            current = self.outbox.get(ctx, claimed.outbox_id)
+            if current is not None and current.status in HANDLED:
+                return False
+            raise
+        return True
+
+    # ------------------------------------------------------------------ operators
+    def list(self, ctx: TenantContext, statuses: Sequence[OutboxStatus] = OPEN_STATUSES, limit: int | None = None) -> list[OutboxItem]:
+        found: list[OutboxItem] = []
+        for status in statuses:
+            found.extend(self.outbox.by_status(ctx, status, limit=limit))
+        return sorted(found, key=lambda i: i.created_at)
+
+    def replay(
+        self, ctx: TenantContext, outbox_ids: Sequence[str] = (), statuses: Sequence[OutboxStatus] = ("dead", "failed")
+    ) -> list[str]:
+        """Send dead (or stuck) items again: back to pending with a fresh attempt budget, audited, re-queued.
+
+        Replaying does not skip the receipt check: an item whose effect did land is recognised, not repeated."""
+        candidates = [self.outbox.get(ctx, i) for i in outbox_ids] if outbox_ids else self.list(ctx, statuses)
+        replayed: list[str] = []
+        for item in candidates:
+            if item is None or item.status not in (*statuses, "pending", "dispatching"):
+                continue
+            revived = item.model_copy(
+                update={"status": "pending", "attempts": 0, "last_error": f"replayed after: {item.last_error}", "updated_at": self.clock()}
+            )
+            payload = {**_summary(item), "previous_status": item.status, "replayed_by": ctx.actor}
+            try:
+                self._commit(ctx, item, "writeback.replayed", payload, [self.outbox.save_write(revived)], actor=ctx.actor)
+            except Conflict:
+                continue  # changed while we looked: leave it to whoever changed it
+            if self.queue:
+                outbox_items.enqueue(self.queue, ctx, [revived])
+            replayed.append(item.outbox_id)
+        return replayed
+
+    def drain_dead_letters(self, ctx: TenantContext, *, max_batches: int = 10) -> int:
+        """Remove this tenant's DLQ messages whose items are no longer dead (replayed or delivered), so the
+        DLQ alarm clears; other tenants' messages are put back untouched."""
+        if self.dead_letters is None:
+            return 0
+        removed = 0
+        for _ in range(max_batches):
+            batch = self.dead_letters.receive(10)
+            if not batch:
+                break
+            for letter in batch:
+                item = None
+                if letter.body.get("tenant_id") == ctx.tenant_id and letter.body.get("outbox_id"):
+                    item = self.outbox.get(ctx, str(letter.body["outbox_id"]))
+                if item is not None and item.status != "dead":
+                    self.dead_letters.delete(letter.handle)
+                    removed += 1
+                else:
+                    self.dead_letters.release(letter.handle)
+        return removed
+
+    def sweep(self, ctx: TenantContext, older_than_s: float = 300.0) -> list[str]:
+        """Re-queue items nobody is working on: committed but never enqueued (a crash after the commit),
+        released after a transient failure, or claimed by a worker that died."""
+        cutoff = self.clock() - timedelta(seconds=older_than_s)
+        stale = [i for i in self.list(ctx, ("pending", "failed", "dispatching")) if i.updated_at <= cutoff]
+        stale = [i for i in stale if i.status != "dispatching" or i.updated_at + self.lease <= self.clock()]
+        if self.queue:
+            outbox_items.enqueue(self.queue, ctx, stale)
+        return [i.outbox_id for i in stale]
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _watermark_sk(item: OutboxItem) -> str:
+    return f"WRITEBACK#{connector_name(item)}"
+
+
+def _summary(item: OutboxItem) -> dict[str, Any]:
+    """What the audit records about an item: ids, kind, attempts and a hash of the text, never the text."""
+    return {
+        "outbox_id": item.outbox_id,
+        "kind": item.kind,
+        "provider": connector_name(item),
+        "external_ticket_id": item.external_ticket_id,
+        "attempts": item.attempts,
+        "caused_by": item.caused_by,
+        "body_sha256": sha256_hex(canonical_json(item.body)) if item.body else None,
+    }
+
+
+def held_note(item: OutboxItem, conflict: HelpdeskConflict) -> OutboxItem | None:
+    """The internal note that hands a held change to a human. None for changes with nothing to hand over."""
+    if item.kind == "account_action":
+        return None
+    delivered = bool(conflict.current.get("delivered"))
+    held: list[str] = []
+    if item.body and item.kind == "public_reply" and not delivered:
+        held.append("the reply below (not sent to the customer)")
+    if item.tags:
+        held.append("tags: " + ", ".join(item.tags))
+    if item.status_value:
+        held.append(f"status: {item.status_value}")
+    if item.custom_fields:
+        held.append("fields: " + ", ".join(f"{k}={v}" for k, v in item.custom_fields.items()))
+    if not held:
+        return None
+    lines = [
+        "Deflect held back an update because this ticket changed after it was prepared "
+        f"({conflict.reason}). Please review before acting.",
+        "Held: " + "; ".join(held) + ".",
+    ]
+    if item.body and item.kind == "public_reply" and not delivered:
+        lines += ["", item.body]
+    return OutboxItem(
+        tenant_id=item.tenant_id,
+        outbox_id=f"{item.outbox_id}-held",
+        ticket_id=item.ticket_id,
+        provider=item.provider,
+        external_ticket_id=item.external_ticket_id,
+        kind="internal_note",
+        body="\n".join(lines),
+        caused_by=item.outbox_id,
+    )

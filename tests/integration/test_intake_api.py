@@ -1,0 +1,222 @@
+"""The conversation API (per-tenant API key) and the admin routes for identity, entitlement and tenant config."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from deflect.domain.tenancy import TenantContext
+from deflect.webhooks import Requester
+
+from tests.integration.intake_support import admin_claims, moto_harness
+
+
+@pytest.fixture(scope="module")
+def harness():
+    yield from moto_harness()
+
+
+@pytest.fixture(scope="module")
+def acme(harness):
+    return harness.create_tenant("acme")
+
+
+def _post(harness, path, payload, key, **headers):
+    return harness.call(
+        "POST", path, body=json.dumps(payload).encode(), headers={"Authorization": f"Bearer {key}", **headers}
+    )
+
+
+def test_a_conversation_without_triage_answers_202_with_a_status_url(harness, acme):
+    harness.drain_triage_jobs()
+    started = _post(
+        harness,
+        "/v1/conversations",
+        {"message": "How do I export invoices? Card 4111 1111 1111 1111"},
+        acme.api_key,
+    )
+    assert started.status == 202
+    assert (
+        started.headers["Location"]
+        == started.body["status_url"]
+        == f"/v1/conversations/{started.body['conversation_id']}"
+    )
+    status = harness.call("GET", started.body["status_url"], headers={"X-Api-Key": acme.api_key})
+    assert status.status == 200 and status.body["status"] == "new"
+    [message] = status.body["messages"]
+    assert "[CARD]" in message["text"] and "4111" not in message["text"]
+    assert status.body["decision"] is None
+    [job] = harness.drain_triage_jobs()
+    assert job["ticket_id"] == started.body["conversation_id"]
+
+
+def test_follow_up_messages_join_the_conversation(harness, acme):
+    started = _post(harness, "/v1/conversations", {"message": "first"}, acme.api_key)
+    cid = started.body["conversation_id"]
+    follow = _post(
+        harness,
+        f"/v1/conversations/{cid}/messages",
+        {"message": "second, call +1 415 555 0100"},
+        acme.api_key,
+    )
+    assert follow.status == 202 and follow.body["conversation_id"] == cid
+    texts = [
+        m["text"]
+        for m in harness.call("GET", f"/v1/conversations/{cid}", headers={"X-Api-Key": acme.api_key}).body[
+            "messages"
+        ]
+    ]
+    assert texts == ["first", "second, call [PHONE]"]
+    missing = _post(harness, "/v1/conversations/cnv_nope/messages", {"message": "x"}, acme.api_key)
+    assert missing.status == 404
+
+
+def test_idempotency_key_makes_a_retried_post_return_the_same_conversation(harness, acme):
+    payload = {"message": "retry me", "requester": {"email": "retry@acme.example"}}
+    first = _post(harness, "/v1/conversations", payload, acme.api_key, **{"Idempotency-Key": "client-req-1"})
+    again = _post(harness, "/v1/conversations", payload, acme.api_key, **{"Idempotency-Key": "client-req-1"})
+    assert first.body == again.body
+    other = _post(
+        harness,
+        "/v1/conversations",
+        {**payload, "message": "changed"},
+        acme.api_key,
+        **{"Idempotency-Key": "client-req-1"},
+    )
+    assert other.status == 409
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"[]",
+        b'{"message": ""}',
+        b'{"message": "x", "unexpected": 1}',
+        json.dumps({"message": "x" * 20001}).encode(),
+    ],
+)
+def test_malformed_conversation_bodies_are_client_errors_never_500(harness, acme, body):
+    answer = harness.call("POST", "/v1/conversations", body=body, headers={"X-Api-Key": acme.api_key})
+    assert 400 <= answer.status < 500, answer.body
+
+
+def test_a_bad_api_key_is_401(harness, acme):
+    assert _post(harness, "/v1/conversations", {"message": "x"}, acme.api_key + "x").status == 401
+    assert _post(harness, "/v1/conversations", {"message": "x"}, "dfk_nobody_abc").status == 401
+
+
+# --------------------------------------------------------------------------- the triage seam
+
+
+def _intake_with(harness, triage, budget_ms):
+    c = harness.container(fresh=True)
+    intake = c.intake
+    intake.triage, intake.conversation_budget_ms = triage, budget_ms
+    return intake
+
+
+def test_triage_ready_within_the_budget_is_answered_directly(harness, acme):
+    seen = []
+
+    def triage(ctx, ticket_id, message_id):
+        seen.append((ctx.tenant_id, ticket_id, message_id))
+        return {"outcome": "deflect", "reply": "Go to Billing → Invoices → Export."}
+
+    intake = _intake_with(harness, triage, 2000)
+    ctx, config = intake.authenticate_api_key(acme.api_key)
+    reply = intake.converse(ctx, config, text="How do I export invoices?", requester=Requester())
+    assert reply.status_code == 200 and reply.body["triage"]["outcome"] == "deflect"
+    assert seen == [("acme", reply.body["conversation_id"], reply.body["message_id"])]
+
+
+def test_triage_slower_than_the_budget_falls_back_to_202_and_the_queue(harness, acme):
+    release = threading.Event()
+
+    def slow(ctx, ticket_id, message_id):
+        release.wait(5)
+        return {"outcome": "deflect"}
+
+    harness.drain_triage_jobs()
+    intake = _intake_with(harness, slow, 50)
+    ctx, config = intake.authenticate_api_key(acme.api_key)
+    reply = intake.converse(ctx, config, text="slow one", requester=Requester())
+    release.set()
+    assert reply.status_code == 202 and reply.body["status_url"].endswith(reply.body["conversation_id"])
+    assert [j["message_id"] for j in harness.drain_triage_jobs()] == [reply.body["message_id"]]
+
+
+# --------------------------------------------------------------------------- admin routes
+
+
+def test_admin_routes_need_the_admin_role(harness, acme):
+    agent = {"sub": "a1", "custom:tenant_id": "acme", "cognito:groups": "agent"}
+    for path in ("/v1/customers/c-1", "/v1/accounts/a-1", "/v1/tenants/acme/config"):
+        assert harness.call("PUT", path, body=b"{}", claims=agent).status == 403
+        assert harness.call("PUT", path, body=b"{}").status == 401
+
+
+def test_entitlement_changes_are_versioned_and_audited(harness, acme):
+    claims = admin_claims("acme")
+    created = harness.call(
+        "PUT", "/v1/accounts/acct-1", body=b'{"plan": "team", "sla_tier": "standard"}', claims=claims
+    )
+    assert created.status == 200 and created.body["version"] == 1
+    updated = harness.call(
+        "PUT",
+        "/v1/accounts/acct-1",
+        body=b'{"plan": "enterprise", "sla_tier": "enterprise", "expected_version": 1}',
+        claims=claims,
+    )
+    assert updated.status == 200 and updated.body["plan"] == "enterprise" and updated.body["version"] == 2
+    stale = harness.call(
+        "PUT", "/v1/accounts/acct-1", body=b'{"plan": "free", "expected_version": 1}', claims=claims
+    )
+    assert stale.status == 409
+    unknown_tier = harness.call("PUT", "/v1/accounts/acct-1", body=b'{"sla_tier": "platinum"}', claims=claims)
+    assert unknown_tier.status == 400
+    audit = harness.container().audit
+    entries = audit.entries(TenantContext.system("acme"), "account-acct-1")
+    assert [e.type for e in entries] == ["account.created", "account.updated"]
+    assert audit.verify(TenantContext.system("acme"), "account-acct-1").ok
+
+
+def test_customer_identity_changes_move_the_requester_lookup(harness, acme):
+    claims = admin_claims("acme")
+    harness.call(
+        "PUT",
+        "/v1/customers/c-42",
+        body=b'{"email": "old@acme.example", "external_ids": {"zendesk": "77"}}',
+        claims=claims,
+    )
+    moved = harness.call(
+        "PUT", "/v1/customers/c-42", body=b'{"email": "new@acme.example", "external_ids": {}}', claims=claims
+    )
+    assert moved.status == 200
+    customers = harness.container().intake.customers
+    ctx = TenantContext.system("acme")
+    assert customers.find_by_requester(ctx, "email", "new@acme.example").customer_id == "c-42"
+    assert customers.find_by_requester(ctx, "email", "old@acme.example") is None
+    assert customers.find_by_requester(ctx, "ext:zendesk", "77") is None
+
+
+def test_tenant_config_update_is_audited_with_who_and_what(harness, acme):
+    claims = admin_claims("acme")
+    answer = harness.call(
+        "PUT",
+        "/v1/tenants/acme/config",
+        body=json.dumps({"default_locale": "de", "freshdesk_secret_header": "X-Acme-Hook"}).encode(),
+        claims=claims,
+    )
+    assert (
+        answer.status == 200
+        and answer.body["default_locale"] == "de"
+        and answer.body["updated_by"] == "agent:acme-admin"
+    )
+    bad = harness.call(
+        "PUT", "/v1/tenants/acme/config", body=b'{"freshdesk_secret_header": "bad header"}', claims=claims
+    )
+    assert 400 <= bad.status < 500
+    entries = harness.container().audit.entries(TenantContext.system("acme"), "tenant-config")
+    assert entries[-1].type == "tenant.config_updated"

@@ -1,0 +1,123 @@
+"""Shared set-up for the writeback integration tests: moto with the template's SupportTable, evidence bucket
+and writeback queues (only what writeback touches, so a module starts in well under a second), the local
+helpdesks on loopback, tenants wired to them through the real SecretStore, and a controllable clock."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from deflect.domain.models import utcnow
+from deflect.domain.tenancy import TenantContext
+from deflect.helpdesk.directory import HelpdeskDirectory
+from deflect.helpdesk.http import HelpdeskHttp, TokenBuckets
+from deflect.services.outbox import OutboxRef, ref_from_message
+from deflect.services.writeback import Writeback
+from infra.local import template as tpl
+from infra.local.helpdesks import HelpdesksHandle
+from infra.local.resources import LocalResources
+
+PROVIDERS = ("zendesk", "intercom", "freshdesk", "jira", "crm", "generic")
+
+
+@dataclass
+class WritebackAws:
+    session: Any
+    resources: LocalResources
+    container: Any
+
+    def queue_messages(self, name: str) -> list[dict[str, Any]]:
+        sqs = self.session.client("sqs")
+        found = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.resources.queues[name], MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return found
+            for message in batch:
+                found.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.resources.queues[name], ReceiptHandle=message["ReceiptHandle"])
+
+
+@contextmanager
+def writeback_aws() -> Iterator[WritebackAws]:
+    import boto3
+    from moto import mock_aws
+
+    from deflect.bootstrap import Container
+    from deflect.settings import Settings
+
+    with mock_aws():
+        session = boto3.session.Session(region_name="us-east-1")
+        found = LocalResources()
+        ddb = session.client("dynamodb")
+        for name, args in tpl.table_definitions().items():
+            ddb.create_table(**args)
+            found.tables[name] = name
+        s3 = session.client("s3")
+        for name, props in tpl.bucket_definitions().items():
+            if name == "EvidenceBucket":  # the audit log's locked objects
+                s3.create_bucket(Bucket=name.lower(), ObjectLockEnabledForBucket=bool(props.get("ObjectLockEnabled")))
+                found.buckets[name] = name.lower()
+        sqs = session.client("sqs")
+        for name in tpl.queue_definitions():
+            if name.startswith("Writeback"):
+                found.queues[name] = sqs.create_queue(QueueName=name)["QueueUrl"]
+        env = {**os.environ, **found.environment()}
+        env.pop("AWS_ENDPOINT_URL", None)
+        container = Container(Settings.from_env(env))
+        yield WritebackAws(session, found, container)
+
+
+def connect_tenant(container: Any, helpdesks: HelpdesksHandle, tenant: str) -> None:
+    """The tenant's helpdesk and CRM credentials, stored per provider in the SecretStore (SSM in moto)."""
+    for provider in PROVIDERS:
+        container.secrets.put_secret(tenant, provider, json.dumps(helpdesks.credentials(provider, tenant)))
+
+
+@dataclass
+class Clock:
+    """Real time plus whatever a test has skipped (a lease running out without waiting for it)."""
+
+    skipped: timedelta = timedelta()
+
+    def __call__(self) -> datetime:
+        return utcnow() + self.skipped
+
+    def skip(self, seconds: float) -> None:
+        self.skipped += timedelta(seconds=seconds)
+
+
+@dataclass
+class ListQueue:
+    """A WorkQueue that keeps what was sent, for tests that drive dispatch themselves."""
+
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    def send(self, ctx: TenantContext, body: Any, *, dedupe_id: str | None = None) -> str:
+        self.sent.append({"tenant_id": ctx.tenant_id, **body})
+        return str(len(self.sent))
+
+    def take(self) -> list[OutboxRef]:
+        refs, self.sent = [ref_from_message(m) for m in self.sent], []
+        return refs
+
+
+def fast_http(**kw: Any) -> HelpdeskHttp:
+    """No real sleeping and a frozen bucket clock: tests check waits by what was asked, not by the wall."""
+    sleeps: list[float] = kw.pop("sleeps", [])
+    return HelpdeskHttp(sleep=sleeps.append, limits=TokenBuckets(clock=lambda: 0.0), timeout_s=2.0, **kw)
+
+
+def service(aws: WritebackAws, http: HelpdeskHttp, *, audit: bool = True, **kw: Any) -> Writeback:
+    c = aws.container
+    return Writeback(
+        c.store,
+        HelpdeskDirectory(c.secrets, http),
+        audit=c.audit if audit else None,
+        **kw,
+    )
