@@ -33,7 +33,7 @@ def run(module: str) -> tuple[int, float, str]:
     started = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "core"), str(ROOT)])}
     code = f"import sys; from bench import {module} as m; sys.exit(m.main([]) or 0)"
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter running our own module
+    process = subprocess.Popen(
         [sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=None, text=True
     )
     last = ""

@@ -48,14 +48,14 @@ def summary_ms(values: list[float]) -> dict[str, float]:
 
 
 def _http(base_url: str, token: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    request = urllib.request.Request(  # noqa: S310 - loopback URL of the local stack
+    request = urllib.request.Request(
         base_url + path,
         data=json.dumps(body).encode() if body is not None else None,
         method=method,
         headers={"Authorization": f"Bearer {token}", "content-type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
@@ -78,10 +78,16 @@ def run(escalations: int) -> dict[str, Any]:
     from deflect.escalation import EscalationRequest, execution_name, start_escalation
     from deflect.escalation.records import outbox_id_for
     from deflect.repositories import Tickets
+
     from infra.local.seed import DEMO_TENANT
     from infra.local.stack import start_stack
+    from tests.integration.conftest_escalation import dynamodb_serialised
 
     data_dir = tempfile.mkdtemp(prefix="deflect-bench-escalation-")
+    # moto's DynamoDB loses concurrent writes when a transaction rolls back (see dynamodb_serialised): without
+    # the lock some escalations' tasks vanish under the stack's concurrent pollers and workflows.
+    serialised = dynamodb_serialised()
+    serialised.__enter__()
     stack = start_stack(port=0, data_dir=data_dir, quiet=True)
     try:
         c = container()
@@ -98,14 +104,21 @@ def run(escalations: int) -> dict[str, Any]:
                 subject_redacted="Cannot export my data",
                 status="triaging",
             )
-            message = Message(tenant_id=DEMO_TENANT, ticket_id=ticket.ticket_id, message_id="m1", body_redacted="Export fails.")
+            message = Message(
+                tenant_id=DEMO_TENANT,
+                ticket_id=ticket.ticket_id,
+                message_id="m1",
+                body_redacted="Export fails.",
+            )
             c.store.transact(ctx, [Tickets(c.store).save_write(ticket), Tickets.message_write(message)])
             decision = Decision(
                 tenant_id=DEMO_TENANT,
                 ticket_id=ticket.ticket_id,
                 outcome="escalate",
                 reasons=["low confidence"],
-                classification=Classification(intent="data_export", intent_confidence=0.4, product_area="data"),
+                classification=Classification(
+                    intent="data_export", intent_confidence=0.4, product_area="data"
+                ),
                 draft=Draft(text="Try Settings > Export.", confidence=0.4),
             )
             execution = execution_name(EscalationRequest.from_decision(decision, ticket))
@@ -123,7 +136,9 @@ def run(escalations: int) -> dict[str, Any]:
 
             decided = time.perf_counter()
             body = {"decision_id": f"d-{n}-{uuid.uuid4().hex[:8]}", "outcome": "approve"}
-            status, answer = _http(stack.base_url, token, "POST", f"/v1/tasks/{task['task_id']}/decision", body)
+            status, answer = _http(
+                stack.base_url, token, "POST", f"/v1/tasks/{task['task_id']}/decision", body
+            )
             assert status == 200, answer
             note_id = outbox_id_for(execution, "writeback", "internal_note")
             _until(lambda: c.escalation_ports.outbox.get(ctx, note_id), "the writeback outbox items")  # noqa: B023
@@ -140,6 +155,7 @@ def run(escalations: int) -> dict[str, Any]:
         }
     finally:
         stack.stop()
+        serialised.__exit__(None, None, None)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -53,14 +53,16 @@ print(time.perf_counter() - started)
 
 
 def _one_import(target: str, env: dict[str, str]) -> float:
-    out = subprocess.run(  # noqa: S603 - our interpreter timing our modules
+    out = subprocess.run(
         [sys.executable, "-c", _TIMER, target], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
     return float(out.stdout.strip().splitlines()[-1])
 
 
 def import_times(runs: int) -> dict[str, Any]:
-    handlers = {p.parent.name: str(p.relative_to(ROOT)) for p in sorted((ROOT / "functions").glob("*/app.py"))}
+    handlers = {
+        p.parent.name: str(p.relative_to(ROOT)) for p in sorted((ROOT / "functions").glob("*/app.py"))
+    }
     targets = {"boto3": "boto3", **handlers}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "DEFLECT_"))}
     env.update(LAMBDA_ENV)
@@ -77,7 +79,13 @@ def import_times(runs: int) -> dict[str, Any]:
         median = statistics.median(values)
         rows[name] = {"median_ms": round(median * 1000, 1), "ratio": round(median / baseline, 2)}
     over = [n for n in handlers if rows[n]["ratio"] > TARGET_RATIO]
-    return {"part": "cold_import", "runs": runs, "target_ratio": TARGET_RATIO, "results": rows, "over_target": over}
+    return {
+        "part": "cold_import",
+        "runs": runs,
+        "target_ratio": TARGET_RATIO,
+        "results": rows,
+        "over_target": over,
+    }
 
 
 def layer_size() -> dict[str, Any]:
@@ -89,9 +97,11 @@ def layer_size() -> dict[str, Any]:
             "--platform", "manylinux2014_aarch64", "--python-version", "3.13", "--implementation", "cp",
             "--only-binary=:all:", "--target", str(site),
         ]  # fmt: skip
-        subprocess.run(command, check=True)  # noqa: S603 - pip with our pinned requirements
+        subprocess.run(command, check=True)
         shutil.copytree(
-            ROOT / "layers" / "core" / "deflect", site / "deflect", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            ROOT / "layers" / "core" / "deflect",
+            site / "deflect",
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
         )
         archive = Path(tmp) / "layer.zip"
         unzipped = 0
@@ -123,12 +133,17 @@ def stack_cold_start() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="deflect-bench-") as data_dir:
         stack = start_stack(port=0, data_dir=data_dir, separate_process=True)
         try:
-            with urllib.request.urlopen(stack.base_url + "/v1/health", timeout=30) as answer:  # noqa: S310 - loopback
+            with urllib.request.urlopen(stack.base_url + "/v1/health", timeout=30) as answer:
                 status = json.loads(answer.read())["status"]
             ready = time.perf_counter() - started
         finally:
             stack.stop()
-    return {"part": "local_stack", "cold_start_s": round(ready, 2), "boot_inside_s": stack.started_s, "health": status}
+    return {
+        "part": "local_stack",
+        "cold_start_s": round(ready, 2),
+        "boot_inside_s": stack.started_s,
+        "health": status,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
 
     imports = results[0]["results"]
     ratios = ", ".join(f"{n} {r['ratio']}x" for n, r in imports.items() if n != "boto3")
-    parts = [f"import boto3 {imports['boto3']['median_ms']} ms; handlers {ratios} (target <= {TARGET_RATIO}x)"]
+    parts = [
+        f"import boto3 {imports['boto3']['median_ms']} ms; handlers {ratios} (target <= {TARGET_RATIO}x)"
+    ]
     for result in results[1:]:
         if result["part"] == "core_layer":
             parts.append(f"layer {result['zipped_mb']} MB zipped / {result['unzipped_mb']} MB")

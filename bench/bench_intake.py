@@ -6,7 +6,7 @@
    generator at concurrency 20 posts signed webhooks (a quarter of them repeats of earlier ones); afterwards every
    ticket is counted in DynamoDB: the expected number exists, each with exactly one message — 0 lost, 0 duplicated.
 
-    python -m bench.bench_intake [--deliveries 200] [--http-deliveries 120] [--skip-http]
+    python -m bench.bench_intake [--deliveries 100] [--http-deliveries 120] [--skip-http]
 
 Prints one JSON object per part and a summary line.
 """
@@ -71,6 +71,17 @@ BODIES = {"generic": generic_body, "zendesk": zendesk_body}
 # --------------------------------------------------------------------------- part 1: in-process on moto
 
 
+def quiet() -> None:
+    """Results only: no per-request log lines or EMF metric lines from the handlers in this process."""
+    import logging
+
+    from deflect import bootstrap
+    from deflect.observability import logger
+
+    logger().setLevel(logging.WARNING)
+    bootstrap.container().intake.metric = lambda _name, _value: None
+
+
 class AwsCallTimer:
     """Time spent inside AWS SDK calls (botocore before-call/after-call events on the container's session)."""
 
@@ -109,6 +120,7 @@ def in_process(deliveries: int) -> dict[str, Any]:
     with mock_aws():
         from deflect import bootstrap
         from deflect.webhooks import sign
+
         from infra.local import api as local_api
         from infra.local import template as tpl
         from infra.local.functions import LambdaContext
@@ -121,13 +133,20 @@ def in_process(deliveries: int) -> dict[str, Any]:
         own: list[float] = []
         calls: list[int] = []
         created = bootstrap.container().tenant_admin.create(
-            "bench", "Bench", providers=["zendesk", "generic"], actor="bench", provided_secrets={"zendesk": "zd-bench"}
+            "bench",
+            "Bench",
+            providers=["zendesk", "generic"],
+            actor="bench",
+            provided_secrets={"zendesk": "zd-bench"},
         )
         secrets = {"zendesk": "zd-bench", "generic": created["webhook_secrets"]["generic"]}
         module = _load_handler()
+        quiet()
         routes = local_api.compile_routes([r for r in tpl.routes() if r.function == "IntakeFunction"])
 
-        def call(provider: str, body: bytes, headers: dict[str, str], tenant: str = "bench") -> tuple[int, float]:
+        def call(
+            provider: str, body: bytes, headers: dict[str, str], tenant: str = "bench"
+        ) -> tuple[int, float]:
             path = f"/v1/webhooks/{provider}/{tenant}"
             route, params = local_api.match(routes, "POST", path)
             event = local_api.rest_event(
@@ -142,7 +161,11 @@ def in_process(deliveries: int) -> dict[str, Any]:
             calls.append(aws.calls)
             return result["statusCode"], took
 
-        call("generic", generic_body(0, "warm"), sign("generic", secrets["generic"], generic_body(0, "warm"), delivery_id="warm"))
+        call(
+            "generic",
+            generic_body(0, "warm"),
+            sign("generic", secrets["generic"], generic_body(0, "warm"), delivery_id="warm"),
+        )
         new, repeat, rejected = [], [], []
         sent: list[tuple[str, bytes, dict[str, str]]] = []
         new_own: list[float] = []
@@ -157,8 +180,11 @@ def in_process(deliveries: int) -> dict[str, Any]:
             new_own.append(own[-1])
             new_calls.append(calls[-1])
             sent.append((provider, body, headers))
-        for provider, body, headers in sent[: deliveries // 2]:
-            status, took = call(provider, body, headers)
+        for n, (provider, body, _) in enumerate(sent[: deliveries // 2]):
+            # A helpdesk re-signs each retry (fresh timestamp) with the same delivery id.
+            status, took = call(
+                provider, body, sign(provider, secrets[provider], body, delivery_id=f"inproc-{n}")
+            )
             assert status == 200, status
             repeat.append(took)
         for provider, body, headers in sent[: deliveries // 2]:
@@ -183,10 +209,10 @@ def in_process(deliveries: int) -> dict[str, Any]:
 
 def over_http(deliveries: int, concurrency: int = 20, duplicate_share: float = 0.25) -> dict[str, Any]:
     import boto3
-
     from deflect.domain import keys
     from deflect.services.intake import ticket_id_for
     from deflect.webhooks import sign
+
     from infra.local.stack import start_stack
 
     data_dir = Path(tempfile.mkdtemp(prefix="deflect-bench-"))
@@ -204,21 +230,23 @@ def over_http(deliveries: int, concurrency: int = 20, duplicate_share: float = 0
             provider, n = item
             body = BODIES[provider](n, tag)
             headers = sign(provider, secrets[provider], body, delivery_id=f"{tag}-{n}")
-            request = urllib.request.Request(  # noqa: S310 — loopback only
+            request = urllib.request.Request(
                 f"{stack.base_url}/v1/webhooks/{provider}/demo",
                 data=body,
                 headers={"Content-Type": "application/json", **headers},
                 method="POST",
             )
             started = time.perf_counter()
-            for _attempt in range(20):  # a provider retries 429/5xx; so does the load generator
+            for _attempt in range(20):  # a provider retries timeouts, 429 and 5xx; so does the load generator
                 try:
-                    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+                    with urllib.request.urlopen(request, timeout=120) as answer:
                         return answer.status, time.perf_counter() - started
                 except urllib.error.HTTPError as error:
                     if error.code not in (429, 502, 503):
                         return error.code, time.perf_counter() - started
-                    time.sleep(0.2)
+                except TimeoutError:
+                    pass
+                time.sleep(0.2)
             return 599, time.perf_counter() - started
 
         started = time.perf_counter()
@@ -233,7 +261,9 @@ def over_http(deliveries: int, concurrency: int = 20, duplicate_share: float = 0
             external = f"BENCH-{tag}-{n}" if provider == "generic" else f"{tag}{n}"
             pk = keys.ticket_pk("demo", ticket_id_for(provider, external))
             items = ddb.query(
-                TableName=table, KeyConditionExpression="PK = :pk", ExpressionAttributeValues={":pk": {"S": pk}}
+                TableName=table,
+                KeyConditionExpression="PK = :pk",
+                ExpressionAttributeValues={":pk": {"S": pk}},
             )["Items"]
             metas = [i for i in items if i["SK"]["S"] == "META"]
             messages = [i for i in items if i["SK"]["S"].startswith("MSG#")]
@@ -264,25 +294,35 @@ def over_http(deliveries: int, concurrency: int = 20, duplicate_share: float = 0
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deliveries", type=int, default=200)
+    # moto's TransactWriteItems copies the whole table, so in-process time grows with the table: keep this modest.
+    parser.add_argument("--deliveries", type=int, default=100)
     # The local stack runs each function like one warm container (serialised) on moto: keep this modest.
     parser.add_argument("--http-deliveries", type=int, default=120)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-in-process", action="store_true")
     args = parser.parse_args(argv)
-    results = [in_process(args.deliveries)]
-    print(json.dumps(results[-1]))
+    results = [] if args.skip_in_process else [in_process(args.deliveries)]
+    if results:
+        print(json.dumps(results[-1]))
     if not args.skip_http:
         results.append(over_http(args.http_deliveries, args.concurrency))
         print(json.dumps(results[-1]))
-    first = results[0]
-    line = f"intake: new p50 {first['new_delivery']['p50_ms']} ms / p95 {first['new_delivery']['p95_ms']} ms"
-    if len(results) > 1:
-        http = results[1]
-        line += f"; HTTP {http['webhooks_per_s']} webhooks/s at c={http['concurrency']}, lost {http['lost']}, duplicated {http['duplicated_messages']}"
-    print(line)
-    ok = len(results) == 1 or (results[1]["lost"] == 0 and results[1]["duplicated_messages"] == 0)
-    return 0 if ok else 1
+    parts = []
+    for result in results:
+        if "new_delivery" in result:
+            new, own = result["new_delivery"], result["new_delivery_excluding_aws_calls"]
+            parts.append(
+                f"in-process new p50 {new['p50_ms']} ms / p95 {new['p95_ms']} ms "
+                f"(own code {own['p50_ms']} / {own['p95_ms']} ms)"
+            )
+        else:
+            parts.append(
+                f"HTTP {result['webhooks_per_s']} webhooks/s at c={result['concurrency']}, "
+                f"lost {result['lost']}, duplicated {result['duplicated_messages']}"
+            )
+    print("intake: " + "; ".join(parts))
+    return 0 if all(r.get("lost", 0) == 0 and r.get("duplicated_messages", 0) == 0 for r in results) else 1
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
-
+from aws_lambda_powertools.metrics import MetricUnit
 from deflect import __version__
 from deflect.bootstrap import container
 from deflect.domain.errors import NotFound
@@ -30,10 +30,11 @@ def ping() -> dict[str, Any]:
 
 
 @app.put("/v1/knowledge/articles/<article_id>")
-def put_article(article_id: str, article: ArticleInput) -> Response:
+def put_article(article_id: str, article: ArticleInput) -> Response[dict[str, Any]]:
     ctx = agent_context(app)
     require_role(ctx, *KNOWLEDGE_EDITORS)
     outcome = container().knowledge_ingestion.put(ctx, article_id, article)
+    metrics().add_metric(name=f"KnowledgeArticle_{outcome.status}", unit=MetricUnit.Count, value=1)
     return Response(
         status_code=201 if outcome.status == "added" else 200,
         content_type=content_types.APPLICATION_JSON,
@@ -57,13 +58,20 @@ def search(
     k: Annotated[int, Query(ge=1, le=50)] = 5,
     product_area: Annotated[str | None, Query(pattern=PRODUCT_AREA_PATTERN)] = None,
     audience: Annotated[Literal["agent", "customer"], Query()] = "agent",
-    segments: Annotated[str | None, Query(max_length=500, description="comma-separated customer segments")] = None,
+    segments: Annotated[
+        str | None, Query(max_length=500, description="comma-separated customer segments")
+    ] = None,
 ) -> dict[str, Any]:
     """Agents see every article; `audience=customer` (with `segments`) shows what a customer would get."""
     ctx = agent_context(app)
     require_role(ctx, *KNOWLEDGE_READERS)
-    chosen = Audience(kind=audience, segments=frozenset(s.strip().lower() for s in (segments or "").split(",") if s.strip()))
+    chosen = Audience(
+        kind=audience, segments=frozenset(s.strip().lower() for s in (segments or "").split(",") if s.strip())
+    )
     results = container().knowledge_search.search(ctx, q, k=k, product_area=product_area, audience=chosen)
+    metrics().add_metric(name="KnowledgeSearches", unit=MetricUnit.Count, value=1)
+    if results.gap_recorded:
+        metrics().add_metric(name="KnowledgeGaps", unit=MetricUnit.Count, value=1)
     return results.model_dump(mode="json")
 
 
@@ -79,7 +87,15 @@ def bulk_import(event: dict[str, Any]) -> dict[str, Any]:
 
     reports = [import_object(container().knowledge_ingestion, read, item) for item in objects_in(event)]
     for report in reports:
-        logger().info("knowledge import", extra={"tenant_id": report.tenant_id, **report.summary.model_dump(mode="json")})
+        logger().info(
+            "knowledge import",
+            extra={"tenant_id": report.tenant_id, **report.summary.model_dump(mode="json")},
+        )
+        metrics().add_metric(
+            name="KnowledgeArticlesImported",
+            unit=MetricUnit.Count,
+            value=report.summary.added + report.summary.updated,
+        )
     return {"imports": [r.model_dump(mode="json") for r in reports]}
 
 

@@ -1,17 +1,72 @@
-"""Triage worker: classify, retrieve, draft and decide each queued message."""
+"""Triage worker: one SQS record per stored message → deflect.triage.triage_message. Batch with partial failures.
+
+A record that may succeed later (throttling, a transient failure, a lost race, a message not readable yet) is
+reported in `batchItemFailures` and retried by the queue (then the DLQ, which alarms). A record that can never
+succeed (not a triage job, unknown or suspended tenant) is logged, counted and acknowledged.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from deflect import __version__
-from deflect.observability import logger, metrics
+from deflect.domain.errors import InvalidTenant, TenantNotFound
+from deflect.domain.tenancy import TenantContext, TenantId
+from deflect.observability import bind_tenant, logger, metrics
+
+
+class TriageJob(BaseModel):
+    """The queue message intake sends (extra fields such as provider or dedupe_id are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    tenant_id: TenantId
+    ticket_id: str
+    message_id: str
 
 
 @logger().inject_lambda_context(clear_state=True)
 @metrics().log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    # The triage issue adds the SQS batch consumer.
     if event.get("task") == "ping":
         return {"status": "ok", "function": "triage", "version": __version__}
-    return {"batchItemFailures": []}
+    return process(event, context)
+
+
+def process(event: dict[str, Any], context: Any = None, container: Any = None) -> dict[str, Any]:
+    """The testable seam: the same batch handling with any composition root."""
+    from deflect.triage import triage_message
+
+    if container is None:
+        from deflect.bootstrap import container as default_container
+
+        container = default_container()
+
+    def on_message(record: SQSRecord) -> None:
+        try:
+            job = TriageJob.model_validate_json(record.body)
+        except (ValidationError, InvalidTenant, ValueError):
+            logger().warning("dropping a record that is not a triage job", extra={"message_id": record.message_id})
+            metrics().add_metric(name="TriageJobMalformed", unit=MetricUnit.Count, value=1)
+            return
+        bind_tenant(job.tenant_id)
+        ctx = TenantContext.system(job.tenant_id, actor="triage")
+        try:
+            result = triage_message(container, ctx, job.ticket_id, job.message_id)
+        except TenantNotFound:
+            logger().warning("dropping a triage job of an unknown or suspended tenant")
+            metrics().add_metric(name="TriageJobTenantGone", unit=MetricUnit.Count, value=1)
+            return
+        metrics().add_metric(name=f"Triage_{result.outcome}", unit=MetricUnit.Count, value=1)
+        logger().info(
+            "triaged",
+            extra={"ticket_id": job.ticket_id, "outcome": result.outcome, "mode": result.rollout_mode, "replayed": result.replayed},
+        )
+
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return process_partial_response(event=event, record_handler=on_message, processor=processor, context=context)

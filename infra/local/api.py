@@ -134,8 +134,10 @@ def gateway_response(kind: str, status: int, message: str) -> Reply:
     api = next(iter(tpl.resources("AWS::Serverless::Api").values()), {})
     responses = api.get("Properties", {}).get("GatewayResponses", {})
     template = responses.get(kind, {}).get("ResponseTemplates", {}).get("application/json")
-    body = template.replace("$context.error.messageString", json.dumps(message)) if template else json.dumps(
-        {"message": message}
+    body = (
+        template.replace("$context.error.messageString", json.dumps(message))
+        if template
+        else json.dumps({"message": message})
     )
     return status, [("Content-Type", "application/json")], body.encode()
 

@@ -47,7 +47,9 @@ class DevIssuer:
                 handle.write(secrets.token_hex(32))
         return cls(bytes.fromhex(path.read_text().strip()))
 
-    def issue(self, *, sub: str, email: str, tenant_id: str, groups: list[str], lifetime_s: int = TOKEN_LIFETIME_S) -> str:
+    def issue(
+        self, *, sub: str, email: str, tenant_id: str, groups: list[str], lifetime_s: int = TOKEN_LIFETIME_S
+    ) -> str:
         now = int(time.time())
         claims = {
             "iss": ISSUER,

@@ -79,7 +79,9 @@ def merged_document(functions: LocalFunctions, server_url: str) -> dict[str, Any
     return document
 
 
-def _merge_schemas(merged: dict[str, Any], incoming: dict[str, Any], part: dict[str, Any], function: str) -> dict[str, Any]:
+def _merge_schemas(
+    merged: dict[str, Any], incoming: dict[str, Any], part: dict[str, Any], function: str
+) -> dict[str, Any]:
     """Add `incoming` component schemas; a name already used for a different schema is renamed for this part."""
     renames = {}
     for name, schema in incoming.items():

@@ -49,7 +49,9 @@ def webhook_secrets(data_dir: Path) -> dict[str, str]:
     return known
 
 
-def seed_demo_tenant(container: Any, data_dir: Path, issuer: DevIssuer) -> tuple[dict[str, str], dict[str, str]]:
+def seed_demo_tenant(
+    container: Any, data_dir: Path, issuer: DevIssuer
+) -> tuple[dict[str, str], dict[str, str]]:
     """Save the demo TenantConfig and webhook secrets through the app's own ports; write dev tokens.
 
     Returns (tokens by role, webhook secrets by provider).
@@ -60,7 +62,10 @@ def seed_demo_tenant(container: Any, data_dir: Path, issuer: DevIssuer) -> tuple
 
     ctx = TenantContext.system(DEMO_TENANT, actor="local-stack")
     config = TenantConfig(
-        tenant_id=DEMO_TENANT, display_name="Demo Company", providers=list(WEBHOOK_PROVIDERS), updated_by="local-stack"
+        tenant_id=DEMO_TENANT,
+        display_name="Demo Company",
+        providers=list(WEBHOOK_PROVIDERS),
+        updated_by="local-stack",
     )
     save(container.store, ctx, [container.tenants.save_write(config)])
     found = webhook_secrets(data_dir)
@@ -68,7 +73,9 @@ def seed_demo_tenant(container: Any, data_dir: Path, issuer: DevIssuer) -> tuple
         container.secrets.put_secret(DEMO_TENANT, provider, value, keep_previous=False)
 
     tokens = {
-        user.role: issuer.issue(sub=user.sub, email=user.email, tenant_id=DEMO_TENANT, groups=list(user.groups))
+        user.role: issuer.issue(
+            sub=user.sub, email=user.email, tenant_id=DEMO_TENANT, groups=list(user.groups)
+        )
         for user in DEMO_USERS
     }
     _private_json(

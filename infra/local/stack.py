@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,9 +74,7 @@ class Stack:
 
     def set_env(self, values: dict[str, str]) -> None:
         """Set variables the handlers read, then rebuild the composition root so they take effect."""
-        for key, value in values.items():
-            self._saved_env.setdefault(key, os.environ.get(key))
-            os.environ[key] = value
+        _set_env(self._saved_env, values)
         from deflect import bootstrap
 
         bootstrap.reset()
@@ -102,11 +100,7 @@ class Stack:
                 stopper()
             except Exception:
                 traceback.print_exc()
-        for key, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _restore(self._saved_env)
         self._saved_env.clear()
         from deflect import bootstrap
 
@@ -195,9 +189,9 @@ def _boot(
 ) -> Stack:
     import boto3
     import moto
+    from deflect import bootstrap
     from moto.server import ThreadedMotoServer
 
-    from deflect import bootstrap
     from infra.local import lambda_router
     from infra.local.api import LocalApi, serve
     from infra.local.dev_issuer import DevIssuer
@@ -244,7 +238,10 @@ def _boot(
     for name in tpl.functions():
         for key, value in resources.environment(name).items():
             if key in env and env[key] != value:
-                print(f"[stack] {name} sets {key} differently from another function; keeping the first", file=sys.stderr)
+                print(
+                    f"[stack] {name} sets {key} differently from another function; keeping the first",
+                    file=sys.stderr,
+                )
             env.setdefault(key, value)
     env.update(
         {
@@ -282,7 +279,11 @@ def _boot(
         return 200, [("Content-Type", "application/json")], json.dumps(document).encode()
 
     api.extra_routes[("GET", "/v1/openapi.json")] = openapi
-    api.extra_routes[("GET", "/v1/docs")] = lambda: (200, [("Content-Type", "text/html; charset=utf-8")], DOCS_HTML.encode())
+    api.extra_routes[("GET", "/v1/docs")] = lambda: (
+        200,
+        [("Content-Type", "text/html; charset=utf-8")],
+        DOCS_HTML.encode(),
+    )
 
     # 5. Queue consumers, like Lambda's SQS event source mappings.
     sqs = session.client("sqs")
@@ -314,7 +315,7 @@ def _boot(
     )
 
 
-def _set_env(saved: dict[str, str | None], values: dict[str, str | None]) -> None:
+def _set_env(saved: dict[str, str | None], values: Mapping[str, str | None]) -> None:
     for key, value in values.items():
         saved.setdefault(key, os.environ.get(key))
         if value is None:
@@ -332,10 +333,12 @@ def _restore(saved: dict[str, str | None]) -> None:
 
 
 def _post(url: str, body: dict[str, Any]) -> None:
-    request = urllib.request.Request(
+    if not url.startswith("http://127.0.0.1:"):
+        raise ValueError("the local stack only talks to its own moto server")
+    request = urllib.request.Request(  # noqa: S310 - loopback http only, checked above
         url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback moto only
+    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback http only
         answer.read()
 
 
@@ -372,16 +375,30 @@ def _spawn(port: int, data_dir: Path, timeout_s: float) -> ChildStack:
     log_path = data_dir / "stack.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - our own module with our own interpreter
-            [sys.executable, "-m", "infra.local.stack", "--port", str(port), "--data-dir", str(data_dir), "--quiet"],
+            [
+                sys.executable,
+                "-m",
+                "infra.local.stack",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+                "--quiet",
+            ],
             cwd=tpl.ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tpl.ROOT / "layers" / "core"), str(tpl.ROOT)])},
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join([str(tpl.ROOT / "layers" / "core"), str(tpl.ROOT)]),
+            },
         )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"local stack exited with {process.returncode}:\n{log_path.read_text(errors='replace')}")
+            raise RuntimeError(
+                f"local stack exited with {process.returncode}:\n{log_path.read_text(errors='replace')}"
+            )
         if ready.exists():
             try:
                 info = json.loads(ready.read_text())
@@ -437,11 +454,11 @@ def banner(stack: Stack) -> str:
         "",
         "  Try:",
         f"    curl {stack.base_url}/v1/health",
-        f"    TOKEN=$(python3 -c 'import json; print(json.load(open(\"{shown}/tokens.json\"))[\"tokens\"][\"agent\"])')",
+        f'    TOKEN=$(python3 -c \'import json; print(json.load(open("{shown}/tokens.json"))["tokens"]["agent"])\')',
         f'    curl -H "Authorization: Bearer $TOKEN" {stack.base_url}/v1/tasks',
         f"    AWS_ENDPOINT_URL={stack.moto_url} AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x \\",
         f"      aws dynamodb query --region {REGION} --table-name SupportTable \\",
-        "      --key-condition-expression 'PK = :pk' --expression-attribute-values '{\":pk\":{\"S\":\"T#demo\"}}'",
+        '      --key-condition-expression \'PK = :pk\' --expression-attribute-values \'{":pk":{"S":"T#demo"}}\'',
         "",
         f"  State lives in memory and is gone on exit; {shown}/ keeps tokens, secrets and the knowledge index.",
         f"  Account {ACCOUNT}. Ctrl-C stops everything.",
@@ -453,9 +470,15 @@ def banner(stack: Stack) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.local.stack", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=3000, help="API port on 127.0.0.1 (0 picks a free one)")
-    parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="where tokens, secrets and indexes live")
+    parser.add_argument(
+        "--data-dir", default=str(DEFAULT_DATA_DIR), help="where tokens, secrets and indexes live"
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    parser.add_argument(
+        "--exit-with-parent", action="store_true", help="stop when the starting process is gone"
+    )
     args = parser.parse_args(argv)
+    parent = os.getppid()
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -464,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     print(banner(stack), flush=True)
     try:
         while not stop.wait(0.5):
-            pass
+            if args.exit_with_parent and os.getppid() != parent:
+                break  # the test run that started us died without stopping us
     finally:
         print("Stopping the local stack…", flush=True)
         stack.stop()

@@ -56,16 +56,24 @@ def test_every_handler_describes_its_own_routes(api):
     document = api.get("/v1/openapi.json").json()
 
     # A handler whose models cannot be described (e.g. a bare `-> Response` annotation) breaks its validation too.
-    assert document["info"].get("x-deflect-openapi-errors") is None, document["info"]["x-deflect-openapi-errors"]
+    assert document["info"].get("x-deflect-openapi-errors") is None, document["info"][
+        "x-deflect-openapi-errors"
+    ]
 
 
-@pytest.mark.parametrize("route", [r for r in tpl.routes() if r.authorizer], ids=lambda r: f"{r.method} {r.path}")
+@pytest.mark.parametrize(
+    "route", [r for r in tpl.routes() if r.authorizer], ids=lambda r: f"{r.method} {r.path}"
+)
 def test_agent_routes_refuse_requests_without_a_valid_token(api, tmp_path, route):
     path = route.path.replace("{id}", "x1")
-    forged = DevIssuer.in_dir(tmp_path).issue(sub="mallory", email="m@x.example", tenant_id="demo", groups=["admin"])
+    forged = DevIssuer.in_dir(tmp_path).issue(
+        sub="mallory", email="m@x.example", tenant_id="demo", groups=["admin"]
+    )
 
     for token in (None, "not-a-jwt", forged):
-        answer = api.call(route.method, path, token=token, json_body={} if route.method in {"POST", "PUT"} else None)
+        answer = api.call(
+            route.method, path, token=token, json_body={} if route.method in {"POST", "PUT"} else None
+        )
         assert answer.status == 401, (token, answer.body)
         assert answer.json()["message"] == "Unauthorized"
 
@@ -93,9 +101,13 @@ def test_demo_tenant_is_seeded_with_config_and_signed_in_users(api, local_stack)
     assert saved["tokens"] == local_stack.tokens
     assert saved["users"]["approver"]["groups"] == ["agent", "approver"]
 
-    item = api.aws("dynamodb").get_item(TableName="SupportTable", Key={"PK": {"S": "T#demo"}, "SK": {"S": "CONFIG"}})
+    item = api.aws("dynamodb").get_item(
+        TableName="SupportTable", Key={"PK": {"S": "T#demo"}, "SK": {"S": "CONFIG"}}
+    )
     assert json.loads(item["Item"]["data"]["S"])["tenant_id"] == "demo"
-    params = api.aws("ssm").get_parameters_by_path(Path="/deflect/local/demo", Recursive=True, WithDecryption=True)
+    params = api.aws("ssm").get_parameters_by_path(
+        Path="/deflect/local/demo", Recursive=True, WithDecryption=True
+    )
     stored = {p["Name"].split("/")[-2]: p["Value"] for p in params["Parameters"]}
     assert stored == local_stack.webhook_secrets
 
@@ -128,7 +140,10 @@ def test_a_state_machine_round_trips_a_task_token(api, local_stack):
             "CallHandler": {
                 "Type": "Task",
                 "Resource": "arn:aws:states:::lambda:invoke",
-                "Parameters": {"FunctionName": local_stack.resources.functions["EscalationFunction"], "Payload": {"task": "e2e-probe"}},
+                "Parameters": {
+                    "FunctionName": local_stack.resources.functions["EscalationFunction"],
+                    "Payload": {"task": "e2e-probe"},
+                },
                 "ResultPath": "$.handler",
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.handler", "Next": "AskHuman"}],
                 "Next": "AskHuman",
@@ -143,12 +158,20 @@ def test_a_state_machine_round_trips_a_task_token(api, local_stack):
         },
     }
     machine = sfn.create_state_machine(
-        name=f"e2e-{uuid.uuid4().hex[:8]}", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/x"
+        name=f"e2e-{uuid.uuid4().hex[:8]}",
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/x",
     )["stateMachineArn"]
-    execution = sfn.start_execution(stateMachineArn=machine, name=f"run-{uuid.uuid4().hex}", input="{}")["executionArn"]
+    execution = sfn.start_execution(stateMachineArn=machine, name=f"run-{uuid.uuid4().hex}", input="{}")[
+        "executionArn"
+    ]
 
-    message = _until(lambda: sqs.receive_message(QueueUrl=inbox, WaitTimeSeconds=1).get("Messages"), "the task token")
-    sfn.send_task_success(taskToken=json.loads(message[0]["Body"])["token"], output=json.dumps({"outcome": "approve"}))
+    message = _until(
+        lambda: sqs.receive_message(QueueUrl=inbox, WaitTimeSeconds=1).get("Messages"), "the task token"
+    )
+    sfn.send_task_success(
+        taskToken=json.loads(message[0]["Body"])["token"], output=json.dumps({"outcome": "approve"})
+    )
     done = _until(lambda: _finished(sfn, execution), "the execution to finish")
 
     assert done["status"] == "SUCCEEDED"
@@ -159,13 +182,24 @@ def test_a_state_machine_round_trips_a_task_token(api, local_stack):
     assert output["handler"].get("Payload") or output["handler"].get("Error")
 
 
+def _lambda_result(event: dict[str, Any]) -> dict[str, Any] | None:
+    """Outcome of a Lambda task, in either form a state can call Lambda (function ARN or lambda:invoke)."""
+    for key in ("lambdaFunctionSucceededEventDetails", "lambdaFunctionFailedEventDetails"):
+        if key in event:
+            return event[key]
+    for key in ("taskSucceededEventDetails", "taskFailedEventDetails"):
+        if event.get(key, {}).get("resourceType") == "lambda":
+            return event[key]
+    return None
+
+
 def test_the_escalation_state_machine_from_the_template_runs_to_completion(api, local_stack):
     sfn = api.aws("stepfunctions")
     machine = local_stack.resources.state_machines["EscalationStateMachine"]
     payload = {"tenant_id": "demo", "ticket_id": f"tkt-{uuid.uuid4().hex[:8]}", "reason": "e2e"}
-    execution = sfn.start_execution(stateMachineArn=machine, name=f"e2e-{uuid.uuid4().hex}", input=json.dumps(payload))[
-        "executionArn"
-    ]
+    execution = sfn.start_execution(
+        stateMachineArn=machine, name=f"e2e-{uuid.uuid4().hex}", input=json.dumps(payload)
+    )["executionArn"]
     answered: set[str] = set()
 
     def progress() -> dict[str, Any] | None:
@@ -182,11 +216,7 @@ def test_the_escalation_state_machine_from_the_template_runs_to_completion(api, 
 
     assert done["status"] in {"SUCCEEDED", "FAILED"}
     events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
-    lambda_results = [
-        e.get("taskSucceededEventDetails") or e.get("taskFailedEventDetails")
-        for e in events
-        if (e.get("taskSucceededEventDetails") or e.get("taskFailedEventDetails") or {}).get("resourceType") == "lambda"
-    ]
+    lambda_results = [_lambda_result(e) for e in events if _lambda_result(e) is not None]
     assert lambda_results, "the machine's Lambda tasks ran"
     if done["status"] == "FAILED":
         # Failure is the handler's own error routed through the template's Catch, never a missing function.

@@ -2,21 +2,24 @@
 its Lambda tasks routed in-process to functions/escalation/app.py (through the local stack's router), and the
 approval API called through functions/approval/app.py with API Gateway events.
 
-Import the fixture into a test module: `from tests.integration.conftest_escalation import escalation  # noqa: F401`.
+Import the fixture into a test module (`from tests.integration.conftest_escalation import escalation_fixture`)
+and ask for `escalation`.
 One stack per module; tests keep apart by using their own tenants.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from deflect.domain.models import (
     Classification,
     Decision,
@@ -83,7 +86,9 @@ class EscalationHarness:
         self.container.store.put(ctx, self.container.tenants.save_write(config))
         return tenant_id
 
-    def ticket(self, tenant_id: str, *, locale: str = "en", text: str = "Please refund my last invoice.") -> Ticket:
+    def ticket(
+        self, tenant_id: str, *, locale: str = "en", text: str = "Please refund my last invoice."
+    ) -> Ticket:
         from deflect.repositories import Tickets
 
         ticket_id = f"t-{uuid.uuid4().hex[:10]}"
@@ -98,7 +103,9 @@ class EscalationHarness:
         )
         message = Message(tenant_id=tenant_id, ticket_id=ticket_id, message_id="m1", body_redacted=text)
         ctx = TenantContext.system(tenant_id)
-        self.container.store.transact(ctx, [Tickets(self.container.store).save_write(ticket), Tickets.message_write(message)])
+        self.container.store.transact(
+            ctx, [Tickets(self.container.store).save_write(ticket), Tickets.message_write(message)]
+        )
         return ticket
 
     @staticmethod
@@ -165,17 +172,28 @@ class EscalationHarness:
         reply = self.functions.invoke(APPROVAL_FUNCTION, event)
         return reply["statusCode"], json.loads(reply["body"]) if reply.get("body") else None
 
-    def decide(self, tenant_id: str, task_id: str, outcome: str, *, roles: tuple[str, ...], sub: str, **extra: Any):
+    def decide(
+        self, tenant_id: str, task_id: str, outcome: str, *, roles: tuple[str, ...], sub: str, **extra: Any
+    ):
         body = {"decision_id": f"d-{uuid.uuid4().hex[:12]}", "outcome": outcome, **extra}
-        return self.api("POST", f"/v1/tasks/{task_id}/decision", tenant_id=tenant_id, roles=roles, sub=sub, body=body)
+        return self.api(
+            "POST", f"/v1/tasks/{task_id}/decision", tenant_id=tenant_id, roles=roles, sub=sub, body=body
+        )
 
     def wait_task(
-        self, tenant_id: str, ticket_id: str, *, exclude: set[str] | frozenset[str] = frozenset(), wait_s: float = WAIT_S
+        self,
+        tenant_id: str,
+        ticket_id: str,
+        *,
+        exclude: set[str] | frozenset[str] = frozenset(),
+        wait_s: float = WAIT_S,
     ) -> dict[str, Any]:
         """The first open task of the ticket not in `exclude`, as GET /v1/tasks shows it."""
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
-            status, body = self.api("GET", "/v1/tasks", tenant_id=tenant_id, roles=("supervisor",), sub="watcher")
+            status, body = self.api(
+                "GET", "/v1/tasks", tenant_id=tenant_id, roles=("supervisor",), sub="watcher"
+            )
             assert status == 200, body
             for task in body["tasks"]:
                 if task["ticket_id"] == ticket_id and task["task_id"] not in exclude:
@@ -221,19 +239,19 @@ def _template_routes() -> list[Any]:
     return tpl.routes()
 
 
-@pytest.fixture(scope="module")
-def escalation() -> Iterator[EscalationHarness]:
+@pytest.fixture(scope="module", name="escalation")
+def escalation_fixture() -> Iterator[EscalationHarness]:
     import boto3
+    from deflect import bootstrap
     from moto import mock_aws
 
-    from deflect import bootstrap
     from infra.local import lambda_router
     from infra.local import template as tpl
     from infra.local.functions import LocalFunctions
     from infra.local.resources import create_all
 
     config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
-    with pytest.MonkeyPatch.context() as env, mock_aws(config=config):
+    with pytest.MonkeyPatch.context() as env, mock_aws(config=config), dynamodb_serialised():
         env.delenv("AWS_ENDPOINT_URL", raising=False)
         session = boto3.session.Session(region_name="us-east-1")
         resources = create_all(session)
@@ -243,7 +261,11 @@ def escalation() -> Iterator[EscalationHarness]:
         _watch_sla_topic(session, resources)
         _without_table_stream()
         bootstrap.reset()
-        specs = {name: spec for name, spec in tpl.functions().items() if name in (ESCALATION_FUNCTION, APPROVAL_FUNCTION)}
+        specs = {
+            name: spec
+            for name, spec in tpl.functions().items()
+            if name in (ESCALATION_FUNCTION, APPROVAL_FUNCTION)
+        }
         functions = LocalFunctions(specs)
         undo = lambda_router.install(functions)
         try:
@@ -252,6 +274,47 @@ def escalation() -> Iterator[EscalationHarness]:
             undo()
             _stop_running_executions(session)
             bootstrap.reset()
+
+
+@contextmanager
+def dynamodb_serialised() -> Iterator[None]:
+    """Make moto's DynamoDB as atomic as DynamoDB across threads (workflow threads, the API, the test).
+
+    moto 5.2.5 is not: a transaction snapshots the whole table and, when one of its conditions fails, restores
+    that snapshot — erasing what other threads wrote meanwhile — and a query iterating the table can fail with
+    "dictionary changed size during iteration" while another thread writes. One lock around the backend's
+    reads and writes gives the guarantees the services rely on (conditional writes and transactions that are
+    all-or-nothing without losing anyone else's write).
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    names = (
+        "get_item",
+        "query",
+        "put_item",
+        "update_item",
+        "delete_item",
+        "transact_write_items",
+        "batch_write_item",
+    )
+    originals = {name: getattr(DynamoDBBackend, name) for name in names}
+
+    def locked(method: Any) -> Any:
+        @functools.wraps(method)
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(self, *args, **kwargs)
+
+        return call
+
+    for name, method in originals.items():
+        setattr(DynamoDBBackend, name, locked(method))
+    try:
+        yield
+    finally:
+        for name, method in originals.items():
+            setattr(DynamoDBBackend, name, method)
 
 
 def _watch_sla_topic(session: Any, resources: Any) -> None:

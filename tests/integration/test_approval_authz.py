@@ -13,18 +13,26 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-
 from deflect.domain.canonical import sha256_hex
 from deflect.domain.errors import Conflict, DeflectError
 from deflect.domain.models import HumanTask, RequestedAction, utcnow
 from deflect.domain.tenancy import TenantContext
 from deflect.escalation.approval import ApprovalService
 from deflect.escalation.models import DecisionRequest
-from tests.integration.conftest_escalation import escalation  # noqa: F401
+
+from tests.integration.conftest_escalation import escalation_fixture  # noqa: F401
 
 ATTEMPTS = 1000
 THRESHOLD = Decimal("500")
-SENSITIVE = {"refund", "change_plan", "cancel_subscription", "change_entitlement", "delete_account", "reset_mfa", "change_email"}
+SENSITIVE = {
+    "refund",
+    "change_plan",
+    "cancel_subscription",
+    "change_entitlement",
+    "delete_account",
+    "reset_mfa",
+    "change_email",
+}
 ACTIONS = [
     RequestedAction(),
     RequestedAction(kind="refund", amount=Decimal("100"), currency="EUR"),
@@ -92,19 +100,25 @@ def _allowed(caller_tenant, roles, actor, task: HumanTask, outcome, action, repl
     second = task.approvals_required > 1 and bool(task.approvals)
     approving = outcome in ("approve", "edit")
     if outcome == "approve" and (
-        (action is not None and action != task.proposed_action) or (reply is not None and reply != task.proposed_reply)
+        (action is not None and action != task.proposed_action)
+        or (reply is not None and reply != task.proposed_reply)
     ):
         return False
     if outcome == "edit":
         final = action if action is not None else task.proposed_action
-        unchanged = final == task.proposed_action and (reply if reply is not None else task.proposed_reply) == task.proposed_reply
+        unchanged = (
+            final == task.proposed_action
+            and (reply if reply is not None else task.proposed_reply) == task.proposed_reply
+        )
         if second or unchanged:
             return False
     else:
         final = task.proposed_action
     if task.required_role == "supervisor" and "supervisor" not in roles:
         return False
-    if task.required_role == "approver" and not roles & ({"approver"} if approving else {"approver", "supervisor"}):
+    if task.required_role == "approver" and not roles & (
+        {"approver"} if approving else {"approver", "supervisor"}
+    ):
         return False
     large = final.amount is not None and final.amount > THRESHOLD
     if approving and (final.kind in SENSITIVE or large) and "approver" not in roles:
@@ -178,7 +192,6 @@ def test_two_concurrent_decisions_apply_exactly_one(escalation, monkeypatch):
     ticket = h.ticket(tenant)
     arn = h.escalate(ticket, h.decision(ticket))
     task = h.wait_task(tenant, ticket.ticket_id)
-    _serialise_transactions(monkeypatch)
     # Hold both deciders at the commit so that both have read the open task before either writes.
     audit = h.container.audit
     barrier = threading.Barrier(2, timeout=10)
@@ -236,7 +249,13 @@ def test_a_reused_or_forged_token_changes_nothing(escalation, capfd):
     attempts = [
         ({"token_ciphertext": ports.cipher.encrypt(tenant, forged)}, 0),  # ciphertext swapped, hash kept
         ({"token_ciphertext": ports.cipher.encrypt(other, token)}, 0),  # another tenant's encryption
-        ({"token_ciphertext": ports.cipher.encrypt(tenant, forged), "token_sha256": sha256_hex(forged.encode())}, 2),
+        (
+            {
+                "token_ciphertext": ports.cipher.encrypt(tenant, forged),
+                "token_sha256": sha256_hex(forged.encode()),
+            },
+            2,
+        ),
     ]
     for fields, writes in attempts:
         before = tamper(**fields)
@@ -268,22 +287,9 @@ def test_a_reused_or_forged_token_changes_nothing(escalation, capfd):
     assert h.wait_execution(arn)["status"] == "SUCCEEDED"
     history = len(h.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"])
     with pytest.raises(Conflict):
-        ports.workflow.send_task_success(token, {"task_id": task_id, "decision_id": "replayed", "outcome": "approve"})
+        ports.workflow.send_task_success(
+            token, {"task_id": task_id, "decision_id": "replayed", "outcome": "approve"}
+        )
     assert len(h.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]) == history
     assert h.decide(tenant, task_id, "reject", roles=("agent",), sub="al")[0] == 409
     assert token not in capfd.readouterr().out  # the token was never logged
-
-
-def _serialise_transactions(monkeypatch) -> None:
-    """DynamoDB applies a transaction atomically; moto checks conditions and writes without a lock between
-    threads. A lock gives moto DynamoDB's guarantee, which is the one the approval service relies on."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.Lock()
-    original = DynamoDBBackend.transact_write_items
-
-    def atomic(self, *args, **kwargs):
-        with lock:
-            return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", atomic)

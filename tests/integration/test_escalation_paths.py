@@ -8,7 +8,8 @@ from decimal import Decimal
 
 from deflect.domain.models import RequestedAction
 from deflect.domain.tenancy import TenantContext
-from tests.integration.conftest_escalation import escalation  # noqa: F401
+
+from tests.integration.conftest_escalation import escalation_fixture  # noqa: F401
 
 AGENT = ("agent",)
 APPROVER = ("agent", "approver")
@@ -44,7 +45,11 @@ def test_approve_writes_reply_and_action_through_the_outbox(escalation):
 
     assert h.wait_execution(arn)["status"] == "SUCCEEDED"
     items = _by_kind(h.outbox_items(tenant))
-    ack = items["public_reply"][0] if "persönlich" in items["public_reply"][0].body else items["public_reply"][1]
+    ack = (
+        items["public_reply"][0]
+        if "persönlich" in items["public_reply"][0].body
+        else items["public_reply"][1]
+    )
     assert "meldet sich bis" in ack.body and "UTC" in ack.body  # German, with the follow-up time
     assert any(i.body == "Wir erstatten die Rechnung." for i in items["public_reply"])
     assert items["account_action"][0].action == REFUND
@@ -80,13 +85,17 @@ def test_edit_stores_the_diff_and_sends_the_edited_reply(escalation):
     claim = f"/v1/tasks/{task['task_id']}/claim"
     status, claimed = h.api("POST", claim, tenant_id=tenant, roles=AGENT, sub="al")
     assert status == 200 and (claimed["status"], claimed["assignee"]) == ("claimed", "agent:al")
-    assert h.api("POST", claim, tenant_id=tenant, roles=AGENT, sub="al")[0] == 200  # claiming again is a no-op
+    assert (
+        h.api("POST", claim, tenant_id=tenant, roles=AGENT, sub="al")[0] == 200
+    )  # claiming again is a no-op
     assert h.api("POST", claim, tenant_id=tenant, roles=AGENT, sub="bo")[0] == 409
     assert h.decide(tenant, task["task_id"], "approve", roles=AGENT, sub="bo")[0] == 409  # claimed by al
     edited = "Use Settings > Data > Export, then download the archive."
     status, _ = h.decide(tenant, task["task_id"], "approve", roles=AGENT, sub="al", reply=edited)
     assert status == 400  # approving cannot change the proposal
-    status, _ = h.decide(tenant, task["task_id"], "edit", roles=AGENT, sub="al", reply=edited, note="clearer path")
+    status, _ = h.decide(
+        tenant, task["task_id"], "edit", roles=AGENT, sub="al", reply=edited, note="clearer path"
+    )
     assert status == 200
 
     assert h.wait_execution(arn)["status"] == "SUCCEEDED"
@@ -105,7 +114,9 @@ def test_reject_fails_the_task_and_performs_no_action(escalation):
 
     task = h.wait_task(tenant, ticket.ticket_id)
     reply = "We cannot refund this invoice; a colleague will explain the options."
-    status, _ = h.decide(tenant, task["task_id"], "reject", roles=APPROVER, sub="ann", reply=reply, note="outside policy")
+    status, _ = h.decide(
+        tenant, task["task_id"], "reject", roles=APPROVER, sub="ann", reply=reply, note="outside policy"
+    )
     assert status == 200
 
     assert h.wait_execution(arn)["status"] == "SUCCEEDED"
@@ -125,7 +136,9 @@ def test_reassign_moves_the_task_to_the_next_queue(escalation):
     first = h.wait_task(tenant, ticket.ticket_id)
     status, _ = h.decide(tenant, first["task_id"], "reassign", roles=AGENT, sub="al", note="not my area")
     assert status == 403  # the refund task is approver work; an agent cannot even move it
-    status, _ = h.decide(tenant, first["task_id"], "reassign", roles=SUPERVISOR, sub="sue", note="not billing")
+    status, _ = h.decide(
+        tenant, first["task_id"], "reassign", roles=SUPERVISOR, sub="sue", note="not billing"
+    )
     assert status == 200
     second = h.wait_task(tenant, ticket.ticket_id, exclude={first["task_id"]})
     assert (first["queue"], second["queue"], second["hops"]) == ("billing", "tier1", 1)
@@ -157,7 +170,9 @@ def test_timeouts_reassign_up_to_the_supervisor_and_never_approve(escalation):
 
     assert h.wait_execution(arn)["status"] == "SUCCEEDED"
     states = h.states_entered(arn)
-    assert states.count("CheckSla") >= 4 and states.count("HumanReview") >= 5  # warned, then reassigned, twice
+    assert (
+        states.count("CheckSla") >= 4 and states.count("HumanReview") >= 5
+    )  # warned, then reassigned, twice
     types = h.audit_types(tenant, ticket.ticket_id)
     assert types.count("task.reassigned") == 2 and types.count("task.decided") == 1
     # The near-due warnings went to the SLA topic, one per task that reached its warning time.
@@ -196,7 +211,9 @@ def test_amount_above_threshold_needs_a_second_different_approver(escalation):
     second = h.wait_task(tenant, ticket.ticket_id, exclude={first["task_id"]})
     assert second["second_approval"] is True and second["approvals"] == ["agent:ann"]
     assert h.decide(tenant, second["task_id"], "approve", roles=APPROVER, sub="ann")[0] == 403  # same person
-    assert h.decide(tenant, second["task_id"], "approve", roles=SUPERVISOR, sub="sue")[0] == 403  # not an approver
+    assert (
+        h.decide(tenant, second["task_id"], "approve", roles=SUPERVISOR, sub="sue")[0] == 403
+    )  # not an approver
     assert h.decide(tenant, second["task_id"], "edit", roles=APPROVER, sub="bob", reply="x")[0] == 400
     status, body = h.decide(tenant, second["task_id"], "approve", roles=APPROVER, sub="bob")
     assert status == 200 and body["approvals"] == 2
@@ -238,7 +255,10 @@ def test_a_failing_task_lands_in_the_human_failure_queue_with_its_context(escala
     failure = next(m for m in h.drain("HumanFailureQueue") if m["escalation"]["tenant_id"] == tenant)
     assert failure["execution"] == arn.rsplit(":", 1)[-1]
     assert failure["escalation"]["error"]["Error"] == "RuntimeError"
-    assert failure["escalation"]["route"]["queue"] == "billing" and failure["escalation"]["summary"]["ref"]["key"]
+    assert (
+        failure["escalation"]["route"]["queue"] == "billing"
+        and failure["escalation"]["summary"]["ref"]["key"]
+    )
     # An escalation for a ticket that does not exist fails at the first step, also into the queue.
     ghost = h.ticket(tenant).model_copy(update={"ticket_id": "t-missing"})
     arn = h.escalate(ghost, h.decision(ghost))
@@ -273,9 +293,23 @@ def test_near_due_tasks_are_flagged_and_listed_first(escalation, capsys):
     now = utcnow()
     # A day-long task with 50 minutes left is near due (warned an hour ahead); a 1-hour task with 20 minutes
     # left is not yet (warned 15 minutes ahead), although it is due sooner.
-    long = HumanTask(tenant_id=tenant, ticket_id="t1", queue="tier2", due_at=now + timedelta(minutes=50), created_at=now - timedelta(hours=23))
-    short = HumanTask(tenant_id=tenant, ticket_id="t2", queue="tier1", due_at=now + timedelta(minutes=20), created_at=now - timedelta(minutes=40))
-    later = HumanTask(tenant_id=tenant, ticket_id="t3", queue="tier1", due_at=now + timedelta(hours=5), created_at=now)
+    long = HumanTask(
+        tenant_id=tenant,
+        ticket_id="t1",
+        queue="tier2",
+        due_at=now + timedelta(minutes=50),
+        created_at=now - timedelta(hours=23),
+    )
+    short = HumanTask(
+        tenant_id=tenant,
+        ticket_id="t2",
+        queue="tier1",
+        due_at=now + timedelta(minutes=20),
+        created_at=now - timedelta(minutes=40),
+    )
+    later = HumanTask(
+        tenant_id=tenant, ticket_id="t3", queue="tier1", due_at=now + timedelta(hours=5), created_at=now
+    )
     for task in (later, short, long):
         h.container.store.put(ctx, h.container.escalation_ports.tasks.save_write(task))
 

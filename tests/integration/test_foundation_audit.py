@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from deflect.cli import main as cli_main
 from deflect.domain import keys
 from deflect.domain.tenancy import TenantContext
@@ -77,7 +76,8 @@ def test_a_deleted_index_entry_is_found(chain):
 def test_a_deleted_event_object_is_found(chain):
     log, store, s3, bucket = chain
 
-    s3.delete_object(Bucket=bucket, Key=_index(store, 1).data["key"])  # a delete marker over the locked version
+    # A delete marker over the locked version (allowed; the version itself stays).
+    s3.delete_object(Bucket=bucket, Key=_index(store, 1).data["key"])
 
     report = log.verify(ACME, TICKET)
     assert (report.ok, report.first_break.seq) == (False, 1)
@@ -103,7 +103,7 @@ def test_a_reordered_pair_is_found(chain):
 
 
 def test_the_cli_names_the_first_broken_link(chain, capsys):
-    log, store, s3, bucket = chain
+    _, store, s3, bucket = chain
     _rewrite(s3, bucket, _index(store, 3).data["key"], lambda body: body.replace(b"event 3", b"event 9"))
 
     code = cli_main(["audit", "verify", "--tenant", "acme", "--ticket", TICKET])

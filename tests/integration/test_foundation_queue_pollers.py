@@ -52,7 +52,9 @@ def test_a_function_error_keeps_the_whole_batch(moto_stack):
 def test_queues_take_their_timing_from_the_template(moto_stack):
     sqs, url, _ = _queue(moto_stack, "TriageQueue")
 
-    found = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout", "RedrivePolicy"])["Attributes"]
+    found = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout", "RedrivePolicy"])[
+        "Attributes"
+    ]
 
     assert found["VisibilityTimeout"] == "360"
     assert json.loads(found["RedrivePolicy"])["maxReceiveCount"] == 5

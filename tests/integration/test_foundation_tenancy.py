@@ -14,9 +14,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from deflect import repositories as repos
 from deflect.domain.errors import Forbidden, NotFound, TenantNotFound
 from deflect.domain.models import (
@@ -32,6 +29,8 @@ from deflect.domain.models import (
 )
 from deflect.domain.tenancy import TENANT_ID_PATTERN, TenantContext
 from deflect.ports import Delete, Put
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 # The public methods each foundation repository has today, all exercised below. A new method fails this
 # file until its isolation is checked here too.
@@ -75,12 +74,12 @@ def fresh_repositories() -> Iterator[Callable[[], Repos]]:
     with each; a table per example keeps every example as cheap as the first.
     """
     import boto3
-    from moto import mock_aws
-
     from deflect.adapters.dynamo_store import DynamoSupportStore
     from deflect.bootstrap import Container
     from deflect.services.audit import AuditLog
     from deflect.settings import Settings
+    from moto import mock_aws
+
     from infra.local import template as tpl
     from infra.local.resources import create_all
 
@@ -94,8 +93,14 @@ def fresh_repositories() -> Iterator[Callable[[], Repos]]:
             ddb.create_table(**{**tpl.table_definitions()["SupportTable"], "TableName": name})
             store = DynamoSupportStore(ddb, name)
             return Repos(
-                store, AuditLog(store, c.evidence), repos.TenantConfigs(store), repos.Customers(store),
-                repos.Accounts(store), repos.Tickets(store), repos.Tasks(store), repos.Outbox(store),
+                store,
+                AuditLog(store, c.evidence),
+                repos.TenantConfigs(store),
+                repos.Customers(store),
+                repos.Accounts(store),
+                repos.Tickets(store),
+                repos.Tasks(store),
+                repos.Outbox(store),
             )
 
         yield make
@@ -119,19 +124,42 @@ def _write_everything(r: Repos, owner: str, ids: dict[str, str], email: str) -> 
     ctx = TenantContext.system(owner)
     now = utcnow()
     writes: list[Put] = [r.tenants.save_write(TenantConfig(tenant_id=owner, display_name=owner))]
-    customer = Customer(tenant_id=owner, customer_id=ids["customer"], email=email, external_ids={"zendesk": ids["ext"]})
+    customer = Customer(
+        tenant_id=owner, customer_id=ids["customer"], email=email, external_ids={"zendesk": ids["ext"]}
+    )
     writes += r.customers.save_writes(customer)
     writes.append(r.accounts.save_write(Account(tenant_id=owner, account_id=ids["account"])))
-    ticket = Ticket(tenant_id=owner, ticket_id=ids["ticket"], provider="zendesk", external_id=ids["ext"], status="escalated")
+    ticket = Ticket(
+        tenant_id=owner,
+        ticket_id=ids["ticket"],
+        provider="zendesk",
+        external_id=ids["ext"],
+        status="escalated",
+    )
     writes.append(r.tickets.save_write(ticket))
     writes.append(
-        r.tickets.message_write(Message(tenant_id=owner, ticket_id=ids["ticket"], message_id=ids["message"], body_redacted="hi"))
+        r.tickets.message_write(
+            Message(tenant_id=owner, ticket_id=ids["ticket"], message_id=ids["message"], body_redacted="hi")
+        )
     )
-    writes.append(r.tickets.decision_write(Decision(tenant_id=owner, ticket_id=ids["ticket"], outcome="escalate")))
-    task = HumanTask(tenant_id=owner, task_id=ids["task"], ticket_id=ids["ticket"], queue="tier1", due_at=now + timedelta(hours=1))
+    writes.append(
+        r.tickets.decision_write(Decision(tenant_id=owner, ticket_id=ids["ticket"], outcome="escalate"))
+    )
+    task = HumanTask(
+        tenant_id=owner,
+        task_id=ids["task"],
+        ticket_id=ids["ticket"],
+        queue="tier1",
+        due_at=now + timedelta(hours=1),
+    )
     writes.append(r.tasks.save_write(task))
     item = OutboxItem(
-        tenant_id=owner, outbox_id=ids["outbox"], ticket_id=ids["ticket"], provider="zendesk", external_ticket_id=ids["ext"], kind="tags"
+        tenant_id=owner,
+        outbox_id=ids["outbox"],
+        ticket_id=ids["ticket"],
+        provider="zendesk",
+        external_ticket_id=ids["ext"],
+        kind="tags",
     )
     writes.append(r.outbox.save_write(item))
     repos.save(r.store, ctx, writes)
@@ -200,8 +228,16 @@ def _owner_keys_are_refused(r: Repos, other: str, writes: list[Put]) -> None:
                 r.store.put(ctx, smuggled)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(tenants=colliding_tenants(), shared=st.sampled_from(["x1", "shared", "acme-corp", "T"]), both=st.booleans())
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    tenants=colliding_tenants(),
+    shared=st.sampled_from(["x1", "shared", "acme-corp", "T"]),
+    both=st.booleans(),
+)
 def test_no_repository_method_finds_another_tenants_items(fresh_repositories, tenants, shared, both):
     owner, other = tenants
     r = fresh_repositories()

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
-
 from deflect.domain import keys
 from deflect.domain.errors import Conflict, TransientFailure
 from deflect.domain.models import OutboxItem, Ticket
@@ -32,14 +31,23 @@ def world(moto_stack):
 def _escalate(container: Any, tickets: Tickets, outbox: Outbox, ticket: Ticket) -> OutboxItem:
     """The shape every audited state change takes: new state + outbox item + audit entry, one transaction."""
     item = OutboxItem(
-        tenant_id="acme", outbox_id="o1", ticket_id="t1", provider="zendesk", external_ticket_id="z1", kind="tags", tags=["escalated"]
+        tenant_id="acme",
+        outbox_id="o1",
+        ticket_id="t1",
+        provider="zendesk",
+        external_ticket_id="z1",
+        kind="tags",
+        tags=["escalated"],
     )
     container.audit.append(
         ACME,
         "t1",
         "ticket.escalated",
         {"reason": "refund"},
-        writes=[tickets.save_write(ticket.model_copy(update={"status": "escalated"})), outbox.save_write(item)],
+        writes=[
+            tickets.save_write(ticket.model_copy(update={"status": "escalated"})),
+            outbox.save_write(item),
+        ],
     )
     return item
 

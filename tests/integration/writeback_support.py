@@ -18,6 +18,7 @@ from deflect.helpdesk.directory import HelpdeskDirectory
 from deflect.helpdesk.http import HelpdeskHttp, TokenBuckets
 from deflect.services.outbox import OutboxRef, ref_from_message
 from deflect.services.writeback import Writeback
+
 from infra.local import template as tpl
 from infra.local.helpdesks import HelpdesksHandle
 from infra.local.resources import LocalResources
@@ -44,18 +45,21 @@ class WritebackAws:
 
 
 @contextmanager
-def writeback_aws() -> Iterator[WritebackAws]:
+def writeback_aws(*, stream: bool = True) -> Iterator[WritebackAws]:
+    """`stream=False` leaves the table's stream off: moto copies every table, stream records included, on each
+    transaction, so a long run without it stays fast."""
     import boto3
-    from moto import mock_aws
-
     from deflect.bootstrap import Container
     from deflect.settings import Settings
+    from moto import mock_aws
 
     with mock_aws():
         session = boto3.session.Session(region_name="us-east-1")
         found = LocalResources()
         ddb = session.client("dynamodb")
         for name, args in tpl.table_definitions().items():
+            if not stream:
+                args.pop("StreamSpecification", None)
             ddb.create_table(**args)
             found.tables[name] = name
         s3 = session.client("s3")

@@ -10,8 +10,8 @@ import typing
 from pathlib import Path
 
 import pytest
-
 from deflect.escalation.models import StepName
+
 from infra.checks import asl
 from infra.local import template as tpl
 
@@ -45,7 +45,9 @@ def _reachable(states: dict, start: str, *, avoid: frozenset[str] = frozenset())
 def test_every_placeholder_has_a_definition_substitution():
     assert asl.placeholders_without_substitution() == []
     text = ASL_PATH.read_text()
-    assert set(re.findall(r"\$\{([^}]+)\}", text)) <= set(tpl.state_machines()["EscalationStateMachine"]["DefinitionSubstitutions"])
+    assert set(re.findall(r"\$\{([^}]+)\}", text)) <= set(
+        tpl.state_machines()["EscalationStateMachine"]["DefinitionSubstitutions"]
+    )
 
 
 def test_every_state_is_reachable_and_every_target_exists(definition):
@@ -98,14 +100,22 @@ def test_every_task_failure_lands_in_the_human_failure_queue(definition):
         if state["Type"] != "Task" or name == "NotifyHumanFailure":
             continue
         last = state["Catch"][-1]
-        assert last == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "NotifyHumanFailure"}, name
+        assert last == {
+            "ErrorEquals": ["States.ALL"],
+            "ResultPath": "$.error",
+            "Next": "NotifyHumanFailure",
+        }, name
     notify = definition["States"]["NotifyHumanFailure"]
     assert notify["Parameters"]["MessageBody"]["escalation.$"] == "$"  # the whole state travels with it
 
 
-@pytest.mark.skipif(not asl.VALIDATOR.exists(), reason="npm asl-validator not installed (make validate installs it)")
+@pytest.mark.skipif(
+    not asl.VALIDATOR.exists(), reason="npm asl-validator not installed (make validate installs it)"
+)
 def test_asl_validator_accepts_the_definition():
     with tempfile.NamedTemporaryFile("w", suffix=".asl.json", delete=False) as handle:
         handle.write(asl.substituted(ASL_PATH.read_text()))
-    result = subprocess.run([str(asl.VALIDATOR), "--json-path", handle.name], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [str(asl.VALIDATOR), "--json-path", handle.name], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -10,7 +10,6 @@ from decimal import Decimal
 import boto3
 import pytest
 from botocore.stub import Stubber
-
 from deflect.adapters.sns_notifier import SnsNotifier
 from deflect.domain.errors import Forbidden
 from deflect.domain.models import (
@@ -30,8 +29,7 @@ from deflect.domain.models import (
     Ticket,
 )
 from deflect.domain.tenancy import TenantContext
-from deflect.escalation import EscalationRequest, execution_name, start_escalation
-from deflect.escalation import policy
+from deflect.escalation import EscalationRequest, execution_name, policy, start_escalation
 from deflect.escalation.acknowledgement import TEMPLATES, acknowledgement_text, language_of
 from deflect.escalation.approval import edit_diff
 from deflect.escalation.summary import build_summary, render_markdown
@@ -42,7 +40,9 @@ BIG_REFUND = RequestedAction(kind="refund", amount=Decimal("900"), currency="EUR
 
 
 def _config(**changes) -> TenantConfig:
-    fields = dict(tenant_id="acme", display_name="Acme", escalation_queues=["billing", "tier1", "tier2", "supervisor"])
+    fields = dict(
+        tenant_id="acme", display_name="Acme", escalation_queues=["billing", "tier1", "tier2", "supervisor"]
+    )
     return TenantConfig(**{**fields, **changes})
 
 
@@ -60,14 +60,20 @@ def _request(**changes) -> EscalationRequest:
 
 
 def _task(**changes) -> HumanTask:
-    fields = dict(tenant_id="acme", ticket_id="t1", queue="tier1", due_at=NOW + timedelta(hours=1), created_at=NOW)
+    fields = dict(
+        tenant_id="acme", ticket_id="t1", queue="tier1", due_at=NOW + timedelta(hours=1), created_at=NOW
+    )
     return HumanTask(**{**fields, **changes})
 
 
 # ------------------------------------------------------------------ routing and SLA
 def test_routes_by_skill_then_generic_tiers_then_supervisor():
     plan = policy.queue_plan(_request(), _config())
-    assert plan == ["billing", "tier1", "supervisor"]  # max_reassign_hops=2 bounds the hops before the supervisor
+    assert plan == [
+        "billing",
+        "tier1",
+        "supervisor",
+    ]  # max_reassign_hops=2 bounds the hops before the supervisor
 
 
 def test_urgent_work_skips_the_first_generic_tier():
@@ -133,7 +139,9 @@ def test_an_agent_cannot_edit_a_plain_task_into_a_refund():
 
 
 def test_second_approval_needs_a_different_approver():
-    task = _task(required_role="approver", approvals=["agent:ann"], approvals_required=2, proposed_action=BIG_REFUND)
+    task = _task(
+        required_role="approver", approvals=["agent:ann"], approvals_required=2, proposed_action=BIG_REFUND
+    )
     with pytest.raises(Forbidden, match="different"):
         policy.authorize_decision({"approver"}, "agent:ann", task, "approve", BIG_REFUND, _config().policy)
     policy.authorize_decision({"approver"}, "agent:bob", task, "approve", BIG_REFUND, _config().policy)
@@ -147,7 +155,10 @@ def test_the_supervisor_queue_needs_a_supervisor():
 
 
 # ------------------------------------------------------------------ the customer's acknowledgement
-@pytest.mark.parametrize(("language", "phrase"), [("en", "follow up"), ("de-DE", "meldet sich"), ("fr", "reviendra"), ("es_MX", "contacto")])
+@pytest.mark.parametrize(
+    ("language", "phrase"),
+    [("en", "follow up"), ("de-DE", "meldet sich"), ("fr", "reviendra"), ("es_MX", "contacto")],
+)
 def test_acknowledgement_in_the_tickets_language_with_the_follow_up_time(language, phrase):
     text = acknowledgement_text(language, NOW + timedelta(minutes=240))
     assert phrase in text and "2025-03-04 14:00 UTC" in text
@@ -166,13 +177,25 @@ def test_summary_has_everything_an_agent_needs_to_decide():
     request = _request(
         reasons=["refund requested: policy requires a person"],
         proposed_reply="We can refund invoice 42.",
-        retrieved=[ArticleRef(article_id="kb-refunds", version=3, title="Refund policy", url="https://help/refunds")],
+        retrieved=[
+            ArticleRef(article_id="kb-refunds", version=3, title="Refund policy", url="https://help/refunds")
+        ],
         citations=[Citation(article_id="kb-refunds", version=3, quote="Refunds within 30 days.")],
         missing_diagnostics=["invoice_number"],
-        evidence_refs=[EvidenceRef(key="tenant=acme/tickets/t1/evidence/abc.json", sha256="abc", kind="decision")],
-        classification=Classification(intent="refund_request", intent_confidence=0.9, sentiment="negative", repeat_contact=True),
+        evidence_refs=[
+            EvidenceRef(key="tenant=acme/tickets/t1/evidence/abc.json", sha256="abc", kind="decision")
+        ],
+        classification=Classification(
+            intent="refund_request", intent_confidence=0.9, sentiment="negative", repeat_contact=True
+        ),
     )
-    ticket = Ticket(tenant_id="acme", ticket_id="t1", provider="zendesk", external_id="1", subject_redacted="Refund please")
+    ticket = Ticket(
+        tenant_id="acme",
+        ticket_id="t1",
+        provider="zendesk",
+        external_id="1",
+        subject_redacted="Refund please",
+    )
     message = Message(tenant_id="acme", ticket_id="t1", message_id="m1", body_redacted="I was charged twice.")
     customer = Customer(tenant_id="acme", customer_id="c1", name="Dana", verified=True)
     account = Account(tenant_id="acme", account_id="a1", name="Dana Co", plan="pro", entitlements=["sso"])
@@ -216,21 +239,31 @@ class _RecordingWorkflow:
 
 
 def test_start_escalation_names_the_execution_and_sends_the_contract():
-    ticket = Ticket(tenant_id="acme", ticket_id="t1", provider="zendesk", external_id="1", sla_tier="premium", locale="fr")
+    ticket = Ticket(
+        tenant_id="acme", ticket_id="t1", provider="zendesk", external_id="1", sla_tier="premium", locale="fr"
+    )
     decision = Decision(
         tenant_id="acme",
         ticket_id="t1",
         outcome="escalate",
         reasons=["refund"],
-        classification=Classification(intent="refund_request", intent_confidence=0.8, requested_action=REFUND, language="fr"),
-        draft=Draft(text="Bonjour", confidence=0.7, citations=[Citation(article_id="kb", version=1, quote="q")]),
+        classification=Classification(
+            intent="refund_request", intent_confidence=0.8, requested_action=REFUND, language="fr"
+        ),
+        draft=Draft(
+            text="Bonjour", confidence=0.7, citations=[Citation(article_id="kb", version=1, quote="q")]
+        ),
     )
     workflow = _RecordingWorkflow()
 
     arn = start_escalation(workflow, decision, ticket)
 
     name, payload = workflow.started[0]
-    assert arn.endswith(name) and len(name) <= 80 and name == execution_name(EscalationRequest.model_validate(payload))
+    assert (
+        arn.endswith(name)
+        and len(name) <= 80
+        and name == execution_name(EscalationRequest.model_validate(payload))
+    )
     request = EscalationRequest.model_validate(payload)
     assert (request.sla_tier, request.language, request.proposed_reply) == ("premium", "fr", "Bonjour")
     assert request.proposed_action == REFUND and request.decision_id == decision.decision_id
@@ -244,7 +277,15 @@ def test_notifier_publishes_to_the_sla_topic_with_tenant_attributes():
     expected = {
         "TopicArn": topic,
         "Subject": "Deflect task_near_due (acme)",
-        "Message": json.dumps({"due_at": "2025-03-04T11:00:00+00:00", "event": "task_near_due", "task_id": "task_1", "tenant_id": "acme"}, sort_keys=True),
+        "Message": json.dumps(
+            {
+                "due_at": "2025-03-04T11:00:00+00:00",
+                "event": "task_near_due",
+                "task_id": "task_1",
+                "tenant_id": "acme",
+            },
+            sort_keys=True,
+        ),
         "MessageAttributes": {
             "tenant_id": {"DataType": "String", "StringValue": "acme"},
             "event": {"DataType": "String", "StringValue": "task_near_due"},
@@ -253,6 +294,8 @@ def test_notifier_publishes_to_the_sla_topic_with_tenant_attributes():
     with Stubber(client) as stub:
         stub.add_response("publish", {"MessageId": "m-1"}, expected)
         SnsNotifier(client, topic).notify(
-            TenantContext.system("acme"), "task_near_due", {"task_id": "task_1", "due_at": "2025-03-04T11:00:00+00:00"}
+            TenantContext.system("acme"),
+            "task_near_due",
+            {"task_id": "task_1", "due_at": "2025-03-04T11:00:00+00:00"},
         )
         stub.assert_no_pending_responses()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from botocore.stub import Stubber
-
 from deflect.adapters.aws_probes import aws_probes
 from deflect.domain.errors import Forbidden, NotFound, TransientFailure
 from deflect.services.health import check_health
@@ -57,7 +56,9 @@ def test_aws_probes_map_service_answers(monkeypatch):
     session = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1")
     clients = {name: session.client(name) for name in ("dynamodb", "s3", "sqs")}
     stubs = {name: Stubber(client) for name, client in clients.items()}
-    stubs["dynamodb"].add_response("describe_table", {"Table": {"TableName": "SupportTable"}}, {"TableName": "SupportTable"})
+    stubs["dynamodb"].add_response(
+        "describe_table", {"Table": {"TableName": "SupportTable"}}, {"TableName": "SupportTable"}
+    )
     stubs["s3"].add_client_error("head_bucket", "403", http_status_code=403)
     stubs["sqs"].add_client_error("get_queue_attributes", "QueueDoesNotExist", http_status_code=400)
     for stub in stubs.values():

@@ -25,7 +25,7 @@ def test_moto_lambda_backend_still_has_the_invoke_the_router_replaces():
 def test_a_changed_signature_is_refused_not_silently_patched(monkeypatch):
     monkeypatch.setattr(LambdaSimpleBackend, "invoke", lambda self, name, body: b"")
 
-    with pytest.raises(lambda_router.RouterContractBroken, match="lambda_router.py"):
+    with pytest.raises(lambda_router.RouterContractBroken, match=r"lambda_router\.py"):
         lambda_router.install(LocalFunctions({}))
 
 
@@ -37,7 +37,9 @@ def routed(tmp_path):
         "        raise KeyError('boom')\n"
         "    return {'got': event, 'function': context.function_name}\n"
     )
-    functions = LocalFunctions({"ProbeFunction": FunctionSpec("ProbeFunction", str(tmp_path), "app.handler", 3)})
+    functions = LocalFunctions(
+        {"ProbeFunction": FunctionSpec("ProbeFunction", str(tmp_path), "app.handler", 3)}
+    )
     undo = lambda_router.install(functions)
     yield LambdaSimpleBackend("us-east-1", "123456789012")
     undo()

@@ -19,7 +19,13 @@ def _route(method: str, path: str, auth: str | None = None) -> tpl.Route:
 
 
 def test_literal_segments_win_over_parameters():
-    routes = compile_routes([_route("GET", "/v1/tasks/{id}"), _route("GET", "/v1/tasks/mine"), _route("POST", "/v1/tasks/{id}/claim")])
+    routes = compile_routes(
+        [
+            _route("GET", "/v1/tasks/{id}"),
+            _route("GET", "/v1/tasks/mine"),
+            _route("POST", "/v1/tasks/{id}/claim"),
+        ]
+    )
 
     assert match(routes, "GET", "/v1/tasks/mine")[0].path == "/v1/tasks/mine"
     route, params = match(routes, "GET", "/v1/tasks/t%201")
@@ -63,8 +69,15 @@ def test_request_becomes_a_rest_proxy_event():
 
 def test_binary_bodies_are_base64_and_empty_parts_are_null():
     event = rest_event(
-        _route("GET", "/x"), method="GET", path="/x", query="", headers=[], body=b"\xff\x00",
-        path_parameters={}, claims={"sub": "u1"}, stage="local",
+        _route("GET", "/x"),
+        method="GET",
+        path="/x",
+        query="",
+        headers=[],
+        body=b"\xff\x00",
+        path_parameters={},
+        claims={"sub": "u1"},
+        stage="local",
     )
 
     assert event["isBase64Encoded"] is True and base64.b64decode(event["body"]) == b"\xff\x00"
@@ -80,8 +93,14 @@ def test_gateway_errors_use_the_template_response_body():
 
 
 def test_lambda_results_become_http_answers():
-    assert lambda_reply({"statusCode": 201, "headers": {"A": "1"}, "body": "hi"}) == (201, [("A", "1")], b"hi")
-    binary = lambda_reply({"statusCode": 200, "body": base64.b64encode(b"\x01").decode(), "isBase64Encoded": True})
+    assert lambda_reply({"statusCode": 201, "headers": {"A": "1"}, "body": "hi"}) == (
+        201,
+        [("A", "1")],
+        b"hi",
+    )
+    binary = lambda_reply(
+        {"statusCode": 200, "body": base64.b64encode(b"\x01").decode(), "isBase64Encoded": True}
+    )
     assert binary[2] == b"\x01"
     assert lambda_reply({"no": "status"})[0] == 502
 
@@ -148,7 +167,10 @@ def test_sqs_batches_have_the_lambda_event_shape():
 def test_only_messages_not_reported_as_failures_are_deleted():
     batch = [_message(1), _message(2), _message(3)]
 
-    assert [m["MessageId"] for m in to_delete(batch, {"batchItemFailures": [{"itemIdentifier": "m2"}]})] == ["m1", "m3"]
+    assert [m["MessageId"] for m in to_delete(batch, {"batchItemFailures": [{"itemIdentifier": "m2"}]})] == [
+        "m1",
+        "m3",
+    ]
     assert len(to_delete(batch, {"batchItemFailures": []})) == 3
     assert len(to_delete(batch, None)) == 3
     # A malformed answer fails the whole batch, as Lambda treats it.

@@ -27,6 +27,13 @@ def test_the_check_finds_each_kind_of_unsafe_call(tmp_path, monkeypatch):
 
     found = "\n".join(no_unsafe_calls.violations())
 
-    for what in ("table Scan", "object deletion", "retention change", "lock configuration change", "versioning change", "governance bypass"):
+    for what in (
+        "table Scan",
+        "object deletion",
+        "retention change",
+        "lock configuration change",
+        "versioning change",
+        "governance bypass",
+    ):
         assert what in found
     assert found.count("table Scan") == 2

@@ -182,6 +182,88 @@ class Container:
         return ArticleRepository(self.store, self.evidence)
 
     # ------------------------------------------------------------------ triage (issue 5)
+    @cached_property
+    def embedded_models(self) -> Any:
+        """MiniLM intent heads + extractive composer under MODEL_DATA_DIR (dev/local only: numpy, onnxruntime)."""
+        from deflect.embedded.model import EmbeddedModels
+
+        return EmbeddedModels(self.settings.model_data_dir)
+
+    @cached_property
+    def bedrock_converse_client(self) -> Any:
+        # botocore retries off: BedrockLanguageModel owns a bounded retry budget with backoff.
+        from botocore.config import Config
+
+        return self.boto_session.client(
+            "bedrock-runtime",
+            endpoint_url=self.settings.endpoint_url,
+            config=Config(
+                retries={"mode": "standard", "total_max_attempts": 1},
+                connect_timeout=3,
+                read_timeout=self.settings.bedrock_timeout_s,
+            ),
+        )
+
+    @cached_property
+    def intent_classifier(self) -> Any:
+        s = self.settings
+        if s.model_backend == "bedrock":
+            from deflect.adapters.bedrock_embeddings import BedrockEmbeddings
+            from deflect.triage.intents import EvidenceModelStore, LinearIntentClassifier
+
+            embeddings = BedrockEmbeddings(self.client("bedrock-runtime"), s.embedding_model_id, dimensions=s.embedding_dimensions)
+            return LinearIntentClassifier(embeddings, EvidenceModelStore(self.evidence))
+        return self.embedded_models.classifier()
+
+    @cached_property
+    def answer_composer(self) -> Any:
+        s = self.settings
+        if s.model_backend == "bedrock":
+            from deflect.adapters.bedrock_model import BedrockAnswerComposer, BedrockLanguageModel
+            from deflect.triage.profile import TriageProfiles
+
+            model = BedrockLanguageModel(
+                self.bedrock_converse_client,
+                s.bedrock_model_id,
+                guardrail_id=s.bedrock_guardrail_id,
+                guardrail_version=s.bedrock_guardrail_version,
+                max_attempts=s.bedrock_max_attempts,
+            )
+            profiles = TriageProfiles(self.store)
+
+            def model_for(ctx: Any) -> tuple[str | None, str | None, str | None]:
+                profile = profiles.get(ctx)
+                return profile.bedrock_model_id, profile.guardrail_id, profile.guardrail_version
+
+            return BedrockAnswerComposer(model, model_for=model_for)
+        return self.embedded_models.composer()
+
+    @cached_property
+    def diagnostic_tools(self) -> Any:
+        from deflect.triage.diagnostics import DiagnosticToolRegistry
+
+        return DiagnosticToolRegistry()
+
+    @cached_property
+    def triage_engine(self) -> Any:
+        from deflect.triage.classification import Classifier
+        from deflect.triage.engine import TriageEngine
+
+        return TriageEngine(Classifier(self.intent_classifier), self.knowledge_search, self.answer_composer)
+
+    @cached_property
+    def triage(self) -> Any:
+        """`container.triage.triage(ctx, ticket_id, message_id)`; see deflect.triage.triage_message."""
+        from deflect.triage.service import Handoffs, TriageService, escalation_starter
+
+        return TriageService(
+            self.store,
+            self.evidence,
+            self.audit,
+            self.triage_engine,
+            Handoffs(self.writeback_queue, escalation_starter(self), self.insight.observe),
+            tools=self.diagnostic_tools,
+        )
 
     # ------------------------------------------------------------------ escalation and approval (issue 6)
     @cached_property

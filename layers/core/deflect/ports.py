@@ -220,6 +220,14 @@ class IntentPrediction:
     alternatives: tuple[tuple[str, float], ...] = ()
     model_id: str = ""
     taxonomy_version: int = 0
+    # What the tenant's taxonomy says about the intent (absent when out of scope).
+    product_area: str | None = None
+    kind: str | None = None
+    flags: tuple[str, ...] = ()
+    action: str | None = None
+    wants_human: bool = False
+    # Probability mass on intents that always go to a human (flagged, action or wants-human intents).
+    risk: float = 0.0
 
 
 class IntentClassifier(Protocol):
@@ -228,14 +236,23 @@ class IntentClassifier(Protocol):
     def classify(self, ctx: TenantContext, text: str) -> IntentPrediction: ...
 
 
+@dataclass(frozen=True)
+class Composition:
+    """A composer's answer (None when nothing grounds one), its token usage, and why there is no answer."""
+
+    draft: Draft | None
+    usage: ModelUsage = ModelUsage()
+    problem: str | None = None
+
+
 class AnswerComposer(Protocol):
-    """Writes an answer only from the given passages (deflect.knowledge.models.SearchHit, already governed and
-    sanitised), every sentence citing article id + version. Returns None when nothing grounds an answer;
-    raises ModelRejected / ModelUnavailable when a model failed. Passage text is data, never instructions."""
+    """Writes an answer only from the given passages (deflect.knowledge.models.SearchHit, governed by the
+    index), every sentence citing article id + version; `draft.prompt_sha256` hashes the exact model input.
+    Raises ModelRejected / ModelUnavailable when a model failed. Passage text is data, never instructions."""
 
     model_id: str
 
-    def compose(self, ctx: TenantContext, question: str, passages: Sequence[Any]) -> Draft | None: ...
+    def compose(self, ctx: TenantContext, question: str, passages: Sequence[Any]) -> Composition: ...
 
 
 class DiagnosticTool(Protocol):

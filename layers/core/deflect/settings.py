@@ -54,6 +54,10 @@ class ModelSettings(_Env):
     bedrock_model_id: str = Field(default="anthropic.claude-3-5-haiku-20241022-v1:0", alias="BEDROCK_MODEL_ID")
     bedrock_guardrail_id: str | None = Field(default=None, alias="BEDROCK_GUARDRAIL_ID")
     model_data_dir: str = Field(default=".deflect-data/models", alias="MODEL_DATA_DIR")
+    bedrock_guardrail_version: str = Field(default="DRAFT", alias="BEDROCK_GUARDRAIL_VERSION")
+    # Per Converse call (read timeout) and our own bounded retries on throttling/timeouts.
+    bedrock_timeout_s: float = Field(default=20.0, alias="BEDROCK_TIMEOUT_S")
+    bedrock_max_attempts: int = Field(default=4, alias="BEDROCK_MAX_ATTEMPTS")
 
 
 class IntakeSettings(_Env):

@@ -33,17 +33,23 @@ def _probe(operation: str, call: Callable[[], Any]) -> Callable[[], None]:
 def aws_probes(client: Callable[[str], Any], settings: Settings) -> dict[str, Callable[[], None]]:
     """One probe per configured dependency; `client(service)` is the Container's cached client factory."""
     probes = {
-        "dynamodb": _probe("DescribeTable", lambda: client("dynamodb").describe_table(TableName=settings.support_table)),
+        "dynamodb": _probe(
+            "DescribeTable", lambda: client("dynamodb").describe_table(TableName=settings.support_table)
+        ),
         "s3": _probe("HeadBucket", lambda: client("s3").head_bucket(Bucket=settings.evidence_bucket)),
     }
     if settings.triage_queue_url:
         probes["sqs"] = _probe(
             "GetQueueAttributes",
-            lambda: client("sqs").get_queue_attributes(QueueUrl=settings.triage_queue_url, AttributeNames=["QueueArn"]),
+            lambda: client("sqs").get_queue_attributes(
+                QueueUrl=settings.triage_queue_url, AttributeNames=["QueueArn"]
+            ),
         )
     if settings.escalation_state_machine_arn:
         probes["stepfunctions"] = _probe(
             "DescribeStateMachine",
-            lambda: client("stepfunctions").describe_state_machine(stateMachineArn=settings.escalation_state_machine_arn),
+            lambda: client("stepfunctions").describe_state_machine(
+                stateMachineArn=settings.escalation_state_machine_arn
+            ),
         )
     return probes

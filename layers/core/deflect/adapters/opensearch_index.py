@@ -79,7 +79,9 @@ def index_body(dimensions: int) -> dict[str, Any]:
     }
 
 
-def opensearch_client(endpoint: str, *, service: str, region: str, session: Any = None, timeout: float = 10.0) -> Any:
+def opensearch_client(
+    endpoint: str, *, service: str, region: str, session: Any = None, timeout: float = 10.0
+) -> Any:
     """A SigV4-signed client for a managed domain (`es`) or a Serverless collection (`aoss`)."""
     from opensearchpy import AWSV4SignerAuth, OpenSearch, RequestsHttpConnection
 
@@ -130,7 +132,11 @@ def filters(tenant_id: str, request: SearchRequest) -> tuple[list[dict[str, Any]
         if request.audience.segments:
             segments = sorted(request.audience.segments)
             readable.append(
-                {"bool": {"filter": [{"term": {"visibility": "segments"}}, {"terms": {"segments": segments}}]}}
+                {
+                    "bool": {
+                        "filter": [{"term": {"visibility": "segments"}}, {"terms": {"segments": segments}}]
+                    }
+                }
             )
         clauses.append({"bool": {"should": readable, "minimum_should_match": 1}})
     return clauses, [{"term": {"superseded": True}}]
@@ -272,7 +278,9 @@ class OpenSearchKnowledgeIndex:
                     header["_id"] = self.document_id(chunk)
                     stale_ids.discard(header["_id"])
                 actions += [{"index": header}, document(chunk, by_chunk[(chunk.tenant_id, chunk.chunk_id)])]
-            actions += [{"delete": {"_index": self.index_name, "_id": doc_id}} for doc_id in sorted(stale_ids)]
+            actions += [
+                {"delete": {"_index": self.index_name, "_id": doc_id}} for doc_id in sorted(stale_ids)
+            ]
         self._bulk(actions)
         if self._service == "es":
             with _translated("indices.refresh"):
@@ -287,7 +295,9 @@ class OpenSearchKnowledgeIndex:
         body = {
             "size": MAX_CHUNKS_PER_ARTICLE,
             "_source": ["tenant_id", "article_id"],
-            "query": {"bool": {"filter": [{"term": {"tenant_id": tenant_id}}, {"term": {"article_id": article_id}}]}},
+            "query": {
+                "bool": {"filter": [{"term": {"tenant_id": tenant_id}}, {"term": {"article_id": article_id}}]}
+            },
         }
         with _translated("search"):
             response = self._client.search(index=self.index_name, body=body)
@@ -337,9 +347,13 @@ class OpenSearchKnowledgeIndex:
                 raise TransientFailure(f"msearch: status {response.get('status')}")
         return self._fuse(ctx.tenant_id, request, responses)
 
-    def _fuse(self, tenant_id: str, request: SearchRequest, responses: list[dict[str, Any]]) -> list[SearchHit]:
+    def _fuse(
+        self, tenant_id: str, request: SearchRequest, responses: list[dict[str, Any]]
+    ) -> list[SearchHit]:
         lexical = {h["_id"]: h for h in responses[0].get("hits", {}).get("hits", [])}
-        dense = {h["_id"]: h for h in responses[1].get("hits", {}).get("hits", [])} if len(responses) > 1 else {}
+        dense = (
+            {h["_id"]: h for h in responses[1].get("hits", {}).get("hits", [])} if len(responses) > 1 else {}
+        )
         # cosinesimil scores are (1 + cos) / 2; a chunk outside the k-NN list is at most as close as its last hit.
         cosines = {doc_id: 2.0 * float(h.get("_score") or 0.0) - 1.0 for doc_id, h in dense.items()}
         floor = min(cosines.values()) if cosines else 0.0
@@ -357,7 +371,9 @@ class OpenSearchKnowledgeIndex:
                     lexical=float(lexical[doc_id].get("_score") or 0.0) if doc_id in lexical else 0.0,
                     dense=cosines.get(doc_id, floor) if len(responses) > 1 else None,
                     matched_identifiers=[i for i in query_ids if i in (source.get("identifiers") or [])],
-                    defined_matches=sum(1 for i in query_ids if i in (source.get("defined_identifiers") or [])),
+                    defined_matches=sum(
+                        1 for i in query_ids if i in (source.get("defined_identifiers") or [])
+                    ),
                     authority=int(source.get("authority", 3)),
                     updated_at=_parse_time(source.get("updated_at")),
                     stale=bool(review_by) and str(review_by) < request.now.date().isoformat(),

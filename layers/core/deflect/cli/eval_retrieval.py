@@ -42,10 +42,14 @@ _WORDY = (
 
 
 def register_eval(evaluations: argparse._SubParsersAction) -> None:
-    parser = evaluations.add_parser("retrieval", help="nDCG/recall/MRR of knowledge search on a BEIR-style set")
+    parser = evaluations.add_parser(
+        "retrieval", help="nDCG/recall/MRR of knowledge search on a BEIR-style set"
+    )
     parser.add_argument("--corpus", required=True, type=Path, help="corpus.jsonl: {id, title, text}")
     parser.add_argument("--queries", required=True, type=Path, help="queries.jsonl: {id, text}")
-    parser.add_argument("--qrels", required=True, type=Path, help="qrels.tsv: query-id, corpus-id, score (header)")
+    parser.add_argument(
+        "--qrels", required=True, type=Path, help="qrels.tsv: query-id, corpus-id, score (header)"
+    )
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--wordy", action="store_true", help="wrap each query in a long, chatty message")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N judged queries")
@@ -123,7 +127,9 @@ def run(args: argparse.Namespace) -> int:
     index = getattr(args, "index", None) or EmbeddedKnowledgeIndex(None)
     ingestion = KnowledgeIngestion(store, evidence, index)
     search = KnowledgeSearch(index, store, threshold_for=lambda _ctx: 0.0)
-    ctx = TenantContext(tenant_id=f"eval-{secrets.token_hex(4)}", actor="cli:eval", roles=frozenset({"admin"}), via="cli")
+    ctx = TenantContext(
+        tenant_id=f"eval-{secrets.token_hex(4)}", actor="cli:eval", roles=frozenset({"admin"}), via="cli"
+    )
 
     ids: dict[str, str] = {}
     started = time.perf_counter()

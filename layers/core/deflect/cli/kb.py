@@ -22,7 +22,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     kb = commands.add_parser("kb", help="knowledge base: import articles, try searches").add_subparsers(
         dest="kb_command", required=True
     )
-    importing = kb.add_parser("import", help="import .jsonl, .md (front matter) or a Zendesk Help Center export")
+    importing = kb.add_parser(
+        "import", help="import .jsonl, .md (front matter) or a Zendesk Help Center export"
+    )
     importing.add_argument("path", type=Path, help="a file or a folder")
     importing.add_argument("--tenant", required=True)
     importing.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -39,7 +41,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _context(args: argparse.Namespace, command: str) -> TenantContext:
-    return TenantContext(tenant_id=args.tenant, actor=f"cli:kb:{command}", roles=frozenset({"admin"}), via="cli")
+    return TenantContext(
+        tenant_id=args.tenant, actor=f"cli:kb:{command}", roles=frozenset({"admin"}), via="cli"
+    )
 
 
 def _container(args: argparse.Namespace) -> Any:
@@ -65,7 +69,9 @@ class ProgressBar:
         self.counts[status] = self.counts.get(status, 0) + 1
         filled = BAR_WIDTH * self.done // self.total
         tallies = " · ".join(f"{name} {count}" for name, count in self.counts.items())
-        self.stream.write(f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {self.done:>5}/{self.total}  {tallies}")
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {self.done:>5}/{self.total}  {tallies}"
+        )
         self.stream.flush()
 
     def close(self) -> None:
@@ -104,7 +110,9 @@ def run_import(args: argparse.Namespace) -> int:
 def run_search(args: argparse.Namespace) -> int:
     from deflect.knowledge.models import Audience
 
-    audience = Audience(kind="customer" if args.customer or args.segment else "agent", segments=frozenset(args.segment))
+    audience = Audience(
+        kind="customer" if args.customer or args.segment else "agent", segments=frozenset(args.segment)
+    )
     results = _container(args).knowledge_search.search(
         _context(args, "search"), args.query, k=args.k, product_area=args.product_area, audience=audience
     )

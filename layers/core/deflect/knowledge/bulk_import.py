@@ -60,7 +60,9 @@ def import_object(
     ingestion: KnowledgeIngestion, read: Callable[[str, str], bytes], item: ImportObject
 ) -> ImportReport:
     tenant_id = tenant_of(item.key)
-    ctx = TenantContext(tenant_id=tenant_id, actor=f"s3-import:{item.bucket}", roles=frozenset({"service"}), via="system")
+    ctx = TenantContext(
+        tenant_id=tenant_id, actor=f"s3-import:{item.bucket}", roles=frozenset({"service"}), via="system"
+    )
     if item.size > MAX_OBJECT_BYTES:
         rejected = Rejection(source=item.key, reason=f"object larger than {MAX_OBJECT_BYTES} bytes")
         return ImportReport(tenant_id=tenant_id, key=item.key, summary=ImportSummary(rejected=[rejected]))

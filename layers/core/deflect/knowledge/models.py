@@ -148,8 +148,25 @@ class Chunk(BaseModel):
     url: str | None = None
 
     def embedding_text(self) -> str:
-        """What the dense model sees: title and headings say what the section is about; the text says how."""
-        return "\n".join(part for part in (self.title, " > ".join(self.heading_path), self.text) if part)
+        """What the dense model sees: title and headings say what the section is about; the text says how.
+
+        Markup is dropped and the title is not repeated: the model reads only the first few dozen tokens.
+        """
+        path = self.heading_path[1:] if self.heading_path[:1] == [self.title] else self.heading_path
+        return "\n".join(part for part in (self.title, " > ".join(path), _prose(self.text)) if part)
+
+
+_HEADING_LINE = re.compile(
+    r"^\s{0,3}#{1,6}\s.*$|^\s*[=-]{3,}\s*$|^\s*\|?(?:\s*:?-{3,}:?\s*\|)+\s*:?-*:?\s*$", re.M
+)
+_MARKUP = re.compile(r"[*`]+|^>+ ?|\s*\|\s*", re.M)
+
+
+def _prose(text: str) -> str:
+    """Chunk text without heading lines, table rules and Markdown punctuation."""
+    text = _HEADING_LINE.sub("", text)
+    text = _MARKUP.sub(lambda m: " " if "|" in m.group(0) else "", text)
+    return re.sub(r"[ \t]+", " ", re.sub(r"\n\s*\n+", "\n", text)).strip()
 
 
 class Audience(BaseModel):

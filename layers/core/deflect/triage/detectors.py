@@ -29,9 +29,15 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
     (
         "delete_account",
         [
-            _rx(r"\b(?:delete|close|remove|terminate|erase|deactivate|wipe)\b[^.?!\n]{0,40}\b(?:account|profile|workspace|organi[sz]ation|org)\b"),
-            _rx(r"\b(?:account|profile|workspace)\b[^.?!\n]{0,20}\b(?:deleted|closed|removed|erased|deactivated|terminated)\b"),
-            _rx(r"\b(?:delete|erase|remove|wipe|purge)\b[^.?!\n]{0,30}\b(?:all|every(?:thing)?)?\b[^.?!\n]{0,15}\b(?:my|our)\b[^.?!\n]{0,20}\b(?:data|information|records|details)\b"),
+            _rx(
+                r"\b(?:delete|close|remove|terminate|erase|deactivate|wipe)\b[^.?!\n]{0,40}\b(?:account|profile|workspace|organi[sz]ation|org)\b"
+            ),
+            _rx(
+                r"\b(?:account|profile|workspace)\b[^.?!\n]{0,20}\b(?:deleted|closed|removed|erased|deactivated|terminated)\b"
+            ),
+            _rx(
+                r"\b(?:delete|erase|remove|wipe|purge)\b[^.?!\n]{0,30}\b(?:all|every(?:thing)?)?\b[^.?!\n]{0,15}\b(?:my|our)\b[^.?!\n]{0,20}\b(?:data|information|records|details)\b"
+            ),
             _rx(r"\bright to (?:be forgotten|erasure)\b"),
         ],
     ),
@@ -43,7 +49,9 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _rx(r"\bcharge\s?-?backs?\b"),
             _rx(r"\breimburse(?:ment|d)?\b"),
             _rx(r"\b(?:reverse|revert|void|undo)\b[^.?!\n]{0,20}\b(?:charge|payment|transaction|invoice)\b"),
-            _rx(r"\b(?:give|pay|send|return)\b[^.?!\n]{0,12}\b(?:me|us)\b[^.?!\n]{0,12}\b(?:back|my money|our money)\b"),
+            _rx(
+                r"\b(?:give|pay|send|return)\b[^.?!\n]{0,12}\b(?:me|us)\b[^.?!\n]{0,12}\b(?:back|my money|our money)\b"
+            ),
             _rx(r"\bcredit\b[^.?!\n]{0,20}\b(?:back|to my card|to our card|my account|our account)\b"),
             _rx(r"\b(?:dispute|disputing)\b[^.?!\n]{0,20}\b(?:charge|payment|transaction|invoice)\b"),
         ],
@@ -51,8 +59,12 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
     (
         "cancel_subscription",
         [
-            _rx(r"\b(?:cancel+(?:ing|ed|ation)?|terminat(?:e|ing|ion)|end(?:ing)?|stop(?:ping)?|discontinu(?:e|ing))\b[^.?!\n]{0,40}\b(?:subscription|plan|membership|contract|account|renewal|service|billing|trial)\b"),
-            _rx(r"\b(?:subscription|plan|membership|contract|renewal)\b[^.?!\n]{0,25}\bcancel+(?:ed|led|ation)?\b"),
+            _rx(
+                r"\b(?:cancel+(?:ing|ed|ation)?|terminat(?:e|ing|ion)|end(?:ing)?|stop(?:ping)?|discontinu(?:e|ing))\b[^.?!\n]{0,40}\b(?:subscription|plan|membership|contract|account|renewal|service|billing|trial)\b"
+            ),
+            _rx(
+                r"\b(?:subscription|plan|membership|contract|renewal)\b[^.?!\n]{0,25}\bcancel+(?:ed|led|ation)?\b"
+            ),
             _rx(r"\b(?:unsubscribe|cancel+ation)\b"),
             _rx(r"\b(?:turn off|disable|stop)\b[^.?!\n]{0,15}\bauto-?\s?renew(?:al)?\b"),
             _rx(r"\bdo(?:n't| not) (?:want to )?renew\b"),
@@ -61,16 +73,24 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
     (
         "reset_mfa",
         [
-            _rx(r"\b(?:reset|remove|disable|turn off|bypass|recover|switch off)\b[^.?!\n]{0,30}\b(?:2fa|mfa|two[- ]factor|multi[- ]factor|two[- ]step|authenticator|otp)\b"),
-            _rx(r"\b(?:2fa|mfa|two[- ]factor|multi[- ]factor|two[- ]step|authenticator)\b[^.?!\n]{0,40}\b(?:reset|removed|disabled|lost|new phone|broken|locked)\b"),
-            _rx(r"\b(?:lost|broke|replaced|changed|new)\b[^.?!\n]{0,15}\b(?:phone|device)\b[^.?!\n]{0,60}\b(?:code|codes|2fa|mfa|authenticator|log ?in)\b"),
+            _rx(
+                r"\b(?:reset|remove|disable|turn off|bypass|recover|switch off)\b[^.?!\n]{0,30}\b(?:2fa|mfa|two[- ]factor|multi[- ]factor|two[- ]step|authenticator|otp)\b"
+            ),
+            _rx(
+                r"\b(?:2fa|mfa|two[- ]factor|multi[- ]factor|two[- ]step|authenticator)\b[^.?!\n]{0,40}\b(?:reset|removed|disabled|lost|new phone|broken|locked)\b"
+            ),
+            _rx(
+                r"\b(?:lost|broke|replaced|changed|new)\b[^.?!\n]{0,15}\b(?:phone|device)\b[^.?!\n]{0,60}\b(?:code|codes|2fa|mfa|authenticator|log ?in)\b"
+            ),
             _rx(r"\b(?:lost|no longer have|don't have)\b[^.?!\n]{0,20}\b(?:recovery|backup) codes?\b"),
         ],
     ),
     (
         "change_email",
         [
-            _rx(r"\b(?:change|update|switch|move|replace|transfer)\b[^.?!\n]{0,30}\b(?:e-?mail|login|username)\b(?:\s+address)?"),
+            _rx(
+                r"\b(?:change|update|switch|move|replace|transfer)\b[^.?!\n]{0,30}\b(?:e-?mail|login|username)\b(?:\s+address)?"
+            ),
             _rx(r"\b(?:e-?mail|login)(?:\s+address)?\b[^.?!\n]{0,30}\b(?:changed|updated|switched|moved)\b"),
             _rx(r"\btransfer\b[^.?!\n]{0,30}\b(?:ownership|owner|account)\b"),
             _rx(r"\b(?:new|different)\b[^.?!\n]{0,10}\b(?:account )?owner\b"),
@@ -81,9 +101,15 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
         "change_plan",
         [
             _rx(r"\b(?:upgrad|downgrad)(?:e|es|ed|ing)\b"),
-            _rx(r"\b(?:change|switch|move|modify|convert)\b[^.?!\n]{0,30}\b(?:plan|tier|subscription|package|billing cycle|billing period|seats?|licen[cs]es?)\b"),
-            _rx(r"\b(?:add|remove|reduce|increase|decrease|more|fewer|extra)\b[^.?!\n]{0,15}\b(?:seats?|licen[cs]es?|users? to (?:my|our) (?:plan|subscription))\b"),
-            _rx(r"\b(?:go|move|switch)\b[^.?!\n]{0,10}\b(?:to|onto)\b[^.?!\n]{0,10}\b(?:annual|yearly|monthly)\b"),
+            _rx(
+                r"\b(?:change|switch|move|modify|convert)\b[^.?!\n]{0,30}\b(?:plan|tier|subscription|package|billing cycle|billing period|seats?|licen[cs]es?)\b"
+            ),
+            _rx(
+                r"\b(?:add|remove|reduce|increase|decrease|more|fewer|extra)\b[^.?!\n]{0,15}\b(?:seats?|licen[cs]es?|users? to (?:my|our) (?:plan|subscription))\b"
+            ),
+            _rx(
+                r"\b(?:go|move|switch)\b[^.?!\n]{0,10}\b(?:to|onto)\b[^.?!\n]{0,10}\b(?:annual|yearly|monthly)\b"
+            ),
             _rx(r"\b(?:extend|extension)\b[^.?!\n]{0,20}\btrial\b"),
         ],
     ),
@@ -102,7 +128,9 @@ _AMOUNT_SYMBOL = re.compile(rf"([$€£¥₹])\s?({_NUMBER})")
 _AMOUNT_CODE_AFTER = re.compile(rf"\b({_NUMBER})\s?({'|'.join(_CURRENCY_WORDS)})\b", re.IGNORECASE)
 _AMOUNT_CODE_BEFORE = re.compile(rf"\b(usd|eur|gbp|cad|aud|chf|jpy|inr)\s?({_NUMBER})\b", re.IGNORECASE)
 
-_PLAN_NAMES = _rx(r"\b(free|starter|basic|standard|team|pro(?:fessional)?|business|premium|growth|scale|enterprise)\b(?:\s+(?:plan|tier))?")
+_PLAN_NAMES = _rx(
+    r"\b(free|starter|basic|standard|team|pro(?:fessional)?|business|premium|growth|scale|enterprise)\b(?:\s+(?:plan|tier))?"
+)
 
 
 def _decimal(text: str) -> Decimal | None:
@@ -160,37 +188,67 @@ def all_requested_actions(text: str) -> list[str]:
 
 _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
     "billing": [
-        _rx(r"\b(?:charged|billed|debited|invoiced|took|taken)\b[^.?!\n]{0,40}\b(?:twice|double|two times|again|wrong|incorrect|too much|extra|more than|without|after (?:i )?cancel+ed|unexpected(?:ly)?|by mistake|in error)\b"),
-        _rx(r"\b(?:double|duplicate|unexpected|unauthori[sz]ed|wrong|incorrect|extra|surprise|hidden|mystery)\b[^.?!\n]{0,15}\b(?:charges?|payments?|billing|invoices?|fees?|transactions?)\b"),
+        _rx(
+            r"\b(?:charged|billed|debited|invoiced|took|taken)\b[^.?!\n]{0,40}\b(?:twice|double|two times|again|wrong|incorrect|too much|extra|more than|without|after (?:i )?cancel+ed|unexpected(?:ly)?|by mistake|in error)\b"
+        ),
+        _rx(
+            r"\b(?:double|duplicate|unexpected|unauthori[sz]ed|wrong|incorrect|extra|surprise|hidden|mystery)\b[^.?!\n]{0,15}\b(?:charges?|payments?|billing|invoices?|fees?|transactions?)\b"
+        ),
         _rx(r"\bover-?charg(?:e|ed|ing)\b"),
         _rx(r"\b(?:didn'?t|did not|never)\b[^.?!\n]{0,20}\b(?:authori[sz]e|agree to|sign up for|order)\b"),
         _rx(r"\b(?:waive|discount|coupon|credit note|price match|cheaper price|special price)\b"),
-        _rx(r"\b(?:invoice|receipt)\b[^.?!\n]{0,30}\b(?:wrong|incorrect|mistake|error|fix|change|re-?issue|correct)\b"),
-        _rx(r"\b(?:change|update|fix|correct)\b[^.?!\n]{0,30}\b(?:vat|tax id|billing address|company name) on\b"),
+        _rx(
+            r"\b(?:invoice|receipt)\b[^.?!\n]{0,30}\b(?:wrong|incorrect|mistake|error|fix|change|re-?issue|correct)\b"
+        ),
+        _rx(
+            r"\b(?:change|update|fix|correct)\b[^.?!\n]{0,30}\b(?:vat|tax id|billing address|company name) on\b"
+        ),
         _rx(r"\b(?:still being|keep getting|kept getting|was|were|got)\s+(?:charged|billed)\b"),
         _rx(r"\bpayment\b[^.?!\n]{0,20}\b(?:dispute|disputed|chargeback)\b"),
     ],
     "security": [
-        _rx(r"\b(?:hack(?:ed|er|ers)?|compromis(?:ed|e)|breach(?:ed)?|phishing|malware|ransomware|exploit(?:ed)?|vulnerabilit(?:y|ies)|zero-?day)\b"),
-        _rx(r"\b(?:unauthori[sz]ed|suspicious|unknown|strange|unrecogni[sz]ed)\b[^.?!\n]{0,20}\b(?:access|log-?ins?|sign-?ins?|activity|sessions?|devices?|users?|api calls?)\b"),
+        _rx(
+            r"\b(?:hack(?:ed|er|ers)?|compromis(?:ed|e)|breach(?:ed)?|phishing|malware|ransomware|exploit(?:ed)?|vulnerabilit(?:y|ies)|zero-?day)\b"
+        ),
+        _rx(
+            r"\b(?:unauthori[sz]ed|suspicious|unknown|strange|unrecogni[sz]ed)\b[^.?!\n]{0,20}\b(?:access|log-?ins?|sign-?ins?|activity|sessions?|devices?|users?|api calls?)\b"
+        ),
         _rx(r"\bsomeone\b[^.?!\n]{0,40}\b(?:logged|log|signed|accessed|got into|changed|using|has access)\b"),
         _rx(r"\b(?:xss|csrf|sql injection|rce|remote code execution|privilege escalation|ssrf|idor)\b"),
-        _rx(r"\b(?:security (?:issue|bug|flaw|hole|incident|problem|concern|report)|responsible disclosure|bug bounty|pen ?test(?:ing)?)\b"),
-        _rx(r"\b(?:leak(?:ed)?|exposed|stolen|published)\b[^.?!\n]{0,30}\b(?:api keys?|tokens?|credentials?|passwords?|secrets?|keys?|data)\b"),
-        _rx(r"\b(?:api keys?|tokens?|credentials?|passwords?|secrets?)\b[^.?!\n]{0,30}\b(?:leak(?:ed)?|exposed|stolen|public|committed|pushed)\b"),
+        _rx(
+            r"\b(?:security (?:issue|bug|flaw|hole|incident|problem|concern|report)|responsible disclosure|bug bounty|pen ?test(?:ing)?)\b"
+        ),
+        _rx(
+            r"\b(?:leak(?:ed)?|exposed|stolen|published)\b[^.?!\n]{0,30}\b(?:api keys?|tokens?|credentials?|passwords?|secrets?|keys?|data)\b"
+        ),
+        _rx(
+            r"\b(?:api keys?|tokens?|credentials?|passwords?|secrets?)\b[^.?!\n]{0,30}\b(?:leak(?:ed)?|exposed|stolen|public|committed|pushed)\b"
+        ),
         _rx(r"\blocked out\b"),
     ],
     "legal": [
-        _rx(r"\b(?:lawyers?|attorneys?|solicitors?|legal (?:action|team|counsel|department|proceedings|notice)|lawsuit|sue|suing|litigation|court|subpoena|cease and desist|small claims)\b"),
-        _rx(r"\b(?:breach of contract|consumer protection|trading standards|ombudsman|regulator|attorney general|ftc|ico complaint|class action)\b"),
-        _rx(r"\b(?:data processing agreement|dpa|sub-?processors?|standard contractual clauses|sccs?|nda|msa|terms of service violation|copyright|dmca|trademark|infring(?:e|ing|ement))\b"),
+        _rx(
+            r"\b(?:lawyers?|attorneys?|solicitors?|legal (?:action|team|counsel|department|proceedings|notice)|lawsuit|sue|suing|litigation|court|subpoena|cease and desist|small claims)\b"
+        ),
+        _rx(
+            r"\b(?:breach of contract|consumer protection|trading standards|ombudsman|regulator|attorney general|ftc|ico complaint|class action)\b"
+        ),
+        _rx(
+            r"\b(?:data processing agreement|dpa|sub-?processors?|standard contractual clauses|sccs?|nda|msa|terms of service violation|copyright|dmca|trademark|infring(?:e|ing|ement))\b"
+        ),
         _rx(r"\b(?:report|reporting) (?:you|this|your company)\b[^.?!\n]{0,30}\b(?:to|with)\b"),
         _rx(r"\blegal(?:ly)?\b"),
     ],
     "privacy": [
-        _rx(r"\b(?:gdpr|ccpa|cpra|lgpd|pipeda|hipaa|dsar|data subject|subject access request|right to (?:be forgotten|erasure|access|portability))\b"),
-        _rx(r"\b(?:delete|erase|remove|purge|wipe|export|download|send me|give me|copy of)\b[^.?!\n]{0,30}\b(?:all )?(?:my|our|the)\b[^.?!\n]{0,15}\b(?:personal (?:data|information|info)|data (?:you|that you) (?:hold|have|store|keep)|pii|customer data|information you have)\b"),
-        _rx(r"\b(?:what|which) (?:personal )?(?:data|information) (?:do )?you (?:hold|have|store|keep|collect) (?:on|about) (?:me|us)\b"),
+        _rx(
+            r"\b(?:gdpr|ccpa|cpra|lgpd|pipeda|hipaa|dsar|data subject|subject access request|right to (?:be forgotten|erasure|access|portability))\b"
+        ),
+        _rx(
+            r"\b(?:delete|erase|remove|purge|wipe|export|download|send me|give me|copy of)\b[^.?!\n]{0,30}\b(?:all )?(?:my|our|the)\b[^.?!\n]{0,15}\b(?:personal (?:data|information|info)|data (?:you|that you) (?:hold|have|store|keep)|pii|customer data|information you have)\b"
+        ),
+        _rx(
+            r"\b(?:what|which) (?:personal )?(?:data|information) (?:do )?you (?:hold|have|store|keep|collect) (?:on|about) (?:me|us)\b"
+        ),
         _rx(r"\b(?:stop|opt out of)\b[^.?!\n]{0,20}\b(?:processing|selling|sharing) (?:my|our)\b"),
         _rx(r"\bprivacy (?:request|complaint|concern|violation)\b"),
     ],
@@ -218,13 +276,17 @@ def sensitive_flags(text: str, actions: list[str] | None = None) -> list[str]:
 # --------------------------------------------------------------------------- wanting a human
 
 _HUMAN = [
-    _rx(r"\b(?:speak|talk|chat|get through|connect me|put me through|transfer me)\b[^.?!\n]{0,30}\b(?:human|person|agent|someone|somebody|representative|rep|manager|supervisor|staff|people|team member|real)\b"),
+    _rx(
+        r"\b(?:speak|talk|chat|get through|connect me|put me through|transfer me)\b[^.?!\n]{0,30}\b(?:human|person|agent|someone|somebody|representative|rep|manager|supervisor|staff|people|team member|real)\b"
+    ),
     _rx(r"\b(?:real|actual|live)\s+(?:human|person|agent|people|support)\b"),
     _rx(r"\bhuman(?:\s+being)?\b[^.?!\n]{0,20}\b(?:please|pls|now|help|support|agent)\b"),
-    _rx(r"\b(?:not|no more|stop)\b[^.?!\n]{0,20}\b(?:a |the )?(?:bot|robot|ai|automated|canned|auto-?reply|chatbot)\b"),
+    _rx(
+        r"\b(?:not|no more|stop)\b[^.?!\n]{0,20}\b(?:a |the )?(?:bot|robot|ai|automated|canned|auto-?reply|chatbot)\b"
+    ),
     _rx(r"\b(?:escalate|escalation)\b"),
     _rx(r"\b(?:call|phone|ring)\s+me\b"),
-    _rx(r"\b(?:manager|supervisor)\b"),
+    _rx(r"\b(?:your|a|the)\s+(?:manager|supervisor)\b(?![^.?!\n]{0,20}\b(?:role|permission|account|seat)s?\b)"),
     _rx(r"^\s*(?:agent|human|representative|operator)[.!]*\s*$"),
 ]
 
@@ -264,13 +326,21 @@ def sentiment(text: str) -> str:
 # --------------------------------------------------------------------------- language
 
 _STOPWORDS: dict[str, frozenset[str]] = {
-    "en": frozenset("the and is are to of my you your i it not how do can what with for this that have".split()),
-    "es": frozenset("el la los las de que y en un una es no mi por para con cómo como puedo qué mis está".split()),
-    "fr": frozenset("le la les de des et est un une je ne pas mon ma mes pour avec comment que qui vous sur".split()),
-    "de": frozenset("der die das und ist nicht ich mein meine ein eine zu mit wie kann sie für auf es den".split()),
-    "pt": frozenset("o a os as de que e em um uma não meu minha para com como posso é por você".split()),
-    "it": frozenset("il lo la gli le di che e è un una non mio mia per con come posso sono ho".split()),
-    "nl": frozenset("de het een en is niet ik mijn van te met hoe kan voor op dat je".split()),
+    "en": frozenset(
+        ["the", "and", "is", "are", "to", "of", "my", "you", "your", "i", "it", "not", "how", "do", "can", "what", "with", "for", "this", "that", "have"]
+    ),
+    "es": frozenset(
+        ["el", "la", "los", "las", "de", "que", "y", "en", "un", "una", "es", "no", "mi", "por", "para", "con", "cómo", "como", "puedo", "qué", "mis", "está"]
+    ),
+    "fr": frozenset(
+        ["le", "la", "les", "de", "des", "et", "est", "un", "une", "je", "ne", "pas", "mon", "ma", "mes", "pour", "avec", "comment", "que", "qui", "vous", "sur"]
+    ),
+    "de": frozenset(
+        ["der", "die", "das", "und", "ist", "nicht", "ich", "mein", "meine", "ein", "eine", "zu", "mit", "wie", "kann", "sie", "für", "auf", "es", "den"]
+    ),
+    "pt": frozenset(["o", "a", "os", "as", "de", "que", "e", "em", "um", "uma", "não", "meu", "minha", "para", "com", "como", "posso", "é", "por", "você"]),
+    "it": frozenset(["il", "lo", "la", "gli", "le", "di", "che", "e", "è", "un", "una", "non", "mio", "mia", "per", "con", "come", "posso", "sono", "ho"]),
+    "nl": frozenset(["de", "het", "een", "en", "is", "niet", "ik", "mijn", "van", "te", "met", "hoe", "kan", "voor", "op", "dat", "je"]),
 }
 _SCRIPTS = [
     ("ja", re.compile(r"[\u3040-\u30ff]")),
@@ -309,22 +379,34 @@ _PROBLEM = _rx(
     r"won'?t|can'?t|cannot|unable|stuck|bug|issue|problem|missing|wrong|hangs?|freez(?:e|es|ing)|timed? ?out|"
     r"times out|stopped|isn'?t|aren'?t|didn'?t|no longer|disappeared|exception|\b5\d\d\b)\b|\b[A-Z]{2,5}-\d{3,5}\b"
 )
-_QUESTION = _rx(r"^\s*(?:how|what|where|when|which|who|why|is|are|can|could|do|does|should|would|will)\b|\?\s*$")
+_QUESTION = _rx(
+    r"^\s*(?:how|what|where|when|which|who|why|is|are|can|could|do|does|should|would|will)\b|\?\s*$"
+)
 _OUTAGE = [
-    _rx(r"\b(?:outage|is down|are down|went down|gone down|completely down|site down|service down|down for)\b"),
-    _rx(r"\b(?:nothing|everything|all (?:of )?(?:our|my|the)?\s*(?:beams|syncs|runs|jobs|integrations|requests|pages|workflows))\b[^.?!\n]{0,30}\b(?:fail(?:s|ed|ing)?|down|broken|stopped|not (?:working|loading|running))\b"),
-    _rx(r"\b(?:can'?t|cannot|unable to)\b[^.?!\n]{0,15}\b(?:access|reach|load|open|log ?in to)\b[^.?!\n]{0,15}\b(?:anything|the (?:app|site|dashboard|service|api)|your (?:app|site|service|api))\b"),
+    _rx(
+        r"\b(?:outage|is down|are down|went down|gone down|completely down|site down|service down|down for)\b"
+    ),
+    _rx(
+        r"\b(?:nothing|everything|all (?:of )?(?:our|my|the)?\s*(?:beams|syncs|runs|jobs|integrations|requests|pages|workflows))\b[^.?!\n]{0,30}\b(?:fail(?:s|ed|ing)?|down|broken|stopped|not (?:working|loading|running))\b"
+    ),
+    _rx(
+        r"\b(?:can'?t|cannot|unable to)\b[^.?!\n]{0,15}\b(?:access|reach|load|open|log ?in to)\b[^.?!\n]{0,15}\b(?:anything|the (?:app|site|dashboard|service|api)|your (?:app|site|service|api))\b"
+    ),
     _rx(r"\b(?:5\d\d|502|503|504)\b[^.?!\n]{0,20}\b(?:errors?|everywhere|on every|for all)\b"),
     _rx(r"\bdata loss\b|\blost (?:all )?(?:our|my) data\b"),
     _rx(r"\bproduction\b[^.?!\n]{0,20}\b(?:down|broken|stopped|outage|blocked)\b"),
 ]
 _MANY_USERS = [
-    _rx(r"\b(?:all|every|most|many|several|hundreds of|thousands of|dozens of|multiple)\b[^.?!\n]{0,15}\b(?:users|customers|employees|people|team ?mates|colleagues|accounts|agents|staff|clients|members|teams)\b"),
+    _rx(
+        r"\b(?:all|every|most|many|several|hundreds of|thousands of|dozens of|multiple)\b[^.?!\n]{0,15}\b(?:users|customers|employees|people|team ?mates|colleagues|accounts|agents|staff|clients|members|teams)\b"
+    ),
     _rx(r"\b(?:whole|entire)\b[^.?!\n]{0,10}\b(?:team|company|organi[sz]ation|org|department|office)\b"),
     _rx(r"\b(?:everyone|everybody|nobody|no one)\b"),
     _rx(r"\b\d{2,}\s+(?:users|customers|people|employees|accounts|agents|seats)\b"),
 ]
-_URGENT = _rx(r"\b(?:urgent(?:ly)?|asap|immediately|critical|emergency|blocking|blocker|right now|deadline|losing (?:money|revenue|customers))\b")
+_URGENT = _rx(
+    r"\b(?:urgent(?:ly)?|asap|immediately|critical|emergency|blocking|blocker|right now|deadline|losing (?:money|revenue|customers))\b"
+)
 
 
 def reports_problem(text: str) -> bool:
@@ -350,11 +432,21 @@ def urgent(text: str) -> bool:
 # --------------------------------------------------------------------------- instructions aimed at a model
 
 _INJECTION = [
-    _rx(r"\b(?:ignore|disregard|forget|override|bypass|skip)\b[^.?!\n]{0,40}\b(?:previous|prior|above|earlier|all|any|your|the|system|safety)\b[^.?!\n]{0,30}\b(?:instructions?|prompts?|rules?|polic(?:y|ies)|guidelines?|guardrails?|directions?|constraints?)\b"),
-    _rx(r"\b(?:you are now|from now on,? you|act as|pretend (?:to be|you are)|roleplay as|you must now|new instructions?|system prompt|developer mode|jailbreak|dan mode)\b"),
-    _rx(r"\b(?:as an? (?:ai|assistant|language model|support bot)|(?:ai|assistant|bot|model|llm|chatgpt|claude)s?\b[^.?!\n]{0,30}\b(?:must|should|shall|will) (?:always|now|immediately)?\s*(?:approve|refund|grant|issue|reply|respond|say|tell|ignore))\b"),
-    _rx(r"\b(?:approve|issue|grant|process)\b[^.?!\n]{0,20}\b(?:all|any|every|this|the)\b[^.?!\n]{0,20}\b(?:refunds?|requests?|credits?)\b[^.?!\n]{0,30}\b(?:automatically|without (?:asking|approval|review|checking))\b"),
-    _rx(r"<\s*/?\s*(?:system|instructions?|prompt|assistant)\s*>|\[\s*(?:system|inst)\s*\]|###\s*(?:system|instruction)"),
+    _rx(
+        r"\b(?:ignore|disregard|forget|override|bypass|skip)\b[^.?!\n]{0,40}\b(?:previous|prior|above|earlier|all|any|your|the|system|safety)\b[^.?!\n]{0,30}\b(?:instructions?|prompts?|rules?|polic(?:y|ies)|guidelines?|guardrails?|directions?|constraints?)\b"
+    ),
+    _rx(
+        r"\b(?:you are now|from now on,? you|act as|pretend (?:to be|you are)|roleplay as|you must now|new instructions?|system prompt|developer mode|jailbreak|dan mode)\b"
+    ),
+    _rx(
+        r"\b(?:as an? (?:ai|assistant|language model|support bot)|(?:ai|assistant|bot|model|llm|chatgpt|claude)s?\b[^.?!\n]{0,30}\b(?:must|should|shall|will) (?:always|now|immediately)?\s*(?:approve|refund|grant|issue|reply|respond|say|tell|ignore))\b"
+    ),
+    _rx(
+        r"\b(?:approve|issue|grant|process)\b[^.?!\n]{0,20}\b(?:all|any|every|this|the)\b[^.?!\n]{0,20}\b(?:refunds?|requests?|credits?)\b[^.?!\n]{0,30}\b(?:automatically|without (?:asking|approval|review|checking))\b"
+    ),
+    _rx(
+        r"<\s*/?\s*(?:system|instructions?|prompt|assistant)\s*>|\[\s*(?:system|inst)\s*\]|###\s*(?:system|instruction)"
+    ),
 ]
 
 

@@ -1,0 +1,534 @@
+"""The embedded default model: deterministic, offline, no API key.
+
+- Intent heads trained from a tenant's labelled examples on MiniLM sentence embeddings: softmax regression in
+  numpy (standardised inputs, Adam, L2), and an out-of-scope gate calibrated on held-out folds in which some
+  intents are hidden to play "out of scope" (see deflect.triage.intents for the head and its inference).
+- An extractive answer composer: it quotes the passage sentences most similar to the question, each quote citing
+  article id + version. It never writes a sentence of its own beyond naming the article it quotes.
+- Detectors (action, sensitivity, language, sentiment) are the rules in deflect.triage.detectors, shared with the
+  Bedrock backend.
+
+Dev/local only (numpy, onnxruntime): import lazily. Heads are stored under MODEL_DATA_DIR, versioned per tenant;
+evaluation embeddings are cached under MODEL_DATA_DIR/cache keyed by model id + text hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from deflect.domain.canonical import canonical_json, sha256_hex
+from deflect.domain.models import Citation, Draft
+from deflect.domain.tenancy import TenantContext
+from deflect.ports import Composition
+from deflect.triage import grounding
+from deflect.triage.intents import (
+    GATE_FEATURES,
+    FileModelStore,
+    IntentHead,
+    OutOfScopeGate,
+    Taxonomy,
+    pack,
+    starter_taxonomy,
+)
+
+# --------------------------------------------------------------------------- embeddings with caches
+
+
+class CachedEmbeddings:
+    """An Embeddings port with an in-process LRU (the classifier and the composer embed the same question)."""
+
+    def __init__(self, inner: Any, capacity: int = 20_000) -> None:
+        self.inner = inner
+        self.model_id = getattr(inner, "model_id", "unknown")
+        self.dimensions = getattr(inner, "dimensions", 384)
+        self._capacity = capacity
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        missing: dict[str, list[int]] = {}
+        with self._lock:
+            for row, text in enumerate(texts):
+                vector = self._cache.get(text)
+                if vector is None:
+                    missing.setdefault(text, []).append(row)
+                else:
+                    self._cache.move_to_end(text)
+                    out[row] = vector
+        if missing:
+            fresh = np.asarray(self.inner.embed(list(missing)), dtype=np.float32)
+            with self._lock:
+                for (text, rows), vector in zip(missing.items(), fresh, strict=True):
+                    out[rows] = vector
+                    self._cache[text] = vector
+                while len(self._cache) > self._capacity:
+                    self._cache.popitem(last=False)
+        return out
+
+
+class DiskEmbeddingCache:
+    """Embeddings of evaluation sets, kept across runs: `<dir>/<model>/{keys.json,vectors.npy}`."""
+
+    def __init__(self, inner: Any, root: str | Path) -> None:
+        self.inner = inner
+        self.model_id = getattr(inner, "model_id", "unknown")
+        self.dimensions = getattr(inner, "dimensions", 384)
+        self.folder = Path(root) / "".join(c if c.isalnum() or c in "-_." else "_" for c in self.model_id)
+
+    @staticmethod
+    def _key(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        keys_path, vectors_path = self.folder / "keys.json", self.folder / "vectors.npy"
+        known: dict[str, int] = json.loads(keys_path.read_text()) if keys_path.exists() else {}
+        vectors = (
+            np.load(vectors_path) if vectors_path.exists() else np.zeros((0, self.dimensions), np.float32)
+        )
+        wanted = [self._key(t) for t in texts]
+        missing = sorted({k: t for k, t in zip(wanted, texts, strict=True) if k not in known}.items())
+        if missing:
+            fresh = np.asarray(self.inner.embed([t for _, t in missing]), dtype=np.float32)
+            for offset, (key, _) in enumerate(missing):
+                known[key] = len(vectors) + offset
+            vectors = np.vstack([vectors, fresh])
+            np.save(vectors_path, vectors)
+            keys_path.write_text(json.dumps(known))
+        return vectors[[known[k] for k in wanted]]
+
+
+# --------------------------------------------------------------------------- training
+
+
+def fit_softmax(
+    x: np.ndarray,
+    y: np.ndarray,
+    classes: int,
+    *,
+    l2: float = 1e-3,
+    epochs: int | None = None,
+    lr: float = 0.01,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression, full batch Adam on standardised inputs; returns (W (k,d), b (k,))
+    folded back to act on the raw (unit-length) embeddings. Deterministic: zero init, no sampling."""
+    x = np.asarray(x, dtype=np.float32)
+    n, d = x.shape
+    epochs = epochs or (100 if n >= 2000 else 300)
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0) + 1e-6
+    xs = (x - mean) / scale
+    onehot = np.eye(classes, dtype=np.float32)[y]
+    w = np.zeros((d, classes), np.float32)
+    b = np.zeros(classes, np.float32)
+    moments = [np.zeros_like(w), np.zeros_like(w), np.zeros_like(b), np.zeros_like(b)]
+    for step in range(1, epochs + 1):
+        logits = xs @ w + b
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(axis=1, keepdims=True)
+        grad = (p - onehot) / n
+        gw = xs.T @ grad + l2 * w
+        gb = grad.sum(axis=0)
+        for param, g, m, v in ((w, gw, moments[0], moments[1]), (b, gb, moments[2], moments[3])):
+            m *= 0.9
+            m += 0.1 * g
+            v *= 0.999
+            v += 0.001 * g * g
+            param -= lr * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)
+    raw_w = w / scale[:, None]
+    raw_b = b - (mean / scale) @ w
+    return raw_w.T.astype(np.float32), raw_b.astype(np.float32)
+
+
+def softmax_rows(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def gate_matrix(p: np.ndarray, nearest: np.ndarray) -> np.ndarray:
+    """The gate's features for many rows; the same definitions as deflect.triage.intents.gate_features."""
+    ordered = np.sort(p, axis=1)
+    top = ordered[:, -1]
+    second = ordered[:, -2] if p.shape[1] > 1 else np.zeros(len(p))
+    entropy = -(p * np.log(np.clip(p, 1e-300, None))).sum(axis=1)
+    return np.stack([top, top - second, entropy, nearest], axis=1)
+
+
+def nearest_same_intent(
+    vectors: np.ndarray, exemplars: np.ndarray, exemplar_labels: np.ndarray, predicted: np.ndarray
+) -> np.ndarray:
+    out = np.zeros(len(vectors), dtype=np.float32)
+    for label in np.unique(predicted):
+        rows = np.where(predicted == label)[0]
+        own = exemplars[exemplar_labels == label]
+        if len(own):
+            out[rows] = (vectors[rows] @ own.T).max(axis=1)
+    return out
+
+
+def _fit_logistic(
+    features: np.ndarray, target: np.ndarray, *, l2: float = 1e-3, steps: int = 3000
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    mean = features.mean(axis=0)
+    scale = features.std(axis=0) + 1e-9
+    z = (features - mean) / scale
+    coef = np.zeros(z.shape[1])
+    intercept = 0.0
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-(z @ coef + intercept)))
+        g = p - target
+        coef -= 0.5 * (z.T @ g / len(target) + l2 * coef)
+        intercept -= 0.5 * float(g.mean())
+    return mean, scale, coef, intercept
+
+
+def calibrate_gate(
+    vectors: np.ndarray,
+    labels: np.ndarray,
+    classes: int,
+    *,
+    seed: int = 0,
+    folds: int = 4,
+    hidden_share: float = 0.15,
+    max_in_scope_loss: float = 0.025,
+) -> OutOfScopeGate | None:
+    """Fit the out-of-scope gate on held-out folds.
+
+    Each fold hides ~15% of the intents (they play "out of scope") and 20% of the other intents' examples (they
+    play in-scope traffic), trains a head on the rest, and records the gate features with the target "the
+    prediction is right and in scope". The gate's threshold is the strictest one that keeps in-scope accuracy
+    within `max_in_scope_loss` of the ungated head on those folds.
+    """
+    if classes < 3:
+        return None
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(classes)
+    hidden_per_fold = max(1, round(classes * hidden_share))
+    folds = max(1, min(folds, classes // hidden_per_fold))
+    rows_f, rows_y, rows_in = [], [], []
+    for fold in range(folds):
+        hidden = set(order[fold::folds][:hidden_per_fold].tolist())
+        if classes - len(hidden) < 2:
+            continue
+        known = np.array([c not in hidden for c in labels])
+        held = rng.random(len(labels)) < 0.2
+        train_rows, in_rows, out_rows = known & ~held, known & held, ~known
+        kept = [c for c in range(classes) if c not in hidden]
+        remap = np.full(classes, -1)
+        remap[kept] = np.arange(len(kept))
+        w, b = fit_softmax(vectors[train_rows], remap[labels[train_rows]], len(kept))
+        evaluated = np.concatenate([np.where(in_rows)[0], np.where(out_rows)[0]])
+        truth = np.concatenate([remap[labels[in_rows]], np.full(out_rows.sum(), -1)])
+        p = softmax_rows(vectors[evaluated] @ w.T + b)
+        predicted = p.argmax(axis=1)
+        nearest = nearest_same_intent(
+            vectors[evaluated], vectors[train_rows], remap[labels[train_rows]], predicted
+        )
+        rows_f.append(gate_matrix(p, nearest))
+        rows_y.append(((predicted == truth) & (truth >= 0)).astype(float))
+        rows_in.append(truth >= 0)
+    if not rows_f:
+        return None
+    features, target, in_scope = np.vstack(rows_f), np.concatenate(rows_y), np.concatenate(rows_in)
+    mean, scale, coef, intercept = _fit_logistic(features, target)
+    score = 1.0 / (1.0 + np.exp(-(((features - mean) / scale) @ coef + intercept)))
+    base = float(target[in_scope].mean())
+    floor = base - max_in_scope_loss
+    threshold = 0.0
+    for candidate in np.unique(np.round(score, 4)):
+        if float(((score >= candidate) & (target > 0))[in_scope].mean()) >= floor:
+            threshold = float(candidate)
+        else:
+            break
+    rejected = score < threshold
+    return OutOfScopeGate(
+        features=list(GATE_FEATURES),
+        mean=mean.tolist(),
+        scale=scale.tolist(),
+        coef=coef.tolist(),
+        intercept=float(intercept),
+        threshold=threshold,
+        folds={
+            "in_scope_accuracy_ungated": round(base, 4),
+            "in_scope_accuracy": round(float(((~rejected) & (target > 0))[in_scope].mean()), 4),
+            "oos_recall": round(float(rejected[~in_scope].mean()), 4) if (~in_scope).any() else 0.0,
+            "rows": float(len(target)),
+        },
+    )
+
+
+def train_head(
+    *,
+    tenant_id: str,
+    version: int,
+    taxonomy: Taxonomy,
+    vectors: np.ndarray,
+    labels: Sequence[str],
+    embedding_model_id: str,
+    trained_by: str = "system",
+    seed: int = 0,
+    max_in_scope_loss: float = 0.025,
+    exemplars_per_intent: int = 200,
+) -> IntentHead:
+    names = sorted(set(labels))
+    index = {name: i for i, name in enumerate(names)}
+    y = np.array([index[label] for label in labels])
+    vectors = np.asarray(vectors, dtype=np.float32)
+    w, b = fit_softmax(vectors, y, len(names))
+    gate = calibrate_gate(vectors, y, len(names), seed=seed, max_in_scope_loss=max_in_scope_loss)
+    rng = np.random.default_rng(seed)
+    keep: list[int] = []
+    for label in range(len(names)):
+        rows = np.where(y == label)[0]
+        keep.extend(sorted(rng.permutation(rows)[:exemplars_per_intent].tolist()))
+    exemplars = vectors[keep]
+    train_accuracy = float(((vectors @ w.T + b).argmax(axis=1) == y).mean())
+    return IntentHead(
+        tenant_id=tenant_id,
+        version=version,
+        taxonomy=taxonomy,
+        taxonomy_sha256=taxonomy.sha256(),
+        embedding_model_id=embedding_model_id,
+        dimensions=int(vectors.shape[1]),
+        labels=names,
+        weights=pack(w.reshape(-1), w.shape),
+        bias=[float(v) for v in b],
+        exemplars=pack(exemplars.reshape(-1), exemplars.shape),
+        exemplar_labels=[int(v) for v in y[keep]],
+        gate=gate,
+        trained_by=trained_by,
+        metrics={
+            "train_accuracy": round(train_accuracy, 4),
+            "examples": float(len(y)),
+            **(gate.folds if gate else {}),
+        },
+    )
+
+
+def predict_many(head: IntentHead, vectors: np.ndarray) -> list[tuple[str, float, bool]]:
+    """Batch inference with numpy for evaluations; the same math as deflect.triage.intents.predict."""
+    from deflect.triage.intents import OUT_OF_SCOPE, unpack
+
+    w = np.frombuffer(unpack(head.weights).tobytes(), dtype=np.float32).reshape(
+        len(head.labels), head.dimensions
+    )
+    ex = np.frombuffer(unpack(head.exemplars).tobytes(), dtype=np.float32).reshape(-1, head.dimensions)
+    p = softmax_rows(vectors @ w.T + np.asarray(head.bias, dtype=np.float32))
+    predicted = p.argmax(axis=1)
+    if head.gate is None:
+        return [(head.labels[k], float(p[i, k]), False) for i, k in enumerate(predicted)]
+    nearest = nearest_same_intent(vectors, ex, np.asarray(head.exemplar_labels), predicted)
+    gate = head.gate
+    z = ((gate_matrix(p, nearest) - np.asarray(gate.mean)) / np.asarray(gate.scale)) @ np.asarray(gate.coef)
+    confidence = 1.0 / (1.0 + np.exp(-np.clip(z + gate.intercept, -60, 60)))
+    return [
+        (OUT_OF_SCOPE if c < gate.threshold else head.labels[k], float(c), bool(c < gate.threshold))
+        for k, c in zip(predicted, confidence, strict=True)
+    ]
+
+
+def train_taxonomy(
+    embeddings: Any,
+    taxonomy: Taxonomy,
+    *,
+    tenant_id: str,
+    version: int,
+    trained_by: str = "system",
+    seed: int = 0,
+) -> IntentHead:
+    taxonomy.check_trainable()
+    texts, labels = taxonomy.examples()
+    vectors = np.asarray(embeddings.embed(texts), dtype=np.float32)
+    return train_head(
+        tenant_id=tenant_id,
+        version=version,
+        taxonomy=taxonomy,
+        vectors=vectors,
+        labels=labels,
+        embedding_model_id=getattr(embeddings, "model_id", "unknown"),
+        trained_by=trained_by,
+        seed=seed,
+    )
+
+
+class StarterHeads:
+    """The starter taxonomy trained once per embedding model and cached under MODEL_DATA_DIR/starter/."""
+
+    def __init__(self, embeddings: Any, root: str | Path) -> None:
+        self.embeddings = embeddings
+        self.root = Path(root) / "starter"
+        self._lock = threading.Lock()
+        self._heads: dict[str, IntentHead] = {}
+
+    def __call__(self, tenant_id: str) -> IntentHead:
+        taxonomy = starter_taxonomy()
+        model_id = getattr(self.embeddings, "model_id", "unknown")
+        key = f"{taxonomy.sha256()[:16]}-{hashlib.sha256(model_id.encode()).hexdigest()[:8]}"
+        with self._lock:
+            head = self._heads.get(key)
+            if head is None:
+                path = self.root / f"{key}.json"
+                if path.exists():
+                    head = IntentHead.model_validate_json(path.read_bytes())
+                else:
+                    head = train_taxonomy(
+                        self.embeddings, taxonomy, tenant_id="starter", version=0, trained_by="starter"
+                    )
+                    self.root.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_suffix(".tmp")
+                    tmp.write_text(head.model_dump_json(), encoding="utf-8")
+                    tmp.replace(path)
+                self._heads[key] = head
+        return head.model_copy(update={"tenant_id": tenant_id})
+
+
+# --------------------------------------------------------------------------- the extractive composer
+
+
+class ExtractiveComposer:
+    """AnswerComposer that quotes the most relevant units of the best passages, each citing its article.
+
+    Relevance of a unit = cosine(question, "section heading: unit") on the same sentence embeddings as retrieval.
+    The answer is the best contiguous run of units of one section (steps stay together) from the best passage,
+    plus the single best unit of a second article when that article is nearly as relevant. Nothing is generated:
+    every line is a quote or an article's own heading.
+
+    Confidence = mean of the retrieval score (the index's calibrated probability that the article answers) and the
+    quote support: how well the best quoted unit matches the question (a cosine of `full_support` counts as
+    full), discounted when the passage does not mention the question's content words (grounding.coverage).
+    """
+
+    model_id = "extractive-minilm-v2"
+
+    def __init__(
+        self,
+        embeddings: Any,
+        *,
+        min_passage_score: float = 0.1,
+        min_unit_similarity: float = 0.3,
+        full_support: float = 0.7,
+        max_units: int = 6,
+    ) -> None:
+        self.embeddings = embeddings
+        self.min_passage_score = min_passage_score
+        self.min_unit_similarity = min_unit_similarity
+        self.full_support = full_support
+        self.max_units = max_units
+
+    def compose(self, ctx: TenantContext, question: str, passages: Sequence[Any]) -> Composition:
+        cleaned = [grounding.clean_passage(p) for p in passages]
+        usable = [p for p in cleaned if p.score >= self.min_passage_score and p.text][:3]
+        unit_lists = [grounding.units(p.text) for p in usable]
+        flat = [u for units in unit_lists for u in units]
+        if not flat:
+            return Composition(None, problem="no_relevant_passage")
+        texts = [f"{u.heading}: {u.text}" if u.heading else u.text for u in flat]
+        prompt = canonical_json({"question": question, "units": texts, "model": self.model_id})
+        vectors = np.asarray(self.embeddings.embed([question, *texts]), dtype=np.float32)
+        sims = vectors[1:] @ vectors[0]
+        offset = 0
+        picked: list[tuple[grounding.CleanPassage, list[grounding.Unit], float]] = []
+        for passage, units in zip(usable, unit_lists, strict=True):
+            scores = sims[offset : offset + len(units)]
+            offset += len(units)
+            if not units:
+                continue
+            start, end, support = self._best_run(scores, units)
+            if support < self.min_unit_similarity:
+                continue
+            if not picked:
+                picked.append((passage, units[start:end], support))
+            elif passage.article_id != picked[0][0].article_id and passage.score >= 0.9 * picked[0][0].score:
+                best = int(np.argmax(scores))
+                picked.append((passage, [units[best]], float(scores[best])))
+                break
+        if not picked:
+            return Composition(None, problem="no_relevant_passage")
+        lead, _, lead_support = picked[0]
+        covered = grounding.coverage(question, " ".join([lead.title, *lead.heading_path, lead.text]))
+        support = min(1.0, lead_support / self.full_support) * (0.5 + 0.5 * covered)
+        confidence = 0.5 * lead.score + 0.5 * support
+        if lead.stale:
+            confidence *= 0.8
+        draft = Draft(
+            text=self._render(picked),
+            citations=[
+                Citation(article_id=p.article_id, version=p.version, quote=u.text)
+                for p, quotes, _ in picked
+                for u in quotes
+            ],
+            confidence=round(min(1.0, confidence), 4),
+            model_id=self.model_id,
+            prompt_sha256=sha256_hex(prompt),
+            grounded=True,
+        )
+        return Composition(draft)
+
+    @staticmethod
+    def _render(picked: list[tuple[grounding.CleanPassage, list[grounding.Unit], float]]) -> str:
+        lines: list[str] = []
+        for passage, quotes, _ in picked:
+            lines.append(f'From "{passage.title}" [{passage.article_id} v{passage.version}]:')
+            heading = None
+            for unit in quotes:
+                if unit.heading and unit.heading != heading and unit.heading != passage.title:
+                    lines.append(f"{unit.heading}:")
+                heading = unit.heading
+                lines.append(f"> {unit.text}")
+            if passage.url:
+                lines.append(f"Full article: {passage.url}")
+            lines.append("")
+        return "\n".join(lines).strip()
+
+    def _best_run(self, scores: np.ndarray, units: list[grounding.Unit]) -> tuple[int, int, float]:
+        """The contiguous run (≤ max_units, one section) around the best unit whose neighbours stay relevant."""
+        best = int(np.argmax(scores))
+        start, end = best, best + 1
+        floor = max(self.min_unit_similarity, float(scores[best]) * 0.6)
+        section = units[best].heading
+        while end - start < self.max_units:
+            left = float(scores[start - 1]) if start > 0 and units[start - 1].heading == section else -1.0
+            right = float(scores[end]) if end < len(scores) and units[end].heading == section else -1.0
+            # A section's first units usually introduce its steps: keep one below the floor on the left.
+            if max(left, right) < floor:
+                break
+            if right >= left:
+                end += 1
+            else:
+                start -= 1
+        return start, end, float(scores[best])
+
+
+# --------------------------------------------------------------------------- the bundle the container builds
+
+
+class EmbeddedModels:
+    """What the composition root needs from the embedded default, built lazily once per process."""
+
+    def __init__(self, model_data_dir: str | Path, embedder: Any | None = None) -> None:
+        if embedder is None:
+            from deflect.embedded.embeddings import get_embedder
+
+            embedder = get_embedder()
+        self.root = Path(model_data_dir)
+        self.embeddings = CachedEmbeddings(embedder)
+        self.store = FileModelStore(self.root)
+        self.starter = StarterHeads(self.embeddings, self.root)
+
+    def classifier(self) -> Any:
+        from deflect.triage.intents import LinearIntentClassifier
+
+        return LinearIntentClassifier(self.embeddings, self.store, fallback=self.starter)
+
+    def composer(self) -> ExtractiveComposer:
+        return ExtractiveComposer(self.embeddings)

@@ -1,0 +1,286 @@
+"""Assess one message: classify → retrieve → draft → check diagnostics → decide. No storage, no side effects.
+
+The triage service wraps this with the ticket's context and ONE audited transaction; the evaluation and replay
+commands call it directly, so what they measure is what production decides.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from deflect.domain.models import (
+    AttachmentRef,
+    Classification,
+    DecisionPolicy,
+    Draft,
+    RolloutMode,
+    TenantConfig,
+)
+from deflect.domain.tenancy import TenantContext
+from deflect.ports import AnswerComposer, IntentPrediction, ModelRejected, ModelUnavailable, ModelUsage
+from deflect.triage import diagnostics, grounding
+from deflect.triage.classification import ClassificationResult, Classifier
+from deflect.triage.detectors import Signals
+from deflect.triage.history import ContactRecord, RepeatAssessment
+from deflect.triage.history import assess as assess_repeat
+from deflect.triage.policy import PolicyDecision, PolicyInputs, decide, policy_sha256, rollout_mode
+from deflect.triage.profile import DEFAULT_RISK_TOLERANCE
+
+RETRIEVAL_K = 5
+
+
+@dataclass
+class Assessment:
+    """Everything triage decided about one message, and why."""
+
+    classification: Classification
+    prediction: IntentPrediction
+    signals: Signals
+    severity_reasons: list[str]
+    hits: list[Any]
+    passages: list[grounding.CleanPassage]
+    draft: Draft | None
+    draft_problem: str | None
+    model_error: str | None
+    provided_diagnostics: dict[str, str]
+    required_diagnostics: list[str]
+    missing_diagnostics: list[str]
+    diagnostics_apply: bool
+    repeat: RepeatAssessment
+    decision: PolicyDecision
+    policy: DecisionPolicy
+    mode: RolloutMode
+    composer_model_id: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    usage: ModelUsage = field(default_factory=ModelUsage)
+
+    @property
+    def outcome(self) -> str:
+        return self.decision.outcome
+
+    @property
+    def model_id(self) -> str:
+        parts = [self.prediction.model_id or "none", self.composer_model_id]
+        return " + ".join(p for p in parts if p)
+
+    @property
+    def prompt_sha256(self) -> str | None:
+        return self.draft.prompt_sha256 if self.draft else None
+
+    def customer_reply(self) -> str | None:
+        """What the customer should read if this decision is sent: the answer, the diagnostics request, or both."""
+        request = diagnostics.request_text(
+            self.missing_diagnostics, product_area=self.classification.product_area
+        )
+        if self.outcome == "deflect" and self.draft:
+            if request and self.diagnostics_apply:
+                return f"{self.draft.text}\n\nIf this does not solve it: {request[0].lower()}{request[1:]}"
+            return self.draft.text
+        if self.outcome == "ask_diagnostics":
+            if self.draft and self.draft.grounded:
+                return f"{request}\n\nIn the meantime, this may help:\n{self.draft.text}"
+            return request
+        return None
+
+    def agent_note(self) -> str:
+        """The internal note an agent sees in assist mode (and in every escalation's context)."""
+        c = self.classification
+        lines = [
+            f"Deflect triage: {self.outcome} ({', '.join(self.decision.reasons)})",
+            f"Intent: {c.intent} ({c.intent_confidence:.2f}) · area: {c.product_area} · severity: {c.severity} · "
+            f"sentiment: {c.sentiment} · language: {c.language}",
+        ]
+        if c.sensitive_flags:
+            lines.append(f"Sensitive: {', '.join(c.sensitive_flags)}")
+        if c.requested_action.kind != "none":
+            a = c.requested_action
+            amount = f" {a.amount} {a.currency or ''}".rstrip() if a.amount is not None else ""
+            lines.append(f"Requested action: {a.kind}{amount} (needs human approval)")
+        if self.missing_diagnostics:
+            lines.append(f"Missing diagnostics: {', '.join(self.missing_diagnostics)}")
+        if self.provided_diagnostics:
+            lines.append("Provided: " + ", ".join(f"{k}={v}" for k, v in self.provided_diagnostics.items()))
+        reply = self.customer_reply()
+        if reply:
+            lines += ["", "Suggested reply:", reply]
+        return "\n".join(lines)
+
+    def evidence(self) -> dict[str, Any]:
+        """The decision's inputs, recorded as evidence (labels, ids, scores and hashes; no customer text)."""
+        return {
+            "outcome": self.outcome,
+            "reasons": self.decision.reasons,
+            "rollout_mode": self.mode,
+            "classification": self.classification.model_dump(mode="json"),
+            "intent": {
+                "model_id": self.prediction.model_id,
+                "taxonomy_version": self.prediction.taxonomy_version,
+                "alternatives": [list(a) for a in self.prediction.alternatives],
+            },
+            "signals": {
+                "actions": self.signals.actions,
+                "problem": self.signals.problem,
+                "outage": self.signals.outage,
+                "many_affected": self.signals.many_affected,
+                "urgent": self.signals.urgent,
+                "injection": self.signals.injection,
+            },
+            "severity_reasons": self.severity_reasons,
+            "retrieved": [
+                {
+                    "article_id": h.article_id,
+                    "version": h.version,
+                    "chunk_id": h.chunk_id,
+                    "score": round(h.score, 4),
+                }
+                for h in self.hits
+            ],
+            "instructions_dropped_from_articles": sum(p.dropped_instructions for p in self.passages),
+            "draft": self.draft.model_dump(mode="json") if self.draft else None,
+            "draft_problem": self.draft_problem,
+            "model_error": self.model_error,
+            "model_id": self.model_id,
+            "prompt_sha256": self.prompt_sha256,
+            "usage": {"input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens},
+            "diagnostics": {
+                "required": self.required_diagnostics,
+                "provided": sorted(self.provided_diagnostics),
+                "missing": self.missing_diagnostics,
+                "apply": self.diagnostics_apply,
+            },
+            "repeat": self.repeat.model_dump(mode="json"),
+            "policy": {"version": self.policy.version, "sha256": policy_sha256(self.policy)},
+            "timings_ms": self.timings_ms,
+        }
+
+
+class TriageEngine:
+    def __init__(
+        self, classifier: Classifier, search: Any, composer: AnswerComposer, *, k: int = RETRIEVAL_K
+    ) -> None:
+        self.classifier = classifier
+        self.search = search
+        self.composer = composer
+        self.k = k
+
+    def assess(
+        self,
+        ctx: TenantContext,
+        text: str,
+        *,
+        config: TenantConfig,
+        attachments: Sequence[AttachmentRef] = (),
+        sla_tier: str = "standard",
+        history: Sequence[ContactRecord] = (),
+        ticket_id: str = "",
+        known_diagnostics: Mapping[str, str] | None = None,
+        audience: Any = None,
+        record_gap: bool = True,
+        risk_tolerance: float = DEFAULT_RISK_TOLERANCE,
+    ) -> Assessment:
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        policy = config.policy
+        first = self.classifier.classify(ctx, text, sla_tier=sla_tier, default_language=config.default_locale)
+        timings["classify"] = _ms(started)
+
+        began = time.perf_counter()
+        results = self.search.search(ctx, text, k=self.k, audience=audience, record_gap=record_gap)
+        hits = [h for h in results.hits]
+        timings["retrieve"] = _ms(began)
+
+        began = time.perf_counter()
+        passages = [grounding.clean_passage(h) for h in hits]
+        draft, draft_problem, model_error, usage = self._draft(ctx, text, hits, passages)
+        timings["draft"] = _ms(began)
+
+        cited = [c.article_id for c in draft.citations] if draft else []
+        repeat = assess_repeat(
+            history, ticket_id=ticket_id, intent=first.prediction.intent, cited_articles=cited
+        )
+        result: ClassificationResult = (
+            Classifier.combine(first.signals, first.prediction, sla_tier=sla_tier, repeat=True)
+            if repeat.repeat
+            else first
+        )
+        classification = result.classification
+
+        required = diagnostics.checklist(config, classification.product_area)
+        provided = {**(known_diagnostics or {}), **diagnostics.extract(required, text, attachments)}
+        missing = [name for name in required if name not in provided]
+        diagnostics_apply = bool(required) and (result.signals.problem or result.prediction.kind == "problem")
+
+        inputs = PolicyInputs(
+            classification=classification,
+            draft=draft,
+            draft_problem=draft_problem,
+            missing_diagnostics=missing,
+            diagnostics_apply=diagnostics_apply,
+            model_error=model_error,
+            injection=result.signals.injection,
+            repeated_answer=repeat.same_answer,
+            language_supported=classification.language == config.default_locale.split("-")[0],
+            intent_risk=result.prediction.risk if not result.prediction.out_of_scope else 1.0,
+            risk_tolerance=risk_tolerance,
+        )
+        decision = decide(policy, inputs)
+        timings["total"] = _ms(started)
+        return Assessment(
+            classification=classification,
+            prediction=result.prediction,
+            signals=result.signals,
+            severity_reasons=result.severity_reasons,
+            hits=hits,
+            passages=passages,
+            draft=draft,
+            draft_problem=draft_problem,
+            model_error=model_error,
+            provided_diagnostics=provided,
+            required_diagnostics=required,
+            missing_diagnostics=missing,
+            diagnostics_apply=diagnostics_apply,
+            repeat=repeat,
+            decision=decision,
+            policy=policy,
+            mode=rollout_mode(policy, classification.intent),
+            composer_model_id=getattr(self.composer, "model_id", ""),
+            timings_ms=timings,
+            usage=usage,
+        )
+
+    def _draft(
+        self, ctx: TenantContext, question: str, hits: list[Any], passages: list[grounding.CleanPassage]
+    ) -> tuple[Draft | None, str | None, str | None, ModelUsage]:
+        if not hits:
+            return None, "no_passages", None, ModelUsage()
+        try:
+            composition = self.composer.compose(ctx, question, hits)
+        except ModelRejected as error:
+            return None, "model_rejected", f"rejected:{error.context.get('reason', 'output')}", _usage(error)
+        except ModelUnavailable as error:
+            return (
+                None,
+                "model_unavailable",
+                f"unavailable:{error.context.get('reason', 'error')}",
+                _usage(error),
+            )
+        draft, usage = composition.draft, composition.usage
+        if draft is None:
+            return None, composition.problem or "no_grounded_answer", None, usage
+        verdict = grounding.verify(draft, passages)
+        if not verdict.ok:
+            # A draft that cites what we did not retrieve, misquotes it or promises an action is discarded.
+            return None, f"draft_rejected:{verdict.reason}", None, usage
+        return draft, None, None, usage
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def _usage(error: Exception) -> ModelUsage:
+    usage = getattr(error, "context", {}).get("usage")
+    return usage if isinstance(usage, ModelUsage) else ModelUsage()

@@ -1,0 +1,208 @@
+"""Grounding rules shared by every answer composer: passages are data, answers quote them, citations are checked.
+
+- `clean_passage` removes what a reader of the help center would never see or never read as help: HTML comments
+  and hidden elements, markup, and sentences addressed to a model ("ignore previous instructions…"). Those are
+  counted so the decision records that an article tried to instruct the assistant.
+- `units` splits a passage into quotable units (sentences, list items), keeping numbered steps whole.
+- `verify` checks a draft against the passages it claims to quote: every citation must name a retrieved
+  article id + version and its quote must appear in that passage; a draft that promises an account action
+  ("I have refunded…") is refused, since only a human approval can do that.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from deflect.domain.models import Draft
+from deflect.triage.detectors import instruction_like
+
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
+_HIDDEN_BLOCK = re.compile(
+    r"<(?P<tag>[a-z][a-z0-9]*)\b[^>]*(?:display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?![.\d])|"
+    r"\bhidden\b|aria-hidden\s*=\s*[\"']?true)[^>]*>.*?(?:</(?P=tag)\s*>|\Z)",
+    re.I | re.S,
+)
+_DROPPED_BLOCK = re.compile(
+    r"<(script|style|template|noscript|iframe|object)\b.*?(?:</\1\s*>|\Z)", re.I | re.S
+)
+_TAG = re.compile(r"</?[a-z][^>]*>", re.I)
+_ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff]")
+_UNIT_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(*`])|\n+")
+_MARKDOWN_NOISE = re.compile(r"^\s*(?:#{1,6}\s+|>\s*)|\*\*|__|`")
+# Promises of an effect only a human approval can cause.
+_ACTION_PROMISE = re.compile(
+    r"\b(?:i|we)(?:'ve| have| just|'ll| will| are going to)?\s+(?:now\s+)?"
+    r"(?:refunded|issued (?:a|your) refund|processed (?:a|your) refund|cancel+ed|deleted|closed|removed|reset|"
+    r"changed|upgraded|downgraded|credited|waived|approved|disabled|transferred|updated your (?:plan|email|account))\b"
+    r"|\byour (?:refund|cancellation|account deletion|plan change|mfa reset|email change) (?:has been|is|was) "
+    r"(?:approved|processed|issued|completed|done|scheduled)\b",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class CleanPassage:
+    article_id: str
+    version: int
+    title: str
+    text: str
+    score: float
+    stale: bool
+    heading_path: tuple[str, ...] = ()
+    url: str | None = None
+    dropped_instructions: int = 0
+
+
+def clean_text(text: str) -> tuple[str, int]:
+    """Visible, instruction-free text and the number of sentences dropped as instructions to a model."""
+    text = _ZERO_WIDTH.sub("", text or "")
+    text = _COMMENT.sub(" ", text)
+    text = _DROPPED_BLOCK.sub(" ", text)
+    previous = None
+    while previous != text:  # nested hidden blocks
+        previous = text
+        text = _HIDDEN_BLOCK.sub(" ", text)
+    text = _TAG.sub(" ", text)
+    kept, dropped = [], 0
+    for line in text.split("\n"):
+        pieces = [p for p in _UNIT_SPLIT.split(line) if p.strip()]
+        good = [p for p in pieces if not instruction_like(p)]
+        dropped += len(pieces) - len(good)
+        if good or not pieces:
+            kept.append(" ".join(good).rstrip())
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip(), dropped
+
+
+def clean_passage(hit: Any) -> CleanPassage:
+    """A knowledge SearchHit (or anything with the same fields) as data fit to quote."""
+    text, dropped = clean_text(getattr(hit, "text", ""))
+    return CleanPassage(
+        article_id=hit.article_id,
+        version=int(hit.version),
+        title=_TAG.sub("", getattr(hit, "title", "") or "").strip(),
+        text=text,
+        score=float(getattr(hit, "score", 0.0)),
+        stale=bool(getattr(hit, "stale", False)),
+        heading_path=tuple(getattr(hit, "heading_path", []) or []),
+        url=getattr(hit, "url", None),
+        dropped_instructions=dropped,
+    )
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One quotable sentence, list item or table row, with the heading of the section it sits in."""
+
+    heading: str
+    text: str
+
+
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_TABLE_ROW = re.compile(r"^\s*\|")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(*`])")
+
+
+def _quotable(piece: str) -> str | None:
+    piece = _MARKDOWN_NOISE.sub("", piece).strip()
+    return piece if len(piece) >= 12 and re.search(r"[A-Za-z]{3}", piece) else None
+
+
+def units(text: str) -> list[Unit]:
+    """Quotable units in reading order. Wrapped lines are joined back into their paragraph; headings are not
+    units (they label the units under them); list items and table rows stay whole."""
+    out: list[Unit] = []
+    heading = ""
+    paragraph: list[str] = []
+
+    def flush() -> None:
+        if paragraph:
+            for sentence in _SENTENCE.split(" ".join(paragraph)):
+                if quote := _quotable(sentence):
+                    out.append(Unit(heading, quote))
+            paragraph.clear()
+
+    for line in text.split("\n"):
+        if match := _HEADING.match(line):
+            flush()
+            heading = _MARKDOWN_NOISE.sub("", match.group(1)).strip()
+        elif not line.strip() or _TABLE_RULE.match(line):
+            flush()
+        elif _TABLE_ROW.match(line):
+            flush()
+            if quote := _quotable(line.strip().strip("|").strip()):
+                out.append(Unit(heading, quote))
+        elif _LIST_ITEM.match(line):
+            flush()
+            paragraph.append(line.strip())
+        else:
+            paragraph.append(line.strip())
+    flush()
+    return out
+
+
+_STOP = frozenset(
+    ["a", "an", "the", "and", "or", "but", "if", "then", "so", "to", "of", "in", "on", "at", "by", "for", "with", "from", "into", "about", "as", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "doing", "have", "has", "had", "i", "me", "my", "we", "our", "us", "you", "your", "it", "its", "this", "that", "these", "those", "there", "here", "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "can", "could", "should", "would", "will", "shall", "may", "might", "must", "not", "no", "yes", "please", "thanks", "thank", "hi", "hello", "hey", "get", "got", "make", "use", "using", "used", "way", "ways", "any", "some", "all", "each", "every", "more", "most", "other", "such", "than", "too", "very", "just", "also", "still", "only", "again", "ever", "need", "needs", "want", "wants", "know", "tell", "show", "give", "see", "find", "help", "possible", "able", "there's", "what's", "it's", "i'm", "we're", "don't", "doesn't", "can't", "isn't"]
+)
+_TERM = re.compile(r"[a-z0-9][a-z0-9_-]*[a-z0-9]|[a-z0-9]")
+
+
+def _stem(word: str) -> str:
+    return word[:5] if len(word) > 5 else word.rstrip("s")
+
+
+def content_terms(text: str, ignore: Iterable[str] = ()) -> set[str]:
+    """Lower-cased, crudely stemmed words that carry the question's meaning (stop words dropped)."""
+    skip = {_stem(w) for w in ignore}
+    return {_stem(w) for w in _TERM.findall(text.lower()) if w not in _STOP and len(w) > 1} - skip
+
+
+def coverage(question: str, passage_text: str, ignore: Iterable[str] = ()) -> float:
+    """Share of the question's content terms that the passage mentions: a quote that never names what the
+    customer asked about ("does it support Airtable?") does not answer it, however similar it sounds."""
+    wanted = content_terms(question, ignore)
+    if not wanted:
+        return 1.0
+    present = content_terms(passage_text)
+    # "mac" is covered by "macos", "config" by "configuration": prefixes of three letters or more match.
+    found = {t for t in wanted if t in present or (len(t) >= 3 and any(p.startswith(t) or t.startswith(p) for p in present if len(p) >= 3))}
+    return len(found) / len(wanted)
+
+
+def _normal(text: str) -> str:
+    return re.sub(r"\s+", " ", _MARKDOWN_NOISE.sub("", text)).strip().lower()
+
+
+def promises_action(text: str) -> bool:
+    return bool(_ACTION_PROMISE.search(text or ""))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reason: str = ""
+
+
+def verify(draft: Draft, passages: Sequence[CleanPassage]) -> Verdict:
+    """Every citation points at a passage we retrieved and quotes it; the text promises no account action."""
+    if not draft.text.strip() or not draft.citations:
+        return Verdict(False, "no_citations")
+    if promises_action(draft.text):
+        return Verdict(False, "promises_action")
+    if instruction_like(draft.text):
+        return Verdict(False, "instruction_in_answer")
+    by_ref = {}
+    for passage in passages:
+        by_ref.setdefault((passage.article_id, passage.version), []).append(_normal(passage.text))
+    for citation in draft.citations:
+        texts = by_ref.get((citation.article_id, citation.version))
+        if texts is None:
+            return Verdict(False, f"unknown_citation:{citation.article_id}@{citation.version}")
+        quote = _normal(citation.quote)
+        if quote and not any(quote in text for text in texts):
+            return Verdict(False, f"quote_not_in_passage:{citation.article_id}@{citation.version}")
+    return Verdict(True)

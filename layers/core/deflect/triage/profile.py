@@ -1,0 +1,85 @@
+"""Per-tenant triage settings that are not decision policy: model ids, guardrail, diagnostic tool grants,
+telemetry endpoints, the repeat-contact window. Versioned, and every change is audited with who made it.
+
+Stored at `T#{t}` / `TRIAGE#PROFILE`; a tenant without one gets the deployment defaults.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from deflect.domain import keys
+from deflect.domain.errors import MalformedPayload
+from deflect.domain.models import DecisionOutcome, Versioned, utcnow
+from deflect.domain.tenancy import Role, TenantContext, TenantId
+from deflect.ports import SupportStore
+from deflect.repositories import bumped, put_versioned
+from deflect.triage.diagnostics import ToolGrant
+
+PROFILE_SK = "TRIAGE#PROFILE"
+PROFILE_CHAIN = "tenant-config"
+DEFAULT_RISK_TOLERANCE = 0.15
+
+
+class ToolGrantSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tool: str = Field(pattern=r"^[a-z][a-z0-9_]{1,63}$")
+    # "service" is the triage worker itself; agents' roles let them run the tool from the task view.
+    roles: list[Role] = Field(min_length=1)
+    product_areas: list[str] = Field(default_factory=list)
+
+    def grant(self) -> ToolGrant:
+        return ToolGrant(self.tool, frozenset(self.roles), frozenset(self.product_areas))
+
+
+class TriageProfile(Versioned):
+    tenant_id: TenantId
+    bedrock_model_id: str | None = None
+    guardrail_id: str | None = None
+    guardrail_version: str = "DRAFT"
+    tool_grants: list[ToolGrantSpec] = Field(default_factory=list)
+    # Triage itself runs granted tools only for these outcomes: evidence for the humans who will look.
+    run_tools_for: list[DecisionOutcome] = Field(default_factory=lambda: ["escalate", "ask_diagnostics"])
+    telemetry_status_url: str | None = None
+    telemetry_errors_url: str | None = None
+    repeat_window_days: int = Field(default=14, ge=1, le=365)
+    # A low-confidence intent escalates only if the classifier gives at least this much probability to intents
+    # that always go to a human; 0 escalates every low-confidence classification.
+    low_confidence_risk_tolerance: float = Field(default=DEFAULT_RISK_TOLERANCE, ge=0.0, le=1.0)
+    updated_by: str = "system"
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    def grants(self) -> list[ToolGrant]:
+        return [g.grant() for g in self.tool_grants]
+
+
+class TriageProfiles:
+    def __init__(self, store: SupportStore) -> None:
+        self.store = store
+
+    def get(self, ctx: TenantContext) -> TriageProfile:
+        item = self.store.get(ctx, keys.tenant_pk(ctx.tenant_id), PROFILE_SK)
+        return TriageProfile.model_validate(item.data) if item else TriageProfile(tenant_id=ctx.tenant_id)
+
+    def change(self, ctx: TenantContext, audit: Any, changes: dict[str, Any]) -> TriageProfile:
+        """Apply field changes, bump the version, and audit who made them (chain `tenant-config`)."""
+        current = self.get(ctx)
+        try:
+            updated = TriageProfile.model_validate(
+                {**current.model_dump(), **changes, "updated_by": ctx.actor, "updated_at": utcnow()}
+            )
+        except ValidationError as error:
+            raise MalformedPayload("triage profile is not valid") from error
+        write = put_versioned(keys.tenant_pk(ctx.tenant_id), PROFILE_SK, updated)
+        audit.append(
+            ctx,
+            PROFILE_CHAIN,
+            "triage.profile_updated",
+            {"actor": ctx.actor, "fields": sorted(changes), "version": current.version + 1},
+            writes=[write],
+        )
+        return bumped(updated)

@@ -1,0 +1,459 @@
+"""The triage use case for one stored message: context → assessment → ONE audited transaction → hand-offs.
+
+1. Resolve the tenant's config and triage profile, the ticket, the message, the customer, the account (plan,
+   SLA tier, segments) and the customer's recent contacts.
+2. Assess the message (deflect.triage.engine): classification, retrieval, grounded draft, diagnostics, policy.
+3. Run the diagnostic tools the tenant granted to triage, when the outcome calls for human eyes; results are
+   evidence.
+4. Commit, in ONE transaction through AuditLog.append (`decision.made`): the Decision, the ticket's new status,
+   the outbox items the rollout mode allows (a reply, a diagnostics request or an internal note), the extracted
+   diagnostics, the contact record and a per-message marker that makes triage idempotent.
+5. After the commit: enqueue the outbox items, and start the escalation workflow under a name unique to the
+   decision. A crash between 4 and 5 is repaired by the next delivery of the same message (the marker says what
+   was committed; both hand-offs are idempotent).
+
+Model output never triggers an action: account-changing actions only ever reach a human task.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from deflect.domain import keys
+from deflect.domain.canonical import canonical_json
+from deflect.domain.errors import Conflict, NotFound
+from deflect.domain.models import (
+    ArticleRef,
+    Citation,
+    Classification,
+    Decision,
+    DecisionOutcome,
+    EvidenceRef,
+    Message,
+    OutboxItem,
+    RolloutMode,
+    Ticket,
+    TicketStatus,
+    utcnow,
+)
+from deflect.domain.tenancy import TenantContext
+from deflect.ports import EvidenceStore, Put, SupportStore, WorkQueue
+from deflect.repositories import Accounts, Customers, Outbox, TenantConfigs, Tickets
+from deflect.services import outbox as outbox_service
+from deflect.triage import diagnostics
+from deflect.triage.engine import Assessment, TriageEngine
+from deflect.triage.history import ContactHistory, ContactRecord
+from deflect.triage.profile import TriageProfile, TriageProfiles
+
+log = logging.getLogger(__name__)
+MARKER_PREFIX = "TRIAGED#"
+DIAG_PREFIX = "DIAG#"
+EVENT = "decision.made"
+
+
+class TriageResult(BaseModel):
+    """What one triaged message came to. `reply` is set only when the customer receives it now (auto mode)."""
+
+    ticket_id: str
+    message_id: str
+    decision_id: str | None = None
+    outcome: DecisionOutcome | Literal["skipped"]
+    reasons: list[str] = Field(default_factory=list)
+    rollout_mode: RolloutMode | None = None
+    reply: str | None = None
+    citations: list[Citation] = Field(default_factory=list)
+    confidence: float | None = None
+    classification: Classification | None = None
+    missing_diagnostics: list[str] = Field(default_factory=list)
+    escalated: bool = False
+    execution_name: str | None = None
+    outbox_ids: list[str] = Field(default_factory=list)
+    replayed: bool = False
+
+
+@dataclass
+class Handoffs:
+    """What happens after the commit: the writeback queue and the escalation starter (both idempotent)."""
+
+    writeback_queue: WorkQueue | None
+    start_escalation: Callable[[Decision, Ticket, list[EvidenceRef]], str] | None
+    observe: Callable[[TenantContext, Any], None] | None = None
+
+
+def escalation_starter(workflow_owner: Any) -> Callable[[Decision, Ticket, list[EvidenceRef]], str]:
+    """Start the escalation workflow (deflect.escalation) and return its execution name, unique per decision."""
+
+    def start(decision: Decision, ticket: Ticket, refs: list[EvidenceRef]) -> str:
+        from deflect.escalation import EscalationRequest, execution_name, start_escalation
+
+        start_escalation(workflow_owner, decision, ticket, evidence=refs)
+        return execution_name(EscalationRequest.from_decision(decision, ticket, evidence=refs))
+
+    return start
+
+
+class TriageService:
+    def __init__(
+        self,
+        store: SupportStore,
+        evidence: EvidenceStore,
+        audit: Any,
+        engine: TriageEngine,
+        handoffs: Handoffs,
+        *,
+        tools: diagnostics.DiagnosticToolRegistry | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.evidence = evidence
+        self.audit = audit
+        self.engine = engine
+        self.handoffs = handoffs
+        self.tools = tools or diagnostics.DiagnosticToolRegistry()
+        self.clock = clock
+        self.tickets = Tickets(store)
+        self.tenants = TenantConfigs(store)
+        self.customers = Customers(store)
+        self.accounts = Accounts(store)
+        self.profiles = TriageProfiles(store)
+        self.history = ContactHistory(store)
+        self.outbox = Outbox(store)
+
+    # ------------------------------------------------------------------ entry point
+
+    def triage(self, ctx: TenantContext, ticket_id: str, message_id: str) -> TriageResult:
+        marker = self.store.get(ctx, keys.ticket_pk(ctx.tenant_id, ticket_id), MARKER_PREFIX + message_id)
+        if marker is not None:
+            return self._resume(ctx, ticket_id, message_id, marker.data)
+        config = self.tenants.get(ctx)
+        ticket = self.tickets.require(ctx, ticket_id)
+        messages = self.tickets.messages(ctx, ticket_id)
+        message = next((m for m in messages if m.message_id == message_id), None)
+        if message is None:
+            raise NotFound("message not found")
+        if message.author != "customer":
+            return TriageResult(
+                ticket_id=ticket_id, message_id=message_id, outcome="skipped", reasons=["not_customer"]
+            )
+
+        profile = self.profiles.get(ctx)
+        customer = self.customers.get(ctx, ticket.customer_id) if ticket.customer_id else None
+        account_id = ticket.account_id or (customer.account_id if customer else None)
+        account = self.accounts.get(ctx, account_id) if account_id else None
+        sla_tier = account.sla_tier if account else ticket.sla_tier
+        now = self.clock()
+        decisions = self.tickets.decisions(ctx, ticket_id)
+        history = self.history.recent(
+            ctx,
+            customer_id=ticket.customer_id,
+            ticket_decisions=decisions,
+            now=now,
+            window_days=profile.repeat_window_days,
+        )
+        text = self._text(ticket, message, first=message is messages[0] if messages else True)
+        known = self._known_diagnostics(ctx, ticket_id)
+        assessment = self.engine.assess(
+            ctx,
+            text,
+            config=config,
+            attachments=message.attachments,
+            sla_tier=sla_tier,
+            history=history,
+            ticket_id=ticket_id,
+            known_diagnostics=known,
+            audience=self._audience(account, ticket),
+            risk_tolerance=profile.low_confidence_risk_tolerance,
+        )
+        tool_refs = self._run_tools(ctx, profile, assessment, ticket, account_id)
+        return self._commit(ctx, ticket, message, assessment, tool_refs, now, known)
+
+    # ------------------------------------------------------------------ context
+
+    @staticmethod
+    def _text(ticket: Ticket, message: Message, *, first: bool) -> str:
+        body = message.body_redacted.strip()
+        subject = ticket.subject_redacted.strip()
+        # The subject is the customer's own summary on the first message; later messages stand on their own.
+        if first and subject and subject.lower() not in body.lower():
+            return f"{subject}\n{body}"
+        return body
+
+    def _known_diagnostics(self, ctx: TenantContext, ticket_id: str) -> dict[str, str]:
+        items = self.store.query(ctx, keys.ticket_pk(ctx.tenant_id, ticket_id), DIAG_PREFIX)
+        return {i.data["name"]: str(i.data.get("value", "")) for i in items if "name" in i.data}
+
+    @staticmethod
+    def _audience(account: Any, ticket: Ticket) -> Any:
+        from deflect.knowledge.models import Audience
+
+        segments = {s.lower() for s in [*(ticket.entitlements or []), ticket.plan or ""] if s}
+        if account is not None:
+            segments.update(s.lower() for s in [account.plan, account.sla_tier, *account.entitlements] if s)
+        return Audience(kind="customer", segments=frozenset(segments))
+
+    def _run_tools(
+        self,
+        ctx: TenantContext,
+        profile: TriageProfile,
+        assessment: Assessment,
+        ticket: Ticket,
+        account_id: str | None,
+    ) -> list[EvidenceRef]:
+        if assessment.outcome not in profile.run_tools_for:
+            return []
+        grants = profile.grants()
+        area = assessment.classification.product_area
+        refs: list[EvidenceRef] = []
+        worker = ctx if "service" in ctx.roles else TenantContext.system(ctx.tenant_id, ctx.actor)
+        for name in self.tools.allowed(grants, worker.roles, area):
+            subject = {"ticket_id": ticket.ticket_id, "account_id": account_id, "product_area": area}
+            result = self.tools.run(
+                worker, name, subject, grants=grants, product_area=area, evidence=self.evidence
+            )
+            if result.evidence is not None:
+                refs.append(result.evidence)
+        return refs
+
+    # ------------------------------------------------------------------ the transaction
+
+    def _commit(
+        self,
+        ctx: TenantContext,
+        ticket: Ticket,
+        message: Message,
+        assessment: Assessment,
+        tool_refs: list[EvidenceRef],
+        now: datetime,
+        known: dict[str, str],
+    ) -> TriageResult:
+        a = assessment
+        decision = Decision(
+            tenant_id=ctx.tenant_id,
+            ticket_id=ticket.ticket_id,
+            outcome=a.decision.outcome,
+            reasons=a.decision.reasons,
+            classification=a.classification,
+            retrieved=[_ref(h) for h in a.hits],
+            draft=a.draft,
+            missing_diagnostics=a.missing_diagnostics,
+            model_id=a.model_id,
+            prompt_sha256=a.prompt_sha256,
+            policy_version=a.policy.version,
+            rollout_mode=a.mode,
+            decided_at=now,
+        )
+        body = canonical_json(
+            {"message_id": message.message_id, "decision_id": decision.decision_id, **a.evidence()}
+        )
+        inputs_ref = self.evidence.put_evidence(ctx, ticket.ticket_id, body, "decision")
+        decision = decision.model_copy(update={"evidence": inputs_ref})
+
+        items = self._outbox_items(ticket, decision, a)
+        escalate = a.outcome == "escalate" and a.mode != "shadow"
+        status = _status(a.outcome, a.mode, ticket.status)
+        writes: list[Put] = [Tickets.decision_write(decision)]
+        if status != ticket.status:
+            writes.append(
+                self.tickets.save_write(ticket.model_copy(update={"status": status, "updated_at": now}))
+            )
+        writes += outbox_service.writes(items)
+        for name, value in a.provided_diagnostics.items():
+            if known.get(name) != value:
+                writes.append(
+                    Put(
+                        pk=keys.ticket_pk(ctx.tenant_id, ticket.ticket_id),
+                        sk=f"{DIAG_PREFIX}{name}",
+                        data={
+                            "name": name,
+                            "value": value,
+                            "message_id": message.message_id,
+                            "at": now.isoformat(),
+                        },
+                    )
+                )
+        sent = a.mode != "shadow"
+        if ticket.customer_id:
+            record = ContactRecord.from_decision(decision, message.message_id, sent=sent)
+            writes.append(ContactHistory.write(ctx.tenant_id, ticket.customer_id, record))
+        marker = {
+            "decision_id": decision.decision_id,
+            "decision_sk": Tickets.decision_write(decision).sk,
+            "outbox_ids": [i.outbox_id for i in items],
+            "escalate": escalate,
+            "at": now.isoformat(),
+        }
+        writes.append(
+            Put(
+                pk=keys.ticket_pk(ctx.tenant_id, ticket.ticket_id),
+                sk=MARKER_PREFIX + message.message_id,
+                data=marker,
+                expect="new",
+            )
+        )
+        payload = {
+            "decision_id": decision.decision_id,
+            "message_id": message.message_id,
+            "outcome": decision.outcome,
+            "reasons": decision.reasons,
+            "classification": a.classification.model_dump(mode="json"),
+            "retrieved": [
+                {"article_id": h.article_id, "version": h.version, "score": round(h.score, 4)} for h in a.hits
+            ],
+            "confidence": a.draft.confidence if a.draft else None,
+            "grounded": bool(a.draft and a.draft.grounded),
+            "model_id": decision.model_id,
+            "prompt_sha256": decision.prompt_sha256,
+            "policy_version": decision.policy_version,
+            "rollout_mode": decision.rollout_mode,
+            "outbox_ids": marker["outbox_ids"],
+            "escalate": escalate,
+            "tools": len(tool_refs),
+        }
+        try:
+            event = self.audit.append(
+                ctx,
+                ticket.ticket_id,
+                EVENT,
+                payload,
+                actor="triage",
+                evidence=[inputs_ref, *tool_refs],
+                writes=writes,
+            )
+        except Conflict:
+            again = self.store.get(
+                ctx, keys.ticket_pk(ctx.tenant_id, ticket.ticket_id), MARKER_PREFIX + message.message_id
+            )
+            if again is not None:  # another delivery of the same message won the race
+                return self._resume(ctx, ticket.ticket_id, message.message_id, again.data)
+            raise
+        if self.handoffs.observe is not None:
+            try:
+                self.handoffs.observe(ctx, event)
+            except Exception:  # analytics must never fail triage
+                log.warning("observing the decision failed", exc_info=True)
+        updated = ticket.model_copy(
+            update={"status": status, "version": ticket.version + (status != ticket.status)}
+        )
+        execution = self._handoff(ctx, decision, updated, items, tool_refs, escalate)
+        return _result(decision, message.message_id, a.mode, items, escalate, execution, reply=self._reply(a))
+
+    @staticmethod
+    def _reply(a: Assessment) -> str | None:
+        return (
+            a.customer_reply() if a.mode == "auto" and a.outcome in ("deflect", "ask_diagnostics") else None
+        )
+
+    def _outbox_items(self, ticket: Ticket, decision: Decision, a: Assessment) -> list[OutboxItem]:
+        """Only what the rollout mode allows: shadow sends nothing; assist notes agents; auto answers customers."""
+        if a.mode == "shadow":
+            return []
+        tags = ["deflect-ai", f"deflect-{a.outcome.replace('_', '-')}"]
+        reply = a.customer_reply()
+        if a.mode == "auto" and reply and a.outcome in ("deflect", "ask_diagnostics"):
+            return [
+                outbox_service.reply(ticket, reply, public=True, caused_by=decision.decision_id, tags=tags)
+            ]
+        if a.mode == "assist" and a.outcome in ("deflect", "ask_diagnostics"):
+            return [
+                outbox_service.reply(
+                    ticket, a.agent_note(), public=False, caused_by=decision.decision_id, tags=tags
+                )
+            ]
+        return []
+
+    # ------------------------------------------------------------------ after the commit
+
+    def _handoff(
+        self,
+        ctx: TenantContext,
+        decision: Decision,
+        ticket: Ticket,
+        items: list[OutboxItem],
+        tool_refs: list[EvidenceRef],
+        escalate: bool,
+    ) -> str | None:
+        if items and self.handoffs.writeback_queue is not None:
+            outbox_service.enqueue(self.handoffs.writeback_queue, ctx, items)
+        if escalate and self.handoffs.start_escalation is not None:
+            return self.handoffs.start_escalation(decision, ticket, tool_refs)
+        return None
+
+    def _resume(
+        self, ctx: TenantContext, ticket_id: str, message_id: str, marker: dict[str, Any]
+    ) -> TriageResult:
+        """The message was triaged already: finish the hand-offs (idempotent) and answer with that decision."""
+        item = self.store.get(ctx, keys.ticket_pk(ctx.tenant_id, ticket_id), marker["decision_sk"])
+        if item is None:
+            raise NotFound("decision not found")
+        decision = Decision.model_validate(item.data)
+        ticket = self.tickets.require(ctx, ticket_id)
+        items = [
+            i for i in (self.outbox.get(ctx, oid) for oid in marker.get("outbox_ids", [])) if i is not None
+        ]
+        pending = [i for i in items if i.status == "pending"]
+        execution = self._handoff(ctx, decision, ticket, pending, [], bool(marker.get("escalate")))
+        reply = None
+        if decision.rollout_mode == "auto" and decision.outcome in ("deflect", "ask_diagnostics") and items:
+            reply = items[0].body
+        result = _result(
+            decision,
+            message_id,
+            decision.rollout_mode,
+            items,
+            bool(marker.get("escalate")),
+            execution,
+            reply=reply,
+        )
+        return result.model_copy(update={"replayed": True})
+
+
+def _ref(hit: Any) -> ArticleRef:
+    return (
+        hit.ref()
+        if hasattr(hit, "ref")
+        else ArticleRef(article_id=hit.article_id, version=hit.version, score=hit.score)
+    )
+
+
+def _status(outcome: str, mode: RolloutMode, current: TicketStatus) -> TicketStatus:
+    if mode == "shadow":
+        return current
+    if outcome == "escalate":
+        return "escalated"
+    if mode == "auto":
+        return "deflected" if outcome == "deflect" else "awaiting_customer"
+    return "triaging"  # assist: an agent takes it from the internal note
+
+
+def _result(
+    decision: Decision,
+    message_id: str,
+    mode: RolloutMode,
+    items: list[OutboxItem],
+    escalated: bool,
+    execution: str | None,
+    *,
+    reply: str | None,
+) -> TriageResult:
+    return TriageResult(
+        ticket_id=decision.ticket_id,
+        message_id=message_id,
+        decision_id=decision.decision_id,
+        outcome=decision.outcome,
+        reasons=decision.reasons,
+        rollout_mode=mode,
+        reply=reply,
+        citations=decision.draft.citations if decision.draft and reply else [],
+        confidence=decision.draft.confidence if decision.draft else None,
+        classification=decision.classification,
+        missing_diagnostics=decision.missing_diagnostics,
+        escalated=escalated,
+        execution_name=execution,
+        outbox_ids=[i.outbox_id for i in items],
+    )

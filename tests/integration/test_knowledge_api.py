@@ -1,0 +1,270 @@
+"""The retrieval function on moto: article PUT/DELETE and search through API Gateway events with authorizer
+claims, S3 bulk imports, and versions whose bodies are locked evidence objects."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus, urlencode
+
+import pytest
+from deflect.domain.models import Citation
+from deflect.domain.tenancy import TenantContext
+
+from tests.knowledge_cases.fakes import HashingEmbedder
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+
+
+class RetrievalWorld:
+    def __init__(self, session: Any, resources: Any, container: Any, module: Any) -> None:
+        from infra.local import api as local_api
+        from infra.local import template as tpl
+
+        self.session = session
+        self.resources = resources
+        self.container = container
+        self.module = module
+        self._api = local_api
+        self._routes = local_api.compile_routes(
+            [r for r in tpl.routes() if r.function == "RetrievalFunction"]
+        )
+
+    def call(self, method: str, path: str, *, tenant: str = "acme", groups: str = "admin", body: Any = None,
+             query: dict[str, str] | None = None) -> Answer:  # fmt: skip
+        from infra.local.functions import LambdaContext
+
+        route, params = self._api.match(self._routes, method, path)
+        event = self._api.rest_event(
+            route,
+            method=method,
+            path=path,
+            query=urlencode(query or {}),
+            headers=[("Content-Type", "application/json")],
+            body=json.dumps(body).encode() if body is not None else b"",
+            path_parameters=params,
+            claims={"sub": f"{tenant}-user", "custom:tenant_id": tenant, "cognito:groups": groups},
+            stage="local",
+        )
+        result = self.module.handler(event, LambdaContext("RetrievalFunction", timeout_s=30))
+        return Answer(result["statusCode"], json.loads(result["body"]) if result.get("body") else None)
+
+    def s3_event(self, bucket: str, key: str, size: int) -> dict[str, Any]:
+        from infra.local.functions import LambdaContext
+
+        event = {
+            "Records": [
+                {
+                    "eventVersion": "2.1",
+                    "eventSource": "aws:s3",
+                    "awsRegion": "us-east-1",
+                    "eventTime": "2025-06-01T12:00:00.000Z",
+                    "eventName": "ObjectCreated:Put",
+                    "userIdentity": {"principalId": "AWS:ADMIN"},
+                    "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+                    "responseElements": {"x-amz-request-id": "r", "x-amz-id-2": "i"},
+                    "s3": {
+                        "s3SchemaVersion": "1.0",
+                        "configurationId": "BulkImport",
+                        "bucket": {
+                            "name": bucket,
+                            "ownerIdentity": {"principalId": "A"},
+                            "arn": f"arn:aws:s3:::{bucket}",
+                        },
+                        "object": {
+                            "key": quote_plus(key, safe="/="),
+                            "size": size,
+                            "eTag": "e",
+                            "sequencer": "1",
+                        },
+                    },
+                }
+            ]
+        }
+        return self.module.handler(event, LambdaContext("RetrievalFunction", timeout_s=120))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Iterator[RetrievalWorld]:
+    import boto3
+    from deflect import bootstrap
+    from deflect.bootstrap import Container
+    from deflect.embedded.search import EmbeddedKnowledgeIndex
+    from deflect.settings import Settings
+    from moto import mock_aws
+
+    from infra.local.resources import create_all
+
+    saved = dict(os.environ)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    try:
+        with mock_aws(
+            config={"stepfunctions": {"execute_state_machine": False}, "lambda": {"use_docker": False}}
+        ):
+            session = boto3.session.Session(region_name="us-east-1")
+            resources = create_all(session, execute_state_machines=False)
+            env = resources.environment("RetrievalFunction")
+            os.environ.update(env)
+            bootstrap.reset()
+            index = EmbeddedKnowledgeIndex(tmp_path_factory.mktemp("knowledge"), HashingEmbedder())
+            container = Container(Settings.from_env({**os.environ, **env}), knowledge_index=index)
+            spec = importlib.util.spec_from_file_location(
+                "retrieval_app_under_test", ROOT / "functions/retrieval/app.py"
+            )
+            module = importlib.util.module_from_spec(spec)
+            assert spec.loader is not None
+            spec.loader.exec_module(module)
+            module.container = lambda: container  # the handler's composition root, wired to moto
+            yield RetrievalWorld(session, resources, container, module)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        bootstrap.reset()
+
+
+ARTICLE = {
+    "title": "Error SB-6001: card declined",
+    "body": "# Card declined\n\nWe retry the charge after 1, 3 and 5 days.\n\n## Fix\n\nUpdate the card.",
+    "product_area": "billing",
+}
+
+
+def test_an_admin_puts_versions_and_agents_search_them(world):
+    created = world.call("PUT", "/v1/knowledge/articles/sb-6001", body=ARTICLE)
+    same = world.call("PUT", "/v1/knowledge/articles/sb-6001", body=ARTICLE)
+    changed = world.call(
+        "PUT",
+        "/v1/knowledge/articles/sb-6001",
+        body={**ARTICLE, "body": ARTICLE["body"] + " Or pay by invoice."},
+    )
+
+    assert (created.status, created.body["status"], created.body["version"]) == (201, "added", 1)
+    assert (same.status, same.body["status"], same.body["version"]) == (200, "unchanged", 1)
+    assert (changed.body["status"], changed.body["version"]) == ("updated", 2)
+
+    found = world.call("GET", "/v1/knowledge/search", groups="agent", query={"q": "SB-6001", "k": "3"})
+    assert found.status == 200
+    [top, *_] = found.body["hits"]
+    assert (top["article_id"], top["version"], top["matched_identifiers"]) == ("sb-6001", 2, ["sb6001"])
+    assert set(found.body) == {"hits", "best_score", "answer_threshold", "gap_recorded"}
+
+
+def test_agents_cannot_edit_knowledge_and_tenants_never_see_each_other(world):
+    world.call("PUT", "/v1/knowledge/articles/only-acme", body={**ARTICLE, "title": "Acme secret fix"})
+
+    refused = world.call("PUT", "/v1/knowledge/articles/x", groups="agent", body=ARTICLE)
+    assert refused.status == 403
+    other = world.call(
+        "GET",
+        "/v1/knowledge/search",
+        tenant="acme-corp",
+        groups="agent",
+        query={"q": "Acme secret fix SB-6001"},
+    )
+    assert other.status == 200 and other.body["hits"] == []
+    assert other.body["gap_recorded"] is True
+
+
+def test_invalid_articles_are_refused_with_field_names_and_unknown_deletes_are_404(world):
+    bad = world.call(
+        "PUT", "/v1/knowledge/articles/bad", body={"title": "", "body": "x", "visibility": "secret"}
+    )
+    assert bad.status == 422 and any("visibility" in f for f in bad.body["fields"])
+    assert world.call("DELETE", "/v1/knowledge/articles/never-existed").status == 404
+
+
+def test_customer_view_hides_internal_articles_that_agents_see(world):
+    world.call(
+        "PUT",
+        "/v1/knowledge/articles/decline-macro",
+        body={**ARTICLE, "visibility": "internal", "source": "macro"},
+    )
+
+    as_agent = world.call("GET", "/v1/knowledge/search", groups="agent", query={"q": "card declined retry"})
+    as_customer = world.call(
+        "GET",
+        "/v1/knowledge/search",
+        groups="agent",
+        query={"q": "card declined retry", "audience": "customer"},
+    )
+
+    assert "decline-macro" in {h["article_id"] for h in as_agent.body["hits"]}
+    assert "decline-macro" not in {h["article_id"] for h in as_customer.body["hits"]}
+
+
+def test_delete_removes_from_search_but_cited_versions_still_resolve_from_locked_evidence(world):
+    world.call(
+        "PUT",
+        "/v1/knowledge/articles/pinned",
+        body={**ARTICLE, "title": "Pinned", "body": "Refunds within 14 days."},
+    )
+    hit = world.call(
+        "GET", "/v1/knowledge/search", groups="agent", query={"q": "Pinned refunds within 14 days"}
+    ).body["hits"][0]
+    world.call(
+        "PUT",
+        "/v1/knowledge/articles/pinned",
+        body={**ARTICLE, "title": "Pinned", "body": "Refunds within 30 days."},
+    )
+    deleted = world.call("DELETE", "/v1/knowledge/articles/pinned")
+
+    assert (deleted.status, deleted.body["status"], deleted.body["version"]) == (200, "deleted", 3)
+    after = world.call("GET", "/v1/knowledge/search", groups="agent", query={"q": "Pinned refunds"})
+    assert "pinned" not in {h["article_id"] for h in after.body["hits"]}
+
+    ctx = TenantContext.system("acme")
+    article = world.container.knowledge_articles.resolve(
+        ctx, Citation(article_id="pinned", version=hit["version"], quote="Refunds within 14 days.")
+    )
+    assert article.version == 1 and article.body == "Refunds within 14 days."
+    # The cited body is a locked object version: nobody can delete it to rewrite what was cited.
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError):
+        world.session.client("s3").delete_object(
+            Bucket=world.resources.buckets["EvidenceBucket"],
+            Key=article.body_ref.key,
+            VersionId=article.body_ref.version_id,
+        )
+
+
+def test_an_object_dropped_in_the_import_bucket_is_imported_into_the_tenant_its_key_names(world):
+    bucket = world.resources.buckets["KnowledgeImportBucket"]
+    lines = [
+        json.dumps(
+            {
+                "id": "bulk-1",
+                "title": "Bulk invoices",
+                "body": "Download invoices as PDF.",
+                "product_area": "billing",
+            }
+        ),
+        json.dumps({"id": "bulk-2", "title": "Bulk sso", "body": "Set up SAML single sign-on."}),
+        json.dumps({"id": "bulk-3", "title": ""}),
+    ]
+    body = "\n".join(lines).encode()
+    key = "tenant=globex/imports/help center.jsonl"
+    world.session.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+
+    result = world.s3_event(bucket, key, len(body))
+
+    [report] = result["imports"]
+    assert report["tenant_id"] == "globex" and report["key"] == key
+    assert (report["summary"]["added"], len(report["summary"]["rejected"])) == (2, 1)
+    found = world.call(
+        "GET", "/v1/knowledge/search", tenant="globex", groups="agent", query={"q": "download invoices pdf"}
+    )
+    assert found.body["hits"][0]["article_id"] == "bulk-1"
+    again = world.s3_event(bucket, key, len(body))
+    assert again["imports"][0]["summary"]["unchanged"] == 2

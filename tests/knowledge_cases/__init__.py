@@ -1,0 +1,1 @@
+"""Knowledge test material: the demo help center's query cases and small deterministic fakes."""
