@@ -97,7 +97,9 @@ def layer_size() -> dict[str, Any]:
             "--platform", "manylinux2014_aarch64", "--python-version", "3.13", "--implementation", "cp",
             "--only-binary=:all:", "--target", str(site),
         ]  # fmt: skip
-        subprocess.run(command, check=True)
+        built = subprocess.run(command, capture_output=True, text=True)
+        if built.returncode != 0:  # pip's own warnings are noise unless the build failed
+            raise RuntimeError(f"pip could not build the layer:\n{built.stdout}\n{built.stderr}")
         shutil.copytree(
             ROOT / "layers" / "core" / "deflect",
             site / "deflect",

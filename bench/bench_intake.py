@@ -120,7 +120,6 @@ def in_process(deliveries: int) -> dict[str, Any]:
     with mock_aws():
         from deflect import bootstrap
         from deflect.webhooks import sign
-
         from infra.local import api as local_api
         from infra.local import template as tpl
         from infra.local.functions import LambdaContext
@@ -209,10 +208,10 @@ def in_process(deliveries: int) -> dict[str, Any]:
 
 def over_http(deliveries: int, concurrency: int = 20, duplicate_share: float = 0.25) -> dict[str, Any]:
     import boto3
+
     from deflect.domain import keys
     from deflect.services.intake import ticket_id_for
     from deflect.webhooks import sign
-
     from infra.local.stack import start_stack
 
     data_dir = Path(tempfile.mkdtemp(prefix="deflect-bench-"))
@@ -229,23 +228,24 @@ def over_http(deliveries: int, concurrency: int = 20, duplicate_share: float = 0
         def send(item: tuple[str, int]) -> tuple[int, float]:
             provider, n = item
             body = BODIES[provider](n, tag)
-            headers = sign(provider, secrets[provider], body, delivery_id=f"{tag}-{n}")
-            request = urllib.request.Request(
-                f"{stack.base_url}/v1/webhooks/{provider}/demo",
-                data=body,
-                headers={"Content-Type": "application/json", **headers},
-                method="POST",
-            )
             started = time.perf_counter()
             for _attempt in range(20):  # a provider retries timeouts, 429 and 5xx; so does the load generator
+                # Every attempt is signed afresh (new timestamp, same delivery id), as helpdesks do.
+                headers = sign(provider, secrets[provider], body, delivery_id=f"{tag}-{n}")
+                request = urllib.request.Request(
+                    f"{stack.base_url}/v1/webhooks/{provider}/demo",
+                    data=body,
+                    headers={"Content-Type": "application/json", **headers},
+                    method="POST",
+                )
                 try:
                     with urllib.request.urlopen(request, timeout=120) as answer:
                         return answer.status, time.perf_counter() - started
                 except urllib.error.HTTPError as error:
                     if error.code not in (429, 502, 503):
                         return error.code, time.perf_counter() - started
-                except TimeoutError:
-                    pass
+                except (TimeoutError, ConnectionError, urllib.error.URLError):
+                    pass  # the local server dropped or stalled the connection: retried like any helpdesk would
                 time.sleep(0.2)
             return 599, time.perf_counter() - started
 

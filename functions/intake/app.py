@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
+
 from deflect import __version__
 from deflect.adapters.aws_probes import aws_probes
 from deflect.bootstrap import container

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
+
 from deflect import __version__
 from deflect.bootstrap import container
 from deflect.domain.errors import NotFound

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from deflect.webhooks import sign
 
 pytestmark = pytest.mark.e2e

@@ -196,9 +196,9 @@ def moto_harness() -> Iterator[IntakeHarness]:
     """A moto world shaped by template.yaml; each test module wraps it in a module-scoped fixture
     (creating it costs seconds, so tests of one module share it and use distinct ids)."""
     import boto3
-    from deflect import bootstrap
     from moto import mock_aws
 
+    from deflect import bootstrap
     from infra.local.resources import create_all
 
     saved = dict(os.environ)

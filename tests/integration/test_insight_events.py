@@ -100,7 +100,9 @@ def test_an_observed_audit_log_feeds_facts_and_the_bus_without_extra_calls(moto_
     url = subscribe(moto_stack.session, container.settings.events_bus_name)
     ctx = seed_tenant(container, "acme")
     audit = ObservedAuditLog(container.store, container.evidence, lambda: container.insight)
-    audit.append(ctx, "tkt_o", "message.received", {"provider": "api", "new_ticket": True, "customer_id": "cus_9"})
+    audit.append(
+        ctx, "tkt_o", "message.received", {"provider": "api", "new_ticket": True, "customer_id": "cus_9"}
+    )
     today = datetime.now(UTC).date()
     assert [f.type for f in container.facts.between(ctx, today, today)] == ["message.received"]
     assert [e["detail-type"] for e in drain(moto_stack.session, url)] == ["MessageReceived.v1"]

@@ -160,8 +160,17 @@ def test_knowledge_gaps_from_search_join_those_from_decisions(moto_stack):
     ctx = seed_tenant(container, "acme")
     gaps = KnowledgeGaps(container.store)
     now = datetime.now(UTC)
-    for n, (query, score) in enumerate([("How do I export to  Parquet?", 0.2), ("how do i export to parquet?", 0.0)]):
-        gap = KnowledgeGap(tenant_id="acme", gap_id=f"g{n}", product_area="data", query_redacted=query, best_score=score, at=now)
+    for n, (query, score) in enumerate(
+        [("How do I export to  Parquet?", 0.2), ("how do i export to parquet?", 0.0)]
+    ):
+        gap = KnowledgeGap(
+            tenant_id="acme",
+            gap_id=f"g{n}",
+            product_area="data",
+            query_redacted=query,
+            best_score=score,
+            at=now,
+        )
         container.store.put(ctx, gaps.write(gap))
     summary = container.analytics.summary(ctx, now.date(), now.date())
     found = [(g.product_area, g.question, g.count, g.unanswered) for g in summary.knowledge_gaps]

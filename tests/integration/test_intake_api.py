@@ -6,9 +6,9 @@ import json
 import threading
 
 import pytest
+
 from deflect.domain.tenancy import TenantContext
 from deflect.webhooks import Requester
-
 from tests.integration.intake_support import admin_claims, moto_harness
 
 
@@ -22,13 +22,24 @@ def acme(harness):
     return harness.create_tenant("acme")
 
 
+@pytest.fixture(autouse=True)
+def without_sync_triage(harness):
+    """The handler's own intake answers from the queue path unless a test plugs a triage in."""
+    from deflect.bootstrap import container
+
+    intake = container().intake
+    saved, intake.triage = intake.triage, None
+    yield
+    intake.triage = saved
+
+
 def _post(harness, path, payload, key, **headers):
     return harness.call(
         "POST", path, body=json.dumps(payload).encode(), headers={"Authorization": f"Bearer {key}", **headers}
     )
 
 
-def test_a_conversation_without_triage_answers_202_with_a_status_url(harness, acme):
+def test_a_conversation_without_triage_answers_202_with_a_status_url(harness, acme, without_sync_triage):
     harness.drain_triage_jobs()
     started = _post(
         harness,
@@ -220,3 +231,37 @@ def test_tenant_config_update_is_audited_with_who_and_what(harness, acme):
     assert 400 <= bad.status < 500
     entries = harness.container().audit.entries(TenantContext.system("acme"), "tenant-config")
     assert entries[-1].type == "tenant.config_updated"
+
+
+def test_the_real_triage_seam_decides_the_conversation(harness, acme):
+    """With deflect.services.triage present, a conversation gets a decision (now, or soon via the status URL)."""
+    import time
+
+    from deflect.bootstrap import container
+    from deflect.services.intake import load_sync_triage
+
+    triage = load_sync_triage(container())
+    if triage is None:
+        pytest.skip("this build has no triage capability")
+    intake = _intake_with(harness, triage, 30_000)
+    ctx, config = intake.authenticate_api_key(acme.api_key)
+    reply = intake.converse(ctx, config, text="I want a refund for last month, please", requester=Requester())
+    deadline = time.monotonic() + 60
+    decision = reply.body.get("triage")
+    while decision is None and time.monotonic() < deadline:
+        decision = intake.conversation(ctx, reply.body["conversation_id"])["decision"]
+        time.sleep(0.5)
+    assert decision is not None
+    assert intake.conversation(ctx, reply.body["conversation_id"])["decision"]["outcome"] == "escalate"
+
+
+def test_a_failing_triage_never_fails_the_conversation(harness, acme):
+    def broken(ctx, ticket_id, message_id):
+        raise RuntimeError("model endpoint refused the call")
+
+    harness.drain_triage_jobs()
+    intake = _intake_with(harness, broken, 2000)
+    ctx, config = intake.authenticate_api_key(acme.api_key)
+    reply = intake.converse(ctx, config, text="anything", requester=Requester())
+    assert reply.status_code == 202
+    assert [j["message_id"] for j in harness.drain_triage_jobs()] == [reply.body["message_id"]]

@@ -8,9 +8,9 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from deflect.domain.errors import DeflectError, TransientFailure
 from deflect.webhooks import sign
-
 from tests.integration.intake_support import moto_harness, sample
 
 

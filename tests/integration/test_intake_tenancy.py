@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from deflect.webhooks import sign
 
+from deflect.webhooks import sign
 from tests.integration.intake_support import admin_claims, moto_harness, sample
 
 
@@ -41,7 +41,7 @@ def _start(harness, tenant, text: str) -> dict:
         body=json.dumps({"message": text, "requester": {"email": "pat@corp.example"}}).encode(),
         headers={"Authorization": f"Bearer {tenant.api_key}"},
     )
-    assert answer.status == 202, answer.body
+    assert answer.status in (200, 202), answer.body  # 200 when triage answers within the budget
     return answer.body
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from deflect.cli import main
 from deflect.domain.errors import SignatureInvalid
 from deflect.domain.tenancy import TenantContext
 from deflect.webhooks import sign
-
 from tests.integration.intake_support import moto_harness, sample
 
 

@@ -7,9 +7,9 @@ import json
 import time
 
 import pytest
+
 from deflect.domain.tenancy import TenantContext
 from deflect.webhooks import sign
-
 from tests.integration.intake_support import Tenant, moto_harness, sample
 
 

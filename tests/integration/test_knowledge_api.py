@@ -13,9 +13,9 @@ from typing import Any
 from urllib.parse import quote_plus, urlencode
 
 import pytest
+
 from deflect.domain.models import Citation
 from deflect.domain.tenancy import TenantContext
-
 from tests.knowledge_cases.fakes import HashingEmbedder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,12 +98,12 @@ class RetrievalWorld:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Iterator[RetrievalWorld]:
     import boto3
+    from moto import mock_aws
+
     from deflect import bootstrap
     from deflect.bootstrap import Container
     from deflect.embedded.search import EmbeddedKnowledgeIndex
     from deflect.settings import Settings
-    from moto import mock_aws
-
     from infra.local.resources import create_all
 
     saved = dict(os.environ)

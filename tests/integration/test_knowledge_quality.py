@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from deflect.cli.eval_retrieval import _WORDY
 from deflect.domain.tenancy import TenantContext
 from deflect.knowledge.models import Audience
-
 from tests.knowledge_cases.fakes import CASES, HELP_CENTER
 
 DEMO = TenantContext(tenant_id="demo", actor="test", roles=frozenset({"admin"}))
@@ -32,7 +32,9 @@ def search():
     from deflect.knowledge.search import KnowledgeSearch
 
     store, index = MemorySupportStore(), EmbeddedKnowledgeIndex(None)
-    summary = KnowledgeIngestion(store, MemoryEvidenceStore(), index).import_rows(DEMO, read_path(HELP_CENTER))
+    summary = KnowledgeIngestion(store, MemoryEvidenceStore(), index).import_rows(
+        DEMO, read_path(HELP_CENTER)
+    )
     assert summary.rejected == []
     service = KnowledgeSearch(index, store)
 
@@ -48,7 +50,8 @@ def test_at_least_95_percent_of_identifier_queries_put_the_article_about_it_firs
     misses = [
         (c["query"], [h.article_id for h in hits])
         for c in judged
-        if not (hits := search(c["query"], segments=c.get("segments", ()))) or hits[0].article_id != c["expected"]
+        if not (hits := search(c["query"], segments=c.get("segments", ())))
+        or hits[0].article_id != c["expected"]
     ]
     assert len(judged) >= 40
     assert 1 - len(misses) / len(judged) >= 0.95, misses
@@ -80,6 +83,7 @@ def test_long_wordy_questions_still_find_their_article(search):
     found = sum(
         1
         for position, c in enumerate(judged)
-        if c["expected"] in [h.article_id for h in search(_WORDY[position % len(_WORDY)].format(q=c["query"]))]
+        if c["expected"]
+        in [h.article_id for h in search(_WORDY[position % len(_WORDY)].format(q=c["query"]))]
     )
     assert found / len(judged) >= 0.85

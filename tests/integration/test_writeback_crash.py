@@ -14,7 +14,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pytest
-from deflect.domain import keys
 from deflect.domain.errors import Throttled, TransientFailure
 from deflect.domain.models import OutboxItem, RequestedAction, Ticket
 from deflect.domain.tenancy import TenantContext
@@ -22,13 +21,14 @@ from deflect.helpdesk.http import RequestEvent
 from deflect.services import outbox
 from deflect.services.outbox import OutboxRef
 
-from infra.local.helpdesks import start_helpdesks
-from tests.integration.writeback_support import Clock, connect_tenant, fast_http, service, writeback_aws
+from infra.local import template as tpl
+from infra.local.helpdesks import connect_tenant, start_helpdesks
+from tests.integration.writeback_support import Clock, fast_http, service, writeback_aws
 
 TENANT = "crashco"
 CRASHES = 1000
 LEASE_S = 60.0
-STEPS = ("loaded", "claimed", "sent", "recorded", "returned", "http0", "http1", "http2", "http3", "http4")
+STEPS = ("loaded", "claimed", "sent", "recorded", "returned", "http0", "http1", "http2")
 FINAL_STATUS = {"zendesk": "solved", "intercom": "closed", "freshdesk": "4", "jira": "Resolved"}
 
 
@@ -62,7 +62,7 @@ class CrashPlan:
 @pytest.fixture(scope="module")
 def world():
     with writeback_aws(stream=False) as aws, start_helpdesks() as helpdesks:
-        connect_tenant(aws.container, helpdesks, TENANT)
+        connect_tenant(aws.container.secrets, helpdesks, TENANT)
         yield aws, helpdesks
 
 
@@ -118,7 +118,7 @@ def test_a_thousand_random_crashes_lose_nothing_and_repeat_nothing(world):
             conflicted = human_edit and n == 1
             if conflicted:
                 helpdesks.state.human_edit(provider, TENANT, ticket.external_id, "comment")
-            deliver(OutboxRef(tenant_id=TENANT, outbox_id=item.outbox_id), budget=rng.randint(2, 6))
+            deliver(OutboxRef(tenant_id=TENANT, outbox_id=item.outbox_id), budget=rng.randint(3, 8))
             stored = svc.outbox.get(ctx, item.outbox_id)
             seen.add(item.outbox_id)
             if conflicted:
@@ -137,27 +137,19 @@ def test_a_thousand_random_crashes_lose_nothing_and_repeat_nothing(world):
             delivered += 1
             if item.status_value:
                 assert helpdesks.state.ticket(provider, TENANT, ticket.external_id).status == FINAL_STATUS[provider]
-        forget(aws, ticket.ticket_id, case)
+        if cases % 8 == 0:
+            fresh_table(aws)
 
     assert crashes == CRASHES
     assert set(effects) == seen - {i for i in seen if effects[i] == 0}  # no effect from anywhere else
     assert delivered + conflicts > CRASHES / 4 and conflicts > 0
 
 
-def forget(aws, ticket_id: str, case: list[OutboxItem]) -> None:
-    """Drop a verified case's items: moto copies the whole table on every transaction, so keep it small."""
+def fresh_table(aws) -> None:
+    """Start over with an empty SupportTable: moto deep-copies the whole table (deleted partitions included) for
+    every transaction, so a long run would slow down quadratically. Verified cases are no longer needed."""
     client = aws.session.client("dynamodb")
-    audit = client.query(
-        TableName="SupportTable",
-        KeyConditionExpression="PK = :pk",
-        ExpressionAttributeValues={":pk": {"S": keys.audit_pk(TENANT, ticket_id)}},
-        ProjectionExpression="PK, SK",
-    )["Items"]
-    doomed = [(row["PK"]["S"], row["SK"]["S"]) for row in audit]
-    doomed.append((keys.audited_tickets_pk(TENANT), f"TICKET#{ticket_id}"))
-    doomed += [(keys.ticket_pk(TENANT, ticket_id), f"WRITEBACK#{p}") for p in ("zendesk", "intercom", "freshdesk", "jira", "crm")]
-    for outbox_id in [i.outbox_id for i in case] + [f"{i.outbox_id}-held" for i in case]:
-        doomed += [(keys.outbox_pk(TENANT, outbox_id), "META"), (keys.outbox_pk(TENANT, outbox_id), "RECEIPT")]
-    for start in range(0, len(doomed), 25):
-        requests = [{"DeleteRequest": {"Key": {"PK": {"S": pk}, "SK": {"S": sk}}}} for pk, sk in doomed[start : start + 25]]
-        client.batch_write_item(RequestItems={"SupportTable": requests})
+    client.delete_table(TableName="SupportTable")
+    args = tpl.table_definitions()["SupportTable"]
+    args.pop("StreamSpecification", None)
+    client.create_table(**args)

@@ -20,11 +20,7 @@ from deflect.services.outbox import OutboxRef, ref_from_message
 from deflect.services.writeback import Writeback
 
 from infra.local import template as tpl
-from infra.local.helpdesks import HelpdesksHandle
 from infra.local.resources import LocalResources
-
-PROVIDERS = ("zendesk", "intercom", "freshdesk", "jira", "crm", "generic")
-
 
 @dataclass
 class WritebackAws:
@@ -75,12 +71,6 @@ def writeback_aws(*, stream: bool = True) -> Iterator[WritebackAws]:
         env.pop("AWS_ENDPOINT_URL", None)
         container = Container(Settings.from_env(env))
         yield WritebackAws(session, found, container)
-
-
-def connect_tenant(container: Any, helpdesks: HelpdesksHandle, tenant: str) -> None:
-    """The tenant's helpdesk and CRM credentials, stored per provider in the SecretStore (SSM in moto)."""
-    for provider in PROVIDERS:
-        container.secrets.put_secret(tenant, provider, json.dumps(helpdesks.credentials(provider, tenant)))
 
 
 @dataclass

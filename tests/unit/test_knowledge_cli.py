@@ -10,7 +10,6 @@ from deflect.embedded.memory_store import MemoryEvidenceStore, MemorySupportStor
 from deflect.embedded.search import EmbeddedKnowledgeIndex
 from deflect.knowledge.ingestion import KnowledgeIngestion
 from deflect.knowledge.search import KnowledgeSearch
-
 from tests.knowledge_cases.fakes import HashingEmbedder
 
 
@@ -97,3 +96,20 @@ def test_eval_retrieval_prints_the_metrics_as_its_last_line(tmp_path, capsys):
     assert set(last) == {"ndcg@10", "recall@10", "mrr@10", "queries", "docs", "index_s", "p50_ms", "p95_ms"}
     assert (last["queries"], last["docs"]) == (2, 3)
     assert last["ndcg@10"] == last["mrr@10"] == last["recall@10"] == 1.0
+
+
+def test_the_local_stack_hook_loads_the_demo_help_center_and_says_how_to_search_it(monkeypatch):
+    from deflect import bootstrap
+    from infra.local import helpcenter
+
+    container = local_container()
+    monkeypatch.setattr(bootstrap, "container", lambda: container)
+    stack = SimpleNamespace(notes=[], base_url="http://127.0.0.1:3000")
+    stack.note = stack.notes.append
+
+    helpcenter.stack_hook(stack)
+    again = helpcenter.load(container)
+
+    assert stack.notes[0].startswith("Help center ") and "for tenant demo" in stack.notes[0]
+    assert "/v1/knowledge/search?q=SB-1042" in stack.notes[1]
+    assert again.added == 0 and again.unchanged >= 25

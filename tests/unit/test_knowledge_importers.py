@@ -8,7 +8,6 @@ from datetime import date
 from deflect.knowledge.importers import front_matter, read_object, read_path
 from deflect.knowledge.ingestion import ImportRow
 from deflect.knowledge.models import Rejection
-
 from tests.knowledge_cases.fakes import HELP_CENTER
 
 

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from deflect.domain import keys
 from deflect.domain.errors import Conflict, EvidenceTampered, MalformedPayload, NotFound, TransientFailure
 from deflect.domain.models import Citation, DecisionPolicy, TenantConfig
@@ -18,7 +19,6 @@ from deflect.knowledge.ingestion import KnowledgeIngestion
 from deflect.knowledge.models import ArticleInput, Audience, Rejection
 from deflect.knowledge.search import KnowledgeSearch, focus
 from deflect.repositories import TenantConfigs
-
 from tests.knowledge_cases.fakes import HELP_CENTER, HashingEmbedder
 
 ACME = TenantContext(tenant_id="acme", actor="agent:kb-editor", roles=frozenset({"admin"}), via="jwt")

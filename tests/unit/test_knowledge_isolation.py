@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from deflect.domain.tenancy import TenantContext
 from deflect.embedded.search import EmbeddedKnowledgeIndex
 from deflect.knowledge.chunking import chunk_article
 from deflect.knowledge.models import ArticleInput, Audience, SearchRequest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from tests.knowledge_cases.fakes import HashingEmbedder
 
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)

@@ -12,6 +12,8 @@ import boto3
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
+from openmock import openmock
+
 from deflect.adapters.bedrock_embeddings import BedrockEmbeddings
 from deflect.adapters.opensearch_index import (
     NEVER,
@@ -24,7 +26,6 @@ from deflect.domain.errors import Throttled, TransientFailure
 from deflect.domain.tenancy import TenantContext
 from deflect.knowledge.chunking import chunk_article
 from deflect.knowledge.models import ArticleInput, Audience, SearchRequest
-from openmock import openmock
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)

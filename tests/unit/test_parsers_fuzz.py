@@ -11,10 +11,11 @@ import json
 from pathlib import Path
 
 import pytest
-from deflect.domain.errors import MalformedPayload
-from deflect.webhooks import PROVIDERS, Ignored, InboundMessage, decode_json, parse_payload, provider
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from deflect.domain.errors import MalformedPayload
+from deflect.webhooks import PROVIDERS, Ignored, InboundMessage, decode_json, parse_payload, provider
 
 EVENTS = Path(__file__).parents[2] / "events"
 SAMPLES = {

@@ -12,9 +12,10 @@ import string
 from collections import Counter
 from collections.abc import Callable
 
-from deflect.pii import iban_valid, luhn_valid, redact, redact_value, redact_with_counts
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from deflect.pii import iban_valid, luhn_valid, redact, redact_value, redact_with_counts
 
 # --------------------------------------------------------------------------- generators (faker-like, seeded)
 

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from deflect.domain.errors import SignatureInvalid
 from deflect.webhooks import VerifyOptions, sign, verify
 from deflect.webhooks.signatures import parse_deflect_signature

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from deflect.webhooks import Ignored, InboundMessage, parse_payload, provider
 from deflect.webhooks.html_text import html_to_text
 

@@ -6,7 +6,7 @@ edits (a newer agent comment, a status change, a reassignment) can be injected, 
 outbox id so tests can prove exactly-once delivery.
 """
 
-from infra.local.helpdesks.server import HelpdeskServer, HelpdesksHandle, start_helpdesks
+from infra.local.helpdesks.server import HelpdeskServer, HelpdesksHandle, connect_tenant, start_helpdesks
 from infra.local.helpdesks.state import BOT, CUSTOMER, HUMAN_AGENT, PROVIDERS, Fault, HelpdeskState, credentials_for
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "HelpdeskServer",
     "HelpdeskState",
     "HelpdesksHandle",
+    "connect_tenant",
     "credentials_for",
     "start_helpdesks",
 ]

@@ -188,3 +188,9 @@ def start_helpdesks(port: int = 0, state: HelpdeskState | None = None) -> Helpde
     thread = threading.Thread(target=server.serve_forever, name="local-helpdesks", daemon=True, kwargs={"poll_interval": 0.05})
     thread.start()
     return HelpdesksHandle(server, thread)
+
+
+def connect_tenant(secrets: Any, handle: HelpdesksHandle, tenant_id: str, providers: tuple[str, ...] = PROVIDERS) -> None:
+    """Store the tenant's credentials for every local helpdesk (and CRM) in a SecretStore, as an operator would."""
+    for provider in providers:
+        secrets.put_secret(tenant_id, provider, json.dumps(handle.credentials(provider, tenant_id)))

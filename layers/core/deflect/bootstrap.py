@@ -205,15 +205,31 @@ class Container:
         )
 
     @cached_property
-    def intent_classifier(self) -> Any:
+    def intent_embeddings(self) -> Any:
+        """What intent heads are trained on and applied to: Titan v2 on Bedrock, local MiniLM otherwise."""
         s = self.settings
         if s.model_backend == "bedrock":
             from deflect.adapters.bedrock_embeddings import BedrockEmbeddings
-            from deflect.triage.intents import EvidenceModelStore, LinearIntentClassifier
 
-            embeddings = BedrockEmbeddings(self.client("bedrock-runtime"), s.embedding_model_id, dimensions=s.embedding_dimensions)
-            return LinearIntentClassifier(embeddings, EvidenceModelStore(self.evidence))
-        return self.embedded_models.classifier()
+            return BedrockEmbeddings(self.client("bedrock-runtime"), s.embedding_model_id, dimensions=s.embedding_dimensions)
+        return self.embedded_models.embeddings
+
+    @cached_property
+    def intent_models(self) -> Any:
+        """Versioned intent heads per tenant: locked objects in the evidence bucket on AWS, MODEL_DATA_DIR locally."""
+        if self.settings.model_backend == "bedrock":
+            from deflect.triage.intents import EvidenceModelStore
+
+            return EvidenceModelStore(self.evidence)
+        return self.embedded_models.store
+
+    @cached_property
+    def intent_classifier(self) -> Any:
+        from deflect.triage.intents import LinearIntentClassifier
+
+        # The starter taxonomy is trained on first use only where numpy is available (the embedded default).
+        starter = self.embedded_models.starter if self.settings.model_backend != "bedrock" else None
+        return LinearIntentClassifier(self.intent_embeddings, self.intent_models, fallback=starter)
 
     @cached_property
     def answer_composer(self) -> Any:

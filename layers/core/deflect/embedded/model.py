@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from deflect.domain.canonical import canonical_json, sha256_hex
 from deflect.domain.models import Citation, Draft
 from deflect.domain.tenancy import TenantContext
@@ -41,34 +42,39 @@ from deflect.triage.intents import (
 # --------------------------------------------------------------------------- embeddings with caches
 
 
+QUERY_TOKENS = 128  # what the embedded search index embeds a question with (deflect.embedded.search)
+
+
 class CachedEmbeddings:
-    """An Embeddings port with an in-process LRU (the classifier and the composer embed the same question)."""
+    """An Embeddings port with an in-process LRU keyed by (max_tokens, text): the intent classifier, the search
+    index and the composer embed the same (focused) question once; help-center sentences are embedded once."""
 
     def __init__(self, inner: Any, capacity: int = 20_000) -> None:
         self.inner = inner
         self.model_id = getattr(inner, "model_id", "unknown")
         self.dimensions = getattr(inner, "dimensions", 384)
         self._capacity = capacity
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[tuple[int | None, str], np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def embed(self, texts: list[str], *, max_tokens: int | None = None) -> np.ndarray:
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         missing: dict[str, list[int]] = {}
         with self._lock:
             for row, text in enumerate(texts):
-                vector = self._cache.get(text)
+                vector = self._cache.get((max_tokens, text))
                 if vector is None:
                     missing.setdefault(text, []).append(row)
                 else:
-                    self._cache.move_to_end(text)
+                    self._cache.move_to_end((max_tokens, text))
                     out[row] = vector
         if missing:
-            fresh = np.asarray(self.inner.embed(list(missing)), dtype=np.float32)
+            extra = {} if max_tokens is None else {"max_tokens": max_tokens}
+            fresh = np.asarray(self.inner.embed(list(missing), **extra), dtype=np.float32)
             with self._lock:
                 for (text, rows), vector in zip(missing.items(), fresh, strict=True):
                     out[rows] = vector
-                    self._cache[text] = vector
+                    self._cache[(max_tokens, text)] = vector
                 while len(self._cache) > self._capacity:
                     self._cache.popitem(last=False)
         return out
@@ -434,8 +440,8 @@ class ExtractiveComposer:
             return Composition(None, problem="no_relevant_passage")
         texts = [f"{u.heading}: {u.text}" if u.heading else u.text for u in flat]
         prompt = canonical_json({"question": question, "units": texts, "model": self.model_id})
-        vectors = np.asarray(self.embeddings.embed([question, *texts]), dtype=np.float32)
-        sims = vectors[1:] @ vectors[0]
+        asked = _question_vector(self.embeddings, question)
+        sims = np.asarray(self.embeddings.embed(texts), dtype=np.float32) @ asked
         offset = 0
         picked: list[tuple[grounding.CleanPassage, list[grounding.Unit], float]] = []
         for passage, units in zip(usable, unit_lists, strict=True):
@@ -509,6 +515,17 @@ class ExtractiveComposer:
         return start, end, float(scores[best])
 
 
+def _question_vector(embeddings: Any, question: str) -> np.ndarray:
+    """The question as search embeds it (greetings dropped, 128 tokens): usually a cache hit."""
+    from deflect.knowledge.search import focus
+
+    try:
+        vectors = embeddings.embed([focus(question)], max_tokens=QUERY_TOKENS)
+    except TypeError:  # embeddings without a token limit
+        vectors = embeddings.embed([focus(question)])
+    return np.asarray(vectors, dtype=np.float32)[0]
+
+
 # --------------------------------------------------------------------------- the bundle the container builds
 
 
@@ -528,7 +545,7 @@ class EmbeddedModels:
     def classifier(self) -> Any:
         from deflect.triage.intents import LinearIntentClassifier
 
-        return LinearIntentClassifier(self.embeddings, self.store, fallback=self.starter)
+        return LinearIntentClassifier(self.embeddings, self.store, fallback=self.starter, query_tokens=QUERY_TOKENS)
 
     def composer(self) -> ExtractiveComposer:
         return ExtractiveComposer(self.embeddings)

@@ -37,7 +37,6 @@ from deflect.domain import keys
 from deflect.domain.canonical import canonical_json, sha256_hex
 from deflect.domain.errors import (
     Conflict,
-    DeflectError,
     InvalidTenant,
     MalformedPayload,
     NotFound,
@@ -766,8 +765,12 @@ class Intake:
         except FutureTimeout:
             self.metric("ConversationTriageOverBudget", 1)
             return None
-        except DeflectError:
-            return None  # the queued job will triage it; the caller polls the status URL
+        except Exception as error:
+            # Whatever went wrong (a model timeout, a missing permission), the queued job triages it again and
+            # the caller polls the status URL: a conversation never fails because the fast path did.
+            self.metric("ConversationTriageFailed", 1)
+            logger().warning("synchronous triage failed", extra={"error": type(error).__name__})
+            return None
         finally:
             pool.shutdown(wait=False)
 

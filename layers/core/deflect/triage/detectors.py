@@ -195,6 +195,7 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
             r"\b(?:double|duplicate|unexpected|unauthori[sz]ed|wrong|incorrect|extra|surprise|hidden|mystery)\b[^.?!\n]{0,15}\b(?:charges?|payments?|billing|invoices?|fees?|transactions?)\b"
         ),
         _rx(r"\bover-?charg(?:e|ed|ing)\b"),
+        _rx(r"\b(?:charges?|payments?|transactions?|debits?|bills?)\b[^.?!\n]{0,40}\b(?:don'?t|do not|didn'?t|did not|never|can'?t)\s+(?:recogni[sz]e|authori[sz]e|make|order|remember)"),
         _rx(r"\b(?:didn'?t|did not|never)\b[^.?!\n]{0,20}\b(?:authori[sz]e|agree to|sign up for|order)\b"),
         _rx(r"\b(?:waive|discount|coupon|credit note|price match|cheaper price|special price)\b"),
         _rx(
@@ -401,7 +402,8 @@ _MANY_USERS = [
         r"\b(?:all|every|most|many|several|hundreds of|thousands of|dozens of|multiple)\b[^.?!\n]{0,15}\b(?:users|customers|employees|people|team ?mates|colleagues|accounts|agents|staff|clients|members|teams)\b"
     ),
     _rx(r"\b(?:whole|entire)\b[^.?!\n]{0,10}\b(?:team|company|organi[sz]ation|org|department|office)\b"),
-    _rx(r"\b(?:everyone|everybody|nobody|no one)\b"),
+    _rx(r"\b(?:everyone|everybody|anyone|anybody|nobody|no one)\b"),
+    _rx(r"\b(?:for|in|across)\s+(?:the|our|my)\s+(?:whole\s+|entire\s+)?(?:company|team|organi[sz]ation|org|department)\b"),
     _rx(r"\b\d{2,}\s+(?:users|customers|people|employees|accounts|agents|seats)\b"),
 ]
 _URGENT = _rx(
@@ -447,6 +449,8 @@ _INJECTION = [
     _rx(
         r"<\s*/?\s*(?:system|instructions?|prompt|assistant)\s*>|\[\s*(?:system|inst)\s*\]|###\s*(?:system|instruction)"
     ),
+    # Role labels written the way chat transcripts are ("SYSTEM: …"); upper case only, so "System: Windows 11" passes.
+    re.compile(r"(?:^|[\n.!?]\s*)(?:SYSTEM|ASSISTANT|DEVELOPER)\s*:"),
 ]
 
 

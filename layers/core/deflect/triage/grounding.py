@@ -121,12 +121,17 @@ def units(text: str) -> list[Unit]:
 
     def flush() -> None:
         if paragraph:
-            for sentence in _SENTENCE.split(" ".join(paragraph)):
+            joined = " ".join(paragraph)
+            # A list item stays whole ("1. Open Settings…" keeps its number); prose splits into sentences.
+            pieces = [joined] if _LIST_ITEM.match(joined) else _SENTENCE.split(joined)
+            for sentence in pieces:
                 if quote := _quotable(sentence):
                     out.append(Unit(heading, quote))
             paragraph.clear()
 
-    for line in text.split("\n"):
+    lines = text.split("\n")
+    for number, line in enumerate(lines):
+        header_row = number + 1 < len(lines) and bool(_TABLE_RULE.match(lines[number + 1]))
         if match := _HEADING.match(line):
             flush()
             heading = _MARKDOWN_NOISE.sub("", match.group(1)).strip()
@@ -134,7 +139,7 @@ def units(text: str) -> list[Unit]:
             flush()
         elif _TABLE_ROW.match(line):
             flush()
-            if quote := _quotable(line.strip().strip("|").strip()):
+            if not header_row and (quote := _quotable(line.strip().strip("|").strip())):
                 out.append(Unit(heading, quote))
         elif _LIST_ITEM.match(line):
             flush()

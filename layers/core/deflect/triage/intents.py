@@ -429,11 +429,14 @@ class LinearIntentClassifier:
         fallback: Any | None = None,
         refresh_s: float = 60.0,
         clock: Any = None,
+        query_tokens: int | None = None,
     ) -> None:
         self.embeddings = embeddings
         self.store = store
         self.fallback = fallback
         self._refresh_s = refresh_s
+        # Embed the question as the search index does (greetings dropped, same token limit): one cached vector.
+        self._query_tokens = query_tokens
         self._clock = clock or (lambda: utcnow().timestamp())
         self._lock = threading.Lock()
         self._heads: dict[str, tuple[float, IntentHead | None, _Compiled | None]] = {}
@@ -463,7 +466,12 @@ class LinearIntentClassifier:
         return head, compiled
 
     def embed(self, text: str) -> list[float]:
-        vectors = self.embeddings.embed([text])
+        from deflect.knowledge.search import focus
+
+        if self._query_tokens:
+            vectors = self.embeddings.embed([focus(text)], max_tokens=self._query_tokens)
+        else:
+            vectors = self.embeddings.embed([focus(text)])
         return [float(v) for v in vectors[0]]
 
     def classify(self, ctx: TenantContext, text: str) -> IntentPrediction:

@@ -84,7 +84,8 @@ def build(
     ctx = TenantContext(tenant_id=tenant_id, actor="cli:triage", roles=frozenset({"admin", "service"}), via="cli")
     store, evidence = MemorySupportStore(), MemoryEvidenceStore()
     models = EmbeddedModels(model_data_dir, embedder=embedder)
-    index = EmbeddedKnowledgeIndex(None, embedder=models.embeddings.inner)
+    # The index shares the models' embedding cache: a question is embedded once for intent, search and answer.
+    index = EmbeddedKnowledgeIndex(None, embedder=models.embeddings)
     summary = KnowledgeIngestion(store, evidence, index).import_rows(ctx, knowledge_rows(knowledge or DEMO_HELP_CENTER))
     config = (config or TenantConfig(tenant_id=tenant_id, display_name="Offline tenant")).model_copy(
         update={"tenant_id": tenant_id}

@@ -1,0 +1,167 @@
+"""Failures never drop an effect silently: 429/Retry-After is respected, 5xx are retried with backoff, a
+poison item ends in the DLQ after its attempts and `deflect outbox replay` delivers it once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deflect.domain.errors import Throttled, TransientFailure
+from deflect.domain.models import RequestedAction, Ticket
+from deflect.domain.tenancy import TenantContext
+from deflect.services import outbox
+from deflect.services.outbox import OutboxRef, ref_from_message
+from infra.local.helpdesks import Fault, connect_tenant, start_helpdesks
+from tests.integration.writeback_support import Clock, ListQueue, fast_http, service, writeback_aws
+
+TENANT = "failco"
+
+
+@pytest.fixture(scope="module")
+def world():
+    with writeback_aws(stream=False) as aws, start_helpdesks() as helpdesks:
+        connect_tenant(aws.container.secrets, helpdesks, TENANT)
+        yield aws, helpdesks
+
+
+@pytest.fixture
+def helpdesks(world):
+    _, handle = world
+    handle.state.faults.clear()
+    return handle
+
+
+def new_reply(aws, helpdesks, provider: str = "zendesk", **kw):
+    desk = helpdesks.state.create_ticket(provider, TENANT)
+    ticket = Ticket(tenant_id=TENANT, ticket_id=f"t-{desk.id}", provider=provider, external_id=desk.id, external_updated_at=desk.updated_at)
+    item = outbox.reply(ticket, "Please update to 4.2.", **kw)
+    aws.container.store.transact(TenantContext.system(TENANT), outbox.writes([item]))
+    return item, OutboxRef(tenant_id=TENANT, outbox_id=item.outbox_id)
+
+
+def test_a_429_is_waited_out_for_as_long_as_retry_after_says(world, helpdesks):
+    aws, _ = world
+    sleeps: list[float] = []
+    svc = service(aws, fast_http(sleeps=sleeps, rng=lambda: 0.0))
+    item, ref = new_reply(aws, helpdesks)
+    helpdesks.state.faults.append(Fault(provider="zendesk", status=429, retry_after="3", count=1))
+    assert svc.dispatch(ref).outcome == "delivered"
+    assert 3.0 in sleeps
+    assert helpdesks.state.effects[item.outbox_id] == 1
+
+
+def test_a_long_retry_after_goes_back_to_the_queue_without_using_an_attempt(world, helpdesks):
+    aws, _ = world
+    svc = service(aws, fast_http())
+    item, ref = new_reply(aws, helpdesks, "intercom")
+    helpdesks.state.faults.append(Fault(provider="intercom", status=429, retry_after="120", count=1))
+    with pytest.raises(Throttled) as raised:
+        svc.dispatch(ref)
+    assert raised.value.retry_after_s == 120
+    stored = svc.outbox.get(TenantContext.system(TENANT), item.outbox_id)
+    assert (stored.status, stored.attempts) == ("failed", 0)
+    assert svc.dispatch(ref).outcome == "delivered"
+    assert helpdesks.state.effects[item.outbox_id] == 1
+
+
+def test_5xx_are_retried_with_growing_backoff(world, helpdesks):
+    aws, _ = world
+    sleeps: list[float] = []
+    svc = service(aws, fast_http(sleeps=sleeps))
+    item, ref = new_reply(aws, helpdesks, "freshdesk")
+    helpdesks.state.faults.append(Fault(provider="freshdesk", status=503, method="POST", path_contains="/reply", count=2))
+    helpdesks.state.faults.append(Fault(provider="freshdesk", status=500, method="GET", count=2))
+    assert svc.dispatch(ref).outcome == "delivered"
+    assert len(sleeps) == 4 and sleeps[0] < sleeps[1]
+    assert helpdesks.state.effects[item.outbox_id] == 1
+
+
+def test_a_timeout_after_the_helpdesk_applied_the_reply_does_not_post_it_twice(world, helpdesks):
+    aws, _ = world
+    http = fast_http()
+    http.timeout_s = 0.3
+    svc = service(aws, http)
+    item, ref = new_reply(aws, helpdesks, "jira")
+    helpdesks.state.faults.append(Fault(provider="jira", method="POST", path_contains="/comment", mode="hang_after", delay_s=0.6))
+    assert svc.dispatch(ref).outcome == "delivered"
+    assert helpdesks.state.effects[item.outbox_id] == 1
+
+
+def test_a_poison_item_reaches_the_dlq_and_is_replayable(world, helpdesks, capsys):
+    aws, _ = world
+    clock = Clock()
+    queue = ListQueue()
+    svc = service(
+        aws, fast_http(), clock=clock, max_attempts=3, queue=queue, dead_letters=aws.container.writeback_dead_letters
+    )
+    item, ref = new_reply(aws, helpdesks, "freshdesk")
+    helpdesks.state.faults.append(Fault(provider="freshdesk", status=500, count=1000))
+    for _ in range(2):
+        with pytest.raises(TransientFailure):
+            svc.dispatch(ref)
+    result = svc.dispatch(ref)  # the third attempt is the last
+    assert result.outcome == "dead"
+    [letter] = aws.queue_messages("WritebackDLQ")
+    assert (letter["tenant_id"], letter["outbox_id"], letter["attempts"]) == (TENANT, item.outbox_id, 3)
+    assert helpdesks.state.effects[item.outbox_id] == 0
+    # The DLQ message is still there for the alarm (queue_messages consumed it: put it back as SQS would hold it).
+    aws.container.writeback_dead_letters.send(TenantContext.system(TENANT), {k: v for k, v in letter.items() if k != "tenant_id"})
+
+    # The operator sees it...
+    lines = run_cli(capsys, svc, ["outbox", "list", "--tenant", TENANT, "--status", "dead"])
+    assert [line["outbox_id"] for line in lines[:-1]] == [item.outbox_id]
+    assert lines[-1]["by_status"] == {"dead": 1}
+
+    # ...fixes the cause, and replays it: back to pending, re-queued, the DLQ cleared.
+    helpdesks.state.faults.clear()
+    [summary] = run_cli(capsys, svc, ["outbox", "replay", "--tenant", TENANT])
+    assert summary["replayed"] == [item.outbox_id] and summary["dlq_messages_removed"] == 1
+    assert aws.queue_messages("WritebackDLQ") == []
+    [requeued] = queue.take()
+    assert requeued == ref
+    assert svc.dispatch(requeued).outcome == "delivered"
+    assert helpdesks.state.effects[item.outbox_id] == 1
+    assert svc.dispatch(requeued).outcome == "already_handled"  # a duplicate message changes nothing
+
+
+def test_an_item_without_credentials_for_its_helpdesk_goes_to_the_dlq(world, helpdesks):
+    aws, _ = world
+    svc = service(aws, fast_http(), dead_letters=aws.container.writeback_dead_letters)
+    ticket = Ticket(tenant_id="nocreds", ticket_id="t-1", provider="zendesk", external_id="1")
+    item = outbox.new_item(ticket, "account_action", action=RequestedAction(kind="refund", amount="5"))
+    aws.container.store.transact(TenantContext.system("nocreds"), outbox.writes([item]))
+    assert svc.dispatch(OutboxRef(tenant_id="nocreds", outbox_id=item.outbox_id)).outcome == "dead"
+    [letter] = aws.queue_messages("WritebackDLQ")
+    assert letter["outbox_id"] == item.outbox_id
+
+
+def test_sweep_requeues_an_item_whose_enqueue_was_lost(world, helpdesks):
+    aws, _ = world
+    clock = Clock()
+    queue = ListQueue()
+    svc = service(aws, fast_http(), clock=clock, queue=queue)
+    item, ref = new_reply(aws, helpdesks, "intercom")  # committed, but the process died before enqueue
+    clock.skip(600)
+    assert item.outbox_id in svc.sweep(TenantContext.system(TENANT), older_than_s=300)
+    assert ref in queue.take()
+
+
+def run_cli(capsys, svc, argv: list[str]) -> list[dict]:
+    from deflect.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    args.service = svc
+    capsys.readouterr()
+    args.func(args)
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+
+
+def test_queue_messages_from_enqueue_parse_back(world):
+    aws, _ = world
+    ctx = TenantContext.system(TENANT)
+    ticket = Ticket(tenant_id=TENANT, ticket_id="t-q", provider="zendesk", external_id="9")
+    item = outbox.reply(ticket, "hi")
+    outbox.enqueue(aws.container.writeback_queue, ctx, [item])
+    [message] = aws.queue_messages("WritebackQueue")
+    assert ref_from_message(json.dumps(message)) == OutboxRef(tenant_id=TENANT, outbox_id=item.outbox_id)
