@@ -81,7 +81,7 @@ def run(escalations: int) -> dict[str, Any]:
 
     from infra.local.seed import DEMO_TENANT
     from infra.local.stack import start_stack
-    from tests.integration.conftest_escalation import dynamodb_serialised
+    from tests.integration.conftest_escalation import dynamodb_serialised, without_table_stream
 
     data_dir = tempfile.mkdtemp(prefix="deflect-bench-escalation-")
     # moto's DynamoDB loses concurrent writes when a transaction rolls back (see dynamodb_serialised): without
@@ -89,6 +89,7 @@ def run(escalations: int) -> dict[str, Any]:
     serialised = dynamodb_serialised()
     serialised.__enter__()
     stack = start_stack(port=0, data_dir=data_dir, quiet=True)
+    without_table_stream()  # moto copies the whole stream history on every transaction item (see there)
     try:
         c = container()
         ctx = TenantContext.system(DEMO_TENANT)

@@ -35,7 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_triage")
     parser.add_argument("--cases", type=Path, default=ROOT / "tests" / "triage_cases" / "cases.jsonl")
     parser.add_argument("--rounds", type=int, default=1, help="measured passes (each with new wording)")
-    parser.add_argument("--model-data-dir", default=os.environ.get("MODEL_DATA_DIR") or tempfile.mkdtemp(prefix="bench-triage-"))
+    parser.add_argument(
+        "--model-data-dir",
+        default=os.environ.get("MODEL_DATA_DIR") or tempfile.mkdtemp(prefix="bench-triage-"),
+    )
     args = parser.parse_args(argv)
 
     from deflect.triage import offline
@@ -51,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         return (time.perf_counter() - began) * 1000
 
     for text in texts:  # warm-up: same passages, different messages
-        assess(f"Hello team, quick one. {text}")
+        assess(f"Question from our ops team: {text}")
     timings: list[float] = []
     for round_number in range(args.rounds):
         prefix = "" if round_number == 0 else f"(round {round_number}) "

@@ -51,7 +51,9 @@ def process(event: dict[str, Any], context: Any = None, container: Any = None) -
         try:
             job = TriageJob.model_validate_json(record.body)
         except (ValidationError, InvalidTenant, ValueError):
-            logger().warning("dropping a record that is not a triage job", extra={"message_id": record.message_id})
+            logger().warning(
+                "dropping a record that is not a triage job", extra={"message_id": record.message_id}
+            )
             metrics().add_metric(name="TriageJobMalformed", unit=MetricUnit.Count, value=1)
             return
         bind_tenant(job.tenant_id)
@@ -65,8 +67,15 @@ def process(event: dict[str, Any], context: Any = None, container: Any = None) -
         metrics().add_metric(name=f"Triage_{result.outcome}", unit=MetricUnit.Count, value=1)
         logger().info(
             "triaged",
-            extra={"ticket_id": job.ticket_id, "outcome": result.outcome, "mode": result.rollout_mode, "replayed": result.replayed},
+            extra={
+                "ticket_id": job.ticket_id,
+                "outcome": result.outcome,
+                "mode": result.rollout_mode,
+                "replayed": result.replayed,
+            },
         )
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(event=event, record_handler=on_message, processor=processor, context=context)
+    return process_partial_response(
+        event=event, record_handler=on_message, processor=processor, context=context
+    )

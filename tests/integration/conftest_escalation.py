@@ -259,7 +259,7 @@ def escalation_fixture() -> Iterator[EscalationHarness]:
             env.setenv(key, value)
         env.setenv("ESCALATION_STATE_MACHINE_ARN", resources.state_machines["EscalationStateMachine"])
         _watch_sla_topic(session, resources)
-        _without_table_stream()
+        without_table_stream()
         bootstrap.reset()
         specs = {
             name: spec
@@ -326,10 +326,11 @@ def _watch_sla_topic(session: Any, resources: Any) -> None:
     resources.queues["SlaWatch"] = url
 
 
-def _without_table_stream() -> None:
-    """Nothing here reads SupportTable's stream, and moto deep-copies the table with its whole stream history
-    for every item of every transaction: each transaction would get slower as the module's tests write more.
-    (moto's UpdateTable cannot switch a stream off, hence its backend directly.)"""
+def without_table_stream() -> None:
+    """Stop moto recording SupportTable's stream (nothing local consumes it: the template disables the writeback
+    function's stream event). moto deep-copies the table with its whole stream history for every item of every
+    transaction, so each transaction gets slower with every write before it. (moto's UpdateTable cannot switch
+    a stream off, hence its backend directly.)"""
     from moto.dynamodb.models import dynamodb_backends
 
     from infra.local.resources import ACCOUNT, REGION

@@ -11,15 +11,35 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from deflect.domain.models import DecisionPolicy, TenantConfig
 from deflect.domain.tenancy import TenantContext
 from deflect.repositories import save
 
 TENANT = "acme-cli"
 TAXONOMY = [
-    ("export", ["how do I export a report", "download my report as csv", "export data to a spreadsheet", "csv export of the dashboard"]),
-    ("invite", ["invite a teammate", "add a colleague to my team", "give someone access to the workspace", "how to add users"]),
-    ("refund", ["I want a refund", "give me my money back", "refund my last payment", "please reverse the charge"]),
+    (
+        "export",
+        [
+            "how do I export a report",
+            "download my report as csv",
+            "export data to a spreadsheet",
+            "csv export of the dashboard",
+        ],
+    ),
+    (
+        "invite",
+        [
+            "invite a teammate",
+            "add a colleague to my team",
+            "give someone access to the workspace",
+            "how to add users",
+        ],
+    ),
+    (
+        "refund",
+        ["I want a refund", "give me my money back", "refund my last payment", "please reverse the charge"],
+    ),
 ]
 
 
@@ -34,7 +54,11 @@ def cli(moto_stack: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Ite
     bootstrap.reset()
     container = bootstrap.container()
     ctx = TenantContext.system(TENANT, actor="test")
-    save(container.store, ctx, [container.tenants.save_write(TenantConfig(tenant_id=TENANT, display_name="Acme CLI"))])
+    save(
+        container.store,
+        ctx,
+        [container.tenants.save_write(TenantConfig(tenant_id=TENANT, display_name="Acme CLI"))],
+    )
     yield main
     bootstrap.reset()
 
@@ -47,7 +71,9 @@ def test_training_a_taxonomy_makes_a_new_audited_version_that_triage_uses(cli, t
     from deflect.bootstrap import container
 
     taxonomy = tmp_path / "intents.jsonl"
-    taxonomy.write_text("\n".join(json.dumps({"text": t, "label": label}) for label, texts in TAXONOMY for t in texts))
+    taxonomy.write_text(
+        "\n".join(json.dumps({"text": t, "label": label}) for label, texts in TAXONOMY for t in texts)
+    )
     assert cli(["intents", "train", "--tenant", TENANT, str(taxonomy), "--actor", "admin:dana"]) == 0
     first = _last_json(capsys)
     assert first["version"] == 1 and first["intents"] == 3 and first["active"]
@@ -112,7 +138,10 @@ def test_replaying_helpdesk_exports_in_shadow_mode_compares_with_what_agents_did
     container().knowledge_ingestion.put(
         admin,
         "gs-export",
-        ArticleInput(title="Export a report", body="# Export a report\n\nTo export a report to CSV, open Reports and click Export CSV.\n"),
+        ArticleInput(
+            title="Export a report",
+            body="# Export a report\n\nTo export a report to CSV, open Reports and click Export CSV.\n",
+        ),
     )
     zendesk = tmp_path / "zendesk.json"
     zendesk.write_text(json.dumps({"tickets": ZENDESK_EXPORT}))
@@ -159,7 +188,9 @@ def test_eval_classify_reports_accuracy_f1_and_out_of_scope_numbers(cli, tmp_pat
 def test_eval_triage_reports_escalation_recall_precision_and_deflection(cli, tmp_path, capsys):
     kb = tmp_path / "kb"
     kb.mkdir()
-    (kb / "export.md").write_text("---\nid: gs-export\ntitle: Export a report\n---\n# Export a report\n\nTo export a report to CSV, open Reports and click Export CSV.\n")
+    (kb / "export.md").write_text(
+        "---\nid: gs-export\ntitle: Export a report\n---\n# Export a report\n\nTo export a report to CSV, open Reports and click Export CSV.\n"
+    )
     cases = tmp_path / "cases.jsonl"
     cases.write_text(
         "\n".join(
@@ -178,11 +209,14 @@ def test_eval_triage_reports_escalation_recall_precision_and_deflection(cli, tmp
 
 
 class _StatusPage(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         if self.path.startswith("/api/v2/summary.json"):
             body = {
                 "status": {"indicator": "minor", "description": "Partially Degraded Service"},
-                "components": [{"name": "API", "status": "degraded_performance"}, {"name": "Web", "status": "operational"}],
+                "components": [
+                    {"name": "API", "status": "degraded_performance"},
+                    {"name": "Web", "status": "operational"},
+                ],
                 "incidents": [{"name": "Slow syncs", "status": "investigating", "impact": "minor"}],
             }
         elif self.path.startswith("/errors?account_id=acct-9"):

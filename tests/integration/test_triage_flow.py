@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from deflect.domain.models import DecisionPolicy, Message, TenantConfig, Ticket
 from deflect.domain.tenancy import TenantContext
 from deflect.knowledge.models import ArticleInput
@@ -51,7 +52,9 @@ def world(moto_stack: Any, model_dir: str, tmp_path: Any) -> Iterator[Any]:
     env.pop("AWS_ENDPOINT_URL", None)
     container = Container(Settings.from_env(env))
     ctx = TenantContext.system(TENANT, actor="test")
-    config = TenantConfig(tenant_id=TENANT, display_name="Acme", policy=DecisionPolicy(rollout_default="auto"))
+    config = TenantConfig(
+        tenant_id=TENANT, display_name="Acme", policy=DecisionPolicy(rollout_default="auto")
+    )
     save(container.store, ctx, [container.tenants.save_write(config)])
     admin = TenantContext(tenant_id=TENANT, actor="admin:kb", roles=frozenset({"admin"}), via="cli")
     for article_id, article in ARTICLES.items():
@@ -69,9 +72,13 @@ class _World:
         tickets = Tickets(self.container.store)
         writes = []
         if tickets.get(self.ctx, ticket_id) is None:
-            ticket = Ticket(tenant_id=TENANT, ticket_id=ticket_id, provider="zendesk", external_id=ticket_id[-4:])
+            ticket = Ticket(
+                tenant_id=TENANT, ticket_id=ticket_id, provider="zendesk", external_id=ticket_id[-4:]
+            )
             writes.append(tickets.save_write(ticket))
-        message = Message(tenant_id=TENANT, ticket_id=ticket_id, message_id=f"m-{ticket_id}", body_redacted=text)
+        message = Message(
+            tenant_id=TENANT, ticket_id=ticket_id, message_id=f"m-{ticket_id}", body_redacted=text
+        )
         writes.append(Tickets.message_write(message))
         save(self.container.store, self.ctx, writes)
         return message.message_id
@@ -90,7 +97,9 @@ def test_a_how_to_question_is_answered_through_the_outbox_with_citations(world):
     result = triage_message(world.container, world.ctx, "tkt-0001", message_id)
     assert result.outcome == "deflect", result.reasons
     assert "[gs-export v1]" in result.reply and "Export CSV" in result.reply
-    assert world.writeback_messages() == [{"tenant_id": TENANT, "outbox_id": result.outbox_ids[0], "ticket_id": "tkt-0001"}]
+    assert world.writeback_messages() == [
+        {"tenant_id": TENANT, "outbox_id": result.outbox_ids[0], "ticket_id": "tkt-0001"}
+    ]
     item = Outbox(world.container.store).get(world.ctx, result.outbox_ids[0])
     assert item.kind == "public_reply" and item.status == "pending"
     [decision] = Tickets(world.container.store).decisions(world.ctx, "tkt-0001")
@@ -110,7 +119,9 @@ def test_an_injected_refund_request_escalates_to_a_named_execution_and_changes_n
     assert result.outbox_ids == [] and world.writeback_messages() == []
     sfn = world.stack.session.client("stepfunctions")
     arn = world.container.settings.escalation_state_machine_arn
-    execution = sfn.describe_execution(executionArn=f"{arn.replace(':stateMachine:', ':execution:')}:{result.execution_name}")
+    execution = sfn.describe_execution(
+        executionArn=f"{arn.replace(':stateMachine:', ':execution:')}:{result.execution_name}"
+    )
     request = json.loads(execution["input"])
     assert request["decision_id"] == result.decision_id
     assert request["proposed_action"]["kind"] == "refund" and request["proposed_action"]["amount"] == "500"
@@ -125,3 +136,42 @@ def test_instructions_hidden_in_an_article_never_reach_the_customer(world):
     assert result.outcome == "deflect", result.reasons
     assert "Invite" in result.reply and "[sec-invite v1]" in result.reply
     assert "refund" not in result.reply.lower() and "ignore" not in result.reply.lower()
+
+
+def test_the_queue_worker_triages_what_intake_queued(world):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "functions" / "triage" / "app.py"
+    spec = importlib.util.spec_from_file_location("triage_app_flow", path)
+    app = importlib.util.module_from_spec(spec)
+    sys.modules["triage_app_flow"] = app
+    spec.loader.exec_module(app)
+
+    message_id = world.message("tkt-0004", "How do I export a report?")
+    sqs = world.stack.session.client("sqs")
+    url = world.container.settings.triage_queue_url
+    world.container.triage_queue.send(
+        world.ctx, {"kind": "triage", "ticket_id": "tkt-0004", "message_id": message_id}
+    )
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)["Messages"]
+    event = {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": {},
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:TriageQueue",
+                "awsRegion": "us-east-1",
+            }
+            for m in received
+        ]
+    }
+    assert app.process(event, None, container=world.container) == {"batchItemFailures": []}
+    [decision] = Tickets(world.container.store).decisions(world.ctx, "tkt-0004")
+    assert decision.outcome == "deflect"

@@ -53,7 +53,8 @@ def test_a_429_is_waited_out_for_as_long_as_retry_after_says(world, helpdesks):
 
 def test_a_long_retry_after_goes_back_to_the_queue_without_using_an_attempt(world, helpdesks):
     aws, _ = world
-    svc = service(aws, fast_http())
+    now = [0.0]
+    svc = service(aws, fast_http(bucket_clock=lambda: now[0]))
     item, ref = new_reply(aws, helpdesks, "intercom")
     helpdesks.state.faults.append(Fault(provider="intercom", status=429, retry_after="120", count=1))
     with pytest.raises(Throttled) as raised:
@@ -61,6 +62,9 @@ def test_a_long_retry_after_goes_back_to_the_queue_without_using_an_attempt(worl
     assert raised.value.retry_after_s == 120
     stored = svc.outbox.get(TenantContext.system(TENANT), item.outbox_id)
     assert (stored.status, stored.attempts) == ("failed", 0)
+    with pytest.raises(Throttled):
+        svc.dispatch(ref)  # the tenant is still paused: not even one request goes out
+    now[0] += 121
     assert svc.dispatch(ref).outcome == "delivered"
     assert helpdesks.state.effects[item.outbox_id] == 1
 

@@ -104,7 +104,8 @@ class ListQueue:
 def fast_http(**kw: Any) -> HelpdeskHttp:
     """No real sleeping and a frozen bucket clock: tests check waits by what was asked, not by the wall."""
     sleeps: list[float] = kw.pop("sleeps", [])
-    return HelpdeskHttp(sleep=sleeps.append, limits=TokenBuckets(clock=lambda: 0.0), timeout_s=2.0, **kw)
+    bucket_clock = kw.pop("bucket_clock", lambda: 0.0)
+    return HelpdeskHttp(sleep=sleeps.append, limits=TokenBuckets(clock=bucket_clock), timeout_s=2.0, **kw)
 
 
 def service(aws: WritebackAws, http: HelpdeskHttp, *, audit: bool = True, **kw: Any) -> Writeback:

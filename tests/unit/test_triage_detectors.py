@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 import pytest
+
 from deflect.triage import detectors
 
 
@@ -71,7 +72,13 @@ def test_sensitive_requests_are_flagged(text, flag):
 
 
 @pytest.mark.parametrize(
-    "text", ["Can I talk to a real person?", "agent", "I need to talk to your manager", "Please connect me with an agent"]
+    "text",
+    [
+        "Can I talk to a real person?",
+        "agent",
+        "I need to talk to your manager",
+        "Please connect me with an agent",
+    ],
 )
 def test_requests_for_a_human_are_seen(text):
     assert detectors.wants_human(text)
@@ -81,8 +88,14 @@ def test_requests_for_a_human_are_seen(text):
     ("text", "language"),
     [
         ("Hola, no puedo iniciar sesión en mi cuenta, ¿cómo puedo restablecer la contraseña?", "es"),
-        ("Bonjour, je ne peux pas me connecter à mon compte, comment faire pour changer le mot de passe ?", "fr"),
-        ("Hallo, ich kann mich nicht anmelden und mein Passwort ist nicht richtig, wie kann ich das ändern?", "de"),
+        (
+            "Bonjour, je ne peux pas me connecter à mon compte, comment faire pour changer le mot de passe ?",
+            "fr",
+        ),
+        (
+            "Hallo, ich kann mich nicht anmelden und mein Passwort ist nicht richtig, wie kann ich das ändern?",
+            "de",
+        ),
         ("ログインできません。パスワードをリセットする方法を教えてください。", "ja"),
         ("How do I reset my password?", "en"),
     ],

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from deflect.domain.errors import Forbidden, NotFound
 from deflect.domain.models import AttachmentRef, DiagnosticsChecklist, TenantConfig
 from deflect.domain.tenancy import TenantContext
@@ -46,7 +47,9 @@ def test_checklists_come_from_tenant_config_and_names_are_normalised():
     config = TenantConfig(
         tenant_id="acme",
         display_name="Acme",
-        diagnostics=[DiagnosticsChecklist(product_area="mobile", required=["App Version", "Operating System", "logs"])],
+        diagnostics=[
+            DiagnosticsChecklist(product_area="mobile", required=["App Version", "Operating System", "logs"])
+        ],
     )
     assert diagnostics.checklist(config, "mobile") == ["app_version", "os", "logs"]
     assert diagnostics.checklist(config, "billing") == []
@@ -67,7 +70,10 @@ class Telemetry:
         return [{"code": "SB-1042", "at": "2024-05-02T10:00:00Z", "tenant": ctx.tenant_id}][:limit]
 
     def service_status(self, ctx):
-        return {"indicator": "minor", "degraded_components": [{"name": "API", "status": "degraded_performance"}]}
+        return {
+            "indicator": "minor",
+            "degraded_components": [{"name": "API", "status": "degraded_performance"}],
+        }
 
 
 @pytest.fixture
@@ -86,7 +92,9 @@ def test_tools_run_only_where_the_tenant_granted_them_to_one_of_the_callers_role
     assert registry.allowed(GRANTS, agent.roles, "troubleshooting") == ["recent_errors"]
     assert registry.allowed(GRANTS, agent.roles, "billing") == []
     with pytest.raises(Forbidden):
-        registry.run(agent, "service_status", {"ticket_id": "t1"}, grants=GRANTS, product_area="troubleshooting")
+        registry.run(
+            agent, "service_status", {"ticket_id": "t1"}, grants=GRANTS, product_area="troubleshooting"
+        )
     with pytest.raises(Forbidden):
         registry.run(agent, "recent_errors", {"ticket_id": "t1"}, grants=[], product_area="troubleshooting")
     with pytest.raises(NotFound):

@@ -69,7 +69,11 @@ def test_a_draft_that_claims_an_action_was_taken_is_rejected():
     p = passage("Refunds reach your card within 5 to 10 business days.")
     draft = Draft(
         text="I have refunded your last payment. Refunds reach your card within 5 to 10 business days.",
-        citations=[Citation(article_id="kb-1", version=3, quote="Refunds reach your card within 5 to 10 business days.")],
+        citations=[
+            Citation(
+                article_id="kb-1", version=3, quote="Refunds reach your card within 5 to 10 business days."
+            )
+        ],
     )
     assert grounding.verify(draft, [p]).reason == "promises_action"
 

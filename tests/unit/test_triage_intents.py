@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+
 from deflect.domain.errors import MalformedPayload
 from deflect.domain.tenancy import TenantContext
 from deflect.embedded.memory_store import MemoryEvidenceStore
@@ -20,7 +21,6 @@ from deflect.triage.intents import (
     parse_taxonomy,
     starter_taxonomy,
 )
-
 from tests.unit.triage_fakes import BagOfWords
 
 DIM = 24
@@ -40,11 +40,20 @@ def clusters(rng, centers, per_class, spread=0.12):
 def trained():
     rng = np.random.default_rng(3)
     names = [f"intent_{i}" for i in range(8)]
-    centers = {n: v / np.linalg.norm(v) for n, v in zip(names, rng.standard_normal((len(names), DIM)), strict=True)}
+    centers = {
+        n: v / np.linalg.norm(v) for n, v in zip(names, rng.standard_normal((len(names), DIM)), strict=True)
+    }
     vectors, labels = clusters(rng, centers, 40)
-    taxonomy = Taxonomy(intents=[IntentSpec(name=n, flags=["refund"] if n == "intent_0" else []) for n in names])
+    taxonomy = Taxonomy(
+        intents=[IntentSpec(name=n, flags=["refund"] if n == "intent_0" else []) for n in names]
+    )
     head = train_head(
-        tenant_id="acme", version=1, taxonomy=taxonomy, vectors=vectors, labels=labels, embedding_model_id="toy"
+        tenant_id="acme",
+        version=1,
+        taxonomy=taxonomy,
+        vectors=vectors,
+        labels=labels,
+        embedding_model_id="toy",
     )
     unseen = rng.standard_normal(DIM)
     return head, centers, unseen / np.linalg.norm(unseen), rng
@@ -73,7 +82,9 @@ def test_bad_taxonomies_are_refused_with_a_reason():
     with pytest.raises(MalformedPayload, match="unknown flags"):
         parse_taxonomy('{"intents": [{"name": "x", "flags": ["nuclear"]}]}')
     with pytest.raises(MalformedPayload, match="fewer than 3"):
-        Taxonomy(intents=[IntentSpec(name="a", examples=["x"]), IntentSpec(name="b", examples=["y"])]).check_trainable()
+        Taxonomy(
+            intents=[IntentSpec(name="a", examples=["x"]), IntentSpec(name="b", examples=["y"])]
+        ).check_trainable()
 
 
 def test_the_starter_taxonomy_marks_sensitive_intents():
@@ -95,7 +106,7 @@ def test_a_trained_head_recognises_its_intents_and_rejects_what_it_never_saw(tra
 
 
 def test_pure_python_inference_matches_the_numpy_batch_path(trained):
-    head, centers, unseen, rng = trained
+    head, centers, unseen, _ = trained
     store = _single(head)
     classifier = LinearIntentClassifier(_Fixed(np.vstack([centers["intent_3"], unseen])), store)
     ctx = TenantContext.system("acme")
@@ -126,7 +137,10 @@ def test_heads_on_other_embeddings_or_missing_heads_classify_nothing(trained, tm
     head, centers, _, _ = trained
     store = _single(head)
     other = _Fixed(np.vstack([centers["intent_1"]]), model_id="another-model")
-    assert LinearIntentClassifier(other, store).classify(TenantContext.system("acme"), "x").intent == UNCLASSIFIED
+    assert (
+        LinearIntentClassifier(other, store).classify(TenantContext.system("acme"), "x").intent
+        == UNCLASSIFIED
+    )
     empty = LinearIntentClassifier(other, FileModelStore(tmp_path))
     prediction = empty.classify(TenantContext.system("acme"), "x")
     assert prediction.intent == UNCLASSIFIED and prediction.confidence == 0.0
@@ -171,7 +185,10 @@ def test_training_from_text_examples_end_to_end():
     )
     head = train_taxonomy(BagOfWords(), taxonomy, tenant_id="acme", version=1)
     classifier = LinearIntentClassifier(BagOfWords(), _single(head))
-    assert classifier.classify(TenantContext.system("acme"), "how do I export the report to csv").intent == "export"
+    assert (
+        classifier.classify(TenantContext.system("acme"), "how do I export the report to csv").intent
+        == "export"
+    )
 
 
 class _Fixed:

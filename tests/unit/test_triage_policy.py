@@ -2,6 +2,7 @@
 policy change is versioned and audited."""
 
 import pytest
+
 from deflect.domain.models import Classification, DecisionPolicy, Draft, RequestedAction, TenantConfig
 from deflect.domain.tenancy import TenantContext
 from deflect.embedded.memory_store import MemoryEvidenceStore
@@ -15,7 +16,6 @@ from deflect.triage.policy import (
     policy_history,
     rollout_mode,
 )
-
 from tests.unit.triage_fakes import Store
 
 POLICY = DecisionPolicy()
@@ -28,7 +28,12 @@ def classification(**changes) -> Classification:
 
 
 def inputs(**changes) -> PolicyInputs:
-    values = {"classification": classification(), "draft": GOOD_DRAFT, "intent_risk": 0.0, "risk_tolerance": 0.15}
+    values = {
+        "classification": classification(),
+        "draft": GOOD_DRAFT,
+        "intent_risk": 0.0,
+        "risk_tolerance": 0.15,
+    }
     values.update(changes)
     return PolicyInputs(**values)
 
@@ -45,10 +50,16 @@ def test_a_confident_grounded_answer_deflects():
         ({"classification": classification(sensitive_flags=["refund"])}, "sensitive:refund"),
         ({"classification": classification(sensitive_flags=["legal"])}, "sensitive:legal"),
         ({"classification": classification(sensitive_flags=["privacy"])}, "sensitive:privacy"),
-        ({"classification": classification(requested_action=RequestedAction(kind="change_plan"))}, "action:change_plan"),
+        (
+            {"classification": classification(requested_action=RequestedAction(kind="change_plan"))},
+            "action:change_plan",
+        ),
         ({"classification": classification(wants_human=True)}, "wants_human"),
         ({"classification": classification(out_of_scope=True, intent="out_of_scope")}, "out_of_scope"),
-        ({"classification": classification(intent_confidence=0.2), "intent_risk": 0.5}, "low_classification_confidence"),
+        (
+            {"classification": classification(intent_confidence=0.2), "intent_risk": 0.5},
+            "low_classification_confidence",
+        ),
         ({"classification": classification(severity="P1")}, "severity:P1"),
         ({"model_error": "rejected:refused"}, "model_error:rejected:refused"),
         ({"injection": True}, "suspected_prompt_injection"),
@@ -71,7 +82,9 @@ def test_a_strict_tenant_escalates_every_low_confidence_classification():
 
 def test_missing_diagnostics_are_asked_for_when_no_answer_solves_the_problem():
     weak = Draft(text="Maybe this.", confidence=0.2, grounded=True)
-    decision = decide(POLICY, inputs(draft=weak, missing_diagnostics=["app_version", "os"], diagnostics_apply=True))
+    decision = decide(
+        POLICY, inputs(draft=weak, missing_diagnostics=["app_version", "os"], diagnostics_apply=True)
+    )
     assert decision.outcome == "ask_diagnostics"
     assert decision.reasons == ["missing_diagnostics:app_version,os"]
 
@@ -110,5 +123,7 @@ def test_a_policy_change_gets_a_new_version_a_snapshot_and_an_audit_event_with_i
     assert [h["policy"]["version"] for h in history] == [2]
     assert history[0]["changed_by"] == "admin:dana"
     _, events = audit.load(ctx, POLICY_CHAIN)
-    assert [(e.type, e.actor, e.payload["changed"]) for e in events] == [("policy.changed", "admin:dana", ["answer_threshold"])]
+    assert [(e.type, e.actor, e.payload["changed"]) for e in events] == [
+        ("policy.changed", "admin:dana", ["answer_threshold"])
+    ]
     assert audit.verify(ctx, POLICY_CHAIN).ok

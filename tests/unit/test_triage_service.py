@@ -6,7 +6,6 @@ import json
 from deflect.domain.models import DecisionPolicy, DiagnosticsChecklist
 from deflect.ports import IntentPrediction
 from deflect.repositories import Outbox, Tickets
-
 from tests.unit.triage_fakes import EXPORT_ARTICLE, REFUND_ARTICLE, SSO_ARTICLE, Article, make_world
 
 SSO_QUESTION = "How do I set up SSO for my team?"
@@ -87,7 +86,7 @@ def test_escalations_start_the_workflow_once_per_decision_with_its_evidence():
     result = world.triage("tkt-1", "I want to speak to a human about my export")
     assert result.outcome == "escalate" and "wants_human" in result.reasons
     assert result.escalated and result.execution_name == f"esc-{result.decision_id}"
-    [(decision, ticket, refs)] = world.started
+    [(decision, ticket, _)] = world.started
     assert decision.decision_id == result.decision_id and ticket.status == "escalated"
     assert Tickets(world.store).get(world.ctx, "tkt-1").status == "escalated"
 
@@ -99,7 +98,9 @@ def test_injection_in_a_message_changes_nothing_and_no_action_happens_without_a_
     assert {"action:refund", "sensitive:refund", "suspected_prompt_injection"} <= set(result.reasons)
     assert result.classification.requested_action.kind == "refund"
     assert str(result.classification.requested_action.amount) == "500"
-    assert result.reply is None and result.outbox_ids == []  # no reply, no account action: a human task decides
+    assert (
+        result.reply is None and result.outbox_ids == []
+    )  # no reply, no account action: a human task decides
 
 
 def test_injection_hidden_in_an_article_never_reaches_the_customer():
@@ -151,7 +152,14 @@ def test_missing_diagnostics_of_a_problem_report_are_asked_for_in_auto_mode():
     world = make_world(
         articles=[EXPORT_ARTICLE],
         diagnostics=[DiagnosticsChecklist(product_area="troubleshooting", required=["app_version", "os"])],
-        rules=[("crash", IntentPrediction(intent="error_report", confidence=0.9, kind="problem", product_area="troubleshooting"))],
+        rules=[
+            (
+                "crash",
+                IntentPrediction(
+                    intent="error_report", confidence=0.9, kind="problem", product_area="troubleshooting"
+                ),
+            )
+        ],
     )
     result = world.triage("tkt-1", "The app crashes when I open it on macOS 14")
     assert result.outcome == "ask_diagnostics" and result.missing_diagnostics == ["app_version"]
@@ -173,3 +181,33 @@ def test_sensitive_requests_escalate_even_with_a_perfect_article():
         result = world.triage(ticket, text)
         assert result.outcome == "escalate", text
         assert result.reply is None
+
+
+def test_granted_diagnostic_tools_run_for_escalations_and_their_results_are_evidence():
+    from deflect.triage.diagnostics import DiagnosticToolRegistry, RecentErrorsTool
+    from deflect.triage.profile import TriageProfiles
+
+    class Telemetry:
+        def recent_errors(self, ctx, account_id, *, limit=20):
+            return [{"code": "SB-1042"}]
+
+        def service_status(self, ctx):
+            return {}
+
+    world = make_world()
+    world.service.tools = DiagnosticToolRegistry([RecentErrorsTool(Telemetry())])
+    admin = world.ctx.model_copy(update={"actor": "admin:dana"})
+    TriageProfiles(world.store).change(
+        admin, world.audit, {"tool_grants": [{"tool": "recent_errors", "roles": ["service"]}]}
+    )
+    answered = world.triage("tkt-1", SSO_QUESTION)
+    escalated = world.triage("tkt-2", "I want to talk to a human about SSO", account_id="acct-9")
+    _, answered_events = world.audit.load(world.ctx, "tkt-1")
+    _, events = world.audit.load(world.ctx, "tkt-2")
+    assert [e.type for e in answered_events] == ["decision.made"]  # deflections need no human evidence
+    assert [e.type for e in events] == ["diagnostics.collected", "decision.made"]
+    assert events[0].payload == {"names": ["recent_errors"], "ok": ["recent_errors"]}
+    tool_output = json.loads(world.evidence.read(world.ctx, events[0].evidence[0]))
+    assert tool_output["output"]["errors"] == [{"code": "SB-1042"}]
+    assert escalated.outcome == "escalate" and answered.outcome == "deflect"
+    assert world.started[0][2] == events[0].evidence  # the escalation carries the tool results

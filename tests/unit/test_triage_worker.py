@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from deflect.domain.errors import TenantNotFound, Throttled
 from deflect.repositories import Tickets
-
 from tests.unit.triage_fakes import make_world
 
 APP = Path(__file__).resolve().parents[2] / "functions" / "triage" / "app.py"
@@ -63,7 +63,9 @@ def test_a_batch_reports_only_the_records_worth_retrying(app, monkeypatch):
     container = Container(FailingTriage(world, {"throttled": Throttled("slow"), "gone": TenantNotFound()}))
     event = {
         "Records": [
-            record("r1", {"tenant_id": "acme", "ticket_id": "tkt-1", "message_id": good, "provider": "zendesk"}),
+            record(
+                "r1", {"tenant_id": "acme", "ticket_id": "tkt-1", "message_id": good, "provider": "zendesk"}
+            ),
             record("r2", {"tenant_id": "acme", "ticket_id": "tkt-1", "message_id": "throttled"}),
             record("r3", "not json at all"),
             record("r4", {"tenant_id": "NOT A TENANT", "ticket_id": "x", "message_id": "y"}),

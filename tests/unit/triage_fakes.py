@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from deflect.domain.models import Customer, DecisionPolicy, DiagnosticsChecklist, Message, TenantConfig, Ticket
+
+from deflect.domain.models import (
+    Customer,
+    DecisionPolicy,
+    DiagnosticsChecklist,
+    Message,
+    TenantConfig,
+    Ticket,
+)
 from deflect.domain.tenancy import TenantContext
 from deflect.embedded.memory_store import MemoryEvidenceStore, MemorySupportStore
 from deflect.knowledge.models import SearchHit
@@ -72,7 +80,16 @@ class KeywordSearch:
         self.articles = list(articles)
         self.queries: list[str] = []
 
-    def search(self, ctx: TenantContext, text: str, *, k: int = 5, audience: Any = None, record_gap: bool = True, **_: Any) -> SearchResults:
+    def search(
+        self,
+        ctx: TenantContext,
+        text: str,
+        *,
+        k: int = 5,
+        audience: Any = None,
+        record_gap: bool = True,
+        **_: Any,
+    ) -> SearchResults:
         self.queries.append(text)
         lowered = text.lower()
         hits = [
@@ -98,7 +115,9 @@ class RuleIntents:
 
     rules: list[tuple[str, IntentPrediction]] = field(default_factory=list)
     default: IntentPrediction = field(
-        default_factory=lambda: IntentPrediction(intent="how_to", confidence=0.9, kind="question", product_area="general")
+        default_factory=lambda: IntentPrediction(
+            intent="how_to", confidence=0.9, kind="question", product_area="general"
+        )
     )
 
     def classify(self, ctx: TenantContext, text: str) -> IntentPrediction:
@@ -142,7 +161,14 @@ class World:
     sent: list[dict[str, Any]]
 
     def ticket(
-        self, ticket_id: str, text: str, *, customer_id: str | None = "cust-1", message_id: str | None = None, sla_tier: str = "standard"
+        self,
+        ticket_id: str,
+        text: str,
+        *,
+        customer_id: str | None = "cust-1",
+        message_id: str | None = None,
+        sla_tier: str = "standard",
+        account_id: str | None = None,
     ) -> str:
         """Store a ticket (if new) and a customer message on it; returns the message id."""
         tickets = Tickets(self.store)
@@ -156,10 +182,20 @@ class World:
                 provider="zendesk",
                 external_id=ticket_id.split("-")[-1],
                 customer_id=customer_id,
+                account_id=account_id,
                 sla_tier=sla_tier,
             )
             writes.append(tickets.save_write(ticket))
-        writes.append(Tickets.message_write(Message(tenant_id=self.ctx.tenant_id, ticket_id=ticket_id, message_id=message_id, body_redacted=text)))
+        writes.append(
+            Tickets.message_write(
+                Message(
+                    tenant_id=self.ctx.tenant_id,
+                    ticket_id=ticket_id,
+                    message_id=message_id,
+                    body_redacted=text,
+                )
+            )
+        )
         save(self.store, self.ctx, writes)
         return message_id
 
@@ -197,10 +233,20 @@ def make_world(
         diagnostics=diagnostics or [],
     )
     save(store, ctx, [TenantConfigs(store).save_write(config)])
-    save(store, ctx, Customers(store).save_writes(Customer(tenant_id=tenant_id, customer_id="cust-1", email="c@example.com")))
+    save(
+        store,
+        ctx,
+        Customers(store).save_writes(
+            Customer(tenant_id=tenant_id, customer_id="cust-1", email="c@example.com")
+        ),
+    )
     search = KeywordSearch(articles)
     intents = RuleIntents(rules=rules or [])
-    engine = TriageEngine(Classifier(intents), search, ExtractiveComposer(BagOfWords(), full_support=0.5, min_unit_similarity=0.1))
+    engine = TriageEngine(
+        Classifier(intents),
+        search,
+        ExtractiveComposer(BagOfWords(), full_support=0.5, min_unit_similarity=0.1),
+    )
     started: list[tuple[Any, Any, list[Any]]] = []
     queue = RecordingQueue()
 

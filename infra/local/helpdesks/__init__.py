@@ -20,5 +20,34 @@ __all__ = [
     "HelpdesksHandle",
     "connect_tenant",
     "credentials_for",
+    "stack_hook",
     "start_helpdesks",
 ]
+
+
+RUNNING: HelpdesksHandle | None = None  # the local stack's helpdesks, for benchmarks in the same process
+
+
+def stack_hook(stack) -> None:  # type: ignore[no-untyped-def]
+    """`make run`: start the local helpdesks, connect the demo tenant to them, and feed the writeback function
+    from the SupportTable stream as well as its queue (DEFLECT_OUTBOX_STREAM=0 turns the stream off)."""
+    import os
+
+    import boto3
+
+    from deflect.bootstrap import container
+    from infra.local import template as tpl
+    from infra.local.helpdesks.outbox_stream import OutboxStreamPoller
+    from infra.local.seed import DEMO_TENANT
+
+    global RUNNING
+    handle = RUNNING = start_helpdesks(int(os.environ.get("DEFLECT_HELPDESKS_PORT", "0")))
+    stack.on_stop(handle.stop)
+    connect_tenant(container().secrets, handle, DEMO_TENANT)
+    stack.note(f"Helpdesks      {handle.url}/{{zendesk,intercom,freshdesk,jira,crm}}/{DEMO_TENANT}   control {handle.url}/_control/")
+    if os.environ.get("DEFLECT_OUTBOX_STREAM", "1") != "0":
+        function = next(name for name, spec in tpl.functions().items() if spec.stream)
+        poller = OutboxStreamPoller(boto3.session.Session(), stack.resources.tables["SupportTable"], function, stack.functions.invoke)
+        poller.start()
+        stack.on_stop(poller.stop)
+        stack.note(f"Outbox stream  SupportTable stream → {function} (and WritebackQueue → {function})")

@@ -192,5 +192,7 @@ def start_helpdesks(port: int = 0, state: HelpdeskState | None = None) -> Helpde
 
 def connect_tenant(secrets: Any, handle: HelpdesksHandle, tenant_id: str, providers: tuple[str, ...] = PROVIDERS) -> None:
     """Store the tenant's credentials for every local helpdesk (and CRM) in a SecretStore, as an operator would."""
+    from deflect.helpdesk.directory import secret_name
+
     for provider in providers:
-        secrets.put_secret(tenant_id, provider, json.dumps(handle.credentials(provider, tenant_id)))
+        secrets.put_secret(tenant_id, secret_name(provider), json.dumps(handle.credentials(provider, tenant_id)))

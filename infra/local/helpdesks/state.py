@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -112,6 +113,7 @@ class HelpdeskState:
         self.faults: list[Fault] = []
         self.calls: list[Call] = []
         self.effects: Counter[str] = Counter()
+        self.effect_times: dict[str, float] = {}  # outbox id → time.monotonic() of its first effect (benchmarks)
         self._ids = itertools.count(1000)
         self._last = datetime.now(UTC)
 
@@ -195,6 +197,7 @@ class HelpdeskState:
     def count_effect(self, outbox_id: str | None) -> None:
         with self.lock:
             self.effects[outbox_id or "<none>"] += 1
+            self.effect_times.setdefault(outbox_id or "<none>", time.monotonic())
 
     def reset(self) -> None:
         with self.lock:
@@ -204,3 +207,4 @@ class HelpdeskState:
             self.faults.clear()
             self.calls.clear()
             self.effects.clear()
+            self.effect_times.clear()

@@ -256,9 +256,12 @@ class Container:
 
     @cached_property
     def diagnostic_tools(self) -> Any:
-        from deflect.triage.diagnostics import DiagnosticToolRegistry
+        from deflect.triage.diagnostics import DiagnosticToolRegistry, RecentErrorsTool, ServiceStatusTool
+        from deflect.triage.profile import ProfileTelemetry, TriageProfiles
 
-        return DiagnosticToolRegistry()
+        # Tools exist for every tenant; which run, for whom, is the tenant's grants (TriageProfile.tool_grants).
+        telemetry = ProfileTelemetry(TriageProfiles(self.store), self.secrets)
+        return DiagnosticToolRegistry([RecentErrorsTool(telemetry), ServiceStatusTool(telemetry)])
 
     @cached_property
     def triage_engine(self) -> Any:

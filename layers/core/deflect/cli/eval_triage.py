@@ -33,14 +33,24 @@ def register_eval(evaluations: argparse._SubParsersAction) -> None:
     classify.add_argument("--train", required=True, type=Path, help="JSONL {text, label}")
     classify.add_argument("--test", required=True, type=Path, help="JSONL {text, label}")
     classify.add_argument("--oos-label", default=None, help="label that marks out-of-scope examples")
-    classify.add_argument("--holdout-intents", type=int, default=0, help="hide N training intents as out-of-scope")
-    classify.add_argument("--seed", type=int, default=7, help="seed of the held-out intents and of calibration")
-    classify.add_argument("--max-in-scope-loss", type=float, default=0.025, help="gate budget on held-out folds")
-    classify.add_argument("--model-data-dir", default=None, help="embedding cache root (default MODEL_DATA_DIR)")
+    classify.add_argument(
+        "--holdout-intents", type=int, default=0, help="hide N training intents as out-of-scope"
+    )
+    classify.add_argument(
+        "--seed", type=int, default=7, help="seed of the held-out intents and of calibration"
+    )
+    classify.add_argument(
+        "--max-in-scope-loss", type=float, default=0.025, help="gate budget on held-out folds"
+    )
+    classify.add_argument(
+        "--model-data-dir", default=None, help="embedding cache root (default MODEL_DATA_DIR)"
+    )
     classify.set_defaults(func=run_classify)
 
     triage = evaluations.add_parser("triage", help="escalation recall/precision and deflection rate on cases")
-    triage.add_argument("--cases", required=True, type=Path, help="JSONL {id, text, should_escalate[, category]}")
+    triage.add_argument(
+        "--cases", required=True, type=Path, help="JSONL {id, text, should_escalate[, category]}"
+    )
     triage.add_argument("--kb", type=Path, default=None, help="help center: folder, Zendesk export or JSONL")
     triage.add_argument("--intents", type=Path, default=None, help="taxonomy (JSONL {text,label} or JSON)")
     triage.add_argument("--model-data-dir", default=None)
@@ -148,7 +158,9 @@ def run_classify(args: argparse.Namespace) -> int:
     train_s = time.perf_counter() - started
     rename = {_name(label): label for label in labels}
     if has_oos:
-        predicted = [OOS if oos else rename[label] for label, _, oos in predict_many(head, np.asarray(x_test))]
+        predicted = [
+            OOS if oos else rename[label] for label, _, oos in predict_many(head, np.asarray(x_test))
+        ]
     else:
         # Without out-of-scope examples the gate can only cost accuracy: score the closed-set prediction.
         ungated = head.model_copy(update={"gate": None})
@@ -187,7 +199,9 @@ def run_triage(args: argparse.Namespace) -> int:
     taxonomy = parse_taxonomy(args.intents.read_text(encoding="utf-8")) if args.intents else None
     started = time.perf_counter()
     tenant = offline.build(knowledge=args.kb, model_data_dir=_model_dir(args), taxonomy=taxonomy)
-    print(f"tenant ready: {tenant.articles} articles in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    print(
+        f"tenant ready: {tenant.articles} articles in {time.perf_counter() - started:.1f}s", file=sys.stderr
+    )
     escalated: list[bool] = []
     deflected: list[bool] = []
     by_category: dict[str, Counter[str]] = {}

@@ -66,7 +66,14 @@ def run_train(args: argparse.Namespace) -> int:
     c.tenants.get(ctx)  # the tenant must exist and be active
     store = c.intent_models
     version = next_version(store, args.tenant)
-    head = train_taxonomy(c.intent_embeddings, taxonomy, tenant_id=args.tenant, version=version, trained_by=ctx.actor, seed=args.seed)
+    head = train_taxonomy(
+        c.intent_embeddings,
+        taxonomy,
+        tenant_id=args.tenant,
+        version=version,
+        trained_by=ctx.actor,
+        seed=args.seed,
+    )
     store.save(head)
     summary = {
         "tenant": args.tenant,
@@ -90,7 +97,10 @@ def _activate(c: object, ctx: TenantContext, version: int, details: dict) -> Non
     previous = store.current_version(ctx.tenant_id)
     # Audited first: a version triage uses always has its audit event (who, when, which taxonomy).
     c.audit.append(  # type: ignore[attr-defined]
-        ctx, CHAIN, "intents.activated", {"actor": ctx.actor, "from_version": previous, "to_version": version, **details}
+        ctx,
+        CHAIN,
+        "intents.activated",
+        {"actor": ctx.actor, "from_version": previous, "to_version": version, **details},
     )
     store.activate(ctx.tenant_id, version)
 

@@ -26,7 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-ESCALATION_TAGS = ("escalat", "tier2", "tier_2", "tier-2", "l2", "approval", "manager", "refund", "legal", "security")
+ESCALATION_TAGS = (
+    "escalat",
+    "tier2",
+    "tier_2",
+    "tier-2",
+    "l2",
+    "approval",
+    "manager",
+    "refund",
+    "legal",
+    "security",
+)
 ZENDESK_SOLVED = {"solved", "closed"}
 FRESHDESK_SOLVED = {4, 5}
 AgentAction = Literal["escalated", "answered", "multi_touch", "unresolved"]
@@ -42,7 +53,9 @@ class PastTicket:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    replay = commands.add_parser("replay", help="shadow-triage a helpdesk export and compare with what agents did")
+    replay = commands.add_parser(
+        "replay", help="shadow-triage a helpdesk export and compare with what agents did"
+    )
     replay.add_argument("--tenant", required=True)
     replay.add_argument("--export", required=True, type=Path)
     replay.add_argument("--format", choices=("auto", "zendesk", "freshdesk"), default="auto")
@@ -74,7 +87,9 @@ def zendesk_ticket(ticket: dict[str, Any]) -> PastTicket:
     requester = ticket.get("requester_id")
     first = _text(ticket.get("description"))
     if not first and comments:
-        first = _text(comments[0].get("plain_body") or comments[0].get("body") or comments[0].get("html_body"))
+        first = _text(
+            comments[0].get("plain_body") or comments[0].get("body") or comments[0].get("html_body")
+        )
     agent = [c for c in comments[1:] if requester is None or c.get("author_id") != requester]
     public_replies = sum(1 for c in agent if c.get("public", True))
     internal_notes = sum(1 for c in agent if c.get("public") is False)
@@ -84,7 +99,9 @@ def zendesk_ticket(ticket: dict[str, Any]) -> PastTicket:
         ticket_id=str(ticket.get("id", "")),
         subject=_text(ticket.get("raw_subject") or ticket.get("subject")),
         first_message=first,
-        agent_action=_agent_action(tags, status in ZENDESK_SOLVED, public_replies, internal_notes, bool(comments)),
+        agent_action=_agent_action(
+            tags, status in ZENDESK_SOLVED, public_replies, internal_notes, bool(comments)
+        ),
         tags=tags,
     )
 
@@ -105,7 +122,9 @@ def freshdesk_ticket(ticket: dict[str, Any]) -> PastTicket:
     )
 
 
-def _agent_action(tags: list[str], solved: bool, public_replies: int, internal_notes: int, has_thread: bool) -> AgentAction:
+def _agent_action(
+    tags: list[str], solved: bool, public_replies: int, internal_notes: int, has_thread: bool
+) -> AgentAction:
     if _escalation_tagged(tags) or internal_notes:
         return "escalated"
     if not solved:
@@ -152,7 +171,9 @@ def agreement(outcome: str, action: str) -> str:
             action, "would_deflect_other"
         )
     if outcome == "escalate":
-        return {"escalated": "escalate_agrees", "answered": "escalate_but_agents_answered"}.get(action, "escalate_other")
+        return {"escalated": "escalate_agrees", "answered": "escalate_but_agents_answered"}.get(
+            action, "escalate_other"
+        )
     return f"{outcome}_{action}"
 
 

@@ -351,11 +351,13 @@ def train_taxonomy(
     version: int,
     trained_by: str = "system",
     seed: int = 0,
+    max_in_scope_loss: float = 0.025,
 ) -> IntentHead:
     taxonomy.check_trainable()
     texts, labels = taxonomy.examples()
     vectors = np.asarray(embeddings.embed(texts), dtype=np.float32)
     return train_head(
+        max_in_scope_loss=max_in_scope_loss,
         tenant_id=tenant_id,
         version=version,
         taxonomy=taxonomy,
@@ -545,7 +547,9 @@ class EmbeddedModels:
     def classifier(self) -> Any:
         from deflect.triage.intents import LinearIntentClassifier
 
-        return LinearIntentClassifier(self.embeddings, self.store, fallback=self.starter, query_tokens=QUERY_TOKENS)
+        return LinearIntentClassifier(
+            self.embeddings, self.store, fallback=self.starter, query_tokens=QUERY_TOKENS
+        )
 
     def composer(self) -> ExtractiveComposer:
         return ExtractiveComposer(self.embeddings)

@@ -1,7 +1,8 @@
 """Finds the connector for an outbox item: which provider, whose credentials (per tenant, from the SecretStore).
 
 Account actions always go to the tenant's CRM webhook; items of chat/API tickets go to its generic webhook;
-everything else to the ticket's helpdesk. Connectors are cached per tenant and secret version, so a rotated
+everything else to the ticket's helpdesk. Credentials are stored per tenant under `<provider>-writeback`
+(e.g. `zendesk-writeback`), apart from the intake's webhook secret for the same provider. Connectors are cached per tenant and secret version, so a rotated
 secret takes effect as soon as the SecretStore's cache returns it.
 """
 
@@ -32,6 +33,11 @@ CONNECTORS: dict[str, type[Connector]] = {
 }
 
 
+def secret_name(name: str) -> str:
+    """Writeback's API credentials live beside, never in place of, the intake's webhook secret for a provider."""
+    return f"{name}-writeback"
+
+
 def connector_name(item: OutboxItem) -> ConnectorName:
     if item.kind == "account_action":
         return "crm"
@@ -49,7 +55,7 @@ class HelpdeskDirectory:
 
     def connector(self, tenant_id: str, item: OutboxItem) -> Connector:
         name = connector_name(item)
-        stored = self.secrets.secrets(tenant_id, name)
+        stored = self.secrets.secrets(tenant_id, secret_name(name))
         if not stored:
             raise HelpdeskNotConfigured(f"no {name} connection for this tenant")
         fingerprint = hashlib.sha256(stored[0].encode()).hexdigest()

@@ -195,7 +195,9 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
             r"\b(?:double|duplicate|unexpected|unauthori[sz]ed|wrong|incorrect|extra|surprise|hidden|mystery)\b[^.?!\n]{0,15}\b(?:charges?|payments?|billing|invoices?|fees?|transactions?)\b"
         ),
         _rx(r"\bover-?charg(?:e|ed|ing)\b"),
-        _rx(r"\b(?:charges?|payments?|transactions?|debits?|bills?)\b[^.?!\n]{0,40}\b(?:don'?t|do not|didn'?t|did not|never|can'?t)\s+(?:recogni[sz]e|authori[sz]e|make|order|remember)"),
+        _rx(
+            r"\b(?:charges?|payments?|transactions?|debits?|bills?)\b[^.?!\n]{0,40}\b(?:don'?t|do not|didn'?t|did not|never|can'?t)\s+(?:recogni[sz]e|authori[sz]e|make|order|remember)"
+        ),
         _rx(r"\b(?:didn'?t|did not|never)\b[^.?!\n]{0,20}\b(?:authori[sz]e|agree to|sign up for|order)\b"),
         _rx(r"\b(?:waive|discount|coupon|credit note|price match|cheaper price|special price)\b"),
         _rx(
@@ -287,7 +289,9 @@ _HUMAN = [
     ),
     _rx(r"\b(?:escalate|escalation)\b"),
     _rx(r"\b(?:call|phone|ring)\s+me\b"),
-    _rx(r"\b(?:your|a|the)\s+(?:manager|supervisor)\b(?![^.?!\n]{0,20}\b(?:role|permission|account|seat)s?\b)"),
+    _rx(
+        r"\b(?:your|a|the)\s+(?:manager|supervisor)\b(?![^.?!\n]{0,20}\b(?:role|permission|account|seat)s?\b)"
+    ),
     _rx(r"^\s*(?:agent|human|representative|operator)[.!]*\s*$"),
 ]
 
@@ -328,20 +332,175 @@ def sentiment(text: str) -> str:
 
 _STOPWORDS: dict[str, frozenset[str]] = {
     "en": frozenset(
-        ["the", "and", "is", "are", "to", "of", "my", "you", "your", "i", "it", "not", "how", "do", "can", "what", "with", "for", "this", "that", "have"]
+        [
+            "the",
+            "and",
+            "is",
+            "are",
+            "to",
+            "of",
+            "my",
+            "you",
+            "your",
+            "i",
+            "it",
+            "not",
+            "how",
+            "do",
+            "can",
+            "what",
+            "with",
+            "for",
+            "this",
+            "that",
+            "have",
+        ]
     ),
     "es": frozenset(
-        ["el", "la", "los", "las", "de", "que", "y", "en", "un", "una", "es", "no", "mi", "por", "para", "con", "cómo", "como", "puedo", "qué", "mis", "está"]
+        [
+            "el",
+            "la",
+            "los",
+            "las",
+            "de",
+            "que",
+            "y",
+            "en",
+            "un",
+            "una",
+            "es",
+            "no",
+            "mi",
+            "por",
+            "para",
+            "con",
+            "cómo",
+            "como",
+            "puedo",
+            "qué",
+            "mis",
+            "está",
+        ]
     ),
     "fr": frozenset(
-        ["le", "la", "les", "de", "des", "et", "est", "un", "une", "je", "ne", "pas", "mon", "ma", "mes", "pour", "avec", "comment", "que", "qui", "vous", "sur"]
+        [
+            "le",
+            "la",
+            "les",
+            "de",
+            "des",
+            "et",
+            "est",
+            "un",
+            "une",
+            "je",
+            "ne",
+            "pas",
+            "mon",
+            "ma",
+            "mes",
+            "pour",
+            "avec",
+            "comment",
+            "que",
+            "qui",
+            "vous",
+            "sur",
+        ]
     ),
     "de": frozenset(
-        ["der", "die", "das", "und", "ist", "nicht", "ich", "mein", "meine", "ein", "eine", "zu", "mit", "wie", "kann", "sie", "für", "auf", "es", "den"]
+        [
+            "der",
+            "die",
+            "das",
+            "und",
+            "ist",
+            "nicht",
+            "ich",
+            "mein",
+            "meine",
+            "ein",
+            "eine",
+            "zu",
+            "mit",
+            "wie",
+            "kann",
+            "sie",
+            "für",
+            "auf",
+            "es",
+            "den",
+        ]
     ),
-    "pt": frozenset(["o", "a", "os", "as", "de", "que", "e", "em", "um", "uma", "não", "meu", "minha", "para", "com", "como", "posso", "é", "por", "você"]),
-    "it": frozenset(["il", "lo", "la", "gli", "le", "di", "che", "e", "è", "un", "una", "non", "mio", "mia", "per", "con", "come", "posso", "sono", "ho"]),
-    "nl": frozenset(["de", "het", "een", "en", "is", "niet", "ik", "mijn", "van", "te", "met", "hoe", "kan", "voor", "op", "dat", "je"]),
+    "pt": frozenset(
+        [
+            "o",
+            "a",
+            "os",
+            "as",
+            "de",
+            "que",
+            "e",
+            "em",
+            "um",
+            "uma",
+            "não",
+            "meu",
+            "minha",
+            "para",
+            "com",
+            "como",
+            "posso",
+            "é",
+            "por",
+            "você",
+        ]
+    ),
+    "it": frozenset(
+        [
+            "il",
+            "lo",
+            "la",
+            "gli",
+            "le",
+            "di",
+            "che",
+            "e",
+            "è",
+            "un",
+            "una",
+            "non",
+            "mio",
+            "mia",
+            "per",
+            "con",
+            "come",
+            "posso",
+            "sono",
+            "ho",
+        ]
+    ),
+    "nl": frozenset(
+        [
+            "de",
+            "het",
+            "een",
+            "en",
+            "is",
+            "niet",
+            "ik",
+            "mijn",
+            "van",
+            "te",
+            "met",
+            "hoe",
+            "kan",
+            "voor",
+            "op",
+            "dat",
+            "je",
+        ]
+    ),
 }
 _SCRIPTS = [
     ("ja", re.compile(r"[\u3040-\u30ff]")),
@@ -403,7 +562,9 @@ _MANY_USERS = [
     ),
     _rx(r"\b(?:whole|entire)\b[^.?!\n]{0,10}\b(?:team|company|organi[sz]ation|org|department|office)\b"),
     _rx(r"\b(?:everyone|everybody|anyone|anybody|nobody|no one)\b"),
-    _rx(r"\b(?:for|in|across)\s+(?:the|our|my)\s+(?:whole\s+|entire\s+)?(?:company|team|organi[sz]ation|org|department)\b"),
+    _rx(
+        r"\b(?:for|in|across)\s+(?:the|our|my)\s+(?:whole\s+|entire\s+)?(?:company|team|organi[sz]ation|org|department)\b"
+    ),
     _rx(r"\b\d{2,}\s+(?:users|customers|people|employees|accounts|agents|seats)\b"),
 ]
 _URGENT = _rx(

@@ -81,12 +81,16 @@ def build(
     from deflect.triage.engine import TriageEngine
 
     tenant_id = tenant_id or f"eval-{secrets.token_hex(4)}"
-    ctx = TenantContext(tenant_id=tenant_id, actor="cli:triage", roles=frozenset({"admin", "service"}), via="cli")
+    ctx = TenantContext(
+        tenant_id=tenant_id, actor="cli:triage", roles=frozenset({"admin", "service"}), via="cli"
+    )
     store, evidence = MemorySupportStore(), MemoryEvidenceStore()
     models = EmbeddedModels(model_data_dir, embedder=embedder)
     # The index shares the models' embedding cache: a question is embedded once for intent, search and answer.
     index = EmbeddedKnowledgeIndex(None, embedder=models.embeddings)
-    summary = KnowledgeIngestion(store, evidence, index).import_rows(ctx, knowledge_rows(knowledge or DEMO_HELP_CENTER))
+    summary = KnowledgeIngestion(store, evidence, index).import_rows(
+        ctx, knowledge_rows(knowledge or DEMO_HELP_CENTER)
+    )
     config = (config or TenantConfig(tenant_id=tenant_id, display_name="Offline tenant")).model_copy(
         update={"tenant_id": tenant_id}
     )

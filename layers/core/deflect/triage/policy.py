@@ -75,7 +75,9 @@ def always_escalate_reasons(policy: DecisionPolicy, inputs: PolicyInputs) -> lis
         reasons.append("suspected_prompt_injection")
     if c.out_of_scope:
         reasons.append("out_of_scope")
-    elif c.intent_confidence < policy.classification_threshold and inputs.intent_risk >= inputs.risk_tolerance:
+    elif (
+        c.intent_confidence < policy.classification_threshold and inputs.intent_risk >= inputs.risk_tolerance
+    ):
         reasons.append("low_classification_confidence")
     if c.severity == "P1":
         reasons.append("severity:P1")

@@ -6,6 +6,7 @@ Stored at `T#{t}` / `TRIAGE#PROFILE`; a tenant without one gets the deployment d
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ from deflect.domain.models import DecisionOutcome, Versioned, utcnow
 from deflect.domain.tenancy import Role, TenantContext, TenantId
 from deflect.ports import SupportStore
 from deflect.repositories import bumped, put_versioned
-from deflect.triage.diagnostics import ToolGrant
+from deflect.triage.diagnostics import HttpTelemetrySource, ToolGrant
 
 PROFILE_SK = "TRIAGE#PROFILE"
 PROFILE_CHAIN = "tenant-config"
@@ -83,3 +84,38 @@ class TriageProfiles:
             writes=[write],
         )
         return bumped(updated)
+
+
+class ProfileTelemetry:
+    """TelemetrySource per tenant: the endpoints in the tenant's triage profile, the bearer token in the
+    SecretStore under provider `telemetry`."""
+
+    def __init__(
+        self, profiles: TriageProfiles, secrets: Any | None = None, *, timeout_s: float = 3.0
+    ) -> None:
+        self.profiles = profiles
+        self.secrets = secrets
+        self.timeout_s = timeout_s
+
+    def _token(self, ctx: TenantContext) -> str | None:
+        if self.secrets is None:
+            return None
+        found = self.secrets.secrets(ctx.tenant_id, "telemetry")
+        return found[0] if found else None
+
+    def _source(self, ctx: TenantContext) -> HttpTelemetrySource:
+        profile = self.profiles.get(ctx)
+        return HttpTelemetrySource(
+            status_url=profile.telemetry_status_url,
+            errors_url=profile.telemetry_errors_url,
+            token=self._token,
+            timeout_s=self.timeout_s,
+        )
+
+    def recent_errors(
+        self, ctx: TenantContext, account_id: str, *, limit: int = 20
+    ) -> list[Mapping[str, Any]]:
+        return self._source(ctx).recent_errors(ctx, account_id, limit=limit)
+
+    def service_status(self, ctx: TenantContext) -> Mapping[str, Any]:
+        return self._source(ctx).service_status(ctx)

@@ -209,15 +209,22 @@ class TriageService:
             return []
         grants = profile.grants()
         area = assessment.classification.product_area
-        refs: list[EvidenceRef] = []
         worker = ctx if "service" in ctx.roles else TenantContext.system(ctx.tenant_id, ctx.actor)
+        results = []
         for name in self.tools.allowed(grants, worker.roles, area):
             subject = {"ticket_id": ticket.ticket_id, "account_id": account_id, "product_area": area}
-            result = self.tools.run(
-                worker, name, subject, grants=grants, product_area=area, evidence=self.evidence
+            results.append(
+                self.tools.run(
+                    worker, name, subject, grants=grants, product_area=area, evidence=self.evidence
+                )
             )
-            if result.evidence is not None:
-                refs.append(result.evidence)
+        refs = [r.evidence for r in results if r.evidence is not None]
+        if refs:
+            # Collected is a fact of its own, true even if the decision's transaction then loses a race.
+            payload = {"names": [r.tool for r in results], "ok": [r.tool for r in results if r.ok]}
+            self.audit.append(
+                ctx, ticket.ticket_id, "diagnostics.collected", payload, actor="triage", evidence=refs
+            )
         return refs
 
     # ------------------------------------------------------------------ the transaction
@@ -248,8 +255,13 @@ class TriageService:
             rollout_mode=a.mode,
             decided_at=now,
         )
+        # The Decision itself plus every input that produced it (labels, ids, scores, hashes; no customer text).
         body = canonical_json(
-            {"message_id": message.message_id, "decision_id": decision.decision_id, **a.evidence()}
+            {
+                "message_id": message.message_id,
+                "decision": decision.model_dump(mode="json", exclude={"evidence"}),
+                **a.evidence(),
+            }
         )
         inputs_ref = self.evidence.put_evidence(ctx, ticket.ticket_id, body, "decision")
         decision = decision.model_copy(update={"evidence": inputs_ref})
