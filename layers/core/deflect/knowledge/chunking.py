@@ -21,20 +21,21 @@ _ATX = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 _FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)")
 _SETEXT = re.compile(r"^[ \t]{0,3}(=+|-+)[ \t]*$")
 
-# Error codes, written SB-1001, SB_1001, sb1001 or "SB 1001", all mean the same code: compared without separators.
-_CODES = (
-    re.compile(r"(?<![\w-])[A-Za-z]{1,8}[-_]?\d{2,6}(?![\w-])"),
-    re.compile(r"\b[A-Z]{2,4} \d{3,5}\b"),
-)
-# Other shapes support questions quote verbatim (compared lowercased).
-_NAMES = (
-    re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b"),  # snake_case / SCREAMING_SNAKE
-    re.compile(r"\b[a-z][a-z0-9]*(?:[A-Z][a-z0-9]+)+\b"),  # camelCase API names
-    re.compile(r"\b[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]+)+\b"),  # PascalCase product terms
-    re.compile(r"\b[a-z][a-z0-9_]+(?:\.[a-z][a-z0-9_]+)+\b"),  # dotted names: beam.run.failed
-    re.compile(r"(?<![\w/.])/(?:[A-Za-z0-9_{}.:-]+/)*[A-Za-z][A-Za-z0-9_{}.:-]*"),  # API paths: /v2/beams
-    re.compile(r"\bX-[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*\b"),  # HTTP headers
-    re.compile(r"(?<![\w-])--[a-z][a-z0-9-]+"),  # command-line flags
+# Identifiers are found token by token (one pass over the text, then a few anchored checks per token): error
+# codes, written SB-1001, SB_1001, sb1001 or "SB 1001", compare without separators; the other shapes support
+# questions quote verbatim compare lowercased.
+_TOKEN = re.compile(r"[A-Za-z0-9_./{}:\-]+")
+_SPACED_CODE = re.compile(r"\b[A-Z]{2,4} \d{3,5}\b")
+_CODE = re.compile(r"[A-Za-z]{1,8}[-_]?\d{2,6}")
+_SHAPES = (
+    re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+"),  # snake_case / SCREAMING_SNAKE
+    re.compile(r"[a-z][a-z0-9]*(?:[A-Z][a-z0-9]+)+"),  # camelCase API names
+    re.compile(r"[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]+)+"),  # PascalCase product terms
+    re.compile(r"[a-z][a-z0-9_]+(?:\.[a-z][a-z0-9_]+)+"),  # dotted names: beam.run.failed
+    re.compile(r"[a-z][a-z0-9_]*:[a-z][a-z0-9_*]*"),  # scopes and permissions: beams:write
+    re.compile(r"/(?:[A-Za-z0-9_{}.:-]+/)*[A-Za-z][A-Za-z0-9_{}.:-]*"),  # API paths: /v2/beams
+    re.compile(r"X-[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*"),  # HTTP headers
+    re.compile(r"--[a-z][a-z0-9-]+"),  # command-line flags
 )
 
 
@@ -51,14 +52,22 @@ def defined_identifiers(title: str, heading_path: list[str], text: str) -> list[
 def identifiers(text: str) -> list[str]:
     """Distinct identifiers in `text`, normalised, in order of first appearance."""
     found: dict[str, None] = {}
-    for pattern in _CODES:
-        for match in pattern.finditer(text):
-            found.setdefault(re.sub(r"[-_ ]", "", match.group(0)).lower(), None)
-    for pattern in _NAMES:
-        for match in pattern.finditer(text):
-            token = match.group(0).strip(".:/").lower()
-            if len(token) >= 3:
-                found.setdefault(token, None)
+    for match in _SPACED_CODE.finditer(text):
+        found.setdefault(match.group(0).replace(" ", "").lower(), None)
+    for match in _TOKEN.finditer(text):
+        raw = match.group(0).rstrip(".:-")
+        if raw.isalpha() and (raw.islower() or raw[1:].islower()) or raw.isdigit():
+            continue  # plain words and numbers: most tokens, and never an identifier
+        parts = [raw]
+        if ":" in raw:
+            parts += raw.split(":")
+        if "/" in raw and not raw.startswith("/"):
+            parts += raw.split("/")
+        for token in parts:
+            if _CODE.fullmatch(token):
+                found.setdefault(re.sub(r"[-_]", "", token).lower(), None)
+            elif len(token) >= 3 and any(shape.fullmatch(token) for shape in _SHAPES):
+                found.setdefault(token.strip(".:/").lower(), None)
     return list(found)
 
 
