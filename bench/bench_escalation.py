@@ -26,6 +26,8 @@ import urllib.request
 import uuid
 from typing import Any
 
+from bench.bench_intake import summary_ms  # one percentile rule for every bench
+
 for key, value in {
     "POWERTOOLS_TRACE_DISABLED": "1",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
@@ -35,16 +37,6 @@ for key, value in {
 
 POLL_S = 0.005
 WAIT_S = 30.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-def summary_ms(values: list[float]) -> dict[str, float]:
-    ms = [v * 1000 for v in values]
-    return {"n": len(ms), "p50_ms": round(statistics.median(ms), 1), "p95_ms": round(percentile(ms, 95), 1)}
 
 
 def _http(base_url: str, token: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -78,7 +70,6 @@ def run(escalations: int) -> dict[str, Any]:
     from deflect.escalation import EscalationRequest, execution_name, start_escalation
     from deflect.escalation.records import outbox_id_for
     from deflect.repositories import Tickets
-
     from infra.local.seed import DEMO_TENANT
     from infra.local.stack import start_stack
     from tests.integration.conftest_escalation import dynamodb_serialised, without_table_stream
@@ -127,10 +118,10 @@ def run(escalations: int) -> dict[str, Any]:
             started = time.perf_counter()
             start_escalation(c, decision, ticket)
 
-            def task_listed() -> dict[str, Any] | None:
+            def task_listed(ticket_id: str = ticket.ticket_id) -> dict[str, Any] | None:
                 status, body = _http(stack.base_url, token, "GET", "/v1/tasks?status=open")
                 assert status == 200, body
-                return next((t for t in body["tasks"] if t["ticket_id"] == ticket.ticket_id), None)
+                return next((t for t in body["tasks"] if t["ticket_id"] == ticket_id), None)
 
             task = _until(task_listed, "the task in GET /v1/tasks")
             visible.append(time.perf_counter() - started)

@@ -42,8 +42,8 @@ def run(event: dict[str, Any], deps: Container | None = None) -> Any:
     step = StepEvent.model_validate(event)
     if step.task == "ping":
         return {"status": "ok", "function": "escalation", "version": __version__}
-    if step.escalation is None:
-        raise MalformedPayload("escalation state missing")
+    if step.escalation is None or not step.execution:
+        raise MalformedPayload("escalation state or execution name missing")
     ctx = TenantContext.system(step.escalation.tenant_id, actor="deflect:escalation")
     bind_tenant(ctx.tenant_id)
     logger().append_keys(ticket_id=step.escalation.ticket_id, execution=step.execution, step=step.task)

@@ -45,7 +45,9 @@ def process(event: dict[str, Any], context: Any = None, service: Any = None) -> 
         result = service.dispatch(ref)
         metrics().add_metric(name=f"Writeback_{result.outcome}", unit=MetricUnit.Count, value=1)
         if result.age_s is not None:
-            metrics().add_metric(name="OutboxToEffectLatency", unit=MetricUnit.Milliseconds, value=result.age_s * 1000)
+            metrics().add_metric(
+                name="OutboxToEffectLatency", unit=MetricUnit.Milliseconds, value=result.age_s * 1000
+            )
 
     def on_message(record: SQSRecord) -> None:
         dispatch(ref_from_message(record.body))
@@ -56,6 +58,10 @@ def process(event: dict[str, Any], context: Any = None, service: Any = None) -> 
     # Every record failing is still a partial response (all listed), not an exception: the queue retries each.
     if from_stream:
         processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
-        return process_partial_response(event=event, record_handler=on_change, processor=processor, context=context)
+        return process_partial_response(
+            event=event, record_handler=on_change, processor=processor, context=context
+        )
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(event=event, record_handler=on_message, processor=processor, context=context)
+    return process_partial_response(
+        event=event, record_handler=on_message, processor=processor, context=context
+    )

@@ -40,7 +40,7 @@ READY_FILE = "stack.json"
 # A hook may call stack.note(...) for the banner, stack.set_env(...) and stack.on_stop(...). A hook whose
 # module is not in this build is skipped. Add yours with one line.
 STARTUP_HOOKS: list[str] = [
-    # "infra.local.helpdesks:stack_hook",    # local Zendesk/Intercom/Freshdesk/JSM servers
+    "infra.local.helpdesks:stack_hook",  # local Zendesk/Intercom/Freshdesk/JSM servers
     # "infra.local.helpcenter:stack_hook",   # demo help center loaded into the knowledge index
 ]
 

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from deflect.domain.models import (
     Classification,
     Decision,
@@ -242,9 +243,9 @@ def _template_routes() -> list[Any]:
 @pytest.fixture(scope="module", name="escalation")
 def escalation_fixture() -> Iterator[EscalationHarness]:
     import boto3
-    from deflect import bootstrap
     from moto import mock_aws
 
+    from deflect import bootstrap
     from infra.local import lambda_router
     from infra.local import template as tpl
     from infra.local.functions import LocalFunctions

@@ -13,13 +13,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+
 from deflect.domain.canonical import sha256_hex
 from deflect.domain.errors import Conflict, DeflectError
 from deflect.domain.models import HumanTask, RequestedAction, utcnow
 from deflect.domain.tenancy import TenantContext
 from deflect.escalation.approval import ApprovalService
 from deflect.escalation.models import DecisionRequest
-
 from tests.integration.conftest_escalation import escalation_fixture  # noqa: F401
 
 ATTEMPTS = 1000

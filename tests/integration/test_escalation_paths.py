@@ -4,11 +4,11 @@ the real task handlers and the real approval API."""
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 
 from deflect.domain.models import RequestedAction
 from deflect.domain.tenancy import TenantContext
-
 from tests.integration.conftest_escalation import escalation_fixture  # noqa: F401
 
 AGENT = ("agent",)
@@ -165,7 +165,13 @@ def test_timeouts_reassign_up_to_the_supervisor_and_never_approve(escalation):
     assert h.audit_types(tenant, ticket.ticket_id).count("task.decided") == 0  # nothing approved itself
     status, _ = h.decide(tenant, third["task_id"], "approve", roles=AGENT, sub="al")
     assert status == 403
-    status, _ = h.decide(tenant, third["task_id"], "approve", roles=SUPERVISOR, sub="sue")
+    # The wait resumes with a fresh token after the near-due warning; a decision landing in that instant
+    # is told to retry (409), as any client would.
+    for _ in range(5):
+        status, _ = h.decide(tenant, third["task_id"], "approve", roles=SUPERVISOR, sub="sue")
+        if status != 409:
+            break
+        time.sleep(0.2)
     assert status == 200
 
     assert h.wait_execution(arn)["status"] == "SUCCEEDED"
@@ -293,24 +299,20 @@ def test_near_due_tasks_are_flagged_and_listed_first(escalation, capsys):
     now = utcnow()
     # A day-long task with 50 minutes left is near due (warned an hour ahead); a 1-hour task with 20 minutes
     # left is not yet (warned 15 minutes ahead), although it is due sooner.
-    long = HumanTask(
-        tenant_id=tenant,
-        ticket_id="t1",
-        queue="tier2",
-        due_at=now + timedelta(minutes=50),
-        created_at=now - timedelta(hours=23),
-    )
-    short = HumanTask(
-        tenant_id=tenant,
-        ticket_id="t2",
-        queue="tier1",
-        due_at=now + timedelta(minutes=20),
-        created_at=now - timedelta(minutes=40),
-    )
-    later = HumanTask(
-        tenant_id=tenant, ticket_id="t3", queue="tier1", due_at=now + timedelta(hours=5), created_at=now
-    )
-    for task in (later, short, long):
+    # (ticket, queue, due in, window): minutes
+    for ticket_id, queue, due_in, window in [
+        ("t3", "tier1", 300, 300),
+        ("t2", "tier1", 20, 60),
+        ("t1", "tier2", 50, 1440),
+    ]:
+        due_at = now + timedelta(minutes=due_in)
+        task = HumanTask(
+            tenant_id=tenant,
+            ticket_id=ticket_id,
+            queue=queue,
+            due_at=due_at,
+            created_at=due_at - timedelta(minutes=window),
+        )
         h.container.store.put(ctx, h.container.escalation_ports.tasks.save_write(task))
 
     status, body = h.api("GET", "/v1/tasks", tenant_id=tenant, roles=AGENT)

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from deflect.domain.models import Ticket
 from deflect.domain.tenancy import TenantContext
 from deflect.services import outbox
 from deflect.services.outbox import OutboxRef
 from infra.local.helpdesks import connect_tenant, start_helpdesks
-from tests.integration.writeback_support import ListQueue, fast_http, service, writeback_aws
+from infra.local.helpdesks.harness import ListQueue, fast_http, helpdesk_ticket, service, writeback_aws
 
 TENANT = "clashco"
 EDIT = {"zendesk": "status", "intercom": "assignee", "freshdesk": "assignee", "jira": "comment"}
@@ -31,9 +30,11 @@ def test_a_newer_human_edit_holds_the_reply_for_a_human(world, provider):
     ctx = TenantContext.system(TENANT)
     queue = ListQueue()
     svc = service(aws, fast_http(), queue=queue)
-    desk = helpdesks.state.create_ticket(provider, TENANT)
-    ticket = Ticket(tenant_id=TENANT, ticket_id=f"t-{provider}", provider=provider, external_id=desk.id, external_updated_at=desk.updated_at)
-    item = outbox.reply(ticket, "You can close your account from Settings.", tags=["deflected"], status_value="solved")
+    ticket = helpdesk_ticket(helpdesks, TENANT, provider)
+    desk = helpdesks.state.ticket(provider, TENANT, ticket.external_id)
+    item = outbox.reply(
+        ticket, "You can close your account from Settings.", tags=["deflected"], status_value="solved"
+    )
     aws.container.store.transact(ctx, outbox.writes([item]))
 
     # An agent acts in the helpdesk between the decision and the writeback.
@@ -65,8 +66,8 @@ def test_deflects_own_earlier_items_are_not_conflicts(world):
     aws, helpdesks = world
     ctx = TenantContext.system(TENANT)
     svc = service(aws, fast_http())
-    desk = helpdesks.state.create_ticket("freshdesk", TENANT)
-    ticket = Ticket(tenant_id=TENANT, ticket_id="t-own", provider="freshdesk", external_id=desk.id, external_updated_at=desk.updated_at)
+    ticket = helpdesk_ticket(helpdesks, TENANT, "freshdesk")
+    desk = helpdesks.state.ticket("freshdesk", TENANT, ticket.external_id)
     items = [
         outbox.new_item(ticket, "tags", tags=["triaged"]),
         outbox.reply(ticket, "Here you go.", status_value="pending"),

@@ -14,16 +14,16 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pytest
+
 from deflect.domain.errors import Throttled, TransientFailure
-from deflect.domain.models import OutboxItem, RequestedAction, Ticket
+from deflect.domain.models import RequestedAction, Ticket
 from deflect.domain.tenancy import TenantContext
 from deflect.helpdesk.http import RequestEvent
 from deflect.services import outbox
 from deflect.services.outbox import OutboxRef
-
 from infra.local import template as tpl
 from infra.local.helpdesks import connect_tenant, start_helpdesks
-from tests.integration.writeback_support import Clock, fast_http, service, writeback_aws
+from infra.local.helpdesks.harness import Clock, fast_http, helpdesk_ticket, service, writeback_aws
 
 TENANT = "crashco"
 CRASHES = 1000
@@ -101,16 +101,25 @@ def test_a_thousand_random_crashes_lose_nothing_and_repeat_nothing(world):
         cases += 1
         provider = rng.choice(("zendesk", "intercom", "freshdesk", "jira", "crm"))
         if provider == "crm":
-            ticket = Ticket(tenant_id=TENANT, ticket_id=f"t{cases}", provider="zendesk", external_id=str(cases))
-            case = [outbox.new_item(ticket, "account_action", action=RequestedAction(kind="refund", amount="10", currency="EUR"))]
+            ticket = Ticket(
+                tenant_id=TENANT, ticket_id=f"t{cases}", provider="zendesk", external_id=str(cases)
+            )
+            case = [
+                outbox.new_item(
+                    ticket,
+                    "account_action",
+                    action=RequestedAction(kind="refund", amount="10", currency="EUR"),
+                )
+            ]
         else:
-            desk = helpdesks.state.create_ticket(provider, TENANT)
-            ticket = Ticket(tenant_id=TENANT, ticket_id=f"t{cases}", provider=provider, external_id=desk.id, external_updated_at=desk.updated_at)
+            ticket = helpdesk_ticket(helpdesks, TENANT, provider, f"t{cases}")
             # One decision, two effects on the same ticket: a note, then the reply that closes it. The reply's
             # snapshot predates the note, so it only passes because Deflect recognises its own note.
             case = [
                 outbox.reply(ticket, f"Note {cases}: checked the logs.", public=False),
-                outbox.reply(ticket, f"Answer {cases}: restart the sync.", tags=["deflected"], status_value="solved"),
+                outbox.reply(
+                    ticket, f"Answer {cases}: restart the sync.", tags=["deflected"], status_value="solved"
+                ),
             ]
         store.transact(ctx, outbox.writes(case))
         human_edit = provider != "crm" and rng.random() < 0.1
@@ -136,7 +145,10 @@ def test_a_thousand_random_crashes_lose_nothing_and_repeat_nothing(world):
             assert effects[item.outbox_id] == 1, (item.outbox_id, effects[item.outbox_id])  # nothing twice
             delivered += 1
             if item.status_value:
-                assert helpdesks.state.ticket(provider, TENANT, ticket.external_id).status == FINAL_STATUS[provider]
+                assert (
+                    helpdesks.state.ticket(provider, TENANT, ticket.external_id).status
+                    == FINAL_STATUS[provider]
+                )
         if cases % 8 == 0:
             fresh_table(aws)
 

@@ -13,7 +13,7 @@ from deflect.domain.tenancy import TenantContext
 from deflect.services import outbox
 from deflect.services.outbox import OutboxRef, ref_from_message
 from infra.local.helpdesks import Fault, connect_tenant, start_helpdesks
-from tests.integration.writeback_support import Clock, ListQueue, fast_http, service, writeback_aws
+from infra.local.helpdesks.harness import Clock, ListQueue, commit_reply, fast_http, service, writeback_aws
 
 TENANT = "failco"
 
@@ -32,11 +32,8 @@ def helpdesks(world):
     return handle
 
 
-def new_reply(aws, helpdesks, provider: str = "zendesk", **kw):
-    desk = helpdesks.state.create_ticket(provider, TENANT)
-    ticket = Ticket(tenant_id=TENANT, ticket_id=f"t-{desk.id}", provider=provider, external_id=desk.id, external_updated_at=desk.updated_at)
-    item = outbox.reply(ticket, "Please update to 4.2.", **kw)
-    aws.container.store.transact(TenantContext.system(TENANT), outbox.writes([item]))
+def new_reply(aws, helpdesks, provider: str = "zendesk"):
+    item = commit_reply(aws, helpdesks, TENANT, provider, "Please update to 4.2.")
     return item, OutboxRef(tenant_id=TENANT, outbox_id=item.outbox_id)
 
 
@@ -74,7 +71,9 @@ def test_5xx_are_retried_with_growing_backoff(world, helpdesks):
     sleeps: list[float] = []
     svc = service(aws, fast_http(sleeps=sleeps))
     item, ref = new_reply(aws, helpdesks, "freshdesk")
-    helpdesks.state.faults.append(Fault(provider="freshdesk", status=503, method="POST", path_contains="/reply", count=2))
+    helpdesks.state.faults.append(
+        Fault(provider="freshdesk", status=503, method="POST", path_contains="/reply", count=2)
+    )
     helpdesks.state.faults.append(Fault(provider="freshdesk", status=500, method="GET", count=2))
     assert svc.dispatch(ref).outcome == "delivered"
     assert len(sleeps) == 4 and sleeps[0] < sleeps[1]
@@ -87,7 +86,9 @@ def test_a_timeout_after_the_helpdesk_applied_the_reply_does_not_post_it_twice(w
     http.timeout_s = 0.3
     svc = service(aws, http)
     item, ref = new_reply(aws, helpdesks, "jira")
-    helpdesks.state.faults.append(Fault(provider="jira", method="POST", path_contains="/comment", mode="hang_after", delay_s=0.6))
+    helpdesks.state.faults.append(
+        Fault(provider="jira", method="POST", path_contains="/comment", mode="hang_after", delay_s=0.6)
+    )
     assert svc.dispatch(ref).outcome == "delivered"
     assert helpdesks.state.effects[item.outbox_id] == 1
 
@@ -97,7 +98,12 @@ def test_a_poison_item_reaches_the_dlq_and_is_replayable(world, helpdesks, capsy
     clock = Clock()
     queue = ListQueue()
     svc = service(
-        aws, fast_http(), clock=clock, max_attempts=3, queue=queue, dead_letters=aws.container.writeback_dead_letters
+        aws,
+        fast_http(),
+        clock=clock,
+        max_attempts=3,
+        queue=queue,
+        dead_letters=aws.container.writeback_dead_letters,
     )
     item, ref = new_reply(aws, helpdesks, "freshdesk")
     helpdesks.state.faults.append(Fault(provider="freshdesk", status=500, count=1000))
@@ -110,7 +116,9 @@ def test_a_poison_item_reaches_the_dlq_and_is_replayable(world, helpdesks, capsy
     assert (letter["tenant_id"], letter["outbox_id"], letter["attempts"]) == (TENANT, item.outbox_id, 3)
     assert helpdesks.state.effects[item.outbox_id] == 0
     # The DLQ message is still there for the alarm (queue_messages consumed it: put it back as SQS would hold it).
-    aws.container.writeback_dead_letters.send(TenantContext.system(TENANT), {k: v for k, v in letter.items() if k != "tenant_id"})
+    aws.container.writeback_dead_letters.send(
+        TenantContext.system(TENANT), {k: v for k, v in letter.items() if k != "tenant_id"}
+    )
 
     # The operator sees it...
     lines = run_cli(capsys, svc, ["outbox", "list", "--tenant", TENANT, "--status", "dead"])

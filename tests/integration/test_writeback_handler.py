@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from deflect.domain.models import Ticket
-from deflect.domain.tenancy import TenantContext
 from deflect.services import outbox
 from infra.local.helpdesks import Fault, connect_tenant, start_helpdesks
-from tests.integration.writeback_support import fast_http, service, writeback_aws
+from infra.local.helpdesks.harness import commit_reply, fast_http, service, writeback_aws
 
 TENANT = "streamco"
 APP = Path(__file__).resolve().parents[2] / "functions" / "writeback" / "app.py"
@@ -34,11 +32,7 @@ def world():
 
 
 def committed_reply(aws, helpdesks, provider: str = "zendesk"):
-    desk = helpdesks.state.create_ticket(provider, TENANT)
-    ticket = Ticket(tenant_id=TENANT, ticket_id=f"t-{desk.id}", provider=provider, external_id=desk.id, external_updated_at=desk.updated_at)
-    item = outbox.reply(ticket, "Clear the cache and retry.")
-    aws.container.store.transact(TenantContext.system(TENANT), outbox.writes([item]))
-    return item
+    return commit_reply(aws, helpdesks, TENANT, provider, "Clear the cache and retry.")
 
 
 def sqs_record(message_id: str, body: str) -> dict:
@@ -64,9 +58,13 @@ class StreamReader:
 
     def __init__(self, aws) -> None:
         self.client = aws.session.client("dynamodbstreams")
-        arn = aws.session.client("dynamodb").describe_table(TableName="SupportTable")["Table"]["LatestStreamArn"]
+        arn = aws.session.client("dynamodb").describe_table(TableName="SupportTable")["Table"][
+            "LatestStreamArn"
+        ]
         shard = self.client.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-        self.iterator = self.client.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")["ShardIterator"]
+        self.iterator = self.client.get_shard_iterator(
+            StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST"
+        )["ShardIterator"]
 
     def event(self) -> dict:
         answer = self.client.get_records(ShardIterator=self.iterator)
@@ -74,7 +72,9 @@ class StreamReader:
         records = []
         for record in answer["Records"]:
             record = {k: v for k, v in record.items() if k != "dynamodb"} | {
-                "dynamodb": {k: v for k, v in record["dynamodb"].items() if k != "ApproximateCreationDateTime"}
+                "dynamodb": {
+                    k: v for k, v in record["dynamodb"].items() if k != "ApproximateCreationDateTime"
+                }
             }
             records.append(record)
         return {"Records": records}
@@ -86,7 +86,13 @@ def test_an_sqs_batch_reports_only_the_records_to_retry(world):
     good = committed_reply(aws, helpdesks, "zendesk")
     flaky = committed_reply(aws, helpdesks, "freshdesk")
     helpdesks.state.faults.append(Fault(provider="freshdesk", status=503, count=100))
-    event = {"Records": [sqs_record("m1", message(good)), sqs_record("m2", message(flaky)), sqs_record("m3", "not an outbox message")]}
+    event = {
+        "Records": [
+            sqs_record("m1", message(good)),
+            sqs_record("m2", message(flaky)),
+            sqs_record("m3", "not an outbox message"),
+        ]
+    }
     answer = app.process(event, None, service=svc)
     helpdesks.state.faults.clear()
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m2"}, {"itemIdentifier": "m3"}]}
@@ -129,6 +135,11 @@ def test_the_handler_answers_a_ping(world):
     _, _, app = world
 
     class Context:
-        function_name, memory_limit_in_mb, invoked_function_arn, aws_request_id = "writeback", 256, "arn", "req-1"
+        function_name, memory_limit_in_mb, invoked_function_arn, aws_request_id = (
+            "writeback",
+            256,
+            "arn",
+            "req-1",
+        )
 
     assert app.handler({"task": "ping"}, Context())["status"] == "ok"

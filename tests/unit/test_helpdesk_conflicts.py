@@ -31,7 +31,13 @@ def connector(http: InProcessHttp, provider: str):
 
 
 def reply(provider: str, ticket, **kw) -> OutboxItem:
-    fields = {"kind": "public_reply", "body": "Here is how to fix it.", "status_value": "solved", "tags": ["deflected"], **kw}
+    fields = {
+        "kind": "public_reply",
+        "body": "Here is how to fix it.",
+        "status_value": "solved",
+        "tags": ["deflected"],
+        **kw,
+    }
     return OutboxItem(
         tenant_id=ACCOUNT,
         ticket_id="t-1",
@@ -52,7 +58,9 @@ def public_bot_comments(ticket) -> list:
 def test_a_newer_human_edit_is_never_overwritten(http, provider, edit):
     ticket = http.state.create_ticket(provider, ACCOUNT)
     out = reply(provider, ticket)  # the decision read the ticket here
-    http.state.human_edit(provider, ACCOUNT, ticket.id, edit, value=NEW_STATUS[provider] if edit == "status" else None)
+    http.state.human_edit(
+        provider, ACCOUNT, ticket.id, edit, value=NEW_STATUS[provider] if edit == "status" else None
+    )
     status_after_human = ticket.status
     with pytest.raises(HelpdeskConflict) as raised:
         connector(http, provider).send(out)
@@ -72,7 +80,9 @@ def test_deflects_own_earlier_update_is_not_a_conflict(http, provider):
     receipt = connector(http, provider).send(first)
     # The second item of the same decision still carries the old snapshot; the writeback service moves the
     # baseline to our own last verified write (the receipt's time), and then it is not a conflict.
-    second = reply(provider, ticket).model_copy(update={"expected_external_updated_at": receipt.external_updated_at or seen})
+    second = reply(provider, ticket).model_copy(
+        update={"expected_external_updated_at": receipt.external_updated_at or seen}
+    )
     connector(http, provider).send(second)
     assert len(public_bot_comments(ticket)) == 1
 
@@ -82,8 +92,18 @@ def test_deflects_own_earlier_update_is_not_a_conflict(http, provider):
 def test_a_lost_answer_after_the_comment_was_made_never_makes_a_second_one(http, provider, mode):
     ticket = http.state.create_ticket(provider, ACCOUNT)
     out = reply(provider, ticket)
-    write_path = {"zendesk": ".json", "intercom": "/reply", "freshdesk": "/reply", "jira": "/comment"}[provider]
-    http.state.faults.append(Fault(provider=provider, status=502, method={"zendesk": "PUT"}.get(provider, "POST"), path_contains=write_path, mode=mode))
+    write_path = {"zendesk": ".json", "intercom": "/reply", "freshdesk": "/reply", "jira": "/comment"}[
+        provider
+    ]
+    http.state.faults.append(
+        Fault(
+            provider=provider,
+            status=502,
+            method={"zendesk": "PUT"}.get(provider, "POST"),
+            path_contains=write_path,
+            mode=mode,
+        )
+    )
     receipt = connector(http, provider).send(out)
     assert http.state.effects[out.outbox_id] == 1
     assert len(public_bot_comments(ticket)) == 1
@@ -104,7 +124,9 @@ def test_a_5xx_before_the_comment_was_made_is_retried_with_backoff(http):
     sleeps: list[float] = []
     http.sleep = sleeps.append
     ticket = http.state.create_ticket("freshdesk", ACCOUNT)
-    http.state.faults.append(Fault(provider="freshdesk", status=503, method="POST", path_contains="/reply", count=2))
+    http.state.faults.append(
+        Fault(provider="freshdesk", status=503, method="POST", path_contains="/reply", count=2)
+    )
     out = reply("freshdesk", ticket)
     connector(http, "freshdesk").send(out)
     assert http.state.effects[out.outbox_id] == 1

@@ -4,14 +4,21 @@ safe, per-tenant rate limits, typed errors. No sockets: a scripted exchange answ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 
 from deflect.domain.errors import Throttled, TransientFailure
 from deflect.helpdesk.errors import HelpdeskAuthFailed, PermanentFailure
-from deflect.helpdesk.http import HelpdeskHttp, HttpResponse, NoAnswer, NotSent, TokenBuckets, parse_retry_after
+from deflect.helpdesk.http import (
+    HelpdeskHttp,
+    HttpResponse,
+    NoAnswer,
+    NotSent,
+    TokenBuckets,
+    parse_retry_after,
+)
 
 
 @dataclass
@@ -30,13 +37,22 @@ class ScriptedHttp(HelpdeskHttp):
 
 def client(*script, **kw) -> tuple[ScriptedHttp, list[float]]:
     sleeps: list[float] = []
-    kw.setdefault("limits", TokenBuckets(clock=lambda: 0.0))  # time stands still: waits are exactly what was asked
+    kw.setdefault(
+        "limits", TokenBuckets(clock=lambda: 0.0)
+    )  # time stands still: waits are exactly what was asked
     http = ScriptedHttp(script=list(script), sleep=sleeps.append, rng=lambda: 0.0, **kw)
     return http, sleeps
 
 
 def call(http: HelpdeskHttp, *, safe: bool = True, key: str = "acme:zendesk", rate: int = 6000):
-    return http.request("PUT", "https://acme.zendesk.com/api/v2/tickets/1.json", limit_key=key, rate_per_minute=rate, safe_to_retry=safe, json_body={})
+    return http.request(
+        "PUT",
+        "https://acme.zendesk.com/api/v2/tickets/1.json",
+        limit_key=key,
+        rate_per_minute=rate,
+        safe_to_retry=safe,
+        json_body={},
+    )
 
 
 def test_429_waits_exactly_as_long_as_retry_after_says():

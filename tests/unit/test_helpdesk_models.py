@@ -19,7 +19,13 @@ def parse(name: str, **fields) -> HelpdeskCredentials:
 
 
 def test_a_complete_zendesk_secret_parses_and_keeps_the_token_secret():
-    creds = parse("zendesk", base_url="https://acme.zendesk.com/", email="bot@acme.com", api_token="t0p", bot_user_id="9")
+    creds = parse(
+        "zendesk",
+        base_url="https://acme.zendesk.com/",
+        email="bot@acme.com",
+        api_token="t0p",
+        bot_user_id="9",
+    )
     assert creds.base_url == "https://acme.zendesk.com"
     assert "t0p" not in repr(creds)
     assert creds.rate_per_minute == 100  # the conservative default
@@ -47,7 +53,9 @@ def test_credentials_are_never_sent_over_plain_http_except_to_this_machine():
 
 def test_an_invalid_secret_does_not_leak_into_the_error():
     with pytest.raises(HelpdeskNotConfigured) as raised:
-        HelpdeskCredentials.parse("intercom", '{"base_url": "ftp://x", "api_token": "sup3rsecret", "bot_user_id": "1"}')
+        HelpdeskCredentials.parse(
+            "intercom", '{"base_url": "ftp://x", "api_token": "sup3rsecret", "bot_user_id": "1"}'
+        )
     assert "sup3rsecret" not in str(raised.value) and "sup3rsecret" not in repr(raised.value.context)
     with pytest.raises(HelpdeskNotConfigured):
         HelpdeskCredentials.parse("intercom", "sup3rsecret")
@@ -55,12 +63,23 @@ def test_an_invalid_secret_does_not_leak_into_the_error():
 
 def test_a_secret_for_another_provider_is_refused():
     with pytest.raises(HelpdeskNotConfigured):
-        parse("jira", provider="zendesk", base_url="https://a.zendesk.com", email="e", api_token="t", bot_user_id="9")
+        parse(
+            "jira",
+            provider="zendesk",
+            base_url="https://a.zendesk.com",
+            email="e",
+            api_token="t",
+            bot_user_id="9",
+        )
 
 
 def ticket() -> Ticket:
     return Ticket(
-        tenant_id="acme", ticket_id="t-1", provider="zendesk", external_id="42", external_updated_at=datetime(2026, 1, 1, tzinfo=UTC)
+        tenant_id="acme",
+        ticket_id="t-1",
+        provider="zendesk",
+        external_id="42",
+        external_updated_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
 
 
@@ -85,11 +104,17 @@ def test_outbox_writes_are_new_items_for_the_same_transaction():
 
 def stream_record(event: str, status: str, pk: str = "T#acme#OUTBOX#obx_1", sk: str = "META") -> dict:
     data = json.dumps({"outbox_id": "obx_1", "status": status})
-    return {"eventName": event, "eventSource": "aws:dynamodb", "dynamodb": {"NewImage": {"PK": {"S": pk}, "SK": {"S": sk}, "data": {"S": data}}}}
+    return {
+        "eventName": event,
+        "eventSource": "aws:dynamodb",
+        "dynamodb": {"NewImage": {"PK": {"S": pk}, "SK": {"S": sk}, "data": {"S": data}}},
+    }
 
 
 def test_the_stream_dispatches_pending_items_only():
-    assert outbox.ref_from_stream_record(stream_record("INSERT", "pending")) == outbox.OutboxRef(tenant_id="acme", outbox_id="obx_1")
+    assert outbox.ref_from_stream_record(stream_record("INSERT", "pending")) == outbox.OutboxRef(
+        tenant_id="acme", outbox_id="obx_1"
+    )
     assert outbox.ref_from_stream_record(stream_record("MODIFY", "pending"))  # a replay
     assert outbox.ref_from_stream_record(stream_record("MODIFY", "dispatching")) is None  # our own progress
     assert outbox.ref_from_stream_record(stream_record("MODIFY", "done")) is None
@@ -99,7 +124,10 @@ def test_the_stream_dispatches_pending_items_only():
 
 
 def test_queue_messages_parse_to_refs_and_anything_else_is_refused():
-    assert outbox.ref_from_message('{"tenant_id": "acme", "outbox_id": "obx_1", "ticket_id": "t"}').outbox_id == "obx_1"
+    assert (
+        outbox.ref_from_message('{"tenant_id": "acme", "outbox_id": "obx_1", "ticket_id": "t"}').outbox_id
+        == "obx_1"
+    )
     for bad in ("not json", '{"outbox_id": "x"}', '{"tenant_id": "AC ME", "outbox_id": "x"}'):
         with pytest.raises(ValueError):
             outbox.ref_from_message(bad)

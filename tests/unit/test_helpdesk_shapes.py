@@ -34,7 +34,9 @@ def connector(http: InProcessHttp, provider: str):
 
 
 def item(provider: str, ticket_id: str, **kw) -> OutboxItem:
-    return OutboxItem(tenant_id=ACCOUNT, ticket_id="t-1", provider=provider, external_ticket_id=ticket_id, attempts=1, **kw)
+    return OutboxItem(
+        tenant_id=ACCOUNT, ticket_id="t-1", provider=provider, external_ticket_id=ticket_id, attempts=1, **kw
+    )
 
 
 def basic(user: str, password: str) -> str:
@@ -88,7 +90,14 @@ def test_zendesk_internal_note_is_a_private_comment_and_has_no_safe_update_witho
 def test_intercom_reply_as_admin_then_tag_then_close(http):
     conversation = http.state.create_ticket("intercom", ACCOUNT)
     connector(http, "intercom").send(
-        item("intercom", conversation.id, kind="public_reply", body="Try this.", tags=["deflected"], status_value="closed")
+        item(
+            "intercom",
+            conversation.id,
+            kind="public_reply",
+            body="Try this.",
+            tags=["deflected"],
+            status_value="closed",
+        )
     )
     sent = writes(http)
     assert [(s.method, s.url.removeprefix(f"{BASE_URL}/intercom/{ACCOUNT}")) for s in sent] == [
@@ -98,7 +107,12 @@ def test_intercom_reply_as_admin_then_tag_then_close(http):
         ("POST", f"/conversations/{conversation.id}/parts"),
     ]
     reply, tag, attach, close = sent
-    assert reply.body == {"message_type": "comment", "type": "admin", "admin_id": "9001", "body": "<p>Try this.</p>"}
+    assert reply.body == {
+        "message_type": "comment",
+        "type": "admin",
+        "admin_id": "9001",
+        "body": "<p>Try this.</p>",
+    }
     assert tag.body == {"name": "deflected"}
     assert attach.body == {"id": http.state.tags[("intercom", ACCOUNT)]["deflected"], "admin_id": "9001"}
     assert close.body == {"message_type": "close", "type": "admin", "admin_id": "9001"}
@@ -109,7 +123,9 @@ def test_intercom_reply_as_admin_then_tag_then_close(http):
 
 def test_intercom_note_and_snooze(http):
     conversation = http.state.create_ticket("intercom", ACCOUNT)
-    connector(http, "intercom").send(item("intercom", conversation.id, kind="internal_note", body="FYI", status_value="snoozed"))
+    connector(http, "intercom").send(
+        item("intercom", conversation.id, kind="internal_note", body="FYI", status_value="snoozed")
+    )
     reply, snooze = writes(http)
     assert reply.body["message_type"] == "note"
     assert snooze.body["message_type"] == "snoozed" and snooze.body["admin_id"] == "9001"
@@ -119,21 +135,45 @@ def test_intercom_note_and_snooze(http):
 def test_freshdesk_reply_note_and_ticket_update(http):
     ticket = http.state.create_ticket("freshdesk", ACCOUNT, tags=["billing"])
     fd = connector(http, "freshdesk")
-    fd.send(item("freshdesk", ticket.id, kind="public_reply", body="Done.", tags=["deflected"], status_value="resolved"))
+    fd.send(
+        item(
+            "freshdesk",
+            ticket.id,
+            kind="public_reply",
+            body="Done.",
+            tags=["deflected"],
+            status_value="resolved",
+        )
+    )
     fd.send(item("freshdesk", ticket.id, kind="internal_note", body="Internal."))
     reply, update, note = writes(http)
     root = f"{BASE_URL}/freshdesk/{ACCOUNT}/api/v2/tickets/{ticket.id}"
     assert (reply.method, reply.url, reply.body) == ("POST", f"{root}/reply", {"body": "<p>Done.</p>"})
     # Freshdesk replaces the tag list on update: the full list is sent, the agent's tag kept.
-    assert (update.method, update.url, update.body) == ("PUT", root, {"status": 4, "tags": ["billing", "deflected"]})
-    assert (note.method, note.url, note.body) == ("POST", f"{root}/notes", {"body": "<p>Internal.</p>", "private": True})
+    assert (update.method, update.url, update.body) == (
+        "PUT",
+        root,
+        {"status": 4, "tags": ["billing", "deflected"]},
+    )
+    assert (note.method, note.url, note.body) == (
+        "POST",
+        f"{root}/notes",
+        {"body": "<p>Internal.</p>", "private": True},
+    )
     for request in http.sent:
         assert request.headers["Authorization"] == basic(f"fd-{ACCOUNT}-key", "X")
 
 
 def test_jira_internal_comment_labels_and_transition(http):
     issue = http.state.create_ticket("jira", ACCOUNT)
-    out = item("jira", issue.id, kind="internal_note", body="Line one\nline two\n\nSecond block", tags=["needs review"], status_value="solved")
+    out = item(
+        "jira",
+        issue.id,
+        kind="internal_note",
+        body="Line one\nline two\n\nSecond block",
+        tags=["needs review"],
+        status_value="solved",
+    )
     connector(http, "jira").send(out)
     comment, labels, transition = writes(http)
     root = f"{BASE_URL}/jira/{ACCOUNT}/rest/api/3/issue/{issue.id}"
@@ -143,7 +183,14 @@ def test_jira_internal_comment_labels_and_transition(http):
             "type": "doc",
             "version": 1,
             "content": [
-                {"type": "paragraph", "content": [{"type": "text", "text": "Line one"}, {"type": "hardBreak"}, {"type": "text", "text": "line two"}]},
+                {
+                    "type": "paragraph",
+                    "content": [
+                        {"type": "text", "text": "Line one"},
+                        {"type": "hardBreak"},
+                        {"type": "text", "text": "line two"},
+                    ],
+                },
                 {"type": "paragraph", "content": [{"type": "text", "text": "Second block"}]},
             ],
         },
@@ -152,9 +199,17 @@ def test_jira_internal_comment_labels_and_transition(http):
             {"key": "deflect.outbox", "value": {"outbox_id": out.outbox_id}},
         ],
     }
-    assert (labels.method, labels.url, labels.body) == ("PUT", root, {"update": {"labels": [{"add": "needs_review"}]}})
+    assert (labels.method, labels.url, labels.body) == (
+        "PUT",
+        root,
+        {"update": {"labels": [{"add": "needs_review"}]}},
+    )
     # status_map (from the tenant's secret) maps "solved" to the workflow's "Resolved"
-    assert (transition.method, transition.url, transition.body) == ("POST", f"{root}/transitions", {"transition": {"id": "41"}})
+    assert (transition.method, transition.url, transition.body) == (
+        "POST",
+        f"{root}/transitions",
+        {"transition": {"id": "41"}},
+    )
     for request in http.sent:
         assert request.headers["Authorization"] == basic(f"bot@{ACCOUNT}.example", f"jira-{ACCOUNT}-token")
 
@@ -167,7 +222,13 @@ def test_jira_public_comment_says_internal_false(http):
 
 
 def test_crm_webhook_is_signed_with_a_timestamp_and_carries_the_idempotency_key(http):
-    out = item("zendesk", "42", kind="account_action", action=RequestedAction(kind="refund", amount="25.00", currency="EUR"), caused_by="task_1")
+    out = item(
+        "zendesk",
+        "42",
+        kind="account_action",
+        action=RequestedAction(kind="refund", amount="25.00", currency="EUR"),
+        caused_by="task_1",
+    )
     connector(http, "crm").send(out)
     [post] = http.sent
     assert post.method == "POST" and post.url == f"{BASE_URL}/crm/{ACCOUNT}"

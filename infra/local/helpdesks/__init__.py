@@ -7,7 +7,15 @@ outbox id so tests can prove exactly-once delivery.
 """
 
 from infra.local.helpdesks.server import HelpdeskServer, HelpdesksHandle, connect_tenant, start_helpdesks
-from infra.local.helpdesks.state import BOT, CUSTOMER, HUMAN_AGENT, PROVIDERS, Fault, HelpdeskState, credentials_for
+from infra.local.helpdesks.state import (
+    BOT,
+    CUSTOMER,
+    HUMAN_AGENT,
+    PROVIDERS,
+    Fault,
+    HelpdeskState,
+    credentials_for,
+)
 
 __all__ = [
     "BOT",
@@ -44,10 +52,14 @@ def stack_hook(stack) -> None:  # type: ignore[no-untyped-def]
     handle = RUNNING = start_helpdesks(int(os.environ.get("DEFLECT_HELPDESKS_PORT", "0")))
     stack.on_stop(handle.stop)
     connect_tenant(container().secrets, handle, DEMO_TENANT)
-    stack.note(f"Helpdesks      {handle.url}/{{zendesk,intercom,freshdesk,jira,crm}}/{DEMO_TENANT}   control {handle.url}/_control/")
+    stack.note(
+        f"Helpdesks      {handle.url}/{{zendesk,intercom,freshdesk,jira,crm}}/{DEMO_TENANT}   control {handle.url}/_control/"
+    )
     if os.environ.get("DEFLECT_OUTBOX_STREAM", "1") != "0":
         function = next(name for name, spec in tpl.functions().items() if spec.stream)
-        poller = OutboxStreamPoller(boto3.session.Session(), stack.resources.tables["SupportTable"], function, stack.functions.invoke)
+        poller = OutboxStreamPoller(
+            boto3.session.Session(), stack.resources.tables["SupportTable"], function, stack.functions.invoke
+        )
         poller.start()
         stack.on_stop(poller.stop)
         stack.note(f"Outbox stream  SupportTable stream → {function} (and WritebackQueue → {function})")

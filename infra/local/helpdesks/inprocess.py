@@ -35,14 +35,28 @@ class InProcessHttp(HelpdeskHttp):
     sent: list[Sent] = field(default_factory=list)
 
     def _exchange(
-        self, method: str, url: str, headers: dict[str, str], body: bytes | None, timeout_s: float, attempt: int
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        timeout_s: float,
+        attempt: int,
     ) -> HttpResponse:
         target = url.removeprefix(BASE_URL)
         self.sent.append(Sent(method, url, dict(headers), json.loads(body) if body else None))
         status: int | None = None
         error: str | None = None
         try:
-            answer = serve(self.state, BASE_URL, method, target, {k.lower(): v for k, v in headers.items()}, body or b"", stall=_hang)
+            answer = serve(
+                self.state,
+                BASE_URL,
+                method,
+                target,
+                {k.lower(): v for k, v in headers.items()},
+                body or b"",
+                stall=_hang,
+            )
             status = answer.status
             payload = b"" if answer.payload is None else json.dumps(answer.payload).encode()
             return HttpResponse(answer.status, {k.lower(): v for k, v in answer.headers.items()}, payload)

@@ -24,12 +24,20 @@ def stream_event(records: list[dict[str, Any]], stream_arn: str) -> dict[str, An
         created = change.get("ApproximateCreationDateTime")
         if hasattr(created, "timestamp"):
             change["ApproximateCreationDateTime"] = int(created.timestamp())
-        events.append({**{k: v for k, v in record.items() if k != "dynamodb"}, "dynamodb": change, "eventSourceARN": stream_arn})
+        events.append(
+            {
+                **{k: v for k, v in record.items() if k != "dynamodb"},
+                "dynamodb": change,
+                "eventSourceARN": stream_arn,
+            }
+        )
     return {"Records": events}
 
 
 class OutboxStreamPoller:
-    def __init__(self, session: Any, table: str, function: str, invoke: Callable[[str, dict[str, Any]], Any]) -> None:
+    def __init__(
+        self, session: Any, table: str, function: str, invoke: Callable[[str, dict[str, Any]], Any]
+    ) -> None:
         self.streams = session.client("dynamodbstreams")
         self.arn = session.client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"]
         self.function = function
@@ -47,9 +55,9 @@ class OutboxStreamPoller:
     def _iterators(self) -> dict[str, str]:
         shards = self.streams.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
         return {
-            s["ShardId"]: self.streams.get_shard_iterator(StreamArn=self.arn, ShardId=s["ShardId"], ShardIteratorType="LATEST")[
-                "ShardIterator"
-            ]
+            s["ShardId"]: self.streams.get_shard_iterator(
+                StreamArn=self.arn, ShardId=s["ShardId"], ShardIteratorType="LATEST"
+            )["ShardIterator"]
             for s in shards
         }
 
@@ -61,7 +69,10 @@ class OutboxStreamPoller:
             pending = [r for r in pending if r["dynamodb"].get("SequenceNumber") in failed]
             if not pending or self._stop.wait(0.5 * (attempt + 1)):
                 return
-        print(f"[stream] {self.function}: {len(pending)} records still failing; SQS will deliver them", file=sys.stderr)
+        print(
+            f"[stream] {self.function}: {len(pending)} records still failing; SQS will deliver them",
+            file=sys.stderr,
+        )
 
     def _run(self) -> None:
         iterators = self._iterators()
@@ -74,7 +85,9 @@ class OutboxStreamPoller:
                     if answer["Records"]:
                         busy = True
                         self._deliver(answer["Records"])
-                except Exception as error:  # moto stopping, or a handler error: keep reading until told to stop
+                except (
+                    Exception
+                ) as error:  # moto stopping, or a handler error: keep reading until told to stop
                     if self._stop.is_set():
                         return
                     print(f"[stream] {self.function}: {type(error).__name__}: {error}", file=sys.stderr)

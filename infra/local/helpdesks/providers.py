@@ -106,7 +106,9 @@ def zendesk(state: HelpdeskState, req: Request) -> Response:
     audits = re.fullmatch(r"/api/v2/tickets/([^/]+)/audits(?:\.json)?", req.path)
     if audits and req.method == "GET":
         ticket = _ticket(state, req, audits.group(1))
-        return Response(200, {"audits": _zendesk_audits(ticket), "next_page": None, "previous_page": None, "count": 0})
+        return Response(
+            200, {"audits": _zendesk_audits(ticket), "next_page": None, "previous_page": None, "count": 0}
+        )
     if match and req.method == "GET":
         return Response(200, {"ticket": _zendesk_ticket(_ticket(state, req, match.group(1)))})
     if match and req.method == "PUT":
@@ -142,10 +144,18 @@ def _zendesk_audits(ticket: Ticket) -> list[dict[str, Any]]:
             },
         )
         if event.kind in ("comment", "note"):
-            audit["events"].append({"id": event.id, "type": "Comment", "body": event.body, "public": event.public})
+            audit["events"].append(
+                {"id": event.id, "type": "Comment", "body": event.body, "public": event.public}
+            )
         else:
             audit["events"].append(
-                {"id": event.id, "type": "Change", "field_name": event.kind, "value": event.value, "previous_value": event.previous}
+                {
+                    "id": event.id,
+                    "type": "Change",
+                    "field_name": event.kind,
+                    "value": event.value,
+                    "previous_value": event.previous,
+                }
             )
     return list(audits.values())
 
@@ -161,7 +171,13 @@ def _zendesk_update(state: HelpdeskState, req: Request, ticket: Ticket) -> Respo
             if stamp is None:
                 raise Reject(400, {"error": "RecordInvalid", "description": "updated_stamp is not a time"})
             if ticket.updated_at > stamp:
-                raise Reject(409, {"error": "UpdateConflict", "description": "Safe Update prevented the update due to outdated ticket data"})
+                raise Reject(
+                    409,
+                    {
+                        "error": "UpdateConflict",
+                        "description": "Safe Update prevented the update due to outdated ticket data",
+                    },
+                )
         at = state.tick(ticket)
         audit_id = state.next_id()
         author = BOT["zendesk"]
@@ -174,18 +190,42 @@ def _zendesk_update(state: HelpdeskState, req: Request, ticket: Ticket) -> Respo
             public = comment.get("public", True)
             if not isinstance(public, bool):
                 raise Reject(422, {"error": "RecordInvalid", "description": "public must be a boolean"})
-            changes.append(Event(state.next_id(), at, author, "comment" if public else "note", body=comment.get("body"), public=public))
+            changes.append(
+                Event(
+                    state.next_id(),
+                    at,
+                    author,
+                    "comment" if public else "note",
+                    body=comment.get("body"),
+                    public=public,
+                )
+            )
         if "tags" in update:
-            changes.append(Event(state.next_id(), at, author, "tags", value=list(update["tags"]), previous=list(ticket.tags)))
+            changes.append(
+                Event(
+                    state.next_id(),
+                    at,
+                    author,
+                    "tags",
+                    value=list(update["tags"]),
+                    previous=list(ticket.tags),
+                )
+            )
             ticket.tags = list(update["tags"])
         if update.get("additional_tags"):
             new = [t for t in update["additional_tags"] if t not in ticket.tags]
-            changes.append(Event(state.next_id(), at, author, "tags", value=ticket.tags + new, previous=list(ticket.tags)))
+            changes.append(
+                Event(
+                    state.next_id(), at, author, "tags", value=ticket.tags + new, previous=list(ticket.tags)
+                )
+            )
             ticket.tags = ticket.tags + new
         if "status" in update:
             if update["status"] not in ("new", "open", "pending", "hold", "solved", "closed"):
                 raise Reject(422, {"error": "RecordInvalid", "description": "status is invalid"})
-            changes.append(Event(state.next_id(), at, author, "status", value=update["status"], previous=ticket.status))
+            changes.append(
+                Event(state.next_id(), at, author, "status", value=update["status"], previous=ticket.status)
+            )
             ticket.status = update["status"]
         for custom in update.get("custom_fields") or []:
             if not isinstance(custom, dict) or not isinstance(custom.get("id"), int):
@@ -212,18 +252,25 @@ def _zendesk_update(state: HelpdeskState, req: Request, ticket: Ticket) -> Respo
 def intercom(state: HelpdeskState, req: Request) -> Response:
     creds = credentials_for("intercom", req.account, req.base_url)
     if req.headers.get("authorization") != f"Bearer {creds['api_token']}":
-        raise Reject(401, {"type": "error.list", "errors": [{"code": "unauthorized", "message": "Access Token Invalid"}]})
+        raise Reject(
+            401,
+            {"type": "error.list", "errors": [{"code": "unauthorized", "message": "Access Token Invalid"}]},
+        )
     if req.path == "/tags" and req.method == "POST":
         name = _require_json(req).get("name")
         if not name:
-            raise Reject(400, {"type": "error.list", "errors": [{"code": "parameter_not_found", "message": "name"}]})
+            raise Reject(
+                400, {"type": "error.list", "errors": [{"code": "parameter_not_found", "message": "name"}]}
+            )
         with state.lock:
             tags = state.tags.setdefault((req.provider, req.account), {})
             tag_id = tags.setdefault(name, str(state.next_id()))
         return Response(200, {"type": "tag", "id": tag_id, "name": name})
     match = re.fullmatch(r"/conversations/([^/]+)(/reply|/parts|/tags)?", req.path)
     if not match:
-        raise Reject(404, {"type": "error.list", "errors": [{"code": "not_found", "message": "Resource Not Found"}]})
+        raise Reject(
+            404, {"type": "error.list", "errors": [{"code": "not_found", "message": "Resource Not Found"}]}
+        )
     conversation = _ticket(state, req, match.group(1))
     action = match.group(2)
     if action is None and req.method == "GET":
@@ -235,17 +282,23 @@ def intercom(state: HelpdeskState, req: Request) -> Response:
             state.tick(conversation, whole_seconds=True)
         return Response(200, _intercom_conversation(state, req, conversation))
     if req.method != "POST":
-        raise Reject(404, {"type": "error.list", "errors": [{"code": "not_found", "message": "Resource Not Found"}]})
+        raise Reject(
+            404, {"type": "error.list", "errors": [{"code": "not_found", "message": "Resource Not Found"}]}
+        )
     body = _require_json(req)
     admin = str(body.get("admin_id", ""))
     if admin != BOT["intercom"]:
-        raise Reject(400, {"type": "error.list", "errors": [{"code": "parameter_invalid", "message": "admin_id"}]})
+        raise Reject(
+            400, {"type": "error.list", "errors": [{"code": "parameter_invalid", "message": "admin_id"}]}
+        )
     with state.lock:
         if action == "/tags":
             names = {v: k for k, v in state.tags.get((req.provider, req.account), {}).items()}
             name = names.get(str(body.get("id")))
             if name is None:
-                raise Reject(404, {"type": "error.list", "errors": [{"code": "not_found", "message": "Tag Not Found"}]})
+                raise Reject(
+                    404, {"type": "error.list", "errors": [{"code": "not_found", "message": "Tag Not Found"}]}
+                )
             if name not in conversation.tags:
                 conversation.tags.append(name)
             return Response(200, {"type": "tag", "id": str(body.get("id")), "name": name})
@@ -253,18 +306,38 @@ def intercom(state: HelpdeskState, req: Request) -> Response:
         if action == "/reply":
             kind = body.get("message_type")
             if kind not in ("comment", "note") or body.get("type") != "admin" or not body.get("body"):
-                raise Reject(400, {"type": "error.list", "errors": [{"code": "parameter_invalid", "message": "reply"}]})
+                raise Reject(
+                    400, {"type": "error.list", "errors": [{"code": "parameter_invalid", "message": "reply"}]}
+                )
             conversation.events.append(
-                Event(state.next_id(), at, admin, kind, body=body["body"], public=kind == "comment", marker=req.outbox_id)
+                Event(
+                    state.next_id(),
+                    at,
+                    admin,
+                    kind,
+                    body=body["body"],
+                    public=kind == "comment",
+                    marker=req.outbox_id,
+                )
             )
             state.count_effect(req.outbox_id)
         else:  # /parts: close, snoozed, open
             kind = body.get("message_type")
-            if kind not in ("close", "snoozed", "open") or (kind == "snoozed" and not body.get("snoozed_until")):
-                raise Reject(400, {"type": "error.list", "errors": [{"code": "parameter_invalid", "message": "message_type"}]})
+            if kind not in ("close", "snoozed", "open") or (
+                kind == "snoozed" and not body.get("snoozed_until")
+            ):
+                raise Reject(
+                    400,
+                    {
+                        "type": "error.list",
+                        "errors": [{"code": "parameter_invalid", "message": "message_type"}],
+                    },
+                )
             previous = conversation.status
             conversation.status = {"close": "closed", "snoozed": "snoozed", "open": "open"}[kind]
-            conversation.events.append(Event(state.next_id(), at, admin, kind, value=conversation.status, previous=previous))
+            conversation.events.append(
+                Event(state.next_id(), at, admin, kind, value=conversation.status, previous=previous)
+            )
         return Response(200, _intercom_conversation(state, req, conversation))
 
 
@@ -298,8 +371,15 @@ def _intercom_conversation(state: HelpdeskState, req: Request, conversation: Tic
         "open": conversation.status == "open",
         "admin_assignee_id": conversation.assignee,
         "custom_attributes": conversation.custom_fields,
-        "tags": {"type": "tag.list", "tags": [{"type": "tag", "id": ids.get(t), "name": t} for t in conversation.tags]},
-        "conversation_parts": {"type": "conversation_part.list", "conversation_parts": parts, "total_count": len(parts)},
+        "tags": {
+            "type": "tag.list",
+            "tags": [{"type": "tag", "id": ids.get(t), "name": t} for t in conversation.tags],
+        },
+        "conversation_parts": {
+            "type": "conversation_part.list",
+            "conversation_parts": parts,
+            "total_count": len(parts),
+        },
     }
 
 
@@ -308,7 +388,10 @@ def freshdesk(state: HelpdeskState, req: Request) -> Response:
     creds = credentials_for("freshdesk", req.account, req.base_url)
     auth = _basic(req.headers)
     if not auth or auth[0] != creds["api_token"]:
-        raise Reject(401, {"code": "invalid_credentials", "message": "You have to be logged in to perform this action."})
+        raise Reject(
+            401,
+            {"code": "invalid_credentials", "message": "You have to be logged in to perform this action."},
+        )
     match = re.fullmatch(r"/api/v2/tickets/([^/]+)(/reply|/notes|/conversations)?", req.path)
     if not match:
         raise Reject(404, {"code": "not_found"})
@@ -317,22 +400,40 @@ def freshdesk(state: HelpdeskState, req: Request) -> Response:
     if action is None and req.method == "GET":
         return Response(200, _freshdesk_ticket(ticket))
     if action == "/conversations" and req.method == "GET":
-        rows = [_freshdesk_conversation(ticket, e) for e in ticket.events[1:] if e.kind in ("comment", "note")]
+        rows = [
+            _freshdesk_conversation(ticket, e) for e in ticket.events[1:] if e.kind in ("comment", "note")
+        ]
         per_page = min(100, int((req.query.get("per_page") or ["30"])[0]))
         page = int((req.query.get("page") or ["1"])[0])
         chunk = rows[(page - 1) * per_page : page * per_page]
         headers = {}
         if page * per_page < len(rows):
-            headers["Link"] = f'<{req.base_url}/freshdesk/{req.account}/api/v2/tickets/{ticket.id}/conversations?per_page={per_page}&page={page + 1}>; rel="next"'
+            headers["Link"] = (
+                f'<{req.base_url}/freshdesk/{req.account}/api/v2/tickets/{ticket.id}/conversations?per_page={per_page}&page={page + 1}>; rel="next"'
+            )
         return Response(200, chunk, headers)
     body = _require_json(req)
     with state.lock:
         if action in ("/reply", "/notes") and req.method == "POST":
             if not body.get("body"):
-                raise Reject(400, {"description": "Validation failed", "errors": [{"field": "body", "code": "missing_field"}]})
+                raise Reject(
+                    400,
+                    {
+                        "description": "Validation failed",
+                        "errors": [{"field": "body", "code": "missing_field"}],
+                    },
+                )
             private = action == "/notes" and body.get("private", True) is not False
             at = state.tick(ticket)
-            event = Event(state.next_id(), at, BOT["freshdesk"], "note" if private else "comment", body=body["body"], public=not private, marker=req.outbox_id)
+            event = Event(
+                state.next_id(),
+                at,
+                BOT["freshdesk"],
+                "note" if private else "comment",
+                body=body["body"],
+                public=not private,
+                marker=req.outbox_id,
+            )
             ticket.events.append(event)
             state.count_effect(req.outbox_id)
             return Response(201, _freshdesk_conversation(ticket, event))
@@ -340,8 +441,23 @@ def freshdesk(state: HelpdeskState, req: Request) -> Response:
             at = state.tick(ticket)
             if "status" in body:
                 if body["status"] not in (2, 3, 4, 5):
-                    raise Reject(400, {"description": "Validation failed", "errors": [{"field": "status", "code": "invalid_value"}]})
-                ticket.events.append(Event(state.next_id(), at, BOT["freshdesk"], "status", value=str(body["status"]), previous=ticket.status))
+                    raise Reject(
+                        400,
+                        {
+                            "description": "Validation failed",
+                            "errors": [{"field": "status", "code": "invalid_value"}],
+                        },
+                    )
+                ticket.events.append(
+                    Event(
+                        state.next_id(),
+                        at,
+                        BOT["freshdesk"],
+                        "status",
+                        value=str(body["status"]),
+                        previous=ticket.status,
+                    )
+                )
                 ticket.status = str(body["status"])
             if "tags" in body:
                 ticket.tags = list(body["tags"])
@@ -379,7 +495,13 @@ def _freshdesk_conversation(ticket: Ticket, event: Event) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- Jira
-JIRA_WORKFLOW = {"Open": "11", "In Progress": "21", "Waiting for customer": "31", "Resolved": "41", "Closed": "51"}
+JIRA_WORKFLOW = {
+    "Open": "11",
+    "In Progress": "21",
+    "Waiting for customer": "31",
+    "Resolved": "41",
+    "Closed": "51",
+}
 
 
 def jira(state: HelpdeskState, req: Request) -> Response:
@@ -401,20 +523,54 @@ def jira(state: HelpdeskState, req: Request) -> Response:
         rows = [_jira_comment(e, with_properties) for e in comments]
         return Response(200, {"startAt": 0, "maxResults": 100, "total": len(rows), "comments": rows[:100]})
     if action == "/transitions" and req.method == "GET":
-        return Response(200, {"transitions": [{"id": tid, "name": name, "to": {"id": tid, "name": name}} for name, tid in JIRA_WORKFLOW.items() if name != issue.status]})
+        return Response(
+            200,
+            {
+                "transitions": [
+                    {"id": tid, "name": name, "to": {"id": tid, "name": name}}
+                    for name, tid in JIRA_WORKFLOW.items()
+                    if name != issue.status
+                ]
+            },
+        )
     body = _require_json(req)
     with state.lock:
         if action == "/comment" and req.method == "POST":
             document = body.get("body")
-            if not isinstance(document, dict) or document.get("type") != "doc" or document.get("version") != 1:
-                raise Reject(400, {"errorMessages": [], "errors": {"comment": "Comment body must be an Atlassian Document"}})
+            if (
+                not isinstance(document, dict)
+                or document.get("type") != "doc"
+                or document.get("version") != 1
+            ):
+                raise Reject(
+                    400,
+                    {
+                        "errorMessages": [],
+                        "errors": {"comment": "Comment body must be an Atlassian Document"},
+                    },
+                )
             properties = body.get("properties") or []
-            internal = any(p.get("key") == "sd.public.comment" and (p.get("value") or {}).get("internal") for p in properties)
+            internal = any(
+                p.get("key") == "sd.public.comment" and (p.get("value") or {}).get("internal")
+                for p in properties
+            )
             text = " ".join(
-                node.get("text", "") for block in document.get("content", []) for node in block.get("content", []) if node.get("type") == "text"
+                node.get("text", "")
+                for block in document.get("content", [])
+                for node in block.get("content", [])
+                if node.get("type") == "text"
             )
             at = state.tick(issue)
-            event = Event(state.next_id(), at, BOT["jira"], "note" if internal else "comment", body=text, public=not internal, marker=req.outbox_id, properties=properties)
+            event = Event(
+                state.next_id(),
+                at,
+                BOT["jira"],
+                "note" if internal else "comment",
+                body=text,
+                public=not internal,
+                marker=req.outbox_id,
+                properties=properties,
+            )
             issue.events.append(event)
             state.count_effect(req.outbox_id)
             return Response(201, _jira_comment(event, True))
@@ -426,7 +582,16 @@ def jira(state: HelpdeskState, req: Request) -> Response:
                         raise Reject(400, {"errors": {"labels": "label cannot contain spaces"}})
                     previous = list(issue.tags)
                     issue.tags.append(change["add"])
-                    issue.events.append(Event(state.next_id(), at, BOT["jira"], "labels", value=" ".join(issue.tags), previous=" ".join(previous)))
+                    issue.events.append(
+                        Event(
+                            state.next_id(),
+                            at,
+                            BOT["jira"],
+                            "labels",
+                            value=" ".join(issue.tags),
+                            previous=" ".join(previous),
+                        )
+                    )
             for key, value in (body.get("fields") or {}).items():
                 issue.custom_fields[key] = value
             return Response(204)
@@ -434,9 +599,13 @@ def jira(state: HelpdeskState, req: Request) -> Response:
             wanted = str((body.get("transition") or {}).get("id"))
             names = {tid: name for name, tid in JIRA_WORKFLOW.items() if name != issue.status}
             if wanted not in names:
-                raise Reject(400, {"errorMessages": ["Transition id '%s' is not valid for this issue." % wanted]})
+                raise Reject(
+                    400, {"errorMessages": [f"Transition id '{wanted}' is not valid for this issue."]}
+                )
             at = state.tick(issue)
-            issue.events.append(Event(state.next_id(), at, BOT["jira"], "status", value=names[wanted], previous=issue.status))
+            issue.events.append(
+                Event(state.next_id(), at, BOT["jira"], "status", value=names[wanted], previous=issue.status)
+            )
             issue.status = names[wanted]
             return Response(204)
     raise Reject(405, {"errorMessages": ["method not allowed"]})
@@ -464,7 +633,12 @@ def _jira_issue(issue: Ticket, *, expand: bool) -> dict[str, Any]:
             for e in issue.events
             if e.kind not in ("comment", "note")
         ]
-        data["changelog"] = {"startAt": 0, "maxResults": len(histories), "total": len(histories), "histories": histories}
+        data["changelog"] = {
+            "startAt": 0,
+            "maxResults": len(histories),
+            "total": len(histories),
+            "histories": histories,
+        }
     return data
 
 
@@ -472,7 +646,11 @@ def _jira_comment(event: Event, with_properties: bool) -> dict[str, Any]:
     comment = {
         "id": str(event.id),
         "author": {"accountId": event.author},
-        "body": {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [{"type": "text", "text": event.body or ""}]}]},
+        "body": {
+            "type": "doc",
+            "version": 1,
+            "content": [{"type": "paragraph", "content": [{"type": "text", "text": event.body or ""}]}],
+        },
         "created": _jira_time(event.at),
         "updated": _jira_time(event.at),
         "jsdPublic": event.public,
@@ -488,7 +666,13 @@ def webhook(state: HelpdeskState, req: Request) -> Response:
     if req.method != "POST" or req.path not in ("", "/"):
         raise Reject(404, {"error": "not_found"})
     secret = credentials_for(req.provider, req.account, req.base_url)["signing_secret"]
-    if not verify(secret, req.headers.get("x-deflect-timestamp", ""), req.raw, req.headers.get("x-deflect-signature", ""), now=time.time()):
+    if not verify(
+        secret,
+        req.headers.get("x-deflect-timestamp", ""),
+        req.raw,
+        req.headers.get("x-deflect-signature", ""),
+        now=time.time(),
+    ):
         raise Reject(401, {"error": "bad_signature"})
     key = req.headers.get("idempotency-key")
     if not key:
@@ -505,7 +689,14 @@ def webhook(state: HelpdeskState, req: Request) -> Response:
         return Response(201, answer)
 
 
-HANDLERS = {"zendesk": zendesk, "intercom": intercom, "freshdesk": freshdesk, "jira": jira, "crm": webhook, "generic": webhook}
+HANDLERS = {
+    "zendesk": zendesk,
+    "intercom": intercom,
+    "freshdesk": freshdesk,
+    "jira": jira,
+    "crm": webhook,
+    "generic": webhook,
+}
 
 
 def parse_query(query: str) -> dict[str, list[str]]:

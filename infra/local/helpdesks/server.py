@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -87,10 +87,20 @@ def serve(
     except ValueError:
         body = raw.decode(errors="replace")
     recorded = {k: ("<redacted>" if k == "x-deflect-signature" else v) for k, v in headers.items()}
-    call = Call(provider, account, method, rest + (f"?{parts.query}" if parts.query else ""), recorded, body, outbox_id=headers.get(OUTBOX_HEADER))
+    call = Call(
+        provider,
+        account,
+        method,
+        rest + (f"?{parts.query}" if parts.query else ""),
+        recorded,
+        body,
+        outbox_id=headers.get(OUTBOX_HEADER),
+    )
     with state.lock:
         state.calls.append(call)
-    request = Request(provider, account, method, rest, parse_query(parts.query), headers, raw, call.outbox_id, base_url)
+    request = Request(
+        provider, account, method, rest, parse_query(parts.query), headers, raw, call.outbox_id, base_url
+    )
     fault = state.take_fault(provider, method, rest)
     if fault and fault.mode == "hang_before":
         call.status = 504
@@ -149,7 +159,14 @@ class HelpdeskServer(ThreadingHTTPServer):
             return Response(201, {"id": ticket.id, "updated_at": ticket.updated_at.isoformat()})
         if len(parts) == 5 and parts[2] == "tickets" and parts[4] == "human" and method == "POST":
             try:
-                event = state.human_edit(parts[0], parts[1], parts[3], body.get("kind", "comment"), body.get("value"), body.get("body"))
+                event = state.human_edit(
+                    parts[0],
+                    parts[1],
+                    parts[3],
+                    body.get("kind", "comment"),
+                    body.get("value"),
+                    body.get("body"),
+                )
             except (KeyError, ValueError) as error:
                 return Response(400, {"error": str(error)})
             return Response(201, {"id": event.id, "at": event.at.isoformat()})
@@ -185,14 +202,20 @@ class HelpdesksHandle:
 
 def start_helpdesks(port: int = 0, state: HelpdeskState | None = None) -> HelpdesksHandle:
     server = HelpdeskServer(port, state)
-    thread = threading.Thread(target=server.serve_forever, name="local-helpdesks", daemon=True, kwargs={"poll_interval": 0.05})
+    thread = threading.Thread(
+        target=server.serve_forever, name="local-helpdesks", daemon=True, kwargs={"poll_interval": 0.05}
+    )
     thread.start()
     return HelpdesksHandle(server, thread)
 
 
-def connect_tenant(secrets: Any, handle: HelpdesksHandle, tenant_id: str, providers: tuple[str, ...] = PROVIDERS) -> None:
+def connect_tenant(
+    secrets: Any, handle: HelpdesksHandle, tenant_id: str, providers: tuple[str, ...] = PROVIDERS
+) -> None:
     """Store the tenant's credentials for every local helpdesk (and CRM) in a SecretStore, as an operator would."""
     from deflect.helpdesk.directory import secret_name
 
     for provider in providers:
-        secrets.put_secret(tenant_id, secret_name(provider), json.dumps(handle.credentials(provider, tenant_id)))
+        secrets.put_secret(
+            tenant_id, secret_name(provider), json.dumps(handle.credentials(provider, tenant_id))
+        )

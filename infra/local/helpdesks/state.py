@@ -24,9 +24,18 @@ CUSTOMER = {"zendesk": "2001", "intercom": "u-2001", "freshdesk": "2001", "jira"
 
 def credentials_for(provider: str, account: str, base_url: str) -> dict[str, Any]:
     """The secret a tenant stores for this local account (what `HelpdeskCredentials` parses)."""
-    common = {"provider": provider, "base_url": f"{base_url}/{provider}/{account}", "requests_per_minute": 100_000}
+    common = {
+        "provider": provider,
+        "base_url": f"{base_url}/{provider}/{account}",
+        "requests_per_minute": 100_000,
+    }
     if provider == "zendesk":
-        return {**common, "email": f"bot@{account}.example", "api_token": f"zd-{account}-token", "bot_user_id": BOT[provider]}
+        return {
+            **common,
+            "email": f"bot@{account}.example",
+            "api_token": f"zd-{account}-token",
+            "bot_user_id": BOT[provider],
+        }
     if provider == "intercom":
         return {**common, "api_token": f"ic-{account}-token", "bot_user_id": BOT[provider]}
     if provider == "freshdesk":
@@ -37,7 +46,12 @@ def credentials_for(provider: str, account: str, base_url: str) -> dict[str, Any
             "email": f"bot@{account}.example",
             "api_token": f"jira-{account}-token",
             "bot_user_id": BOT[provider],
-            "status_map": {"solved": "Resolved", "resolved": "Resolved", "open": "Open", "pending": "Waiting for customer"},
+            "status_map": {
+                "solved": "Resolved",
+                "resolved": "Resolved",
+                "open": "Open",
+                "pending": "Waiting for customer",
+            },
         }
     return {**common, "signing_secret": f"{provider}-{account}-secret"}
 
@@ -113,7 +127,9 @@ class HelpdeskState:
         self.faults: list[Fault] = []
         self.calls: list[Call] = []
         self.effects: Counter[str] = Counter()
-        self.effect_times: dict[str, float] = {}  # outbox id → time.monotonic() of its first effect (benchmarks)
+        self.effect_times: dict[
+            str, float
+        ] = {}  # outbox id → time.monotonic() of its first effect (benchmarks)
         self._ids = itertools.count(1000)
         self._last = datetime.now(UTC)
 
@@ -152,16 +168,30 @@ class HelpdeskState:
         with self.lock:
             tid = ticket_id or (f"DESK-{self.next_id()}" if provider == "jira" else str(self.next_id()))
             now = self.tick(whole_seconds=provider == "intercom")
-            default_status = {"zendesk": "open", "intercom": "open", "freshdesk": "2", "jira": "Open"}.get(provider, "open")
-            ticket = Ticket(tid, status or default_status, assignee, list(tags or []), dict(custom_fields or {}), now, now)
-            ticket.events.append(Event(self.next_id(), now, CUSTOMER.get(provider, "customer"), "comment", body=first_message))
+            default_status = {"zendesk": "open", "intercom": "open", "freshdesk": "2", "jira": "Open"}.get(
+                provider, "open"
+            )
+            ticket = Ticket(
+                tid, status or default_status, assignee, list(tags or []), dict(custom_fields or {}), now, now
+            )
+            ticket.events.append(
+                Event(self.next_id(), now, CUSTOMER.get(provider, "customer"), "comment", body=first_message)
+            )
             self.tickets.setdefault((provider, account), {})[tid] = ticket
             return ticket
 
     def ticket(self, provider: str, account: str, ticket_id: str) -> Ticket | None:
         return self.tickets.get((provider, account), {}).get(ticket_id)
 
-    def human_edit(self, provider: str, account: str, ticket_id: str, kind: str, value: Any = None, body: str | None = None) -> Event:
+    def human_edit(
+        self,
+        provider: str,
+        account: str,
+        ticket_id: str,
+        kind: str,
+        value: Any = None,
+        body: str | None = None,
+    ) -> Event:
         """A person changes the ticket in the helpdesk UI: a newer comment, a status change, a reassignment."""
         with self.lock:
             ticket = self.tickets[(provider, account)][ticket_id]

@@ -16,7 +16,10 @@ class SqsDeadLetters(SqsWorkQueue):
             return []
         with translated("ReceiveMessage"):
             answer = self._client.receive_message(
-                QueueUrl=self._url, MaxNumberOfMessages=min(10, max_messages), WaitTimeSeconds=wait_s, VisibilityTimeout=30
+                QueueUrl=self._url,
+                MaxNumberOfMessages=min(10, max_messages),
+                WaitTimeSeconds=wait_s,
+                VisibilityTimeout=30,
             )
         letters = []
         for message in answer.get("Messages", []):
@@ -24,7 +27,9 @@ class SqsDeadLetters(SqsWorkQueue):
                 body = json.loads(message["Body"])
             except ValueError:
                 body = {}  # a message we did not write: kept (released) for a human to look at
-            letters.append(DeadLetter(handle=message["ReceiptHandle"], body=body if isinstance(body, dict) else {}))
+            letters.append(
+                DeadLetter(handle=message["ReceiptHandle"], body=body if isinstance(body, dict) else {})
+            )
         return letters
 
     def delete(self, handle: str) -> None:
@@ -33,4 +38,6 @@ class SqsDeadLetters(SqsWorkQueue):
 
     def release(self, handle: str) -> None:
         with translated("ChangeMessageVisibility"):
-            self._client.change_message_visibility(QueueUrl=self._url, ReceiptHandle=handle, VisibilityTimeout=0)
+            self._client.change_message_visibility(
+                QueueUrl=self._url, ReceiptHandle=handle, VisibilityTimeout=0
+            )

@@ -12,17 +12,25 @@ STATUSES = ("pending", "dispatching", "failed", "conflict", "dead")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    outbox = commands.add_parser("outbox", help="writeback outbox").add_subparsers(dest="outbox_command", required=True)
+    outbox = commands.add_parser("outbox", help="writeback outbox").add_subparsers(
+        dest="outbox_command", required=True
+    )
 
     listing = outbox.add_parser("list", help="items not yet delivered: pending, failed, conflict, dead")
     listing.add_argument("--tenant", required=True)
-    listing.add_argument("--status", action="append", choices=STATUSES, help="repeatable; default: all of them")
+    listing.add_argument(
+        "--status", action="append", choices=STATUSES, help="repeatable; default: all of them"
+    )
     listing.add_argument("--limit", type=int, default=None)
     listing.set_defaults(func=run_list)
 
-    replay = outbox.add_parser("replay", help="send dead/failed items again (the receipt check still applies)")
+    replay = outbox.add_parser(
+        "replay", help="send dead/failed items again (the receipt check still applies)"
+    )
     replay.add_argument("--tenant", required=True)
-    replay.add_argument("--id", dest="ids", action="append", default=[], help="outbox id; repeatable; default: all")
+    replay.add_argument(
+        "--id", dest="ids", action="append", default=[], help="outbox id; repeatable; default: all"
+    )
     replay.add_argument("--status", action="append", choices=STATUSES, help="default: dead and failed")
     replay.add_argument("--keep-dlq", action="store_true", help="leave the DLQ messages of replayed items")
     replay.set_defaults(func=run_replay)
@@ -34,7 +42,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _context(args: argparse.Namespace, command: str) -> TenantContext:
-    return TenantContext(tenant_id=args.tenant, actor=f"cli:outbox:{command}", roles=frozenset({"admin"}), via="cli")
+    return TenantContext(
+        tenant_id=args.tenant, actor=f"cli:outbox:{command}", roles=frozenset({"admin"}), via="cli"
+    )
 
 
 def _service(args: argparse.Namespace) -> Any:

@@ -48,6 +48,9 @@ _TEXT_FIELDS = {"title": 2.0, "headings": 1.5, "body": 1.0}
 _QUERY_NOISE = re.compile(r"[^\w]+")
 _VISIBILITY = {"public": 0, "internal": 1, "segments": 2}
 _WRITER_HEAP = 64_000_000
+# OpenBLAS starts worker threads for larger matrix-vector products; on a busy machine (tests, the local stack)
+# waking them costs ten times the product itself, so similarities are computed in single-threaded blocks.
+_BLOCK_ROWS = 1024
 
 
 def _tantivy() -> Any:
@@ -85,6 +88,13 @@ def _epoch(moment: Any) -> int:
 
 def _row_key(chunk: Chunk) -> str:
     return f"{chunk.tenant_id}/{chunk.chunk_id}"
+
+
+def _similarities(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    out = np.empty(len(matrix), dtype=np.float32)
+    for start in range(0, len(matrix), _BLOCK_ROWS):
+        np.dot(matrix[start : start + _BLOCK_ROWS], vector, out=out[start : start + _BLOCK_ROWS])
+    return out
 
 
 @dataclass
@@ -214,7 +224,7 @@ class EmbeddedKnowledgeIndex:
         if not allowed.any():
             return []
         query_vector = self._embedder_().embed([request.text], max_tokens=self._query_tokens)[0]
-        dense = view.matrix @ query_vector
+        dense = _similarities(view.matrix, np.asarray(query_vector, dtype=np.float32))
         masked = np.where(allowed, dense, -np.inf)
         take = min(ranking.CANDIDATES, int(allowed.sum()))
         rows = set(np.argpartition(-masked, take - 1)[:take].tolist())
@@ -344,22 +354,20 @@ class EmbeddedKnowledgeIndex:
         self._by_article[(tenant_id, article_id)] = keys
         for key, chunk in zip(keys, chunks, strict=True):
             self._chunks[key] = chunk
-            self._vectors[key] = vectors[chunk.embedding_text()]
+            self._vectors[key] = vectors[key]
             writer.add_document(self._document(key, chunk))
 
     def _vectors_for(self, chunks: list[Chunk]) -> dict[str, np.ndarray]:
-        """Vectors by embedding text. Sections an edit left unchanged keep the vectors they already have."""
+        """Vectors by row key. Sections an edit left unchanged keep the vectors they already have."""
+        texts = {_row_key(c): c.embedding_text() for c in chunks}
         known: dict[str, np.ndarray] = {}
-        articles = {(c.tenant_id, c.article_id) for c in chunks}
-        for article in articles:
+        for article in {(c.tenant_id, c.article_id) for c in chunks}:
             for key in self._by_article.get(article, ()):
                 known[self._chunks[key].embedding_text()] = self._vectors[key]
-        missing = list(dict.fromkeys(c.embedding_text() for c in chunks if c.embedding_text() not in known))
+        missing = list(dict.fromkeys(t for t in texts.values() if t not in known))
         if missing:
-            known.update(
-                zip(missing, self._embedder_().embed(missing, max_tokens=self._doc_tokens), strict=True)
-            )
-        return known
+            known.update(zip(missing, self._embedder_().embed(missing, max_tokens=self._doc_tokens), strict=True))
+        return {key: known[text] for key, text in texts.items()}
 
     def _document(self, key: str, chunk: Chunk) -> Any:
         document = _tantivy().Document()

@@ -19,8 +19,6 @@ from deflect.escalation.records import EscalationPorts, count, task_id_for
 from deflect.observability import logger
 
 ATTEMPTS = 5
-# A task this close to its due time is treated as due: waiting again would only add a one-second loop.
-DUE_SLACK_S = 0.5
 
 
 class HumanTasks:
@@ -108,7 +106,7 @@ class HumanTasks:
         now = self.p.now()
         if task is not None and task.status in ("open", "claimed", "decided") and not route.warned:
             remaining = (task.due_at - now).total_seconds()
-            if remaining > DUE_SLACK_S:
+            if remaining > 0:
                 detail = {
                     "task_id": task.task_id,
                     "ticket_id": task.ticket_id,

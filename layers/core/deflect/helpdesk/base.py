@@ -21,7 +21,13 @@ from deflect.domain.errors import TransientFailure
 from deflect.domain.models import OutboxItem, utcnow
 from deflect.helpdesk.errors import HelpdeskConflict, PermanentFailure
 from deflect.helpdesk.http import HelpdeskHttp, HttpResponse
-from deflect.helpdesk.models import Activity, ConnectorName, HelpdeskCredentials, HelpdeskReceipt, activity_summary
+from deflect.helpdesk.models import (
+    Activity,
+    ConnectorName,
+    HelpdeskCredentials,
+    HelpdeskReceipt,
+    activity_summary,
+)
 
 OUTBOX_HEADER = "X-Deflect-Outbox-Id"
 COMMENT_KINDS = ("public_reply", "internal_note")
@@ -109,7 +115,9 @@ class Connector:
             timeout_s=self.credentials.timeout_s,
         )
 
-    def post_once(self, post: Callable[[], HttpResponse], find: Callable[[], str | None]) -> tuple[HttpResponse | None, str | None]:
+    def post_once(
+        self, post: Callable[[], HttpResponse], find: Callable[[], str | None]
+    ) -> tuple[HttpResponse | None, str | None]:
         """Post a non-repeatable effect at most once.
 
         After an ambiguous failure (5xx, timeout) the effect may exist: look for it, and only if it is not there,
@@ -134,7 +142,9 @@ class Connector:
             return []
         return [a for a in activities if a.at > baseline and a.author != self.bot]
 
-    def raise_if_foreign(self, item: OutboxItem, activities: list[Activity], *, delivered: list[str] | None = None) -> None:
+    def raise_if_foreign(
+        self, item: OutboxItem, activities: list[Activity], *, delivered: list[str] | None = None
+    ) -> None:
         foreign = self.foreign_changes(activities, item.expected_external_updated_at)
         if foreign:
             kinds = sorted({a.kind for a in foreign})
@@ -143,7 +153,9 @@ class Connector:
                 current={"changes": activity_summary(foreign), "delivered": delivered or []},
             )
 
-    def own_comment(self, item: OutboxItem, activities: Iterable[Activity], *, private: bool | None = None) -> Activity | None:
+    def own_comment(
+        self, item: OutboxItem, activities: Iterable[Activity], *, private: bool | None = None
+    ) -> Activity | None:
         """Our comment from an earlier attempt: by marker where the provider stores one, else by author + text."""
         wanted = normalise_text(item.body)
         for activity in activities:

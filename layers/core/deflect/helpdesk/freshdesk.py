@@ -68,7 +68,11 @@ class FreshdeskConnector(Connector):
             # Nothing was verified about others' edits, so this receipt moves no watermark (updated_at None).
             return self.receipt(item, self._effects(item), replayed=True)
         activities = self.conversations(ticket_id, item)
-        mine = self.own_comment(item, activities, private=item.kind == "internal_note") if self.wants_comment(item) else None
+        mine = (
+            self.own_comment(item, activities, private=item.kind == "internal_note")
+            if self.wants_comment(item)
+            else None
+        )
         delivered = [f"conversation:{mine.effect_id}"] if mine else []
         self.raise_if_foreign(item, activities, delivered=delivered)
         self._raise_if_unexplained(item, ticket, activities, delivered)
@@ -81,9 +85,13 @@ class FreshdeskConnector(Connector):
         if changes:
             answer = self.call("PUT", f"/api/v2/tickets/{ticket_id}", item, body=changes, safe=True).json()
             updated = parse_time(answer.get("updated_at")) or updated
-        return self.receipt(item, effects + self._effects(item), updated_at=updated, replayed=mine is not None)
+        return self.receipt(
+            item, effects + self._effects(item), updated_at=updated, replayed=mine is not None
+        )
 
-    def _raise_if_unexplained(self, item: OutboxItem, ticket: dict[str, Any], activities: list[Activity], delivered: list[str]) -> None:
+    def _raise_if_unexplained(
+        self, item: OutboxItem, ticket: dict[str, Any], activities: list[Activity], delivered: list[str]
+    ) -> None:
         baseline = item.expected_external_updated_at
         updated = parse_time(ticket.get("updated_at"))
         if baseline is None or updated is None or updated <= baseline:
@@ -94,7 +102,14 @@ class FreshdeskConnector(Connector):
         raise HelpdeskConflict(
             "freshdesk ticket properties changed after it was read",
             current={
-                "changes": [{"at": updated.isoformat(), "kind": "properties", "status": ticket.get("status"), "responder_id": ticket.get("responder_id")}],
+                "changes": [
+                    {
+                        "at": updated.isoformat(),
+                        "kind": "properties",
+                        "status": ticket.get("status"),
+                        "responder_id": ticket.get("responder_id"),
+                    }
+                ],
                 "delivered": delivered,
             },
         )
@@ -103,10 +118,15 @@ class FreshdeskConnector(Connector):
         if item.kind == "public_reply":
             path, body = f"/api/v2/tickets/{ticket_id}/reply", {"body": to_html(item.body or "")}
         else:
-            path, body = f"/api/v2/tickets/{ticket_id}/notes", {"body": to_html(item.body or ""), "private": True}
+            path, body = (
+                f"/api/v2/tickets/{ticket_id}/notes",
+                {"body": to_html(item.body or ""), "private": True},
+            )
 
         def find() -> str | None:
-            mine = self.own_comment(item, self.conversations(ticket_id, item), private=item.kind == "internal_note")
+            mine = self.own_comment(
+                item, self.conversations(ticket_id, item), private=item.kind == "internal_note"
+            )
             return mine.effect_id if mine else None
 
         response, found = self.post_once(lambda: self.call("POST", path, item, body=body, safe=False), find)
@@ -137,6 +157,8 @@ class FreshdeskConnector(Connector):
 
     @staticmethod
     def _effects(item: OutboxItem) -> list[str]:
-        return (["tags"] if item.tags else []) + (["status"] if item.status_value else []) + (
-            ["custom_fields"] if item.custom_fields else []
+        return (
+            (["tags"] if item.tags else [])
+            + (["status"] if item.status_value else [])
+            + (["custom_fields"] if item.custom_fields else [])
         )

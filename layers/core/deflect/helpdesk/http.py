@@ -46,7 +46,9 @@ class HttpResponse:
         try:
             return json.loads(self.body)
         except ValueError as error:
-            raise TransientFailure("helpdesk answered with a body that is not JSON", status=self.status) from error
+            raise TransientFailure(
+                "helpdesk answered with a body that is not JSON", status=self.status
+            ) from error
 
 
 @dataclass
@@ -98,7 +100,9 @@ class TokenBuckets:
             bucket = self._buckets.get(key)
             if bucket is None:
                 bucket = self._buckets[key] = _Bucket(tokens=self.capacity(rate_per_minute), updated=now)
-            bucket.tokens = min(self.capacity(rate_per_minute), bucket.tokens + (now - bucket.updated) * per_second)
+            bucket.tokens = min(
+                self.capacity(rate_per_minute), bucket.tokens + (now - bucket.updated) * per_second
+            )
             bucket.updated = now
             wait = max(0.0, bucket.paused_until - now)
             if bucket.tokens < 1:
@@ -172,7 +176,11 @@ class HelpdeskHttp:
         timeout_s: float | None = None,
     ) -> HttpResponse:
         """Send one logical request; returns 2xx answers and any status in `accept`, raises typed errors otherwise."""
-        body = raw_body if raw_body is not None else (None if json_body is None else json.dumps(json_body).encode())
+        body = (
+            raw_body
+            if raw_body is not None
+            else (None if json_body is None else json.dumps(json_body).encode())
+        )
         all_headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **(headers or {})}
         if body is not None:
             all_headers.setdefault("Content-Type", "application/json")
@@ -182,7 +190,9 @@ class HelpdeskHttp:
                 self.sleep(wait)
             last = attempt == self.max_attempts
             try:
-                response = self._exchange(method, url, all_headers, body, timeout_s or self.timeout_s, attempt)
+                response = self._exchange(
+                    method, url, all_headers, body, timeout_s or self.timeout_s, attempt
+                )
             except NotSent as error:
                 if last:
                     raise TransientFailure(f"{method} {_where(url)}: could not connect") from error
@@ -192,7 +202,9 @@ class HelpdeskHttp:
                 if safe_to_retry and not last:
                     self.backoff_sleep(attempt)
                     continue
-                raise TransientFailure(f"{method} {_where(url)}: no answer ({error})", ambiguous=True) from error
+                raise TransientFailure(
+                    f"{method} {_where(url)}: no answer ({error})", ambiguous=True
+                ) from error
 
             status = response.status
             retry_after = parse_retry_after(response.headers.get("retry-after"))
@@ -202,7 +214,9 @@ class HelpdeskHttp:
                 # requests do not all come back in the same instant. The next reserve() does the waiting.
                 self.limits.pause(limit_key, wait * (1 + 0.1 * self.rng()))
                 if last or wait > self.max_inline_wait_s:
-                    raise Throttled(f"{method} {_where(url)}: provider asked to slow down", retry_after_s=wait)
+                    raise Throttled(
+                        f"{method} {_where(url)}: provider asked to slow down", retry_after_s=wait
+                    )
                 continue
             if 200 <= status < 300 or status in accept:
                 return response
@@ -210,14 +224,24 @@ class HelpdeskHttp:
                 if safe_to_retry and not last:
                     self.backoff_sleep(attempt)
                     continue
-                raise TransientFailure(f"{method} {_where(url)}: HTTP {status}", status=status, ambiguous=not safe_to_retry)
+                raise TransientFailure(
+                    f"{method} {_where(url)}: HTTP {status}", status=status, ambiguous=not safe_to_retry
+                )
             if status in (401, 403):
                 raise HelpdeskAuthFailed(f"{method} {_where(url)}: HTTP {status}", status=status)
             raise PermanentFailure(f"{method} {_where(url)}: HTTP {status}", status=status)
-        raise TransientFailure(f"{method} {_where(url)}: retries exhausted")  # pragma: no cover - loop always returns
+        raise TransientFailure(
+            f"{method} {_where(url)}: retries exhausted"
+        )  # pragma: no cover - loop always returns
 
     def _exchange(
-        self, method: str, url: str, headers: dict[str, str], body: bytes | None, timeout_s: float, attempt: int
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        timeout_s: float,
+        attempt: int,
     ) -> HttpResponse:
         request = urllib.request.Request(url, data=body, method=method, headers=headers)  # noqa: S310 - https/loopback only
         host = urlsplit(url).hostname or ""
@@ -243,7 +267,9 @@ class HelpdeskHttp:
             error_name = type(error).__name__
             raise NoAnswer(error_name) from error
         finally:
-            event = RequestEvent(method, _where(url), status, time.perf_counter() - started, attempt, error_name)
+            event = RequestEvent(
+                method, _where(url), status, time.perf_counter() - started, attempt, error_name
+            )
             for hook in self.hooks:
                 hook(event)
 

@@ -44,7 +44,9 @@ class IntercomConnector(Connector):
             Activity(
                 at=parse_time(part.get("created_at")),
                 author=str((part.get("author") or {}).get("id")),
-                kind={"comment": "comment", "note": "note"}.get(part.get("part_type"), str(part.get("part_type"))),
+                kind={"comment": "comment", "note": "note"}.get(
+                    part.get("part_type"), str(part.get("part_type"))
+                ),
                 effect_id=str(part.get("id")),
                 text=normalise_text(part.get("body")),
             )
@@ -55,7 +57,11 @@ class IntercomConnector(Connector):
     def send(self, item: OutboxItem) -> HelpdeskReceipt:
         conversation_id = require_segment(item.external_ticket_id, "intercom conversation id")
         data, activities = self.conversation(conversation_id, item)
-        mine = self.own_comment(item, activities, private=item.kind == "internal_note") if self.wants_comment(item) else None
+        mine = (
+            self.own_comment(item, activities, private=item.kind == "internal_note")
+            if self.wants_comment(item)
+            else None
+        )
         effects = [f"part:{mine.effect_id}"] if mine else []
         self.raise_if_foreign(item, activities, delivered=effects)
         if self.wants_comment(item) and mine is None:
@@ -64,7 +70,12 @@ class IntercomConnector(Connector):
         effects += self._custom_attributes(conversation_id, item, data)
         effects += self._state(conversation_id, item, data)
         updated = max((a.at for a in activities), default=None)
-        return self.receipt(item, effects, updated_at=_max(updated, parse_time(data.get("updated_at"))), replayed=mine is not None)
+        return self.receipt(
+            item,
+            effects,
+            updated_at=_max(updated, parse_time(data.get("updated_at"))),
+            replayed=mine is not None,
+        )
 
     def _reply(self, conversation_id: str, item: OutboxItem) -> str:
         body = {
@@ -80,7 +91,8 @@ class IntercomConnector(Connector):
             return mine.effect_id if mine else None
 
         response, found = self.post_once(
-            lambda: self.call("POST", f"/conversations/{conversation_id}/reply", item, body=body, safe=False), find
+            lambda: self.call("POST", f"/conversations/{conversation_id}/reply", item, body=body, safe=False),
+            find,
         )
         if found:
             return found
@@ -95,7 +107,11 @@ class IntercomConnector(Connector):
             # POST /tags creates the tag or returns the existing one with its id.
             tag = self.call("POST", "/tags", item, body={"name": name}, safe=True).json()
             self.call(
-                "POST", f"/conversations/{conversation_id}/tags", item, body={"id": str(tag["id"]), "admin_id": self.bot}, safe=True
+                "POST",
+                f"/conversations/{conversation_id}/tags",
+                item,
+                body={"id": str(tag["id"]), "admin_id": self.bot},
+                safe=True,
             )
         return ["tags"] if item.tags else []
 
@@ -105,7 +121,11 @@ class IntercomConnector(Connector):
         current = data.get("custom_attributes") or {}
         if any(current.get(k) != v for k, v in item.custom_fields.items()):
             self.call(
-                "PUT", f"/conversations/{conversation_id}", item, body={"custom_attributes": dict(item.custom_fields)}, safe=True
+                "PUT",
+                f"/conversations/{conversation_id}",
+                item,
+                body={"custom_attributes": dict(item.custom_fields)},
+                safe=True,
             )
         return ["custom_fields"]
 
@@ -126,7 +146,11 @@ class IntercomConnector(Connector):
         # A second close/snooze would add a second part: after an unclear failure, look before repeating.
         self.post_once(
             lambda: self.call("POST", f"/conversations/{conversation_id}/parts", item, body=body, safe=False),
-            lambda: "status" if self.conversation(conversation_id, item)[0].get("state") == STATE_AFTER[action] else None,
+            lambda: (
+                "status"
+                if self.conversation(conversation_id, item)[0].get("state") == STATE_AFTER[action]
+                else None
+            ),
         )
         return ["status"]
 

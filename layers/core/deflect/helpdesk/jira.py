@@ -48,7 +48,10 @@ class JiraConnector(Connector):
     # ------------------------------------------------------------------ reads
     def issue(self, key: str, item: OutboxItem) -> tuple[dict[str, Any], list[Activity]]:
         data = self.call(
-            "GET", f"/rest/api/3/issue/{key}?fields=updated,status,assignee,labels&expand=changelog", item, safe=True
+            "GET",
+            f"/rest/api/3/issue/{key}?fields=updated,status,assignee,labels&expand=changelog",
+            item,
+            safe=True,
         ).json()
         activities = []
         for history in (data.get("changelog") or {}).get("histories") or []:
@@ -65,7 +68,10 @@ class JiraConnector(Connector):
 
     def comments(self, key: str, item: OutboxItem) -> list[Activity]:
         data = self.call(
-            "GET", f"/rest/api/3/issue/{key}/comment?expand=properties&orderBy=-created&maxResults=100", item, safe=True
+            "GET",
+            f"/rest/api/3/issue/{key}/comment?expand=properties&orderBy=-created&maxResults=100",
+            item,
+            safe=True,
         ).json()
         found = []
         for comment in data.get("comments") or []:
@@ -96,7 +102,12 @@ class JiraConnector(Connector):
             effects.append(f"comment:{comment_id}")
         effects += self._fields(key, item, data)
         effects += self._transition(key, item, data)
-        return self.receipt(item, effects, updated_at=updated or parse_time((data.get("fields") or {}).get("updated")), replayed=mine is not None)
+        return self.receipt(
+            item,
+            effects,
+            updated_at=updated or parse_time((data.get("fields") or {}).get("updated")),
+            replayed=mine is not None,
+        )
 
     def comment_body(self, item: OutboxItem) -> dict[str, Any]:
         return {
@@ -113,7 +124,10 @@ class JiraConnector(Connector):
             return mine.effect_id if mine else None
 
         response, found = self.post_once(
-            lambda: self.call("POST", f"/rest/api/3/issue/{key}/comment", item, body=self.comment_body(item), safe=False), find
+            lambda: self.call(
+                "POST", f"/rest/api/3/issue/{key}/comment", item, body=self.comment_body(item), safe=False
+            ),
+            find,
         )
         if found:
             return found, None
@@ -125,7 +139,9 @@ class JiraConnector(Connector):
         present = set((data.get("fields") or {}).get("labels") or [])
         body: dict[str, Any] = {}
         # Jira labels cannot contain spaces.
-        missing = [t.replace(" ", "_") for t in dict.fromkeys(item.tags) if t.replace(" ", "_") not in present]
+        missing = [
+            t.replace(" ", "_") for t in dict.fromkeys(item.tags) if t.replace(" ", "_") not in present
+        ]
         if missing:
             body["update"] = {"labels": [{"add": label} for label in missing]}
         if item.custom_fields:
@@ -141,13 +157,23 @@ class JiraConnector(Connector):
         current = (((data.get("fields") or {}).get("status")) or {}).get("name", "")
         if current.lower() == wanted.lower():
             return ["status"]
-        options = self.call("GET", f"/rest/api/3/issue/{key}/transitions", item, safe=True).json().get("transitions") or []
+        options = (
+            self.call("GET", f"/rest/api/3/issue/{key}/transitions", item, safe=True)
+            .json()
+            .get("transitions")
+            or []
+        )
         for option in options:
-            if wanted.lower() in (str(option.get("name", "")).lower(), str((option.get("to") or {}).get("name", "")).lower()):
+            if wanted.lower() in (
+                str(option.get("name", "")).lower(),
+                str((option.get("to") or {}).get("name", "")).lower(),
+            ):
                 body = {"transition": {"id": str(option["id"])}}
                 # A repeated transition is rejected once the issue has moved: after an unclear failure, look first.
                 self.post_once(
-                    lambda body=body: self.call("POST", f"/rest/api/3/issue/{key}/transitions", item, body=body, safe=False),
+                    lambda body=body: self.call(
+                        "POST", f"/rest/api/3/issue/{key}/transitions", item, body=body, safe=False
+                    ),
                     lambda: self._status_is(key, item, wanted),
                 )
                 return ["status"]

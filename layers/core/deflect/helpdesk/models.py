@@ -8,7 +8,15 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from deflect.helpdesk.errors import HelpdeskNotConfigured
 
@@ -100,7 +108,11 @@ class HelpdeskCredentials(BaseModel):
             raw.setdefault("provider", provider)
             creds = cls.model_validate(raw)
         except (ValueError, ValidationError) as error:
-            fields = sorted({str(e["loc"][0]) if e["loc"] else "credentials" for e in error.errors()}) if isinstance(error, ValidationError) else []
+            fields = (
+                sorted({str(e["loc"][0]) if e["loc"] else "credentials" for e in error.errors()})
+                if isinstance(error, ValidationError)
+                else []
+            )
             raise HelpdeskNotConfigured(f"{provider} credentials are invalid", fields=fields) from None
         if creds.provider != provider:
             raise HelpdeskNotConfigured(f"secret for {provider} names provider {creds.provider}")
@@ -137,4 +149,7 @@ class Activity(BaseModel):
 
 def activity_summary(activities: list[Activity]) -> list[dict[str, Any]]:
     """What a conflict records about other people's changes: who, what kind, when — never their text."""
-    return [{"at": a.at.isoformat(), "author": a.author, "kind": a.kind, "id": a.effect_id} for a in activities[:10]]
+    return [
+        {"at": a.at.isoformat(), "author": a.author, "kind": a.kind, "id": a.effect_id}
+        for a in activities[:10]
+    ]

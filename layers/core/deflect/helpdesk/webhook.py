@@ -34,7 +34,9 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"v1={digest}"
 
 
-def verify(secret: str, timestamp: str, body: bytes, signature: str, *, now: float, tolerance_s: int = 300) -> bool:
+def verify(
+    secret: str, timestamp: str, body: bytes, signature: str, *, now: float, tolerance_s: int = 300
+) -> bool:
     """For receivers (and the local CRM server): fresh timestamp and matching signature."""
     try:
         ts = int(timestamp)
@@ -85,7 +87,11 @@ class SignedWebhookConnector(Connector):
         secret = self.credentials.signing_secret.get_secret_value()
 
         ts = int(self._clock())
-        headers = {TIMESTAMP_HEADER: str(ts), SIGNATURE_HEADER: sign(secret, ts, body), IDEMPOTENCY_HEADER: item.outbox_id}
+        headers = {
+            TIMESTAMP_HEADER: str(ts),
+            SIGNATURE_HEADER: sign(secret, ts, body),
+            IDEMPOTENCY_HEADER: item.outbox_id,
+        }
         response = self.call("POST", "", item, raw_body=body, headers=headers, safe=True, accept=(409,))
         if response.status == 409:
             raise PermanentFailure("the receiver saw this idempotency key with a different body", status=409)

@@ -107,7 +107,9 @@ class ZendeskConnector(Connector):
         path = f"/api/v2/tickets/{ticket_id}.json"
         for _ in range(MAX_STAMP_REFRESHES):
             response, found = self.post_once(
-                lambda stamp=stamp: self.call("PUT", path, item, body=self.update_body(item, stamp), safe=False, accept=(409,)),
+                lambda stamp=stamp: self.call(
+                    "PUT", path, item, body=self.update_body(item, stamp), safe=False, accept=(409,)
+                ),
                 lambda: self.find_own(ticket_id, item),
             )
             if found:
@@ -117,7 +119,9 @@ class ZendeskConnector(Connector):
                 answer = response.json()
                 ticket = answer.get("ticket") or {}
                 audit = answer.get("audit") or {}
-                return self.receipt(item, self._effects(item, audit), updated_at=parse_time(ticket.get("updated_at")))
+                return self.receipt(
+                    item, self._effects(item, audit), updated_at=parse_time(ticket.get("updated_at"))
+                )
             # 409: the ticket changed after `stamp`. Ours (an earlier attempt or an earlier item) or a human's?
             audits = self.audits(ticket_id, item)
             for audit in audits:
@@ -126,7 +130,8 @@ class ZendeskConnector(Connector):
             foreign = self.foreign_changes(audits, stamp)
             if foreign:
                 raise HelpdeskConflict(
-                    "zendesk ticket changed after it was read", current={"changes": activity_summary(foreign), "delivered": []}
+                    "zendesk ticket changed after it was read",
+                    current={"changes": activity_summary(foreign), "delivered": []},
                 )
             # Only Deflect changed it since the stamp: move the stamp to now and try again.
             current = self.call("GET", path, item, safe=True).json().get("ticket") or {}

@@ -21,9 +21,9 @@ from typing import Any
 DENSE_WEIGHT = 0.85
 LEXICAL_WEIGHT = 0.15
 LEXICAL_HALF_SCORE = 30.0
-IDENTIFIER_LIFT = 0.6
+IDENTIFIER_LIFT = 0.7
 # A chunk that merely mentions an identifier gets this share of the lift; one that defines it gets all of it.
-MENTION_SHARE = 0.5
+MENTION_SHARE = 0.6
 AUTHORITY_STEP = 0.02
 FRESH_DAYS = 90
 FRESH_BONUS = 0.02

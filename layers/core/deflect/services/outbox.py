@@ -19,12 +19,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from deflect.domain import keys
 from deflect.domain.errors import InvalidTenant
 from deflect.domain.models import OutboxItem, OutboxKind, RequestedAction, Ticket
 from deflect.domain.tenancy import TenantContext, TenantId
 from deflect.ports import Put, WorkQueue
 from deflect.repositories import Outbox, put_versioned
-from deflect.domain import keys
 
 # Kinds that change what a human may also be editing: they carry the helpdesk version the decision saw.
 OVERWRITING_KINDS: frozenset[str] = frozenset({"public_reply", "tags", "status", "custom_fields"})
@@ -79,7 +79,10 @@ def reply(ticket: Ticket, text: str, *, public: bool = True, **extra: Any) -> Ou
 
 def writes(items: Iterable[OutboxItem]) -> list[Put]:
     """Put writes (expect new) to add to the transaction of the state change that causes these effects."""
-    return [put_versioned(keys.outbox_pk(i.tenant_id, i.outbox_id), "META", i, **Outbox.status_index(i)) for i in items]
+    return [
+        put_versioned(keys.outbox_pk(i.tenant_id, i.outbox_id), "META", i, **Outbox.status_index(i))
+        for i in items
+    ]
 
 
 def message(item: OutboxItem) -> dict[str, Any]:
@@ -88,7 +91,11 @@ def message(item: OutboxItem) -> dict[str, Any]:
 
 def enqueue(queue: WorkQueue, ctx: TenantContext, items: Iterable[OutboxItem]) -> list[str]:
     """Hand committed items to the writeback queue. Call only after the transaction succeeded."""
-    return [queue.send(ctx, message(item), dedupe_id=item.outbox_id) for item in items if item.tenant_id == ctx.tenant_id]
+    return [
+        queue.send(ctx, message(item), dedupe_id=item.outbox_id)
+        for item in items
+        if item.tenant_id == ctx.tenant_id
+    ]
 
 
 # ------------------------------------------------------------------------------------------ event parsing
@@ -121,7 +128,9 @@ def ref_from_stream_record(record: Mapping[str, Any]) -> OutboxRef | None:
     if data.get("status") != "pending":
         return None
     try:
-        return OutboxRef(tenant_id=pk[2:].split("#OUTBOX#", 1)[0], outbox_id=data.get("outbox_id", pk.rsplit("#", 1)[-1]))
+        return OutboxRef(
+            tenant_id=pk[2:].split("#OUTBOX#", 1)[0], outbox_id=data.get("outbox_id", pk.rsplit("#", 1)[-1])
+        )
     except (ValidationError, InvalidTenant):
         return None
 

@@ -16,6 +16,7 @@ is `dead`, its message goes to the DLQ (before the status, so no dead item lacks
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -95,7 +96,9 @@ class Writeback:
         if item.status in HANDLED:
             return DispatchResult(item.outbox_id, "already_handled", item.status)
         if item.status == "dispatching" and item.updated_at + self.lease > self.clock():
-            raise InFlight("another delivery is working on this item", retry_after_s=self.lease.total_seconds())
+            raise InFlight(
+                "another delivery is working on this item", retry_after_s=self.lease.total_seconds()
+            )
         claimed = self._claim(ctx, item)
         self.checkpoint("claimed")
         try:
@@ -120,7 +123,9 @@ class Writeback:
         return self._delivered(ctx, claimed, receipt)
 
     def _claim(self, ctx: TenantContext, item: OutboxItem) -> OutboxItem:
-        claimed = item.model_copy(update={"status": "dispatching", "attempts": item.attempts + 1, "updated_at": self.clock()})
+        claimed = item.model_copy(
+            update={"status": "dispatching", "attempts": item.attempts + 1, "updated_at": self.clock()}
+        )
         try:
             self.store.put(ctx, self.outbox.save_write(claimed))
         except Conflict:
@@ -142,7 +147,9 @@ class Writeback:
     # ------------------------------------------------------------------ outcomes
     def _delivered(self, ctx: TenantContext, claimed: OutboxItem, receipt: HelpdeskReceipt) -> DispatchResult:
         stored = receipt.model_dump(mode="json")
-        done = claimed.model_copy(update={"status": "done", "receipt": stored, "last_error": None, "updated_at": self.clock()})
+        done = claimed.model_copy(
+            update={"status": "done", "receipt": stored, "last_error": None, "updated_at": self.clock()}
+        )
         writes = [
             self.outbox.save_write(done),
             # Created once: a second receipt for the same outbox id cannot be written.
@@ -153,10 +160,18 @@ class Writeback:
                 Put(
                     pk=keys.ticket_pk(ctx.tenant_id, claimed.ticket_id),
                     sk=_watermark_sk(claimed),
-                    data={"external_updated_at": receipt.external_updated_at.isoformat(), "outbox_id": claimed.outbox_id},
+                    data={
+                        "external_updated_at": receipt.external_updated_at.isoformat(),
+                        "outbox_id": claimed.outbox_id,
+                    },
                 )
             )
-        payload = {**_summary(claimed), "effects": receipt.effects, "replayed": receipt.replayed, "requests": receipt.requests}
+        payload = {
+            **_summary(claimed),
+            "effects": receipt.effects,
+            "replayed": receipt.replayed,
+            "requests": receipt.requests,
+        }
         if not self._commit(ctx, claimed, "writeback.delivered", payload, writes):
             return DispatchResult(claimed.outbox_id, "already_handled", "recorded by another delivery")
         self.checkpoint("recorded")
@@ -167,15 +182,26 @@ class Writeback:
             age_s=(done.updated_at - claimed.created_at).total_seconds(),
         )
 
-    def _conflict(self, ctx: TenantContext, claimed: OutboxItem, conflict: HelpdeskConflict) -> DispatchResult:
+    def _conflict(
+        self, ctx: TenantContext, claimed: OutboxItem, conflict: HelpdeskConflict
+    ) -> DispatchResult:
         note = held_note(claimed, conflict)
         record = {"conflict": conflict.current, "held_note": note.outbox_id if note else None}
         conflicted = claimed.model_copy(
-            update={"status": "conflict", "last_error": conflict.reason, "receipt": record, "updated_at": self.clock()}
+            update={
+                "status": "conflict",
+                "last_error": conflict.reason,
+                "receipt": record,
+                "updated_at": self.clock(),
+            }
         )
         writes = [self.outbox.save_write(conflicted)]
         if note:
-            writes.append(put_new(keys.outbox_pk(ctx.tenant_id, note.outbox_id), "META", note, **Outbox.status_index(note)))
+            writes.append(
+                put_new(
+                    keys.outbox_pk(ctx.tenant_id, note.outbox_id), "META", note, **Outbox.status_index(note)
+                )
+            )
         payload = {**_summary(claimed), "reason": conflict.reason, **record}
         if not self._commit(ctx, claimed, "writeback.conflict", payload, writes):
             return DispatchResult(claimed.outbox_id, "already_handled", "recorded by another delivery")
@@ -193,23 +219,46 @@ class Writeback:
                 {**outbox_items.message(claimed), "reason": reason[:500], "attempts": claimed.attempts},
                 dedupe_id=claimed.outbox_id,
             )
-        dead = claimed.model_copy(update={"status": "dead", "last_error": reason[:1000], "updated_at": self.clock()})
-        if not self._commit(ctx, claimed, "writeback.dead", {**_summary(claimed), "reason": reason[:500]}, [self.outbox.save_write(dead)]):
+        dead = claimed.model_copy(
+            update={"status": "dead", "last_error": reason[:1000], "updated_at": self.clock()}
+        )
+        if not self._commit(
+            ctx,
+            claimed,
+            "writeback.dead",
+            {**_summary(claimed), "reason": reason[:500]},
+            [self.outbox.save_write(dead)],
+        ):
             return DispatchResult(claimed.outbox_id, "already_handled", "recorded by another delivery")
         self.checkpoint("recorded")
-        logger().warning("outbox item dead", extra={"outbox_id": claimed.outbox_id, "attempts": claimed.attempts})
+        logger().warning(
+            "outbox item dead", extra={"outbox_id": claimed.outbox_id, "attempts": claimed.attempts}
+        )
         return DispatchResult(claimed.outbox_id, "dead", reason)
 
     def _release(self, ctx: TenantContext, claimed: OutboxItem, reason: str, *, counts: bool) -> None:
         attempts = claimed.attempts if counts else claimed.attempts - 1
-        failed = claimed.model_copy(update={"status": "failed", "attempts": attempts, "last_error": reason[:1000], "updated_at": self.clock()})
-        try:
+        failed = claimed.model_copy(
+            update={
+                "status": "failed",
+                "attempts": attempts,
+                "last_error": reason[:1000],
+                "updated_at": self.clock(),
+            }
+        )
+        with contextlib.suppress(
+            Conflict
+        ):  # the lease ran out and another delivery took over: its outcome stands
             self.store.put(ctx, self.outbox.save_write(failed))
-        except Conflict:
-            pass  # the lease ran out and another delivery took over: its outcome stands
 
     def _commit(
-        self, ctx: TenantContext, claimed: OutboxItem, event: str, payload: dict[str, Any], writes: list[Put], actor: str = ACTOR
+        self,
+        ctx: TenantContext,
+        claimed: OutboxItem,
+        event: str,
+        payload: dict[str, Any],
+        writes: list[Put],
+        actor: str = ACTOR,
     ) -> bool:
         """One transaction (with the audit index when audited). False when another delivery got there first."""
         try:
@@ -225,14 +274,19 @@ class Writeback:
         return True
 
     # ------------------------------------------------------------------ operators
-    def list(self, ctx: TenantContext, statuses: Sequence[OutboxStatus] = OPEN_STATUSES, limit: int | None = None) -> list[OutboxItem]:
+    def list(
+        self, ctx: TenantContext, statuses: Sequence[OutboxStatus] = OPEN_STATUSES, limit: int | None = None
+    ) -> list[OutboxItem]:
         found: list[OutboxItem] = []
         for status in statuses:
             found.extend(self.outbox.by_status(ctx, status, limit=limit))
         return sorted(found, key=lambda i: i.created_at)
 
     def replay(
-        self, ctx: TenantContext, outbox_ids: Sequence[str] = (), statuses: Sequence[OutboxStatus] = ("dead", "failed")
+        self,
+        ctx: TenantContext,
+        outbox_ids: Sequence[str] = (),
+        statuses: Sequence[OutboxStatus] = ("dead", "failed"),
     ) -> list[str]:
         """Send dead (or stuck) items again: back to pending with a fresh attempt budget, audited, re-queued.
 
@@ -243,11 +297,23 @@ class Writeback:
             if item is None or item.status not in (*statuses, "pending", "dispatching"):
                 continue
             revived = item.model_copy(
-                update={"status": "pending", "attempts": 0, "last_error": f"replayed after: {item.last_error}", "updated_at": self.clock()}
+                update={
+                    "status": "pending",
+                    "attempts": 0,
+                    "last_error": f"replayed after: {item.last_error}",
+                    "updated_at": self.clock(),
+                }
             )
             payload = {**_summary(item), "previous_status": item.status, "replayed_by": ctx.actor}
             try:
-                self._commit(ctx, item, "writeback.replayed", payload, [self.outbox.save_write(revived)], actor=ctx.actor)
+                self._commit(
+                    ctx,
+                    item,
+                    "writeback.replayed",
+                    payload,
+                    [self.outbox.save_write(revived)],
+                    actor=ctx.actor,
+                )
             except Conflict:
                 continue  # changed while we looked: leave it to whoever changed it
             if self.queue:

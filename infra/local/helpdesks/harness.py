@@ -1,6 +1,6 @@
-"""Shared set-up for the writeback integration tests: moto with the template's SupportTable, evidence bucket
-and writeback queues (only what writeback touches, so a module starts in well under a second), the local
-helpdesks on loopback, tenants wired to them through the real SecretStore, and a controllable clock."""
+"""A writeback harness for tests and benchmarks: in-process moto with the template's SupportTable, evidence
+bucket and writeback queues (only what writeback touches, so it starts fast), a controllable clock, a list
+queue, and a Writeback service wired to the local helpdesks through the real SecretStore."""
 
 from __future__ import annotations
 
@@ -12,15 +12,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from deflect.domain.models import utcnow
+from deflect.domain.models import OutboxItem, Ticket, utcnow
 from deflect.domain.tenancy import TenantContext
 from deflect.helpdesk.directory import HelpdeskDirectory
 from deflect.helpdesk.http import HelpdeskHttp, TokenBuckets
+from deflect.services import outbox as outbox_items
 from deflect.services.outbox import OutboxRef, ref_from_message
 from deflect.services.writeback import Writeback
-
 from infra.local import template as tpl
 from infra.local.resources import LocalResources
+
 
 @dataclass
 class WritebackAws:
@@ -32,12 +33,16 @@ class WritebackAws:
         sqs = self.session.client("sqs")
         found = []
         while True:
-            batch = sqs.receive_message(QueueUrl=self.resources.queues[name], MaxNumberOfMessages=10).get("Messages", [])
+            batch = sqs.receive_message(QueueUrl=self.resources.queues[name], MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
             if not batch:
                 return found
             for message in batch:
                 found.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=self.resources.queues[name], ReceiptHandle=message["ReceiptHandle"])
+                sqs.delete_message(
+                    QueueUrl=self.resources.queues[name], ReceiptHandle=message["ReceiptHandle"]
+                )
 
 
 @contextmanager
@@ -45,9 +50,10 @@ def writeback_aws(*, stream: bool = True) -> Iterator[WritebackAws]:
     """`stream=False` leaves the table's stream off: moto copies every table, stream records included, on each
     transaction, so a long run without it stays fast."""
     import boto3
+    from moto import mock_aws
+
     from deflect.bootstrap import Container
     from deflect.settings import Settings
-    from moto import mock_aws
 
     with mock_aws():
         session = boto3.session.Session(region_name="us-east-1")
@@ -61,7 +67,9 @@ def writeback_aws(*, stream: bool = True) -> Iterator[WritebackAws]:
         s3 = session.client("s3")
         for name, props in tpl.bucket_definitions().items():
             if name == "EvidenceBucket":  # the audit log's locked objects
-                s3.create_bucket(Bucket=name.lower(), ObjectLockEnabledForBucket=bool(props.get("ObjectLockEnabled")))
+                s3.create_bucket(
+                    Bucket=name.lower(), ObjectLockEnabledForBucket=bool(props.get("ObjectLockEnabled"))
+                )
                 found.buckets[name] = name.lower()
         sqs = session.client("sqs")
         for name in tpl.queue_definitions():
@@ -116,3 +124,25 @@ def service(aws: WritebackAws, http: HelpdeskHttp, *, audit: bool = True, **kw: 
         audit=c.audit if audit else None,
         **kw,
     )
+
+
+def helpdesk_ticket(helpdesks: Any, tenant: str, provider: str, ticket_id: str | None = None) -> Ticket:
+    """A new ticket on a local helpdesk, as Deflect's intake would have recorded it (with the helpdesk's
+    version at that moment, which is what writeback compares a newer edit against)."""
+    desk = helpdesks.state.create_ticket(provider, tenant)
+    return Ticket(
+        tenant_id=tenant,
+        ticket_id=ticket_id or f"t-{provider}-{desk.id}",
+        provider=provider,
+        external_id=desk.id,
+        external_updated_at=desk.updated_at,
+    )
+
+
+def commit_reply(
+    aws: WritebackAws, helpdesks: Any, tenant: str, provider: str, text: str, **fields: Any
+) -> OutboxItem:
+    """A reply decided for a new helpdesk ticket, committed to the outbox (not yet enqueued)."""
+    item = outbox_items.reply(helpdesk_ticket(helpdesks, tenant, provider), text, **fields)
+    aws.container.store.transact(TenantContext.system(tenant), outbox_items.writes([item]))
+    return item
