@@ -11,6 +11,7 @@ Every parser failure surfaces as MalformedPayload with field locations only (nev
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +20,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from deflect.domain.errors import MalformedPayload, NotFound
-from deflect.webhooks import freshdesk, generic, intercom, jira, zendesk
 from deflect.webhooks.inbound import Ignored, InboundMessage, ParseResult, Requester
 from deflect.webhooks.signatures import VerifyOptions, lower_headers, sign, verify
 
@@ -49,19 +49,19 @@ class ProviderSpec:
     parse: Callable[[str, Mapping[str, Any]], ParseResult]
 
 
-PROVIDERS: dict[str, ProviderSpec] = {
-    module.__name__.rsplit(".", 1)[1]: ProviderSpec(
-        module.__name__.rsplit(".", 1)[1], module.delivery_id, module.parse
-    )
-    for module in (zendesk, intercom, freshdesk, jira, generic)
-}
+PROVIDERS: tuple[str, ...] = ("zendesk", "intercom", "freshdesk", "jira", "generic")
+_loaded: dict[str, ProviderSpec] = {}
 
 
 def provider(name: str) -> ProviderSpec:
-    spec = PROVIDERS.get(name)
-    if spec is None:
+    """The provider's spec. Parsers are imported on first use: each builds many pydantic models, and a cold
+    start should pay only for the provider that actually called."""
+    if name not in PROVIDERS:
         raise NotFound("unknown webhook provider")
-    return spec
+    if name not in _loaded:
+        module = importlib.import_module(f"deflect.webhooks.{name}")
+        _loaded[name] = ProviderSpec(name, module.delivery_id, module.parse)
+    return _loaded[name]
 
 
 def _depth(value: Any) -> int:
