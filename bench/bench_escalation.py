@@ -35,7 +35,7 @@ for key, value in {
 }.items():
     os.environ.setdefault(key, value)
 
-POLL_S = 0.005
+POLL_S = 0.02
 WAIT_S = 30.0
 
 

@@ -277,6 +277,10 @@ def escalation_fixture() -> Iterator[EscalationHarness]:
             bootstrap.reset()
 
 
+# The same fixture under its own name, for modules that import it as `escalation` (with a noqa for F811).
+escalation = escalation_fixture
+
+
 @contextmanager
 def dynamodb_serialised() -> Iterator[None]:
     """Make moto's DynamoDB as atomic as DynamoDB across threads (workflow threads, the API, the test).

@@ -60,8 +60,7 @@ def escalated_ticket(
     story = Story(ctx, ticket_id, customer_id)
 
     def append(type_: str, payload: dict[str, Any], **kw: Any) -> AuditEvent:
-        event = audit.append(ctx, ticket_id, type_, payload, **kw)
-        container.insight.observe(ctx, event)
+        event = audit.append(ctx, ticket_id, type_, payload, **kw)  # container.audit observes each event
         story.events.append(event)
         return event
 

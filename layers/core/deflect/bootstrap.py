@@ -53,9 +53,10 @@ class Container:
 
     @cached_property
     def audit(self) -> Any:
-        from deflect.services.audit import AuditLog
+        # Every appended event is also observed (facts, metrics, usage, EventBridge) so producers need no hook.
+        from deflect.insight.service import ObservedAuditLog
 
-        return AuditLog(self.store, self.evidence)
+        return ObservedAuditLog(self.store, self.evidence, lambda: self.insight)
 
     @cached_property
     def secrets(self) -> Any:
@@ -130,6 +131,8 @@ class Container:
             conversation_budget_ms=self.settings.conversation_budget_ms,
             triage=load_sync_triage(self),
             metric=count,
+            usage_guard=lambda ctx: self.guard(ctx),
+            seal_for_customer=lambda *args: self.sealed_evidence.put_for_customer(*args),
         )
 
     @cached_property
@@ -280,7 +283,7 @@ class Container:
             self.evidence,
             self.audit,
             self.triage_engine,
-            Handoffs(self.writeback_queue, escalation_starter(self), self.insight.observe),
+            Handoffs(self.writeback_queue, escalation_starter(self), None),  # container.audit observes
             tools=self.diagnostic_tools,
         )
 

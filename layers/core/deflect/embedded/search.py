@@ -366,7 +366,9 @@ class EmbeddedKnowledgeIndex:
                 known[self._chunks[key].embedding_text()] = self._vectors[key]
         missing = list(dict.fromkeys(t for t in texts.values() if t not in known))
         if missing:
-            known.update(zip(missing, self._embedder_().embed(missing, max_tokens=self._doc_tokens), strict=True))
+            known.update(
+                zip(missing, self._embedder_().embed(missing, max_tokens=self._doc_tokens), strict=True)
+            )
         return {key: known[text] for key, text in texts.items()}
 
     def _document(self, key: str, chunk: Chunk) -> Any:

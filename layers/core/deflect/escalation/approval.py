@@ -105,7 +105,9 @@ class ApprovalService:
         self._ensure_open(task, now)
         if task.assignee not in (None, ctx.actor) and not ctx.has_role("supervisor"):
             raise Conflict("claimed by another agent")
-        policy.authorize_work(ctx.roles, task)  # the cheap refusal first; the full rules need the tenant's policy
+        policy.authorize_work(
+            ctx.roles, task
+        )  # the cheap refusal first; the full rules need the tenant's policy
         config = self.p.tenants.get(ctx)
         action, reply, diff = _final_content(task, body)
         policy.authorize_decision(ctx.roles, ctx.actor, task, body.outcome, action, config.policy)

@@ -15,11 +15,11 @@ from deflect.domain.models import (
     Classification,
     Decision,
     EvidenceRef,
+    Record,
     RequestedAction,
     RolloutMode,
     Severity,
     Ticket,
-    Versioned,
     utcnow,
 )
 from deflect.domain.tenancy import TenantId
@@ -158,10 +158,8 @@ class DecisionRequest(BaseModel):
     note: str | None = Field(default=None, max_length=4000)
 
 
-class TaskDecision(Versioned):
-    """One applied decision on one task, stored with the task and keyed by decision_id for idempotency.
-
-    Versioned although written once: the store records a version on every item it writes."""
+class TaskDecision(Record):
+    """One applied decision on one task, stored with the task and keyed by decision_id for idempotency."""
 
     tenant_id: TenantId
     task_id: str

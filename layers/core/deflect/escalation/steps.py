@@ -14,7 +14,7 @@ from typing import Any
 from deflect.domain import keys
 from deflect.domain.canonical import canonical_json
 from deflect.domain.errors import Conflict, Forbidden, NotFound
-from deflect.domain.models import EvidenceRef, Message, OutboxItem, OutboxKind, Ticket
+from deflect.domain.models import EvidenceRef, OutboxItem, OutboxKind, Ticket
 from deflect.domain.tenancy import TenantContext
 from deflect.escalation import policy
 from deflect.escalation.acknowledgement import acknowledgement_text, language_of
@@ -54,7 +54,7 @@ class EscalationSteps:
             summary = build_summary(
                 state,
                 ticket,
-                self._messages(ctx, state.ticket_id),
+                self.p.tickets.messages(ctx, state.ticket_id),
                 customer,
                 account,
                 policy.sla_tier(config, state.sla_tier),
@@ -210,11 +210,6 @@ class EscalationSteps:
             except Conflict:
                 continue  # the ticket changed, or an earlier attempt finished meanwhile: look again
         raise Conflict(f"escalation step {step} kept conflicting")
-
-    def _messages(self, ctx: TenantContext, ticket_id: str) -> list[Message]:
-        # Not Tickets.messages(): the store adds `version` to every item and Message (a Record) forbids it.
-        items = self.p.store.query(ctx, keys.ticket_pk(ctx.tenant_id, ticket_id), "MSG#")
-        return [Message.model_validate({k: v for k, v in i.data.items() if k != "version"}) for i in items]
 
     def _dispatch(self, ctx: TenantContext, outbox_ids: list[str]) -> None:
         """After the commit (also when a retried step found it done): wake the writeback consumer.

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from deflect.observability import NAMESPACE, logger
 
@@ -85,6 +86,8 @@ def emit(name: str, value: float = 1, *, tenant_id: str | None = None, **dimensi
         # A dimension outside the spec would create unbounded series: drop it, keep the count.
         logger().warning("metric dimensions dropped", extra={"metric": name, "dimensions": sorted(unknown)})
     dims = {d: bounded(d, dimensions[d]) for d in spec.dimensions if d in dimensions}
+    if is_metrics_disabled():  # single_metric ignores POWERTOOLS_METRICS_DISABLED (e.g. the CLI sets it)
+        return
     with single_metric(
         name=name, unit=spec.unit, value=value, namespace=NAMESPACE, default_dimensions=dims
     ) as m:

@@ -117,5 +117,8 @@ class ObservedAuditLog(AuditLog):
         self, ctx: TenantContext, ticket_id: str, type: str, payload: dict[str, Any], **options: Any
     ) -> AuditEvent:
         event = super().append(ctx, ticket_id, type, payload, **options)
-        self._observer().observe(ctx, event)
+        try:
+            self._observer().observe(ctx, event)
+        except Exception:  # the event is committed; insight must never fail the operation that caused it
+            logger().warning("observing an audit event failed", extra={"type": type}, exc_info=True)
         return event

@@ -56,7 +56,7 @@ def identifiers(text: str) -> list[str]:
         found.setdefault(match.group(0).replace(" ", "").lower(), None)
     for match in _TOKEN.finditer(text):
         raw = match.group(0).rstrip(".:-")
-        if raw.isalpha() and (raw.islower() or raw[1:].islower()) or raw.isdigit():
+        if (raw.isalpha() and (raw.islower() or raw[1:].islower())) or raw.isdigit():
             continue  # plain words and numbers: most tokens, and never an identifier
         parts = [raw]
         if ":" in raw:

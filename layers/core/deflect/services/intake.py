@@ -291,7 +291,14 @@ class Intake:
         triage: SyncTriage | None = None,
         metric: Metric | None = None,
         clock: Callable[[], float] = time.time,
+        usage_guard: Callable[[TenantContext], None] | None = None,
+        seal_for_customer: Callable[[TenantContext, str, str, bytes, str], EvidenceRef] | None = None,
     ) -> None:
+        # Raw requests hold personal data: sealed with the customer's data key, erasure can shred them later.
+        self.seal_for_customer = seal_for_customer
+        # Budget and rate limit per tenant (429 + Retry-After): checked after the caller is authenticated and
+        # before any work, so a refused delivery stores nothing and the helpdesk simply retries later.
+        self.usage_guard = usage_guard or (lambda ctx: None)
         self.store = store
         self.evidence = evidence
         self.secrets = secrets
@@ -320,6 +327,7 @@ class Intake:
             raise PayloadTooLarge(f"body over {self.max_body_bytes} bytes")
         headers = lower_headers(headers)
         ctx, config = self._verify_webhook(provider_name, tenant_id, headers, body)
+        self.usage_guard(ctx)
         try:
             payload = decode_json(body)
             delivery_id = spec.delivery_id(headers, payload, body)
@@ -453,8 +461,12 @@ class Intake:
     ) -> Accepted:
         ticket_id = ticket_id_for(message.provider, message.external_ticket_id)
         message_id = message_id_for(message, delivery_id)
-        ref = self.evidence.put_evidence(ctx, ticket_id, canonical_json(dict(request)), "inbound_request")
         customer = self.resolve_customer(ctx, message.provider, message.requester)
+        raw = canonical_json(dict(request))
+        if self.seal_for_customer is not None and customer is not None:
+            ref = self.seal_for_customer(ctx, ticket_id, customer.customer_id, raw, "inbound_request")
+        else:
+            ref = self.evidence.put_evidence(ctx, ticket_id, raw, "inbound_request")
         receipt, new_message = self._store_message(
             ctx, config, message, ticket_id, message_id, delivery_id, customer, ref
         )
@@ -658,6 +670,7 @@ class Intake:
         config = self.tenants.find(ctx)
         if config is None or config.status != "active":
             raise Unauthorized("api key rejected")
+        self.usage_guard(ctx)
         return ctx, config
 
     def converse(
