@@ -797,13 +797,15 @@ class Intake:
         latest = decisions[-1] if decisions else None
         answer = None
         if latest is not None:
+            # Only an answer the customer may see: shadow and assist drafts are for agents, never for the caller.
+            visible = latest.draft is not None and latest.outcome != "escalate" and latest.rollout_mode == "auto"
             answer = {
                 "outcome": latest.outcome,
                 "reasons": latest.reasons,
                 "decided_at": latest.decided_at.isoformat(),
-                "reply": latest.draft.text if latest.draft and latest.outcome != "escalate" else None,
+                "reply": latest.draft.text if visible and latest.draft else None,
                 "citations": [c.model_dump(mode="json") for c in latest.draft.citations]
-                if latest.draft
+                if visible and latest.draft
                 else [],
                 "missing_diagnostics": latest.missing_diagnostics,
             }
