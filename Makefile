@@ -27,7 +27,8 @@ run: $(STAMP)
 
 ## test: lint, template checks, state machine validation and every test level
 test: $(STAMP) $(NODE_STAMP) lint validate
-	$(BIN)/pytest tests/unit tests/integration tests/e2e
+	$(BIN)/pytest -q -n 2 tests/unit tests/integration
+	$(BIN)/pytest -q tests/e2e
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -42,7 +43,7 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration
 e2e: $(STAMP)
-	$(BIN)/pytest tests/e2e
+	$(BIN)/pytest -q tests/e2e
 
 ## bench: speed and size numbers (never run as tests)
 bench: $(STAMP)

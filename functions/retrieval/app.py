@@ -48,6 +48,7 @@ def delete_article(article_id: str) -> dict[str, Any]:
     ctx = agent_context(app)
     require_role(ctx, *KNOWLEDGE_EDITORS)
     outcome = container().knowledge_ingestion.delete(ctx, article_id)
+    metrics().add_metric(name=f"KnowledgeArticle_{outcome.status}", unit=MetricUnit.Count, value=1)
     if outcome.status == "absent" and outcome.version == 0:
         raise NotFound("article not found")
     return outcome.model_dump(mode="json")

@@ -41,7 +41,7 @@ READY_FILE = "stack.json"
 # module is not in this build is skipped. Add yours with one line.
 STARTUP_HOOKS: list[str] = [
     "infra.local.helpdesks:stack_hook",  # local Zendesk/Intercom/Freshdesk/JSM servers
-    # "infra.local.helpcenter:stack_hook",   # demo help center loaded into the knowledge index
+    "infra.local.helpcenter:stack_hook",  # demo help center loaded into the knowledge index
 ]
 
 _running_lock = threading.Lock()
