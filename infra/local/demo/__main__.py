@@ -47,7 +47,11 @@ def webhook(base: str, secret: str, subject: str, body: str) -> tuple[int, Any]:
                 "channel": "portal",
                 "updated_at": "2026-11-27T10:00:00Z",
             },
-            "requester": {"email": "casey@customer.example", "external_id": "cust-42", "name": "Casey"},
+            "requester": {
+                "email": f"casey.{ticket.lower()}@customer.example",
+                "external_id": f"cust-{ticket}",
+                "name": "Casey",
+            },
             "message": {"id": f"m-{ticket}", "body": body, "created_at": "2026-11-27T10:00:00Z"},
         }
     ).encode()
