@@ -71,7 +71,6 @@ class Bench:
     def __init__(self, resources: Any, session: Any, functions: Any) -> None:
         from deflect.bootstrap import container
         from deflect.insight.service import ObservedAuditLog
-
         from infra.local import api
         from infra.local import template as tpl
 
@@ -153,6 +152,7 @@ class Bench:
     def triage(self, tenant_id: str, ticket_id: str, outcome: str) -> Any:
         """Triage's storage pattern (insight/events.py) with stubbed Bedrock answers carrying token counts."""
         from botocore.stub import Stubber
+
         from deflect import repositories
         from deflect.domain import keys
         from deflect.domain.canonical import canonical_json
@@ -327,7 +327,6 @@ def main(argv: list[str] | None = None) -> int:
     config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
     with mock_aws(config=config):
         from deflect import bootstrap
-
         from infra.local import lambda_router
         from infra.local import template as tpl
         from infra.local.functions import LocalFunctions

@@ -12,7 +12,6 @@ import sys
 from typing import Any
 
 from deflect import __version__
-
 from infra.local import template as tpl
 from infra.local.functions import LocalFunctions
 

@@ -189,9 +189,9 @@ def _boot(
 ) -> Stack:
     import boto3
     import moto
-    from deflect import bootstrap
     from moto.server import ThreadedMotoServer
 
+    from deflect import bootstrap
     from infra.local import lambda_router
     from infra.local.api import LocalApi, serve
     from infra.local.dev_issuer import DevIssuer

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from deflect.cli import main as cli_main
 from deflect.domain import keys
 from deflect.domain.tenancy import TenantContext

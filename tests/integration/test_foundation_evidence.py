@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.exceptions import ClientError
+
 from deflect.domain.errors import EvidenceTampered, Forbidden
 from deflect.domain.models import EvidenceRef
 from deflect.domain.tenancy import TenantContext
-
 from infra.local import template as tpl
 
 ACME = TenantContext.system("acme")

@@ -14,6 +14,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from deflect import repositories as repos
 from deflect.domain.errors import Forbidden, NotFound, TenantNotFound
 from deflect.domain.models import (
@@ -29,8 +32,6 @@ from deflect.domain.models import (
 )
 from deflect.domain.tenancy import TENANT_ID_PATTERN, TenantContext
 from deflect.ports import Delete, Put
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 # The public methods each foundation repository has today, all exercised below. A new method fails this
 # file until its isolation is checked here too.
@@ -74,12 +75,12 @@ def fresh_repositories() -> Iterator[Callable[[], Repos]]:
     with each; a table per example keeps every example as cheap as the first.
     """
     import boto3
+    from moto import mock_aws
+
     from deflect.adapters.dynamo_store import DynamoSupportStore
     from deflect.bootstrap import Container
     from deflect.services.audit import AuditLog
     from deflect.settings import Settings
-    from moto import mock_aws
-
     from infra.local import template as tpl
     from infra.local.resources import create_all
 

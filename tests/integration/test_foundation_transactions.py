@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
+
 from deflect.domain import keys
 from deflect.domain.errors import Conflict, TransientFailure
 from deflect.domain.models import OutboxItem, Ticket

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from deflect.domain.models import AuditEvent
 from deflect.insight.analytics import Analytics
-
 from tests.integration.insight_story import seed_tenant
 
 # Recent dates: facts expire after FACT_RETENTION_DAYS, so a history long ago would already be gone.
@@ -79,9 +79,9 @@ def seeded():
     import os
 
     import boto3
-    from deflect import bootstrap
     from moto import mock_aws
 
+    from deflect import bootstrap
     from infra.local.resources import create_all
     from tests.conftest import MotoStack
 

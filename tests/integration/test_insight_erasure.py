@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from deflect.cli import main as cli
 from deflect.domain import keys
 from deflect.domain.errors import Gone
 from deflect.domain.models import Customer, utcnow
 from deflect.insight.privacy import with_retention
 from deflect.repositories import Customers, Tickets
-
 from tests.integration.insight_story import BODY, EMAIL, NAME, PHONE, escalated_ticket, seed_tenant
 
 PERSONAL = [EMAIL, NAME, PHONE, "Ana", "ana.lima"]

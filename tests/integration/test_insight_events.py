@@ -9,10 +9,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 from botocore.stub import Stubber
+
 from deflect.adapters.eventbridge_publisher import EventBridgePublisher
 from deflect.domain.errors import TransientFailure
 from deflect.insight.domain_events import from_audit
-
 from tests.integration.insight_story import EMAIL, NAME, escalated_ticket, seed_tenant
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "events"

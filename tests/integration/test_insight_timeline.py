@@ -7,11 +7,11 @@ import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+
 from deflect.domain import keys
 from deflect.domain.errors import NotFound
 from deflect.domain.tenancy import TenantContext
 from deflect.ports import Delete, Put
-
 from tests.integration.insight_story import escalated_ticket, seed_tenant
 
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
+
 from deflect.domain import keys
 from deflect.domain.tenancy import TenantContext
 from deflect.http import build_resolver
 from deflect.insight.usage import Guard, UsageMeter, metered
 from deflect.ports import Put
-
 from tests.integration.insight_story import seed_tenant
 
 NOON = datetime(2031, 5, 6, 12, 0, 30, tzinfo=UTC)

@@ -11,7 +11,6 @@ from deflect.domain.canonical import canonical_json
 from deflect.domain.models import RequestedAction
 from deflect.domain.tenancy import TenantContext
 from deflect.ports import Delete
-
 from tests.integration.conftest_escalation import escalation  # noqa: F401
 
 REFUND = RequestedAction(kind="refund", amount=Decimal("40"), currency="EUR")
@@ -25,7 +24,7 @@ def test_a_real_escalation_is_rebuilt_and_served_to_agents(escalation):  # noqa:
     ticket = h.ticket(tenant)
     decision = h.decision(ticket, action=REFUND, reply="We refunded 40 EUR.")
     # intake's part (the harness wrote the ticket and message directly): the receipt, as services/intake.py appends it
-    received = c.audit.append(
+    c.audit.append(
         ctx,
         ticket.ticket_id,
         "message.received",
@@ -41,7 +40,7 @@ def test_a_real_escalation_is_rebuilt_and_served_to_agents(escalation):  # noqa:
     ref = c.evidence.put_evidence(
         ctx, ticket.ticket_id, canonical_json(decision.model_dump(mode="json")), "decision"
     )
-    made = c.audit.append(
+    c.audit.append(
         ctx,
         ticket.ticket_id,
         "decision.made",

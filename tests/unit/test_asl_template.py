@@ -10,8 +10,8 @@ import typing
 from pathlib import Path
 
 import pytest
-from deflect.escalation.models import StepName
 
+from deflect.escalation.models import StepName
 from infra.checks import asl
 from infra.local import template as tpl
 

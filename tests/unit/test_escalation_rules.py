@@ -10,6 +10,7 @@ from decimal import Decimal
 import boto3
 import pytest
 from botocore.stub import Stubber
+
 from deflect.adapters.sns_notifier import SnsNotifier
 from deflect.domain.errors import Forbidden
 from deflect.domain.models import (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from botocore.stub import Stubber
+
 from deflect.adapters.aws_probes import aws_probes
 from deflect.domain.errors import Forbidden, NotFound, TransientFailure
 from deflect.services.health import check_health

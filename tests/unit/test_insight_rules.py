@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+
 from deflect.domain.models import AuditEvent
 from deflect.insight import events, metrics
 from deflect.insight.domain_events import from_audit, schemas
