@@ -44,6 +44,12 @@ STARTUP_HOOKS: list[str] = [
     "infra.local.helpcenter:stack_hook",  # demo help center loaded into the knowledge index
 ]
 
+def _setting_names() -> set[str]:
+    from deflect.settings import Settings
+
+    return {field.alias for field in Settings.model_fields.values() if field.alias}
+
+
 _running_lock = threading.Lock()
 _running: Stack | None = None
 
@@ -90,6 +96,13 @@ class Stack:
             "webhook_secrets": self.webhook_secrets,
             "resources": asdict(self.resources),
             "started_s": self.started_s,
+            # What `deflect --local ...` needs to reach this stack's moto with the application's own settings.
+            "environment": {
+                k: v
+                for k, v in os.environ.items()
+                if k.startswith(("AWS_", "DEFLECT_", "POWERTOOLS_"))
+                or k in _setting_names()
+            },
         }
 
     def stop(self) -> None:

@@ -246,6 +246,7 @@ def escalation_fixture() -> Iterator[EscalationHarness]:
     from moto import mock_aws
 
     from deflect import bootstrap
+    from deflect.observability import metrics
     from infra.local import lambda_router
     from infra.local import template as tpl
     from infra.local.functions import LocalFunctions
@@ -275,6 +276,7 @@ def escalation_fixture() -> Iterator[EscalationHarness]:
             undo()
             _stop_running_executions(session)
             bootstrap.reset()
+            metrics().clear_metrics()  # services called outside a handler leave metrics no handler flushed
 
 
 # The same fixture under its own name, for modules that import it as `escalation` (with a noqa for F811).

@@ -28,6 +28,10 @@ COMMAND_MODULES = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deflect", description="Deflect operators' command line")
+    parser.add_argument(
+        "--local", action="store_true", help="act on the running `make run` stack instead of AWS"
+    )
+    parser.add_argument("--stack-file", default=".deflect-data/stack.json", help="with --local: the stack's description")
     commands = parser.add_subparsers(dest="command", required=True)
     evaluations = commands.add_parser("eval", help="measure quality on a data set").add_subparsers(
         dest="evaluation", required=True
@@ -50,7 +54,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     # EMF metrics are for Lambda's log stream; on an operator's terminal they would garble JSON output.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     args = build_parser().parse_args(argv)
+    if args.local:
+        _use_local_stack(args.stack_file)
     return int(args.func(args) or 0)
+
+
+def _use_local_stack(path: str) -> None:
+    """Point this process's settings at the local stack's moto, with the same resource names its handlers use."""
+    import json
+    from pathlib import Path
+
+    described = Path(path)
+    if not described.exists():
+        raise SystemExit(f"{path} not found: is `make run` running?")
+    os.environ.update(json.loads(described.read_text())["environment"])
+    from deflect import bootstrap
+
+    bootstrap.reset()
 
 
 if __name__ == "__main__":
