@@ -70,9 +70,10 @@ def run(escalations: int) -> dict[str, Any]:
     from deflect.escalation import EscalationRequest, execution_name, start_escalation
     from deflect.escalation.records import outbox_id_for
     from deflect.repositories import Tickets
+    from infra.local.moto_patches import dynamodb_serialised
     from infra.local.seed import DEMO_TENANT
     from infra.local.stack import start_stack
-    from tests.integration.conftest_escalation import dynamodb_serialised, without_table_stream
+    from tests.integration.conftest_escalation import without_table_stream
 
     data_dir = tempfile.mkdtemp(prefix="deflect-bench-escalation-")
     # moto's DynamoDB loses concurrent writes when a transaction rolls back (see dynamodb_serialised): without

@@ -209,6 +209,7 @@ def _boot(
     from infra.local.api import LocalApi, serve
     from infra.local.dev_issuer import DevIssuer
     from infra.local.functions import LocalFunctions
+    from infra.local.moto_patches import dynamodb_serialised
     from infra.local.openapi import DOCS_HTML, merged_document
     from infra.local.pollers import SqsPoller
     from infra.local.resources import create_all
@@ -216,6 +217,10 @@ def _boot(
 
     # 1. moto, on loopback only, with state machines executed and Lambda without Docker.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per moto call drowns the banner
+    # moto's DynamoDB loses concurrent writes when a transaction rolls back: serialise it like the real service.
+    serialised = dynamodb_serialised()
+    serialised.__enter__()
+    stoppers.append(lambda: serialised.__exit__(None, None, None))
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     stoppers.append(server.stop)

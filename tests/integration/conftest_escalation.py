@@ -9,13 +9,10 @@ One stack per module; tests keep apart by using their own tenants.
 
 from __future__ import annotations
 
-import functools
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +29,7 @@ from deflect.domain.models import (
     Ticket,
 )
 from deflect.domain.tenancy import TenantContext
+from infra.local.moto_patches import dynamodb_serialised
 
 WAIT_S = 20.0
 POLL_S = 0.05
@@ -281,47 +279,6 @@ def escalation_fixture() -> Iterator[EscalationHarness]:
 
 # The same fixture under its own name, for modules that import it as `escalation` (with a noqa for F811).
 escalation = escalation_fixture
-
-
-@contextmanager
-def dynamodb_serialised() -> Iterator[None]:
-    """Make moto's DynamoDB as atomic as DynamoDB across threads (workflow threads, the API, the test).
-
-    moto 5.2.5 is not: a transaction snapshots the whole table and, when one of its conditions fails, restores
-    that snapshot — erasing what other threads wrote meanwhile — and a query iterating the table can fail with
-    "dictionary changed size during iteration" while another thread writes. One lock around the backend's
-    reads and writes gives the guarantees the services rely on (conditional writes and transactions that are
-    all-or-nothing without losing anyone else's write).
-    """
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    names = (
-        "get_item",
-        "query",
-        "put_item",
-        "update_item",
-        "delete_item",
-        "transact_write_items",
-        "batch_write_item",
-    )
-    originals = {name: getattr(DynamoDBBackend, name) for name in names}
-
-    def locked(method: Any) -> Any:
-        @functools.wraps(method)
-        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return method(self, *args, **kwargs)
-
-        return call
-
-    for name, method in originals.items():
-        setattr(DynamoDBBackend, name, locked(method))
-    try:
-        yield
-    finally:
-        for name, method in originals.items():
-            setattr(DynamoDBBackend, name, method)
 
 
 def _watch_sla_topic(session: Any, resources: Any) -> None:

@@ -40,8 +40,12 @@ def test_approve_writes_reply_and_action_through_the_outbox(escalation):
     assert status == 200
     assert "## Proposed action" in detail["summary"]["markdown"] and "refund" in detail["summary"]["markdown"]
     assert detail["evidence"] and all(link["url"].startswith("https://") for link in detail["evidence"])
-    status, body = h.decide(tenant, task["task_id"], "approve", roles=APPROVER, sub="ann")
+    decision = {"decision_id": "d-approve-1", "outcome": "approve"}
+    path = f"/v1/tasks/{task['task_id']}/decision"
+    status, body = h.api("POST", path, tenant_id=tenant, roles=APPROVER, sub="ann", body=decision)
     assert status == 200 and body["status"] == "decided"
+    # The same request again (a client retry) answers the same and applies nothing new.
+    assert h.api("POST", path, tenant_id=tenant, roles=APPROVER, sub="ann", body=decision) == (200, body)
 
     assert h.wait_execution(arn)["status"] == "SUCCEEDED"
     items = _by_kind(h.outbox_items(tenant))

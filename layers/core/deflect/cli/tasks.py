@@ -30,5 +30,6 @@ def run_list(args: argparse.Namespace) -> int:
     tasks = container().approvals.list_tasks(ctx, args.queue, args.status, args.limit)
     for task in tasks:
         print(json.dumps(task, sort_keys=True))
-    print(json.dumps({"tenant": args.tenant, "tasks": len(tasks), "near_due": sum(t["near_due"] for t in tasks)}))
+    near_due = sum(t["near_due"] for t in tasks)
+    print(json.dumps({"tenant": args.tenant, "tasks": len(tasks), "near_due": near_due}))
     return 0
