@@ -112,3 +112,39 @@ def test_a_crash_before_the_ticket_write_leaves_nothing_half_done(harness, acme)
     assert harness.tickets("acme", ticket_id) == [] and harness.messages("acme", ticket_id) == []
     retried = real.intake.receive_webhook("generic", "acme", headers, body)
     assert retried.status_code == 200 and len(harness.messages("acme", ticket_id)) == 1
+
+
+def test_dynamodb_throttling_answers_429_and_the_retry_stores_exactly_once(harness, acme):
+    """A throttled table write: the helpdesk gets 429 + Retry-After, nothing is half-stored, its retry lands once."""
+    from botocore.exceptions import ClientError
+
+    from deflect.bootstrap import container as handler_container
+    from deflect.services.intake import ticket_id_for
+
+    body = sample("generic", "ticket_created").replace(b"HD-90817", b"HD-THROTTLED")
+    headers = sign("generic", acme.secrets["generic"], body, delivery_id="throttled-1")
+    harness.drain_triage_jobs()
+    events = handler_container().client("dynamodb").meta.events
+
+    def throttle(**kwargs):
+        raise ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
+            "TransactWriteItems",
+        )
+
+    events.register("before-call.dynamodb.TransactWriteItems", throttle, unique_id="throttle-test")
+    try:
+        refused = harness.webhook("generic", "acme", body, headers)
+    finally:
+        events.unregister("before-call.dynamodb.TransactWriteItems", unique_id="throttle-test")
+
+    assert refused.status == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert refused.body == {"error": "throttled", "message": "too many requests"}
+    ticket_id = ticket_id_for("generic", "HD-THROTTLED")
+    assert harness.tickets("acme", ticket_id) == [] and harness.messages("acme", ticket_id) == []
+    assert harness.drain_triage_jobs() == []
+
+    accepted = harness.webhook("generic", "acme", body, headers)  # the provider's retry
+    assert accepted.status == 200 and accepted.body["ticket_id"] == ticket_id
+    assert len(harness.tickets("acme", ticket_id)) == 1 and len(harness.messages("acme", ticket_id)) == 1
+    assert [j["ticket_id"] for j in harness.drain_triage_jobs()] == [ticket_id]
