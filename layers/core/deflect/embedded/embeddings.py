@@ -137,7 +137,7 @@ def _convert_to_int8_matmul(source: Path, target: Path) -> None:
             per_channel=True,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=ffn_outputs[:_FLOAT_FFN_OUTPUT_LAYERS],
-            # Attention score MatMuls (both inputs activations) lose accuracy in int8 and are cheap anyway.
+            # Weights only: attention-score MatMuls multiply two activations and stay float.
             extra_options={"MatMulConstBOnly": True},
         )
         # The digest sidecar lands last, so a model file without a matching one is never trusted.
