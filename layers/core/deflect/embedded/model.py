@@ -27,6 +27,7 @@ import numpy as np
 from deflect.domain.canonical import canonical_json, sha256_hex
 from deflect.domain.models import Citation, Draft
 from deflect.domain.tenancy import TenantContext
+from deflect.knowledge.chunking import identifiers
 from deflect.ports import Composition
 from deflect.triage import grounding
 from deflect.triage.intents import (
@@ -413,7 +414,9 @@ class ExtractiveComposer:
 
     Confidence = mean of the retrieval score (the index's calibrated probability that the article answers) and the
     quote support: how well the best quoted unit matches the question (a cosine of `full_support` counts as
-    full), discounted when the passage does not mention the question's content words (grounding.coverage).
+    full), discounted when the passage does not mention the question's content words (grounding.coverage) or
+    the error codes it names; or the quote support times coverage alone, when that is higher. The lead passage
+    is the one of the top three with the highest confidence.
     """
 
     model_id = "extractive-minilm-v2"
@@ -444,8 +447,11 @@ class ExtractiveComposer:
         prompt = canonical_json({"question": question, "units": texts, "model": self.model_id})
         asked = _question_vector(self.embeddings, question)
         sims = np.asarray(self.embeddings.embed(texts), dtype=np.float32) @ asked
+        named = identifiers(question)
         offset = 0
-        picked: list[tuple[grounding.CleanPassage, list[grounding.Unit], float]] = []
+        # Every usable passage proposes its best run; the lead is the one with the highest confidence, so a hit
+        # ranked second that quotes the answer is not hidden behind a first hit that only sounds close.
+        runs: list[tuple[float, grounding.CleanPassage, list[grounding.Unit], np.ndarray]] = []
         for passage, units in zip(usable, unit_lists, strict=True):
             scores = sims[offset : offset + len(units)]
             offset += len(units)
@@ -454,25 +460,22 @@ class ExtractiveComposer:
             start, end, support = self._best_run(scores, units)
             if support < self.min_unit_similarity:
                 continue
-            if not picked:
-                picked.append((passage, units[start:end], support))
-            elif passage.article_id != picked[0][0].article_id and passage.score >= 0.9 * picked[0][0].score:
-                best = int(np.argmax(scores))
-                picked.append((passage, [units[best]], float(scores[best])))
-                break
-        if not picked:
+            confidence = self._confidence(question, named, passage, support)
+            runs.append((confidence, passage, units[start:end], scores))
+        if not runs:
             return Composition(None, problem="no_relevant_passage")
-        lead, _, lead_support = picked[0]
-        covered = grounding.coverage(question, " ".join([lead.title, *lead.heading_path, lead.text]))
-        support = min(1.0, lead_support / self.full_support) * (0.5 + 0.5 * covered)
-        confidence = 0.5 * lead.score + 0.5 * support
-        if lead.stale:
-            confidence *= 0.8
+        confidence, lead, quotes, _ = max(runs, key=lambda run: run[0])
+        picked: list[tuple[grounding.CleanPassage, list[grounding.Unit]]] = [(lead, quotes)]
+        for _, passage, _run, scores in runs:
+            if passage.article_id != lead.article_id and passage.score >= 0.9 * lead.score:
+                whole = unit_lists[usable.index(passage)]
+                picked.append((passage, [whole[int(np.argmax(scores))]]))
+                break
         draft = Draft(
             text=self._render(picked),
             citations=[
                 Citation(article_id=p.article_id, version=p.version, quote=u.text)
-                for p, quotes, _ in picked
+                for p, quotes in picked
                 for u in quotes
             ],
             confidence=round(min(1.0, confidence), 4),
@@ -482,10 +485,26 @@ class ExtractiveComposer:
         )
         return Composition(draft)
 
+    def _confidence(
+        self, question: str, named: list[str], passage: grounding.CleanPassage, support: float
+    ) -> float:
+        """Mean of retrieval probability and quote support; or, when the quote alone is strong and the passage
+        names everything asked about, the quote's own evidence (short questions score low against long
+        articles, yet "Deleted beams: recoverable for 14 days." answers "how do I recover a deleted beam")."""
+        content = " ".join([passage.title, *passage.heading_path, passage.text])
+        covered = grounding.coverage(question, content)
+        if named:
+            # An error code the question names is the most specific term it has: the passage must name it.
+            present = set(identifiers(content))
+            covered = (covered + sum(1 for i in named if i in present) / len(named)) / 2
+        quoted = min(1.0, support / self.full_support)
+        confidence = max(0.5 * passage.score + 0.5 * quoted * (0.5 + 0.5 * covered), quoted * covered)
+        return confidence * 0.8 if passage.stale else confidence
+
     @staticmethod
-    def _render(picked: list[tuple[grounding.CleanPassage, list[grounding.Unit], float]]) -> str:
+    def _render(picked: list[tuple[grounding.CleanPassage, list[grounding.Unit]]]) -> str:
         lines: list[str] = []
-        for passage, quotes, _ in picked:
+        for passage, quotes in picked:
             lines.append(f'From "{passage.title}" [{passage.article_id} v{passage.version}]:')
             heading = None
             for unit in quotes:
