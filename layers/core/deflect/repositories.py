@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Generic, TypeVar
 
 from deflect.domain import keys
-from deflect.domain.errors import Conflict, NotFound, TenantNotFound
+from deflect.domain.errors import NotFound, TenantNotFound
 from deflect.domain.models import (
     Account,
     Customer,
@@ -57,9 +56,6 @@ class _Repo(Generic[R]):
         if item is None:
             return None
         return self.model.model_validate(item.data)
-
-    def _query(self, ctx: TenantContext, pk: str, prefix: str, **kw) -> list[R]:
-        return [self.model.model_validate(i.data) for i in self.store.query(ctx, pk, prefix, **kw)]
 
 
 class TenantConfigs(_Repo[TenantConfig]):
@@ -217,7 +213,3 @@ def save(store: SupportStore, ctx: TenantContext, writes: Iterable[Put | Delete]
     else:
         store.transact(ctx, writes)
 
-
-def require_fresh(expected: datetime | None, actual: datetime | None) -> None:
-    if expected and actual and actual > expected:
-        raise Conflict("record changed since it was read")

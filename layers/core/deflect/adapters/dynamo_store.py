@@ -10,7 +10,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from deflect.adapters.aws_errors import translated
-from deflect.domain.canonical import _default
+from deflect.domain.canonical import json_default
 from deflect.domain.errors import Forbidden
 from deflect.domain.tenancy import TenantContext
 from deflect.ports import Delete, Item, Put
@@ -176,7 +176,7 @@ class DynamoSupportStore:
         item: dict[str, Any] = {
             "PK": {"S": put.pk},
             "SK": {"S": put.sk},
-            "data": {"S": json.dumps(data, default=_default, separators=(",", ":"))},
+            "data": {"S": json.dumps(data, default=json_default, separators=(",", ":"))},
             "version": {"N": str(new_version)},
             # The entity kind lets stream consumers filter (e.g. writeback only wants OUTBOX items).
             "entity": {"S": put.pk.split("#")[2] if put.pk.count("#") >= 2 else "TENANT"},

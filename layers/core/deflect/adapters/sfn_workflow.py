@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from deflect.adapters.aws_errors import error_code, translated
-from deflect.domain.canonical import _default
+from deflect.domain.canonical import json_default
 from deflect.domain.errors import Conflict, Gone
 
 
@@ -21,14 +21,14 @@ class StepFunctionsWorkflow:
         try:
             with translated("StartExecution"):
                 response = self._client.start_execution(
-                    stateMachineArn=self._arn, name=name, input=json.dumps(payload, default=_default)
+                    stateMachineArn=self._arn, name=name, input=json.dumps(payload, default=json_default)
                 )
         except self._client.exceptions.ExecutionAlreadyExists:
             return f"{self._arn.replace(':stateMachine:', ':execution:')}:{name}"
         return response["executionArn"]
 
     def send_task_success(self, token: str, output: Mapping[str, Any]) -> None:
-        self._task_call("SendTaskSuccess", taskToken=token, output=json.dumps(output, default=_default))
+        self._task_call("SendTaskSuccess", taskToken=token, output=json.dumps(output, default=json_default))
 
     def send_task_failure(self, token: str, error: str, cause: str) -> None:
         self._task_call("SendTaskFailure", taskToken=token, error=error, cause=cause)

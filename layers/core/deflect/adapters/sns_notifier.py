@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from deflect.adapters.aws_errors import translated
-from deflect.domain.canonical import _default
+from deflect.domain.canonical import json_default
 from deflect.domain.tenancy import TenantContext
 
 SUBJECT_MAX = 100  # SNS rejects longer subjects
@@ -26,7 +26,7 @@ class SnsNotifier:
             self._client.publish(
                 TopicArn=self._topic_arn,
                 Subject=f"Deflect {event} ({ctx.tenant_id})"[:SUBJECT_MAX],
-                Message=json.dumps(message, default=_default, sort_keys=True),
+                Message=json.dumps(message, default=json_default, sort_keys=True),
                 MessageAttributes={
                     "tenant_id": {"DataType": "String", "StringValue": ctx.tenant_id},
                     "event": {"DataType": "String", "StringValue": event},

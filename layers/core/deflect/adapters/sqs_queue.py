@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from deflect.adapters.aws_errors import translated
-from deflect.domain.canonical import _default
+from deflect.domain.canonical import json_default
 from deflect.domain.tenancy import TenantContext
 
 
@@ -26,7 +26,7 @@ class SqsWorkQueue:
         with translated("SendMessage"):
             response = self._client.send_message(
                 QueueUrl=self._url,
-                MessageBody=json.dumps(message, default=_default),
+                MessageBody=json.dumps(message, default=json_default),
                 MessageAttributes=attributes,
             )
         return response["MessageId"]

@@ -38,7 +38,7 @@ class SsmSecretStore:
 
     def put_secret(self, tenant_id: str, provider: str, value: str, *, keep_previous: bool = True) -> None:
         path = self._path(tenant_id, provider)
-        current = self.secrets(tenant_id, provider)
+        current = self.secrets(tenant_id, provider) if keep_previous else []
         with translated("PutParameter"):
             if keep_previous and current:
                 self._client.put_parameter(Name=f"{path}/previous", Value=current[0], Type="SecureString", Overwrite=True)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 
 from deflect.domain import keys
-from deflect.domain.canonical import _default, sha256_hex
+from deflect.domain.canonical import json_default, sha256_hex
 from deflect.domain.errors import Conflict, EvidenceTampered, Forbidden, NotFound
 from deflect.domain.models import EvidenceRef
 from deflect.domain.tenancy import TenantContext
@@ -115,7 +115,10 @@ class MemorySupportStore:
                 else:
                     version = int(write.data.get("version", 0) or 0) + 1
                 # A JSON round trip, as DynamoDB stores it: readers get plain values back.
-                data = json.loads(json.dumps({**write.data, "version": version}, default=_default))
+                body = dict(write.data)
+                if "version" in body:  # as DynamoSupportStore: only versioned records carry it in their body
+                    body["version"] = version
+                data = json.loads(json.dumps(body, default=json_default))
                 self._items[key] = Item(write.pk, write.sk, data, version, dict(write.indexes))
                 if write.ttl_epoch:
                     self._expiry[key] = write.ttl_epoch
