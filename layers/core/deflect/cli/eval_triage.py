@@ -151,20 +151,23 @@ def run_classify(args: argparse.Namespace) -> int:
         taxonomy=taxonomy,
         vectors=x_train,
         labels=[_name(label) for label in labels],
+        texts=[str(r["text"]) for r in train],
         embedding_model_id=embeddings.model_id,
         seed=args.seed,
         max_in_scope_loss=args.max_in_scope_loss,
     )
     train_s = time.perf_counter() - started
     rename = {_name(label): label for label in labels}
+    test_texts = [str(r["text"]) for r in test]
     if has_oos:
         predicted = [
-            OOS if oos else rename[label] for label, _, oos in predict_many(head, np.asarray(x_test))
+            OOS if oos else rename[label]
+            for label, _, oos in predict_many(head, np.asarray(x_test), test_texts)
         ]
     else:
         # Without out-of-scope examples the gate can only cost accuracy: score the closed-set prediction.
         ungated = head.model_copy(update={"gate": None})
-        predicted = [rename[label] for label, _, _ in predict_many(ungated, np.asarray(x_test))]
+        predicted = [rename[label] for label, _, _ in predict_many(ungated, np.asarray(x_test), test_texts)]
     report = classification_report(truth, predicted, has_oos=has_oos)
     if held:
         report.update(held_out_intents=held, seed=args.seed, train_intents=len(set(labels)))

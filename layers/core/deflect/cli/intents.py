@@ -33,6 +33,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument("file", nargs="?", type=Path, help="JSONL {text,label} or JSON {intents:[...]}")
     train.add_argument("--starter", action="store_true", help="train the built-in starter taxonomy")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--max-in-scope-loss",
+        type=float,
+        default=0.025,
+        help="in-scope accuracy the out-of-scope gate may give up on held-out folds (more catches more)",
+    )
     train.add_argument("--actor", default=None, help="who trains it (default: the OS user)")
     train.add_argument("--no-activate", action="store_true", help="store the version without using it yet")
     train.set_defaults(func=run_train)
@@ -73,6 +79,7 @@ def run_train(args: argparse.Namespace) -> int:
         version=version,
         trained_by=ctx.actor,
         seed=args.seed,
+        max_in_scope_loss=args.max_in_scope_loss,
     )
     store.save(head)
     summary = {
@@ -83,6 +90,8 @@ def run_train(args: argparse.Namespace) -> int:
         "taxonomy_sha256": head.taxonomy_sha256,
         "embedding_model_id": head.embedding_model_id,
         "oos_threshold": round(head.gate.threshold, 4) if head.gate else None,
+        "gate_features": head.gate.features if head.gate else [],
+        "word_weight": head.lexical_weight,
         "folds": head.gate.folds if head.gate else {},
         "active": not args.no_activate,
     }

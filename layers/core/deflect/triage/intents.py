@@ -1,9 +1,11 @@
 """Tenant intent taxonomies: the training file, the trained (versioned) head, where heads are kept, and the
 classifier that applies a head to a message's embedding.
 
-A head is a softmax layer over sentence embeddings plus an out-of-scope gate. The gate is a small logistic model
-over how the softmax behaved (top probability, margin, entropy, similarity to the predicted intent's examples),
-fitted on held-out folds where some intents were hidden to play "out of scope" (see deflect.embedded.model).
+A head is a softmax layer over sentence embeddings, a word model of the same examples (deflect.triage.lexicon)
+whose log-likelihoods join the logits with a small weight, and an out-of-scope gate. The gate is a small logistic
+model over how the head behaved (top probability, margin, entropy, similarity to the predicted intent's examples,
+how well the message's words fit that intent), fitted on held-out folds where some intents were hidden to play
+"out of scope" (see deflect.embedded.model).
 Its output is the probability that the predicted intent is right AND in scope: that is the confidence reported.
 
 Inference here is pure Python (the Lambda layer has no numpy): 384- or 1024-d dot products with a few dozen
@@ -31,6 +33,7 @@ from deflect.domain.errors import MalformedPayload
 from deflect.domain.models import utcnow
 from deflect.domain.tenancy import TenantContext
 from deflect.ports import EvidenceStore, IntentPrediction
+from deflect.triage.lexicon import LEXICAL_FEATURES, CompiledLexicon, IntentLexicon
 
 INTENT_NAME = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 OUT_OF_SCOPE = "out_of_scope"
@@ -206,6 +209,9 @@ class IntentHead(BaseModel):
     exemplars: dict[str, Any]  # packed (n, d) unit vectors
     exemplar_labels: list[int]
     gate: OutOfScopeGate | None = None
+    # Heads trained before the word model have none (weight 0): they predict exactly as they did.
+    lexicon: IntentLexicon | None = None
+    lexical_weight: float = 0.0
     trained_by: str = "system"
     trained_at: datetime = Field(default_factory=utcnow)
     metrics: dict[str, float] = Field(default_factory=dict)
@@ -226,6 +232,7 @@ class _Compiled:
         self.by_label: dict[int, list[list[float]]] = {}
         for n, label in enumerate(head.exemplar_labels):
             self.by_label.setdefault(label, []).append(exemplars[n * d : (n + 1) * d].tolist())
+        self.lexicon: CompiledLexicon | None = head.lexicon.compile() if head.lexicon else None
 
 
 def _dot(a: Sequence[float], b: Sequence[float]) -> float:
@@ -256,10 +263,22 @@ def gate_probability(gate: OutOfScopeGate, features: Sequence[float]) -> float:
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 
-def predict(head: IntentHead, compiled: _Compiled, vector: Sequence[float]) -> IntentPrediction:
-    """Apply a head to one unit-length embedding."""
+def uses_words(gate: OutOfScopeGate) -> bool:
+    return tuple(gate.features[len(GATE_FEATURES) :]) == LEXICAL_FEATURES
+
+
+def predict(
+    head: IntentHead, compiled: _Compiled, vector: Sequence[float], text: str = ""
+) -> IntentPrediction:
+    """Apply a head to one unit-length embedding of `text`."""
     vector = [float(v) for v in vector]
     logits = [_dot(row, vector) + b for row, b in zip(compiled.rows, head.bias, strict=True)]
+    known: list[str] = []
+    if compiled.lexicon is not None:
+        known = compiled.lexicon.known(text)
+    if compiled.lexicon is not None and head.lexical_weight:
+        words = compiled.lexicon.log_likelihoods(known)
+        logits = [v + head.lexical_weight * w for v, w in zip(logits, words, strict=True)]
     probabilities = softmax(logits)
     best = max(range(len(probabilities)), key=probabilities.__getitem__)
     nearest = max((_dot(e, vector) for e in compiled.by_label.get(best, [])), default=0.0)
@@ -268,7 +287,11 @@ def predict(head: IntentHead, compiled: _Compiled, vector: Sequence[float]) -> I
     if head.gate is None:
         confidence, out_of_scope = probabilities[best], False
     else:
-        confidence = gate_probability(head.gate, gate_features(probabilities, nearest))
+        features = gate_features(probabilities, nearest)
+        if uses_words(head.gate):
+            lexicon = compiled.lexicon
+            features += lexicon.word_fit(known, best) if lexicon else [0.0, 0.0, 0.0, 1.0]
+        confidence = gate_probability(head.gate, features)
         out_of_scope = confidence < head.gate.threshold
     risky = head_risky(head)
     risk = sum(p for p, r in zip(probabilities, risky, strict=True) if r)
@@ -484,7 +507,10 @@ class LinearIntentClassifier:
             return IntentPrediction(
                 intent=UNCLASSIFIED, confidence=0.0, out_of_scope=True, model_id=f"mismatch:{head.model_id}"
             )
-        return predict(head, compiled, self.embed(text))
+        from deflect.knowledge.search import focus
+
+        # The word model reads what the embedding reads: the question without greetings.
+        return predict(head, compiled, self.embed(text), focus(text))
 
 
 def next_version(store: IntentModelStore, tenant_id: str) -> int:
