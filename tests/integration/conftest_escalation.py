@@ -86,7 +86,12 @@ class EscalationHarness:
         return tenant_id
 
     def ticket(
-        self, tenant_id: str, *, locale: str = "en", text: str = "Please refund my last invoice."
+        self,
+        tenant_id: str,
+        *,
+        locale: str = "en",
+        text: str = "Please refund my last invoice.",
+        customer_id: str | None = None,
     ) -> Ticket:
         from deflect.repositories import Tickets
 
@@ -99,6 +104,7 @@ class EscalationHarness:
             subject_redacted="Refund request",
             status="triaging",
             locale=locale,
+            customer_id=customer_id,
         )
         message = Message(tenant_id=tenant_id, ticket_id=ticket_id, message_id="m1", body_redacted=text)
         ctx = TenantContext.system(tenant_id)

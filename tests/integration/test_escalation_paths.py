@@ -330,3 +330,29 @@ def test_near_due_tasks_are_flagged_and_listed_first(escalation, capsys):
     assert main(["tasks", "list", "--tenant", tenant]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert lines[-1] == {"tenant": tenant, "tasks": 3, "near_due": 1}
+
+
+def test_a_known_customers_summary_is_sealed_readable_by_agents_and_shredded_by_erasure(escalation):
+    h = escalation
+    tenant = h.tenant("sealed")
+    text = "Refund invoice INV-5531 for Ana Lima please."
+    ticket = h.ticket(tenant, text=text, customer_id="cus_sealed1")
+    h.escalate(ticket, h.decision(ticket, action=REFUND, reply="We will refund it."))
+    task = h.wait_task(tenant, ticket.ticket_id)
+    status, detail = h.api("GET", f"/v1/tasks/{task['task_id']}", tenant_id=tenant, roles=AGENT)
+    assert status == 200 and "INV-5531" in detail["summary"]["markdown"]
+    [summary_link] = [e for e in detail["evidence"] if e["kind"] == "escalation_summary"]
+    assert summary_link["sealed"] and summary_link["url"] is None  # no link that would hand out ciphertext
+    ctx = TenantContext.system(tenant)
+    stored = h.container.evidence.read_latest(ctx, task_summary_key(h, ctx, task["task_id"]))
+    assert b"INV-5531" not in stored
+
+    assert h.container.customer_keys.destroy(ctx, "cus_sealed1")  # erasure's crypto-shredding step
+    status, detail = h.api("GET", f"/v1/tasks/{task['task_id']}", tenant_id=tenant, roles=AGENT)
+    assert status == 200 and detail["summary"] == {"erased": True}
+    assert detail["task"]["task_id"] == task["task_id"]  # the task itself stays workable
+    assert h.container.audit.verify(ctx, ticket.ticket_id).ok
+
+
+def task_summary_key(h, ctx, task_id: str) -> str:
+    return h.container.escalation_ports.tasks.get(ctx, task_id).summary.key

@@ -114,3 +114,23 @@ def test_retention_puts_the_tenants_ttl_on_mutable_records_only(moto_stack):
         TableName="SupportTable", Key={"PK": {"S": "T#acme#TICKET#tkt_r"}, "SK": {"S": "META"}}
     )["Item"]
     assert int(raw["expires_at"]["N"]) == writes[0].ttl_epoch
+
+
+def test_data_under_a_holding_key_is_unreadable_from_its_expiry_on(moto_stack):
+    import time
+
+    container = moto_stack.container()
+    ctx = seed_tenant(container, "acme")
+    vault = container.sealed_evidence
+    key = f"{keys.s3_prefix('acme')}quarantine/generic/abc.json"
+    expiry = int(time.time()) + 2
+    vault.put_held(
+        ctx, key, "hold_test", b'{"requester":"jo@example.com"}', "quarantine", expires_epoch=expiry
+    )
+    assert b"jo@example.com" in vault.read_held(ctx, key)
+    assert b"jo@example.com" not in container.evidence.read_latest(ctx, key)
+    time.sleep(max(0.0, expiry - time.time()) + 1.1)
+    # DynamoDB's TTL sweep may lag by days; the key counts as gone from its expiry on.
+    with pytest.raises(Gone):
+        vault.read_held(ctx, key)
+    assert vault.read_held(ctx, f"{keys.s3_prefix('acme')}quarantine/generic/none.json") is None

@@ -220,8 +220,42 @@ def test_malformed_json_with_a_valid_signature_is_400_and_quarantined(harness, a
     assert answer.status == 400 and answer.body["error"] == "malformed_payload"
     [key] = [k for k in harness.objects("tenant=acme/quarantine/generic/")]
     c = harness.container()
-    record = json.loads(c.evidence.read_latest(TenantContext.system("acme"), key))
+    ctx = TenantContext.system("acme")
+    stored = c.evidence.read_latest(ctx, key)
+    assert b"HD-1" not in stored and b"ticket.created" not in stored  # sealed at rest
+    record = json.loads(c.sealed_evidence.read_held(ctx, key))
     assert base64.b64decode(record["body_b64"]) == body
+    # The helpdesk retries the same bytes: still one quarantined object for that body.
+    again = harness.webhook("generic", "acme", body, signed(acme, "generic", body, "trunc-2"))
+    assert again.status == 400
+    assert harness.objects("tenant=acme/quarantine/generic/") == [key]
+
+
+def test_quarantined_bodies_become_unreadable_when_their_holding_key_expires(harness, acme):
+    from datetime import UTC, datetime
+
+    from deflect.domain import keys as key_names
+    from deflect.domain.canonical import sha256_hex
+    from deflect.domain.errors import Gone
+    from deflect.insight.privacy import DATAKEY_SK
+    from deflect.ports import Delete
+    from deflect.services.intake import quarantine_holder
+
+    body = b'{"event": "ticket.created", "ticket": {"id": "HD-EXPIRES", "requester": "jo@example.com"'
+    assert harness.webhook("generic", "acme", body, signed(acme, "generic", body, "exp-1")).status == 400
+    [key] = [k for k in harness.objects("tenant=acme/quarantine/generic/") if sha256_hex(body) in k]
+    c = harness.container()
+    ctx = TenantContext.system("acme")
+    stored = c.evidence.read_latest(ctx, key)
+    holder, _ = quarantine_holder(datetime.now(UTC), 30)
+    pk = key_names.customer_pk("acme", holder)
+    item = c.store.get(ctx, pk, DATAKEY_SK)
+    assert item is not None  # the month's holding key, created on the first quarantine
+    # Time passes: DynamoDB's TTL removes the holding key after its expiry.
+    c.store.delete(ctx, Delete(pk=pk, sk=DATAKEY_SK))
+    with pytest.raises(Gone):
+        c.intake.replay_quarantined(ctx, key)
+    assert c.evidence.read_latest(ctx, key) == stored  # the locked object is untouched, only unreadable
 
 
 def test_a_payload_of_the_wrong_shape_is_quarantined_and_can_be_replayed(harness, acme):

@@ -192,3 +192,17 @@ def test_report_is_one_self_contained_page():
     assert page.startswith("<!doctype html>") and page.count("data:image/png;base64,") == 6
     assert "&lt;billing&gt;" in page and "<billing>" not in page
     assert "http://" not in page and "https://" not in page  # nothing fetched when opened
+
+
+def test_quarantine_holding_keys_are_monthly_and_expire_after_the_month_ends():
+    from datetime import UTC, datetime
+
+    from deflect.services.intake import quarantine_holder
+
+    holder, expires = quarantine_holder(datetime(2026, 12, 31, 23, 59, tzinfo=UTC), 30)
+    assert holder == "hold_quarantine_2026-12"
+    assert datetime.fromtimestamp(expires, UTC) == datetime(2027, 1, 31, tzinfo=UTC)
+    early, _ = quarantine_holder(datetime(2026, 12, 1, tzinfo=UTC), 30)
+    assert early == holder  # one key per month, however many bodies
+    _, february = quarantine_holder(datetime(2027, 2, 14, tzinfo=UTC), 7)
+    assert datetime.fromtimestamp(february, UTC) == datetime(2027, 3, 8, tzinfo=UTC)

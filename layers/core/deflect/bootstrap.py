@@ -133,6 +133,8 @@ class Container:
             metric=count,
             usage_guard=lambda ctx: self.guard(ctx),
             seal_for_customer=lambda *args: self.sealed_evidence.put_for_customer(*args),
+            quarantine_vault=self.sealed_evidence,
+            quarantine_days=self.settings.quarantine_days,
         )
 
     @cached_property
@@ -300,7 +302,9 @@ class Container:
 
         return EscalationPorts(
             store=self.store,
-            evidence=self.evidence,
+            # Reads open sealed evidence (summaries, raw requests) for the agent; erased data reads as Gone.
+            evidence=self.sealed_evidence,
+            seal_for_customer=lambda *args: self.sealed_evidence.put_for_customer(*args),
             audit=self.audit,
             workflow=self.workflow,
             cipher=self.token_cipher,

@@ -63,6 +63,8 @@ class ModelSettings(_Env):
 class IntakeSettings(_Env):
     webhook_max_body_bytes: int = Field(default=256 * 1024, alias="WEBHOOK_MAX_BODY_BYTES")
     webhook_tolerance_s: int = Field(default=300, alias="WEBHOOK_TOLERANCE_S")
+    # Unparseable webhook bodies stay replayable (and readable) until this many days after their month ends.
+    quarantine_days: int = Field(default=30, ge=1, le=365, alias="QUARANTINE_DAYS")
     conversation_budget_ms: int = Field(default=2500, alias="CONVERSATION_BUDGET_MS")
 
 

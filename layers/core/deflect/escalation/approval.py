@@ -22,6 +22,7 @@ from deflect.escalation.models import DecisionRequest, TaskDecision
 from deflect.escalation.records import EscalationPorts, count
 from deflect.escalation.summary import EscalationSummary, render_markdown
 from deflect.http import require_role
+from deflect.insight.privacy import is_sealed, plain_kind
 from deflect.observability import logger
 from deflect.pii import redact
 
@@ -55,18 +56,35 @@ class ApprovalService:
         task = self._task(ctx, task_id)
         detail: dict[str, Any] = {"task": self._view(task, self.p.now()), "summary": None, "evidence": []}
         if task.summary is not None:
-            document = json.loads(self.p.evidence.read(ctx, task.summary))
-            summary = EscalationSummary.model_validate(document["summary"])
-            refs = [task.summary, *summary.evidence]
-            links = {ref.key: self.p.evidence.presign(ctx, ref, expires_s=LINK_SECONDS) for ref in refs}
-            detail["summary"] = {
-                "markdown": render_markdown(summary, links),
-                **summary.model_dump(mode="json"),
-            }
-            detail["evidence"] = [
-                {"kind": ref.kind, "sha256": ref.sha256, "url": links[ref.key], "expires_in_s": LINK_SECONDS}
-                for ref in refs
-            ]
+            try:
+                document = json.loads(self.p.evidence.read(ctx, task.summary))
+            except Gone:
+                # The customer's personal data was erased: the task stays, its summary cannot be read again.
+                detail["summary"] = {"erased": True}
+                document = None
+            if document is not None:
+                summary = EscalationSummary.model_validate(document["summary"])
+                refs = [task.summary, *summary.evidence]
+                # A presigned URL would hand out ciphertext: sealed evidence is shown through this view instead.
+                links = {
+                    ref.key: self.p.evidence.presign(ctx, ref, expires_s=LINK_SECONDS)
+                    for ref in refs
+                    if not is_sealed(ref)
+                }
+                detail["summary"] = {
+                    "markdown": render_markdown(summary, links),
+                    **summary.model_dump(mode="json"),
+                }
+                detail["evidence"] = [
+                    {
+                        "kind": plain_kind(ref),
+                        "sha256": ref.sha256,
+                        "sealed": is_sealed(ref),
+                        "url": links.get(ref.key),
+                        "expires_in_s": LINK_SECONDS if ref.key in links else None,
+                    }
+                    for ref in refs
+                ]
         decision = self.p.decisions.for_task(ctx, task_id)
         if decision is not None:
             detail["decision"] = decision.model_dump(mode="json", exclude={"tenant_id"})

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from deflect.domain import keys
 from deflect.domain.canonical import sha256_hex
-from deflect.domain.models import utcnow
+from deflect.domain.models import EvidenceRef, utcnow
 from deflect.domain.tenancy import TenantContext
 from deflect.escalation.models import TaskDecision
 from deflect.observability import metrics
@@ -34,6 +34,8 @@ class EscalationPorts:
     notifier: Notifier
     writeback: WorkQueue
     now: Callable[[], datetime] = field(default=utcnow)
+    # Summaries quote the customer: sealed with their data key when known, so erasure can shred them.
+    seal_for_customer: Callable[[TenantContext, str, str, bytes, str], EvidenceRef] | None = None
 
     @property
     def tasks(self) -> Tasks:

@@ -60,9 +60,13 @@ class EscalationSteps:
                 policy.sla_tier(config, state.sla_tier),
                 collected,
             )
-            ref = self.p.evidence.put_evidence(
-                ctx, state.ticket_id, canonical_json(stored_document(summary)), "escalation_summary"
-            )
+            document = canonical_json(stored_document(summary))
+            if ticket.customer_id and self.p.seal_for_customer is not None:
+                ref = self.p.seal_for_customer(
+                    ctx, state.ticket_id, ticket.customer_id, document, "escalation_summary"
+                )
+            else:
+                ref = self.p.evidence.put_evidence(ctx, state.ticket_id, document, "escalation_summary")
             result = SummaryResult(ref=ref).model_dump(mode="json")
             payload = {"decision_id": state.decision_id, "execution": execution, "summary_sha256": ref.sha256}
             return result, "escalation.summarized", payload, [ref], []

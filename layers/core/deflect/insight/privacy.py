@@ -80,12 +80,16 @@ class CustomerKeys:
         # KMS binds the wrapped key to tenant + customer: it cannot be unwrapped for anyone else.
         return {"tenant": tenant_id, "customer": customer_id}
 
-    def key(self, ctx: TenantContext, customer_id: str, *, create: bool) -> bytes | None:
+    def key(
+        self, ctx: TenantContext, customer_id: str, *, create: bool, expires_epoch: int | None = None
+    ) -> bytes | None:
+        """The holder's data key. `expires_epoch` (on creation) makes it a holding key that shreds itself: the
+        item carries a TTL, and the store treats it as gone from that moment, before DynamoDB's sweep."""
         # The wrapped key is read every time (one small read) so an erasure elsewhere takes effect at once;
         # only the KMS unwrap is cached, keyed by the wrapped bytes.
         item = self.store.get(ctx, keys.customer_pk(ctx.tenant_id, customer_id), DATAKEY_SK)
         if item is None and create:
-            item = self._create(ctx, customer_id)
+            item = self._create(ctx, customer_id, expires_epoch)
         if item is None:
             return None
         wrapped = item.data["wrapped"]
@@ -100,7 +104,7 @@ class CustomerKeys:
         self._cache[(ctx.tenant_id, wrapped)] = (time.monotonic(), plain)
         return plain
 
-    def _create(self, ctx: TenantContext, customer_id: str) -> Item | None:
+    def _create(self, ctx: TenantContext, customer_id: str, expires_epoch: int | None = None) -> Item | None:
         if not self.kms_key_id:
             raise RuntimeError("no KMS key configured for customer data keys (EVIDENCE_KMS_KEY_ID)")
         with translated("GenerateDataKey"):
@@ -117,7 +121,7 @@ class CustomerKeys:
         }
         # If another writer created it first, use theirs so both seal with the same key.
         with contextlib.suppress(Conflict):
-            self.store.put(ctx, Put(pk=pk, sk=DATAKEY_SK, data=data, expect="new"))
+            self.store.put(ctx, Put(pk=pk, sk=DATAKEY_SK, data=data, expect="new", ttl_epoch=expires_epoch))
         return self.store.get(ctx, pk, DATAKEY_SK)
 
     def destroy(self, ctx: TenantContext, customer_id: str) -> bool:
@@ -142,17 +146,52 @@ class SealedEvidence:
     def put_for_customer(
         self, ctx: TenantContext, ticket_id: str, customer_id: str, body: bytes, kind: str
     ) -> EvidenceRef:
+        envelope = self._seal(ctx, ticket_id, customer_id, body, kind)
+        return self.evidence.put_evidence(ctx, ticket_id, envelope, SEALED_PREFIX + kind)
+
+    def put_held(
+        self, ctx: TenantContext, key: str, holder_id: str, body: bytes, kind: str, *, expires_epoch: int
+    ) -> EvidenceRef:
+        """Lock `body` at `key`, sealed with a holding key that shreds itself at `expires_epoch`.
+
+        For personal data that belongs to no known customer yet (a webhook body nobody could parse): erasure
+        cannot find it, so it must not outlive its purpose. The nonce is derived from the key and the body: the
+        same record sealed twice gives the same bytes, which the vault stores once.
+        """
+        envelope = self._seal(ctx, "", holder_id, body, kind, expires_epoch=expires_epoch, deterministic=True)
+        return self.evidence.put_locked(ctx, key, envelope, SEALED_PREFIX + kind)
+
+    def read_held(self, ctx: TenantContext, key: str) -> bytes | None:
+        """The body locked at `key`, opened; None if nothing is there; Gone once its holding key has expired."""
+        raw = self.evidence.read_latest(ctx, key)
+        return None if raw is None else self.open(ctx, raw)
+
+    def _seal(
+        self,
+        ctx: TenantContext,
+        ticket_id: str,
+        holder_id: str,
+        body: bytes,
+        kind: str,
+        *,
+        expires_epoch: int | None = None,
+        deterministic: bool = False,
+    ) -> bytes:
+        import hashlib
+        import hmac
+
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-        key = self.keys.key(ctx, customer_id, create=True)
-        assert key is not None
-        nonce = os.urandom(12)
+        key = self.keys.key(ctx, holder_id, create=True, expires_epoch=expires_epoch)
+        if key is None:
+            raise Gone("the holding key for this data has expired")
+        nonce = hmac.new(key, body, hashlib.sha256).digest()[:12] if deterministic else os.urandom(12)
         header = {
             "v": 1,
             "alg": ALGORITHM,
             "tenant": ctx.tenant_id,
             "ticket": ticket_id,
-            "customer": customer_id,
+            "customer": holder_id,
             "kind": kind,
         }
         ciphertext = AESGCM(key).encrypt(nonce, body, canonical_json(header))
@@ -161,7 +200,7 @@ class SealedEvidence:
             "nonce": base64.b64encode(nonce).decode(),
             "ciphertext": base64.b64encode(ciphertext).decode(),
         }
-        return self.evidence.put_evidence(ctx, ticket_id, canonical_json(envelope), SEALED_PREFIX + kind)
+        return canonical_json(envelope)
 
     def open(self, ctx: TenantContext, raw: bytes) -> bytes:
         from cryptography.exceptions import InvalidTag

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from deflect.domain import keys
@@ -243,6 +244,22 @@ def message_id_for(message: InboundMessage, delivery_id: str) -> str:
     return _digest_id("msg_", message.provider, "delivery", delivery_id)
 
 
+class QuarantineVault(Protocol):
+    def put_held(
+        self, ctx: TenantContext, key: str, holder_id: str, body: bytes, kind: str, *, expires_epoch: int
+    ) -> EvidenceRef: ...
+
+    def read_held(self, ctx: TenantContext, key: str) -> bytes | None: ...
+
+
+def quarantine_holder(now: datetime, days: int) -> tuple[str, int]:
+    """The holding key for bodies quarantined this month, and when it shreds itself (month end + `days`)."""
+    month_end = (now.replace(day=28) + timedelta(days=4)).replace(
+        day=1, hour=0, minute=0, second=0, microsecond=0
+    )
+    return f"hold_quarantine_{now:%Y-%m}", int((month_end + timedelta(days=days)).timestamp())
+
+
 def customer_id_for(kind: str, value: str) -> str:
     return _digest_id("cus_", kind, value.strip().lower())
 
@@ -293,7 +310,13 @@ class Intake:
         clock: Callable[[], float] = time.time,
         usage_guard: Callable[[TenantContext], None] | None = None,
         seal_for_customer: Callable[[TenantContext, str, str, bytes, str], EvidenceRef] | None = None,
+        quarantine_vault: QuarantineVault | None = None,
+        quarantine_days: int = 30,
     ) -> None:
+        # Unparseable bodies name no customer, so erasure could never find them: sealed with a monthly holding
+        # key that expires `quarantine_days` after the month ends (replay works until then).
+        self.quarantine_vault = quarantine_vault
+        self.quarantine_days = quarantine_days
         # Raw requests hold personal data: sealed with the customer's data key, erasure can shred them later.
         self.seal_for_customer = seal_for_customer
         # Budget and rate limit per tenant (429 + Retry-After): checked after the caller is authenticated and
@@ -417,7 +440,13 @@ class Intake:
             "body_b64": base64.b64encode(body).decode(),
         }
         key = f"{keys.s3_prefix(ctx.tenant_id)}quarantine/{provider_name}/{sha256_hex(body)}.json"
-        ref = self.evidence.put_locked(ctx, key, canonical_json(record), "quarantine")
+        if self.quarantine_vault is None:
+            ref = self.evidence.put_locked(ctx, key, canonical_json(record), "quarantine")
+        else:
+            holder, expires = quarantine_holder(utcnow(), self.quarantine_days)
+            ref = self.quarantine_vault.put_held(
+                ctx, key, holder, canonical_json(record), "quarantine", expires_epoch=expires
+            )
         self.metric("WebhookQuarantined", 1)
         logger().warning("webhook quarantined", extra={"provider": provider_name, "evidence_key": ref.key})
         return ref
@@ -426,7 +455,10 @@ class Intake:
         """Re-run a quarantined delivery (its signature was verified when it arrived) through today's parser."""
         import json
 
-        raw = self.evidence.read_latest(ctx, key)
+        if self.quarantine_vault is None:
+            raw = self.evidence.read_latest(ctx, key)
+        else:
+            raw = self.quarantine_vault.read_held(ctx, key)  # Gone (410) once the holding key has expired
         if raw is None:
             raise NotFound("no quarantined delivery at that key")
         record = json.loads(raw)
@@ -798,7 +830,9 @@ class Intake:
         answer = None
         if latest is not None:
             # Only an answer the customer may see: shadow and assist drafts are for agents, never for the caller.
-            visible = latest.draft is not None and latest.outcome != "escalate" and latest.rollout_mode == "auto"
+            visible = (
+                latest.draft is not None and latest.outcome != "escalate" and latest.rollout_mode == "auto"
+            )
             answer = {
                 "outcome": latest.outcome,
                 "reasons": latest.reasons,
