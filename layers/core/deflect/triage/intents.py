@@ -273,11 +273,10 @@ def predict(
     """Apply a head to one unit-length embedding of `text`."""
     vector = [float(v) for v in vector]
     logits = [_dot(row, vector) + b for row, b in zip(compiled.rows, head.bias, strict=True)]
-    known: list[str] = []
-    if compiled.lexicon is not None:
-        known = compiled.lexicon.known(text)
-    if compiled.lexicon is not None and head.lexical_weight:
-        words = compiled.lexicon.log_likelihoods(known)
+    lexicon = compiled.lexicon
+    known = lexicon.known(text) if lexicon is not None else []
+    if lexicon is not None and head.lexical_weight:
+        words = lexicon.log_likelihoods(known)
         logits = [v + head.lexical_weight * w for v, w in zip(logits, words, strict=True)]
     probabilities = softmax(logits)
     best = max(range(len(probabilities)), key=probabilities.__getitem__)
@@ -289,7 +288,6 @@ def predict(
     else:
         features = gate_features(probabilities, nearest)
         if uses_words(head.gate):
-            lexicon = compiled.lexicon
             features += lexicon.word_fit(known, best) if lexicon else [0.0, 0.0, 0.0, 1.0]
         confidence = gate_probability(head.gate, features)
         out_of_scope = confidence < head.gate.threshold
