@@ -190,36 +190,32 @@ RECIPE = 2  # 2: the word model joined the embedding head
 LEXICAL_WEIGHT = 0.15  # measured on Banking77 folds: words add ~1 point of accuracy; more starts to cost
 
 
-def word_log_likelihoods(lexicon: CompiledLexicon, texts: Sequence[str]) -> np.ndarray:
-    return np.array([lexicon.log_likelihoods(lexicon.known(t)) for t in texts], dtype=np.float64)
-
-
-def word_fit_matrix(lexicon: CompiledLexicon, texts: Sequence[str], predicted: np.ndarray) -> np.ndarray:
-    return np.array(
-        [lexicon.word_fit(lexicon.known(t), int(c)) for t, c in zip(texts, predicted, strict=True)],
-        dtype=np.float64,
-    ).reshape(len(texts), len(LEXICAL_FEATURES))
-
-
 def head_outputs(
     w: np.ndarray,
     b: np.ndarray,
     vectors: np.ndarray,
     lexicon: CompiledLexicon | None,
-    texts: Sequence[str] | None,
+    known: Sequence[list[str]] | None,
     lexical_weight: float,
     exemplars: np.ndarray,
     exemplar_labels: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(probabilities, predicted, gate features) for many rows: the math of deflect.triage.intents.predict."""
+    """(probabilities, predicted, gate features) for many rows: the math of deflect.triage.intents.predict.
+
+    `known` holds each row's words the lexicon knows (`lexicon.known(text)`), looked up once by the caller.
+    """
     logits = vectors @ w.T + b
-    if lexicon is not None and texts is not None and lexical_weight:
-        logits = logits + lexical_weight * word_log_likelihoods(lexicon, texts)
+    words = lexicon is not None and known is not None
+    if words and lexical_weight:
+        logits = logits + lexical_weight * np.array([lexicon.log_likelihoods(k) for k in known])
     p = softmax_rows(logits)
     predicted = p.argmax(axis=1)
     features = gate_matrix(p, nearest_same_intent(vectors, exemplars, exemplar_labels, predicted))
-    if lexicon is not None and texts is not None:
-        features = np.hstack([features, word_fit_matrix(lexicon, texts, predicted)])
+    if words:
+        fit = [lexicon.word_fit(k, int(c)) for k, c in zip(known, predicted, strict=True)]
+        features = np.hstack(
+            [features, np.array(fit, dtype=np.float64).reshape(len(fit), len(LEXICAL_FEATURES))]
+        )
     return p, predicted, features
 
 
@@ -285,17 +281,18 @@ def calibrate_gate(
         w, b = fit_softmax(vectors[train_rows], fold_labels, len(kept))
         evaluated = np.concatenate([np.where(in_rows)[0], np.where(out_rows)[0]])
         truth = np.concatenate([remap[labels[in_rows]], np.full(out_rows.sum(), -1)])
-        lexicon = None
+        lexicon, known = None, None
         if texts is not None:
             train_texts = [texts[i] for i in np.where(train_rows)[0]]
             lexicon = IntentLexicon.fit(train_texts, fold_labels.tolist(), len(kept)).compile()
+            known = [lexicon.known(texts[i]) for i in evaluated]
         for weight, rows in fold_rows.items():
             _, predicted, features = head_outputs(
                 w,
                 b,
                 vectors[evaluated],
                 lexicon,
-                [texts[i] for i in evaluated] if texts is not None else None,
+                known,
                 weight,
                 vectors[train_rows],
                 fold_labels,
@@ -391,17 +388,18 @@ def train_head(
         seed=seed,
         max_in_scope_loss=max_in_scope_loss,
     )
-    wanted = texts is not None and (weight or (gate is not None and uses_words(gate)))
-    lexicon = IntentLexicon.fit(texts, y.tolist(), len(names)) if wanted and texts is not None else None
+    lexicon = None
+    if texts is not None and (weight or (gate is not None and uses_words(gate))):
+        lexicon = IntentLexicon.fit(texts, y.tolist(), len(names))
     rng = np.random.default_rng(seed)
     keep: list[int] = []
     for label in range(len(names)):
         rows = np.where(y == label)[0]
         keep.extend(sorted(rng.permutation(rows)[:exemplars_per_intent].tolist()))
     exemplars = vectors[keep]
-    _, predicted, _ = head_outputs(
-        w, b, vectors, lexicon.compile() if lexicon else None, texts, weight, exemplars, y[keep]
-    )
+    compiled = lexicon.compile() if lexicon else None
+    known = [compiled.known(t) for t in texts] if compiled is not None and texts is not None else None
+    _, predicted, _ = head_outputs(w, b, vectors, compiled, known, weight, exemplars, y[keep])
     train_accuracy = float((predicted == y).mean())
     return IntentHead(
         tenant_id=tenant_id,
@@ -438,13 +436,14 @@ def predict_many(
     )
     ex = np.frombuffer(unpack(head.exemplars).tobytes(), dtype=np.float32).reshape(-1, head.dimensions)
     lexicon = head.lexicon.compile() if head.lexicon is not None else None
-    texts = list(texts) if texts is not None else [""] * len(vectors)
+    # Without texts a word model reads every message as empty, as the pure-Python path does.
+    known = None if lexicon is None else [lexicon.known(t) for t in (texts or [""] * len(vectors))]
     p, predicted, features = head_outputs(
         w,
         np.asarray(head.bias, dtype=np.float32),
         vectors,
         lexicon,
-        texts if lexicon is not None else None,
+        known,
         head.lexical_weight,
         ex,
         np.asarray(head.exemplar_labels),
