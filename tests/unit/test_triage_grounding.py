@@ -81,3 +81,19 @@ def test_a_draft_that_claims_an_action_was_taken_is_rejected():
 def test_coverage_notices_when_a_passage_never_names_what_was_asked():
     assert grounding.coverage("Does it support Airtable?", "We sync Salesforce and HubSpot.") < 0.5
     assert grounding.coverage("How do I install it on a Mac?", "macOS: brew install sb") == 1.0
+
+
+def test_a_cross_reference_to_another_article_is_recognised_as_a_pointer_not_an_answer():
+    pointers = [
+        'See "Error SB-2003: field type mismatch".',
+        'See "Run credits and overages" for what happens when you run out.',
+        'If verification keeps failing, see "Error SB-3005: webhook signature mismatch".',
+        "See also: Plans and pricing",
+    ]
+    answers = [
+        "See beams, runs and run logs; cannot change anything.",
+        'If you see "SB-2003" in the run log, add a default transform to the mapping row.',
+        'Check the box labelled "Keep associations" and save.',
+    ]
+    assert all(grounding.is_pointer(text) for text in pointers)
+    assert not any(grounding.is_pointer(text) for text in answers)

@@ -47,6 +47,8 @@ from deflect.triage.lexicon import LEXICAL_FEATURES, CompiledLexicon, IntentLexi
 
 
 QUERY_TOKENS = 128  # what the embedded search index embeds a question with (deflect.embedded.search)
+# A cross-reference unit counts for half its similarity as quote support (bench/eval_answers.py measured it).
+POINTER_SUPPORT = 0.5
 
 
 class CachedEmbeddings:
@@ -535,7 +537,9 @@ class ExtractiveComposer:
     quote support: how well the best quoted unit matches the question (a cosine of `full_support` counts as
     full), discounted when the passage does not mention the question's content words (grounding.coverage) or
     the error codes it names; or the quote support times coverage alone, when that is higher. The lead passage
-    is the one of the top three with the highest confidence.
+    is the one of the top `max_passages` with the highest confidence, except that a cross-reference sentence
+    counts for half as support and, when the question names an identifier, only a passage titled or headed with
+    it may lead (measured by bench/eval_answers.py: wrong answers on the judged help-center questions halved).
     """
 
     model_id = "extractive-minilm-v2"
@@ -548,7 +552,9 @@ class ExtractiveComposer:
         min_unit_similarity: float = 0.3,
         full_support: float = 0.7,
         max_units: int = 6,
+        max_passages: int = 3,
     ) -> None:
+        self.max_passages = max_passages
         self.embeddings = embeddings
         self.min_passage_score = min_passage_score
         self.min_unit_similarity = min_unit_similarity
@@ -557,7 +563,7 @@ class ExtractiveComposer:
 
     def compose(self, ctx: TenantContext, question: str, passages: Sequence[Any]) -> Composition:
         cleaned = [grounding.clean_passage(p) for p in passages]
-        usable = [p for p in cleaned if p.score >= self.min_passage_score and p.text][:3]
+        usable = [p for p in cleaned if p.score >= self.min_passage_score and p.text][: self.max_passages]
         unit_lists = [grounding.units(p.text) for p in usable]
         flat = [u for units in unit_lists for u in units]
         if not flat:
@@ -566,15 +572,20 @@ class ExtractiveComposer:
         prompt = canonical_json({"question": question, "units": texts, "model": self.model_id})
         asked = _question_vector(self.embeddings, question)
         sims = np.asarray(self.embeddings.embed(texts), dtype=np.float32) @ asked
+        # A cross-reference ("See "Run credits and overages"…") sounds like the question but does not answer it.
+        sims = np.where([grounding.is_pointer(u.text) for u in flat], sims * POINTER_SUPPORT, sims)
         named = identifiers(question)
+        # When the question names an error code or API name, an article about it beats one that mentions it.
+        defining = [_defines(p, named) for p in usable]
+        must_define = any(defining)
         offset = 0
         # Every usable passage proposes its best run; the lead is the one with the highest confidence, so a hit
         # ranked second that quotes the answer is not hidden behind a first hit that only sounds close.
         runs: list[tuple[float, grounding.CleanPassage, list[grounding.Unit], np.ndarray]] = []
-        for passage, units in zip(usable, unit_lists, strict=True):
+        for passage, units, defines in zip(usable, unit_lists, defining, strict=True):
             scores = sims[offset : offset + len(units)]
             offset += len(units)
-            if not units:
+            if not units or (must_define and not defines):
                 continue
             start, end, support = self._best_run(scores, units)
             if support < self.min_unit_similarity:
@@ -653,6 +664,13 @@ class ExtractiveComposer:
             else:
                 start -= 1
         return start, end, float(scores[best])
+
+
+def _defines(passage: grounding.CleanPassage, named: list[str]) -> bool:
+    """The passage's title or section headings name one of the question's identifiers."""
+    return bool(named) and bool(
+        set(named) & set(identifiers(" ".join([passage.title, *passage.heading_path])))
+    )
 
 
 def _question_vector(embeddings: Any, question: str) -> np.ndarray:

@@ -107,6 +107,20 @@ _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(*`])")
 
 
+# "See "Run credits and overages" for …", "If it keeps failing, see "…"": a sentence that sends the reader to
+# another article by name.
+_POINTER = re.compile(
+    r"^(?:\W*(?:(?:for (?:details|more)|if|when)[^,]*,\s*)?(?:see|read|refer to|check out)\b[^.]*[\"“'](?=.*[\"”'])"
+    r"|(?:see also|related articles?)\b)",
+    re.I,
+)
+
+
+def is_pointer(unit_text: str) -> bool:
+    """True for a cross-reference to another article: it names where the answer is, it is not the answer."""
+    return bool(_POINTER.match(unit_text.strip()))
+
+
 def _quotable(piece: str) -> str | None:
     piece = _MARKDOWN_NOISE.sub("", piece).strip()
     return piece if len(piece) >= 12 and re.search(r"[A-Za-z]{3}", piece) else None

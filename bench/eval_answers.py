@@ -1,0 +1,137 @@
+"""How often the extractive composer answers, and how often its answer cites the right article, on data it was not
+tuned on. Three sources, each composed through the same search and composer triage uses:
+  - StackFAQ (every --stackfaq-step'th judged query against its own corpus): an answer is right when its lead
+    citation is a judged-relevant document;
+  - banking77 test texts against the demo help center: off-topic, every answer is wrong;
+  - the demo help center's judged questions (tests/knowledge_cases).
+An answer is a grounded draft whose confidence reaches the answer threshold. Prints one JSON object last.
+
+    python -m bench.eval_answers [--stackfaq-step 4] [--banking-step 10] [--max-passages 3] [--min-passage-score 0.1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+CASES = ROOT / "tests" / "knowledge_cases"
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _answer(composer: Any, search: Any, ctx: Any, text: str, threshold: float) -> str | None:
+    """The lead cited article when the composer answers with enough confidence, else None."""
+    from deflect.triage import grounding
+
+    hits = search.search(ctx, text, k=5, record_gap=False).hits
+    if not hits:
+        return None
+    draft = composer.compose(ctx, text, hits).draft
+    if draft is None or draft.confidence < threshold:
+        return None
+    if not grounding.verify(draft, [grounding.clean_passage(h) for h in hits]).ok:
+        return None
+    return draft.citations[0].article_id
+
+
+def _tally(rows: list[tuple[str, Callable[[str | None], bool]]], answer: Callable[[str], str | None]) -> dict:
+    answered = right = 0
+    for text, is_right in rows:
+        article = answer(text)
+        if article is not None:
+            answered += 1
+            right += int(is_right(article))
+    n = len(rows)
+    return {
+        "n": n,
+        "answered": round(answered / n, 4),
+        "right": round(right / n, 4),
+        "wrong": round((answered - right) / n, 4),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stackfaq-step", type=int, default=4)
+    parser.add_argument("--banking-step", type=int, default=10)
+    parser.add_argument("--answer-threshold", type=float, default=0.55)
+    parser.add_argument("--max-passages", type=int, default=None)
+    parser.add_argument("--min-passage-score", type=float, default=None)
+    args = parser.parse_args()
+
+    from deflect.cli.eval_retrieval import corpus_rows, load_qrels
+    from deflect.domain.tenancy import TenantContext
+    from deflect.embedded.memory_store import MemoryEvidenceStore, MemorySupportStore
+    from deflect.embedded.search import EmbeddedKnowledgeIndex
+    from deflect.knowledge.ingestion import KnowledgeIngestion
+    from deflect.knowledge.search import KnowledgeSearch
+    from deflect.settings import Settings
+    from deflect.triage import offline
+
+    tenant = offline.build(model_data_dir=Settings.from_env().model_data_dir)
+    composer = tenant.models.composer()
+    overrides = {"max_passages": args.max_passages, "min_passage_score": args.min_passage_score}
+    for name, value in overrides.items():
+        if value is not None:
+            setattr(composer, name, value)
+    threshold = args.answer_threshold
+    report: dict[str, Any] = {}
+
+    help_center = KnowledgeSearch(tenant.index, tenant.store, threshold_for=lambda _ctx: 0.0)
+    judged = [
+        (str(row["query"]), lambda article, expected=row["expected"]: article == expected)
+        for name in ("questions.jsonl", "identifier_queries.jsonl")
+        for row in _jsonl(CASES / name)
+        if "expected" in row
+    ]
+    report["help_center"] = _tally(
+        judged, lambda text: _answer(composer, help_center, tenant.ctx, text, threshold)
+    )
+    off_topic = [
+        (str(row["text"]), lambda _article: False)
+        for row in _jsonl(DATA / "banking77" / "test.jsonl")[:: args.banking_step]
+    ]
+    report["banking77_off_topic"] = _tally(
+        off_topic, lambda text: _answer(composer, help_center, tenant.ctx, text, threshold)
+    )
+
+    root = DATA / "stackfaq"
+    store, evidence = MemorySupportStore(), MemoryEvidenceStore()
+    index = EmbeddedKnowledgeIndex(None)
+    ctx = TenantContext(
+        tenant_id=f"answers-{secrets.token_hex(4)}", actor="cli:eval", roles=frozenset({"admin"}), via="cli"
+    )
+    ids: dict[str, str] = {}
+    KnowledgeIngestion(store, evidence, index).import_rows(ctx, corpus_rows(root / "corpus.jsonl", ids))
+    stackfaq = KnowledgeSearch(index, store, threshold_for=lambda _ctx: 0.0)
+    qrels = load_qrels(root / "qrels.tsv")
+    queries = [q for q in _jsonl(root / "queries.jsonl") if qrels.get(str(q["id"]))][:: args.stackfaq_step]
+    rows = [
+        (
+            str(q["text"]),
+            lambda article, judged=qrels[str(q["id"])]: judged.get(ids.get(article, ""), 0) > 0,
+        )
+        for q in queries
+    ]
+    report["stackfaq"] = _tally(rows, lambda text: _answer(composer, stackfaq, ctx, text, threshold))
+    report["composer"] = {
+        "max_passages": composer.max_passages,
+        "min_passage_score": composer.min_passage_score,
+    }
+    for name in ("help_center", "banking77_off_topic", "stackfaq"):
+        print(f"{name}: {report[name]}", file=sys.stderr)
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
