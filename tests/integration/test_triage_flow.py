@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -68,12 +70,16 @@ class _World:
         self.ctx = ctx
         self.stack = stack
 
-    def message(self, ticket_id: str, text: str) -> str:
+    def message(self, ticket_id: str, text: str, **ticket_fields: Any) -> str:
         tickets = Tickets(self.container.store)
         writes = []
         if tickets.get(self.ctx, ticket_id) is None:
             ticket = Ticket(
-                tenant_id=TENANT, ticket_id=ticket_id, provider="zendesk", external_id=ticket_id[-4:]
+                tenant_id=TENANT,
+                ticket_id=ticket_id,
+                provider="zendesk",
+                external_id=ticket_id[-4:],
+                **ticket_fields,
             )
             writes.append(tickets.save_write(ticket))
         message = Message(
@@ -175,3 +181,57 @@ def test_the_queue_worker_triages_what_intake_queued(world):
     assert app.process(event, None, container=world.container) == {"batchItemFailures": []}
     [decision] = Tickets(world.container.store).decisions(world.ctx, "tkt-0004")
     assert decision.outcome == "deflect"
+
+
+class _AccountErrors(BaseHTTPRequestHandler):
+    """A telemetry errors endpoint whose answer names a person, as real ones do."""
+
+    def do_GET(self) -> None:
+        data = json.dumps({"errors": [{"code": "SB-1042", "user": "ana.lima@example.com"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
+def test_tool_output_about_a_known_customer_is_sealed_and_erasure_shreds_it(world):
+    from deflect.domain.errors import Gone
+    from deflect.insight.privacy import is_sealed
+    from deflect.triage import triage_message
+    from deflect.triage.profile import TriageProfiles
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _AccountErrors)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        admin = world.ctx.model_copy(update={"actor": "admin:dana"})
+        TriageProfiles(world.container.store).change(
+            admin,
+            world.container.audit,
+            {
+                "telemetry_errors_url": f"http://127.0.0.1:{server.server_port}/errors",
+                "tool_grants": [{"tool": "recent_errors", "roles": ["service"]}],
+            },
+        )
+        message_id = world.message(
+            "tkt-0005", "I want to talk to a human about my export", customer_id="cus-77", account_id="acct-9"
+        )
+        result = triage_message(world.container, world.ctx, "tkt-0005", message_id)
+    finally:
+        server.shutdown()
+
+    assert result.outcome == "escalate"
+    _, events = world.container.audit.load(world.ctx, "tkt-0005")
+    [collected] = [e for e in events if e.type == "diagnostics.collected"]
+    [ref] = collected.evidence
+    assert is_sealed(ref)  # the stored bytes are ciphertext under the customer's key
+    assert b"ana.lima" not in world.container.sealed_evidence.read_sealed(world.ctx, ref)
+    opened = json.loads(world.container.sealed_evidence.read(world.ctx, ref))
+    assert opened["output"]["errors"][0]["user"] == "ana.lima@example.com"  # agents still see what was found
+
+    assert world.container.customer_keys.destroy(world.ctx, "cus-77")  # erasure's crypto-shredding step
+    with pytest.raises(Gone):
+        world.container.sealed_evidence.read(world.ctx, ref)

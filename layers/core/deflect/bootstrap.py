@@ -287,6 +287,7 @@ class Container:
             self.triage_engine,
             Handoffs(self.writeback_queue, escalation_starter(self), None),  # container.audit observes
             tools=self.diagnostic_tools,
+            seal_for_customer=lambda *args: self.sealed_evidence.put_for_customer(*args),
         )
 
     # ------------------------------------------------------------------ escalation and approval (issue 6)

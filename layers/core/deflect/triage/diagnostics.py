@@ -216,8 +216,13 @@ class DiagnosticToolRegistry:
         grants: Iterable[ToolGrant],
         product_area: str,
         evidence: EvidenceStore | None = None,
+        seal: Callable[[TenantContext, str, bytes, str], EvidenceRef] | None = None,
     ) -> ToolResult:
-        """Run one tool if the tenant granted it to one of the caller's roles; keep its output as evidence."""
+        """Run one tool if the tenant granted it to one of the caller's roles; keep its output as evidence.
+
+        `seal(ctx, ticket_id, body, kind)` keeps it sealed instead (with the ticket's customer's key): a tool's
+        output may name people (an account's recent errors carry user emails), and erasure must reach it.
+        """
         tool = self._tools.get(name)
         if tool is None:
             raise NotFound("diagnostic tool not found")
@@ -229,11 +234,15 @@ class DiagnosticToolRegistry:
         except (TransientFailure, OSError, ValueError) as error:
             output, ok = {"error": type(error).__name__}, False
         ref = None
-        if evidence is not None and subject.get("ticket_id"):
+        if (seal is not None or evidence is not None) and subject.get("ticket_id"):
             body = canonical_json(
                 {"tool": name, "subject": dict(subject), "ok": ok, "output": output, "actor": ctx.actor}
             )
-            ref = evidence.put_evidence(ctx, str(subject["ticket_id"]), body, "diagnostic_tool")
+            ticket_id = str(subject["ticket_id"])
+            if seal is not None:
+                ref = seal(ctx, ticket_id, body, "diagnostic_tool")
+            elif evidence is not None:
+                ref = evidence.put_evidence(ctx, ticket_id, body, "diagnostic_tool")
         return ToolResult(tool=name, ok=ok, output=output, evidence=ref)
 
 

@@ -108,6 +108,7 @@ class TriageService:
         handoffs: Handoffs,
         *,
         tools: diagnostics.DiagnosticToolRegistry | None = None,
+        seal_for_customer: Callable[[TenantContext, str, str, bytes, str], EvidenceRef] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
@@ -116,6 +117,9 @@ class TriageService:
         self.engine = engine
         self.handoffs = handoffs
         self.tools = tools or diagnostics.DiagnosticToolRegistry()
+        # (ctx, ticket_id, customer_id, body, kind) -> ref: tool output about a known customer is sealed with
+        # their key so erasure shreds it; without it (unit harnesses without KMS) evidence is kept plain.
+        self.seal_for_customer = seal_for_customer
         self.clock = clock
         self.tickets = Tickets(store)
         self.tenants = TenantConfigs(store)
@@ -210,12 +214,27 @@ class TriageService:
         grants = profile.grants()
         area = assessment.classification.product_area
         worker = ctx if "service" in ctx.roles else TenantContext.system(ctx.tenant_id, ctx.actor)
+        seal: Callable[[TenantContext, str, bytes, str], EvidenceRef] | None = None
+        if self.seal_for_customer is not None and ticket.customer_id:
+            sealer, customer_id = self.seal_for_customer, ticket.customer_id
+
+            def for_customer(c: TenantContext, ticket_id: str, body: bytes, kind: str) -> EvidenceRef:
+                return sealer(c, ticket_id, customer_id, body, kind)
+
+            seal = for_customer
+
         results = []
         for name in self.tools.allowed(grants, worker.roles, area):
             subject = {"ticket_id": ticket.ticket_id, "account_id": account_id, "product_area": area}
             results.append(
                 self.tools.run(
-                    worker, name, subject, grants=grants, product_area=area, evidence=self.evidence
+                    worker,
+                    name,
+                    subject,
+                    grants=grants,
+                    product_area=area,
+                    evidence=self.evidence,
+                    seal=seal,
                 )
             )
         refs = [r.evidence for r in results if r.evidence is not None]
