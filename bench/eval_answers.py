@@ -13,19 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-CASES = ROOT / "tests" / "knowledge_cases"
-
-
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+from bench.fit_calibration import CASES, DATA, _jsonl, stackfaq_tenant
 
 
 def _answer(composer: Any, search: Any, ctx: Any, text: str, threshold: float) -> str | None:
@@ -68,11 +60,6 @@ def main() -> int:
     parser.add_argument("--min-passage-score", type=float, default=None)
     args = parser.parse_args()
 
-    from deflect.cli.eval_retrieval import corpus_rows, load_qrels
-    from deflect.domain.tenancy import TenantContext
-    from deflect.embedded.memory_store import MemoryEvidenceStore, MemorySupportStore
-    from deflect.embedded.search import EmbeddedKnowledgeIndex
-    from deflect.knowledge.ingestion import KnowledgeIngestion
     from deflect.knowledge.search import KnowledgeSearch
     from deflect.settings import Settings
     from deflect.triage import offline
@@ -104,17 +91,7 @@ def main() -> int:
         off_topic, lambda text: _answer(composer, help_center, tenant.ctx, text, threshold)
     )
 
-    root = DATA / "stackfaq"
-    store, evidence = MemorySupportStore(), MemoryEvidenceStore()
-    index = EmbeddedKnowledgeIndex(None)
-    ctx = TenantContext(
-        tenant_id=f"answers-{secrets.token_hex(4)}", actor="cli:eval", roles=frozenset({"admin"}), via="cli"
-    )
-    ids: dict[str, str] = {}
-    KnowledgeIngestion(store, evidence, index).import_rows(ctx, corpus_rows(root / "corpus.jsonl", ids))
-    stackfaq = KnowledgeSearch(index, store, threshold_for=lambda _ctx: 0.0)
-    qrels = load_qrels(root / "qrels.tsv")
-    queries = [q for q in _jsonl(root / "queries.jsonl") if qrels.get(str(q["id"]))][:: args.stackfaq_step]
+    search, ctx, ids, qrels, queries = stackfaq_tenant(args.stackfaq_step)
     rows = [
         (
             str(q["text"]),
@@ -122,7 +99,7 @@ def main() -> int:
         )
         for q in queries
     ]
-    report["stackfaq"] = _tally(rows, lambda text: _answer(composer, stackfaq, ctx, text, threshold))
+    report["stackfaq"] = _tally(rows, lambda text: _answer(composer, search, ctx, text, threshold))
     report["composer"] = {
         "max_passages": composer.max_passages,
         "min_passage_score": composer.min_passage_score,

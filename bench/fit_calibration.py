@@ -19,11 +19,12 @@ import math
 import secrets
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path("/work/shared/data")
+DATA = ROOT.parent / "shared" / "data"  # ../shared beside the checkout
 CASES = ROOT / "tests" / "knowledge_cases"
 
 
@@ -57,7 +58,9 @@ def help_center_rows(banking_step: int) -> tuple[list[tuple[float, int]], list[t
     return judged, off_topic
 
 
-def stackfaq_rows(step: int) -> list[tuple[float, int]]:
+def stackfaq_tenant(step: int) -> tuple[Any, Any, dict[str, str], dict[str, dict[str, int]], list[dict]]:
+    """StackFAQ loaded into a throwaway in-memory tenant: (search, ctx, article id -> corpus id, qrels, every
+    `step`'th judged query)."""
     from deflect.cli.eval_retrieval import corpus_rows, load_qrels
     from deflect.domain.tenancy import TenantContext
     from deflect.embedded.memory_store import MemoryEvidenceStore, MemorySupportStore
@@ -69,13 +72,18 @@ def stackfaq_rows(step: int) -> list[tuple[float, int]]:
     store, evidence = MemorySupportStore(), MemoryEvidenceStore()
     index = EmbeddedKnowledgeIndex(None)
     ctx = TenantContext(
-        tenant_id=f"fit-{secrets.token_hex(4)}", actor="cli:fit", roles=frozenset({"admin"}), via="cli"
+        tenant_id=f"bench-{secrets.token_hex(4)}", actor="cli:bench", roles=frozenset({"admin"}), via="cli"
     )
     ids: dict[str, str] = {}
     KnowledgeIngestion(store, evidence, index).import_rows(ctx, corpus_rows(root / "corpus.jsonl", ids))
     search = KnowledgeSearch(index, store, threshold_for=lambda _ctx: 0.0)
     qrels = load_qrels(root / "qrels.tsv")
     queries = [q for q in _jsonl(root / "queries.jsonl") if qrels.get(str(q["id"]))][::step]
+    return search, ctx, ids, qrels, queries
+
+
+def stackfaq_rows(step: int) -> list[tuple[float, int]]:
+    search, ctx, ids, qrels, queries = stackfaq_tenant(step)
     rows = []
     for query in queries:
         article, score = _top(search, ctx, str(query["text"]))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 from deflect.domain.models import DecisionPolicy, TenantConfig
 from deflect.domain.tenancy import TenantContext
 from deflect.repositories import save
+from tests.json_server import JsonHandler
 
 TENANT = "acme-cli"
 TAXONOMY = [
@@ -208,7 +209,7 @@ def test_eval_triage_reports_escalation_recall_precision_and_deflection(cli, tmp
     assert set(report) >= {"escalation_recall", "escalation_precision", "deflection_rate", "n"}
 
 
-class _StatusPage(BaseHTTPRequestHandler):
+class _StatusPage(JsonHandler):
     def do_GET(self) -> None:
         if self.path.startswith("/api/v2/summary.json"):
             body = {
@@ -223,18 +224,9 @@ class _StatusPage(BaseHTTPRequestHandler):
             assert self.headers["Authorization"] == "Bearer s3cret"
             body = {"errors": [{"code": "SB-1042", "at": "2024-05-02T10:00:00Z"}, "not-an-object"]}
         else:
-            self.send_response(404)
-            self.end_headers()
+            self.reply({"error": "not found"}, 404)
             return
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        return
+        self.reply(body)
 
 
 def test_telemetry_tools_read_a_status_page_and_account_errors_over_http():

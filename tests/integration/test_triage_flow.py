@@ -9,7 +9,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from deflect.domain.models import DecisionPolicy, Message, TenantConfig, Ticket
 from deflect.domain.tenancy import TenantContext
 from deflect.knowledge.models import ArticleInput
 from deflect.repositories import Outbox, Tickets, save
+from tests.json_server import JsonHandler
 
 TENANT = "acme-triage"
 ARTICLES = {
@@ -183,19 +184,11 @@ def test_the_queue_worker_triages_what_intake_queued(world):
     assert decision.outcome == "deflect"
 
 
-class _AccountErrors(BaseHTTPRequestHandler):
+class _AccountErrors(JsonHandler):
     """A telemetry errors endpoint whose answer names a person, as real ones do."""
 
     def do_GET(self) -> None:
-        data = json.dumps({"errors": [{"code": "SB-1042", "user": "ana.lima@example.com"}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        return
+        self.reply({"errors": [{"code": "SB-1042", "user": "ana.lima@example.com"}]})
 
 
 def test_tool_output_about_a_known_customer_is_sealed_and_erasure_shreds_it(world):
