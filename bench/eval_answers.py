@@ -2,7 +2,8 @@
 tuned on. Three sources, each composed through the same search and composer triage uses:
   - StackFAQ (every --stackfaq-step'th judged query against its own corpus): an answer is right when its lead
     citation is a judged-relevant document;
-  - banking77 test texts against the demo help center: off-topic, every answer is wrong;
+  - banking77 test texts against the demo help center: off-topic, every answer is wrong (also run through the
+    whole triage engine: how many it would deflect);
   - the demo help center's judged questions (tests/knowledge_cases).
 An answer is a grounded draft whose confidence reaches the answer threshold. Prints one JSON object last.
 
@@ -33,6 +34,20 @@ def _answer(composer: Any, search: Any, ctx: Any, text: str, threshold: float) -
     if not grounding.verify(draft, [grounding.clean_passage(h) for h in hits]).ok:
         return None
     return draft.citations[0].article_id
+
+
+def _deflected(tenant: Any, text: str) -> bool:
+    from deflect.knowledge.models import Audience
+
+    assessment = tenant.engine.assess(
+        tenant.ctx,
+        text,
+        config=tenant.config,
+        sla_tier="standard",
+        audience=Audience(kind="customer", segments=frozenset()),
+        record_gap=False,
+    )
+    return assessment.outcome == "deflect"
 
 
 def _tally(rows: list[tuple[str, Callable[[str | None], bool]]], answer: Callable[[str], str | None]) -> dict:
@@ -90,6 +105,10 @@ def main() -> int:
     report["banking77_off_topic"] = _tally(
         off_topic, lambda text: _answer(composer, help_center, tenant.ctx, text, threshold)
     )
+    # The same off-topic questions through the whole triage engine (intent gate, detectors, policy).
+    report["banking77_off_topic_triage_deflected"] = round(
+        sum(_deflected(tenant, text) for text, _ in off_topic) / len(off_topic), 4
+    )
 
     search, ctx, ids, qrels, queries = stackfaq_tenant(args.stackfaq_step)
     rows = [
@@ -104,7 +123,7 @@ def main() -> int:
         "max_passages": composer.max_passages,
         "min_passage_score": composer.min_passage_score,
     }
-    for name in ("help_center", "banking77_off_topic", "stackfaq"):
+    for name in ("help_center", "banking77_off_topic", "banking77_off_topic_triage_deflected", "stackfaq"):
         print(f"{name}: {report[name]}", file=sys.stderr)
     print(json.dumps(report))
     return 0
