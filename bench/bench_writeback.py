@@ -56,7 +56,7 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 
 def stack_phase(items: int) -> dict[str, Any]:
-    os.environ["DEFLECT_OUTBOX_STREAM"] = "0"  # the queue path, as deployed (the template's stream is off)
+    os.environ["DEFLECT_OUTBOX_STREAM"] = "0"  # the queue path alone: latency without the stream relay's duplicates
     import infra.local.helpdesks as local_helpdesks
     from deflect.bootstrap import container
     from deflect.domain.tenancy import TenantContext

@@ -1,8 +1,10 @@
 """Writeback: outbox items → helpdesk/CRM connectors. Batch with partial failures.
 
-Fed by the writeback SQS queue and (when enabled) the SupportTable stream; both carry only outbox ids and the
-service makes the effect exactly-once whichever source delivers, or both. A record that must be retried
-(transient failure, throttling, another worker holds the item) is reported in `batchItemFailures`.
+Fed by the writeback SQS queue, which dispatches, and by the SupportTable stream, which only relays each newly
+pending outbox item to that queue (so an item committed by a process that died before enqueuing still goes out,
+and a helpdesk outage never holds up the stream). Messages carry only outbox ids; the service makes the effect
+exactly-once however many arrive. A record that must be retried (transient failure, throttling, another worker
+holds the item, the queue unreachable) is reported in `batchItemFailures`.
 """
 
 from __future__ import annotations
@@ -38,9 +40,7 @@ def process(event: dict[str, Any], context: Any = None, service: Any = None) -> 
         return {"batchItemFailures": []}
     from_stream = bool(records) and records[0].get("eventSource") == "aws:dynamodb"
 
-    def dispatch(ref: OutboxRef | None) -> None:
-        if ref is None:
-            return  # a stream change that is not a pending outbox item
+    def dispatch(ref: OutboxRef) -> None:
         bind_tenant(ref.tenant_id)
         result = service.dispatch(ref)
         metrics().add_metric(name=f"Writeback_{result.outcome}", unit=MetricUnit.Count, value=1)
@@ -53,7 +53,11 @@ def process(event: dict[str, Any], context: Any = None, service: Any = None) -> 
         dispatch(ref_from_message(record.body))
 
     def on_change(record: DynamoDBRecord) -> None:
-        dispatch(ref_from_stream_record(record.raw_event))
+        ref = ref_from_stream_record(record.raw_event)
+        if ref is None:
+            return  # a stream change that is not a pending outbox item
+        service.relay(ref)
+        metrics().add_metric(name="Writeback_relayed", unit=MetricUnit.Count, value=1)
 
     # Every record failing is still a partial response (all listed), not an exception: the queue retries each.
     if from_stream:

@@ -133,7 +133,7 @@ def test_a_thousand_random_crashes_lose_nothing_and_repeat_nothing(world):
             if conflicted:
                 assert stored.status == "conflict", (item.outbox_id, stored.status, stored.last_error)
                 assert effects[item.outbox_id] == 0, "a held reply reached the customer"
-                # The held note for a human is inserted pending, so the stream dispatches it.
+                # The held note for a human is inserted pending (and queued; the stream would relay it too).
                 held = OutboxRef(tenant_id=TENANT, outbox_id=f"{item.outbox_id}-held")
                 deliver(held, budget=rng.randint(0, 2))
                 assert svc.outbox.get(ctx, held.outbox_id).status == "done"

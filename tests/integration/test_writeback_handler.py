@@ -1,5 +1,6 @@
-"""The writeback function: SQS batches with partial-failure reporting, the SupportTable stream as a second
-source, and exactly one effect whichever source delivers (or both)."""
+"""The writeback function: SQS batches with partial-failure reporting, the SupportTable stream relaying every
+newly pending outbox item to the queue (so a commit whose enqueue was lost still goes out), and exactly one
+effect however many messages arrive."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from deflect.domain.errors import TransientFailure
 from deflect.services import outbox
 from infra.local.helpdesks import Fault, connect_tenant, start_helpdesks
-from infra.local.helpdesks.harness import commit_reply, fast_http, service, writeback_aws
+from infra.local.helpdesks.harness import ListQueue, commit_reply, fast_http, service, writeback_aws
 
 TENANT = "streamco"
 APP = Path(__file__).resolve().parents[2] / "functions" / "writeback" / "app.py"
@@ -104,30 +106,61 @@ def test_an_sqs_batch_reports_only_the_records_to_retry(world):
     assert helpdesks.state.effects[flaky.outbox_id] == 1 and helpdesks.state.effects[good.outbox_id] == 1
 
 
-def test_the_stream_dispatches_new_items_and_ignores_writebacks_own_updates(world):
+def as_sqs(queue: ListQueue, prefix: str) -> dict:
+    """What the queue would deliver next: the messages sent to it, as an SQS event."""
+    sent, queue.sent = queue.sent, []
+    return {"Records": [sqs_record(f"{prefix}{n}", json.dumps(body)) for n, body in enumerate(sent)]}
+
+
+def test_an_item_whose_enqueue_was_lost_reaches_the_helpdesk_through_the_stream(world):
     aws, helpdesks, app = world
-    svc = service(aws, fast_http())
+    queue = ListQueue()
+    svc = service(aws, fast_http(), queue=queue)
     reader = StreamReader(aws)
-    item = committed_reply(aws, helpdesks, "intercom")
+    item = committed_reply(aws, helpdesks, "intercom")  # committed; the process died before enqueuing
     first = reader.event()
     assert [r["eventName"] for r in first["Records"]] == ["INSERT"]
+    # what the template's FilterCriteria keeps on AWS (the local poller does not filter)
+    assert first["Records"][0]["dynamodb"]["NewImage"]["entity"] == {"S": "OUTBOX"}
     assert app.process(first, None, service=svc) == {"batchItemFailures": []}
+    assert helpdesks.state.effects[item.outbox_id] == 0  # the stream only relays: no helpdesk call on it
+    assert [m["outbox_id"] for m in queue.sent] == [item.outbox_id]
+    assert app.process(as_sqs(queue, "r"), None, service=svc) == {"batchItemFailures": []}
     assert helpdesks.state.effects[item.outbox_id] == 1
-    # Writeback's own claim, receipt and audit writes flow through the stream too: none dispatches again.
+    # Writeback's own claim, receipt and audit writes flow through the stream too: none is relayed again.
     ours = reader.event()
     assert ours["Records"], "the stream carries writeback's own updates"
     assert app.process(ours, None, service=svc) == {"batchItemFailures": []}
-    assert helpdesks.state.effects[item.outbox_id] == 1
+    assert queue.sent == [] and helpdesks.state.effects[item.outbox_id] == 1
+
+
+def test_a_relay_that_cannot_reach_the_queue_is_retried_by_the_stream(world):
+    aws, helpdesks, app = world
+
+    class DownQueue(ListQueue):
+        def send(self, ctx, body, *, dedupe_id=None):
+            raise TransientFailure("queue unreachable")
+
+    svc = service(aws, fast_http(), queue=DownQueue())
+    reader = StreamReader(aws)
+    committed_reply(aws, helpdesks, "zendesk")
+    change = reader.event()
+    answer = app.process(change, None, service=svc)
+    assert answer == {
+        "batchItemFailures": [{"itemIdentifier": change["Records"][0]["dynamodb"]["SequenceNumber"]}]
+    }
 
 
 def test_both_sources_delivering_the_same_item_make_one_effect(world):
     aws, helpdesks, app = world
-    svc = service(aws, fast_http())
+    queue = ListQueue()
+    svc = service(aws, fast_http(), queue=queue)
     reader = StreamReader(aws)
     item = committed_reply(aws, helpdesks, "jira")
     from_stream = reader.event()
     app.process({"Records": [sqs_record("m6", message(item))]}, None, service=svc)
     app.process(from_stream, None, service=svc)
+    app.process(as_sqs(queue, "r"), None, service=svc)  # the relayed duplicate
     assert helpdesks.state.effects[item.outbox_id] == 1
 
 

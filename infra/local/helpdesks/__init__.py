@@ -38,7 +38,8 @@ RUNNING: HelpdesksHandle | None = None  # the local stack's helpdesks, for bench
 
 def stack_hook(stack) -> None:  # type: ignore[no-untyped-def]
     """`make run`: start the local helpdesks, connect the demo tenant to them, and feed the writeback function
-    from the SupportTable stream as well as its queue (DEFLECT_OUTBOX_STREAM=0 turns the stream off)."""
+    the SupportTable stream (it relays new outbox items to its queue) as well as its queue, as on AWS
+    (DEFLECT_OUTBOX_STREAM=0 turns the stream off)."""
     import os
 
     import boto3
@@ -62,4 +63,4 @@ def stack_hook(stack) -> None:  # type: ignore[no-untyped-def]
         )
         poller.start()
         stack.on_stop(poller.stop)
-        stack.note(f"Outbox stream  SupportTable stream → {function} (and WritebackQueue → {function})")
+        stack.note(f"Outbox stream  SupportTable stream → {function} → WritebackQueue → {function}")

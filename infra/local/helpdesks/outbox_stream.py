@@ -2,8 +2,7 @@
 
 Reads the SupportTable stream (moto) from LATEST and hands records to the function in batches with the
 stream event shape. Records the function lists in `batchItemFailures` are retried a few times after a pause,
-as Lambda retries a shard; the SQS path is the other source of the same items, so nothing depends on this
-poller alone. The template's FilterCriteria is not applied here: the handler ignores every record that is
+as Lambda retries a shard. The function only relays pending outbox items to WritebackQueue from here. The template's FilterCriteria is not applied here: the handler ignores every record that is
 not a pending outbox item.
 """
 

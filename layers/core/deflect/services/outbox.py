@@ -5,10 +5,11 @@ Producers (triage, escalation) do:
 
     items = [outbox.reply(ticket, text, caused_by=decision.decision_id, tags=["deflected"])]
     audit.append(ctx, ticket.ticket_id, "decision", payload, writes=[ticket_put, *outbox.writes(items)])
-    outbox.enqueue(writeback_queue, ctx, items)   # after the commit; a lost enqueue is swept up later
+    outbox.enqueue(writeback_queue, ctx, items)   # after the commit; a lost enqueue is relayed by the table stream
 
-Two ways reach the writeback function, both supported: the SQS queue (`enqueue` after commit) and the
-SupportTable stream (`refs_from_stream`): dispatch is exactly-once per outbox id whichever fires, or both.
+The writeback function dispatches from the SQS queue (`enqueue` after commit); the SupportTable stream
+(`ref_from_stream_record`) relays each newly pending item to that queue as well, so a commit whose enqueue was
+lost still goes out. Dispatch is exactly-once per outbox id however many messages arrive.
 """
 
 from __future__ import annotations

@@ -84,6 +84,19 @@ class Writeback:
         # Named points between steps; tests raise there to prove a crash anywhere loses and repeats nothing.
         self.checkpoint = checkpoint or (lambda step: None)
 
+    # ------------------------------------------------------------------ relay (the table stream)
+    def relay(self, ref: OutboxRef) -> None:
+        """Hand a committed, pending item to the queue, where dispatch (with its retries and backoff) happens.
+
+        The SupportTable stream's half of the transactional outbox: every committed item reaches the queue even
+        if the process that committed it died before enqueuing. It never calls a helpdesk, so a helpdesk outage
+        cannot hold up the stream's shard; a duplicate message is harmless (receipts).
+        """
+        if self.queue is None:
+            raise RuntimeError("the writeback queue is not configured")
+        ctx = TenantContext.system(ref.tenant_id, ACTOR)
+        self.queue.send(ctx, {"outbox_id": ref.outbox_id}, dedupe_id=ref.outbox_id)
+
     # ------------------------------------------------------------------ dispatch
     def dispatch(self, ref: OutboxRef) -> DispatchResult:
         """Deliver one item. Returns when the delivery may be acknowledged; raises to have it retried."""
