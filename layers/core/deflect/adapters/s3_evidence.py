@@ -80,6 +80,8 @@ class S3EvidenceStore:
         try:
             return self._client.head_object(Bucket=self._bucket, Key=key)
         except self._client.exceptions.ClientError as error:
-            if error_code(error) in {"404", "NoSuchKey", "NotFound"}:
+            # Without s3:ListBucket S3 answers 403 for a key that does not exist. The check only saves writing
+            # the same bytes twice, so "cannot tell" is treated as "not there" and the put goes ahead.
+            if error_code(error) in {"404", "NoSuchKey", "NotFound", "403", "Forbidden", "AccessDenied"}:
                 return None
             raise

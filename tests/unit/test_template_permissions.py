@@ -1,0 +1,44 @@
+"""What the template must grant and wire so the functions can do on AWS what they do locally (moto does not check
+IAM): writeback relays stream records to its queue and re-queues held notes; evidence writers can tell a missing key."""
+
+from __future__ import annotations
+
+from infra.local import template as tpl
+
+
+def _writeback() -> dict:
+    return tpl.resources("AWS::Serverless::Function")["WritebackFunction"]["Properties"]
+
+
+def test_the_writeback_function_may_send_to_its_own_queue():
+    sends = [
+        policy["SQSSendMessagePolicy"]["QueueName"]
+        for policy in _writeback()["Policies"]
+        if isinstance(policy, dict) and "SQSSendMessagePolicy" in policy
+    ]
+    assert {"Fn::GetAtt": ["WritebackQueue", "QueueName"]} in sends
+
+
+def test_the_table_stream_feeds_the_writeback_function_and_is_on():
+    stream = _writeback()["Events"]["OutboxStream"]["Properties"]
+    assert stream["Enabled"] is True
+    assert stream["Stream"] == {"Fn::GetAtt": ["SupportTable", "StreamArn"]}
+    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_every_function_that_touches_evidence_may_list_the_bucket():
+    """Without s3:ListBucket, S3 answers 403 instead of 404 for a key that is not there yet."""
+    for name, function in tpl.resources("AWS::Serverless::Function").items():
+        statements = [
+            s
+            for policy in function["Properties"].get("Policies", [])
+            if isinstance(policy, dict)
+            for s in policy.get("Statement", [])
+        ]
+        touches = any("EvidenceBucket.Arn" in str(s.get("Resource")) for s in statements)
+        lists = any(
+            s.get("Action") == "s3:ListBucket"
+            and s.get("Resource") == {"Fn::GetAtt": ["EvidenceBucket", "Arn"]}
+            for s in statements
+        )
+        assert lists or not touches, name
