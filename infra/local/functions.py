@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from infra.local import aws_calls
 from infra.local import template as tpl
 from infra.local.resources import ACCOUNT, REGION
 
@@ -94,7 +95,7 @@ class LocalFunctions:
     def invoke(self, function: str, event: Any) -> Any:
         spec = self.specs[function]
         handler: Callable[[Any, Any], Any] = getattr(self.module(function), spec.handler.rsplit(".", 1)[1])
-        with self._locks[function]:
+        with self._locks[function], aws_calls.attributed(function):
             try:
                 return handler(event, LambdaContext(function_name=function, timeout_s=spec.timeout))
             except Exception as error:

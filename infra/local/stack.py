@@ -215,6 +215,10 @@ def _boot(
     from infra.local.resources import create_all
     from infra.local.seed import seed_demo_tenant
 
+    if os.environ.get("DEFLECT_RECORD_AWS_CALLS"):
+        from infra.local import aws_calls
+
+        aws_calls.install(os.environ["DEFLECT_RECORD_AWS_CALLS"])
     # 1. moto, on loopback only, with state machines executed and Lambda without Docker.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per moto call drowns the banner
     # moto's DynamoDB loses concurrent writes when a transaction rolls back: serialise it like the real service.

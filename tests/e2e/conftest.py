@@ -17,6 +17,8 @@ import pytest
 
 from infra.local.stack import ChildStack, start_stack
 
+AWS_CALLS = "aws-calls.jsonl"
+
 
 @dataclass
 class Answer:
@@ -85,7 +87,11 @@ class Api:
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChildStack]:
-    stack = start_stack(port=0, data_dir=tmp_path_factory.mktemp("deflect-data"), separate_process=True)
+    data_dir = tmp_path_factory.mktemp("deflect-data")
+    # The stack records each function's AWS calls, for test_permissions (the child inherits the environment).
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DEFLECT_RECORD_AWS_CALLS", str(data_dir / AWS_CALLS))
+        stack = start_stack(port=0, data_dir=data_dir, separate_process=True)
     assert isinstance(stack, ChildStack)
     try:
         yield stack

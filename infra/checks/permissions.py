@@ -1,0 +1,91 @@
+"""The IAM actions template.yaml grants each function, and the actions an AWS API call needs.
+
+moto does not check IAM, so a grant the code needs but the template lacks only shows after `sam deploy`. The
+local stack can record the calls each function makes (infra/local/aws_calls.py); `missing()` compares them with
+what the template grants. Action level only: which queue or table a grant names is not compared.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+from infra.local import template as tpl
+
+# The SAM policy templates the template uses, as the actions they grant (SAM's policy_templates.json).
+SAM_POLICY_ACTIONS: dict[str, list[str]] = {
+    "DynamoDBCrudPolicy": [
+        "dynamodb:GetItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:PutItem",
+        "dynamodb:Scan",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:DescribeTable",
+        "dynamodb:ConditionCheckItem",
+    ],
+    "SQSSendMessagePolicy": ["sqs:SendMessage*"],
+    "EventBridgePutEventsPolicy": ["events:PutEvents"],
+    "StepFunctionsExecutionPolicy": ["states:StartExecution"],
+    "SNSPublishMessagePolicy": ["sns:Publish"],
+    "S3ReadPolicy": [
+        "s3:GetObject",
+        "s3:ListBucket",
+        "s3:GetBucketLocation",
+        "s3:GetObjectVersion",
+        "s3:GetLifecycleConfiguration",
+    ],
+}
+
+# API operations whose IAM action has another name, or that need more than one action.
+_NEEDS: dict[tuple[str, str], list[str]] = {
+    ("dynamodb", "TransactWriteItems"): ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"],
+    ("dynamodb", "TransactGetItems"): ["dynamodb:GetItem"],
+    # Our vault tells "not there" by a 404, which S3 only answers to callers that may list the bucket.
+    ("s3", "HeadObject"): ["s3:GetObject", "s3:ListBucket"],
+    ("s3", "ListObjectVersions"): ["s3:ListBucketVersions"],
+    ("s3", "HeadBucket"): ["s3:ListBucket"],
+    ("bedrock", "Converse"): ["bedrock:InvokeModel"],
+    ("bedrock", "ConverseStream"): ["bedrock:InvokeModelWithResponseStream"],
+}
+
+
+def needs(service: str, operation: str) -> list[str]:
+    """The IAM actions one API call needs."""
+    return _NEEDS.get((service, operation), [f"{service}:{operation}"])
+
+
+def granted(function: str) -> list[str]:
+    """Every action (patterns allowed, e.g. `sqs:SendMessage*`) the template grants the function."""
+    props = tpl.resources("AWS::Serverless::Function")[function]["Properties"]
+    actions: list[str] = []
+    for policy in props.get("Policies", []):
+        if isinstance(policy, str):
+            continue  # a managed policy ARN: not used by this template
+        for name, body in policy.items():
+            if name == "Statement":
+                actions += [a for s in body if s.get("Effect") == "Allow" for a in _list(s.get("Action"))]
+            else:
+                actions += SAM_POLICY_ACTIONS.get(name, [])
+    return actions
+
+
+def allows(patterns: list[str], action: str) -> bool:
+    return any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in patterns)
+
+
+def missing(calls: list[tuple[str, str, str]]) -> list[str]:
+    """`function: action (operation)` for every recorded call the template does not grant."""
+    grants = {name: granted(name) for name in tpl.resources("AWS::Serverless::Function")}
+    out = []
+    for function, service, operation in calls:
+        for action in needs(service, operation):
+            if not allows(grants.get(function, []), action):
+                out.append(f"{function}: {action} ({service}.{operation})")
+    return sorted(set(out))
+
+
+def _list(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or [])

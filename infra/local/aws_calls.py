@@ -1,0 +1,68 @@
+"""Which AWS operations each function's code makes on the local stack, so they can be checked against the IAM
+the template grants (moto does not check IAM; a missing grant only shows on AWS).
+
+`DEFLECT_RECORD_AWS_CALLS=FILE` makes the stack record one line per distinct (function, service, operation),
+written while a handler runs (`attributed`): calls by the emulated Lambda service itself — queue and stream
+pollers — are not the function's and are not recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+_current = threading.local()
+_lock = threading.Lock()
+_seen: set[tuple[str, str, str]] = set()
+_path: Path | None = None
+
+
+@contextmanager
+def attributed(function: str) -> Iterator[None]:
+    """AWS calls made by this thread until exit are the named function's."""
+    previous = getattr(_current, "function", None)
+    _current.function = function
+    try:
+        yield
+    finally:
+        _current.function = previous
+
+
+def install(path: str | Path) -> None:
+    """Record from now on, appending to `path` (JSON lines: function, service, operation)."""
+    global _path
+    from botocore.client import BaseClient
+
+    _path = Path(path)
+    if getattr(BaseClient._make_api_call, "_records_calls", False):
+        return
+    original = BaseClient._make_api_call
+
+    def recording(self: Any, operation_name: str, api_params: Any) -> Any:
+        function = getattr(_current, "function", None)
+        if function is not None:
+            _record(function, self.meta.service_model.signing_name, operation_name)
+        return original(self, operation_name, api_params)
+
+    recording._records_calls = True  # type: ignore[attr-defined]
+    BaseClient._make_api_call = recording  # type: ignore[method-assign]
+
+
+def _record(function: str, service: str, operation: str) -> None:
+    key = (function, service, operation)
+    with _lock:
+        if key in _seen or _path is None:
+            return
+        _seen.add(key)
+        with _path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps({"function": function, "service": service, "operation": operation}) + "\n")
+
+
+def read(path: str | Path) -> list[tuple[str, str, str]]:
+    lines = Path(path).read_text(encoding="utf-8").splitlines() if Path(path).exists() else []
+    rows = [json.loads(line) for line in lines if line.strip()]
+    return sorted({(r["function"], r["service"], r["operation"]) for r in rows})
