@@ -2,7 +2,7 @@
 
 moto does not check IAM, so a grant the code needs but the template lacks only shows after `sam deploy`. The
 local stack can record the calls each function makes (infra/local/aws_calls.py); `missing()` compares them with
-what the template grants. Action level only: which queue or table a grant names is not compared.
+what the template grants. Action level, plus which queue a send goes to; which table or key is not compared.
 """
 
 from __future__ import annotations
@@ -76,14 +76,28 @@ def allows(patterns: list[str], action: str) -> bool:
     return any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in patterns)
 
 
+def queues_sent_to(function: str) -> set[str]:
+    """The queues (template ids) an SQSSendMessagePolicy of the function names."""
+    props = tpl.resources("AWS::Serverless::Function")[function]["Properties"]
+    return {
+        policy["SQSSendMessagePolicy"]["QueueName"]["Fn::GetAtt"][0]
+        for policy in props.get("Policies", [])
+        if isinstance(policy, dict) and "SQSSendMessagePolicy" in policy
+    }
+
+
 def missing(calls: list[tuple[str, str, str]]) -> list[str]:
     """`function: action (operation)` for every recorded call the template does not grant."""
-    grants = {name: granted(name) for name in tpl.resources("AWS::Serverless::Function")}
+    functions = tpl.resources("AWS::Serverless::Function")
+    grants = {name: granted(name) for name in functions}
     out = []
-    for function, service, operation in calls:
+    for function, service, recorded in calls:
+        operation, _, queue = recorded.partition("@")
         for action in needs(service, operation):
             if not allows(grants.get(function, []), action):
                 out.append(f"{function}: {action} ({service}.{operation})")
+        if queue and function in functions and queue not in queues_sent_to(function):
+            out.append(f"{function}: sqs:{operation} to {queue}")
     return sorted(set(out))
 
 

@@ -1,7 +1,8 @@
 """Which AWS operations each function's code makes on the local stack, so they can be checked against the IAM
 the template grants (moto does not check IAM; a missing grant only shows on AWS).
 
-`DEFLECT_RECORD_AWS_CALLS=FILE` makes the stack record one line per distinct (function, service, operation),
+`DEFLECT_RECORD_AWS_CALLS=FILE` makes the stack record one line per distinct (function, service, operation;
+`SendMessage@Queue` names the queue),
 written while a handler runs (`attributed`): calls by the emulated Lambda service itself — queue and stream
 pollers — are not the function's and are not recorded.
 """
@@ -45,7 +46,11 @@ def install(path: str | Path) -> None:
     def recording(self: Any, operation_name: str, api_params: Any) -> Any:
         function = getattr(_current, "function", None)
         if function is not None:
-            _record(function, self.meta.service_model.signing_name, operation_name)
+            operation = operation_name
+            if operation_name.startswith("SendMessage") and isinstance(api_params, dict):
+                # Which queue matters: a grant names one queue. Local queue names are the template's ids.
+                operation = f"{operation_name}@{str(api_params.get('QueueUrl', '')).rsplit('/', 1)[-1]}"
+            _record(function, self.meta.service_model.signing_name, operation)
         return original(self, operation_name, api_params)
 
     recording._records_calls = True  # type: ignore[attr-defined]
