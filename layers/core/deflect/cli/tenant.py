@@ -1,4 +1,5 @@
-"""`deflect tenant create|show|rotate-secret|replay`: onboard a tenant, inspect it, rotate secrets, replay quarantine.
+"""`deflect tenant create|show|rotate-secret|set-connection|profile|replay`: onboard a tenant, inspect it, rotate
+secrets, connect writeback and telemetry, set its triage profile, replay quarantine.
 
 Secrets and API keys are printed once, when created; `show` prints how many secrets each provider has, never values.
 """
@@ -43,6 +44,27 @@ def register(commands: argparse._SubParsersAction) -> None:
     rotate.add_argument("--provider", required=True, choices=(*PROVIDERS, "api"))
     rotate.add_argument("--value", help="the new secret when the helpdesk generates it (Zendesk, Intercom)")
     rotate.set_defaults(func=run_rotate)
+
+    connect = tenant.add_parser(
+        "set-connection",
+        help="store writeback credentials (<connector>-writeback, JSON) or the diagnostic tools' telemetry token",
+    )
+    connect.add_argument("--tenant", required=True)
+    connect.add_argument(
+        "--name", required=True, help="zendesk-writeback … crm-writeback, generic-writeback, or telemetry"
+    )
+    given = connect.add_mutually_exclusive_group(required=True)
+    given.add_argument("--value", help="the secret itself (prefer --file: shells keep history)")
+    given.add_argument("--file", help="a file holding the secret, or - for standard input")
+    connect.set_defaults(func=run_set_connection)
+
+    profile = tenant.add_parser(
+        "profile",
+        help="print the triage profile (model ids, tool grants, telemetry), or change it with --set",
+    )
+    profile.add_argument("--tenant", required=True)
+    profile.add_argument("--set", dest="changes", help="JSON file of fields to change (versioned, audited)")
+    profile.set_defaults(func=run_profile)
 
     replay = tenant.add_parser("replay", help="re-run a quarantined webhook through the current parser")
     replay.add_argument("--tenant", required=True)
@@ -126,4 +148,45 @@ def run_replay(args: argparse.Namespace) -> int:
     except DeflectError as error:
         return _fail(error)
     _print({"status_code": reply.status_code, **reply.body})
+    return 0
+
+
+def _read(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def run_set_connection(args: argparse.Namespace) -> int:
+    from deflect.bootstrap import container
+
+    value = args.value if args.value is not None else _read(args.file).strip()
+    try:
+        _print(container().tenant_admin.set_connection(args.tenant, args.name, value, actor="cli:tenant"))
+    except DeflectError as error:
+        return _fail(error)
+    return 0
+
+
+def run_profile(args: argparse.Namespace) -> int:
+    from deflect.bootstrap import container
+    from deflect.domain.tenancy import TenantContext
+    from deflect.triage.profile import TriageProfiles
+
+    c = container()
+    ctx = TenantContext(tenant_id=args.tenant, actor="cli:tenant", roles=frozenset({"admin"}), via="cli")
+    profiles = TriageProfiles(c.store)
+    try:
+        c.tenants.get(ctx)  # a profile belongs to a tenant that exists
+        if args.changes:
+            changes = json.loads(_read(args.changes))
+            if not isinstance(changes, dict):
+                raise SystemExit("--set expects a JSON object of profile fields")
+            profile = profiles.change(ctx, c.audit, changes)
+        else:
+            profile = profiles.get(ctx)
+    except DeflectError as error:
+        return _fail(error)
+    _print(profile.model_dump(mode="json"))
     return 0

@@ -46,6 +46,8 @@ _TYPES = (
     EventType("tenant.created", "other", "tenant admin (chain `tenant-config`)", "providers, fields changed"),
     EventType("tenant.config_updated", "other", "tenant admin (chain `tenant-config`)", "fields changed"),
     EventType("tenant.secret_rotated", "other", "tenant admin (chain `tenant-config`)", "provider"),
+    EventType("tenant.connection_set", "other", "tenant admin (chain `tenant-config`)", "name (never the value)"),
+    EventType("triage.profile_updated", "other", "triage profile (chain `tenant-config`)", "actor, fields, version"),
     EventType("customer.created", "other", "CRM sync (chain `customer-{id}`)", "customer_id, fields, verified, account_id"),
     EventType("customer.updated", "other", "CRM sync (chain `customer-{id}`)", "same as customer.created"),
     EventType("account.created", "other", "billing sync (chain `account-{id}`)", "account_id, fields"),

@@ -36,6 +36,10 @@ WEBHOOK_PROVIDERS: tuple[str, ...] = ("zendesk", "intercom", "freshdesk", "jira"
 # Providers whose secret we may mint; Zendesk and Intercom generate theirs and the operator copies it in.
 MINTED_SECRETS = {"freshdesk", "jira", "generic"}
 CONFIG_CHAIN = "tenant-config"
+# Connections Deflect makes to the tenant's systems (see deflect.helpdesk.directory.secret_name).
+WRITEBACK_CONNECTORS: tuple[str, ...] = ("zendesk", "intercom", "freshdesk", "jira", "crm", "generic")
+WRITEBACK_SUFFIX = "-writeback"
+TELEMETRY_SECRET = "telemetry"
 ENTITY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[A-Za-z]{2,24}$")
@@ -177,9 +181,9 @@ class TenantAdmin:
         config = self.tenants.find(ctx)
         if config is None:
             raise NotFound("tenant not found")
-        secret_state = {
-            name: len(self.secrets.secrets(tenant_id, name)) for name in (*config.providers, API_PROVIDER)
-        }
+        names = (*config.providers, API_PROVIDER, TELEMETRY_SECRET)
+        names += tuple(f"{c}{WRITEBACK_SUFFIX}" for c in WRITEBACK_CONNECTORS)
+        secret_state = {name: len(self.secrets.secrets(tenant_id, name)) for name in names}
         return {
             "config": config.model_dump(mode="json"),
             # How many secrets each provider has (2 = mid-rotation); never the values.
@@ -206,6 +210,30 @@ class TenantAdmin:
             ctx, CONFIG_CHAIN, "tenant.secret_rotated", {"provider": provider_name}, actor=actor
         )
         return {"tenant": tenant_id, "provider": provider_name, "secret": shown, "previous_still_valid": True}
+
+    def set_connection(self, tenant_id: str, name: str, value: str, *, actor: str) -> dict[str, Any]:
+        """Store how Deflect reaches a tenant's systems: `<connector>-writeback` credentials (JSON, checked the way
+        writeback will read them) or the `telemetry` bearer token of the diagnostic tools. Never echoed back."""
+        ctx = TenantContext(tenant_id=validate_tenant_id(tenant_id), actor=actor, via="cli")
+        self.tenants.get(ctx)
+        if name == TELEMETRY_SECRET:
+            if not value.strip():
+                raise MalformedPayload("the telemetry token is empty")
+        elif name.endswith(WRITEBACK_SUFFIX) and name[: -len(WRITEBACK_SUFFIX)] in WRITEBACK_CONNECTORS:
+            # loaded here, not at module level: intake imports this module and should not pay for it
+            from deflect.helpdesk.errors import HelpdeskNotConfigured
+            from deflect.helpdesk.models import HelpdeskCredentials
+
+            try:
+                HelpdeskCredentials.parse(name[: -len(WRITEBACK_SUFFIX)], value)
+            except HelpdeskNotConfigured as error:  # names the fields at fault, never their values
+                fields = ", ".join(str(f) for f in error.context.get("fields") or [])  # type: ignore[union-attr]
+                raise MalformedPayload(f"{error.detail}{': ' + fields if fields else ''}") from None
+        else:
+            raise MalformedPayload("unknown connection")
+        self.secrets.put_secret(tenant_id, name, value, keep_previous=True)
+        self.audit.append(ctx, CONFIG_CHAIN, "tenant.connection_set", {"name": name}, actor=actor)
+        return {"tenant": tenant_id, "connection": name, "stored": True, "previous_still_valid": True}
 
     def _mint_api_key(self, ctx: TenantContext, *, keep_previous: bool) -> str:
         key = new_api_key(ctx.tenant_id)

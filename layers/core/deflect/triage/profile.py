@@ -68,6 +68,9 @@ class TriageProfiles:
 
     def change(self, ctx: TenantContext, audit: Any, changes: dict[str, Any]) -> TriageProfile:
         """Apply field changes, bump the version, and audit who made them (chain `tenant-config`)."""
+        fixed = sorted(set(changes) & {"tenant_id", "version", "updated_by", "updated_at"})
+        if fixed:
+            raise MalformedPayload(f"not changeable: {', '.join(fixed)}")
         current = self.get(ctx)
         try:
             updated = TriageProfile.model_validate(
