@@ -98,40 +98,17 @@ def test_writeback_and_telemetry_connections_are_checked_stored_and_never_echoed
 
     run(capsys, "tenant", "create", "--tenant", "vandelay", "--name", "Vandelay", "--providers", "zendesk")
     token = "zd-oauth-token-7f3a"
+    connect = ["tenant", "set-connection", "--tenant", "vandelay", "--name", "zendesk-writeback", "--file"]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"base_url": "http://vandelay.zendesk.example", "oauth_token": token}))
-    assert (
-        main(
-            [
-                "tenant",
-                "set-connection",
-                "--tenant",
-                "vandelay",
-                "--name",
-                "zendesk-writeback",
-                "--file",
-                str(bad),
-            ]
-        )
-        == 1
-    )
+    assert main([*connect, str(bad)]) == 1
     refused = capsys.readouterr()
     assert "base_url" in refused.err and token not in refused.err + refused.out
 
     good = tmp_path / "zendesk.json"
     creds = {"base_url": "https://vandelay.zendesk.example", "oauth_token": token, "bot_user_id": "42"}
     good.write_text(json.dumps(creds))
-    code, stored = run(
-        capsys,
-        "tenant",
-        "set-connection",
-        "--tenant",
-        "vandelay",
-        "--name",
-        "zendesk-writeback",
-        "--file",
-        str(good),
-    )
+    code, stored = run(capsys, *connect, str(good))
     assert code == 0 and stored["stored"] and token not in json.dumps(stored)
     monkeypatch.setattr("sys.stdin", io.StringIO("telemetry-bearer-1\n"))
     assert (
