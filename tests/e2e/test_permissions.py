@@ -1,35 +1,83 @@
-"""Runs last in the session (by name): after the other end-to-end tests, it walks the demo (a how-to answer, a refund
-escalated, approved and written back, a timeline) and a knowledge search, then checks that every AWS call each
-function made on the way is one the template's IAM grants it. moto does not check IAM; AWS would refuse."""
+"""Runs last in the session (by name): after the other end-to-end tests, it grants the demo tenant diagnostic tools
+(through the operators' CLI, against a telemetry endpoint on 127.0.0.1), walks the demo (a how-to answer, a refund
+escalated with tool results, approved and written back, a timeline) and a knowledge search, then checks that every
+AWS call each function made on the way is one the template's IAM grants it. moto does not check IAM; AWS would."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import threading
 import urllib.parse
+from http.server import ThreadingHTTPServer
+from pathlib import Path
 
 from infra.checks import permissions
 from infra.local import aws_calls
 from infra.local import template as tpl
 from tests.e2e.conftest import AWS_CALLS
+from tests.json_server import JsonHandler
 
 
-def test_every_aws_call_a_function_makes_is_granted_by_the_template(api, local_stack):
-    demo = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "infra.local.demo",
-            "--base-url",
-            local_stack.base_url,
-            "--data-dir",
-            str(local_stack.data_dir),
-        ],
-        cwd=tpl.ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
+class _Telemetry(JsonHandler):
+    def do_GET(self) -> None:
+        if self.path.startswith("/status"):
+            self.reply({"status": {"indicator": "none", "description": "All Systems Operational"}})
+        else:
+            self.reply({"errors": [{"code": "SB-1042", "user": "ana@example.com"}]})
+
+
+def _operator(local_stack, *argv: str) -> None:
+    """`deflect --local ...` against the child stack, as an operator would run it."""
+    cli = Path(sys.executable).with_name("deflect")
+    stack_file = str(local_stack.data_dir / "stack.json")
+    done = subprocess.run(
+        [str(cli), "--local", "--stack-file", stack_file, *argv], capture_output=True, text=True, timeout=60
     )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_aws_call_a_function_makes_is_granted_by_the_template(api, local_stack, tmp_path):
+    telemetry = ThreadingHTTPServer(("127.0.0.1", 0), _Telemetry)
+    threading.Thread(target=telemetry.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{telemetry.server_port}"
+    profile = tmp_path / "profile.json"
+    grants = [
+        {"tool": "recent_errors", "roles": ["service"]},
+        {"tool": "service_status", "roles": ["service"]},
+    ]
+    profile.write_text(
+        json.dumps(
+            {
+                "tool_grants": grants,
+                "telemetry_errors_url": f"{base}/errors",
+                "telemetry_status_url": f"{base}/status",
+            }
+        )
+    )
+    _operator(local_stack, "tenant", "profile", "--tenant", "demo", "--set", str(profile))
+    _operator(
+        local_stack, "tenant", "set-connection", "--tenant", "demo", "--name", "telemetry", "--value", "t0k"
+    )
+    try:
+        demo = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "infra.local.demo",
+                "--base-url",
+                local_stack.base_url,
+                "--data-dir",
+                str(local_stack.data_dir),
+            ],
+            cwd=tpl.ROOT,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+    finally:
+        telemetry.shutdown()
     assert demo.returncode == 0, demo.stdout + demo.stderr
     query = urllib.parse.urlencode({"q": "How do I install the CLI?"})
     assert api.call("GET", f"/v1/knowledge/search?{query}", role="agent").status == 200
@@ -38,4 +86,5 @@ def test_every_aws_call_a_function_makes_is_granted_by_the_template(api, local_s
     functions = {function for function, _, _ in calls}
     assert {"IntakeFunction", "TriageFunction", "EscalationFunction", "ApprovalFunction"} <= functions
     assert {"WritebackFunction", "RetrievalFunction"} <= functions
+    assert ("TriageFunction", "ssm", "GetParametersByPath") in calls  # the tools ran and read their token
     assert permissions.missing(calls) == []
