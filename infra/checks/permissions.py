@@ -2,7 +2,8 @@
 
 moto does not check IAM, so a grant the code needs but the template lacks only shows after `sam deploy`. The
 local stack can record the calls each function makes (infra/local/aws_calls.py); `missing()` compares them with
-what the template grants. Action level, plus which queue a send goes to; which table or key is not compared.
+what the template grants. Actions, plus which queue a message goes to and which table a DynamoDB call touches;
+keys and object prefixes are not compared.
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ SAM_POLICY_ACTIONS: dict[str, list[str]] = {
 
 # API operations whose IAM action has another name, or that need more than one action.
 _NEEDS: dict[tuple[str, str], list[str]] = {
-    ("dynamodb", "TransactWriteItems"): ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"],
+    ("dynamodb", "TransactWriteItems"): [
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:ConditionCheckItem",
+    ],
     ("dynamodb", "TransactGetItems"): ["dynamodb:GetItem"],
     # Our vault tells "not there" by a 404, which S3 only answers to callers that may list the bucket.
     ("s3", "HeadObject"): ["s3:GetObject", "s3:ListBucket"],
@@ -86,18 +91,32 @@ def queues_sent_to(function: str) -> set[str]:
     }
 
 
+def tables_of(function: str) -> set[str]:
+    """The tables (template ids) a DynamoDBCrudPolicy of the function names."""
+    props = tpl.resources("AWS::Serverless::Function")[function]["Properties"]
+    return {
+        policy["DynamoDBCrudPolicy"]["TableName"]["Ref"]
+        for policy in props.get("Policies", [])
+        if isinstance(policy, dict) and "DynamoDBCrudPolicy" in policy
+    }
+
+
 def missing(calls: list[tuple[str, str, str]]) -> list[str]:
     """`function: action (operation)` for every recorded call the template does not grant."""
     functions = tpl.resources("AWS::Serverless::Function")
     grants = {name: granted(name) for name in functions}
     out = []
     for function, service, recorded in calls:
-        operation, _, queue = recorded.partition("@")
+        operation, _, target = recorded.partition("@")
         for action in needs(service, operation):
             if not allows(grants.get(function, []), action):
                 out.append(f"{function}: {action} ({service}.{operation})")
-        if queue and function in functions and queue not in queues_sent_to(function):
-            out.append(f"{function}: sqs:{operation} to {queue}")
+        if not target or function not in functions:
+            continue
+        if service == "sqs" and target not in queues_sent_to(function):
+            out.append(f"{function}: sqs:{operation} to {target}")
+        if service == "dynamodb" and target not in tables_of(function):
+            out.append(f"{function}: dynamodb:{operation} on {target}")
     return sorted(set(out))
 
 

@@ -2,7 +2,7 @@
 the template grants (moto does not check IAM; a missing grant only shows on AWS).
 
 `DEFLECT_RECORD_AWS_CALLS=FILE` makes the stack record one line per distinct (function, service, operation;
-`SendMessage@Queue` names the queue),
+`SendMessage@Queue` and `GetItem@Table` name the queue or table),
 written while a handler runs (`attributed`): calls by the emulated Lambda service itself — queue and stream
 pollers — are not the function's and are not recorded.
 """
@@ -46,15 +46,29 @@ def install(path: str | Path) -> None:
     def recording(self: Any, operation_name: str, api_params: Any) -> Any:
         function = getattr(_current, "function", None)
         if function is not None:
-            operation = operation_name
-            if operation_name.startswith("SendMessage") and isinstance(api_params, dict):
-                # Which queue matters: a grant names one queue. Local queue names are the template's ids.
-                operation = f"{operation_name}@{str(api_params.get('QueueUrl', '')).rsplit('/', 1)[-1]}"
-            _record(function, self.meta.service_model.signing_name, operation)
+            service = self.meta.service_model.signing_name
+            for target in _targets(service, operation_name, api_params) or [""]:
+                _record(function, service, f"{operation_name}@{target}" if target else operation_name)
         return original(self, operation_name, api_params)
 
     recording._records_calls = True  # type: ignore[attr-defined]
     BaseClient._make_api_call = recording  # type: ignore[method-assign]
+
+
+def _targets(service: str, operation: str, params: Any) -> list[str]:
+    """The queue or tables a call acts on, where grants name one (local names are the template's ids)."""
+    if not isinstance(params, dict):
+        return []
+    if service == "sqs" and operation.startswith("SendMessage"):
+        return [str(params.get("QueueUrl", "")).rsplit("/", 1)[-1]]
+    if service == "dynamodb":
+        if "TableName" in params:
+            return [str(params["TableName"])]
+        items = params.get("TransactItems") or []
+        return sorted(
+            {str(body.get("TableName")) for item in items for body in item.values() if isinstance(body, dict)}
+        )
+    return []
 
 
 def _record(function: str, service: str, operation: str) -> None:
