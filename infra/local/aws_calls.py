@@ -9,6 +9,7 @@ pollers — are not the function's and are not recorded.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 from collections.abc import Iterator
@@ -16,7 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-_current = threading.local()
+# A context variable, not a thread-local: work a handler hands to a thread with its context (the conversation
+# API's synchronous triage) is still that function's.
+_current: contextvars.ContextVar[str | None] = contextvars.ContextVar("deflect_function", default=None)
 _lock = threading.Lock()
 _seen: set[tuple[str, str, str]] = set()
 _path: Path | None = None
@@ -25,12 +28,11 @@ _path: Path | None = None
 @contextmanager
 def attributed(function: str) -> Iterator[None]:
     """AWS calls made by this thread until exit are the named function's."""
-    previous = getattr(_current, "function", None)
-    _current.function = function
+    token = _current.set(function)
     try:
         yield
     finally:
-        _current.function = previous
+        _current.reset(token)
 
 
 def install(path: str | Path) -> None:
@@ -44,7 +46,7 @@ def install(path: str | Path) -> None:
     original = BaseClient._make_api_call
 
     def recording(self: Any, operation_name: str, api_params: Any) -> Any:
-        function = getattr(_current, "function", None)
+        function = _current.get()
         if function is not None:
             service = self.meta.service_model.signing_name
             for target in _targets(service, operation_name, api_params) or [""]:

@@ -28,14 +28,15 @@ class _Telemetry(JsonHandler):
             self.reply({"errors": [{"code": "SB-1042", "user": "ana@example.com"}]})
 
 
-def _operator(local_stack, *argv: str) -> None:
-    """`deflect --local ...` against the child stack, as an operator would run it."""
+def _operator(local_stack, *argv: str) -> str:
+    """`deflect --local ...` against the child stack, as an operator would run it; returns what it printed."""
     cli = Path(sys.executable).with_name("deflect")
     stack_file = str(local_stack.data_dir / "stack.json")
     done = subprocess.run(
         [str(cli), "--local", "--stack-file", stack_file, *argv], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
 
 
 def test_every_aws_call_a_function_makes_is_granted_by_the_template(api, local_stack, tmp_path):
@@ -79,6 +80,20 @@ def test_every_aws_call_a_function_makes_is_granted_by_the_template(api, local_s
     finally:
         telemetry.shutdown()
     assert demo.returncode == 0, demo.stdout + demo.stderr
+    # The conversation API triages synchronously inside the intake function, with its permissions.
+    api_key = json.loads(
+        _operator(local_stack, "tenant", "rotate-secret", "--tenant", "demo", "--provider", "api")
+    )
+    conversation = api.call(
+        "POST",
+        "/v1/conversations",
+        json_body={
+            "message": "How do I install the Syncbeam CLI?",
+            "requester": {"email": "sam@customer.example"},
+        },
+        headers={"X-Api-Key": api_key["secret"]},
+    )
+    assert conversation.status in (200, 202), conversation.body
     query = urllib.parse.urlencode({"q": "How do I install the CLI?"})
     assert api.call("GET", f"/v1/knowledge/search?{query}", role="agent").status == 200
 

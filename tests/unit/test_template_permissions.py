@@ -42,3 +42,14 @@ def test_every_function_that_touches_evidence_may_list_the_bucket():
             for s in statements
         )
         assert lists or not touches, name
+
+
+def test_the_intake_function_may_do_what_triage_does_since_conversations_triage_inside_it():
+    from infra.checks import permissions
+
+    functions = tpl.resources("AWS::Serverless::Function")
+    intake, triage = functions["IntakeFunction"]["Properties"], functions["TriageFunction"]["Properties"]
+    assert set(permissions.granted("TriageFunction")) <= set(permissions.granted("IntakeFunction"))
+    assert permissions.queues_sent_to("TriageFunction") <= permissions.queues_sent_to("IntakeFunction")
+    assert permissions.tables_of("TriageFunction") <= permissions.tables_of("IntakeFunction")
+    assert triage["Environment"]["Variables"].items() <= intake["Environment"]["Variables"].items()

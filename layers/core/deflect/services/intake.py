@@ -23,6 +23,7 @@ Nothing here logs a message body, a header value or a secret.
 from __future__ import annotations
 
 import base64
+import contextvars
 import hashlib
 import hmac
 import time
@@ -804,7 +805,8 @@ class Intake:
         if self.triage is None:
             return None
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-triage")
-        future = pool.submit(self.triage, ctx, ticket_id, message_id)
+        # The caller's context goes along (request-scoped log keys and the like), as if triage ran inline.
+        future = pool.submit(contextvars.copy_context().run, self.triage, ctx, ticket_id, message_id)
         try:
             return future.result(timeout=self.conversation_budget_ms / 1000)
         except FutureTimeout:
