@@ -81,24 +81,23 @@ def allows(patterns: list[str], action: str) -> bool:
     return any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in patterns)
 
 
-def queues_sent_to(function: str) -> set[str]:
-    """The queues (template ids) an SQSSendMessagePolicy of the function names."""
+def _named_by(function: str, policy_template: str, field: str) -> set[str]:
+    """The resources (template ids) the function's SAM policy templates of one kind name."""
     props = tpl.resources("AWS::Serverless::Function")[function]["Properties"]
-    return {
-        policy["SQSSendMessagePolicy"]["QueueName"]["Fn::GetAtt"][0]
-        for policy in props.get("Policies", [])
-        if isinstance(policy, dict) and "SQSSendMessagePolicy" in policy
-    }
+    named = set()
+    for policy in props.get("Policies", []):
+        if isinstance(policy, dict) and policy_template in policy:
+            reference = policy[policy_template][field]  # {"Ref": id} or {"Fn::GetAtt": [id, attribute]}
+            named.add(reference["Ref"] if "Ref" in reference else reference["Fn::GetAtt"][0])
+    return named
+
+
+def queues_sent_to(function: str) -> set[str]:
+    return _named_by(function, "SQSSendMessagePolicy", "QueueName")
 
 
 def tables_of(function: str) -> set[str]:
-    """The tables (template ids) a DynamoDBCrudPolicy of the function names."""
-    props = tpl.resources("AWS::Serverless::Function")[function]["Properties"]
-    return {
-        policy["DynamoDBCrudPolicy"]["TableName"]["Ref"]
-        for policy in props.get("Policies", [])
-        if isinstance(policy, dict) and "DynamoDBCrudPolicy" in policy
-    }
+    return _named_by(function, "DynamoDBCrudPolicy", "TableName")
 
 
 def missing(calls: list[tuple[str, str, str]]) -> list[str]:

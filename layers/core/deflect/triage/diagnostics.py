@@ -234,15 +234,12 @@ class DiagnosticToolRegistry:
         except (TransientFailure, OSError, ValueError) as error:
             output, ok = {"error": type(error).__name__}, False
         ref = None
-        if (seal is not None or evidence is not None) and subject.get("ticket_id"):
+        keep = seal or (evidence.put_evidence if evidence is not None else None)
+        if keep is not None and subject.get("ticket_id"):
             body = canonical_json(
                 {"tool": name, "subject": dict(subject), "ok": ok, "output": output, "actor": ctx.actor}
             )
-            ticket_id = str(subject["ticket_id"])
-            if seal is not None:
-                ref = seal(ctx, ticket_id, body, "diagnostic_tool")
-            elif evidence is not None:
-                ref = evidence.put_evidence(ctx, ticket_id, body, "diagnostic_tool")
+            ref = keep(ctx, str(subject["ticket_id"]), body, "diagnostic_tool")
         return ToolResult(tool=name, ok=ok, output=output, evidence=ref)
 
 
