@@ -8,6 +8,7 @@ tuned on. Three sources, each composed through the same search and composer tria
 An answer is a grounded draft whose confidence reaches the answer threshold. Prints one JSON object last.
 
     python -m bench.eval_answers [--stackfaq-step 4] [--banking-step 10] [--max-passages 3] [--min-passage-score 0.1]
+        [--quote-only-passages 5] [--quote-only-floor 0.65]
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ def main() -> int:
     parser.add_argument("--answer-threshold", type=float, default=0.55)
     parser.add_argument("--max-passages", type=int, default=None)
     parser.add_argument("--min-passage-score", type=float, default=None)
+    parser.add_argument("--quote-only-passages", type=int, default=None)
+    parser.add_argument("--quote-only-floor", type=float, default=None)
     args = parser.parse_args()
 
     from deflect.knowledge.search import KnowledgeSearch
@@ -81,7 +84,12 @@ def main() -> int:
 
     tenant = offline.build(model_data_dir=Settings.from_env().model_data_dir)
     composer = tenant.models.composer()
-    overrides = {"max_passages": args.max_passages, "min_passage_score": args.min_passage_score}
+    overrides = {
+        "max_passages": args.max_passages,
+        "min_passage_score": args.min_passage_score,
+        "quote_only_passages": args.quote_only_passages,
+        "quote_only_floor": args.quote_only_floor,
+    }
     for name, value in overrides.items():
         if value is not None:
             setattr(composer, name, value)
@@ -119,10 +127,7 @@ def main() -> int:
         for q in queries
     ]
     report["stackfaq"] = _tally(rows, lambda text: _answer(composer, search, ctx, text, threshold))
-    report["composer"] = {
-        "max_passages": composer.max_passages,
-        "min_passage_score": composer.min_passage_score,
-    }
+    report["composer"] = {name: getattr(composer, name) for name in overrides}
     for name in ("help_center", "banking77_off_topic", "banking77_off_topic_triage_deflected", "stackfaq"):
         print(f"{name}: {report[name]}", file=sys.stderr)
     print(json.dumps(report))

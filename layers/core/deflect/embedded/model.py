@@ -540,6 +540,9 @@ class ExtractiveComposer:
     is the one of the top `max_passages` with the highest confidence, except that a cross-reference sentence
     counts for half as support and, when the question names an identifier, only a passage titled or headed with
     it may lead (measured by bench/eval_answers.py: wrong answers on the judged help-center questions halved).
+    Hits ranked below those (up to `quote_only_passages`) may lead on their quote alone: support × coverage of at
+    least `quote_only_floor`, with no credit from retrieval (how-to cases escalated 7 → 6 of 64, no change on the
+    independent sets).
     """
 
     model_id = "extractive-minilm-v2"
@@ -553,8 +556,12 @@ class ExtractiveComposer:
         full_support: float = 0.7,
         max_units: int = 6,
         max_passages: int = 3,
+        quote_only_passages: int = 5,
+        quote_only_floor: float = 0.65,
     ) -> None:
         self.max_passages = max_passages
+        self.quote_only_passages = quote_only_passages
+        self.quote_only_floor = quote_only_floor
         self.embeddings = embeddings
         self.min_passage_score = min_passage_score
         self.min_unit_similarity = min_unit_similarity
@@ -563,7 +570,12 @@ class ExtractiveComposer:
 
     def compose(self, ctx: TenantContext, question: str, passages: Sequence[Any]) -> Composition:
         cleaned = [grounding.clean_passage(p) for p in passages]
-        usable = [p for p in cleaned if p.score >= self.min_passage_score and p.text][: self.max_passages]
+        ranked = [p for p in cleaned if p.text]
+        usable = [p for p in ranked if p.score >= self.min_passage_score][: self.max_passages]
+        # A section whose answer sits deep in a table or list is ranked low (the index embeds only its first
+        # tokens); it may still lead, but only on its own quote's evidence.
+        quote_only = [p for p in ranked[: self.quote_only_passages] if p not in usable]
+        usable += quote_only
         unit_lists = [grounding.units(p.text) for p in usable]
         flat = [u for units in unit_lists for u in units]
         if not flat:
@@ -571,7 +583,13 @@ class ExtractiveComposer:
         texts = [f"{u.heading}: {u.text}" if u.heading else u.text for u in flat]
         prompt = canonical_json({"question": question, "units": texts, "model": self.model_id})
         asked = _question_vector(self.embeddings, question)
-        sims = np.asarray(self.embeddings.embed(texts), dtype=np.float32) @ asked
+        # One embedding batch per passage: the int8 model quantizes a batch's activations together, so a unit's
+        # vector (and so the answer) would otherwise depend on which other passages were retrieved with it.
+        vectors, offset = [], 0
+        for units in unit_lists:
+            vectors.append(np.asarray(self.embeddings.embed(texts[offset : offset + len(units)]), np.float32))
+            offset += len(units)
+        sims = np.vstack(vectors) @ asked
         # A cross-reference ("See "Run credits and overages"…") sounds like the question but does not answer it.
         sims = np.where([grounding.is_pointer(u.text) for u in flat], sims * POINTER_SUPPORT, sims)
         named = identifiers(question)
@@ -590,7 +608,12 @@ class ExtractiveComposer:
             start, end, support = self._best_run(scores, units)
             if support < self.min_unit_similarity:
                 continue
-            confidence = self._confidence(question, named, passage, support)
+            if passage in quote_only:
+                confidence = self._quote_confidence(question, named, passage, support)
+                if confidence < self.quote_only_floor:
+                    continue
+            else:
+                confidence = self._confidence(question, named, passage, support)
             runs.append((confidence, passage, units[start:end], scores))
         if not runs:
             return Composition(None, problem="no_relevant_passage")
@@ -621,15 +644,28 @@ class ExtractiveComposer:
         """Mean of retrieval probability and quote support; or, when the quote alone is strong and the passage
         names everything asked about, the quote's own evidence (short questions score low against long
         articles, yet "Deleted beams: recoverable for 14 days." answers "how do I recover a deleted beam")."""
+        quoted, covered = self._evidence(question, named, passage, support)
+        confidence = max(0.5 * passage.score + 0.5 * quoted * (0.5 + 0.5 * covered), quoted * covered)
+        return confidence * 0.8 if passage.stale else confidence
+
+    def _quote_confidence(
+        self, question: str, named: list[str], passage: grounding.CleanPassage, support: float
+    ) -> float:
+        """The quote's own evidence only, for a passage retrieval ranked below the lead candidates."""
+        quoted, covered = self._evidence(question, named, passage, support)
+        return quoted * covered * (0.8 if passage.stale else 1.0)
+
+    def _evidence(
+        self, question: str, named: list[str], passage: grounding.CleanPassage, support: float
+    ) -> tuple[float, float]:
+        """(quote support scaled so `full_support` counts as full, share of the question the passage covers)"""
         content = " ".join([passage.title, *passage.heading_path, passage.text])
         covered = grounding.coverage(question, content)
         if named:
             # An error code the question names is the most specific term it has: the passage must name it.
             present = set(identifiers(content))
             covered = (covered + sum(1 for i in named if i in present) / len(named)) / 2
-        quoted = min(1.0, support / self.full_support)
-        confidence = max(0.5 * passage.score + 0.5 * quoted * (0.5 + 0.5 * covered), quoted * covered)
-        return confidence * 0.8 if passage.stale else confidence
+        return min(1.0, support / self.full_support), covered
 
     @staticmethod
     def _render(picked: list[tuple[grounding.CleanPassage, list[grounding.Unit]]]) -> str:
