@@ -60,7 +60,44 @@ def to_delete(messages: list[dict[str, Any]], result: Any) -> list[dict[str, Any
     return [m for m in messages if m["MessageId"] not in failed_ids]
 
 
-class SqsPoller:
+class Poller:
+    """A daemon thread that calls `poll_once()` until stopped, pausing `idle_s` between passes (a second after an
+    error: moto stopping, a transient failure), as Lambda's event source mappings keep polling."""
+
+    idle_s = 0.0
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.idle_s + 5)
+
+    def poll_once(self) -> int:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except Exception as error:
+                if self._stop.is_set():
+                    return
+                print(f"[{self.name}] {type(error).__name__}: {error}", file=sys.stderr)
+                self._stop.wait(1.0)
+                continue
+            if self.idle_s:
+                self._stop.wait(self.idle_s)
+
+
+class SqsPoller(Poller):
+    """Long-polls (`wait_s`) instead of pausing between passes."""
+
     def __init__(
         self,
         sqs: Any,
@@ -79,11 +116,7 @@ class SqsPoller:
         self.invoke = invoke
         self.batch_size = batch_size
         self.wait_s = wait_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"poll-{function}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
+        super().__init__(f"poll-{function}")
 
     def stop(self) -> None:
         self._stop.set()
@@ -113,13 +146,3 @@ class SqsPoller:
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
             )
         return len(messages)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.poll_once()
-            except Exception as error:  # moto stopping, a transient error: keep polling until told to stop
-                if self._stop.is_set():
-                    return
-                print(f"[poller] {self.function}: {type(error).__name__}: {error}", file=sys.stderr)
-                self._stop.wait(1.0)

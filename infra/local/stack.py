@@ -209,6 +209,7 @@ def _boot(
     from infra.local.api import LocalApi, serve
     from infra.local.dev_issuer import DevIssuer
     from infra.local.functions import LocalFunctions
+    from infra.local.import_trigger import ObjectCreatedPoller
     from infra.local.moto_patches import dynamodb_serialised
     from infra.local.openapi import DOCS_HTML, merged_document
     from infra.local.pollers import SqsPoller
@@ -321,6 +322,13 @@ def _boot(
             )
             poller.start()
             stoppers.append(poller.stop)
+    # ... and S3 triggers (the knowledge import bucket), like S3 event notifications.
+    s3 = session.client("s3")
+    for name, spec in tpl.functions().items():
+        for bucket in spec.s3_buckets:
+            trigger = ObjectCreatedPoller(s3, resources.buckets[bucket], name, functions.invoke)
+            trigger.start()
+            stoppers.append(trigger.stop)
 
     return Stack(
         base_url=base_url,

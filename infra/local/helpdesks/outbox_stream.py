@@ -9,9 +9,10 @@ not a pending outbox item.
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Callable
 from typing import Any
+
+from infra.local.pollers import Poller
 
 RETRIES = 3
 
@@ -33,7 +34,9 @@ def stream_event(records: list[dict[str, Any]], stream_arn: str) -> dict[str, An
     return {"Records": events}
 
 
-class OutboxStreamPoller:
+class OutboxStreamPoller(Poller):
+    """Reads every shard in turn (its own loop: an iterator per shard), pausing when nothing arrived."""
+
     def __init__(
         self, session: Any, table: str, function: str, invoke: Callable[[str, dict[str, Any]], Any]
     ) -> None:
@@ -41,15 +44,7 @@ class OutboxStreamPoller:
         self.arn = session.client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"]
         self.function = function
         self.invoke = invoke
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"stream-{function}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        super().__init__(f"stream-{function}")
 
     def _iterators(self) -> dict[str, str]:
         shards = self.streams.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
