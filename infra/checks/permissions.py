@@ -2,13 +2,14 @@
 
 moto does not check IAM, so a grant the code needs but the template lacks only shows after `sam deploy`. The
 local stack can record the calls each function makes (infra/local/aws_calls.py); `missing()` compares them with
-what the template grants. Actions, plus which queue a message goes to and which table a DynamoDB call touches;
-keys and object prefixes are not compared.
+what the template grants. Actions, plus which queue a message goes to, which table a DynamoDB call touches and
+which bucket an S3 call reads or writes; keys and object prefixes are not compared.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import re
 from typing import Any
 
 from infra.local import template as tpl
@@ -100,6 +101,58 @@ def tables_of(function: str) -> set[str]:
     return _named_by(function, "DynamoDBCrudPolicy", "TableName")
 
 
+def _buckets() -> dict[str, Any]:
+    return {name: r["Properties"].get("BucketName") for name, r in tpl.resources("AWS::S3::Bucket").items()}
+
+
+def bucket_id(name: str) -> str:
+    """The template id of a bucket by its name: the local stack names a bucket by its lower-cased id; on AWS it
+    has its BucketName, whose substitutions (`${AWS::AccountId}`) match anything."""
+    for bucket, configured in _buckets().items():
+        pattern = (
+            re.sub(r"\$\{[^}]+\}", "*", configured.get("Fn::Sub", ""))
+            if isinstance(configured, dict)
+            else None
+        )
+        if name == bucket.lower() or name == configured or (pattern and fnmatch.fnmatchcase(name, pattern)):
+            return bucket
+    return name
+
+
+def _bucket_of(resource: Any) -> str | None:
+    """The bucket id an S3 resource names (`*` for every bucket), None for a resource that is not a bucket."""
+    buckets = _buckets()
+    if resource == "*":
+        return "*"
+    if isinstance(resource, dict) and "Fn::GetAtt" in resource:
+        return resource["Fn::GetAtt"][0] if resource["Fn::GetAtt"][0] in buckets else None
+    text = resource.get("Fn::Sub", "") if isinstance(resource, dict) else str(resource)
+    if reference := re.match(r"\$\{(\w+)\.Arn\}", text):
+        return reference.group(1) if reference.group(1) in buckets else None
+    return None
+
+
+def s3_grants(function: str) -> list[tuple[str, str]]:
+    """(action pattern, bucket id or `*`) for every S3 action the template grants the function."""
+    props = tpl.resources("AWS::Serverless::Function")[function]["Properties"]
+    by_name = {repr(configured): bucket for bucket, configured in _buckets().items()}
+    pairs: list[tuple[str, str]] = []
+    for policy in props.get("Policies", []):
+        if not isinstance(policy, dict):
+            continue
+        for name, body in policy.items():
+            if name == "Statement":
+                for statement in body:
+                    if statement.get("Effect") != "Allow":
+                        continue
+                    buckets = [_bucket_of(r) for r in _list_of(statement.get("Resource"))]
+                    pairs += [(a, b) for a in _list(statement.get("Action")) for b in buckets if b]
+            elif "BucketName" in body and (bucket := by_name.get(repr(body["BucketName"]))):
+                # SAM's S3 policy templates name the bucket as the bucket's own BucketName does.
+                pairs += [(a, bucket) for a in SAM_POLICY_ACTIONS.get(name, [])]
+    return pairs
+
+
 def missing(calls: list[tuple[str, str, str]]) -> list[str]:
     """`function: action (operation)` for every recorded call the template does not grant."""
     functions = tpl.resources("AWS::Serverless::Function")
@@ -116,8 +169,17 @@ def missing(calls: list[tuple[str, str, str]]) -> list[str]:
             out.append(f"{function}: sqs:{operation} to {target}")
         if service == "dynamodb" and target not in tables_of(function):
             out.append(f"{function}: dynamodb:{operation} on {target}")
+        if service == "s3":
+            pairs, bucket = s3_grants(function), bucket_id(target)
+            for action in needs(service, operation):
+                if not any(allows([a], action) and b in ("*", bucket) for a, b in pairs):
+                    out.append(f"{function}: {action} on bucket {bucket}")
     return sorted(set(out))
 
 
 def _list(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else list(value or [])
+
+
+def _list_of(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]

@@ -2,7 +2,7 @@
 the template grants (moto does not check IAM; a missing grant only shows on AWS).
 
 `DEFLECT_RECORD_AWS_CALLS=FILE` makes the stack record one line per distinct (function, service, operation;
-`SendMessage@Queue` and `GetItem@Table` name the queue or table),
+`SendMessage@Queue`, `GetItem@Table` and `GetObject@bucket` name the queue, table or bucket),
 written while a handler runs (`attributed`): calls by the emulated Lambda service itself — queue and stream
 pollers — are not the function's and are not recorded.
 """
@@ -58,11 +58,14 @@ def install(path: str | Path) -> None:
 
 
 def _targets(service: str, operation: str, params: Any) -> list[str]:
-    """The queue or tables a call acts on, where grants name one (local names are the template's ids)."""
+    """The queue, tables or bucket a call acts on, where grants name one (local queue and table names are the
+    template's ids; buckets keep their BucketName, matched as a pattern)."""
     if not isinstance(params, dict):
         return []
     if service == "sqs" and operation.startswith("SendMessage"):
         return [str(params.get("QueueUrl", "")).rsplit("/", 1)[-1]]
+    if service == "s3" and params.get("Bucket"):
+        return [str(params["Bucket"])]
     if service == "dynamodb":
         if "TableName" in params:
             return [str(params["TableName"])]

@@ -91,6 +91,8 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChildStack
     # The stack records each function's AWS calls, for test_permissions (the child inherits the environment).
     with pytest.MonkeyPatch.context() as env:
         env.setenv("DEFLECT_RECORD_AWS_CALLS", str(data_dir / AWS_CALLS))
+        # The local functions share one process: a customer key one unwrapped would hide the others' KMS calls.
+        env.setenv("CUSTOMER_KEY_CACHE_S", "0")
         stack = start_stack(port=0, data_dir=data_dir, separate_process=True)
     assert isinstance(stack, ChildStack)
     try:

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -26,6 +27,26 @@ class _Telemetry(JsonHandler):
             self.reply({"status": {"indicator": "none", "description": "All Systems Operational"}})
         else:
             self.reply({"errors": [{"code": "SB-1042", "user": "ana@example.com"}]})
+
+
+IMPORTED_ARTICLE = """---
+id: ts-sb-5150
+title: "Error SB-5150: destination quota reached"
+---
+# Error SB-5150: destination quota reached
+
+A run stops with SB-5150 when the destination app refuses more records this month. Raise the quota in the
+destination app, then start the run again.
+"""
+
+
+def _until(check, timeout_s: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def _operator(local_stack, *argv: str) -> str:
@@ -96,10 +117,30 @@ def test_every_aws_call_a_function_makes_is_granted_by_the_template(api, local_s
     assert conversation.status in (200, 202), conversation.body
     query = urllib.parse.urlencode({"q": "How do I install the CLI?"})
     assert api.call("GET", f"/v1/knowledge/search?{query}", role="agent").status == 200
+    # A help-center file dropped in the import bucket: S3's trigger runs the retrieval function's bulk import.
+    api.aws("s3").put_object(
+        Bucket=local_stack.resources.buckets["KnowledgeImportBucket"],
+        Key="tenant=demo/imports/ts-sb-5150.md",
+        Body=IMPORTED_ARTICLE.encode(),
+    )
+    query = urllib.parse.urlencode({"q": "SB-5150"})
+    assert _until(
+        lambda: any(
+            hit["article_id"] == "ts-sb-5150"
+            for hit in api.call("GET", f"/v1/knowledge/search?{query}", role="agent").json()["hits"]
+        )
+    ), "the dropped article never became searchable"
 
     calls = aws_calls.read(local_stack.data_dir / AWS_CALLS)
     functions = {function for function, _, _ in calls}
     assert {"IntakeFunction", "TriageFunction", "EscalationFunction", "ApprovalFunction"} <= functions
     assert {"WritebackFunction", "RetrievalFunction"} <= functions
+    import_bucket = local_stack.resources.buckets["KnowledgeImportBucket"]
+    assert ("RetrievalFunction", "s3", f"GetObject@{import_bucket}") in calls  # the import trigger ran
     assert ("TriageFunction", "ssm", "GetParametersByPath") in calls  # the tools ran and read their token
+    assert (
+        "TriageFunction",
+        "kms",
+        "Decrypt",
+    ) in calls  # ... and their output was sealed with the customer's key
     assert permissions.missing(calls) == []

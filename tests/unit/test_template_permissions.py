@@ -53,3 +53,15 @@ def test_the_intake_function_may_do_what_triage_does_since_conversations_triage_
     assert permissions.queues_sent_to("TriageFunction") <= permissions.queues_sent_to("IntakeFunction")
     assert permissions.tables_of("TriageFunction") <= permissions.tables_of("IntakeFunction")
     assert triage["Environment"]["Variables"].items() <= intake["Environment"]["Variables"].items()
+
+
+def test_the_permission_check_names_the_bucket_an_s3_call_needs():
+    """A grant on the evidence bucket does not cover reading the knowledge import bucket (local bucket names are
+    the lower-cased template ids; deployed ones have their BucketName)."""
+    from infra.checks import permissions
+
+    assert permissions.missing([("RetrievalFunction", "s3", "GetObject@knowledgeimportbucket")]) == []
+    assert permissions.missing([("TriageFunction", "s3", "PutObject@evidencebucket")]) == []
+    assert permissions.missing(
+        [("TriageFunction", "s3", "GetObject@deflect-kb-import-123456789012-prod")]
+    ) == ["TriageFunction: s3:GetObject on bucket KnowledgeImportBucket"]

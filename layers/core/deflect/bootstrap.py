@@ -375,7 +375,12 @@ class Container:
     def customer_keys(self) -> Any:
         from deflect.insight.privacy import CustomerKeys
 
-        return CustomerKeys(self.store, self.client("kms"), self.settings.evidence_kms_key_id)
+        return CustomerKeys(
+            self.store,
+            self.client("kms"),
+            self.settings.evidence_kms_key_id,
+            cache_s=self.settings.customer_key_cache_s,
+        )
 
     @cached_property
     def sealed_evidence(self) -> Any:

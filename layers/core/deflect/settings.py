@@ -27,6 +27,9 @@ class StorageSettings(_Env):
     idempotency_table: str = Field(default="IdempotencyTable", alias="IDEMPOTENCY_TABLE")
     evidence_bucket: str = Field(default="deflect-evidence", alias="EVIDENCE_BUCKET")
     evidence_kms_key_id: str | None = Field(default=None, alias="EVIDENCE_KMS_KEY_ID")
+    # How long a warm function reuses an unwrapped customer key (the wrapped key is re-read every time, so an
+    # erasure still takes effect at once); 0 unwraps with KMS on every use.
+    customer_key_cache_s: float = Field(default=300.0, ge=0, alias="CUSTOMER_KEY_CACHE_S")
     secrets_prefix: str = Field(default="/deflect", alias="SECRETS_PREFIX")
 
 
