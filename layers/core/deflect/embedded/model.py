@@ -619,7 +619,10 @@ class ExtractiveComposer:
             return Composition(None, problem="no_relevant_passage")
         confidence, lead, quotes, _ = max(runs, key=lambda run: run[0])
         picked: list[tuple[grounding.CleanPassage, list[grounding.Unit]]] = [(lead, quotes)]
-        for _, passage, _run, scores in runs:
+        # A second article joins when retrieval finds it nearly as relevant; a lead chosen on its quote alone has
+        # no retrieval score to compare with, so it stands alone.
+        seconds = [] if lead in quote_only else [run for run in runs if run[1] not in quote_only]
+        for _, passage, _run, scores in seconds:
             if passage.article_id != lead.article_id and passage.score >= 0.9 * lead.score:
                 whole = unit_lists[usable.index(passage)]
                 picked.append((passage, [whole[int(np.argmax(scores))]]))
