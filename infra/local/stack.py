@@ -44,6 +44,7 @@ STARTUP_HOOKS: list[str] = [
     "infra.local.helpcenter:stack_hook",  # demo help center loaded into the knowledge index
 ]
 
+
 def _setting_names() -> set[str]:
     from deflect.settings import Settings
 
@@ -100,8 +101,7 @@ class Stack:
             "environment": {
                 k: v
                 for k, v in os.environ.items()
-                if k.startswith(("AWS_", "DEFLECT_", "POWERTOOLS_"))
-                or k in _setting_names()
+                if k.startswith(("AWS_", "DEFLECT_", "POWERTOOLS_")) or k in _setting_names()
             },
         }
 
@@ -461,6 +461,11 @@ def banner(stack: Stack) -> str:
     except ValueError:
         shown = data
     pollers = ", ".join(f"{q} → {name}" for name, spec in tpl.functions().items() for q in spec.sqs_queues)
+    triggers = ", ".join(
+        f"s3://{r.buckets[b]}/tenant={{t}}/ → {name}"
+        for name, spec in tpl.functions().items()
+        for b in spec.s3_buckets
+    )
     machines = ", ".join(r.state_machines)
     lines = [
         "",
@@ -472,6 +477,7 @@ def banner(stack: Stack) -> str:
         f"                 queues {', '.join(r.queues)}; credentials: any dummy values, region {REGION}",
         f"  Step Functions {machines} (Lambda tasks call the real handlers)",
         f"  Queue pollers  {pollers}",
+        f"  S3 triggers    {triggers} (drop .md, .jsonl or a Zendesk export to import knowledge)",
         f"  Demo tenant    demo — config and webhook secrets seeded; secrets in {shown}/demo-secrets.json",
     ]
     if stack.functions.load_errors:
