@@ -138,7 +138,8 @@ class ChildStack:
     process: subprocess.Popen[bytes]
     log_path: Path
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """SIGTERM, then a kill after 15 s. True when the stack stopped on its own (it shuts down cleanly)."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -146,6 +147,8 @@ class ChildStack:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+                return False
+        return True
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -516,13 +519,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     parent = os.getppid()
 
-    stop = threading.Event()
+    # A plain flag: the handler runs on the main thread between bytecodes, and an Event's set() there could wait
+    # forever for the lock the interrupted Event.wait() was holding (a stop signal then hung the stack).
+    stop_requested: list[int] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, lambda number, _frame: stop_requested.append(number))
     stack = _start_here(args.port, Path(args.data_dir).resolve(), quiet=args.quiet)
     print(banner(stack), flush=True)
     try:
-        while not stop.wait(0.5):
+        while not stop_requested:
+            time.sleep(0.5)
             if args.exit_with_parent and os.getppid() != parent:
                 break  # the test run that started us died without stopping us
     finally:

@@ -98,7 +98,9 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChildStack
     try:
         yield stack
     finally:
-        stack.stop()
+        stopped = stack.stop()
+    assert stopped, "the local stack did not stop on SIGTERM:\n" + stack.log()[-2000:]
+    assert "Stopped." in stack.log()
 
 
 @pytest.fixture(scope="session")
