@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
-import threading
+import time
 
 from infra.local.helpdesks import start_helpdesks
 
@@ -15,10 +15,12 @@ def main() -> None:
     args = parser.parse_args()
     handle = start_helpdesks(args.port)
     print(f"local helpdesks on {handle.url} (control API at {handle.url}/_control/)", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
+    # A plain flag, not an Event: a handler that takes a lock can wait forever for the one the interrupted wait holds.
+    stop_requested: list[int] = []
+    signal.signal(signal.SIGINT, lambda number, _frame: stop_requested.append(number))
+    signal.signal(signal.SIGTERM, lambda number, _frame: stop_requested.append(number))
+    while not stop_requested:
+        time.sleep(0.5)
     handle.stop()
 
 
