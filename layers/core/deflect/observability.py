@@ -27,5 +27,7 @@ def metrics() -> Metrics:
 
 
 def bind_tenant(tenant_id: str | None) -> None:
+    # Thread-safe keys live in a context variable, so on the local stack (every function in one process) one
+    # handler's tenant never labels another's lines; each invocation's clear_state drops them.
     if tenant_id:
-        logger().append_keys(tenant_id=tenant_id)
+        logger().thread_safe_append_keys(tenant_id=tenant_id)
