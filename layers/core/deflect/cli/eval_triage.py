@@ -8,7 +8,7 @@
     test examples out-of-scope; the split is reported in the JSON. Embeddings are cached under
     MODEL_DATA_DIR/cache (keyed by model and text hash).
 
-`deflect eval triage --cases F [--kb corpus.jsonl] [--intents train.jsonl]`
+`deflect eval triage --cases F [--kb corpus.jsonl] [--intents train.jsonl] [--gate-seed S]`
     Runs each case {id, text, should_escalate[, category, segments, sla_tier]} through the triage engine of a throwaway tenant whose help center
     is `--kb` (default: the demo help center) and whose taxonomy is `--intents` (default: the starter taxonomy):
     {"escalation_recall", "escalation_precision", "deflection_rate", "n"} plus per-category escalation rates.
@@ -54,6 +54,9 @@ def register_eval(evaluations: argparse._SubParsersAction) -> None:
     triage.add_argument("--kb", type=Path, default=None, help="help center: folder, Zendesk export or JSONL")
     triage.add_argument("--intents", type=Path, default=None, help="taxonomy (JSONL {text,label} or JSON)")
     triage.add_argument("--model-data-dir", default=None)
+    triage.add_argument(
+        "--gate-seed", type=int, default=None, help="train the taxonomy with this seed for the gate's folds"
+    )
     triage.add_argument("--show", action="store_true", help="print every wrong case to stderr")
     triage.set_defaults(func=run_triage)
 
@@ -201,7 +204,9 @@ def run_triage(args: argparse.Namespace) -> int:
     cases = list(_jsonl(args.cases))
     taxonomy = parse_taxonomy(args.intents.read_text(encoding="utf-8")) if args.intents else None
     started = time.perf_counter()
-    tenant = offline.build(knowledge=args.kb, model_data_dir=_model_dir(args), taxonomy=taxonomy)
+    tenant = offline.build(
+        knowledge=args.kb, model_data_dir=_model_dir(args), taxonomy=taxonomy, gate_seed=args.gate_seed
+    )
     print(
         f"tenant ready: {tenant.articles} articles in {time.perf_counter() - started:.1f}s", file=sys.stderr
     )
@@ -242,6 +247,8 @@ def run_triage(args: argparse.Namespace) -> int:
     report["by_category"] = {k: round(v["escalated"] / v["n"], 3) for k, v in sorted(by_category.items())}
     ordered = sorted(latencies)
     report["p95_ms"] = round(ordered[int(0.95 * (len(ordered) - 1))], 1) if ordered else 0.0
+    if args.gate_seed is not None:
+        report["gate_seed"] = args.gate_seed
     print(json.dumps(report))
     return 0
 

@@ -69,8 +69,11 @@ def build(
     config: TenantConfig | None = None,
     tenant_id: str | None = None,
     embedder: Any = None,
+    gate_seed: int | None = None,
 ) -> OfflineTenant:
-    """A tenant with `knowledge` (default: the demo help center) and `taxonomy` (default: the starter one)."""
+    """A tenant with `knowledge` (default: the demo help center) and `taxonomy` (default: the starter one).
+    `gate_seed` trains the taxonomy afresh with that seed for the out-of-scope gate's folds (the cached starter
+    head uses seed 0), to see how much a result owes to the folds."""
     from deflect.embedded.memory_store import MemoryEvidenceStore, MemorySupportStore
     from deflect.embedded.model import EmbeddedModels, train_taxonomy
     from deflect.embedded.search import EmbeddedKnowledgeIndex
@@ -97,8 +100,19 @@ def build(
     if policy is not None:
         config = config.model_copy(update={"policy": policy})
     save(store, ctx, [TenantConfigs(store).save_write(config)])
+    if taxonomy is None and gate_seed is not None:
+        from deflect.triage.intents import starter_taxonomy
+
+        taxonomy = starter_taxonomy()
     if taxonomy is not None:
-        head = train_taxonomy(models.embeddings, taxonomy, tenant_id=tenant_id, version=1, trained_by="cli")
+        head = train_taxonomy(
+            models.embeddings,
+            taxonomy,
+            tenant_id=tenant_id,
+            version=1,
+            trained_by="cli",
+            seed=gate_seed or 0,
+        )
         models.store = _MemoryHeads(head)
     search = KnowledgeSearch(index, store)
     engine = TriageEngine(Classifier(models.classifier()), search, models.composer())
