@@ -60,6 +60,19 @@ class RetrievalWorld:
         result = self.module.handler(event, LambdaContext("RetrievalFunction", timeout_s=30))
         return Answer(result["statusCode"], json.loads(result["body"]) if result.get("body") else None)
 
+    def onboard(self, tenant_id: str) -> None:
+        from deflect.domain.models import TenantConfig
+        from deflect.domain.tenancy import TenantContext
+        from deflect.repositories import TenantConfigs, save
+
+        store = self.container.store
+        ctx = TenantContext.system(tenant_id, actor="test")
+        save(
+            store,
+            ctx,
+            [TenantConfigs(store).save_write(TenantConfig(tenant_id=tenant_id, display_name=tenant_id))],
+        )
+
     def s3_event(self, bucket: str, key: str, size: int) -> dict[str, Any]:
         from infra.local.functions import LambdaContext
 
@@ -255,6 +268,7 @@ def test_an_object_dropped_in_the_import_bucket_is_imported_into_the_tenant_its_
     ]
     body = "\n".join(lines).encode()
     key = "tenant=globex/imports/help center.jsonl"
+    world.onboard("globex")
     world.session.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
 
     result = world.s3_event(bucket, key, len(body))
@@ -268,3 +282,26 @@ def test_an_object_dropped_in_the_import_bucket_is_imported_into_the_tenant_its_
     assert found.body["hits"][0]["article_id"] == "bulk-1"
     again = world.s3_event(bucket, key, len(body))
     assert again["imports"][0]["summary"]["unchanged"] == 2
+
+
+def test_an_object_the_import_cannot_place_is_reported_not_retried(world):
+    """A key outside `tenant=…/` or naming a tenant that does not exist is rejected with the reason in the report
+    (and the function's log); the invoke succeeds, so S3 does not retry it, and nothing is imported."""
+    bucket = world.resources.buckets["KnowledgeImportBucket"]
+    body = json.dumps({"id": "ghost-1", "title": "Ghost article", "body": "Nobody reads this."}).encode()
+    s3 = world.session.client("s3")
+    reasons = {}
+    for key in ("loose/help.jsonl", "tenant=Not_Valid/help.jsonl", "tenant=initech/help.jsonl"):
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+        [report] = world.s3_event(bucket, key, len(body))["imports"]
+        assert report["summary"]["added"] == 0
+        [rejection] = report["summary"]["rejected"]
+        reasons[key] = rejection["reason"]
+
+    assert "tenant={tenant_id}/" in reasons["loose/help.jsonl"]
+    assert "tenant id must match" in reasons["tenant=Not_Valid/help.jsonl"]
+    assert "unknown tenant 'initech'" in reasons["tenant=initech/help.jsonl"]
+    found = world.call(
+        "GET", "/v1/knowledge/search", tenant="initech", groups="agent", query={"q": "ghost article"}
+    )
+    assert found.body["hits"] == []

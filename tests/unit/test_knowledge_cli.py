@@ -6,15 +6,25 @@ import json
 from types import SimpleNamespace
 
 from deflect.cli import build_parser
+from deflect.domain.models import TenantConfig
+from deflect.domain.tenancy import TenantContext
 from deflect.embedded.memory_store import MemoryEvidenceStore, MemorySupportStore
 from deflect.embedded.search import EmbeddedKnowledgeIndex
 from deflect.knowledge.ingestion import KnowledgeIngestion
 from deflect.knowledge.search import KnowledgeSearch
+from deflect.repositories import TenantConfigs, save
 from tests.knowledge_cases.fakes import HashingEmbedder
 
 
-def local_container():
+def local_container(tenants=("acme",)):
     store, index = MemorySupportStore(), EmbeddedKnowledgeIndex(None, HashingEmbedder())
+    for tenant_id in tenants:
+        ctx = TenantContext.system(tenant_id, actor="test")
+        save(
+            store,
+            ctx,
+            [TenantConfigs(store).save_write(TenantConfig(tenant_id=tenant_id, display_name=tenant_id))],
+        )
     return SimpleNamespace(
         knowledge_ingestion=KnowledgeIngestion(store, MemoryEvidenceStore(), index),
         knowledge_search=KnowledgeSearch(index, store),
@@ -47,6 +57,20 @@ def test_kb_import_shows_progress_and_a_summary_with_rejections(tmp_path, capsys
     assert out.splitlines()[0].startswith("acme: 2 added, 0 updated, 0 unchanged, 1 rejected;")
     assert "rejected " in out and "more.jsonl:2: not JSON" in out
     assert out_again.startswith("acme: 0 added, 0 updated, 2 unchanged, 1 rejected;")
+
+
+def test_kb_import_refuses_a_tenant_that_does_not_exist(tmp_path, capsys):
+    (tmp_path / "reset.md").write_text(
+        "---\ntitle: Reset your password\n---\n# Reset\n\nClick Forgot password."
+    )
+    container = local_container()
+
+    code = run(["kb", "import", str(tmp_path), "--tenant", "acmee"], container=container)
+
+    assert code == 2
+    assert "unknown tenant 'acmee'" in capsys.readouterr().err
+    found = container.knowledge_search.search(TenantContext.system("acmee"), "reset password")
+    assert found.hits == []
 
 
 def test_kb_search_prints_ranked_articles_and_the_gap_verdict(capsys):

@@ -82,18 +82,23 @@ class ProgressBar:
 def run_import(args: argparse.Namespace) -> int:
     from deflect.knowledge.importers import read_path
     from deflect.knowledge.models import Rejection
+    from deflect.repositories import TenantConfigs
 
     if not args.path.exists():
         print(f"no such file or folder: {args.path}", file=sys.stderr)
         return 2
     ctx = _context(args, "import")
+    container = _container(args)
+    if TenantConfigs(container.knowledge_ingestion.store).find(ctx) is None:
+        print(f"unknown tenant {args.tenant!r}: create it first (deflect tenant create)", file=sys.stderr)
+        return 2
     rows = list(read_path(args.path))
     bar = ProgressBar(len(rows), sys.stderr)
 
     def progress(row: Any, outcome: Any) -> None:
         bar.advance("rejected" if isinstance(row, Rejection) or outcome is None else outcome.status)
 
-    summary = _container(args).knowledge_ingestion.import_rows(ctx, rows, progress=progress)
+    summary = container.knowledge_ingestion.import_rows(ctx, rows, progress=progress)
     bar.close()
     if args.json:
         print(json.dumps(summary.model_dump(mode="json")))

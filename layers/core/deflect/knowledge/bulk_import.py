@@ -10,11 +10,12 @@ from urllib.parse import unquote_plus
 
 from pydantic import BaseModel
 
-from deflect.domain.errors import MalformedPayload
+from deflect.domain.errors import InvalidTenant, MalformedPayload
 from deflect.domain.tenancy import TenantContext, validate_tenant_id
 from deflect.knowledge.importers import read_object
 from deflect.knowledge.ingestion import KnowledgeIngestion
 from deflect.knowledge.models import ImportSummary, Rejection
+from deflect.repositories import TenantConfigs
 
 MAX_OBJECT_BYTES = 50 * 1024 * 1024
 _TENANT_KEY = re.compile(r"^tenant=([^/]+)/(.+)$")
@@ -59,12 +60,24 @@ def tenant_of(key: str) -> str:
 def import_object(
     ingestion: KnowledgeIngestion, read: Callable[[str, str], bytes], item: ImportObject
 ) -> ImportReport:
-    tenant_id = tenant_of(item.key)
+    """Import one object. Objects that cannot be imported are reported as rejected, never raised: S3 would retry a
+    failed invoke with the same object, and the operator reads the reason in the function's log."""
+
+    def rejected(tenant_id: str, reason: str) -> ImportReport:
+        summary = ImportSummary(rejected=[Rejection(source=item.key, reason=reason)])
+        return ImportReport(tenant_id=tenant_id, key=item.key, summary=summary)
+
+    try:
+        tenant_id = tenant_of(item.key)
+    except (MalformedPayload, InvalidTenant) as error:
+        return rejected("", error.detail)
     ctx = TenantContext(
         tenant_id=tenant_id, actor=f"s3-import:{item.bucket}", roles=frozenset({"service"}), via="system"
     )
+    if TenantConfigs(ingestion.store).find(ctx) is None:
+        # A mistyped prefix would otherwise build a help center no tenant ever reads.
+        return rejected(tenant_id, f"unknown tenant {tenant_id!r}: create it first (deflect tenant create)")
     if item.size > MAX_OBJECT_BYTES:
-        rejected = Rejection(source=item.key, reason=f"object larger than {MAX_OBJECT_BYTES} bytes")
-        return ImportReport(tenant_id=tenant_id, key=item.key, summary=ImportSummary(rejected=[rejected]))
+        return rejected(tenant_id, f"object larger than {MAX_OBJECT_BYTES} bytes")
     summary = ingestion.import_rows(ctx, read_object(item.key, read(item.bucket, item.key)))
     return ImportReport(tenant_id=tenant_id, key=item.key, summary=summary)
