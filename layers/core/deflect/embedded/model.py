@@ -545,7 +545,9 @@ class ExtractiveComposer:
     independent sets).
     """
 
-    model_id = "extractive-minilm-v2"
+    # Recorded with every decision; bumped when the same passages can yield a different answer (v3: pointer and
+    # identifier guards, quote-only leads, one embedding batch per passage), so evidence says which composer answered.
+    model_id = "extractive-minilm-v3"
 
     def __init__(
         self,
