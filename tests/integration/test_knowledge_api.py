@@ -16,6 +16,7 @@ import pytest
 
 from deflect.domain.models import Citation
 from deflect.domain.tenancy import TenantContext
+from tests.integration.insight_story import seed_tenant
 from tests.knowledge_cases.fakes import HashingEmbedder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,19 +60,6 @@ class RetrievalWorld:
         )
         result = self.module.handler(event, LambdaContext("RetrievalFunction", timeout_s=30))
         return Answer(result["statusCode"], json.loads(result["body"]) if result.get("body") else None)
-
-    def onboard(self, tenant_id: str) -> None:
-        from deflect.domain.models import TenantConfig
-        from deflect.domain.tenancy import TenantContext
-        from deflect.repositories import TenantConfigs, save
-
-        store = self.container.store
-        ctx = TenantContext.system(tenant_id, actor="test")
-        save(
-            store,
-            ctx,
-            [TenantConfigs(store).save_write(TenantConfig(tenant_id=tenant_id, display_name=tenant_id))],
-        )
 
     def s3_event(self, bucket: str, key: str, size: int) -> dict[str, Any]:
         from infra.local.functions import LambdaContext
@@ -268,7 +256,7 @@ def test_an_object_dropped_in_the_import_bucket_is_imported_into_the_tenant_its_
     ]
     body = "\n".join(lines).encode()
     key = "tenant=globex/imports/help center.jsonl"
-    world.onboard("globex")
+    seed_tenant(world.container, "globex")
     world.session.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
 
     result = world.s3_event(bucket, key, len(body))
