@@ -66,13 +66,11 @@ class ObjectCreatedPoller(Poller):
     ) -> None:
         self.s3 = s3
         self.bucket = bucket
-        self.function = function
-        self.invoke = invoke
         self.idle_s = interval_s
         self._delivered: set[tuple[str, str]] = set()
         self._failures: dict[tuple[str, str], int] = {}
         self._sequence = 0
-        super().__init__(f"s3-{function}")
+        super().__init__("s3", function, invoke)
 
     def poll_once(self) -> int:
         """Deliver every object not delivered yet. Returns how many were delivered."""

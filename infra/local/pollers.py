@@ -62,14 +62,17 @@ def to_delete(messages: list[dict[str, Any]], result: Any) -> list[dict[str, Any
 
 class Poller:
     """A daemon thread that calls `poll_once()` until stopped, pausing `idle_s` between passes (a second after an
-    error: moto stopping, a transient failure), as Lambda's event source mappings keep polling."""
+    error: moto stopping, a transient failure), as Lambda's event source mappings keep polling. What it finds goes
+    to `invoke(function, event)`."""
 
     idle_s = 0.0
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, kind: str, function: str, invoke: Invoke) -> None:
+        self.function = function
+        self.invoke = invoke
+        self.name = f"{kind}-{function}"
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -110,13 +113,11 @@ class SqsPoller(Poller):
         wait_s: int = 1,
     ) -> None:
         self.sqs = sqs
-        self.function = function
         self.queue_url = queue_url
         self.queue_arn = queue_arn
-        self.invoke = invoke
         self.batch_size = batch_size
         self.wait_s = wait_s
-        super().__init__(f"poll-{function}")
+        super().__init__("poll", function, invoke)
 
     def stop(self) -> None:
         self._stop.set()

@@ -42,9 +42,7 @@ class OutboxStreamPoller(Poller):
     ) -> None:
         self.streams = session.client("dynamodbstreams")
         self.arn = session.client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"]
-        self.function = function
-        self.invoke = invoke
-        super().__init__(f"stream-{function}")
+        super().__init__("stream", function, invoke)
 
     def _iterators(self) -> dict[str, str]:
         shards = self.streams.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
