@@ -90,6 +90,7 @@ def pipeline_phase(items: int) -> dict[str, Any]:
     from deflect.services import outbox
     from infra.local.helpdesks import connect_tenant, start_helpdesks
     from infra.local.helpdesks.harness import service, writeback_aws
+    from infra.local.pollers import sqs_event
 
     sys.path.insert(0, str(ROOT / "functions" / "writeback"))
     import app  # the writeback function's handler module
@@ -106,6 +107,7 @@ def pipeline_phase(items: int) -> dict[str, Any]:
         ctx = TenantContext.system(tenant)
         sqs = aws.session.client("sqs")
         url = aws.resources.queues["WritebackQueue"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         burst = [_item(helpdesks, tenant, PROVIDERS[n % len(PROVIDERS)], n) for n in range(items)]
         committed: dict[str, float] = {}
         started = time.monotonic()
@@ -116,8 +118,10 @@ def pipeline_phase(items: int) -> dict[str, Any]:
         drained = 0
         with contextlib.redirect_stdout(io.StringIO()):  # the metrics' EMF lines
             while drained < items:
-                messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-                event = {"Records": [_record(m) for m in messages]}
+                messages = sqs.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
+                ).get("Messages", [])
+                event = sqs_event(messages, arn)  # as Lambda builds it from the FIFO queue
                 failed = {
                     f["itemIdentifier"] for f in app.process(event, None, service=svc)["batchItemFailures"]
                 }
@@ -143,20 +147,6 @@ def pipeline_phase(items: int) -> dict[str, Any]:
         "helpdesk_requests_per_effect": round(len(spent) / items, 2),
         "helpdesk_ms_per_effect": round(sum(spent) * 1000 / items, 1),
         "not_exactly_once": twice,
-    }
-
-
-def _record(message: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": {},
-        "messageAttributes": {},
-        "md5OfBody": message["MD5OfBody"],
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:WritebackQueue",
-        "awsRegion": "us-east-1",
     }
 
 

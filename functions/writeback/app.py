@@ -4,7 +4,8 @@ Fed by the writeback SQS queue, which dispatches, and by the SupportTable stream
 pending outbox item to that queue (so an item committed by a process that died before enqueuing still goes out,
 and a helpdesk outage never holds up the stream). Messages carry only outbox ids; the service makes the effect
 exactly-once however many arrive. A record that must be retried (transient failure, throttling, another worker
-holds the item, the queue unreachable) is reported in `batchItemFailures`.
+holds the item, the queue unreachable) is reported in `batchItemFailures`; on the FIFO writeback queue, so are
+the same ticket's later records in the batch.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    SqsFifoPartialProcessor,
+    process_partial_response,
+)
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -65,7 +71,13 @@ def process(event: dict[str, Any], context: Any = None, service: Any = None) -> 
         return process_partial_response(
             event=event, record_handler=on_change, processor=processor, context=context
         )
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    if str(records[0].get("eventSourceARN", "")).endswith(".fifo"):
+        # A ticket's later messages in the batch fail with its first failure, so they stay behind it, in order;
+        # other tickets' messages go on.
+        processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+        processor.raise_on_entire_batch_failure = False
+    else:
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return process_partial_response(
         event=event, record_handler=on_message, processor=processor, context=context
     )

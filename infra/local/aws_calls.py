@@ -59,11 +59,12 @@ def install(path: str | Path) -> None:
 
 def _targets(service: str, operation: str, params: Any) -> list[str]:
     """The queue, tables or bucket a call acts on, where grants name one (local queue and table names are the
-    template's ids; buckets keep their BucketName, matched as a pattern)."""
+    template's ids, a FIFO queue's with SQS's `.fifo` suffix; buckets keep their BucketName, matched as a
+    pattern)."""
     if not isinstance(params, dict):
         return []
     if service == "sqs" and operation.startswith("SendMessage"):
-        return [str(params.get("QueueUrl", "")).rsplit("/", 1)[-1]]
+        return [str(params.get("QueueUrl", "")).rsplit("/", 1)[-1].removesuffix(".fifo")]
     if service == "s3" and params.get("Bucket"):
         return [str(params["Bucket"])]
     if service == "dynamodb":

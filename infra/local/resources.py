@@ -16,7 +16,16 @@ from infra.local import template as tpl
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
-QUEUE_ATTRIBUTES = ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds")
+QUEUE_ATTRIBUTES = (
+    "VisibilityTimeout",
+    "MessageRetentionPeriod",
+    "DelaySeconds",
+    "ReceiveMessageWaitTimeSeconds",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "DeduplicationScope",
+    "FifoThroughputLimit",
+)
 
 
 @dataclass
@@ -77,6 +86,18 @@ class LocalResources:
         return f"{name}.{attr}"
 
 
+def create_queue(sqs: Any, name: str, props: dict[str, Any]) -> str:
+    """One of the template's queues, with its timing and FIFO attributes (the KMS key is left to moto's default).
+    CloudFormation gives a FIFO queue the `.fifo` suffix SQS requires; so does this."""
+    attributes = {k: _attribute(props[k]) for k in QUEUE_ATTRIBUTES if k in props}
+    queue_name = f"{name}.fifo" if props.get("FifoQueue") else name
+    return sqs.create_queue(QueueName=queue_name, Attributes=attributes)["QueueUrl"]
+
+
+def _attribute(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def create_all(session: Any, *, execute_state_machines: bool = True) -> LocalResources:
     """Create everything from the template in whatever moto `session` points at."""
     found = LocalResources()
@@ -109,9 +130,7 @@ def create_all(session: Any, *, execute_state_machines: bool = True) -> LocalRes
 
     sqs = session.client("sqs")
     for name, props in tpl.queue_definitions().items():
-        # Timing attributes as the template declares them (the KMS key is left to moto's default).
-        attributes = {k: str(props[k]) for k in QUEUE_ATTRIBUTES if k in props}
-        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        url = create_queue(sqs, name, props)
         found.queues[name] = url
         found.queue_arns[name] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"

@@ -39,7 +39,7 @@ def test_only_the_messages_the_function_reports_as_failed_stay_on_the_queue(moto
 
 def test_a_function_error_keeps_the_whole_batch(moto_stack):
     sqs, url, arn = _queue(moto_stack, "WritebackQueue")
-    sqs.send_message(QueueUrl=url, MessageBody="{}")
+    sqs.send_message(QueueUrl=url, MessageBody="{}", MessageGroupId="ticket-1", MessageDeduplicationId="m-1")
 
     def broken(function: str, event: dict) -> dict:
         raise RuntimeError("connector down")

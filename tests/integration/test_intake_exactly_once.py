@@ -62,7 +62,7 @@ class FlakyQueue:
     def __init__(self, real, mode: str) -> None:
         self.real, self.mode, self.calls = real, mode, 0
 
-    def send(self, ctx, body, *, dedupe_id=None):
+    def send(self, ctx, body, *, dedupe_id=None, group_id=None):
         self.calls += 1
         if self.calls == 1 and self.mode == "before_send":
             raise TransientFailure("queue unavailable")

@@ -138,7 +138,7 @@ def test_a_relay_that_cannot_reach_the_queue_is_retried_by_the_stream(world):
     aws, helpdesks, app = world
 
     class DownQueue(ListQueue):
-        def send(self, ctx, body, *, dedupe_id=None):
+        def send(self, ctx, body, *, dedupe_id=None, group_id=None):
             raise TransientFailure("queue unreachable")
 
     svc = service(aws, fast_http(), queue=DownQueue())

@@ -208,7 +208,14 @@ class RecordingQueue:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
 
-    def send(self, ctx: TenantContext, body: dict[str, Any], *, dedupe_id: str | None = None) -> str:
+    def send(
+        self,
+        ctx: TenantContext,
+        body: dict[str, Any],
+        *,
+        dedupe_id: str | None = None,
+        group_id: str | None = None,
+    ) -> str:
         self.sent.append({"tenant_id": ctx.tenant_id, **body})
         return f"m-{len(self.sent)}"
 

@@ -20,7 +20,7 @@ from deflect.services import outbox as outbox_items
 from deflect.services.outbox import OutboxRef, ref_from_message
 from deflect.services.writeback import Writeback
 from infra.local import template as tpl
-from infra.local.resources import LocalResources
+from infra.local.resources import LocalResources, create_queue
 
 
 @dataclass
@@ -72,9 +72,9 @@ def writeback_aws(*, stream: bool = True) -> Iterator[WritebackAws]:
                 )
                 found.buckets[name] = name.lower()
         sqs = session.client("sqs")
-        for name in tpl.queue_definitions():
+        for name, props in tpl.queue_definitions().items():
             if name.startswith("Writeback"):
-                found.queues[name] = sqs.create_queue(QueueName=name)["QueueUrl"]
+                found.queues[name] = create_queue(sqs, name, props)
         env = {**os.environ, **found.environment()}
         env.pop("AWS_ENDPOINT_URL", None)
         container = Container(Settings.from_env(env))
@@ -100,7 +100,9 @@ class ListQueue:
 
     sent: list[dict[str, Any]] = field(default_factory=list)
 
-    def send(self, ctx: TenantContext, body: Any, *, dedupe_id: str | None = None) -> str:
+    def send(
+        self, ctx: TenantContext, body: Any, *, dedupe_id: str | None = None, group_id: str | None = None
+    ) -> str:
         self.sent.append({"tenant_id": ctx.tenant_id, **body})
         return str(len(self.sent))
 

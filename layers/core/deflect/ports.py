@@ -96,7 +96,17 @@ class SecretStore(Protocol):
 
 
 class WorkQueue(Protocol):
-    def send(self, ctx: TenantContext, body: Mapping[str, Any], *, dedupe_id: str | None = None) -> str: ...
+    """`dedupe_id`: the same id sent again is one message (on a FIFO queue, within SQS's five-minute window).
+    `group_id`: messages of one group (within the tenant) are delivered in order, one at a time (FIFO queues)."""
+
+    def send(
+        self,
+        ctx: TenantContext,
+        body: Mapping[str, Any],
+        *,
+        dedupe_id: str | None = None,
+        group_id: str | None = None,
+    ) -> str: ...
 
 
 class Workflow(Protocol):
@@ -309,7 +319,14 @@ class DeadLetter:
 class DeadLetters(Protocol):
     """Where outbox items go after their last attempt (SQS DLQ with an alarm on depth)."""
 
-    def send(self, ctx: TenantContext, body: Mapping[str, Any], *, dedupe_id: str | None = None) -> str: ...
+    def send(
+        self,
+        ctx: TenantContext,
+        body: Mapping[str, Any],
+        *,
+        dedupe_id: str | None = None,
+        group_id: str | None = None,
+    ) -> str: ...
 
     def receive(self, max_messages: int = 10, wait_s: int = 0) -> list[DeadLetter]: ...
 
@@ -318,6 +335,7 @@ class DeadLetters(Protocol):
     def release(self, handle: str) -> None:
         """Make a received message visible again (it belongs to another tenant or is kept)."""
         ...
+
 
 # --------------------------------------------------------------------------- accountability (issue 8)
 
@@ -329,7 +347,9 @@ class CounterStore(Protocol):
         self, ctx: TenantContext, pk: str, sk: str, counters: dict[str, int], *, ttl_epoch: int | None = None
     ) -> dict[str, int]: ...
 
-    def counters(self, ctx: TenantContext, pk: str, sk_from: str, sk_to: str) -> list[tuple[str, dict[str, int]]]: ...
+    def counters(
+        self, ctx: TenantContext, pk: str, sk_from: str, sk_to: str
+    ) -> list[tuple[str, dict[str, int]]]: ...
 
 
 class DomainEventBus(Protocol):

@@ -9,13 +9,17 @@ Producers (triage, escalation) do:
 
 The writeback function dispatches from the SQS queue (`enqueue` after commit); the SupportTable stream
 (`ref_from_stream_record`) relays each newly pending item to that queue as well, so a commit whose enqueue was
-lost still goes out. Dispatch is exactly-once per outbox id however many messages arrive.
+lost still goes out. Both send the item's delivery id (outbox id + the revision that made it pending), so the
+FIFO queue keeps one of the two copies; a replay is a new revision, so it is a new message. Messages are grouped
+by ticket: one ticket's effects go out in the order they were queued. Dispatch is exactly-once per outbox id
+however many messages arrive.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -38,6 +42,27 @@ class OutboxRef(BaseModel):
 
     tenant_id: TenantId
     outbox_id: str
+    # The queue's message group and deduplication id; absent on messages, which are only dispatched.
+    ticket_id: str | None = None
+    revision: str | None = None
+
+    @property
+    def delivery_id(self) -> str:
+        return f"{self.outbox_id}@{self.revision or ''}"
+
+
+def revision(updated_at: datetime) -> str:
+    """When the item was last written: the same for the item a producer holds and for its stream image."""
+    return updated_at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def ref(item: OutboxItem) -> OutboxRef:
+    return OutboxRef(
+        tenant_id=item.tenant_id,
+        outbox_id=item.outbox_id,
+        ticket_id=item.ticket_id,
+        revision=revision(item.updated_at),
+    )
 
 
 def new_item(
@@ -92,11 +117,17 @@ def message(item: OutboxItem) -> dict[str, Any]:
 
 def enqueue(queue: WorkQueue, ctx: TenantContext, items: Iterable[OutboxItem]) -> list[str]:
     """Hand committed items to the writeback queue. Call only after the transaction succeeded."""
-    return [
-        queue.send(ctx, message(item), dedupe_id=item.outbox_id)
-        for item in items
-        if item.tenant_id == ctx.tenant_id
-    ]
+    return [send(queue, ctx, ref(item)) for item in items if item.tenant_id == ctx.tenant_id]
+
+
+def send(queue: WorkQueue, ctx: TenantContext, item: OutboxRef) -> str:
+    """One message for one pending item, in its ticket's group, deduplicated on its delivery id."""
+    return queue.send(
+        ctx,
+        {"outbox_id": item.outbox_id, "ticket_id": item.ticket_id},
+        dedupe_id=item.delivery_id,
+        group_id=item.ticket_id,
+    )
 
 
 # ------------------------------------------------------------------------------------------ event parsing
@@ -129,8 +160,15 @@ def ref_from_stream_record(record: Mapping[str, Any]) -> OutboxRef | None:
     if data.get("status") != "pending":
         return None
     try:
+        updated_at = datetime.fromisoformat(str(data["updated_at"]))
+    except (KeyError, ValueError):
+        updated_at = None
+    try:
         return OutboxRef(
-            tenant_id=pk[2:].split("#OUTBOX#", 1)[0], outbox_id=data.get("outbox_id", pk.rsplit("#", 1)[-1])
+            tenant_id=pk[2:].split("#OUTBOX#", 1)[0],
+            outbox_id=data.get("outbox_id", pk.rsplit("#", 1)[-1]),
+            ticket_id=data.get("ticket_id"),
+            revision=revision(updated_at) if updated_at else None,
         )
     except (ValidationError, InvalidTenant):
         return None

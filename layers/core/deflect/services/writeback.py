@@ -90,12 +90,12 @@ class Writeback:
 
         The SupportTable stream's half of the transactional outbox: every committed item reaches the queue even
         if the process that committed it died before enqueuing. It never calls a helpdesk, so a helpdesk outage
-        cannot hold up the stream's shard; a duplicate message is harmless (receipts).
+        cannot hold up the stream's shard. The copy of an item that was already enqueued carries the same delivery id,
+        so the FIFO queue drops it; a duplicate that still arrives is harmless (receipts).
         """
         if self.queue is None:
             raise RuntimeError("the writeback queue is not configured")
-        ctx = TenantContext.system(ref.tenant_id, ACTOR)
-        self.queue.send(ctx, {"outbox_id": ref.outbox_id}, dedupe_id=ref.outbox_id)
+        outbox_items.send(self.queue, TenantContext.system(ref.tenant_id, ACTOR), ref)
 
     # ------------------------------------------------------------------ dispatch
     def dispatch(self, ref: OutboxRef) -> DispatchResult:
@@ -230,7 +230,9 @@ class Writeback:
             self.dead_letters.send(
                 ctx,
                 {**outbox_items.message(claimed), "reason": reason[:500], "attempts": claimed.attempts},
-                dedupe_id=claimed.outbox_id,
+                # Per claim: an item that dies again after a replay is a new dead letter.
+                dedupe_id=outbox_items.ref(claimed).delivery_id,
+                group_id=claimed.ticket_id,
             )
         dead = claimed.model_copy(
             update={"status": "dead", "last_error": reason[:1000], "updated_at": self.clock()}
