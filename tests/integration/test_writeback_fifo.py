@@ -4,33 +4,29 @@ one ticket's effects go out in the order they were queued, the next only after t
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from deflect.domain.tenancy import TenantContext
 from deflect.services import outbox
 from infra.local.helpdesks import Fault, connect_tenant, start_helpdesks
-from infra.local.helpdesks.harness import commit_reply, fast_http, helpdesk_ticket, service, writeback_aws
+from infra.local.helpdesks.harness import (
+    commit_reply,
+    fast_http,
+    helpdesk_ticket,
+    service,
+    writeback_app,
+    writeback_aws,
+)
 from infra.local.pollers import SqsPoller
 
 TENANT = "fifoco"
-APP = Path(__file__).resolve().parents[2] / "functions" / "writeback" / "app.py"
-
-
-def load_app():
-    spec = importlib.util.spec_from_file_location("writeback_fifo_app", APP)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
 def world():
     with writeback_aws(stream=True) as aws, start_helpdesks() as helpdesks:
         connect_tenant(aws.container.secrets, helpdesks, TENANT)
-        yield aws, helpdesks, load_app()
+        yield aws, helpdesks, writeback_app("writeback_fifo_app")
 
 
 def stream_changes(aws) -> dict:

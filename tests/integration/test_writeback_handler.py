@@ -4,33 +4,30 @@ effect however many messages arrive."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from deflect.domain.errors import TransientFailure
 from deflect.services import outbox
 from infra.local.helpdesks import Fault, connect_tenant, start_helpdesks
-from infra.local.helpdesks.harness import ListQueue, commit_reply, fast_http, service, writeback_aws
+from infra.local.helpdesks.harness import (
+    ListQueue,
+    commit_reply,
+    fast_http,
+    service,
+    writeback_app,
+    writeback_aws,
+)
 
 TENANT = "streamco"
-APP = Path(__file__).resolve().parents[2] / "functions" / "writeback" / "app.py"
-
-
-def load_app():
-    spec = importlib.util.spec_from_file_location("writeback_app", APP)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def world():
     with writeback_aws(stream=True) as aws, start_helpdesks() as helpdesks:
         connect_tenant(aws.container.secrets, helpdesks, TENANT)
-        yield aws, helpdesks, load_app()
+        yield aws, helpdesks, writeback_app()
 
 
 def committed_reply(aws, helpdesks, provider: str = "zendesk"):

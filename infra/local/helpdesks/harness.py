@@ -4,12 +4,15 @@ queue, and a Writeback service wired to the local helpdesks through the real Sec
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from deflect.domain.models import OutboxItem, Ticket, utcnow
@@ -21,6 +24,16 @@ from deflect.services.outbox import OutboxRef, ref_from_message
 from deflect.services.writeback import Writeback
 from infra.local import template as tpl
 from infra.local.resources import LocalResources, create_queue
+
+WRITEBACK_APP = Path(__file__).resolve().parents[3] / "functions" / "writeback" / "app.py"
+
+
+def writeback_app(name: str = "writeback_app") -> ModuleType:
+    """The writeback function's handler module (`process` is its testable seam), loaded from its file."""
+    spec = importlib.util.spec_from_file_location(name, WRITEBACK_APP)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @dataclass

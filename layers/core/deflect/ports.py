@@ -316,17 +316,9 @@ class DeadLetter:
     body: dict[str, Any]
 
 
-class DeadLetters(Protocol):
-    """Where outbox items go after their last attempt (SQS DLQ with an alarm on depth)."""
-
-    def send(
-        self,
-        ctx: TenantContext,
-        body: Mapping[str, Any],
-        *,
-        dedupe_id: str | None = None,
-        group_id: str | None = None,
-    ) -> str: ...
+class DeadLetters(WorkQueue, Protocol):
+    """Where outbox items go after their last attempt (SQS DLQ with an alarm on depth): sent like any work
+    queue, and read back by the replay, which clears them."""
 
     def receive(self, max_messages: int = 10, wait_s: int = 0) -> list[DeadLetter]: ...
 
