@@ -1,7 +1,8 @@
 """Retrieval: knowledge search and article ingestion. Thin: parse → service → mapped errors.
 
 The caller's tenant and roles come from the authorizer's claims only. Bulk imports arrive as S3 events from the
-knowledge import bucket (objects under `tenant={t}/`).
+knowledge import bucket (objects under `tenant={t}/`); the parts of imports too large for one invocation arrive
+from the knowledge import queue.
 """
 
 from __future__ import annotations
@@ -77,35 +78,52 @@ def search(
     return results.model_dump(mode="json")
 
 
-def bulk_import(event: dict[str, Any]) -> dict[str, Any]:
-    from deflect.adapters.aws_errors import translated
-    from deflect.knowledge.bulk_import import import_object, objects_in
+def bulk_import(items: list[Any], context: Any) -> list[Any]:
+    """Import each object (or its next part) within the invocation's time; log and count what happened."""
 
-    s3 = container().client("s3")
+    def time_left() -> float:
+        return context.get_remaining_time_in_millis() / 1000 if context is not None else float("inf")
 
-    def read(bucket: str, key: str) -> bytes:
-        with translated("GetObject"):
-            return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-
-    reports = [import_object(container().knowledge_ingestion, read, item) for item in objects_in(event)]
+    reports = [container().bulk_imports.run(item, time_left) for item in items]
     for report in reports:
         logger().info(
             "knowledge import",
-            extra={"tenant_id": report.tenant_id, **report.summary.model_dump(mode="json")},
+            extra={
+                "tenant_id": report.tenant_id,
+                "key": report.key,
+                "part": report.part,
+                "continued": report.continued,
+                **report.summary.model_dump(mode="json"),
+            },
         )
         metrics().add_metric(
             name="KnowledgeArticlesImported",
             unit=MetricUnit.Count,
             value=report.summary.added + report.summary.updated,
         )
-    return {"imports": [r.model_dump(mode="json") for r in reports]}
+    return reports
+
+
+def import_parts(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The knowledge import queue: parts of large imports. A part that fails is retried (then the DLQ)."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    from deflect.knowledge.bulk_import import continuation_of
+
+    def on_part(record: Any) -> None:
+        bulk_import([continuation_of(record.body)], context)
+
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return process_partial_response(event=event, record_handler=on_part, processor=processor, context=context)
 
 
 @logger().inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
 @metrics().log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    from deflect.knowledge.bulk_import import is_s3_event
+    from deflect.knowledge.bulk_import import is_s3_event, is_sqs_event, objects_in
 
     if is_s3_event(event):
-        return bulk_import(event)
+        return {"imports": [r.model_dump(mode="json") for r in bulk_import(objects_in(event), context)]}
+    if is_sqs_event(event):
+        return import_parts(event, context)
     return app.resolve(event, context)

@@ -61,7 +61,7 @@ class RetrievalWorld:
         result = self.module.handler(event, LambdaContext("RetrievalFunction", timeout_s=30))
         return Answer(result["statusCode"], json.loads(result["body"]) if result.get("body") else None)
 
-    def s3_event(self, bucket: str, key: str, size: int) -> dict[str, Any]:
+    def s3_event(self, bucket: str, key: str, size: int, context: Any = None) -> dict[str, Any]:
         from infra.local.functions import LambdaContext
 
         event = {
@@ -93,7 +93,44 @@ class RetrievalWorld:
                 }
             ]
         }
-        return self.module.handler(event, LambdaContext("RetrievalFunction", timeout_s=120))
+        return self.module.handler(event, context or LambdaContext("RetrievalFunction", timeout_s=120))
+
+    def next_part(self, context: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """Hand the knowledge import queue's next message to the function, as its SQS event source would:
+        (the part it asked for, the function's batch answer), or (None, None) when the queue is empty."""
+        from infra.local.pollers import sqs_event
+
+        sqs = self.session.client("sqs")
+        url = self.resources.queues["KnowledgeImportQueue"]
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, AttributeNames=["All"]).get(
+            "Messages", []
+        )
+        if not messages:
+            return None, None
+        answer = self.module.handler(
+            sqs_event(messages, self.resources.queue_arns["KnowledgeImportQueue"]), context
+        )
+        if not answer["batchItemFailures"]:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=messages[0]["ReceiptHandle"])
+        return json.loads(messages[0]["Body"]), answer
+
+
+class RunsOutOfTime:
+    """A Lambda context whose time is plentiful for the first `checks` questions, then gone: a part imports that
+    many rows and one more (the import checks before each row after the first)."""
+
+    def __init__(self, checks: int) -> None:
+        from infra.local.functions import LambdaContext
+
+        self._inner = LambdaContext("RetrievalFunction", timeout_s=120)
+        self._left = checks
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def get_remaining_time_in_millis(self) -> int:
+        self._left -= 1
+        return 120_000 if self._left >= 0 else 0
 
 
 @pytest.fixture(scope="module")
@@ -293,3 +330,77 @@ def test_an_object_the_import_cannot_place_is_reported_not_retried(world):
         "GET", "/v1/knowledge/search", tenant="initech", groups="agent", query={"q": "ghost article"}
     )
     assert found.body["hits"] == []
+
+
+def _help_center(prefix: str, count: int) -> bytes:
+    rows = [
+        {
+            "id": f"{prefix}-{n}",
+            "title": f"Part article {n}",
+            "body": f"How to configure widget {n} for teams.",
+        }
+        for n in range(count)
+    ]
+    return "\n".join(json.dumps(r) for r in rows).encode()
+
+
+def test_an_import_longer_than_one_invocation_goes_on_in_parts_until_every_article_is_in(world):
+    bucket = world.resources.buckets["KnowledgeImportBucket"]
+    key, body = "tenant=partsco/big.jsonl", _help_center("big", 11)
+    ctx = seed_tenant(world.container, "partsco")
+    world.session.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+
+    [first] = world.s3_event(bucket, key, len(body), RunsOutOfTime(3))["imports"]
+
+    assert first["continued"] and (first["summary"]["added"], first["summary"]["next_row"]) == (4, 4)
+    asked = []
+    while (part := world.next_part(RunsOutOfTime(3)))[0] is not None:
+        message, answer = part
+        assert answer == {"batchItemFailures": []}
+        asked.append((message["tenant_id"], message["key"], message["part"], message["start_row"]))
+    # 11 rows, 4 a part: two more parts, each going on where the one before stopped; every article once.
+    assert asked == [("partsco", key, 2, 4), ("partsco", key, 3, 8)]
+    heads = [world.container.knowledge_articles.head(ctx, f"big-{n}") for n in range(11)]
+    assert [h.current_version if h else None for h in heads] == [1] * 11
+    found = world.call(
+        "GET", "/v1/knowledge/search", tenant="partsco", groups="agent", query={"q": "configure widget 10"}
+    )
+    assert found.body["hits"][0]["article_id"] == "big-10"
+
+
+def test_a_part_of_an_object_replaced_meanwhile_stops_and_the_new_upload_starts_over(world):
+    bucket = world.resources.buckets["KnowledgeImportBucket"]
+    key = "tenant=replaceco/help.jsonl"
+    ctx = seed_tenant(world.container, "replaceco")
+    s3 = world.session.client("s3")
+    old = _help_center("old", 6)
+    s3.put_object(Bucket=bucket, Key=key, Body=old)
+    [first] = world.s3_event(bucket, key, len(old), RunsOutOfTime(1))["imports"]
+    assert first["continued"] and first["summary"]["added"] == 2
+
+    new = _help_center("new", 3)
+    s3.put_object(Bucket=bucket, Key=key, Body=new)  # S3 sends an event of its own for this
+    message, answer = world.next_part(RunsOutOfTime(100))
+
+    assert message["start_row"] == 2 and answer == {"batchItemFailures": []}
+    assert world.next_part(RunsOutOfTime(100)) == (None, None)  # the stale part is done with, not retried
+    assert world.container.knowledge_articles.head(ctx, "old-2") is None  # nothing of the old rest was read
+    [fresh] = world.s3_event(bucket, key, len(new))["imports"]
+    assert fresh["summary"]["added"] == 3 and not fresh["continued"]
+
+
+def test_a_queued_part_naming_another_tenants_object_is_refused(world):
+    from deflect.adapters.sqs_queue import SqsWorkQueue
+
+    bucket = world.resources.buckets["KnowledgeImportBucket"]
+    key, body = "tenant=victimco/help.jsonl", _help_center("victim", 2)
+    victim = seed_tenant(world.container, "victimco")
+    seed_tenant(world.container, "attackco")
+    world.session.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+    queue = SqsWorkQueue(world.session.client("sqs"), world.resources.queues["KnowledgeImportQueue"])
+    queue.send(TenantContext.system("attackco"), {"bucket": bucket, "key": key, "start_row": 0})
+
+    message, answer = world.next_part(RunsOutOfTime(100))
+
+    assert message["key"] == key and len(answer["batchItemFailures"]) == 1  # retried, then the DLQ (alarmed)
+    assert world.container.knowledge_articles.head(victim, "victim-0") is None

@@ -158,6 +158,28 @@ def test_an_import_reports_added_updated_unchanged_and_rejected(world):
     assert len(seen) == len(rows)
 
 
+def test_an_import_with_a_time_limit_stops_with_what_it_did_searchable_and_goes_on_where_it_stopped(world):
+    rows = list(read_path(HELP_CENTER))
+    clock = iter([60.0] * 4 + [0.0])  # plenty for four more rows, then nothing
+    first = world.ingestion.import_rows(ACME, rows, time_left=lambda: next(clock))
+
+    assert first.next_row == 5 and first.added == 5
+    # what the part staged was flushed before it stopped: its articles can be cited now
+    assert all(world.articles.head(ACME, r.article_id).indexed_version == 1 for r in rows[:5])
+    assert world.articles.head(ACME, rows[5].article_id) is None
+
+    rest = world.ingestion.import_rows(ACME, rows, start_row=first.next_row, time_left=lambda: 60.0)
+    assert rest.next_row is None and (rest.added, rest.unchanged) == (len(rows) - 5, 0)
+
+
+def test_an_import_out_of_time_still_moves_forward_one_row(world):
+    rows = list(read_path(HELP_CENTER))
+    part = world.ingestion.import_rows(ACME, rows, start_row=3, time_left=lambda: 0.0)
+
+    assert (part.added, part.next_row) == (1, 4)
+    assert world.articles.head(ACME, rows[3].article_id).indexed_version == 1
+
+
 def test_searches_below_the_answer_threshold_are_recorded_as_redacted_gaps(world):
     world.ingestion.put(ACME, "refunds", refund())
     answered = world.search.search(ACME, "refunds annual plans refunded within days of payment")

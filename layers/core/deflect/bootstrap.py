@@ -174,6 +174,17 @@ class Container:
         return KnowledgeIngestion(self.store, self.evidence, self.knowledge_index)
 
     @cached_property
+    def bulk_imports(self) -> Any:
+        from deflect.adapters.s3_objects import S3ObjectReader
+        from deflect.adapters.sqs_queue import SqsWorkQueue
+        from deflect.knowledge.bulk_import import BulkImports
+
+        url = self.settings.knowledge_import_queue_url
+        # Without the continuation queue (an older stack), an import runs in one part, as before.
+        continuations = SqsWorkQueue(self.client("sqs"), url) if url else None
+        return BulkImports(self.knowledge_ingestion, S3ObjectReader(self.client("s3")), continuations)
+
+    @cached_property
     def knowledge_search(self) -> Any:
         from deflect.knowledge.search import KnowledgeSearch
 

@@ -36,6 +36,8 @@ class StorageSettings(_Env):
 class QueueSettings(_Env):
     triage_queue_url: str | None = Field(default=None, alias="TRIAGE_QUEUE_URL")
     writeback_queue_url: str | None = Field(default=None, alias="WRITEBACK_QUEUE_URL")
+    # Where a bulk import that runs out of time queues its next part (the retrieval function reads it back).
+    knowledge_import_queue_url: str | None = Field(default=None, alias="KNOWLEDGE_IMPORT_QUEUE_URL")
     writeback_dlq_url: str | None = Field(default=None, alias="WRITEBACK_DLQ_URL")
     escalation_state_machine_arn: str | None = Field(default=None, alias="ESCALATION_STATE_MACHINE_ARN")
     events_bus_name: str | None = Field(default=None, alias="EVENTS_BUS_NAME")

@@ -6,6 +6,7 @@ next PUT of the same content repairs the index instead of answering "unchanged".
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -30,6 +31,9 @@ from deflect.ports import EvidenceStore, KnowledgeIndex, SupportStore
 
 # A bulk import makes its changes searchable in batches of this many articles (and once at the end).
 FLUSH_EVERY = 250
+# With a time limit, smaller batches: the import can stop at any batch boundary, and a batch's embedding time
+# (at flush) must fit in what is left.
+TIMED_FLUSH_EVERY = 25
 
 
 @dataclass(frozen=True)
@@ -93,13 +97,33 @@ class KnowledgeIngestion:
         return PutOutcome(article_id=article_id, status="deleted", version=version)
 
     def import_rows(
-        self, ctx: TenantContext, rows: Iterable[ImportRow | Rejection], *, progress: Progress | None = None
+        self,
+        ctx: TenantContext,
+        rows: Iterable[ImportRow | Rejection],
+        *,
+        progress: Progress | None = None,
+        start_row: int = 0,
+        time_left: Callable[[], float] | None = None,
+        reserve_s: float = 10.0,
     ) -> ImportSummary:
-        """Add or update every row; rejected rows (and rows that fail validation here) are reported, not fatal."""
+        """Add or update every row; rejected rows (and rows that fail validation here) are reported, not fatal.
+
+        `start_row` skips rows an earlier part imported. With `time_left` (seconds), the import stops before the
+        next row when what is left would not cover importing it and flushing what is staged, plus `reserve_s`;
+        `next_row` then says where to go on. At least one row is imported per call, so a continuation always
+        moves forward.
+        """
         started = time.perf_counter()
         summary = ImportSummary()
         staged: list[tuple[str, int]] = []
-        for row in rows:
+        flush_every = FLUSH_EVERY if time_left is None else TIMED_FLUSH_EVERY
+        for number, row in enumerate(itertools.islice(rows, start_row, None), start=start_row):
+            done = number - start_row
+            if time_left is not None and done:
+                per_row = (time.perf_counter() - started) / done  # staging and flushing, measured so far
+                if time_left() < reserve_s + per_row * (len(staged) + 1):
+                    summary.next_row = number
+                    break
             outcome: PutOutcome | None = None
             if isinstance(row, Rejection):
                 summary.rejected.append(row)
@@ -112,7 +136,7 @@ class KnowledgeIngestion:
                     summary.count(outcome)
                     if pending:
                         staged.append(pending)
-            if len(staged) >= FLUSH_EVERY:
+            if len(staged) >= flush_every:
                 self.index.flush()
                 self._mark_indexed(ctx, staged)
                 staged = []

@@ -259,6 +259,8 @@ class ImportSummary(BaseModel):
     rejected: list[Rejection] = Field(default_factory=list)
     chunks: int = 0
     seconds: float = 0.0
+    # A time-bounded import that stopped before the end: the row to go on from (every row before it is indexed).
+    next_row: int | None = None
 
     def count(self, outcome: PutOutcome) -> None:
         if outcome.status in ("added", "updated", "unchanged"):
