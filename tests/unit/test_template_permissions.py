@@ -65,3 +65,21 @@ def test_the_permission_check_names_the_bucket_an_s3_call_needs():
     assert permissions.missing(
         [("TriageFunction", "s3", "GetObject@deflect-kb-import-123456789012-prod")]
     ) == ["TriageFunction: s3:GetObject on bucket KnowledgeImportBucket"]
+
+
+def test_the_retrieval_function_queues_the_parts_of_large_imports_and_reads_them_back():
+    """A part that runs out of time sends the rest to KnowledgeImportQueue, which feeds the same function; the
+    queue is encrypted with the data key, which the function may use."""
+    from infra.checks import permissions
+
+    retrieval = tpl.resources("AWS::Serverless::Function")["RetrievalFunction"]["Properties"]
+    assert "KnowledgeImportQueue" in permissions.queues_sent_to("RetrievalFunction")
+    assert retrieval["Environment"]["Variables"]["KNOWLEDGE_IMPORT_QUEUE_URL"] == {"Ref": "KnowledgeImportQueue"}
+    parts = retrieval["Events"]["BulkImportParts"]["Properties"]
+    assert parts["Queue"] == {"Fn::GetAtt": ["KnowledgeImportQueue", "Arn"]}
+    assert parts["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = tpl.resources("AWS::SQS::Queue")["KnowledgeImportQueue"]["Properties"]
+    assert queue["KmsMasterKeyId"] == {"Ref": "DataKey"}
+    assert permissions.allows(permissions.granted("RetrievalFunction"), "kms:GenerateDataKey")
+    # Lambda advises a visibility timeout of six times the function's timeout for SQS event sources.
+    assert queue["VisibilityTimeout"] >= 6 * retrieval["Timeout"]
