@@ -140,6 +140,12 @@ def test_requests_are_counted_and_attributed_to_the_tenant_they_name():
     assert tenant_of_request("kms", {"EncryptionContext": {"tenant": "acme"}}) == "acme"
     assert request_counts("sfn", "StartExecution", {}, prices)["sfn_transitions"] == 9
     assert request_counts("s3", "GetObject", {}, prices) == {"s3_get": 1}
+    # The writeback queue is FIFO, which SQS prices higher than a standard queue.
+    fifo = request_counts("sqs", "SendMessage", {"QueueUrl": "https://sqs/1/WritebackQueue.fifo"}, prices)
+    standard = request_counts("sqs", "SendMessage", {"QueueUrl": "https://sqs/1/TriageQueue"}, prices)
+    assert (fifo, standard) == ({"sqs_fifo_requests": 1}, {"sqs_requests": 1})
+    assert prices.cost(fifo).total == pytest.approx(0.50 / 1e6)
+    assert prices.cost(standard).total == pytest.approx(0.40 / 1e6)
 
 
 def test_scrub_blanks_personal_fields_and_keeps_types():

@@ -50,6 +50,7 @@ COUNTERS = (
     "sfn_requests",
     "sfn_transitions",
     "sqs_requests",
+    "sqs_fifo_requests",
     "kms_requests",
     "events_published",
     "lambda_invocations",
@@ -96,7 +97,11 @@ class PriceTable(BaseModel):
             * self.stepfunctions["standard_transition_per_thousand"],
             "lambda": u["lambda_mb_ms"] / 1024 / 1000 * self.lambda_["gb_second"]
             + u["lambda_invocations"] / 1e6 * self.lambda_["request_per_million"],
-            "sqs": u["sqs_requests"] / 1e6 * self.sqs["standard_request_per_million"],
+            "sqs": u["sqs_requests"] / 1e6 * self.sqs["standard_request_per_million"]
+            # FIFO requests (the writeback queue) cost more; a table without their price charges them as standard.
+            + u["sqs_fifo_requests"]
+            / 1e6
+            * self.sqs.get("fifo_request_per_million", self.sqs["standard_request_per_million"]),
             "kms": u["kms_requests"] / 1e4 * self.kms["request_per_ten_thousand"],
             "eventbridge": u["events_published"] / 1e6 * self.eventbridge["custom_event_per_million"],
         }
@@ -207,7 +212,9 @@ def request_counts(
             counts["sfn_transitions"] = int(prices.stepfunctions.get("transitions_per_execution", 0))
         return counts
     if service == "sqs":
-        return {"sqs_requests": 1}
+        return {
+            "sqs_fifo_requests" if str(params.get("QueueUrl", "")).endswith(".fifo") else "sqs_requests": 1
+        }
     if service == "kms":
         return {"kms_requests": 1}
     if service == "eventbridge" and operation == "PutEvents":
