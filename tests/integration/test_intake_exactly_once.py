@@ -48,7 +48,11 @@ def test_fifty_concurrent_duplicate_deliveries_make_one_ticket_one_message_one_j
     assert (
         len({json.dumps(r.body, sort_keys=True) for r in replies}) == 1
     )  # every duplicate got the first answer
-    assert set(a for a in answers if isinstance(a, str)) <= {"Throttled"}
+    # The others got a retryable answer: 429 for a duplicate still in flight, or (rarely, when in-process moto
+    # fails a dedupe-store call under 50 threads) 503. The provider retries either, and gets the first answer.
+    assert set(a for a in answers if isinstance(a, str)) <= {"Throttled", "TransientFailure"}
+    retried = containers[0].intake.receive_webhook("zendesk", "acme", headers, body)
+    assert json.dumps(retried.body, sort_keys=True) == json.dumps(replies[0].body, sort_keys=True)
     ticket_id = replies[0].body["ticket_id"]
     assert len(harness.tickets("acme", ticket_id)) == 1
     assert len(harness.messages("acme", ticket_id)) == 1
