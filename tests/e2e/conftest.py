@@ -93,6 +93,9 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChildStack
         env.setenv("DEFLECT_RECORD_AWS_CALLS", str(data_dir / AWS_CALLS))
         # The local functions share one process: a customer key one unwrapped would hide the others' KMS calls.
         env.setenv("CUSTOMER_KEY_CACHE_S", "0")
+        # A bulk import keeps all of its 120 s in reserve, so every part imports one article and queues the
+        # rest: the permission check then sees the import queue too.
+        env.setenv("KNOWLEDGE_IMPORT_RESERVE_S", "120")
         stack = start_stack(port=0, data_dir=data_dir, separate_process=True)
     assert isinstance(stack, ChildStack)
     try:

@@ -29,15 +29,21 @@ class _Telemetry(JsonHandler):
             self.reply({"errors": [{"code": "SB-1042", "user": "ana@example.com"}]})
 
 
-IMPORTED_ARTICLE = """---
-id: ts-sb-5150
-title: "Error SB-5150: destination quota reached"
----
-# Error SB-5150: destination quota reached
-
-A run stops with SB-5150 when the destination app refuses more records this month. Raise the quota in the
-destination app, then start the run again.
-"""
+# Two articles: the e2e stack keeps all of the import's 120 s in reserve, so each part imports one and queues
+# the rest, and the second arrives through the knowledge import queue.
+IMPORTED_ARTICLES = [
+    {
+        "id": "ts-sb-5150",
+        "title": "Error SB-5150: destination quota reached",
+        "body": "A run stops with SB-5150 when the destination app refuses more records this month. Raise the "
+        "quota in the destination app, then start the run again.",
+    },
+    {
+        "id": "ts-sb-5160",
+        "title": "Error SB-5160: source token revoked",
+        "body": "A run stops with SB-5160 when the source app revoked Syncbeam's token. Reconnect the source.",
+    },
+]
 
 
 def _until(check, timeout_s: float = 60.0) -> bool:
@@ -117,19 +123,21 @@ def test_every_aws_call_a_function_makes_is_granted_by_the_template(api, local_s
     assert conversation.status in (200, 202), conversation.body
     query = urllib.parse.urlencode({"q": "How do I install the CLI?"})
     assert api.call("GET", f"/v1/knowledge/search?{query}", role="agent").status == 200
-    # A help-center file dropped in the import bucket: S3's trigger runs the retrieval function's bulk import.
+    # A help-center file dropped in the import bucket: S3's trigger runs the retrieval function's bulk import,
+    # which goes on in parts through the knowledge import queue.
     api.aws("s3").put_object(
         Bucket=local_stack.resources.buckets["KnowledgeImportBucket"],
-        Key="tenant=demo/imports/ts-sb-5150.md",
-        Body=IMPORTED_ARTICLE.encode(),
+        Key="tenant=demo/imports/errors.jsonl",
+        Body="\n".join(json.dumps(article) for article in IMPORTED_ARTICLES).encode(),
     )
-    query = urllib.parse.urlencode({"q": "SB-5150"})
-    assert _until(
-        lambda: any(
-            hit["article_id"] == "ts-sb-5150"
-            for hit in api.call("GET", f"/v1/knowledge/search?{query}", role="agent").json()["hits"]
-        )
-    ), "the dropped article never became searchable"
+    for code, article_id in (("SB-5150", "ts-sb-5150"), ("SB-5160", "ts-sb-5160")):
+        query = urllib.parse.urlencode({"q": code})
+        assert _until(
+            lambda query=query, article_id=article_id: any(
+                hit["article_id"] == article_id
+                for hit in api.call("GET", f"/v1/knowledge/search?{query}", role="agent").json()["hits"]
+            )
+        ), f"the dropped article {article_id} never became searchable"
 
     calls = aws_calls.read(local_stack.data_dir / AWS_CALLS)
     functions = {function for function, _, _ in calls}
@@ -137,6 +145,7 @@ def test_every_aws_call_a_function_makes_is_granted_by_the_template(api, local_s
     assert {"WritebackFunction", "RetrievalFunction"} <= functions
     import_bucket = local_stack.resources.buckets["KnowledgeImportBucket"]
     assert ("RetrievalFunction", "s3", f"GetObject@{import_bucket}") in calls  # the import trigger ran
+    assert ("RetrievalFunction", "sqs", "SendMessage@KnowledgeImportQueue") in calls  # ... in parts
     assert ("TriageFunction", "ssm", "GetParametersByPath") in calls  # the tools ran and read their token
     assert (
         "TriageFunction",

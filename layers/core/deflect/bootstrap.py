@@ -182,7 +182,12 @@ class Container:
         url = self.settings.knowledge_import_queue_url
         # Without the continuation queue (an older stack), an import runs in one part, as before.
         continuations = SqsWorkQueue(self.client("sqs"), url) if url else None
-        return BulkImports(self.knowledge_ingestion, S3ObjectReader(self.client("s3")), continuations)
+        return BulkImports(
+            self.knowledge_ingestion,
+            S3ObjectReader(self.client("s3")),
+            continuations,
+            reserve_s=self.settings.knowledge_import_reserve_s,
+        )
 
     @cached_property
     def knowledge_search(self) -> Any:

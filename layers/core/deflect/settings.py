@@ -52,6 +52,8 @@ class KnowledgeSettings(_Env):
     embedding_model_id: str = Field(default="amazon.titan-embed-text-v2:0", alias="EMBEDDING_MODEL_ID")
     embedding_dimensions: int = Field(default=1024, alias="EMBEDDING_DIMENSIONS")
     opensearch_index: str = Field(default="deflect-knowledge", alias="OPENSEARCH_INDEX")
+    # The seconds a bulk import part keeps in hand before the function's timeout (queueing the rest, logging).
+    knowledge_import_reserve_s: float = Field(default=15.0, ge=0, alias="KNOWLEDGE_IMPORT_RESERVE_S")
 
 
 class ModelSettings(_Env):

@@ -36,6 +36,35 @@ FLUSH_EVERY = 250
 TIMED_FLUSH_EVERY = 25
 
 
+@dataclass
+class _Pace:
+    """What a time-limited import has measured so far: staging a row (versions, evidence) and flushing a staged
+    article (its embeddings: with Bedrock the larger part). The first staged article is flushed alone, so the
+    flush cost is measured before a batch of them waits on it."""
+
+    rows: int = 0
+    staging_s: float = 0.0
+    flushed: int = 0
+    flushing_s: float = 0.0
+
+    def staged_one(self, seconds: float) -> None:
+        self.rows += 1
+        self.staging_s += seconds
+
+    def flushed_some(self, articles: int, seconds: float) -> None:
+        self.flushed += articles
+        self.flushing_s += seconds
+
+    def flush_every(self) -> int:
+        return TIMED_FLUSH_EVERY if self.flushed else 1
+
+    def cost_of_next(self, staged: int) -> float:
+        """Seconds to import one more row and flush it with the `staged` articles waiting."""
+        per_row = self.staging_s / self.rows if self.rows else 0.0
+        per_article = self.flushing_s / self.flushed if self.flushed else per_row
+        return per_row + per_article * (staged + 1)
+
+
 @dataclass(frozen=True)
 class ImportRow:
     article_id: str
@@ -63,8 +92,7 @@ class KnowledgeIngestion:
     def put(self, ctx: TenantContext, article_id: str, article: ArticleInput) -> PutOutcome:
         outcome, staged = self._stage(ctx, article_id, article)
         if staged:
-            self.index.flush()
-            self._mark_indexed(ctx, [staged])
+            self._flush(ctx, [staged])
         return outcome
 
     def delete(self, ctx: TenantContext, article_id: str) -> PutOutcome:
@@ -116,14 +144,17 @@ class KnowledgeIngestion:
         started = time.perf_counter()
         summary = ImportSummary()
         staged: list[tuple[str, int]] = []
-        flush_every = FLUSH_EVERY if time_left is None else TIMED_FLUSH_EVERY
+        pace = _Pace()
         for number, row in enumerate(itertools.islice(rows, start_row, None), start=start_row):
-            done = number - start_row
-            if time_left is not None and done:
-                per_row = (time.perf_counter() - started) / done  # staging and flushing, measured so far
-                if time_left() < reserve_s + per_row * (len(staged) + 1):
-                    summary.next_row = number
-                    break
+            out_of_time = (
+                time_left is not None
+                and number > start_row
+                and time_left() < reserve_s + pace.cost_of_next(len(staged))
+            )
+            if out_of_time:
+                summary.next_row = number
+                break
+            began = time.perf_counter()
             outcome: PutOutcome | None = None
             if isinstance(row, Rejection):
                 summary.rejected.append(row)
@@ -136,17 +167,23 @@ class KnowledgeIngestion:
                     summary.count(outcome)
                     if pending:
                         staged.append(pending)
-            if len(staged) >= flush_every:
-                self.index.flush()
-                self._mark_indexed(ctx, staged)
+            pace.staged_one(time.perf_counter() - began)
+            if len(staged) >= (FLUSH_EVERY if time_left is None else pace.flush_every()):
+                pace.flushed_some(len(staged), self._flush(ctx, staged))
                 staged = []
             if progress:
                 progress(row, outcome)
         if staged:
-            self.index.flush()
-            self._mark_indexed(ctx, staged)
+            self._flush(ctx, staged)
         summary.seconds = round(time.perf_counter() - started, 3)
         return summary
+
+    def _flush(self, ctx: TenantContext, staged: list[tuple[str, int]]) -> float:
+        """Make staged articles searchable (embedding happens here), then record them as indexed; the seconds."""
+        began = time.perf_counter()
+        self.index.flush()
+        self._mark_indexed(ctx, staged)
+        return time.perf_counter() - began
 
     # ------------------------------------------------------------------ internals
     def _stage(
