@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -170,6 +171,31 @@ def test_an_import_with_a_time_limit_stops_with_what_it_did_searchable_and_goes_
 
     rest = world.ingestion.import_rows(ACME, rows, start_row=first.next_row, time_left=lambda: 60.0)
     assert rest.next_row is None and (rest.added, rest.unchanged) == (len(rows) - 5, 0)
+
+
+def test_an_import_with_a_time_limit_counts_the_embedding_time_of_what_it_has_staged(world):
+    """Embeddings are made when staged articles are flushed (with Bedrock, most of an import's time): the first
+    article is flushed alone to measure that, and the import stops while the staged ones still fit."""
+
+    class SlowFlush:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def flush(self):
+            time.sleep(0.2)
+            self.inner.flush()
+
+    ingestion = KnowledgeIngestion(world.store, world.evidence, SlowFlush(world.index))
+    rows = list(read_path(HELP_CENTER))
+    part = ingestion.import_rows(ACME, rows, time_left=lambda: 0.5, reserve_s=0.0)
+
+    # The first was flushed alone and took 0.2 s, so the import counts 0.2 s per staged article: with two staged,
+    # a fourth row would need 0.6 s of the 0.5 s. (Without measuring the flush it would have gone on to the end.)
+    assert (part.added, part.next_row) == (3, 3)
+    assert all(world.articles.head(ACME, r.article_id).indexed_version == 1 for r in rows[:3])
 
 
 def test_an_import_out_of_time_still_moves_forward_one_row(world):
