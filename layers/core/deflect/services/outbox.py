@@ -42,7 +42,8 @@ class OutboxRef(BaseModel):
 
     tenant_id: TenantId
     outbox_id: str
-    # The queue's message group and deduplication id; absent on messages, which are only dispatched.
+    # The queue's message group (the ticket) and, with the outbox id, its deduplication id (the revision). A queue
+    # message carries the ticket only: what it is read back for, dispatch, needs neither.
     ticket_id: str | None = None
     revision: str | None = None
 
