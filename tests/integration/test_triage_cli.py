@@ -90,10 +90,31 @@ def test_training_a_taxonomy_makes_a_new_audited_version_that_triage_uses(cli, t
     assert prediction.intent == "export" and prediction.taxonomy_version == 1
     _, events = c.audit.load(ctx, "tenant-config")
     assert [(e.type, e.actor, e.payload["to_version"]) for e in events] == [
+        ("intents.trained", "admin:dana", 1),
         ("intents.activated", "admin:dana", 1),
+        ("intents.trained", "admin:dana", 2),
         ("intents.activated", "admin:dana", 2),
         ("intents.activated", "admin:lee", 1),
     ]
+
+
+def test_a_version_stored_without_activation_is_audited_and_not_used(cli, tmp_path, capsys):
+    from deflect.bootstrap import container
+
+    taxonomy = tmp_path / "intents.jsonl"
+    taxonomy.write_text(
+        "\n".join(json.dumps({"text": t, "label": label}) for label, texts in TAXONOMY for t in texts)
+    )
+    assert cli(["intents", "train", "--tenant", TENANT, str(taxonomy), "--actor", "admin:dana"]) == 0
+    args = ["intents", "train", "--tenant", TENANT, str(taxonomy), "--actor", "admin:kim", "--no-activate"]
+    assert cli(args) == 0
+    assert _last_json(capsys)["active"] is False
+    assert cli(["intents", "list", "--tenant", TENANT]) == 0
+    assert _last_json(capsys) == {"tenant": TENANT, "current": 1}
+    _, events = container().audit.load(TenantContext.system(TENANT), "tenant-config")
+    last = events[-1]
+    assert (last.type, last.actor, last.payload["to_version"]) == ("intents.trained", "admin:kim", 2)
+    assert last.payload["taxonomy_sha256"]
 
 
 ZENDESK_EXPORT = [

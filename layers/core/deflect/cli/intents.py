@@ -95,8 +95,11 @@ def run_train(args: argparse.Namespace) -> int:
         "folds": head.gate.folds if head.gate else {},
         "active": not args.no_activate,
     }
+    details = {k: v for k, v in summary.items() if k not in ("tenant", "active")}
+    # Every stored version has its audit event (who trained which taxonomy), whether or not it is used yet.
+    c.audit.append(ctx, CHAIN, "intents.trained", {"actor": ctx.actor, "to_version": version, **details})
     if not args.no_activate:
-        _activate(c, ctx, version, {k: v for k, v in summary.items() if k != "tenant"})
+        _activate(c, ctx, version, details)
     print(json.dumps(summary))
     return 0
 
