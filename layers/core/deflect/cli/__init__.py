@@ -31,7 +31,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--local", action="store_true", help="act on the running `make run` stack instead of AWS"
     )
-    parser.add_argument("--stack-file", default=".deflect-data/stack.json", help="with --local: the stack's description")
+    parser.add_argument(
+        "--stack-file", default=".deflect-data/stack.json", help="with --local: the stack's description"
+    )
+    parser.add_argument(
+        "--stack",
+        default=None,
+        metavar="NAME",
+        help="act on a deployed CloudFormation stack, with the settings its functions use (your credentials)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     evaluations = commands.add_parser("eval", help="measure quality on a data set").add_subparsers(
         dest="evaluation", required=True
@@ -54,8 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # EMF metrics are for Lambda's log stream; on an operator's terminal they would garble JSON output.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     args = build_parser().parse_args(argv)
+    if args.local and args.stack:
+        raise SystemExit("give --local or --stack, not both")
     if args.local:
         _use_local_stack(args.stack_file)
+    elif args.stack:
+        from deflect.cli.stack import use_deployed_stack
+
+        use_deployed_stack(args.stack)
     return int(args.func(args) or 0)
 
 
