@@ -53,6 +53,19 @@ def decide_task(task_id: str, decision: DecisionRequest) -> dict[str, Any]:
     return container().approvals.decide(ctx, task_id, decision)
 
 
+@app.get("/v1/tasks/<task_id>/tools")
+def task_tools(task_id: str) -> dict[str, Any]:
+    ctx = agent_context(app)
+    return container().agent_diagnostics.available(ctx, task_id)
+
+
+@app.post("/v1/tasks/<task_id>/tools/<tool>")
+def run_task_tool(task_id: str, tool: str) -> dict[str, Any]:
+    # Granted per tenant, role and product area (the triage profile's tool_grants); output kept as evidence.
+    ctx = agent_context(app)
+    return container().agent_diagnostics.run(ctx, task_id, tool)
+
+
 # ------------------------------------------------------------------ accountability (issue 8)
 
 

@@ -91,8 +91,10 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChildStack
     # The stack records each function's AWS calls, for test_permissions (the child inherits the environment).
     with pytest.MonkeyPatch.context() as env:
         env.setenv("DEFLECT_RECORD_AWS_CALLS", str(data_dir / AWS_CALLS))
-        # The local functions share one process: a customer key one unwrapped would hide the others' KMS calls.
+        # The local functions share one process: a customer key or a secret one of them read would hide the
+        # others' KMS and SSM calls.
         env.setenv("CUSTOMER_KEY_CACHE_S", "0")
+        env.setenv("SECRETS_CACHE_S", "0")
         # A bulk import keeps all of its 120 s in reserve, so every part imports one article and queues the
         # rest: the permission check then sees the import queue too.
         env.setenv("KNOWLEDGE_IMPORT_RESERVE_S", "120")

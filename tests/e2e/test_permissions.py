@@ -73,7 +73,7 @@ def test_every_aws_call_a_function_makes_is_granted_by_the_template(api, local_s
     profile = tmp_path / "profile.json"
     grants = [
         {"tool": "recent_errors", "roles": ["service"]},
-        {"tool": "service_status", "roles": ["service"]},
+        {"tool": "service_status", "roles": ["service", "agent"]},
     ]
     profile.write_text(
         json.dumps(
@@ -104,9 +104,16 @@ def test_every_aws_call_a_function_makes_is_granted_by_the_template(api, local_s
             text=True,
             timeout=240,
         )
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        # An agent runs a granted tool from the demo's (decided) refund task, with the approval function's rights.
+        [task] = api.call("GET", "/v1/tasks?status=decided", role="agent").json()["tasks"][:1]
+        ran = api.call("POST", f"/v1/tasks/{task['task_id']}/tools/service_status", role="agent")
+        assert ran.status == 200, ran.body
+        assert ran.json()["ok"] and ran.json()["evidence"], ran.body
+        refused = api.call("POST", f"/v1/tasks/{task['task_id']}/tools/recent_errors", role="agent")
+        assert refused.status == 403, refused.body  # granted to triage only
     finally:
         telemetry.shutdown()
-    assert demo.returncode == 0, demo.stdout + demo.stderr
     # The conversation API triages synchronously inside the intake function, with its permissions.
     api_key = json.loads(
         _operator(local_stack, "tenant", "rotate-secret", "--tenant", "demo", "--provider", "api")
@@ -147,6 +154,7 @@ def test_every_aws_call_a_function_makes_is_granted_by_the_template(api, local_s
     assert ("RetrievalFunction", "s3", f"GetObject@{import_bucket}") in calls  # the import trigger ran
     assert ("RetrievalFunction", "sqs", "SendMessage@KnowledgeImportQueue") in calls  # ... in parts
     assert ("TriageFunction", "ssm", "GetParametersByPath") in calls  # the tools ran and read their token
+    assert ("ApprovalFunction", "ssm", "GetParametersByPath") in calls  # ... and the agent's run of one
     assert (
         "TriageFunction",
         "kms",

@@ -228,3 +228,65 @@ def test_tool_output_about_a_known_customer_is_sealed_and_erasure_shreds_it(worl
     assert world.container.customer_keys.destroy(world.ctx, "cus-77")  # erasure's crypto-shredding step
     with pytest.raises(Gone):
         world.container.sealed_evidence.read(world.ctx, ref)
+
+
+def test_an_agent_runs_a_granted_tool_from_a_task_and_its_output_is_sealed_evidence(world):
+    from datetime import UTC, datetime, timedelta
+
+    from deflect.domain.errors import Forbidden, NotFound
+    from deflect.domain.models import HumanTask
+    from deflect.insight.privacy import is_sealed
+    from deflect.repositories import Tasks
+    from deflect.triage import triage_message
+    from deflect.triage.profile import TriageProfiles
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _AccountErrors)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    c = world.container
+    try:
+        TriageProfiles(c.store).change(
+            world.ctx.model_copy(update={"actor": "admin:dana"}),
+            c.audit,
+            {
+                "telemetry_errors_url": f"http://127.0.0.1:{server.server_port}/errors",
+                # Granted to agents only: triage itself (role "service") does not run it.
+                "tool_grants": [{"tool": "recent_errors", "roles": ["agent"]}],
+            },
+        )
+        message_id = world.message(
+            "tkt-0006",
+            "I want to talk to a human about my export",
+            customer_id="cus-78",
+            account_id="acct-10",
+        )
+        assert triage_message(c, world.ctx, "tkt-0006", message_id).outcome == "escalate"
+        task = HumanTask(
+            tenant_id=TENANT,
+            ticket_id="tkt-0006",
+            queue="tier1",
+            due_at=datetime.now(UTC) + timedelta(hours=1),
+        )
+        save(c.store, world.ctx, [Tasks(c.store).save_write(task)])
+        agent = TenantContext(tenant_id=TENANT, actor="agent:ravi", roles=frozenset({"agent"}), via="jwt")
+
+        assert c.agent_diagnostics.available(agent, task.task_id)["tools"] == ["recent_errors"]
+        ran = c.agent_diagnostics.run(agent, task.task_id, "recent_errors")
+    finally:
+        server.shutdown()
+
+    assert ran["ok"] and ran["output"]["account_id"] == "acct-10"
+    assert ran["output"]["errors"][0]["code"] == "SB-1042"
+    _, events = c.audit.load(world.ctx, "tkt-0006")
+    collected = [e for e in events if e.type == "diagnostics.collected"]
+    assert [(e.actor, e.payload["task_id"]) for e in collected] == [("agent:ravi", task.task_id)]
+    [ref] = collected[0].evidence
+    assert is_sealed(ref) and b"SB-1042" not in c.sealed_evidence.read_sealed(world.ctx, ref)
+
+    approver = agent.model_copy(update={"actor": "approver:lee", "roles": frozenset({"approver"})})
+    with pytest.raises(Forbidden):
+        c.agent_diagnostics.run(approver, task.task_id, "recent_errors")  # not granted to approvers
+    with pytest.raises(NotFound):
+        c.agent_diagnostics.run(agent, task.task_id, "drop_tables")
+    other = agent.model_copy(update={"tenant_id": "globex-triage"})
+    with pytest.raises(NotFound):
+        c.agent_diagnostics.run(other, task.task_id, "recent_errors")  # another tenant's task is not found

@@ -62,7 +62,9 @@ class Container:
     def secrets(self) -> Any:
         from deflect.adapters.ssm_secrets import SsmSecretStore
 
-        return SsmSecretStore(self.client("ssm"), self.settings.secrets_prefix)
+        return SsmSecretStore(
+            self.client("ssm"), self.settings.secrets_prefix, cache_s=self.settings.secrets_cache_s
+        )
 
     @cached_property
     def tenants(self) -> Any:
@@ -346,6 +348,13 @@ class Container:
         from deflect.escalation.approval import ApprovalService
 
         return ApprovalService(self.escalation_ports)
+
+    @cached_property
+    def agent_diagnostics(self) -> Any:
+        from deflect.escalation.agent_tools import AgentDiagnostics
+        from deflect.triage.profile import TriageProfiles
+
+        return AgentDiagnostics(self.escalation_ports, self.diagnostic_tools, TriageProfiles(self.store))
 
     # ------------------------------------------------------------------ writeback (issue 7)
     @cached_property

@@ -31,6 +31,8 @@ class StorageSettings(_Env):
     # erasure still takes effect at once); 0 unwraps with KMS on every use.
     customer_key_cache_s: float = Field(default=300.0, ge=0, alias="CUSTOMER_KEY_CACHE_S")
     secrets_prefix: str = Field(default="/deflect", alias="SECRETS_PREFIX")
+    # How long a warm function reuses a tenant's secrets read from SSM (rotation keeps the previous one valid).
+    secrets_cache_s: int = Field(default=60, ge=0, alias="SECRETS_CACHE_S")
 
 
 class QueueSettings(_Env):

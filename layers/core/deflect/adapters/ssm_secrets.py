@@ -10,13 +10,12 @@ from typing import Any
 from deflect.adapters.aws_errors import translated
 from deflect.domain.tenancy import validate_tenant_id
 
-CACHE_SECONDS = 60
-
 
 class SsmSecretStore:
-    def __init__(self, client: Any, prefix: str) -> None:
+    def __init__(self, client: Any, prefix: str, *, cache_s: int = 60) -> None:
         self._client = client
         self._prefix = prefix.rstrip("/")
+        self._cache_s = cache_s
         self._provider: Any = None
 
     def _path(self, tenant_id: str, provider: str) -> str:
@@ -32,7 +31,10 @@ class SsmSecretStore:
     def secrets(self, tenant_id: str, provider: str) -> list[str]:
         with translated("GetParametersByPath"):
             found = self._parameters().get_multiple(
-                self._path(tenant_id, provider), decrypt=True, max_age=CACHE_SECONDS, raise_on_transform_error=False
+                self._path(tenant_id, provider),
+                decrypt=True,
+                max_age=self._cache_s,
+                raise_on_transform_error=False,
             )
         return [found[name] for name in ("current", "previous") if found.get(name)]
 
@@ -41,6 +43,10 @@ class SsmSecretStore:
         current = self.secrets(tenant_id, provider) if keep_previous else []
         with translated("PutParameter"):
             if keep_previous and current:
-                self._client.put_parameter(Name=f"{path}/previous", Value=current[0], Type="SecureString", Overwrite=True)
-            self._client.put_parameter(Name=f"{path}/current", Value=value, Type="SecureString", Overwrite=True)
+                self._client.put_parameter(
+                    Name=f"{path}/previous", Value=current[0], Type="SecureString", Overwrite=True
+                )
+            self._client.put_parameter(
+                Name=f"{path}/current", Value=value, Type="SecureString", Overwrite=True
+            )
         self._provider = None  # drop the cache so the new secret verifies at once

@@ -48,6 +48,12 @@ _TYPES = (
     EventType("tenant.secret_rotated", "other", "tenant admin (chain `tenant-config`)", "provider"),
     EventType("tenant.connection_set", "other", "tenant admin (chain `tenant-config`)", "name (never the value)"),
     EventType("triage.profile_updated", "other", "triage profile (chain `tenant-config`)", "actor, fields, version"),
+    EventType("policy.changed", "other", "tenant admin / `deflect policy set` (chain `tenant-config`)",
+              "actor, from_version, to_version, changed, sha256, fields, version"),
+    EventType("intents.trained", "other", "`deflect intents train` (chain `tenant-config`)",
+              "actor, to_version, intents, examples, taxonomy_sha256, embedding_model_id, gate"),
+    EventType("intents.activated", "other", "`deflect intents train|activate` (chain `tenant-config`)",
+              "actor, from_version, to_version"),
     EventType("customer.created", "other", "CRM sync (chain `customer-{id}`)", "customer_id, fields, verified, account_id"),
     EventType("customer.updated", "other", "CRM sync (chain `customer-{id}`)", "same as customer.created"),
     EventType("account.created", "other", "billing sync (chain `account-{id}`)", "account_id, fields"),
@@ -57,7 +63,8 @@ _TYPES = (
               "decision_id, outcome (deflect|ask_diagnostics|escalate), reasons, classification, retrieved "
               "[{article_id, version, score}], confidence, grounded, model_id, prompt_sha256, policy_version, "
               "rollout_mode; evidence: the Decision (kind decision)"),
-    EventType("diagnostics.collected", "triaged", "triage", "names; evidence: tool results"),
+    EventType("diagnostics.collected", "triaged", "triage / approval (an agent's run from a task)",
+              "names, ok, task_id (agent runs); evidence: tool results"),
     EventType("answer.delivered", "written_back", "intake (conversation API answered in the response)",
               "decision_id, channel"),
     # escalation and approval (issue 6)

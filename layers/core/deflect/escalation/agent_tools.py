@@ -1,0 +1,92 @@
+"""Diagnostic tools an agent runs from a task (e.g. the account's recent errors while reviewing an escalation).
+
+The same registry and grants as triage: a tool runs only if the tenant granted it to one of the caller's roles
+for the ticket's product area. Its output is kept as evidence (sealed with the ticket's customer's key when
+known, so erasure reaches it) and the run is audited on the ticket with the agent's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from deflect.domain.errors import NotFound
+from deflect.domain.models import EvidenceRef
+from deflect.domain.tenancy import TenantContext
+from deflect.escalation import policy
+from deflect.escalation.records import EscalationPorts
+from deflect.http import require_role
+from deflect.repositories import Customers
+from deflect.triage.diagnostics import DiagnosticToolRegistry
+from deflect.triage.profile import TriageProfiles
+
+
+class AgentDiagnostics:
+    def __init__(
+        self, ports: EscalationPorts, tools: DiagnosticToolRegistry, profiles: TriageProfiles
+    ) -> None:
+        self.p = ports
+        self.tools = tools
+        self.profiles = profiles
+
+    def available(self, ctx: TenantContext, task_id: str) -> dict[str, Any]:
+        """The tools this caller may run on this task's ticket."""
+        require_role(ctx, *sorted(policy.WORKING_ROLES))
+        task, area, _ = self._subject(ctx, task_id)
+        grants = self.profiles.get(ctx).grants()
+        return {
+            "task_id": task.task_id,
+            "product_area": area,
+            "tools": self.tools.allowed(grants, ctx.roles, area),
+        }
+
+    def run(self, ctx: TenantContext, task_id: str, tool: str) -> dict[str, Any]:
+        require_role(ctx, *sorted(policy.WORKING_ROLES))
+        task, area, subject = self._subject(ctx, task_id)
+        ticket = self.p.tickets.require(ctx, task.ticket_id)
+        seal: Callable[[TenantContext, str, bytes, str], EvidenceRef] | None = None
+        if self.p.seal_for_customer is not None and ticket.customer_id:
+            sealer, customer_id = self.p.seal_for_customer, ticket.customer_id
+
+            def for_customer(c: TenantContext, ticket_id: str, body: bytes, kind: str) -> EvidenceRef:
+                return sealer(c, ticket_id, customer_id, body, kind)
+
+            seal = for_customer
+        result = self.tools.run(
+            ctx,
+            tool,
+            subject,
+            grants=self.profiles.get(ctx).grants(),
+            product_area=area,
+            evidence=self.p.evidence,
+            seal=seal,
+        )
+        refs = [result.evidence] if result.evidence is not None else []
+        self.p.audit.append(
+            ctx,
+            task.ticket_id,
+            "diagnostics.collected",
+            {"names": [result.tool], "ok": [result.tool] if result.ok else [], "task_id": task.task_id},
+            evidence=refs,
+        )
+        return {
+            "task_id": task.task_id,
+            "tool": result.tool,
+            "ok": result.ok,
+            "output": dict(result.output),
+            "evidence": [{"sha256": r.sha256, "kind": r.kind} for r in refs],
+        }
+
+    def _subject(self, ctx: TenantContext, task_id: str) -> tuple[Any, str, dict[str, Any]]:
+        task = self.p.tasks.get(ctx, task_id)
+        if task is None:
+            raise NotFound("task not found")
+        ticket = self.p.tickets.require(ctx, task.ticket_id)
+        decisions = self.p.tickets.decisions(ctx, task.ticket_id)
+        latest = decisions[-1].classification if decisions else None
+        area = latest.product_area if latest is not None else "general"
+        account_id = ticket.account_id
+        if account_id is None and ticket.customer_id:
+            customer = Customers(self.p.store).get(ctx, ticket.customer_id)
+            account_id = customer.account_id if customer else None
+        return task, area, {"ticket_id": ticket.ticket_id, "account_id": account_id, "product_area": area}
