@@ -119,9 +119,11 @@ def test_a_policy_change_gets_a_new_version_a_snapshot_and_an_audit_event_with_i
     unchanged = change_policy(store, audit, ctx, DecisionPolicy(answer_threshold=0.7))
     assert unchanged.policy.version == 2  # same content, same version, nothing audited
 
-    history = policy_history(store, ctx)
-    assert [h["policy"]["version"] for h in history] == [2]
-    assert history[0]["changed_by"] == "admin:dana"
+    history = policy_history(store, ctx)  # newest first; v1 kept when it was superseded
+    assert [h["policy"]["version"] for h in history] == [2, 1]
+    assert history[0]["changed_by"] == "admin:dana" and history[0]["changed"] == ["answer_threshold"]
+    assert history[1]["policy"]["answer_threshold"] == DecisionPolicy().answer_threshold
+    assert (history[1]["changed_by"], history[1]["recorded_by"]) == (None, "admin:dana")
     _, events = audit.load(ctx, POLICY_CHAIN)
     assert [(e.type, e.actor, e.payload["changed"]) for e in events] == [
         ("policy.changed", "admin:dana", ["answer_threshold"])

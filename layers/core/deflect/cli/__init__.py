@@ -15,6 +15,7 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "deflect.cli.audit",
     "deflect.cli.tenant",
+    "deflect.cli.policy",
     "deflect.cli.kb",
     "deflect.cli.eval_retrieval",
     "deflect.cli.intents",

@@ -31,6 +31,7 @@ from deflect.ports import Delete, Put, SecretStore, SupportStore
 from deflect.repositories import Accounts, Customers, TenantConfigs, bumped
 from deflect.services.audit import AuditLog
 from deflect.services.intake import API_PROVIDER, hash_api_key, new_api_key
+from deflect.triage.policy import POLICY_CHAIN, change_writes, has_snapshot, snapshot_write
 
 WEBHOOK_PROVIDERS: tuple[str, ...] = ("zendesk", "intercom", "freshdesk", "jira", "generic")
 # Providers whose secret we may mint; Zendesk and Intercom generate theirs and the operator copies it in.
@@ -62,8 +63,29 @@ class _Patch(BaseModel):
         return self.model_dump(exclude_unset=True, exclude={"expected_version"})
 
 
+class PolicyVersionNotSettable(MalformedPayload):
+    code = "policy_version_not_settable"
+    public_message = "policy.version is assigned by the server: omit it (expected_version guards against concurrent changes)"
+
+
+class PolicyUpdate(DecisionPolicy):
+    """Decision policy fields to set; omitted fields keep their current value. Unknown fields are refused, so a
+    misspelt threshold is an error rather than a silent no-op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(
+        default=1,
+        description="assigned by the server (previous + 1 on each change); a request that sets it is refused (400)",
+        json_schema_extra={"readOnly": True},
+    )
+
+
 class TenantConfigUpdate(_Patch):
-    """Fields to set on the tenant configuration; omitted fields keep their value."""
+    """Fields to set on the tenant configuration; omitted fields keep their value (inside `policy` too).
+
+    A policy change is versioned: its version goes up by one, every version is kept (`deflect policy history`)
+    and the change is audited as `policy.changed` with who made it."""
 
     display_name: str | None = Field(default=None, min_length=1, max_length=200)
     status: Literal["active", "suspended"] | None = None
@@ -74,7 +96,7 @@ class TenantConfigUpdate(_Patch):
     max_reassign_hops: int | None = Field(default=None, ge=0, le=10)
     sla_tiers: dict[str, SlaTier] | None = None
     diagnostics: list[DiagnosticsChecklist] | None = None
-    policy: DecisionPolicy | None = None
+    policy: PolicyUpdate | None = None
     retention_days: int | None = Field(default=None, ge=1, le=3650)
     daily_budget_usd: Decimal | None = Field(default=None, ge=0)
     requests_per_minute: int | None = Field(default=None, ge=1)
@@ -84,6 +106,14 @@ class TenantConfigUpdate(_Patch):
     def _header(cls, value: str | None) -> str | None:
         if value is not None and not HEADER_NAME.match(value):
             raise ValueError("header name: letters, digits and '-' only")
+        return value
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _policy(cls, value: Any) -> Any:
+        # Callers in code pass a DecisionPolicy; keep only the fields they set, as a JSON body would.
+        if isinstance(value, DecisionPolicy) and not isinstance(value, PolicyUpdate):
+            return value.model_dump(exclude_unset=True)
         return value
 
 
@@ -157,7 +187,11 @@ class TenantAdmin:
             CONFIG_CHAIN,
             "tenant.created",
             {"tenant_id": tenant_id, "providers": providers, "version": 1},
-            writes=[self.tenants.save_write(config)],
+            writes=[
+                self.tenants.save_write(config),
+                # policy history starts at the tenant's first policy, so `policy history` names who set v1
+                snapshot_write(tenant_id, config.policy, changed_by=actor, changed_at=config.updated_at),
+            ],
         )
         shown: dict[str, str] = {}
         for name in providers:
@@ -244,6 +278,11 @@ class TenantAdmin:
     # ------------------------------------------------------------------ admin API
 
     def update_config(self, ctx: TenantContext, tenant_id: str, update: TenantConfigUpdate) -> TenantConfig:
+        """Apply a config patch in one audited transaction, guarded on the config version read.
+
+        A changed policy gets the next version, a snapshot, and the event `policy.changed` (actor, from/to policy
+        version, policy fields changed, plus the config fields and version); an identical policy keeps its version.
+        """
         if tenant_id != ctx.tenant_id:
             raise NotFound("tenant not found")  # another tenant's config does not exist for this caller
         current = self.tenants.find(ctx)
@@ -251,6 +290,12 @@ class TenantAdmin:
             raise NotFound("tenant not found")
         _check_version(current.version, update.expected_version)
         changes = update.changes()
+        policy_sent = "policy" in changes
+        policy_fields = changes.pop("policy", None) or {}
+        if policy_sent and update.policy is None:
+            raise MalformedPayload("configuration is not valid: policy is null")
+        if "version" in policy_fields:
+            raise PolicyVersionNotSettable()
         try:
             merged = TenantConfig.model_validate(
                 {
@@ -260,8 +305,29 @@ class TenantAdmin:
                     "updated_at": utcnow(),
                 }
             )
+            # merged per field: a PUT of only rollout_default must not reset the thresholds to their defaults
+            proposed = DecisionPolicy.model_validate({**current.policy.model_dump(), **policy_fields})
         except ValidationError as error:
             raise MalformedPayload("configuration is not valid") from error
+        if policy_sent:
+            updated, writes, payload = change_writes(
+                merged,
+                proposed,
+                actor=ctx.actor,
+                record_previous=not has_snapshot(self.store, ctx, current.policy.version),
+            )
+            if writes:
+                # One transaction carries one audit event: the policy event also names the other fields it wrote.
+                self.audit.append(
+                    ctx,
+                    POLICY_CHAIN,
+                    "policy.changed",
+                    {**payload, "fields": sorted([*changes, "policy"]), "version": current.version + 1},
+                    writes=writes,
+                )
+                return bumped(updated)
+            if not changes:
+                return current  # the current policy again and nothing else: nothing to version or audit
         self.audit.append(
             ctx,
             CONFIG_CHAIN,

@@ -21,6 +21,7 @@ as internal notes, auto sends the deflection to the customer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from deflect.domain import keys
@@ -117,10 +118,46 @@ def policy_sha256(policy: DecisionPolicy) -> str:
 
 
 # --------------------------------------------------------------------------- versioned, audited changes
+#
+# Every policy version has an immutable snapshot at `T#{t}#POLICY` / `V#{version:06d}`, so the version a decision
+# recorded can always be read back. All changes (admin API, `deflect policy set`, code) go through change_writes.
 
 
 def history_pk(tenant_id: str) -> str:
     return f"{keys.tenant_pk(tenant_id)}#POLICY"
+
+
+def snapshot_sk(version: int) -> str:
+    return f"V#{version:06d}"
+
+
+def snapshot_write(
+    tenant_id: str,
+    policy: DecisionPolicy,
+    *,
+    changed_by: str | None,
+    changed_at: datetime | None,
+    **extra: Any,
+) -> Put:
+    """The immutable record of one policy version (`expect="new"`: a version number is never reused)."""
+    return Put(
+        pk=history_pk(tenant_id),
+        sk=snapshot_sk(policy.version),
+        data={
+            # not "version": the store owns that attribute (the item's own write count)
+            "policy_version": policy.version,
+            "policy": policy.model_dump(mode="json"),
+            "sha256": policy_sha256(policy),
+            "changed_by": changed_by,
+            "changed_at": changed_at.isoformat() if changed_at else None,
+            **extra,
+        },
+        expect="new",
+    )
+
+
+def has_snapshot(store: Any, ctx: Any, version: int) -> bool:
+    return store.get(ctx, history_pk(ctx.tenant_id), snapshot_sk(version)) is not None
 
 
 def revise(current: DecisionPolicy, proposed: DecisionPolicy) -> DecisionPolicy:
@@ -132,11 +169,12 @@ def revise(current: DecisionPolicy, proposed: DecisionPolicy) -> DecisionPolicy:
 
 
 def change_writes(
-    config: TenantConfig, proposed: DecisionPolicy, *, actor: str
+    config: TenantConfig, proposed: DecisionPolicy, *, actor: str, record_previous: bool = False
 ) -> tuple[TenantConfig, list[Put], dict[str, Any]]:
     """What a policy change writes, for the caller to commit in ONE audited transaction:
-    the tenant config with the revised policy, an immutable snapshot `T#{t}#POLICY` / `V#{version}`, and the
-    audit payload (who, from → to, which fields changed). No change → no writes.
+    the tenant config with the revised policy (guarded on the config version read), an immutable snapshot of the
+    new version, and the audit payload (who, from → to, which fields changed). No change → no writes.
+    `record_previous` also snapshots the outgoing version: tenants created before policy history have none.
 
         updated, writes, payload = change_writes(config, proposed, actor=ctx.actor)
         if writes: audit.append(ctx, POLICY_CHAIN, "policy.changed", payload, writes=writes)
@@ -150,17 +188,22 @@ def change_writes(
     changed = sorted(k for k in after if k != "version" and before.get(k) != after.get(k))
     now = utcnow()
     updated = config.model_copy(update={"policy": revised, "updated_by": actor, "updated_at": now})
-    snapshot = Put(
-        pk=history_pk(config.tenant_id),
-        sk=f"V#{revised.version:06d}",
-        data={
-            "policy": after,
-            "sha256": policy_sha256(revised),
-            "changed_by": actor,
-            "changed_at": now.isoformat(),
-        },
-        expect="new",
-    )
+    writes = [
+        put_versioned(keys.tenant_pk(config.tenant_id), "CONFIG", updated),
+        snapshot_write(config.tenant_id, revised, changed_by=actor, changed_at=now, changed=changed),
+    ]
+    if record_previous:
+        # Who set it is not known any more (it predates the history); say when and by whose change it was kept.
+        writes.append(
+            snapshot_write(
+                config.tenant_id,
+                config.policy,
+                changed_by=None,
+                changed_at=None,
+                recorded_by=actor,
+                recorded_at=now.isoformat(),
+            )
+        )
     payload = {
         "actor": actor,
         "from_version": config.policy.version,
@@ -168,19 +211,23 @@ def change_writes(
         "changed": changed,
         "sha256": policy_sha256(revised),
     }
-    config_write = put_versioned(keys.tenant_pk(config.tenant_id), "CONFIG", updated)
-    return updated, [config_write, snapshot], payload
+    return updated, writes, payload
 
 
 def change_policy(store: Any, audit: Any, ctx: Any, proposed: DecisionPolicy) -> TenantConfig:
-    """Apply a policy change for `ctx.tenant_id`, audited with `ctx.actor`. Returns the stored config."""
+    """Apply a policy change for `ctx.tenant_id`, audited with `ctx.actor`. Returns the stored config.
+
+    Replaces the whole policy; the admin API and `deflect policy set` (TenantAdmin.update_config) merge fields."""
     from deflect.domain.errors import NotFound
     from deflect.repositories import TenantConfigs, bumped
 
     config = TenantConfigs(store).find(ctx)
     if config is None:
         raise NotFound("tenant not found")
-    updated, writes, payload = change_writes(config, proposed, actor=ctx.actor)
+    record_previous = not has_snapshot(store, ctx, config.policy.version)
+    updated, writes, payload = change_writes(
+        config, proposed, actor=ctx.actor, record_previous=record_previous
+    )
     if not writes:
         return config
     audit.append(ctx, POLICY_CHAIN, "policy.changed", payload, writes=writes)
@@ -188,4 +235,5 @@ def change_policy(store: Any, audit: Any, ctx: Any, proposed: DecisionPolicy) ->
 
 
 def policy_history(store: Any, ctx: Any) -> list[dict[str, Any]]:
-    return [dict(i.data) for i in store.query(ctx, history_pk(ctx.tenant_id), "V#")]
+    """Every recorded version of the tenant's policy, newest first."""
+    return [dict(i.data) for i in store.query(ctx, history_pk(ctx.tenant_id), "V#", newest_first=True)]
