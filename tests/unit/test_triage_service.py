@@ -1,7 +1,10 @@
 """The triage service on one stored message: rollout modes, the audited transaction, idempotency, repeat contacts,
 prompt injection, diagnostics — as a customer, an agent or an auditor would notice them."""
 
+import dataclasses
 import json
+
+import pytest
 
 from deflect.domain.models import DecisionPolicy, DiagnosticsChecklist
 from deflect.ports import IntentPrediction
@@ -211,3 +214,39 @@ def test_granted_diagnostic_tools_run_for_escalations_and_their_results_are_evid
     assert tool_output["output"]["errors"] == [{"code": "SB-1042"}]
     assert escalated.outcome == "escalate" and answered.outcome == "deflect"
     assert world.started[0][2] == events[0].evidence  # the escalation carries the tool results
+
+
+def test_a_crash_before_the_escalation_starts_resumes_with_the_tool_results():
+    from deflect.triage.diagnostics import DiagnosticToolRegistry, RecentErrorsTool
+    from deflect.triage.profile import TriageProfiles
+
+    class Telemetry:
+        def recent_errors(self, ctx, account_id, *, limit=20):
+            return [{"code": "SB-1042"}]
+
+        def service_status(self, ctx):
+            return {}
+
+    world = make_world()
+    world.service.tools = DiagnosticToolRegistry([RecentErrorsTool(Telemetry())])
+    TriageProfiles(world.store).change(
+        world.ctx.model_copy(update={"actor": "admin:dana"}),
+        world.audit,
+        {"tool_grants": [{"tool": "recent_errors", "roles": ["service"]}]},
+    )
+    start = world.service.handoffs.start_escalation
+
+    def crash(*args):
+        raise RuntimeError("the function died after the decision was committed")
+
+    world.service.handoffs = dataclasses.replace(world.service.handoffs, start_escalation=crash)
+    with pytest.raises(RuntimeError):
+        world.triage("tkt-3", "I want to talk to a human about SSO", account_id="acct-9")
+    world.service.handoffs = dataclasses.replace(world.service.handoffs, start_escalation=start)
+    again = world.service.triage(world.ctx, "tkt-3", "msg-1-tkt-3")
+
+    assert again.replayed and again.outcome == "escalate"
+    _, events = world.audit.load(world.ctx, "tkt-3")
+    [collected] = [e for e in events if e.type == "diagnostics.collected"]  # the tools ran once
+    [(_, _, refs)] = world.started
+    assert refs == collected.evidence

@@ -317,6 +317,8 @@ class TriageService:
             "decision_sk": Tickets.decision_write(decision).sk,
             "outbox_ids": [i.outbox_id for i in items],
             "escalate": escalate,
+            # A crash before the hand-off resumes from this marker: the escalation still gets the tool results.
+            "tool_refs": [r.model_dump(mode="json") for r in tool_refs],
             "at": now.isoformat(),
         }
         writes.append(
@@ -428,7 +430,8 @@ class TriageService:
             i for i in (self.outbox.get(ctx, oid) for oid in marker.get("outbox_ids", [])) if i is not None
         ]
         pending = [i for i in items if i.status == "pending"]
-        execution = self._handoff(ctx, decision, ticket, pending, [], bool(marker.get("escalate")))
+        tool_refs = [EvidenceRef.model_validate(r) for r in marker.get("tool_refs", [])]
+        execution = self._handoff(ctx, decision, ticket, pending, tool_refs, bool(marker.get("escalate")))
         reply = None
         if decision.rollout_mode == "auto" and decision.outcome in ("deflect", "ask_diagnostics") and items:
             reply = items[0].body
