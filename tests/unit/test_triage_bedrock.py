@@ -1,6 +1,8 @@
-"""Bedrock at the boundary: exact Converse request shapes (botocore Stubber), refusals and malformed output
-escalate, throttling is retried with backoff (through a before-send hook, so botocore's real send path runs),
-and a timeout ends in an escalation that keeps what triage already knew."""
+"""Bedrock at the boundary: exact Converse request shapes (botocore Stubber: guardrail, toolChoice per model
+family, schema), refusals and malformed output escalate, transient errors are retried with backoff (through a
+before-send hook, so botocore's real send path runs) and others are not, and a failure ends in an escalation that
+keeps what triage already knew, the tokens spent, the model used and the prompt hash.
+(Deadlines: test_bedrock_budget.py; embeddings: test_bedrock_embeddings.py.)"""
 
 import json
 
@@ -10,18 +12,25 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.exceptions import ReadTimeoutError
 from botocore.stub import ANY, Stubber
+from pydantic import BaseModel, Field
 
 from deflect.adapters.bedrock_model import (
     BedrockAnswerComposer,
     BedrockLanguageModel,
     GroundedAnswer,
+    SupportCheck,
     tool_schema,
 )
+from deflect.domain.errors import MalformedPayload
 from deflect.domain.models import DiagnosticsChecklist
 from deflect.domain.tenancy import TenantContext
+from deflect.embedded.memory_store import MemoryEvidenceStore
 from deflect.knowledge.models import SearchHit
 from deflect.ports import IntentPrediction, ModelRejected, ModelUnavailable
-from tests.unit.triage_fakes import make_world
+from deflect.repositories import Tickets
+from deflect.services.audit import AuditLog
+from deflect.triage.profile import TriageProfile, TriageProfiles
+from tests.unit.triage_fakes import Store, make_world
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 CTX = TenantContext.system("acme")
@@ -308,3 +317,344 @@ def test_a_model_timeout_escalates_with_classification_and_diagnostics_kept():
     assert inputs["model_error"] == "unavailable:timeout"
     assert inputs["diagnostics"]["provided"] == ["app_version", "os"]
     assert inputs["retrieved"][0]["article_id"] == "gs-export"
+
+
+# --------------------------------------------------------------------------- guardrail per tenant
+
+
+def _compose_sends(guardrail, *, model_for, **deployment):
+    """Compose for a tenant whose profile gives `model_for`; Stubber checks the exact guardrailConfig (or none)."""
+    bedrock = client()
+    expected = {k: ANY for k in ("modelId", "system", "messages", "inferenceConfig", "toolConfig")}
+    if guardrail is not None:
+        expected["guardrailConfig"] = guardrail
+    composer = BedrockAnswerComposer(
+        BedrockLanguageModel(bedrock, MODEL, **deployment), model_for=lambda ctx: model_for
+    )
+    with Stubber(bedrock) as stub:
+        stub.add_response(
+            "converse", converse_response([tool_use("grounded_answer", {"answerable": False})]), expected
+        )
+        composer.compose(CTX, "question", [HIT])
+        stub.assert_no_pending_responses()
+
+
+def _profile(**fields):
+    profile = TriageProfile(tenant_id="acme", **fields)
+    return profile.bedrock_model_id, profile.guardrail_id, profile.guardrail_version
+
+
+def test_a_tenant_without_its_own_guardrail_keeps_the_deployments_pinned_version():
+    _compose_sends(
+        {"guardrailIdentifier": "gr-deploy", "guardrailVersion": "3", "trace": "enabled"},
+        model_for=_profile(),  # the default profile: no guardrail of its own
+        guardrail_id="gr-deploy",
+        guardrail_version="3",
+    )
+
+
+def test_a_tenants_own_guardrail_is_sent_with_its_own_version():
+    _compose_sends(
+        {"guardrailIdentifier": "gr-tenant", "guardrailVersion": "7", "trace": "enabled"},
+        model_for=_profile(guardrail_id="gr-tenant", guardrail_version="7"),
+        guardrail_id="gr-deploy",
+        guardrail_version="3",
+    )
+
+
+def test_a_tenants_own_guardrail_applies_where_the_deployment_has_none():
+    _compose_sends(
+        {"guardrailIdentifier": "gr-tenant", "guardrailVersion": "DRAFT", "trace": "enabled"},
+        model_for=_profile(guardrail_id="gr-tenant", guardrail_version="DRAFT"),
+    )
+
+
+def test_no_guardrail_anywhere_sends_no_guardrail_config():
+    _compose_sends(None, model_for=_profile())
+
+
+def test_a_tenant_guardrail_needs_a_version_and_a_version_alone_means_nothing():
+    with pytest.raises(ValueError, match="guardrail_version is required"):
+        TriageProfile(tenant_id="acme", guardrail_id="gr-tenant")
+    with pytest.raises(ValueError):
+        TriageProfile(tenant_id="acme", guardrail_id="gr-tenant", guardrail_version="latest")
+    # Profiles stored before the rule carry the old default "DRAFT" without an id: it must not override anything.
+    legacy = TriageProfile.model_validate({"tenant_id": "acme", "guardrail_version": "DRAFT"})
+    assert legacy.guardrail_id is None and legacy.guardrail_version is None
+    explicit_draft = TriageProfile(tenant_id="acme", guardrail_id="gr-tenant", guardrail_version="DRAFT")
+    assert explicit_draft.guardrail_version == "DRAFT"
+
+
+def test_setting_a_guardrail_id_without_a_version_through_the_profile_is_refused():
+    store = Store()
+    admin = TenantContext.system("acme", actor="admin:dana")
+    profiles = TriageProfiles(store)
+    with pytest.raises(MalformedPayload):
+        profiles.change(admin, AuditLog(store, MemoryEvidenceStore()), {"guardrail_id": "gr-tenant"})
+    changed = profiles.change(
+        admin, AuditLog(store, MemoryEvidenceStore()), {"guardrail_id": "gr-tenant", "guardrail_version": "2"}
+    )
+    assert (changed.guardrail_id, changed.guardrail_version) == ("gr-tenant", "2")
+    # Switching to another guardrail must name its version too: version 2 of the old one means nothing there.
+    with pytest.raises(MalformedPayload, match="together"):
+        profiles.change(admin, AuditLog(store, MemoryEvidenceStore()), {"guardrail_id": "gr-other"})
+    assert profiles.get(admin).guardrail_id == "gr-tenant"
+
+
+def test_with_model_refuses_a_guardrail_id_without_a_version():
+    with pytest.raises(ValueError, match="version"):
+        BedrockLanguageModel(client(), MODEL).with_model(None, "gr-tenant", None)
+
+
+# --------------------------------------------------------------------------- toolChoice per model family
+
+
+@pytest.mark.parametrize(
+    ("model_id", "choice"),
+    [
+        (MODEL, {"tool": {"name": "grounded_answer"}}),
+        ("us.anthropic.claude-3-5-haiku-20241022-v1:0", {"tool": {"name": "grounded_answer"}}),
+        ("amazon.nova-pro-v1:0", {"tool": {"name": "grounded_answer"}}),
+        ("eu.amazon.nova-lite-v1:0", {"tool": {"name": "grounded_answer"}}),
+        (
+            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us-gov.anthropic.claude-3-haiku-20240307-v1:0",
+            {"tool": {"name": "grounded_answer"}},
+        ),
+        ("mistral.mistral-large-2402-v1:0", {"any": {}}),
+        ("meta.llama3-1-70b-instruct-v1:0", None),
+        ("us.meta.llama3-2-90b-instruct-v1:0", None),
+        ("cohere.command-r-plus-v1:0", None),
+        ("amazon.titan-text-premier-v1:0", None),
+    ],
+)
+def test_the_tool_is_forced_only_where_the_model_family_supports_it(model_id, choice):
+    bedrock = client()
+    tool_config = {
+        "tools": [
+            {
+                "toolSpec": {
+                    "name": "grounded_answer",
+                    "description": "Answer.",
+                    "inputSchema": {"json": tool_schema(GroundedAnswer)},
+                }
+            }
+        ]
+    }
+    if choice is not None:
+        tool_config["toolChoice"] = choice
+    expected = {
+        "modelId": model_id,
+        **{k: ANY for k in ("system", "messages", "inferenceConfig")},
+        "toolConfig": tool_config,
+    }
+    with Stubber(bedrock) as stub:
+        stub.add_response("converse", converse_response([tool_use("grounded_answer", ANSWER)]), expected)
+        result = structured(BedrockLanguageModel(bedrock, model_id))
+    assert result.value.answerable is True
+
+
+def test_a_model_that_is_not_forced_still_has_to_answer_with_the_tool():
+    bedrock = client()
+    with Stubber(bedrock) as stub:
+        stub.add_response(
+            "converse", converse_response([{"text": "Invoices are under Billing."}], stop="end_turn")
+        )
+        with pytest.raises(ModelRejected) as caught:
+            structured(BedrockLanguageModel(bedrock, "meta.llama3-1-70b-instruct-v1:0"))
+    assert caught.value.context["reason"] == "refused"
+
+
+def test_a_call_to_another_tool_is_rejected_not_parsed():
+    bedrock = client()
+    with Stubber(bedrock) as stub:
+        stub.add_response("converse", converse_response([tool_use("support_check", {"verdicts": []})]))
+        with pytest.raises(ModelRejected) as caught:
+            structured(BedrockLanguageModel(bedrock, MODEL))
+    assert caught.value.context["reason"] == "refused"
+
+
+@pytest.mark.parametrize(
+    ("stop", "reason"),
+    [
+        ("malformed_model_output", "malformed_output"),
+        ("malformed_tool_use", "malformed_tool_use"),
+        ("model_context_window_exceeded", "context_window"),
+        ("max_tokens", "truncated"),
+    ],
+)
+def test_broken_stop_reasons_are_rejected_even_with_a_valid_looking_tool_call(stop, reason):
+    bedrock = client()
+    with Stubber(bedrock) as stub:
+        stub.add_response("converse", converse_response([tool_use("grounded_answer", ANSWER)], stop=stop))
+        with pytest.raises(ModelRejected) as caught:
+            structured(BedrockLanguageModel(bedrock, MODEL))
+    context = caught.value.context
+    assert context["reason"] == reason and context["stop_reason"] == stop
+    assert context["model_id"] == MODEL and len(context["prompt_sha256"]) == 64
+
+
+# --------------------------------------------------------------------------- schema
+
+
+class Article(BaseModel):
+    title: str = Field(description="The article's title.")
+    body: str
+
+
+class Shelf(BaseModel):
+    title: str
+    articles: list[Article]
+
+
+def test_a_property_called_title_survives_while_pydantic_titles_are_dropped():
+    schema = tool_schema(Shelf)
+    assert schema["required"] == ["title", "articles"]
+    assert set(schema["properties"]) == {"title", "articles"}
+    article = schema["properties"]["articles"]["items"]
+    assert article["properties"]["title"] == {"description": "The article's title.", "type": "string"}
+    assert article["required"] == ["title", "body"]
+
+    # No pydantic "title" annotation is left anywhere: every remaining "title" key names a property.
+    def titles(node, in_properties=False):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                assert key != "title" or in_properties
+                titles(value, key == "properties")
+        elif isinstance(node, list):
+            for value in node:
+                titles(value)
+
+    titles(schema)
+    for name in ("required", "properties"):
+        assert set(article[name]) == {"title", "body"}
+
+
+# --------------------------------------------------------------------------- errors: retried or not
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (429, "ModelNotReadyException"),
+        (503, "ServiceUnavailableException"),
+        (408, "ModelTimeoutException"),
+        (500, "InternalServerException"),
+        (429, "ThrottlingException"),
+    ],
+)
+def test_transient_errors_are_retried_with_backoff(status, code):
+    bedrock = client()
+    hook, calls = _error_then(
+        [(status, code), (200, converse_response([tool_use("grounded_answer", ANSWER)]))]
+    )
+    bedrock.meta.events.register("before-send.bedrock-runtime.Converse", hook)
+    sleeps = []
+    result = structured(BedrockLanguageModel(bedrock, MODEL, sleep=sleeps.append, jitter=lambda: 1.0))
+    assert result.attempts == 2 and len(calls) == 2 and sleeps == [0.5]
+
+
+@pytest.mark.parametrize(("status", "code"), [(400, "ValidationException"), (403, "AccessDeniedException")])
+def test_errors_a_retry_cannot_fix_are_not_retried(status, code):
+    bedrock = client()
+    hook, calls = _error_then([(status, code)])
+    bedrock.meta.events.register("before-send.bedrock-runtime.Converse", hook)
+    sleeps = []
+    with pytest.raises(ModelUnavailable) as caught:
+        structured(BedrockLanguageModel(bedrock, MODEL, sleep=sleeps.append))
+    assert caught.value.context["reason"] == code and caught.value.context["attempts"] == 1
+    assert len(calls) == 1 and sleeps == []
+    assert caught.value.context["model_id"] == MODEL and len(caught.value.context["prompt_sha256"]) == 64
+
+
+def _error_then(responses):
+    """A before-send hook answering each (status, error code) or (200, body) in turn; the last one repeats."""
+    calls = []
+
+    def hook(request, **_):
+        calls.append(request.url)
+        status, answer = responses[min(len(calls), len(responses)) - 1]
+        headers = {"Content-Type": "application/json"}
+        if status != 200:
+            headers["x-amzn-ErrorType"] = answer
+            answer = {"message": f"{answer} from the fake"}
+        return AWSResponse(request.url, status, headers, _Raw(json.dumps(answer).encode()))
+
+    return hook, calls
+
+
+# --------------------------------------------------------------------------- usage and evidence on failure
+
+
+def test_a_failed_self_check_charges_the_tokens_of_both_calls():
+    bedrock = client()
+    with Stubber(bedrock) as stub:
+        stub.add_response(
+            "converse", converse_response([tool_use("grounded_answer", ANSWER)], usage=(1000, 300))
+        )
+        stub.add_response("converse", converse_response([{"text": "no"}], stop="end_turn", usage=(80, 10)))
+        with pytest.raises(ModelRejected) as caught:
+            BedrockAnswerComposer(BedrockLanguageModel(bedrock, MODEL)).compose(
+                CTX, "Where are my invoices?", [HIT]
+            )
+    context = caught.value.context
+    assert (context["usage"].input_tokens, context["usage"].output_tokens, context["usage"].calls) == (
+        1080,
+        310,
+        2,
+    )
+    assert context["reason"] == "refused" and context["model_id"] == f"bedrock:{MODEL}"
+    # The evidence keeps the draft prompt's hash; the failed self-check's own hash is kept beside it.
+    assert len(context["prompt_sha256"]) == 64 and context["failed_prompt_sha256"] != context["prompt_sha256"]
+
+
+def test_a_self_check_that_is_unavailable_still_charges_the_draft():
+    bedrock = client()
+    hook, _ = _error_then(
+        [
+            (200, converse_response([tool_use("grounded_answer", ANSWER)], usage=(900, 200))),
+            (400, "ValidationException"),
+        ]
+    )
+    bedrock.meta.events.register("before-send.bedrock-runtime.Converse", hook)
+    with pytest.raises(ModelUnavailable) as caught:
+        BedrockAnswerComposer(BedrockLanguageModel(bedrock, MODEL)).compose(
+            CTX, "Where are my invoices?", [HIT]
+        )
+    usage = caught.value.context["usage"]
+    assert (usage.input_tokens, usage.output_tokens, usage.calls) == (900, 200, 1)
+
+
+def test_the_composition_names_the_tenants_model_and_the_draft_prompt():
+    bedrock = client()
+    check = {"verdicts": [{"index": 0, "supported": True}]}
+    with Stubber(bedrock) as stub:
+        stub.add_response("converse", converse_response([tool_use("grounded_answer", ANSWER)]))
+        stub.add_response("converse", converse_response([tool_use("support_check", check)]))
+        composition = BedrockAnswerComposer(
+            BedrockLanguageModel(bedrock, MODEL), model_for=lambda ctx: ("tenant-model", None, None)
+        ).compose(CTX, "Where are my invoices?", [HIT])
+    assert composition.model_id == "bedrock:tenant-model" == composition.draft.model_id
+    assert composition.prompt_sha256 == composition.draft.prompt_sha256
+
+
+def test_a_refusal_records_the_tenants_model_and_the_prompt_hash_as_decision_evidence():
+    bedrock = client()
+    world = make_world()
+    world.service.engine.composer = BedrockAnswerComposer(
+        BedrockLanguageModel(bedrock, MODEL), model_for=lambda ctx: ("tenant-model", None, None)
+    )
+    with Stubber(bedrock) as stub:
+        stub.add_response("converse", converse_response([{"text": "nope"}], stop="end_turn"))
+        result = world.triage("tkt-1", "How do I set up SSO for my team?")
+    assert result.outcome == "escalate" and "model_error:rejected:refused" in result.reasons
+    [decision] = Tickets(world.store).decisions(world.ctx, "tkt-1")
+    assert decision.model_id.endswith(" + bedrock:tenant-model") and MODEL not in decision.model_id
+    assert decision.prompt_sha256 is not None and len(decision.prompt_sha256) == 64
+    [event] = world.audit.load(world.ctx, "tkt-1")[1]
+    inputs = json.loads(world.evidence.read(world.ctx, event.evidence[0]))
+    assert inputs["model_id"] == decision.model_id and inputs["prompt_sha256"] == decision.prompt_sha256
+    assert inputs["usage"] == {"input_tokens": 120, "output_tokens": 40}
+
+
+def test_the_support_check_schema_keeps_its_required_fields():
+    assert tool_schema(SupportCheck)["properties"]["verdicts"]["items"]["required"] == ["index", "supported"]

@@ -217,12 +217,14 @@ class Container:
         # botocore retries off: BedrockLanguageModel owns a bounded retry budget with backoff.
         from botocore.config import Config
 
+        from deflect.adapters.bedrock_model import CONNECT_TIMEOUT_S
+
         return self.boto_session.client(
             "bedrock-runtime",
             endpoint_url=self.settings.endpoint_url,
             config=Config(
                 retries={"mode": "standard", "total_max_attempts": 1},
-                connect_timeout=3,
+                connect_timeout=CONNECT_TIMEOUT_S,
                 read_timeout=self.settings.bedrock_timeout_s,
             ),
         )
@@ -258,7 +260,11 @@ class Container:
     def answer_composer(self) -> Any:
         s = self.settings
         if s.model_backend == "bedrock":
-            from deflect.adapters.bedrock_model import BedrockAnswerComposer, BedrockLanguageModel
+            from deflect.adapters.bedrock_model import (
+                CONNECT_TIMEOUT_S,
+                BedrockAnswerComposer,
+                BedrockLanguageModel,
+            )
             from deflect.triage.profile import TriageProfiles
 
             model = BedrockLanguageModel(
@@ -267,10 +273,14 @@ class Container:
                 guardrail_id=s.bedrock_guardrail_id,
                 guardrail_version=s.bedrock_guardrail_version,
                 max_attempts=s.bedrock_max_attempts,
+                budget_s=s.bedrock_budget_s,
+                # The longest one call can take with bedrock_converse_client's timeouts.
+                call_timeout_s=CONNECT_TIMEOUT_S + s.bedrock_timeout_s,
             )
             profiles = TriageProfiles(self.store)
 
             def model_for(ctx: Any) -> tuple[str | None, str | None, str | None]:
+                # No guardrail of its own → (None, None): the deployment's guardrail id and version apply.
                 profile = profiles.get(ctx)
                 return profile.bedrock_model_id, profile.guardrail_id, profile.guardrail_version
 

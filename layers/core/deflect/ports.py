@@ -248,11 +248,18 @@ class IntentClassifier(Protocol):
 
 @dataclass(frozen=True)
 class Composition:
-    """A composer's answer (None when nothing grounds one), its token usage, and why there is no answer."""
+    """A composer's answer (None when nothing grounds one), its token usage, and why there is no answer.
+
+    `model_id` / `prompt_sha256`: the model the composer actually called for this tenant and the hash of the
+    draft prompt, recorded as decision evidence even without a draft (None when no model was called). A
+    composer's ModelRejected / ModelUnavailable carries the same two, and the usage of every call, in its context.
+    """
 
     draft: Draft | None
     usage: ModelUsage = ModelUsage()
     problem: str | None = None
+    model_id: str | None = None
+    prompt_sha256: str | None = None
 
 
 class AnswerComposer(Protocol):

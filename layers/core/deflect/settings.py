@@ -67,6 +67,10 @@ class ModelSettings(_Env):
     # Per Converse call (read timeout) and our own bounded retries on throttling/timeouts.
     bedrock_timeout_s: float = Field(default=20.0, alias="BEDROCK_TIMEOUT_S")
     bedrock_max_attempts: int = Field(default=4, alias="BEDROCK_MAX_ATTEMPTS")
+    # Seconds ONE answer (draft + self-check, retries included) may take; no attempt starts that could outlast
+    # it. Keep it ~20 s under the triage function's Timeout (60 s) for classification, retrieval and the writes:
+    # a Lambda timeout retries the SQS batch instead of escalating the ticket.
+    bedrock_budget_s: float = Field(default=40.0, gt=0, alias="BEDROCK_BUDGET_S")
 
 
 class IntakeSettings(_Env):

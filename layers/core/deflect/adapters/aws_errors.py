@@ -19,6 +19,8 @@ THROTTLING_CODES = {
 }
 CONFLICT_CODES = {"ConditionalCheckFailedException", "TransactionConflictException", "PreconditionFailed"}
 NOT_FOUND_CODES = {"ResourceNotFoundException", "NoSuchKey", "NotFound", "404", "ParameterNotFound"}
+# Bedrock's "try again" errors that are not 5xx: the model is still loading (429) or took too long (408).
+TRANSIENT_CODES = {"ModelNotReadyException", "ModelTimeoutException"}
 
 
 def error_code(error: ClientError) -> str:
@@ -38,6 +40,8 @@ def translated(operation: str) -> Iterator[None]:
             raise Conflict(f"{operation}: condition failed") from error
         if code in NOT_FOUND_CODES:
             raise NotFound(f"{operation}: not found") from error
+        if code in TRANSIENT_CODES:
+            raise TransientFailure(f"{operation}: {code}") from error
         if code == "TransactionCanceledException":
             reasons = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
             if any(r in {"ThrottlingError", "ProvisionedThroughputExceeded"} for r in reasons):

@@ -1,19 +1,24 @@
 """Embeddings from Amazon Bedrock (Titan Text Embeddings v2 by default; v1 ids work too).
 
 One InvokeModel call per text (Titan takes one input per request), a few in parallel. Errors are translated to
-domain errors (throttling → Throttled, 5xx → TransientFailure) like every AWS adapter.
+domain errors (throttling → Throttled; 5xx, a model still loading or timing out → TransientFailure) like every
+AWS adapter. Only Titan text embedding ids are accepted: another family (Cohere, ...) has another request body
+and response, and asymmetric ones need to know a document from a query, which `embed(texts)` does not say.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from deflect.adapters.aws_errors import translated
 
 DEFAULT_MODEL_ID = "amazon.titan-embed-text-v2:0"
+# Titan Text Embeddings v2, v1 and its G1 id; an ARN ends in one of these.
+SUPPORTED_MODELS = re.compile(r"^amazon\.titan-embed-(?:text-v1|text-v2|g1-text-02)")
 # Titan v2 accepts up to 8,192 tokens / 50,000 characters; retrieval chunks and questions are far shorter.
 MAX_INPUT_CHARS = 20_000
 
@@ -27,6 +32,12 @@ class BedrockEmbeddings:
         dimensions: int = 1024,
         workers: int = 4,
     ) -> None:
+        if not SUPPORTED_MODELS.match(model_id.rsplit("/", 1)[-1]):
+            # Fail at start-up: a wrong body would fail every call, a silently wrong vector every search.
+            raise ValueError(
+                f"embedding model {model_id!r} is not supported: use a Titan Text Embeddings id "
+                f"(e.g. {DEFAULT_MODEL_ID} or amazon.titan-embed-text-v1)"
+            )
         if "titan-embed-text-v2" in model_id and dimensions not in (256, 512, 1024):
             raise ValueError("Titan Text Embeddings v2 supports 256, 512 or 1024 dimensions")
         self._client = client

@@ -56,6 +56,8 @@ class Assessment:
     composer_model_id: str
     timings_ms: dict[str, float] = field(default_factory=dict)
     usage: ModelUsage = field(default_factory=ModelUsage)
+    # The draft prompt's hash as the composer reported it: kept when the model failed or the draft was discarded.
+    composer_prompt_sha256: str | None = None
 
     @property
     def outcome(self) -> str:
@@ -68,7 +70,7 @@ class Assessment:
 
     @property
     def prompt_sha256(self) -> str | None:
-        return self.draft.prompt_sha256 if self.draft else None
+        return self.draft.prompt_sha256 if self.draft else self.composer_prompt_sha256
 
     def customer_reply(self) -> str | None:
         """What the customer should read if this decision is sent: the answer, the diagnostics request, or both."""
@@ -194,7 +196,8 @@ class TriageEngine:
 
         began = time.perf_counter()
         passages = [grounding.clean_passage(h) for h in hits]
-        draft, draft_problem, model_error, usage = self._draft(ctx, text, hits, passages)
+        drafted = self._draft(ctx, text, hits, passages)
+        draft, draft_problem, model_error = drafted.draft, drafted.problem, drafted.model_error
         timings["draft"] = _ms(began)
 
         cited = [c.article_id for c in draft.citations] if draft else []
@@ -246,35 +249,64 @@ class TriageEngine:
             decision=decision,
             policy=policy,
             mode=rollout_mode(policy, classification.intent),
-            composer_model_id=getattr(self.composer, "model_id", ""),
+            # The model this tenant's draft actually used (its profile may name another than the default).
+            composer_model_id=drafted.model_id or getattr(self.composer, "model_id", ""),
             timings_ms=timings,
-            usage=usage,
+            usage=drafted.usage,
+            composer_prompt_sha256=drafted.prompt_sha256,
         )
 
     def _draft(
         self, ctx: TenantContext, question: str, hits: list[Any], passages: list[grounding.CleanPassage]
-    ) -> tuple[Draft | None, str | None, str | None, ModelUsage]:
+    ) -> Drafted:
         if not hits:
-            return None, "no_passages", None, ModelUsage()
+            return Drafted(None, "no_passages")
         try:
             composition = self.composer.compose(ctx, question, hits)
         except ModelRejected as error:
-            return None, "model_rejected", f"rejected:{error.context.get('reason', 'output')}", _usage(error)
+            reason = f"rejected:{error.context.get('reason', 'output')}"
+            return Drafted.failed("model_rejected", reason, error)
         except ModelUnavailable as error:
-            return (
-                None,
-                "model_unavailable",
-                f"unavailable:{error.context.get('reason', 'error')}",
-                _usage(error),
-            )
-        draft, usage = composition.draft, composition.usage
+            reason = f"unavailable:{error.context.get('reason', 'error')}"
+            return Drafted.failed("model_unavailable", reason, error)
+        used = {
+            "usage": composition.usage,
+            "model_id": composition.model_id,
+            "prompt_sha256": composition.prompt_sha256,
+        }
+        draft = composition.draft
         if draft is None:
-            return None, composition.problem or "no_grounded_answer", None, usage
+            return Drafted(None, composition.problem or "no_grounded_answer", **used)
         verdict = grounding.verify(draft, passages)
         if not verdict.ok:
             # A draft that cites what we did not retrieve, misquotes it or promises an action is discarded.
-            return None, f"draft_rejected:{verdict.reason}", None, usage
-        return draft, None, None, usage
+            return Drafted(None, f"draft_rejected:{verdict.reason}", **used)
+        return Drafted(draft, None, **used)
+
+
+@dataclass(frozen=True)
+class Drafted:
+    """What drafting produced: the draft or why none, and the evidence of the model call (even a failed one)."""
+
+    draft: Draft | None
+    problem: str | None
+    model_error: str | None = None
+    usage: ModelUsage = field(default_factory=ModelUsage)
+    model_id: str | None = None
+    prompt_sha256: str | None = None
+
+    @classmethod
+    def failed(cls, problem: str, model_error: str, error: Exception) -> Drafted:
+        context = getattr(error, "context", {})
+        model_id, prompt_sha256 = context.get("model_id"), context.get("prompt_sha256")
+        return cls(
+            None,
+            problem,
+            model_error,
+            _usage(error),
+            model_id if isinstance(model_id, str) else None,
+            prompt_sha256 if isinstance(prompt_sha256, str) else None,
+        )
 
 
 def _ms(started: float) -> float:

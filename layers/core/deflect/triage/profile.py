@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from deflect.domain import keys
 from deflect.domain.errors import MalformedPayload
@@ -40,8 +40,10 @@ class ToolGrantSpec(BaseModel):
 class TriageProfile(Versioned):
     tenant_id: TenantId
     bedrock_model_id: str | None = None
+    # The tenant's own guardrail needs its version (a number, or DRAFT deliberately); without its own guardrail
+    # the deployment's BEDROCK_GUARDRAIL_ID and _VERSION apply, so a version alone means nothing and is dropped.
     guardrail_id: str | None = None
-    guardrail_version: str = "DRAFT"
+    guardrail_version: str | None = Field(default=None, pattern=r"^(?:DRAFT|[1-9][0-9]{0,7})$")
     tool_grants: list[ToolGrantSpec] = Field(default_factory=list)
     # Triage itself runs granted tools only for these outcomes: evidence for the humans who will look.
     run_tools_for: list[DecisionOutcome] = Field(default_factory=lambda: ["escalate", "ask_diagnostics"])
@@ -53,6 +55,15 @@ class TriageProfile(Versioned):
     low_confidence_risk_tolerance: float = Field(default=DEFAULT_RISK_TOLERANCE, ge=0.0, le=1.0)
     updated_by: str = "system"
     updated_at: datetime = Field(default_factory=utcnow)
+
+    @model_validator(mode="after")
+    def _guardrail_has_a_version(self) -> TriageProfile:
+        if self.guardrail_id and not self.guardrail_version:
+            raise ValueError("guardrail_version is required with guardrail_id (a version number, or DRAFT)")
+        if not self.guardrail_id and self.guardrail_version is not None:
+            # Profiles stored before this rule carry the old default "DRAFT" without an id.
+            self.guardrail_version = None
+        return self
 
     def grants(self) -> list[ToolGrant]:
         return [g.grant() for g in self.tool_grants]
@@ -71,6 +82,9 @@ class TriageProfiles:
         fixed = sorted(set(changes) & {"tenant_id", "version", "updated_by", "updated_at"})
         if fixed:
             raise MalformedPayload(f"not changeable: {', '.join(fixed)}")
+        if changes.get("guardrail_id") and "guardrail_version" not in changes:
+            # Another guardrail's version number would silently apply to the new one.
+            raise MalformedPayload("set guardrail_version together with guardrail_id (a version number, or DRAFT)")
         current = self.get(ctx)
         try:
             updated = TriageProfile.model_validate(
