@@ -250,3 +250,29 @@ def test_a_crash_before_the_escalation_starts_resumes_with_the_tool_results():
     [collected] = [e for e in events if e.type == "diagnostics.collected"]  # the tools ran once
     [(_, _, refs)] = world.started
     assert refs == collected.evidence
+
+
+def test_a_message_the_taxonomy_does_not_place_takes_the_product_area_of_its_article():
+    syncs = Article(
+        "ts-sync-errors",
+        "Fix a failing sync",
+        "# Fix a failing sync\n\nA sync that fails with an error usually lost its connection. Reconnect the source.\n",
+        ("sync",),
+        product_area="syncs",
+    )
+    world = make_world(
+        articles=[syncs],
+        diagnostics=[DiagnosticsChecklist(product_area="syncs", required=["app_version", "run_id"])],
+    )
+    # The intent classifier says only "how_to" in area "general"; the article found is the syncs team's.
+    result = world.triage("tkt-1", "My sync fails with an error since this morning")
+    [decision] = Tickets(world.store).decisions(world.ctx, "tkt-1")
+    assert decision.classification.product_area == "syncs"
+    # Answered from the article, and the syncs team's checklist is asked for in case it does not solve it.
+    assert result.missing_diagnostics == ["app_version", "run_id"]
+    assert "If this does not solve it" in result.reply
+
+    # Nothing relevant found: the area stays general and no team's checklist applies.
+    other = world.triage("tkt-2", "My invoice PDF fails to download")
+    [decision] = Tickets(world.store).decisions(world.ctx, "tkt-2")
+    assert decision.classification.product_area == "general" and other.missing_diagnostics == []

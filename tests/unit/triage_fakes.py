@@ -71,6 +71,7 @@ class Article:
     keywords: tuple[str, ...]
     version: int = 1
     score: float = 0.9
+    product_area: str = "general"
 
 
 class KeywordSearch:
@@ -102,6 +103,7 @@ class KeywordSearch:
                 start=0,
                 end=len(a.text),
                 score=a.score,
+                product_area=a.product_area,
             )
             for a in self.articles
             if any(word in lowered for word in a.keywords)

@@ -210,6 +210,11 @@ class TriageEngine:
             else first
         )
         classification = result.classification
+        if classification.product_area == GENERAL_AREA:
+            # The taxonomy did not place the message: the help center's answer to it says where it belongs.
+            area = _area_from_knowledge(draft, hits)
+            if area is not None:
+                classification = classification.model_copy(update={"product_area": area})
 
         required = diagnostics.checklist(config, classification.product_area)
         provided = {**(known_diagnostics or {}), **diagnostics.extract(required, text, attachments)}
@@ -307,6 +312,21 @@ class Drafted:
             model_id if isinstance(model_id, str) else None,
             prompt_sha256 if isinstance(prompt_sha256, str) else None,
         )
+
+
+GENERAL_AREA = "general"
+# A hit this relevant places a message in its article's product area even when no answer was drafted from it
+# (problem reports: the troubleshooting article is found, the checklist is what the customer needs first).
+AREA_MIN_SCORE = 0.5
+
+
+def _area_from_knowledge(draft: Draft | None, hits: Sequence[Any]) -> str | None:
+    """The product area of the article the answer cites, else of a clearly relevant first hit."""
+    by_id = {h.article_id: h for h in hits}
+    cited = [by_id[c.article_id] for c in draft.citations if c.article_id in by_id] if draft else []
+    lead = cited[0] if cited else (hits[0] if hits and hits[0].score >= AREA_MIN_SCORE else None)
+    area = getattr(lead, "product_area", None) if lead is not None else None
+    return area if isinstance(area, str) and area and area != GENERAL_AREA else None
 
 
 def _ms(started: float) -> float:
