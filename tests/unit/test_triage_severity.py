@@ -84,3 +84,31 @@ def test_security_and_legal_matters_are_at_least_p2() -> None:
         "P2",
         ["security_or_legal"],
     )
+
+
+def test_a_tenants_own_priority_tier_raises_severity_and_enterprise_can_be_turned_off() -> None:
+    from deflect.domain.models import SlaTier, TenantConfig
+
+    config = TenantConfig(
+        tenant_id="acme",
+        display_name="Acme",
+        sla_tiers={
+            "standard": SlaTier(name="standard", first_response_minutes=1440, review_timeout_seconds=86400),
+            "platinum": SlaTier(
+                name="platinum", first_response_minutes=30, review_timeout_seconds=1800, raises_severity=True
+            ),
+            "enterprise": SlaTier(
+                name="enterprise",
+                first_response_minutes=60,
+                review_timeout_seconds=3600,
+                raises_severity=False,
+            ),
+        },
+    )
+    tiers = config.priority_tiers()
+    assert tiers == {"platinum"}
+    text = "My export fails with an error."
+    assert severity_of(text, PROBLEM, sla_tier="platinum", priority_tiers=tiers)[0] == "P2"
+    assert severity_of(text, PROBLEM, sla_tier="enterprise", priority_tiers=tiers)[0] == "P3"
+    # A stored configuration from before tiers could say so: "enterprise" keeps raising severity.
+    assert TenantConfig(tenant_id="acme", display_name="Acme").priority_tiers() == {"enterprise"}

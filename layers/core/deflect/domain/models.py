@@ -79,6 +79,13 @@ class SlaTier(BaseModel):
     name: str
     first_response_minutes: int
     review_timeout_seconds: int
+    # Problems from accounts on this tier rank one severity level higher (an outage: P1). Unset: only the tier
+    # named "enterprise" does, as before tiers could say so.
+    raises_severity: bool | None = None
+
+    @property
+    def priority(self) -> bool:
+        return self.raises_severity if self.raises_severity is not None else self.name == "enterprise"
 
 
 class TenantConfig(Versioned):
@@ -98,6 +105,10 @@ class TenantConfig(Versioned):
         }
     )
     diagnostics: list[DiagnosticsChecklist] = Field(default_factory=list)
+
+    def priority_tiers(self) -> frozenset[str]:
+        """SLA tiers whose problems rank one severity level higher."""
+        return frozenset(key for key, tier in self.sla_tiers.items() if tier.priority)
     policy: DecisionPolicy = Field(default_factory=DecisionPolicy)
     retention_days: int = 365
     daily_budget_usd: Decimal | None = None

@@ -92,14 +92,15 @@ def queue_plan(request: EscalationRequest, config: TenantConfig) -> list[str]:
     """The queues a task moves through on timeouts: the skill's (or product area's) queue first, then the
     generic tiers, then the supervisor.
 
-    Urgent work (P1/P2, or the enterprise tier) skips the first generic tier. At most `max_reassign_hops` hops.
+    Urgent work (P1/P2, or a priority SLA tier, by default enterprise) skips the first generic tier. At most
+    `max_reassign_hops` hops.
     """
     supervisor = supervisor_queue(config)
     ladder = [q for q in config.escalation_queues if q != supervisor]
     skill = skill_for(request)
     specialised = [q for q in dict.fromkeys([skill, request.product_area]) if q in ladder]
     generic = [q for q in ladder if q not in specialised and q not in SKILL_QUEUES]
-    urgent = request.severity in ("P1", "P2") or request.sla_tier == "enterprise"
+    urgent = request.severity in ("P1", "P2") or request.sla_tier in config.priority_tiers()
     if urgent and len(generic) > 1:
         generic = generic[1:]
     before_supervisor = (specialised + generic)[: max(0, config.max_reassign_hops)]

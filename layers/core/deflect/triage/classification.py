@@ -4,8 +4,9 @@ ones the detectors found.
 
 Severity (P1 highest):
 - a question or feedback starts at P4, a problem report or request at P3;
-- outage language → P2, and P1 when many users are affected or the account has the enterprise SLA;
-- many users affected, urgency on a problem, the enterprise SLA, a repeat contact: one level up each (a P1
+- outage language → P2, and P1 when many users are affected or the account is on a priority SLA tier
+  (`SlaTier.raises_severity`; by default the tier named "enterprise");
+- many users affected, urgency on a problem, a priority SLA tier, a repeat contact: one level up each (a P1
   needs outage language);
 - security and legal matters are at least P2.
 """
@@ -21,6 +22,8 @@ from deflect.triage.detectors import Signals, detect
 from deflect.triage.intents import OUT_OF_SCOPE, UNCLASSIFIED
 
 _LEVELS: tuple[Severity, ...] = ("P1", "P2", "P3", "P4")
+# The default tenant configuration's priority tier (TenantConfig.priority_tiers() gives a tenant's own).
+PRIORITY_TIERS = frozenset({"enterprise"})
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class SeverityTrace:
 
 
 def severity(
-    signals: Signals, *, kind: str | None, sla_tier: str, repeat: bool, flags: list[str]
+    signals: Signals, *, kind: str | None, priority_sla: bool, repeat: bool, flags: list[str]
 ) -> SeverityTrace:
     reasons: list[str] = []
     problem = signals.problem or kind in ("problem", "request")
@@ -38,7 +41,7 @@ def severity(
     if signals.outage:
         level = 2
         reasons.append("outage_language")
-        if signals.many_affected or sla_tier == "enterprise":
+        if signals.many_affected or priority_sla:
             level = 1
             reasons.append("outage_many_affected" if signals.many_affected else "outage_enterprise_sla")
     else:
@@ -48,7 +51,7 @@ def severity(
         if signals.urgent and problem:
             level -= 1
             reasons.append("urgent")
-        if sla_tier == "enterprise":
+        if priority_sla:
             level -= 1
             reasons.append("enterprise_sla")
     if repeat:
@@ -83,14 +86,22 @@ class Classifier:
         sla_tier: str = "standard",
         default_language: str = "en",
         repeat: bool = False,
+        priority_tiers: frozenset[str] = PRIORITY_TIERS,
     ) -> ClassificationResult:
         signals = detect(text, default_language=default_language)
         prediction = self.intents.classify(ctx, text)
-        return self.combine(signals, prediction, sla_tier=sla_tier, repeat=repeat)
+        return self.combine(
+            signals, prediction, sla_tier=sla_tier, repeat=repeat, priority_tiers=priority_tiers
+        )
 
     @staticmethod
     def combine(
-        signals: Signals, prediction: IntentPrediction, *, sla_tier: str = "standard", repeat: bool = False
+        signals: Signals,
+        prediction: IntentPrediction,
+        *,
+        sla_tier: str = "standard",
+        repeat: bool = False,
+        priority_tiers: frozenset[str] = PRIORITY_TIERS,
     ) -> ClassificationResult:
         confident = not prediction.out_of_scope and prediction.intent not in (OUT_OF_SCOPE, UNCLASSIFIED)
         flags = set(signals.sensitive_flags)
@@ -102,7 +113,9 @@ class Classifier:
         if action.kind != "none":
             flags.add("account_change")
         kind = prediction.kind if confident else None
-        trace = severity(signals, kind=kind, sla_tier=sla_tier, repeat=repeat, flags=sorted(flags))
+        trace = severity(
+            signals, kind=kind, priority_sla=sla_tier in priority_tiers, repeat=repeat, flags=sorted(flags)
+        )
         classification = Classification(
             intent=prediction.intent,
             intent_confidence=round(float(prediction.confidence), 4),

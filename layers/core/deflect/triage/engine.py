@@ -186,7 +186,14 @@ class TriageEngine:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         policy = config.policy
-        first = self.classifier.classify(ctx, text, sla_tier=sla_tier, default_language=config.default_locale)
+        priority_tiers = config.priority_tiers()
+        first = self.classifier.classify(
+            ctx,
+            text,
+            sla_tier=sla_tier,
+            default_language=config.default_locale,
+            priority_tiers=priority_tiers,
+        )
         timings["classify"] = _ms(started)
 
         began = time.perf_counter()
@@ -205,7 +212,9 @@ class TriageEngine:
             history, ticket_id=ticket_id, intent=first.prediction.intent, cited_articles=cited
         )
         result: ClassificationResult = (
-            Classifier.combine(first.signals, first.prediction, sla_tier=sla_tier, repeat=True)
+            Classifier.combine(
+                first.signals, first.prediction, sla_tier=sla_tier, repeat=True, priority_tiers=priority_tiers
+            )
             if repeat.repeat
             else first
         )
