@@ -276,3 +276,57 @@ def test_a_message_the_taxonomy_does_not_place_takes_the_product_area_of_its_art
     other = world.triage("tkt-2", "My invoice PDF fails to download")
     [decision] = Tickets(world.store).decisions(world.ctx, "tkt-2")
     assert decision.classification.product_area == "general" and other.missing_diagnostics == []
+
+
+def test_diagnostics_are_read_from_an_attached_log_which_is_never_stored():
+    from deflect.domain.models import AttachmentRef, Message
+    from deflect.repositories import save
+
+    log = "Syncbeam desktop v4.12.3 on macOS 14.5\nERROR SB-4040 source object not found\n"
+
+    class Reader:  # the helpdesk side is tested against a local helpdesk in test_helpdesk_attachments.py
+        def __init__(self) -> None:
+            self.read: list[str] = []
+
+        def read_text(self, ctx, ticket, attachment):
+            self.read.append(attachment.name)
+            return log
+
+    world = make_world(
+        articles=[EXPORT_ARTICLE],
+        diagnostics=[
+            DiagnosticsChecklist(product_area="troubleshooting", required=["app_version", "os", "error_code"])
+        ],
+        rules=[
+            (
+                "crash",
+                IntentPrediction(
+                    intent="error_report", confidence=0.9, kind="problem", product_area="troubleshooting"
+                ),
+            )
+        ],
+    )
+    world.service.attachments = reader = Reader()
+    world.ticket("tkt-1", "placeholder", message_id="m-0")
+    attachments = [
+        AttachmentRef(name="screen.png", url="https://acme.zendesk.com/a/1", content_type="image/png"),
+        AttachmentRef(name="console.log", url="https://acme.zendesk.com/a/2", content_type="text/plain"),
+    ]
+    message = Message(
+        tenant_id="acme",
+        ticket_id="tkt-1",
+        message_id="m-1",
+        body_redacted="The app crashes every time I sync, log attached",
+        attachments=attachments,
+    )
+    save(world.store, world.ctx, [Tickets.message_write(message)])
+
+    result = world.service.triage(world.ctx, "tkt-1", "m-1")
+
+    assert reader.read == ["console.log"]  # text files only
+    assert result.missing_diagnostics == []  # version, OS and error code all came from the log
+    stored = next(m for m in Tickets(world.store).messages(world.ctx, "tkt-1") if m.message_id == "m-1")
+    assert all(a.text is None for a in stored.attachments)
+    # The values found are kept as the ticket's known diagnostics; the log itself is not.
+    kept = json.dumps([item.data for item in world.store.query(world.ctx, "T#acme#TICKET#tkt-1")])
+    assert "SB-4040" in kept and "source object not found" not in kept

@@ -316,7 +316,14 @@ class Container:
             Handoffs(self.writeback_queue, escalation_starter(self), None),  # container.audit observes
             tools=self.diagnostic_tools,
             seal_for_customer=lambda *args: self.sealed_evidence.put_for_customer(*args),
+            attachments=self.attachment_reader,
         )
+
+    @cached_property
+    def attachment_reader(self) -> Any:
+        from deflect.helpdesk.attachments import HelpdeskAttachmentReader
+
+        return HelpdeskAttachmentReader(self.helpdesks)
 
     # ------------------------------------------------------------------ escalation and approval (issue 6)
     @cached_property

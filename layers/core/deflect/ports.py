@@ -262,6 +262,12 @@ class Composition:
     prompt_sha256: str | None = None
 
 
+class AttachmentReader(Protocol):
+    """The text of a small text attachment of a ticket (a log file), or None: for diagnostics, never stored."""
+
+    def read_text(self, ctx: TenantContext, ticket: Any, attachment: Any) -> str | None: ...
+
+
 class AnswerComposer(Protocol):
     """Writes an answer only from the given passages (deflect.knowledge.models.SearchHit, governed by the
     index), every sentence citing article id + version; `draft.prompt_sha256` hashes the exact model input.

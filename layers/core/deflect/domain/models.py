@@ -152,6 +152,8 @@ class AttachmentRef(BaseModel):
     url: str | None = None
     content_type: str | None = None
     size: int | None = None
+    # What triage read of a text attachment, for its diagnostics only: never stored or sent anywhere.
+    text: str | None = Field(default=None, exclude=True, repr=False)
 
 
 class EvidenceRef(BaseModel):

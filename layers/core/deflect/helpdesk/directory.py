@@ -54,7 +54,9 @@ class HelpdeskDirectory:
         self._lock = threading.Lock()
 
     def connector(self, tenant_id: str, item: OutboxItem) -> Connector:
-        name = connector_name(item)
+        return self.connector_for(tenant_id, connector_name(item))
+
+    def connector_for(self, tenant_id: str, name: ConnectorName) -> Connector:
         stored = self.secrets.secrets(tenant_id, secret_name(name))
         if not stored:
             raise HelpdeskNotConfigured(f"no {name} connection for this tenant")

@@ -123,16 +123,41 @@ def _generic(name: str) -> Extractor:
     return lambda text, _a: _first_group(pattern, text)
 
 
+_TEXT_TYPES = ("text/", "application/json", "application/x-ndjson", "application/xml")
+_TEXT_NAMES = re.compile(r"\.(?:log|txt|json|ndjson|out|err|xml|csv)$", re.I)
+
+
+def is_text_attachment(attachment: AttachmentRef) -> bool:
+    """A file a person could read as text (a log, a console dump), by its type or its name."""
+    kind = (attachment.content_type or "").lower()
+    return kind.startswith(_TEXT_TYPES) or bool(_TEXT_NAMES.search(attachment.name or ""))
+
+
+# Values a log file states as well as a message does; only these are read from attachments' text (a custom
+# checklist item's generic pattern could pick up personal data from a raw log).
+FROM_ATTACHED_TEXT = ("app_version", "os", "browser", "error_code", "request_id", "run_id")
+
+
 def extract(names: Iterable[str], text: str, attachments: Sequence[AttachmentRef] = ()) -> dict[str, str]:
-    """Values the customer already provided, by canonical name (only the names asked for)."""
+    """Values the customer already provided, by canonical name (only the names asked for): from the message,
+    else from the text of an attached log (read by the triage service)."""
     found: dict[str, str] = {}
     for raw in names:
         name = canonical_name(raw)
         extractor = EXTRACTORS.get(name) or _generic(name)
         value = extractor(text or "", attachments)
+        if not value and name in FROM_ATTACHED_TEXT:
+            value = next((v for a in attachments if a.text and (v := extractor(a.text, ()))), None)
         if value:
             found[name] = value[:200]
     return found
+
+
+def wants_attached_text(config: TenantConfig | None) -> bool:
+    """Whether any of the tenant's checklists asks for something a log file could tell."""
+    return config is not None and any(
+        canonical_name(n) in FROM_ATTACHED_TEXT for item in config.diagnostics for n in item.required
+    )
 
 
 def extract_all(text: str, attachments: Sequence[AttachmentRef] = ()) -> dict[str, str]:

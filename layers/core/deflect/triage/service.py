@@ -18,7 +18,7 @@ Model output never triggers an action: account-changing actions only ever reach 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -30,6 +30,7 @@ from deflect.domain.canonical import canonical_json
 from deflect.domain.errors import Conflict, NotFound
 from deflect.domain.models import (
     ArticleRef,
+    AttachmentRef,
     Citation,
     Classification,
     Decision,
@@ -38,12 +39,13 @@ from deflect.domain.models import (
     Message,
     OutboxItem,
     RolloutMode,
+    TenantConfig,
     Ticket,
     TicketStatus,
     utcnow,
 )
 from deflect.domain.tenancy import TenantContext
-from deflect.ports import EvidenceStore, Put, SupportStore, WorkQueue
+from deflect.ports import AttachmentReader, EvidenceStore, Put, SupportStore, WorkQueue
 from deflect.repositories import Accounts, Customers, Outbox, TenantConfigs, Tickets
 from deflect.services import outbox as outbox_service
 from deflect.triage import diagnostics
@@ -53,6 +55,8 @@ from deflect.triage.profile import TriageProfile, TriageProfiles
 
 log = logging.getLogger(__name__)
 MARKER_PREFIX = "TRIAGED#"
+# Text attachments read per message for diagnostics (each is one HTTP call to the helpdesk).
+MAX_ATTACHMENTS_READ = 3
 DIAG_PREFIX = "DIAG#"
 EVENT = "decision.made"
 
@@ -109,6 +113,7 @@ class TriageService:
         *,
         tools: diagnostics.DiagnosticToolRegistry | None = None,
         seal_for_customer: Callable[[TenantContext, str, str, bytes, str], EvidenceRef] | None = None,
+        attachments: AttachmentReader | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
@@ -120,6 +125,7 @@ class TriageService:
         # (ctx, ticket_id, customer_id, body, kind) -> ref: tool output about a known customer is sealed with
         # their key so erasure shreds it; without it (unit harnesses without KMS) evidence is kept plain.
         self.seal_for_customer = seal_for_customer
+        self.attachments = attachments
         self.clock = clock
         self.tickets = Tickets(store)
         self.tenants = TenantConfigs(store)
@@ -166,7 +172,7 @@ class TriageService:
             ctx,
             text,
             config=config,
-            attachments=message.attachments,
+            attachments=self._with_text(ctx, config, ticket, message.attachments),
             sla_tier=sla_tier,
             history=history,
             ticket_id=ticket_id,
@@ -200,6 +206,22 @@ class TriageService:
         if account is not None:
             segments.update(s.lower() for s in [account.plan, account.sla_tier, *account.entitlements] if s)
         return Audience(kind="customer", segments=frozenset(segments))
+
+    def _with_text(
+        self, ctx: TenantContext, config: TenantConfig, ticket: Ticket, attachments: Sequence[AttachmentRef]
+    ) -> list[AttachmentRef]:
+        """The message's attachments, the first few text ones with what they say (for diagnostics only)."""
+        if self.attachments is None or not diagnostics.wants_attached_text(config):
+            return list(attachments)
+        out: list[AttachmentRef] = []
+        reads = 0
+        for attachment in attachments:
+            text = None
+            if reads < MAX_ATTACHMENTS_READ and diagnostics.is_text_attachment(attachment):
+                reads += 1
+                text = self.attachments.read_text(ctx, ticket, attachment)
+            out.append(attachment.model_copy(update={"text": text}) if text else attachment)
+        return out
 
     def _run_tools(
         self,
