@@ -186,19 +186,20 @@ def test_sensitive_requests_escalate_even_with_a_perfect_article():
         assert result.reply is None
 
 
+class _Telemetry:
+    def recent_errors(self, ctx, account_id, *, limit=20):
+        return [{"code": "SB-1042"}]
+
+    def service_status(self, ctx):
+        return {}
+
+
 def test_granted_diagnostic_tools_run_for_escalations_and_their_results_are_evidence():
     from deflect.triage.diagnostics import DiagnosticToolRegistry, RecentErrorsTool
     from deflect.triage.profile import TriageProfiles
 
-    class Telemetry:
-        def recent_errors(self, ctx, account_id, *, limit=20):
-            return [{"code": "SB-1042"}]
-
-        def service_status(self, ctx):
-            return {}
-
     world = make_world()
-    world.service.tools = DiagnosticToolRegistry([RecentErrorsTool(Telemetry())])
+    world.service.tools = DiagnosticToolRegistry([RecentErrorsTool(_Telemetry())])
     admin = world.ctx.model_copy(update={"actor": "admin:dana"})
     TriageProfiles(world.store).change(
         admin, world.audit, {"tool_grants": [{"tool": "recent_errors", "roles": ["service"]}]}
@@ -220,15 +221,8 @@ def test_a_crash_before_the_escalation_starts_resumes_with_the_tool_results():
     from deflect.triage.diagnostics import DiagnosticToolRegistry, RecentErrorsTool
     from deflect.triage.profile import TriageProfiles
 
-    class Telemetry:
-        def recent_errors(self, ctx, account_id, *, limit=20):
-            return [{"code": "SB-1042"}]
-
-        def service_status(self, ctx):
-            return {}
-
     world = make_world()
-    world.service.tools = DiagnosticToolRegistry([RecentErrorsTool(Telemetry())])
+    world.service.tools = DiagnosticToolRegistry([RecentErrorsTool(_Telemetry())])
     TriageProfiles(world.store).change(
         world.ctx.model_copy(update={"actor": "admin:dana"}),
         world.audit,
