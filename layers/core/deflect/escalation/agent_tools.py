@@ -7,17 +7,15 @@ known, so erasure reaches it) and the run is audited on the ticket with the agen
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from deflect.domain.errors import NotFound
-from deflect.domain.models import EvidenceRef
 from deflect.domain.tenancy import TenantContext
 from deflect.escalation import policy
 from deflect.escalation.records import EscalationPorts
 from deflect.http import require_role
 from deflect.repositories import Customers
-from deflect.triage.diagnostics import DiagnosticToolRegistry
+from deflect.triage.diagnostics import DiagnosticToolRegistry, sealed_for
 from deflect.triage.profile import TriageProfiles
 
 
@@ -32,7 +30,7 @@ class AgentDiagnostics:
     def available(self, ctx: TenantContext, task_id: str) -> dict[str, Any]:
         """The tools this caller may run on this task's ticket."""
         require_role(ctx, *sorted(policy.WORKING_ROLES))
-        task, area, _ = self._subject(ctx, task_id)
+        task, area, _, _ = self._subject(ctx, task_id)
         grants = self.profiles.get(ctx).grants()
         return {
             "task_id": task.task_id,
@@ -42,16 +40,7 @@ class AgentDiagnostics:
 
     def run(self, ctx: TenantContext, task_id: str, tool: str) -> dict[str, Any]:
         require_role(ctx, *sorted(policy.WORKING_ROLES))
-        task, area, subject = self._subject(ctx, task_id)
-        ticket = self.p.tickets.require(ctx, task.ticket_id)
-        seal: Callable[[TenantContext, str, bytes, str], EvidenceRef] | None = None
-        if self.p.seal_for_customer is not None and ticket.customer_id:
-            sealer, customer_id = self.p.seal_for_customer, ticket.customer_id
-
-            def for_customer(c: TenantContext, ticket_id: str, body: bytes, kind: str) -> EvidenceRef:
-                return sealer(c, ticket_id, customer_id, body, kind)
-
-            seal = for_customer
+        task, area, subject, customer_id = self._subject(ctx, task_id)
         result = self.tools.run(
             ctx,
             tool,
@@ -59,7 +48,7 @@ class AgentDiagnostics:
             grants=self.profiles.get(ctx).grants(),
             product_area=area,
             evidence=self.p.evidence,
-            seal=seal,
+            seal=sealed_for(self.p.seal_for_customer, customer_id),
         )
         refs = [result.evidence] if result.evidence is not None else []
         self.p.audit.append(
@@ -77,7 +66,8 @@ class AgentDiagnostics:
             "evidence": [{"sha256": r.sha256, "kind": r.kind} for r in refs],
         }
 
-    def _subject(self, ctx: TenantContext, task_id: str) -> tuple[Any, str, dict[str, Any]]:
+    def _subject(self, ctx: TenantContext, task_id: str) -> tuple[Any, str, dict[str, Any], str | None]:
+        """The task, its ticket's product area, the tool's subject and the ticket's customer."""
         task = self.p.tasks.get(ctx, task_id)
         if task is None:
             raise NotFound("task not found")
@@ -89,4 +79,5 @@ class AgentDiagnostics:
         if account_id is None and ticket.customer_id:
             customer = Customers(self.p.store).get(ctx, ticket.customer_id)
             account_id = customer.account_id if customer else None
-        return task, area, {"ticket_id": ticket.ticket_id, "account_id": account_id, "product_area": area}
+        subject = {"ticket_id": ticket.ticket_id, "account_id": account_id, "product_area": area}
+        return task, area, subject, ticket.customer_id

@@ -216,6 +216,21 @@ class ToolResult:
     evidence: EvidenceRef | None = None
 
 
+SealForCustomer = Callable[[TenantContext, str, str, bytes, str], EvidenceRef]
+Seal = Callable[[TenantContext, str, bytes, str], EvidenceRef]
+
+
+def sealed_for(seal_for_customer: SealForCustomer | None, customer_id: str | None) -> Seal | None:
+    """`seal(ctx, ticket_id, body, kind)` with the customer's key, for tool output about a known customer."""
+    if seal_for_customer is None or not customer_id:
+        return None
+
+    def seal(ctx: TenantContext, ticket_id: str, body: bytes, kind: str) -> EvidenceRef:
+        return seal_for_customer(ctx, ticket_id, customer_id, body, kind)
+
+    return seal
+
+
 class DiagnosticToolRegistry:
     """Tools known to this deployment; which of them may run is decided per tenant (grants) and per role."""
 

@@ -236,14 +236,7 @@ class TriageService:
         grants = profile.grants()
         area = assessment.classification.product_area
         worker = ctx if "service" in ctx.roles else TenantContext.system(ctx.tenant_id, ctx.actor)
-        seal: Callable[[TenantContext, str, bytes, str], EvidenceRef] | None = None
-        if self.seal_for_customer is not None and ticket.customer_id:
-            sealer, customer_id = self.seal_for_customer, ticket.customer_id
-
-            def for_customer(c: TenantContext, ticket_id: str, body: bytes, kind: str) -> EvidenceRef:
-                return sealer(c, ticket_id, customer_id, body, kind)
-
-            seal = for_customer
+        seal = diagnostics.sealed_for(self.seal_for_customer, ticket.customer_id)
 
         results = []
         for name in self.tools.allowed(grants, worker.roles, area):
