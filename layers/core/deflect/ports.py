@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from deflect.domain.models import EvidenceRef
+from deflect.domain.models import AttachmentRef, EvidenceRef, Ticket
 from deflect.domain.tenancy import TenantContext
 
 # --------------------------------------------------------------------------- storage (foundation)
@@ -265,7 +265,7 @@ class Composition:
 class AttachmentReader(Protocol):
     """The text of a small text attachment of a ticket (a log file), or None: for diagnostics, never stored."""
 
-    def read_text(self, ctx: TenantContext, ticket: Any, attachment: Any) -> str | None: ...
+    def read_text(self, ctx: TenantContext, ticket: Ticket, attachment: AttachmentRef) -> str | None: ...
 
 
 class AnswerComposer(Protocol):
