@@ -60,6 +60,11 @@ def test_put_config_with_a_new_policy_makes_version_2_keeps_v1_and_audits_the_ad
     again = _put(harness, "acme-pol", {"policy": {"rollout_default": "shadow", "answer_threshold": 0.8}})
     assert again.status == 200 and again.body["policy"]["version"] == 2
     assert len(_policy_events(harness, "acme-pol")) == 1
+    # An empty PUT sets nothing: the configuration keeps its version and nothing is audited.
+    _, before = harness.container().audit.load(ctx, POLICY_CHAIN)
+    empty = _put(harness, "acme-pol", {})
+    assert empty.status == 200 and empty.body["version"] == again.body["version"]
+    assert harness.container().audit.load(ctx, POLICY_CHAIN)[1] == before
 
 
 def test_a_client_setting_the_policy_version_gets_a_clear_400(harness, tenants):

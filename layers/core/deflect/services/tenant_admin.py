@@ -326,8 +326,8 @@ class TenantAdmin:
                     writes=writes,
                 )
                 return bumped(updated)
-            if not changes:
-                return current  # the current policy again and nothing else: nothing to version or audit
+        if not changes:
+            return current  # nothing to set (or the current policy again): nothing to write, version or audit
         self.audit.append(
             ctx,
             CONFIG_CHAIN,
