@@ -14,11 +14,11 @@ and only then makes it the version triage uses.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 from pathlib import Path
 
+from deflect.cli.operator import admin_context
 from deflect.domain.tenancy import TenantContext
 
 CHAIN = "tenant-config"
@@ -54,11 +54,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     activate.set_defaults(func=run_activate)
 
 
-def _ctx(tenant: str, actor: str | None) -> TenantContext:
-    who = actor or f"cli:{getpass.getuser()}"
-    return TenantContext(tenant_id=tenant, actor=who, roles=frozenset({"admin"}), via="cli")
-
-
 def run_train(args: argparse.Namespace) -> int:
     from deflect.bootstrap import container
     from deflect.embedded.model import train_taxonomy
@@ -67,7 +62,7 @@ def run_train(args: argparse.Namespace) -> int:
     if bool(args.file) == bool(args.starter):
         raise SystemExit("give a taxonomy FILE or --starter")
     taxonomy = starter_taxonomy() if args.starter else parse_taxonomy(args.file.read_text(encoding="utf-8"))
-    ctx = _ctx(args.tenant, args.actor)
+    ctx = admin_context(args.tenant, args.actor)
     c = container()
     c.tenants.get(ctx)  # the tenant must exist and be active
     store = c.intent_models
@@ -146,7 +141,7 @@ def run_activate(args: argparse.Namespace) -> int:
     from deflect.bootstrap import container
 
     c = container()
-    ctx = _ctx(args.tenant, args.actor)
+    ctx = admin_context(args.tenant, args.actor)
     head = c.intent_models.load(args.tenant, args.version)
     if head is None:
         print(f"version {args.version} does not exist for {args.tenant}", file=sys.stderr)

@@ -12,12 +12,12 @@ nothing. `show` prints the policy without its version inside, so `show | jq .pol
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from deflect.cli.operator import admin_context
 from deflect.domain.errors import DeflectError
 from deflect.domain.tenancy import TenantContext
 
@@ -42,13 +42,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     history.set_defaults(func=run_history)
 
 
-def _ctx(tenant: str, actor: str | None = None) -> TenantContext:
-    from deflect.domain.tenancy import validate_tenant_id
+def _current(tenant: str) -> tuple[TenantContext, Any, Any]:
+    """The operator's context, the container and the tenant's configuration (None: no such tenant)."""
+    from deflect.bootstrap import container
 
-    who = actor or f"cli:{getpass.getuser()}"
-    return TenantContext(
-        tenant_id=validate_tenant_id(tenant), actor=who, roles=frozenset({"admin"}), via="cli"
-    )
+    ctx = admin_context(tenant)
+    c = container()
+    return ctx, c, c.tenants.find(ctx)
 
 
 def _fail(code: str, message: str) -> int:
@@ -68,13 +68,10 @@ def _shown(tenant: str, snapshot: dict[str, Any] | None, policy: dict[str, Any])
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from deflect.bootstrap import container
     from deflect.triage.policy import history_pk, snapshot_sk
 
     try:
-        ctx = _ctx(args.tenant)
-        c = container()
-        config = c.tenants.find(ctx)
+        ctx, c, config = _current(args.tenant)
         if config is None:
             return _fail("not_found", "tenant not found")
         version = args.version or config.policy.version
@@ -111,7 +108,7 @@ def run_set(args: argparse.Namespace) -> int:
         where = ", ".join(".".join(str(p) for p in e["loc"][1:]) or "policy" for e in error.errors())
         return _fail("malformed_payload", f"not a valid policy: {where}")
     try:
-        ctx = _ctx(args.tenant, args.actor)
+        ctx = admin_context(args.tenant, args.actor)
         c = container()
         before = c.tenants.find(ctx)
         config = c.tenant_admin.update_config(ctx, ctx.tenant_id, update)
@@ -127,13 +124,10 @@ def run_set(args: argparse.Namespace) -> int:
 
 
 def run_history(args: argparse.Namespace) -> int:
-    from deflect.bootstrap import container
     from deflect.triage.policy import policy_history
 
     try:
-        ctx = _ctx(args.tenant)
-        c = container()
-        config = c.tenants.find(ctx)
+        ctx, c, config = _current(args.tenant)
         if config is None:
             return _fail("not_found", "tenant not found")
         versions = policy_history(c.store, ctx)
