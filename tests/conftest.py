@@ -18,6 +18,17 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Deflect")
 os.environ.setdefault("POWERTOOLS_DEV", "0")
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """What a test leaves in os.environ goes with it: the CLI's `main` sets POWERTOOLS_METRICS_DISABLED (and a stack's
+    settings), and a later test on the same worker would otherwise see no metrics at all."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 class MotoStack:
     """moto in-process with every resource of template.yaml, plus a Container wired to it."""
 
