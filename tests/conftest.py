@@ -16,6 +16,9 @@ os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Deflect")
 os.environ.setdefault("POWERTOOLS_DEV", "0")
+# Two xdist workers share two cores: OpenBLAS threads in each (set before numpy loads) oversubscribe them, and
+# training an intent head took ~10x longer while the other worker trained one too.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)
