@@ -180,7 +180,7 @@ class Bench:
                         "metrics": {"latencyMs": 1},
                     })  # fmt: skip
                     bedrock.converse(
-                        modelId="anthropic.claude-3-5-haiku-20241022-v1:0",
+                        modelId="us.anthropic.claude-haiku-4-5-20251001-v1:0",
                         messages=[{"role": "user", "content": [{"text": "."}]}],
                     )
             escalate = outcome == "escalate"

@@ -67,8 +67,8 @@ def test_requests_tokens_and_lambda_time_are_counted_per_tenant(moto_stack):
     assert acme_day.counters["ddb_write_units"] >= 2 and acme_day.counters["ddb_read_units"] >= 1
     assert globex_day.counters["s3_put"] == 1 and globex_day.counters["model_input_tokens"] == 0
     assert acme_day.counters["lambda_invocations"] == 1
-    # 1200 in + 300 out at $0.80 / $4.00 per million tokens
-    assert acme_day.cost.parts["model"] == pytest.approx(0.00096 + 0.0012)
+    # 1200 in + 300 out at $1.10 / $5.50 per million tokens
+    assert acme_day.cost.parts["model"] == pytest.approx(0.00132 + 0.00165)
     assert acme_day.cost.total > acme_day.cost.parts["model"]
 
 

@@ -139,7 +139,7 @@ def test_the_triage_profile_is_shown_changed_versioned_and_audited(harness, caps
     changes.write_text(
         json.dumps(
             {
-                "bedrock_model_id": "anthropic.claude-3-5-haiku-20241022-v1:0",
+                "bedrock_model_id": "eu.anthropic.claude-haiku-4-5-20251001-v1:0",
                 "tool_grants": [{"tool": "recent_errors", "roles": ["service", "agent"]}],
                 "telemetry_errors_url": "https://telemetry.pendant.example/errors",
             }

@@ -113,7 +113,7 @@ def test_cost_from_the_price_table():
             "lambda_invocations": 1_000_000,
         }
     )
-    assert cost.parts["model"] == pytest.approx(1.6 + 2.0)
+    assert cost.parts["model"] == pytest.approx(2 * 1.10 + 0.5 * 5.50)  # Haiku 4.5, US profile
     assert cost.parts["dynamodb"] == pytest.approx(0.625 + 0.25)
     assert cost.parts["s3"] == pytest.approx(0.005 + 0.004)
     assert cost.parts["stepfunctions"] == pytest.approx(0.025)

@@ -32,7 +32,7 @@ from deflect.services.audit import AuditLog
 from deflect.triage.profile import TriageProfile, TriageProfiles
 from tests.unit.triage_fakes import Store, make_world
 
-MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
+MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"  # the template's default
 CTX = TenantContext.system("acme")
 
 
@@ -192,7 +192,7 @@ def test_throttling_is_retried_with_exponential_backoff_then_succeeds():
     result = structured(model)
     assert result.attempts == 3 and len(calls) == 3
     assert sleeps == [0.5, 1.0]  # 0.5 s, then doubled
-    assert "/model/anthropic.claude-3-5-haiku" in calls[0] and calls[0].endswith("/converse")
+    assert "/model/us.anthropic.claude-haiku-4-5" in calls[0] and calls[0].endswith("/converse")
 
 
 def test_throttling_that_does_not_stop_gives_up_after_the_bounded_attempts():
@@ -413,7 +413,8 @@ def test_with_model_refuses_a_guardrail_id_without_a_version():
     ("model_id", "choice"),
     [
         (MODEL, {"tool": {"name": "grounded_answer"}}),
-        ("us.anthropic.claude-3-5-haiku-20241022-v1:0", {"tool": {"name": "grounded_answer"}}),
+        ("global.anthropic.claude-haiku-4-5-20251001-v1:0", {"tool": {"name": "grounded_answer"}}),
+        ("anthropic.claude-3-5-haiku-20241022-v1:0", {"tool": {"name": "grounded_answer"}}),
         ("amazon.nova-pro-v1:0", {"tool": {"name": "grounded_answer"}}),
         ("eu.amazon.nova-lite-v1:0", {"tool": {"name": "grounded_answer"}}),
         (

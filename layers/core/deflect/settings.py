@@ -60,7 +60,7 @@ class KnowledgeSettings(_Env):
 
 class ModelSettings(_Env):
     model_backend: Literal["embedded", "bedrock"] = Field(default="embedded", alias="MODEL_BACKEND")
-    bedrock_model_id: str = Field(default="anthropic.claude-3-5-haiku-20241022-v1:0", alias="BEDROCK_MODEL_ID")
+    bedrock_model_id: str = Field(default="us.anthropic.claude-haiku-4-5-20251001-v1:0", alias="BEDROCK_MODEL_ID")
     bedrock_guardrail_id: str | None = Field(default=None, alias="BEDROCK_GUARDRAIL_ID")
     model_data_dir: str = Field(default=".deflect-data/models", alias="MODEL_DATA_DIR")
     bedrock_guardrail_version: str = Field(default="DRAFT", alias="BEDROCK_GUARDRAIL_VERSION")
