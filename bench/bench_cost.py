@@ -2,7 +2,7 @@
 
 Every AWS request the code makes is counted by the usage meter (a botocore hook, see deflect/insight/usage.py)
 while tickets go through moto in this process, then priced with layers/core/deflect/insight/prices.json
-(public on-demand list prices, us-east-1; Claude 3.5 Haiku on Bedrock for the model). What runs for real:
+(public on-demand list prices, us-east-1; the model named there, Claude Haiku 4.5 on Bedrock). What runs for real:
 the intake handler (signed webhook), the escalation state machine with its task handlers and the approval API,
 the writeback service (with a connector that answers like a helpdesk, no HTTP), audit, evidence and the insight
 hooks (facts, EventBridge). Triage is represented by its documented storage pattern plus Bedrock calls whose
@@ -180,7 +180,7 @@ class Bench:
                         "metrics": {"latencyMs": 1},
                     })  # fmt: skip
                     bedrock.converse(
-                        modelId="us.anthropic.claude-haiku-4-5-20251001-v1:0",
+                        modelId=self.meter.prices.model["model_id"],
                         messages=[{"role": "user", "content": [{"text": "."}]}],
                     )
             escalate = outcome == "escalate"
