@@ -3,8 +3,10 @@ helpdesk's own host, a secure-download redirect followed without them, text only
 
 from __future__ import annotations
 
+import io
 import json
 import threading
+import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -17,6 +19,17 @@ from deflect.helpdesk.attachments import HelpdeskAttachmentReader
 from deflect.helpdesk.directory import HelpdeskDirectory
 
 LOG = "2026-11-27 10:02:11 Syncbeam desktop v4.12.3 (macOS 14.5)\nERROR SB-4040 source object not found\n"
+
+
+def _zipped_logs() -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("logs/desktop.log", LOG)
+        archive.writestr("logs/screen.png", b"\x89PNG\r\n\x1a\n\x00\x00")
+    return out.getvalue()
+
+
+ZIPPED_LOGS = _zipped_logs()
 ctx = TenantContext.system("acme")
 
 
@@ -32,18 +45,23 @@ class Helpdesk(BaseHTTPRequestHandler):
             self.end_headers()
         elif self.path.startswith(("/signed/", "/plain/")):
             self._text(LOG.encode())
+        elif self.path.startswith("/zip/"):
+            self._text(ZIPPED_LOGS, "application/zip")
         elif self.path.startswith("/huge/"):
             self._text(b"v9.9.9 " + b"x" * 600_000)
         else:
             self.send_response(404)
             self.end_headers()
 
-    def _text(self, body: bytes) -> None:
+    def _text(self, body: bytes, kind: str = "text/plain") -> None:
         self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the reader stopped at its cap and hung up, as it should
 
     def log_message(self, *args: Any) -> None:
         return
@@ -115,3 +133,15 @@ def test_a_missing_file_or_an_unreachable_helpdesk_is_no_text_not_an_error(helpd
     assert reader.read_text(ctx, TICKET, AttachmentRef(name="a.log", url=f"{helpdesk}/gone/a.log")) is None
     closed = AttachmentRef(name="a.log", url="http://127.0.0.1:9/a.log")
     assert reader.read_text(ctx, TICKET, closed) is None
+
+
+def test_the_logs_in_an_attached_zip_are_read_and_a_zip_too_big_to_open_is_not_fetched(helpdesk):
+    reader = _reader(helpdesk, max_archive_bytes=len(ZIPPED_LOGS))
+    logs = AttachmentRef(name="logs.zip", url=f"{helpdesk}/zip/logs.zip", content_type="application/zip")
+    assert reader.read_text(ctx, TICKET, logs) == f"--- logs/desktop.log ---\n{LOG}"
+    big = AttachmentRef(name="all-logs.zip", url=f"{helpdesk}/zip/all-logs.zip", size=len(ZIPPED_LOGS) + 1)
+    assert reader.read_text(ctx, TICKET, big) is None
+    # Cut at the cap, a zip has lost its directory at the end: no text, and no error either.
+    cut = _reader(helpdesk, max_archive_bytes=len(ZIPPED_LOGS) - 10)
+    assert cut.read_text(ctx, TICKET, AttachmentRef(name="logs.zip", url=f"{helpdesk}/zip/x.zip")) is None
+    assert [path for path, _ in Helpdesk.seen] == ["/zip/logs.zip", "/zip/x.zip"]

@@ -305,6 +305,7 @@ def test_diagnostics_are_read_from_an_attached_log_which_is_never_stored():
     attachments = [
         AttachmentRef(name="screen.png", url="https://acme.zendesk.com/a/1", content_type="image/png"),
         AttachmentRef(name="console.log", url="https://acme.zendesk.com/a/2", content_type="text/plain"),
+        AttachmentRef(name="logs.zip", url="https://acme.zendesk.com/a/3", content_type="application/zip"),
     ]
     message = Message(
         tenant_id="acme",
@@ -317,7 +318,7 @@ def test_diagnostics_are_read_from_an_attached_log_which_is_never_stored():
 
     result = world.service.triage(world.ctx, "tkt-1", "m-1")
 
-    assert reader.read == ["console.log"]  # text files only
+    assert reader.read == ["console.log", "logs.zip"]  # text files and log archives, not the screenshot
     assert result.missing_diagnostics == []  # version, OS and error code all came from the log
     stored = next(m for m in Tickets(world.store).messages(world.ctx, "tkt-1") if m.message_id == "m-1")
     assert all(a.text is None for a in stored.attachments)

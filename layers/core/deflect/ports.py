@@ -263,7 +263,8 @@ class Composition:
 
 
 class AttachmentReader(Protocol):
-    """The text of a small text attachment of a ticket (a log file), or None: for diagnostics, never stored."""
+    """The text of a small text attachment of a ticket (a log file, or the text files in a log archive), or None:
+    for diagnostics, never stored."""
 
     def read_text(self, ctx: TenantContext, ticket: Ticket, attachment: AttachmentRef) -> str | None: ...
 

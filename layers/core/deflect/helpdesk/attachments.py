@@ -1,4 +1,5 @@
-"""Reads small text attachments (logs, .txt, .json) from the helpdesk, so triage can find the diagnostics in them.
+"""Reads small text attachments (logs, .txt, .json) and log archives (.zip, .gz, .tgz) from the helpdesk, so triage
+can find the diagnostics in them.
 
 Rules, because the URL comes from a webhook and credentials must not leak:
 - the tenant's helpdesk credentials (`<provider>-writeback`) are sent only to the host of its `base_url`; a
@@ -6,6 +7,8 @@ Rules, because the URL comes from a webhook and credentials must not leak:
 - other hosts (Intercom's and Freshdesk's signed storage links) are fetched without credentials, https only
   (http only on loopback, for the local helpdesks);
 - text types only, at most `max_bytes` read (a bigger file is read up to the cap: logs start with the version);
+- archives up to `max_archive_bytes` (a zip's directory is at its end, so a bigger one is not fetched), their
+  text members read in memory within the same `max_bytes` of text (deflect.helpdesk.archives);
 - every failure is "no text": attachments help diagnostics, they never block triage.
 
 The text is returned to the caller and never stored.
@@ -20,14 +23,16 @@ from urllib.parse import urlsplit
 
 from deflect.domain.models import AttachmentRef, Ticket
 from deflect.domain.tenancy import TenantContext
+from deflect.helpdesk.archives import archive_text
 from deflect.helpdesk.directory import HelpdeskDirectory
 from deflect.helpdesk.errors import HelpdeskNotConfigured
 from deflect.helpdesk.models import _is_loopback
-from deflect.triage.diagnostics import is_text_attachment
+from deflect.triage.diagnostics import is_archive_attachment, is_text_attachment
 
 log = logging.getLogger(__name__)
 
 MAX_BYTES = 256 * 1024
+MAX_ARCHIVE_BYTES = 2 * 1024 * 1024
 PROVIDERS = ("zendesk", "intercom", "freshdesk", "jira")
 
 
@@ -44,20 +49,29 @@ def _allowed(url: str) -> bool:
 
 class HelpdeskAttachmentReader:
     def __init__(
-        self, directory: HelpdeskDirectory, *, max_bytes: int = MAX_BYTES, timeout_s: float = 5.0
+        self,
+        directory: HelpdeskDirectory,
+        *,
+        max_bytes: int = MAX_BYTES,
+        max_archive_bytes: int = MAX_ARCHIVE_BYTES,
+        timeout_s: float = 5.0,
     ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
+        self.max_archive_bytes = max_archive_bytes
         self.timeout_s = timeout_s
         self._opener = urllib.request.build_opener(_NoRedirects())
         self._loopback = urllib.request.build_opener(_NoRedirects(), urllib.request.ProxyHandler({}))
 
     def read_text(self, ctx: TenantContext, ticket: Ticket, attachment: AttachmentRef) -> str | None:
         url = attachment.url
-        if not url or not is_text_attachment(attachment) or not _allowed(url):
+        archive = not is_text_attachment(attachment) and is_archive_attachment(attachment)
+        if not url or not (archive or is_text_attachment(attachment)) or not _allowed(url):
             return None
-        if attachment.size is not None and attachment.size > 4 * self.max_bytes:
-            return None  # a huge file is an archive of logs, not something to skim
+        limit = self.max_archive_bytes if archive else self.max_bytes
+        # A huge log is a dump, not something to skim; a huge archive cannot be opened in part.
+        if attachment.size is not None and attachment.size > (limit if archive else 4 * limit):
+            return None
         headers: dict[str, str] = {}
         if ticket.provider in PROVIDERS:
             try:
@@ -70,23 +84,26 @@ class HelpdeskAttachmentReader:
             ):
                 headers = connector.auth_headers()
         try:
-            status, location, body = self._get(url, headers)
+            status, location, body = self._get(url, headers, limit)
             if status in (301, 302, 303, 307, 308) and location and _allowed(location):
-                status, _, body = self._get(location, {})  # a temporary link: never with our credentials
+                # A temporary link: never with our credentials.
+                status, _, body = self._get(location, {}, limit)
         except (OSError, urllib.error.URLError, ValueError) as error:
             log.warning("attachment not read", extra={"reason": type(error).__name__})
             return None
         if status != 200:
             log.warning("attachment not read", extra={"status": status})
             return None
+        if archive:
+            return archive_text(attachment.name or "", body, max_text=self.max_bytes)
         return body.decode("utf-8", errors="replace")
 
-    def _get(self, url: str, headers: dict[str, str]) -> tuple[int, str | None, bytes]:
+    def _get(self, url: str, headers: dict[str, str], limit: int) -> tuple[int, str | None, bytes]:
         request = urllib.request.Request(url, headers={"Accept": "*/*", **headers})  # noqa: S310 - scheme checked
         opener = self._loopback if _is_loopback(urlsplit(url).hostname or "") else self._opener
         try:
             with opener.open(request, timeout=self.timeout_s) as answer:
-                return answer.status, None, answer.read(self.max_bytes)
+                return answer.status, None, answer.read(limit)
         except urllib.error.HTTPError as answer:
             with answer:
                 return answer.code, answer.headers.get("Location"), b""

@@ -133,6 +133,27 @@ def is_text_attachment(attachment: AttachmentRef) -> bool:
     return kind.startswith(_TEXT_TYPES) or bool(_TEXT_NAMES.search(attachment.name or ""))
 
 
+_ARCHIVE_TYPES = (
+    "application/zip",
+    "application/x-zip-compressed",
+    "application/gzip",
+    "application/x-gzip",
+    "application/x-tar",
+    "application/x-compressed-tar",
+)
+_ARCHIVE_NAMES = re.compile(r"\.(?:zip|gz|tgz|tar)$", re.I)
+
+
+def is_archive_attachment(attachment: AttachmentRef) -> bool:
+    """A zip, tar or gzip file: how customers usually send logs (its text members are read)."""
+    kind = (attachment.content_type or "").lower()
+    return kind.startswith(_ARCHIVE_TYPES) or bool(_ARCHIVE_NAMES.search(attachment.name or ""))
+
+
+def is_readable_attachment(attachment: AttachmentRef) -> bool:
+    return is_text_attachment(attachment) or is_archive_attachment(attachment)
+
+
 # Values a log file states as well as a message does; only these are read from attachments' text (a custom
 # checklist item's generic pattern could pick up personal data from a raw log).
 FROM_ATTACHED_TEXT = ("app_version", "os", "browser", "error_code", "request_id", "run_id")

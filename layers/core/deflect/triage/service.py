@@ -210,14 +210,14 @@ class TriageService:
     def _with_text(
         self, ctx: TenantContext, config: TenantConfig, ticket: Ticket, attachments: Sequence[AttachmentRef]
     ) -> list[AttachmentRef]:
-        """The message's attachments, the first few text ones with what they say (for diagnostics only)."""
+        """The message's attachments, the first few text files and archives with what they say (for diagnostics only)."""
         if self.attachments is None or not diagnostics.wants_attached_text(config):
             return list(attachments)
         out: list[AttachmentRef] = []
         reads = 0
         for attachment in attachments:
             text = None
-            if reads < MAX_ATTACHMENTS_READ and diagnostics.is_text_attachment(attachment):
+            if reads < MAX_ATTACHMENTS_READ and diagnostics.is_readable_attachment(attachment):
                 reads += 1
                 text = self.attachments.read_text(ctx, ticket, attachment)
             out.append(attachment.model_copy(update={"text": text}) if text else attachment)
