@@ -454,6 +454,54 @@ def test_the_tool_is_forced_only_where_the_model_family_supports_it(model_id, ch
     assert result.value.answerable is True
 
 
+SAMPLED = {"temperature": 0.0, "maxTokens": 1500}
+UNSAMPLED = {"maxTokens": 1500}
+THINKING_OFF = {"thinking": {"type": "disabled"}}
+
+
+@pytest.mark.parametrize(
+    ("model_id", "inference", "fields"),
+    [
+        (MODEL, SAMPLED, None),
+        ("anthropic.claude-3-5-haiku-20241022-v1:0", SAMPLED, None),
+        ("anthropic.claude-opus-4-20250514-v1:0", SAMPLED, None),
+        ("anthropic.claude-sonnet-4-6", SAMPLED, None),
+        ("amazon.nova-pro-v1:0", SAMPLED, None),
+        ("meta.llama3-1-70b-instruct-v1:0", SAMPLED, None),
+        # From Claude Opus 4.7 on, a temperature is a 400: none is sent, and the forced tool still holds them.
+        ("anthropic.claude-opus-4-7", UNSAMPLED, None),
+        ("us.anthropic.claude-sonnet-5", UNSAMPLED, None),
+        ("anthropic.claude-mythos-preview", UNSAMPLED, None),
+        # Claude Haiku 5.5 thinks by default, which a forced tool does not allow: thinking is turned off.
+        ("anthropic.claude-haiku-5-5", UNSAMPLED, THINKING_OFF),
+        ("global.anthropic.claude-haiku-5-5", UNSAMPLED, THINKING_OFF),
+        (
+            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-haiku-5-5",
+            UNSAMPLED,
+            THINKING_OFF,
+        ),
+    ],
+)
+def test_each_model_gets_only_the_settings_it_accepts(model_id, inference, fields):
+    bedrock = client()
+    expected = {
+        "modelId": model_id,
+        "system": ANY,
+        "messages": ANY,
+        "inferenceConfig": inference,
+        "toolConfig": ANY,
+        **({"additionalModelRequestFields": fields} if fields else {}),
+    }
+    # A thinking model may put a reasoning block before the tool call: the call is still found.
+    reasoning = {"reasoningContent": {"reasoningText": {"text": "The passage answers it."}}}
+    with Stubber(bedrock) as stub:
+        stub.add_response(
+            "converse", converse_response([reasoning, tool_use("grounded_answer", ANSWER)]), expected
+        )
+        result = structured(BedrockLanguageModel(bedrock, model_id))
+    assert result.value.answerable is True and result.model_id == model_id
+
+
 def test_a_model_that_is_not_forced_still_has_to_answer_with_the_tool():
     bedrock = client()
     with Stubber(bedrock) as stub:

@@ -2,7 +2,8 @@
 composer with a groundedness self-check. (Embeddings for intent heads: deflect.adapters.bedrock_embeddings.)
 
 Structured output = one tool whose input schema is generated from a pydantic model (forced by name where the
-model family supports it), temperature 0, an optional guardrail. The answer is validated against the same model:
+model family supports it), temperature 0 (where the model accepts one: not from Claude Opus 4.7 on), thinking off
+where a model thinks by default (Claude Haiku 5.5), an optional guardrail. The answer is validated against the same model:
 malformed JSON, a schema mismatch, a refusal (text instead of the tool), a guardrail intervention or a truncated
 answer raise ModelRejected, and the caller escalates — the adapter never repairs or guesses. Throttling and
 timeouts are retried with exponential backoff and jitter (botocore's own retries are off for this client, so the
@@ -72,6 +73,17 @@ MALFORMED_STOPS = {
 # inference profile (us., eu., apac., us-gov., global., ...); an ARN ends in the model or profile id.
 FORCED_TOOL_MODELS = re.compile(r"^(?:[a-z]{2,6}(?:-[a-z]+)?\.)?(?:anthropic\.|amazon\.nova)")
 ANY_TOOL_MODELS = re.compile(r"^(?:[a-z]{2,6}(?:-[a-z]+)?\.)?mistral\.mistral-large")
+# Claude ids: "anthropic.claude-<family>-<major>[-<minor>]..." (from Claude 4) or "anthropic.claude-3-5-haiku...".
+CLAUDE_MODEL = re.compile(
+    r"^(?:[a-z]{2,6}(?:-[a-z]+)?\.)?anthropic\.claude-(?:(?P<old>\d)(?:-|$)|(?P<family>[a-z]+)(?:-(?P<major>\d{1,2})"
+    r"(?:-(?P<minor>\d{1,2})(?!\d))?)?)"
+)
+# Claude Opus 4.7 and every later Claude (the 5 family, Fable, Mythos) answer 400 to a non-default temperature.
+# A version cutoff, not a list of ids: a Claude released tomorrow is covered on the day it appears.
+SAMPLING_CUTOFF = (4, 7)
+# Claude Haiku 5.5 thinks by default, and a forced tool cannot be combined with thinking: it is turned off (allowed
+# at its default effort). Models whose thinking cannot be turned off are not supported (see the README).
+THINKING_OFF = {"haiku": (5, 5)}
 # JSON-schema keywords whose value maps property names to schemas: a property may be called "title".
 NAMED_SCHEMAS = {"properties", "patternProperties"}
 # Keywords whose value is data, not schema: copied as is.
@@ -112,6 +124,38 @@ def tool_choice(model_id: str, tool_name: str) -> dict[str, Any] | None:
         return {"tool": {"name": tool_name}}
     if ANY_TOOL_MODELS.match(name):
         return {"any": {}}
+    return None
+
+
+def _claude_version(model_id: str) -> tuple[str, tuple[int, int]] | None:
+    """(family, (major, minor)) of a Claude id of the 4+ naming; ("", (3, 0)) for the older "claude-3-..." ids;
+    None for other models."""
+    match = CLAUDE_MODEL.match(model_id.rsplit("/", 1)[-1].lower())
+    if match is None:
+        return None
+    if match["old"]:
+        return "", (int(match["old"]), 0)
+    if match["family"] in ("v", "instant"):
+        return "", (2, 0)  # claude-v2, claude-instant-v1
+    if not match["major"]:
+        # A new name without a version (claude-mythos-preview): the newest model's rules.
+        return match["family"], (99, 0)
+    return match["family"], (int(match["major"]), int(match["minor"] or 0))
+
+
+def inference_config(model_id: str, max_tokens: int) -> dict[str, Any]:
+    """temperature 0 wherever the model accepts it: the same ticket gets the same answer."""
+    claude = _claude_version(model_id)
+    if claude is not None and claude[1] >= SAMPLING_CUTOFF:
+        return {"maxTokens": max_tokens}
+    return {"temperature": 0.0, "maxTokens": max_tokens}
+
+
+def model_fields(model_id: str) -> dict[str, Any] | None:
+    """Anthropic request fields the Converse API passes through (additionalModelRequestFields), if any."""
+    claude = _claude_version(model_id)
+    if claude is not None and claude[0] in THINKING_OFF and claude[1] >= THINKING_OFF[claude[0]]:
+        return {"thinking": {"type": "disabled"}}
     return None
 
 
@@ -205,9 +249,12 @@ class BedrockLanguageModel:
             "modelId": self.model_id,
             "system": [{"text": system}],
             "messages": [{"role": "user", "content": [{"text": prompt}]}],
-            "inferenceConfig": {"temperature": 0.0, "maxTokens": self.max_tokens},
+            "inferenceConfig": inference_config(self.model_id, self.max_tokens),
             "toolConfig": tool_config,
         }
+        fields = model_fields(self.model_id)
+        if fields:
+            request["additionalModelRequestFields"] = fields
         if self.guardrail_id:
             request["guardrailConfig"] = {
                 "guardrailIdentifier": self.guardrail_id,
