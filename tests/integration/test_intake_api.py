@@ -54,7 +54,7 @@ def test_a_conversation_without_triage_answers_202_with_a_status_url(harness, ac
         == f"/v1/conversations/{started.body['conversation_id']}"
     )
     status = harness.call("GET", started.body["status_url"], headers={"X-Api-Key": acme.api_key})
-    assert status.status == 200 and status.body["status"] == "new"
+    assert status.status == 200 and status.body["status"] == "processing"
     [message] = status.body["messages"]
     assert "[CARD]" in message["text"] and "4111" not in message["text"]
     assert status.body["decision"] is None
@@ -139,7 +139,56 @@ def test_triage_ready_within_the_budget_is_answered_directly(harness, acme):
     ctx, config = intake.authenticate_api_key(acme.api_key)
     reply = intake.converse(ctx, config, text="How do I export invoices?", requester=Requester())
     assert reply.status_code == 200 and reply.body["triage"]["outcome"] == "deflect"
+    assert reply.body["status"] == "answered"
     assert seen == [("acme", reply.body["conversation_id"], reply.body["message_id"])]
+
+
+@pytest.mark.parametrize(
+    ("result", "status"),
+    [
+        ({"outcome": "escalate", "reply": None}, "escalated"),
+        ({"outcome": "ask_diagnostics", "reply": "Which app version are you on?"}, "awaiting_customer"),
+        # Assist or shadow mode: decided, but the reply comes from the support team, not from us.
+        ({"outcome": "deflect", "reply": None}, "with_agent"),
+    ],
+)
+def test_a_conversation_is_called_answered_only_when_there_is_an_answer_to_show(
+    harness, acme, result, status
+):
+    intake = _intake_with(harness, lambda ctx, ticket_id, message_id: result, 2000)
+    ctx, config = intake.authenticate_api_key(acme.api_key)
+    reply = intake.converse(ctx, config, text="How do I export invoices?", requester=Requester())
+    assert reply.status_code == 200 and reply.body["status"] == status
+
+
+@pytest.mark.parametrize(
+    ("mode", "outcome", "status"),
+    [
+        ("auto", "deflect", "answered"),
+        ("assist", "deflect", "with_agent"),
+        ("auto", "escalate", "escalated"),
+    ],
+)
+def test_the_conversation_status_says_whether_the_caller_has_an_answer_to_show(
+    harness, acme, mode, outcome, status
+):
+    from deflect.domain.models import Decision, Draft
+    from deflect.repositories import Tickets, save
+
+    started = _post(harness, "/v1/conversations", {"message": "How do I export invoices?"}, acme.api_key)
+    conversation = started.body["conversation_id"]
+    ctx = TenantContext.system("acme")
+    decision = Decision(
+        tenant_id="acme",
+        ticket_id=conversation,
+        outcome=outcome,
+        draft=Draft(text="Open Billing → Invoices → Export.", confidence=0.9),
+        rollout_mode=mode,
+    )
+    save(harness.container().store, ctx, [Tickets.decision_write(decision)])
+    shown = harness.call("GET", f"/v1/conversations/{conversation}", headers={"X-Api-Key": acme.api_key})
+    assert shown.body["status"] == status
+    assert (shown.body["decision"]["reply"] is not None) == (status == "answered")
 
 
 def test_triage_slower_than_the_budget_falls_back_to_202_and_the_queue(harness, acme):

@@ -227,6 +227,17 @@ class Accepted:
 # --------------------------------------------------------------------------- id rules
 
 
+def conversation_status(outcome: str | None, visible_reply: bool) -> str:
+    """What a conversation's caller can tell its user, in one word (the same after POST and on GET):
+    `answered` (a reply to show), `awaiting_customer` (a request for details to show), `escalated` (a person takes
+    it), `with_agent` (decided, but in shadow or assist mode the reply comes from the support team)."""
+    if outcome == "escalate":
+        return "escalated"
+    if visible_reply:
+        return "answered" if outcome == "deflect" else "awaiting_customer"
+    return "with_agent"
+
+
 def _digest_id(prefix: str, *parts: str) -> str:
     return prefix + sha256_hex("\x1f".join(parts).encode())[:32]
 
@@ -782,7 +793,7 @@ class Intake:
                 {
                     "conversation_id": ticket_id,
                     "message_id": message_id,
-                    "status": "answered",
+                    "status": conversation_status(result.get("outcome"), bool(result.get("reply"))),
                     "status_url": status_url,
                     "triage": dict(result),
                 },
@@ -830,11 +841,14 @@ class Intake:
         )
         latest = decisions[-1] if decisions else None
         answer = None
+        status = ticket.status if ticket.status in ("resolved", "closed") else "processing"
         if latest is not None:
             # Only an answer the customer may see: shadow and assist drafts are for agents, never for the caller.
             visible = (
                 latest.draft is not None and latest.outcome != "escalate" and latest.rollout_mode == "auto"
             )
+            if status == "processing":
+                status = conversation_status(latest.outcome, visible)
             answer = {
                 "outcome": latest.outcome,
                 "reasons": latest.reasons,
@@ -847,7 +861,7 @@ class Intake:
             }
         return {
             "conversation_id": conversation_id,
-            "status": ticket.status,
+            "status": status,
             "created_at": ticket.created_at.isoformat(),
             "updated_at": ticket.updated_at.isoformat(),
             "messages": [
