@@ -25,7 +25,14 @@ from deflect.services.intake_api import (
     raw_body,
 )
 
-app = build_resolver()
+
+def _conversation_caller(resolver: Any) -> None:
+    """A conversation route's caller must hold a valid API key before its body is judged."""
+    if resolver.current_event.path.startswith("/v1/conversations"):
+        container().intake.authenticate_api_key(api_key_from(resolver.current_event.headers))
+
+
+app = build_resolver(caller_check=_conversation_caller)
 
 
 @app.get(

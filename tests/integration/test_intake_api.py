@@ -314,3 +314,13 @@ def test_a_failing_triage_never_fails_the_conversation(harness, acme):
     reply = intake.converse(ctx, config, text="anything", requester=Requester())
     assert reply.status_code == 202
     assert [j["message_id"] for j in harness.drain_triage_jobs()] == [reply.body["message_id"]]
+
+
+def test_a_caller_without_a_valid_key_learns_nothing_about_the_body(harness, acme):
+    bad = json.dumps({"nope": 1}).encode()
+    for headers in ({}, {"X-Api-Key": "dfk_acme_not-a-real-key"}):
+        refused = harness.call("POST", "/v1/conversations", body=bad, headers=headers)
+        assert refused.status == 401 and "fields" not in refused.body
+    # With its key, the same caller is told what is wrong with the body.
+    invalid = harness.call("POST", "/v1/conversations", body=bad, headers={"X-Api-Key": acme.api_key})
+    assert invalid.status == 422 and "body.message" in invalid.body["fields"]
