@@ -1,13 +1,19 @@
 """One OpenAPI document for the whole API, merged from each handler's own resolver (its pydantic models).
 
 The template decides which routes exist and which need the agent authorizer; each function's Powertools
-resolver describes its operations. A template route the handler does not declare yet is still listed
-(marked `x-deflect-declared-only`) so the document never hides a reachable path.
+resolver describes its operations. A handler operation matches a template route by method and path *shape*:
+the template spells path parameters as API Gateway does (`/v1/tasks/{id}`) while a handler names them for its
+own signature (`/v1/tasks/<task_id>`), so parameter names are compared by position, not by spelling. The
+document keeps the template's spelling and renames the handler's path parameters to match it. A template route
+the handler does not declare yet is still listed (marked `x-deflect-declared-only`) so the document never hides
+a reachable path.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 import sys
 from typing import Any
 
@@ -22,6 +28,17 @@ SECURITY_SCHEME = {
     "description": "Cognito ID token on AWS; locally a dev token from the banner or <data dir>/tokens.json.",
 }
 _METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
+# One path parameter segment, `{name}` or API Gateway's greedy `{name+}`.
+_PARAMETER = re.compile(r"\{([^{}/]+?)(\+?)\}")
+
+
+def path_shape(path: str) -> str:
+    """The path with its parameter names blanked: `/v1/tasks/{id}` and `/v1/tasks/{task_id}` are one route."""
+    return _PARAMETER.sub(lambda m: "{" + m.group(2) + "}", path)
+
+
+def path_parameter_names(path: str) -> list[str]:
+    return [m.group(1) for m in _PARAMETER.finditer(path)]
 
 
 def merged_document(functions: LocalFunctions, server_url: str) -> dict[str, Any]:
@@ -38,7 +55,8 @@ def merged_document(functions: LocalFunctions, server_url: str) -> dict[str, Any
         "components": {"schemas": {}, "securitySchemes": {}},
     }
     schemas: dict[str, Any] = document["components"]["schemas"]
-    described: dict[tuple[str, str, str], dict[str, Any]] = {}
+    # (function, METHOD, shape) -> [(handler path, operation)]; more than one only if a handler repeats a shape.
+    described: dict[tuple[str, str, str], list[tuple[str, dict[str, Any]]]] = {}
     problems: dict[str, str] = {}
     for function, module in sorted(functions.loaded().items()):
         app = getattr(module, "app", None)
@@ -54,10 +72,12 @@ def merged_document(functions: LocalFunctions, server_url: str) -> dict[str, Any
         for path, operations in part.get("paths", {}).items():
             for method, operation in operations.items():
                 if method in _METHODS:
-                    described[(function, method.upper(), path)] = operation
+                    described.setdefault((function, method.upper(), path_shape(path)), []).append(
+                        (path, operation)
+                    )
 
     for route in routes:
-        operation = described.get((route.function, route.method, route.path))
+        operation = _described_for(described, route, problems)
         if operation is None:
             operation = {
                 "summary": f"{route.method} {route.path}",
@@ -65,7 +85,6 @@ def merged_document(functions: LocalFunctions, server_url: str) -> dict[str, Any
                 "responses": {"default": {"description": "See the handler"}},
                 "x-deflect-declared-only": True,
             }
-        operation = dict(operation)
         operation["x-deflect-function"] = route.function
         if route.authorizer:
             operation["security"] = [{route.authorizer: []}]
@@ -76,6 +95,36 @@ def merged_document(functions: LocalFunctions, server_url: str) -> dict[str, Any
         # Said in the document itself, so a broken description is noticed rather than silently thin.
         document["info"]["x-deflect-openapi-errors"] = problems
     return document
+
+
+def _described_for(
+    described: dict[tuple[str, str, str], list[tuple[str, dict[str, Any]]]],
+    route: tpl.Route,
+    problems: dict[str, str],
+) -> dict[str, Any] | None:
+    """The handler's operation for a template route (a copy, path parameters renamed to the template's names)."""
+    candidates = described.get((route.function, route.method, path_shape(route.path)), [])
+    exact = [c for c in candidates if c[0] == route.path]
+    if exact:
+        candidates = exact
+    if not candidates:
+        return None
+    if len(candidates) > 1:
+        paths = ", ".join(sorted(path for path, _ in candidates))
+        problems[f"{route.function} {route.method} {route.path}"] = f"ambiguous handler routes: {paths}"
+        return None
+    handler_path, operation = candidates[0]
+    operation = copy.deepcopy(operation)
+    if handler_path == route.path:
+        return operation
+    names = dict(zip(path_parameter_names(handler_path), path_parameter_names(route.path), strict=True))
+    for parameter in operation.get("parameters", []):
+        if parameter.get("in") == "path" and parameter.get("name") in names:
+            parameter["name"] = names[parameter["name"]]
+    if operation.get("summary") == f"{route.method} {handler_path}":  # Powertools' default summary
+        operation["summary"] = f"{route.method} {route.path}"
+    operation["x-deflect-handler-path"] = handler_path
+    return operation
 
 
 def _merge_schemas(
