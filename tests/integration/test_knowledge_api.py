@@ -164,6 +164,8 @@ def world(tmp_path_factory) -> Iterator[RetrievalWorld]:
             assert spec.loader is not None
             spec.loader.exec_module(module)
             module.container = lambda: container  # the handler's composition root, wired to moto
+            for tenant in ("acme", "acme-corp"):
+                seed_tenant(container, tenant)
             yield RetrievalWorld(session, resources, container, module)
     finally:
         os.environ.clear()
@@ -329,7 +331,28 @@ def test_an_object_the_import_cannot_place_is_reported_not_retried(world):
     found = world.call(
         "GET", "/v1/knowledge/search", tenant="initech", groups="agent", query={"q": "ghost article"}
     )
-    assert found.body["hits"] == []
+    assert found.status == 404
+
+
+def test_a_token_naming_a_tenant_that_does_not_exist_reads_and_writes_nothing(world):
+    from datetime import UTC, datetime
+
+    from deflect.knowledge.search import KnowledgeGaps
+
+    ghost = world.call(
+        "GET", "/v1/knowledge/search", tenant="ghost-tenant", groups="agent", query={"q": "hello"}
+    )
+    unknown = world.call(
+        "GET", "/v1/knowledge/search", tenant="initech", groups="agent", query={"q": "hello"}
+    )
+    assert ghost.status == unknown.status == 404 and ghost.body == unknown.body
+    assert "gap_recorded" not in ghost.body
+    written = world.container.store.query(
+        TenantContext.system("ghost-tenant"), KnowledgeGaps.partition("ghost-tenant", datetime.now(UTC)), ""
+    )
+    assert written == []
+    refused = world.call("PUT", "/v1/knowledge/articles/x", tenant="ghost-tenant", body=ARTICLE)
+    assert refused.status == 404
 
 
 def _help_center(prefix: str, count: int) -> bytes:

@@ -93,6 +93,11 @@ def agent_context(app: APIGatewayRestResolver) -> TenantContext:
     roles = frozenset(g for g in groups if g in {"agent", "approver", "supervisor", "admin"})
     ctx = TenantContext(tenant_id=tenant_id, actor=f"agent:{subject}", roles=roles, via="jwt")  # type: ignore[arg-type]
     bind_tenant(ctx.tenant_id)
+    # A token can outlive its tenant (offboarded, suspended) or name one never created: nothing is read or
+    # written for it (404, the body of any unknown tenant). One GetItem; the composition root knows the table.
+    from deflect.bootstrap import container
+
+    container().tenants.get(ctx)
     return ctx
 
 
