@@ -14,6 +14,7 @@ from deflect.bootstrap import container
 from deflect.domain.models import TaskStatus
 from deflect.escalation.models import DecisionRequest
 from deflect.http import agent_context, build_resolver, require_role
+from deflect.insight.usage import metered
 from deflect.observability import logger, metrics
 
 app = build_resolver()
@@ -89,5 +90,6 @@ def analytics_summary(
 
 @logger().inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
 @metrics().log_metrics
+@metered
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)

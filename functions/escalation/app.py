@@ -14,6 +14,7 @@ from deflect.bootstrap import Container, container
 from deflect.domain.errors import MalformedPayload
 from deflect.domain.tenancy import TenantContext
 from deflect.escalation.models import EscalationState, StepEvent
+from deflect.insight.usage import metered
 from deflect.observability import bind_tenant, logger, metrics
 
 Step = Callable[[Container, TenantContext, EscalationState, StepEvent], Any]
@@ -53,5 +54,6 @@ def run(event: dict[str, Any], deps: Container | None = None) -> Any:
 
 @logger().inject_lambda_context(clear_state=True)
 @metrics().log_metrics
+@metered
 def handler(event: dict[str, Any], context: Any) -> Any:
     return run(event)

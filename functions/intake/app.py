@@ -12,6 +12,7 @@ from deflect import __version__
 from deflect.adapters.aws_probes import aws_probes
 from deflect.bootstrap import container
 from deflect.http import agent_context, build_resolver, require_role
+from deflect.insight.usage import metered
 from deflect.observability import bind_tenant, logger, metrics
 from deflect.services.health import HealthReport, check_health
 from deflect.services.intake_api import (
@@ -157,5 +158,6 @@ def put_tenant_config(
 
 @logger().inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
 @metrics().log_metrics
+@metered
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -17,6 +17,7 @@ from deflect import __version__
 from deflect.bootstrap import container
 from deflect.domain.errors import NotFound
 from deflect.http import agent_context, build_resolver, require_role
+from deflect.insight.usage import metered
 from deflect.knowledge.models import PRODUCT_AREA_PATTERN, ArticleInput, Audience
 from deflect.observability import logger, metrics
 
@@ -119,6 +120,7 @@ def import_parts(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @logger().inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
 @metrics().log_metrics
+@metered
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from deflect.knowledge.bulk_import import is_s3_event, is_sqs_event, objects_in
 

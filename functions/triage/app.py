@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from deflect import __version__
 from deflect.domain.errors import InvalidTenant, TenantNotFound
 from deflect.domain.tenancy import TenantContext, TenantId
+from deflect.insight.usage import metered
 from deflect.observability import bind_tenant, logger, metrics
 
 
@@ -32,6 +33,7 @@ class TriageJob(BaseModel):
 
 @logger().inject_lambda_context(clear_state=True)
 @metrics().log_metrics
+@metered
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if event.get("task") == "ping":
         return {"status": "ok", "function": "triage", "version": __version__}

@@ -324,3 +324,24 @@ def test_a_caller_without_a_valid_key_learns_nothing_about_the_body(harness, acm
     # With its key, the same caller is told what is wrong with the body.
     invalid = harness.call("POST", "/v1/conversations", body=bad, headers={"X-Api-Key": acme.api_key})
     assert invalid.status == 422 and "body.message" in invalid.body["fields"]
+
+
+def test_usage_is_stored_per_tenant_by_the_function_itself(harness):
+    """`deflect usage` reads what the functions stored: each invocation writes its tenant's tallies."""
+    from datetime import UTC, datetime
+
+    from deflect.insight.usage import UsageMeter
+
+    metered = harness.create_tenant("meterco")
+    started = _post(harness, "/v1/conversations", {"message": "How do I export invoices?"}, metered.api_key)
+    assert started.status == 202
+    today = datetime.now(UTC).date()
+    # A meter with nothing in memory sees only what was written to the table.
+    [day] = UsageMeter(harness.container(fresh=True).store).days(
+        TenantContext.system("meterco"), today, today
+    )
+    counted = day.counters
+    assert counted["messages"] == 1 and counted["tickets"] == 1
+    assert (
+        counted["lambda_invocations"] == 1 and counted["lambda_mb_ms"] > 0 and counted["ddb_write_units"] > 0
+    )
