@@ -30,19 +30,32 @@ STATUS: dict[type[errors.DeflectError], int] = {
 }
 
 
-def error_response(error: errors.DeflectError) -> Response:
+# What a signed-in agent may be told about a refused request: why their input was refused (these details are
+# written for them, e.g. "approve cannot change the proposed reply; use outcome=edit").
+EXPLAINED_TO_AGENTS = (errors.MalformedPayload, errors.Conflict)
+
+
+def error_response(error: errors.DeflectError, *, explain: bool = False) -> Response:
     status = next((code for kind, code in STATUS.items() if isinstance(error, kind)), 400)
     headers: dict[str, str] = {}
     if isinstance(error, errors.Throttled):
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
-    # Public message only: the detail may name internals and is logged instead.
+    # Public message only, unless `explain` (an agent's own input): the detail may name internals and is logged.
     logger().info("request refused", extra={"error": error.code, "status": status, "detail": error.detail})
+    body = {"error": error.code, "message": error.public_message}
+    if explain and isinstance(error, EXPLAINED_TO_AGENTS) and error.detail != error.public_message:
+        body["detail"] = error.detail
     return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body={"error": error.code, "message": error.public_message},
-        headers=headers,
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers
     )
+
+
+def _problem(error: dict[str, Any]) -> tuple[str, str]:
+    """(field, what is wrong with it) of one validation error; an unreadable body is the body, not a character."""
+    loc = [str(p) for p in error.get("loc", ())]
+    if error.get("type") == "json_invalid":
+        return "body", "is not valid JSON"
+    return ".".join(loc), str(error.get("msg", "is not valid"))
 
 
 def build_resolver(
@@ -55,7 +68,7 @@ def build_resolver(
 
     @app.exception_handler(errors.DeflectError)
     def _domain_error(error: errors.DeflectError) -> Response:
-        return error_response(error)
+        return error_response(error, explain=bool(claims(app)))
 
     @app.exception_handler(RequestValidationError)
     def _validation_error(error: RequestValidationError) -> Response:
@@ -64,11 +77,16 @@ def build_resolver(
                 caller_check(app)
             except errors.DeflectError as refused:
                 return error_response(refused)
-        fields = [".".join(str(p) for p in e.get("loc", ())) for e in error.errors()][:10]
+        problems = [_problem(e) for e in error.errors()][:10]
         return Response(
             status_code=422,
             content_type=content_types.APPLICATION_JSON,
-            body={"error": "invalid_request", "message": "request failed validation", "fields": fields},
+            body={
+                "error": "invalid_request",
+                "message": "request failed validation",
+                "fields": [field for field, _ in problems],
+                "problems": [f"{field}: {what}" for field, what in problems],
+            },
         )
 
     return app
