@@ -60,6 +60,8 @@ class FunctionSpec:
     environment: dict[str, Any] = field(default_factory=dict)
     sqs_queues: list[str] = field(default_factory=list)
     stream: bool = False
+    # The stream mapping's FilterCriteria patterns (JSON text): Lambda invokes only for records one matches.
+    stream_filters: list[str] = field(default_factory=list)
     s3_buckets: list[str] = field(default_factory=list)
 
 
@@ -87,6 +89,8 @@ def functions() -> dict[str, FunctionSpec]:
                 spec.sqs_queues.append(ep["Queue"]["Fn::GetAtt"][0])
             elif event["Type"] == "DynamoDB":
                 spec.stream = True
+                filters = (ep.get("FilterCriteria") or {}).get("Filters") or []
+                spec.stream_filters.extend(str(f["Pattern"]) for f in filters)
             elif event["Type"] == "S3":
                 spec.s3_buckets.append(ep["Bucket"]["Ref"])
         specs[name] = spec

@@ -57,9 +57,13 @@ def stack_hook(stack) -> None:  # type: ignore[no-untyped-def]
         f"Helpdesks      {handle.url}/{{zendesk,intercom,freshdesk,jira,crm}}/{DEMO_TENANT}   control {handle.url}/_control/"
     )
     if os.environ.get("DEFLECT_OUTBOX_STREAM", "1") != "0":
-        function = next(name for name, spec in tpl.functions().items() if spec.stream)
+        function, spec = next((name, spec) for name, spec in tpl.functions().items() if spec.stream)
         poller = OutboxStreamPoller(
-            boto3.session.Session(), stack.resources.tables["SupportTable"], function, stack.functions.invoke
+            boto3.session.Session(),
+            stack.resources.tables["SupportTable"],
+            function,
+            stack.functions.invoke,
+            filters=spec.stream_filters,
         )
         poller.start()
         stack.on_stop(poller.stop)

@@ -2,14 +2,16 @@
 
 Reads the SupportTable stream (moto) from LATEST and hands records to the function in batches with the
 stream event shape. Records the function lists in `batchItemFailures` are retried a few times after a pause,
-as Lambda retries a shard. The function only relays pending outbox items to WritebackQueue from here. The template's FilterCriteria is not applied here: the handler ignores every record that is
-not a pending outbox item.
+as Lambda retries a shard. The function only relays pending outbox items to WritebackQueue from here. The template's
+FilterCriteria is applied as Lambda applies it: a record no pattern matches never reaches the function (without it,
+every write to the table, the function's own usage tally included, invoked the function, which wrote again).
 """
 
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from infra.local.pollers import Poller
@@ -34,12 +36,35 @@ def stream_event(records: list[dict[str, Any]], stream_arn: str) -> dict[str, An
     return {"Records": events}
 
 
+def matches(pattern: Any, value: Any) -> bool:
+    """Lambda event filtering, the subset templates use: an object names fields to match (all of them), a list
+    holds the values allowed (equality)."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(
+            k in value and matches(p, value[k]) for k, p in pattern.items()
+        )
+    if isinstance(pattern, list):
+        return any(value == allowed for allowed in pattern)
+    return bool(pattern == value)
+
+
+def passes(record: dict[str, Any], patterns: Sequence[Any]) -> bool:
+    """No filter lets every record through; otherwise one matching pattern is enough."""
+    return not patterns or any(matches(p, record) for p in patterns)
+
+
 class OutboxStreamPoller(Poller):
     """Reads every shard in turn (its own loop: an iterator per shard), pausing when nothing arrived."""
 
     def __init__(
-        self, session: Any, table: str, function: str, invoke: Callable[[str, dict[str, Any]], Any]
+        self,
+        session: Any,
+        table: str,
+        function: str,
+        invoke: Callable[[str, dict[str, Any]], Any],
+        filters: Sequence[str] = (),
     ) -> None:
+        self.patterns = [json.loads(f) for f in filters]
         self.streams = session.client("dynamodbstreams")
         self.arn = session.client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"]
         super().__init__("stream", function, invoke)
@@ -76,7 +101,9 @@ class OutboxStreamPoller(Poller):
                     iterators[shard] = answer["NextShardIterator"]
                     if answer["Records"]:
                         busy = True
-                        self._deliver(answer["Records"])
+                        wanted = [r for r in answer["Records"] if passes(r, self.patterns)]
+                        if wanted:
+                            self._deliver(wanted)
                 except (
                     Exception
                 ) as error:  # moto stopping, or a handler error: keep reading until told to stop
