@@ -5,9 +5,19 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 
 from deflect.domain.tenancy import TenantId
 
@@ -50,12 +60,24 @@ class DiagnosticsChecklist(BaseModel):
     required: list[str] = Field(default_factory=list)
 
 
-class DecisionPolicy(BaseModel):
-    """Tenant policy. The model proposes; this decides."""
+# A confidence the policy compares with model scores (draft confidence, intent confidence): all lie in [0, 1].
+Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
+# What the range checks of a policy report; stored policies may hold values from before the checks (see below).
+_RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
 
-    version: int = 1
-    answer_threshold: float = 0.55
-    classification_threshold: float = 0.5
+
+class DecisionPolicy(BaseModel):
+    """Tenant policy. The model proposes; this decides.
+
+    Range-checked wherever a policy is set (the admin API's PolicyUpdate is a subclass, `deflect policy set` goes
+    through it, code builds DecisionPolicy). A stored policy is read back by TenantConfig, which tolerates values
+    saved before these bounds existed."""
+
+    version: int = Field(default=1, ge=1)
+    # a grounded draft is sent when its confidence reaches this (also the knowledge-gap score line)
+    answer_threshold: Confidence = 0.55
+    # below this intent confidence a ticket escalates
+    classification_threshold: Confidence = 0.5
     always_escalate_flags: list[str] = Field(
         default_factory=lambda: ["billing", "refund", "security", "legal", "privacy", "account_change"]
     )
@@ -70,7 +92,8 @@ class DecisionPolicy(BaseModel):
             "change_email",
         ]
     )
-    two_person_amount_threshold: Decimal = Decimal("500")
+    # an action amount above this needs two approvers; 0 = every amount does
+    two_person_amount_threshold: Decimal = Field(default=Decimal("500"), ge=0)
     rollout_default: RolloutMode = "assist"
     rollout_by_intent: dict[str, RolloutMode] = Field(default_factory=dict)
 
@@ -109,12 +132,34 @@ class TenantConfig(Versioned):
     def priority_tiers(self) -> frozenset[str]:
         """SLA tiers whose problems rank one severity level higher."""
         return frozenset(key for key, tier in self.sla_tiers.items() if tier.priority)
+
     policy: DecisionPolicy = Field(default_factory=DecisionPolicy)
     retention_days: int = 365
     daily_budget_usd: Decimal | None = None
     requests_per_minute: int | None = None
     updated_by: str = "system"
     updated_at: datetime = Field(default_factory=utcnow)
+
+    @field_validator("policy", mode="wrap")
+    @classmethod
+    def _stored_policy(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> DecisionPolicy:
+        """A policy stored before DecisionPolicy had bounds (PUT config accepted e.g. answer_threshold 5) loads as
+        stored, so triage keeps deciding as that tenant configured until an admin sets the policy again; setting it
+        (PolicyUpdate, DecisionPolicy) is range-checked. Only range errors are tolerated, never a wrong type."""
+        try:
+            return handler(value)
+        except ValidationError as error:
+            found = error.errors()
+            if not isinstance(value, dict) or any(
+                e["type"] not in _RANGE_ERRORS or len(e["loc"]) != 1 for e in found
+            ):
+                raise
+            out_of_range = {str(e["loc"][0]) for e in found}
+            policy = handler({k: v for k, v in value.items() if k not in out_of_range})
+            fields = DecisionPolicy.model_fields
+            # the field's type without its bounds: "-5" is still read as Decimal("-5"), 5 as 5.0
+            as_stored = {k: TypeAdapter(fields[k].annotation).validate_python(value[k]) for k in out_of_range}
+            return policy.model_copy(update=as_stored)
 
 
 class Entitlement(Record):
@@ -197,22 +242,80 @@ class Ticket(Versioned):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-class RequestedAction(BaseModel):
-    """A structured account-changing action the customer asked for. Never executed without a human."""
+ActionKind = Literal[
+    "refund",
+    "cancel_subscription",
+    "change_plan",
+    "change_entitlement",
+    "delete_account",
+    "reset_mfa",
+    "change_email",
+    "none",
+]
 
-    kind: Literal[
-        "refund",
-        "cancel_subscription",
-        "change_plan",
-        "change_entitlement",
-        "delete_account",
-        "reset_mfa",
-        "change_email",
-        "none",
-    ] = "none"
+
+class RequestedAction(BaseModel):
+    """A structured account-changing action the customer asked for. Never executed without a human.
+
+    Deliberately unbounded: this is also the stored and exchanged shape (decisions, tasks, task decisions, outbox
+    items, in-flight workflow state), and records written before ActionInput existed must keep loading. The bounds
+    apply where an action is made: ActionInput at the agent API, bounded_amount() in triage. Approving without an
+    edit commits the action triage proposed, so every action a person approves went through one of the two."""
+
+    kind: ActionKind = "none"
     amount: Decimal | None = None
     currency: str | None = None
     target: str | None = None
+
+
+# Money an action may move: positive, at most 4 decimal places (enough for every ISO 4217 minor unit, 0-3, and
+# the 4 some billing systems keep), and below a ceiling no support ticket reaches.
+MAX_ACTION_AMOUNT = Decimal("1000000000")
+ACTION_AMOUNT_PLACES = 4
+
+
+def _fixed_point(value: Decimal) -> Decimal:
+    # "1E+2" is a valid decimal; a CRM receiving the approved action gets "100"
+    return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value  # type: ignore[operator]
+
+
+def _upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+ActionAmount = Annotated[
+    Decimal,
+    Field(gt=0, le=MAX_ACTION_AMOUNT, decimal_places=ACTION_AMOUNT_PLACES, allow_inf_nan=False),
+    AfterValidator(_fixed_point),
+]
+# An ISO 4217 style code: three letters, upper-cased ("eur" is EUR); "EURO", "€" and "" are refused.
+# (_upper runs first: a BeforeValidator wraps what precedes it)
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), BeforeValidator(_upper)]
+
+
+class ActionInput(BaseModel):
+    """A RequestedAction as a person submits it (the agent decision API): amount and currency bounded, unknown
+    fields refused so a misspelt "amount" cannot approve a refund without one. Convert with `action()`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ActionKind = "none"
+    amount: ActionAmount | None = None
+    currency: CurrencyCode | None = None
+    target: str | None = None
+
+    def action(self) -> RequestedAction:
+        return RequestedAction(**self.model_dump())
+
+
+def bounded_amount(amount: Decimal | None, currency: str | None) -> tuple[Decimal | None, str | None]:
+    """The amount and currency if ActionInput would accept them, else (None, None): for actions read from customer
+    text, where an impossible amount ("refund me -5 USD") is left for the person to read, never an error."""
+    try:
+        checked = ActionInput(amount=amount, currency=currency)
+    except ValidationError:
+        return None, None
+    return checked.amount, checked.currency
 
 
 class Classification(BaseModel):

@@ -13,9 +13,11 @@ import json
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from deflect.domain.canonical import sha256_hex
 from deflect.domain.errors import Conflict, Gone, MalformedPayload, NotFound
-from deflect.domain.models import HumanTask, RequestedAction, TaskStatus
+from deflect.domain.models import ActionInput, HumanTask, RequestedAction, TaskStatus
 from deflect.domain.tenancy import TenantContext
 from deflect.escalation import policy
 from deflect.escalation.models import DecisionRequest, TaskDecision
@@ -272,7 +274,7 @@ def _final_content(
             raise MalformedPayload("approve cannot change the proposed action; use outcome=edit")
         if body.reply is not None and body.reply != proposed_reply:
             raise MalformedPayload("approve cannot change the proposed reply; use outcome=edit")
-        return proposed_action, proposed_reply, {}
+        return _within_bounds(proposed_action), proposed_reply, {}
     if body.outcome == "edit":
         if policy.is_second_approval(task):
             raise MalformedPayload("a second approval approves or rejects what the first approver decided")
@@ -281,9 +283,21 @@ def _final_content(
         diff = edit_diff(proposed_action, action, proposed_reply, reply)
         if not diff:
             raise MalformedPayload("edit changes nothing; use outcome=approve")
-        return action, reply, diff
+        return _within_bounds(action), reply, diff
     # reject may carry a reply for the customer; reassign carries none. Neither performs an action.
     return RequestedAction(), body.reply if body.outcome == "reject" else None, {}
+
+
+def _within_bounds(action: RequestedAction) -> RequestedAction:
+    """A task stored before actions had bounds may propose an impossible amount: it is never committed as is."""
+    try:
+        ActionInput.model_validate(action, from_attributes=True)
+    except ValidationError as error:
+        fields = ", ".join(sorted({str(e["loc"][0]) for e in error.errors() if e["loc"]}))
+        raise MalformedPayload(
+            f"the proposed action is out of bounds ({fields}); use outcome=edit with a corrected action, or reject"
+        ) from error
+    return action
 
 
 def edit_diff(

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from deflect.domain.models import (
+    ActionInput,
     AgentOutcome,
     ArticleRef,
     Citation,
@@ -156,6 +157,16 @@ class DecisionRequest(BaseModel):
     reply: str | None = Field(default=None, max_length=MAX_REPLY_CHARS)
     action: RequestedAction | None = None
     note: str | None = Field(default=None, max_length=4000)
+
+    @field_validator("action", mode="before", json_schema_input_type=ActionInput | None)
+    @classmethod
+    def _bounded_action(cls, value: Any) -> Any:
+        """A person's action is checked as ActionInput (positive bounded amount, ISO currency code; the API schema
+        shows that model); errors keep their place (`action.amount`). It is held as a plain RequestedAction, so it
+        compares equal to the proposal it approves."""
+        if value is None:
+            return None
+        return ActionInput.model_validate(value, from_attributes=True).action()
 
 
 class TaskDecision(Record):

@@ -305,10 +305,16 @@ class TenantAdmin:
                     "updated_at": utcnow(),
                 }
             )
-            # merged per field: a PUT of only rollout_default must not reset the thresholds to their defaults
-            proposed = DecisionPolicy.model_validate({**current.policy.model_dump(), **policy_fields})
+            # merged per field: a PUT of only rollout_default must not reset the thresholds to their defaults.
+            # Checked only when sent: a policy stored before the bounds must not block a PUT of the display name.
+            proposed = (
+                DecisionPolicy.model_validate({**current.policy.model_dump(), **policy_fields})
+                if policy_sent
+                else current.policy
+            )
         except ValidationError as error:
-            raise MalformedPayload("configuration is not valid") from error
+            fields = sorted({".".join(str(p) for p in e["loc"]) for e in error.errors()})
+            raise MalformedPayload(f"configuration is not valid: {', '.join(fields)}") from error
         if policy_sent:
             updated, writes, payload = change_writes(
                 merged,

@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from deflect.domain.models import RequestedAction
+from deflect.domain.models import RequestedAction, bounded_amount
 
 
 def _words(text: str) -> frozenset[str]:
@@ -151,8 +151,17 @@ def _decimal(text: str) -> Decimal | None:
         return None
 
 
+# A minus sign right before an amount ("-5 USD", "-$5"), not a hyphen after a word or number ("10-15 USD").
+_MINUS_BEFORE = re.compile(r"(?<!\w)[-\u2212\u2013]\s?\Z")
+
+
+def _signed(text: str, start: int, amount: Decimal) -> Decimal:
+    return -amount if _MINUS_BEFORE.search(text[:start]) else amount
+
+
 def find_amount(text: str) -> tuple[Decimal | None, str | None]:
-    """The first money amount in the text with its ISO currency, or (None, None)."""
+    """The first money amount in the text with its ISO currency, or (None, None). Signed as written: "-5 USD" is
+    -5 (requested_action drops it), not a refund of 5."""
     found: list[tuple[int, Decimal | None, str]] = []
     for m in _AMOUNT_SYMBOL.finditer(text):
         found.append((m.start(), _decimal(m.group(2)), _CURRENCY_SYMBOLS[m.group(1)]))
@@ -160,7 +169,9 @@ def find_amount(text: str) -> tuple[Decimal | None, str | None]:
         found.append((m.start(), _decimal(m.group(1)), _CURRENCY_WORDS[m.group(2).lower()]))
     for m in _AMOUNT_CODE_BEFORE.finditer(text):
         found.append((m.start(), _decimal(m.group(2)), m.group(1).upper()))
-    found = [f for f in found if f[1] is not None]
+    found = [
+        (start, _signed(text, start, amount), code) for start, amount, code in found if amount is not None
+    ]
     if not found:
         return None, None
     _, amount, currency = min(found, key=lambda f: f[0])
@@ -173,7 +184,9 @@ def requested_action(text: str) -> RequestedAction:
         if any(p.search(text) for p in patterns):
             action = RequestedAction(kind=kind)  # type: ignore[arg-type]
             if kind == "refund":
-                amount, currency = find_amount(text)
+                # customer text: an amount outside the bounds an approver could submit (ActionInput) is dropped, so
+                # triage never fails on it and never proposes it for a one-click approval
+                amount, currency = bounded_amount(*find_amount(text))
                 action = action.model_copy(update={"amount": amount, "currency": currency})
             elif kind == "change_plan":
                 plans = [m.group(1).lower() for m in _PLAN_NAMES.finditer(text)]
