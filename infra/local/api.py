@@ -13,6 +13,7 @@ import re
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -142,6 +143,16 @@ def gateway_response(kind: str, status: int, message: str) -> Reply:
     return status, [("Content-Type", "application/json")], body.encode()
 
 
+def too_large() -> Reply:
+    """The template's WAF rule answers before API Gateway: 413, empty body."""
+    return 413, [("Content-Type", "application/json")], b""
+
+
+def bad_request(message: str) -> Reply:
+    """A request whose body cannot even be framed (bad Content-Length, broken chunked encoding): 400."""
+    return gateway_response("DEFAULT_4XX", 400, message)
+
+
 def lambda_reply(result: Any) -> Reply:
     """Turn a proxy integration result into the HTTP answer; a malformed result is a 502 as on AWS."""
     if not isinstance(result, dict) or "statusCode" not in result:
@@ -181,8 +192,7 @@ class LocalApi:
         if local is not None:
             return local()
         if len(body) > self.max_body_bytes:
-            # The template's WAF rule answers before API Gateway: 413, empty body.
-            return 413, [("Content-Type", "application/json")], b""
+            return too_large()
         found = match(self.routes, method, path)
         if found is None:
             return gateway_response("DEFAULT_4XX", 403, "Missing Authentication Token")
@@ -217,17 +227,43 @@ class LocalApi:
         return lambda_reply(result)
 
 
+# Longest chunk-size or trailer line read, and most trailer lines, in a chunked request body.
+MAX_CHUNK_LINE = 4096
+MAX_TRAILERS = 100
+_DIGITS = re.compile(r"[0-9]+")
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
+
+
+class _Refused(Exception):
+    """The request's body cannot be read as sent: answered with `reply`, then the connection is closed (what is
+    left of the body was not read, so the next bytes on the connection are not a request)."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply[0])
+        self.reply = reply
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _ApiServer
     protocol_version = "HTTP/1.1"
 
     def _serve(self) -> None:
         started = time.perf_counter()
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        status, headers, payload = self.server.api.handle(
-            self.command, self.path, list(self.headers.items()), body, self.client_address[0]
-        )
+        api = self.server.api
+        try:
+            body = self._body(api.max_body_bytes)
+        except _Refused as refused:
+            status, headers, payload = refused.reply
+            self.close_connection = True
+        else:
+            try:
+                status, headers, payload = api.handle(
+                    self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+                )
+            except Exception:
+                # A fault of the stand-in itself: answered like API Gateway would, never a dropped connection.
+                traceback.print_exc()
+                status, headers, payload = gateway_response("DEFAULT_5XX", 500, "Internal server error")
         self.send_response(status)
         names = {name.lower() for name, _ in headers}
         for name, value in headers:
@@ -236,6 +272,8 @@ class _Handler(BaseHTTPRequestHandler):
         if "content-type" not in names:
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
@@ -244,6 +282,66 @@ class _Handler(BaseHTTPRequestHandler):
             print(f"[api] {self.command} {self.path} -> {status} ({elapsed:.0f} ms)", file=sys.stderr)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+    def _body(self, limit: int) -> bytes:
+        """The request body as sent, with Content-Length or chunked; _Refused with 400 or 413 when it cannot be."""
+        codings = [
+            coding.strip().lower()
+            for value in self.headers.get_all("Transfer-Encoding") or []
+            for coding in value.split(",")
+            if coding.strip()
+        ]
+        if codings:
+            if codings != ["chunked"]:
+                raise _Refused(bad_request("Unsupported Transfer-Encoding: only chunked is accepted"))
+            if self.headers.get("Content-Length") is not None:
+                # Transfer-Encoding wins (RFC 9112 6.3); such a message is not trusted to frame the next one.
+                self.close_connection = True
+            return self._chunked(limit)
+        declared = {
+            length.strip()
+            for value in self.headers.get_all("Content-Length") or []
+            for length in value.split(",")
+        }
+        if not declared:
+            return b""
+        text = declared.pop()
+        if declared or not _DIGITS.fullmatch(text):
+            raise _Refused(bad_request("Invalid Content-Length header: expected one non-negative integer"))
+        if len(text.lstrip("0")) > len(str(limit)) or int(text) > limit:
+            raise _Refused(too_large())
+        length = int(text)
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            raise _Refused(bad_request("Request body ended before its Content-Length"))
+        return body
+
+    def _chunked(self, limit: int) -> bytes:
+        """A `Transfer-Encoding: chunked` body (RFC 9112 7.1), at most `limit` bytes once reassembled."""
+        body = bytearray()
+        while True:
+            size_text = self._chunk_line().split(b";", 1)[0].strip()  # chunk extensions are ignored
+            if not _HEX.fullmatch(size_text):
+                raise _Refused(bad_request("Invalid chunked body: bad chunk size"))
+            if len(size_text.lstrip(b"0")) > 16 or len(body) + int(size_text, 16) > limit:
+                raise _Refused(too_large())
+            size = int(size_text, 16)
+            if size == 0:
+                break
+            chunk = self.rfile.read(size)
+            if len(chunk) < size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise _Refused(bad_request("Invalid chunked body: chunk shorter than its size"))
+            body += chunk
+        for _ in range(MAX_TRAILERS):  # trailer fields, up to the empty line that ends the body
+            if self._chunk_line() in (b"\r\n", b"\n"):
+                return bytes(body)
+        raise _Refused(bad_request("Invalid chunked body: too many trailer fields"))
+
+    def _chunk_line(self) -> bytes:
+        line = self.rfile.readline(MAX_CHUNK_LINE + 1)
+        if not line.endswith(b"\n") or len(line) > MAX_CHUNK_LINE:
+            raise _Refused(bad_request("Invalid chunked body: incomplete or overlong line"))
+        return line
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # one line per request is printed by _serve

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import time
 from pathlib import Path
@@ -31,6 +32,23 @@ def _unb64(text: str) -> bytes:
 
 class InvalidToken(Exception):
     pass
+
+
+# A JWT segment is unpadded base64url: anything else (padding, `+`, `/`, spaces, non-ASCII) is not a token we issued.
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def _json_object(segment: str) -> dict[str, Any]:
+    """The JSON object a token segment encodes, else InvalidToken: a header or claims set that is a list, a number,
+    null, not base64url, not UTF-8 or not JSON is a malformed token, never an error of the gateway."""
+    try:
+        value = json.loads(_unb64(segment))
+    # binascii.Error, UnicodeDecodeError and JSONDecodeError are ValueErrors; `[[[[…` nests too deep for json.
+    except (ValueError, RecursionError) as error:
+        raise InvalidToken("malformed") from error
+    if not isinstance(value, dict):
+        raise InvalidToken("malformed")
+    return value
 
 
 class DevIssuer:
@@ -71,12 +89,11 @@ class DevIssuer:
         parts = token.split(".")
         if len(parts) != 3:
             raise InvalidToken("malformed")
+        if not all(_SEGMENT.fullmatch(part) for part in parts):
+            raise InvalidToken("malformed")
         header, body, signature = parts
-        try:
-            algorithm = json.loads(_unb64(header)).get("alg")
-            claims = json.loads(_unb64(body))
-        except ValueError as error:
-            raise InvalidToken("malformed") from error
+        algorithm = _json_object(header).get("alg")
+        claims = _json_object(body)
         # The algorithm is fixed: a token cannot choose `none` or another key type.
         if algorithm != "HS256" or not hmac.compare_digest(signature, self._sign(f"{header}.{body}")):
             raise InvalidToken("bad signature")
@@ -94,7 +111,7 @@ def gateway_claims(claims: dict[str, Any]) -> dict[str, str]:
     """Claims as API Gateway hands them to a REST proxy function: every value a string, groups comma-joined."""
     out: dict[str, str] = {}
     for name, value in claims.items():
-        out[name] = ",".join(value) if isinstance(value, list) else str(value)
+        out[name] = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
     return out
 
 

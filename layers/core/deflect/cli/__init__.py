@@ -76,13 +76,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _use_local_stack(path: str) -> None:
     """Point this process's settings at the local stack's moto, with the same resource names its handlers use."""
-    import json
     from pathlib import Path
+
+    from deflect.cli.files import MALFORMED, UnusableFile, read_json
 
     described = Path(path)
     if not described.exists():
         raise SystemExit(f"{path} not found: is `make run` running?")
-    os.environ.update(json.loads(described.read_text())["environment"])
+    stack = read_json(described)
+    environment = stack.get("environment") if isinstance(stack, dict) else None
+    if not isinstance(environment, dict):
+        raise UnusableFile(path, "not the stack description `make run` writes", code=MALFORMED)
+    os.environ.update({str(name): str(value) for name, value in environment.items()})
     from deflect import bootstrap
 
     bootstrap.reset()

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from deflect.cli.files import MALFORMED, UnusableFile, json_lines, reading
 from deflect.domain.tenancy import TenantContext
 from deflect.knowledge.ingestion import ImportRow
 from deflect.knowledge.models import ARTICLE_ID_PATTERN, Rejection
@@ -57,20 +58,24 @@ def register_eval(evaluations: argparse._SubParsersAction) -> None:
 
 
 def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                yield json.loads(line)
+    return json_lines(path)
 
 
 def load_qrels(path: Path) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf-8") as handle:
+    with reading(path), path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle):
             parts = line.rstrip("\n").split("\t")
             if len(parts) < 3 or (number == 0 and not parts[2].strip().lstrip("-").isdigit()):
                 continue  # header or blank line
-            qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+            try:
+                qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+            except ValueError:
+                raise UnusableFile(
+                    f"{path} line {number + 1}",
+                    "expected query-id, corpus-id and an integer score",
+                    code=MALFORMED,
+                ) from None
     return qrels
 
 
@@ -131,6 +136,9 @@ def run(args: argparse.Namespace) -> int:
         tenant_id=f"eval-{secrets.token_hex(4)}", actor="cli:eval", roles=frozenset({"admin"}), via="cli"
     )
 
+    # The judgments and queries first: a bad file stops the command before the corpus is indexed.
+    qrels = load_qrels(args.qrels)
+    queries = [q for q in _jsonl(args.queries) if qrels.get(str(q.get("id")))]
     ids: dict[str, str] = {}
     started = time.perf_counter()
     summary = ingestion.import_rows(ctx, corpus_rows(args.corpus, ids))
@@ -140,8 +148,6 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
 
-    qrels = load_qrels(args.qrels)
-    queries = [q for q in _jsonl(args.queries) if qrels.get(str(q.get("id")))]
     if args.limit:
         queries = queries[: args.limit]
     totals = {"ndcg": 0.0, "recall": 0.0, "mrr": 0.0}

@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from deflect.cli.files import UnusableFile, json_lines
+
 OOS = "__oos__"
 
 
@@ -61,11 +63,8 @@ def register_eval(evaluations: argparse._SubParsersAction) -> None:
     triage.set_defaults(func=run_triage)
 
 
-def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                yield json.loads(line)
+def _jsonl(path: Path, *require: str) -> Iterator[dict[str, Any]]:
+    return json_lines(path, require=require)
 
 
 def _model_dir(args: argparse.Namespace) -> str:
@@ -129,8 +128,8 @@ def run_classify(args: argparse.Namespace) -> int:
     from deflect.embedded.model import DiskEmbeddingCache, predict_many, train_head
     from deflect.triage.intents import IntentSpec, Taxonomy
 
-    train = [r for r in _jsonl(args.train)]
-    test = [r for r in _jsonl(args.test)]
+    train = list(_jsonl(args.train, "text", "label"))
+    test = list(_jsonl(args.test, "text", "label"))
     held: list[str] = []
     if args.holdout_intents:
         held = holdout_split([str(r["label"]) for r in train], args.holdout_intents, args.seed)
@@ -197,12 +196,16 @@ def _name(label: str) -> str:
 
 
 def run_triage(args: argparse.Namespace) -> int:
+    from deflect.cli.intents import read_taxonomy
     from deflect.knowledge.models import Audience
     from deflect.triage import offline
-    from deflect.triage.intents import parse_taxonomy
 
-    cases = list(_jsonl(args.cases))
-    taxonomy = parse_taxonomy(args.intents.read_text(encoding="utf-8")) if args.intents else None
+    cases = list(_jsonl(args.cases, "text", "should_escalate"))
+    taxonomy = read_taxonomy(args.intents) if args.intents else None
+    if args.kb is not None and not args.kb.exists():
+        raise UnusableFile(args.kb, "no such file or folder")
+    if args.kb is not None and args.kb.is_file() and args.kb.suffix == ".jsonl":
+        next(json_lines(args.kb), None)  # its first row tells an article file from a corpus: it must be JSON
     started = time.perf_counter()
     tenant = offline.build(
         knowledge=args.kb, model_data_dir=_model_dir(args), taxonomy=taxonomy, gate_seed=args.gate_seed
@@ -237,9 +240,9 @@ def run_triage(args: argparse.Namespace) -> int:
         counts["escalated"] += int(went_up)
         if args.show and went_up != bool(case["should_escalate"]):
             print(
-                f"[{case['id']}] expected escalate={case['should_escalate']} got {assessment.outcome} "
+                f"[{case.get('id', '?')}] expected escalate={case['should_escalate']} got {assessment.outcome} "
                 f"{assessment.decision.reasons} intent={assessment.classification.intent}"
-                f"({assessment.classification.intent_confidence}) :: {case['text'][:90]}",
+                f"({assessment.classification.intent_confidence}) :: {str(case['text'])[:90]}",
                 file=sys.stderr,
             )
     report = triage_report([bool(c["should_escalate"]) for c in cases], escalated, deflected)

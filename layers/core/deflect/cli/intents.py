@@ -17,9 +17,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from deflect.cli.files import MALFORMED, UnusableFile, read_text
 from deflect.cli.operator import admin_context
 from deflect.domain.tenancy import TenantContext
+
+if TYPE_CHECKING:
+    from deflect.triage.intents import Taxonomy
 
 CHAIN = "tenant-config"
 
@@ -57,11 +62,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from deflect.bootstrap import container
     from deflect.embedded.model import train_taxonomy
-    from deflect.triage.intents import next_version, parse_taxonomy, starter_taxonomy
+    from deflect.triage.intents import next_version, starter_taxonomy
 
     if bool(args.file) == bool(args.starter):
         raise SystemExit("give a taxonomy FILE or --starter")
-    taxonomy = starter_taxonomy() if args.starter else parse_taxonomy(args.file.read_text(encoding="utf-8"))
+    taxonomy = starter_taxonomy() if args.starter else read_taxonomy(args.file)
     ctx = admin_context(args.tenant, args.actor)
     c = container()
     c.tenants.get(ctx)  # the tenant must exist and be active
@@ -97,6 +102,22 @@ def run_train(args: argparse.Namespace) -> int:
         _activate(c, ctx, version, details)
     print(json.dumps(summary))
     return 0
+
+
+def read_taxonomy(path: Path) -> Taxonomy:
+    """The taxonomy in a user's file; UnusableFile (one line, no traceback) when it cannot be read or is not one."""
+    from deflect.domain.errors import MalformedPayload
+    from deflect.triage.intents import parse_taxonomy
+
+    text = read_text(path)
+    try:
+        return parse_taxonomy(text)
+    except MalformedPayload as error:
+        raise UnusableFile(path, error.detail, code=MALFORMED) from None
+    except (AttributeError, TypeError, RecursionError):  # a JSONL line that is not an object, say
+        raise UnusableFile(
+            path, 'not a taxonomy: JSONL rows {"text", "label"} or JSON {"intents": [...]}', code=MALFORMED
+        ) from None
 
 
 def _activate(c: object, ctx: TenantContext, version: int, details: dict) -> None:

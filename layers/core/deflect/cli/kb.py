@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from deflect.cli.files import reading
 from deflect.domain.tenancy import TenantContext
 
 BAR_WIDTH = 30
@@ -92,7 +93,8 @@ def run_import(args: argparse.Namespace) -> int:
     if TenantConfigs(container.knowledge_ingestion.store).find(ctx) is None:
         print(f"unknown tenant {args.tenant!r}: create it first (deflect tenant create)", file=sys.stderr)
         return 2
-    rows = list(read_path(args.path))
+    with reading(args.path):  # a file or folder we may not read: one line, not a traceback
+        rows = list(read_path(args.path))
     bar = ProgressBar(len(rows), sys.stderr)
 
     def progress(row: Any, outcome: Any) -> None:

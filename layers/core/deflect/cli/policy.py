@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from deflect.cli.files import UnusableFile, read_json
 from deflect.cli.operator import admin_context
 from deflect.domain.errors import DeflectError
 from deflect.domain.tenancy import TenantContext
@@ -94,12 +95,12 @@ def run_set(args: argparse.Namespace) -> int:
 
     from deflect.bootstrap import container
     from deflect.services.tenant_admin import TenantConfigUpdate
+    from deflect.triage.policy import history_pk, snapshot_sk
 
-    text = sys.stdin.read() if str(args.file) == "-" else args.file.read_text(encoding="utf-8")
     try:
-        fields = json.loads(text)
-    except json.JSONDecodeError as error:
-        return _fail("malformed_payload", f"{args.file}: not JSON ({error.msg})")
+        fields = read_json(args.file)
+    except UnusableFile as problem:  # missing, unreadable, not UTF-8, not JSON
+        return _fail(problem.error_code, problem.message)
     if not isinstance(fields, dict):
         return _fail("malformed_payload", f"{args.file}: expected a JSON object of policy fields")
     try:
@@ -115,10 +116,18 @@ def run_set(args: argparse.Namespace) -> int:
     except DeflectError as error:
         return _fail(error.code, error.detail)
     changed = before is not None and config.policy.version != before.policy.version
-    shown = _shown(args.tenant, None, config.policy.model_dump(mode="json"))
-    shown.update(changed=changed, changed_by=ctx.actor if changed else None, changed_at=None)
+    policy = config.policy.model_dump(mode="json")
     if changed:
-        shown["changed_at"] = config.updated_at.isoformat()
+        by_this_run = {"changed_by": ctx.actor, "changed_at": config.updated_at.isoformat()}
+        shown = _shown(args.tenant, by_this_run, policy)
+    else:
+        # Nothing changed: who set the version still current, and when, as `policy show` reports them.
+        try:
+            item = c.store.get(ctx, history_pk(ctx.tenant_id), snapshot_sk(config.policy.version))
+        except DeflectError as error:
+            return _fail(error.code, error.detail)
+        shown = _shown(args.tenant, dict(item.data) if item else None, policy)
+    shown["changed"] = changed
     print(json.dumps(shown, indent=2))
     return 0
 

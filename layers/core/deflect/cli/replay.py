@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from deflect.cli.files import MALFORMED, UnusableFile, parse_json, read_text
+
 ESCALATION_TAGS = (
     "escalat",
     "tier2",
@@ -74,8 +76,14 @@ def _text(value: Any) -> str:
     return html_to_text(value) if "<" in value and ">" in value else value.strip()
 
 
+def _listed(ticket: dict[str, Any], name: str) -> list[Any]:
+    """A list field of an exported ticket; anything else in its place (an export is user input) is no items."""
+    value = ticket.get(name)
+    return value if isinstance(value, list) else []
+
+
 def _tags(ticket: dict[str, Any]) -> list[str]:
-    return [str(t).lower() for t in ticket.get("tags") or [] if isinstance(t, str | int)]
+    return [str(t).lower() for t in _listed(ticket, "tags") if isinstance(t, str | int)]
 
 
 def _escalation_tagged(tags: list[str]) -> bool:
@@ -83,7 +91,7 @@ def _escalation_tagged(tags: list[str]) -> bool:
 
 
 def zendesk_ticket(ticket: dict[str, Any]) -> PastTicket:
-    comments = [c for c in ticket.get("comments") or [] if isinstance(c, dict)]
+    comments = [c for c in _listed(ticket, "comments") if isinstance(c, dict)]
     requester = ticket.get("requester_id")
     first = _text(ticket.get("description"))
     if not first and comments:
@@ -107,7 +115,7 @@ def zendesk_ticket(ticket: dict[str, Any]) -> PastTicket:
 
 
 def freshdesk_ticket(ticket: dict[str, Any]) -> PastTicket:
-    conversations = [c for c in ticket.get("conversations") or [] if isinstance(c, dict)]
+    conversations = [c for c in _listed(ticket, "conversations") if isinstance(c, dict)]
     public_replies = sum(1 for c in conversations if not c.get("incoming") and not c.get("private"))
     internal_notes = sum(1 for c in conversations if c.get("private"))
     tags = _tags(ticket)
@@ -140,18 +148,34 @@ def detect_format(ticket: dict[str, Any]) -> str:
     return "zendesk"
 
 
-def read_export(path: Path, fmt: str = "auto") -> Iterator[PastTicket]:
-    text = path.read_text(encoding="utf-8")
+def load_export(path: Path) -> list[Any]:
+    """The tickets of an export file, read in full; UnusableFile (one line, no traceback) when it is not one."""
+    text = read_text(path)
     stripped = text.lstrip()
-    tickets: list[dict[str, Any]]
+    tickets: Any
     if stripped.startswith("["):
-        tickets = json.loads(stripped)
+        tickets = parse_json(stripped, path)
     elif stripped.startswith("{") and '"tickets"' in stripped[:2000] and stripped.count("\n{") == 0:
-        tickets = json.loads(stripped)["tickets"]
+        document = parse_json(stripped, path)  # an object: the text starts with "{"
+        tickets = document.get("tickets", [document])  # without "tickets": one NDJSON ticket
     else:  # NDJSON: one ticket per line
-        tickets = [json.loads(line) for line in text.splitlines() if line.strip()]
-        if len(tickets) == 1 and isinstance(tickets[0].get("tickets"), list):
+        tickets = [
+            parse_json(line, f"{path} line {number}")
+            for number, line in enumerate(text.splitlines(), start=1)
+            if line.strip()
+        ]
+        if len(tickets) == 1 and isinstance(tickets[0], dict) and isinstance(tickets[0].get("tickets"), list):
             tickets = tickets[0]["tickets"]
+    if not isinstance(tickets, list) or (tickets and not any(isinstance(t, dict) for t in tickets)):
+        raise UnusableFile(
+            path,
+            'not a helpdesk export: expected ticket objects, as a list or {"tickets": [...]}',
+            code=MALFORMED,
+        )
+    return tickets
+
+
+def past_tickets(tickets: list[Any], fmt: str = "auto") -> Iterator[PastTicket]:
     for ticket in tickets:
         if not isinstance(ticket, dict):
             continue
@@ -159,6 +183,10 @@ def read_export(path: Path, fmt: str = "auto") -> Iterator[PastTicket]:
         past = freshdesk_ticket(ticket) if kind == "freshdesk" else zendesk_ticket(ticket)
         if past.first_message or past.subject:
             yield past
+
+
+def read_export(path: Path, fmt: str = "auto") -> Iterator[PastTicket]:
+    return past_tickets(load_export(path), fmt)
 
 
 # --------------------------------------------------------------------------- replaying
@@ -182,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
     from deflect.domain.tenancy import TenantContext
     from deflect.pii import redact
 
+    tickets = load_export(args.export)  # a bad file stops here, before the tenant is read
     c = container()
     ctx = TenantContext(tenant_id=args.tenant, actor="cli:replay", roles=frozenset({"admin"}), via="cli")
     config = c.tenants.get(ctx)
@@ -193,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     actions: Counter[str] = Counter()
     matrix: Counter[str] = Counter()
     count = 0
-    for past in read_export(args.export, args.format):
+    for past in past_tickets(tickets, args.format):
         if args.limit is not None and count >= args.limit:
             break
         text = redact("\n".join(p for p in (past.subject, past.first_message) if p))

@@ -73,7 +73,10 @@ def run_report(args: argparse.Namespace) -> int:
     summary = c.analytics.summary(ctx, first, last, args.reopen_window)
     series = c.analytics.series(ctx, first, last, args.reopen_window)
     usage = c.usage.days(ctx, first, last)
-    Path(args.out).write_text(render_report(summary, series, usage))
+    try:
+        Path(args.out).write_text(render_report(summary, series, usage))
+    except OSError as error:
+        raise SystemExit(f"{args.out}: cannot write the report ({error.strerror or error})") from None
     print(json.dumps({"tenant": args.tenant, "out": args.out, "from": str(first), "to": str(last)}))
     return 0
 

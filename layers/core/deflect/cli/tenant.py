@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any
 
+from deflect.cli.files import UnusableFile, json_object, read_text
 from deflect.domain.errors import DeflectError
 
 PROVIDERS = ("zendesk", "intercom", "freshdesk", "jira", "generic")
@@ -76,8 +77,12 @@ def _print(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-def _fail(error: DeflectError) -> int:
-    print(json.dumps({"error": error.code, "message": error.detail}), file=sys.stderr)
+def _fail(error: DeflectError | UnusableFile) -> int:
+    if isinstance(error, UnusableFile):  # never the file's content: it may hold a secret
+        code, message = error.error_code, error.message
+    else:
+        code, message = error.code, error.detail
+    print(json.dumps({"error": code, "message": message}), file=sys.stderr)
     return 1
 
 
@@ -151,17 +156,13 @@ def run_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
-    with open(path, encoding="utf-8") as handle:
-        return handle.read()
-
-
 def run_set_connection(args: argparse.Namespace) -> int:
     from deflect.bootstrap import container
 
-    value = args.value if args.value is not None else _read(args.file).strip()
+    try:
+        value = args.value if args.value is not None else read_text(args.file).strip()
+    except UnusableFile as problem:
+        return _fail(problem)
     try:
         _print(container().tenant_admin.set_connection(args.tenant, args.name, value, actor="cli:tenant"))
     except DeflectError as error:
@@ -174,18 +175,16 @@ def run_profile(args: argparse.Namespace) -> int:
     from deflect.domain.tenancy import TenantContext
     from deflect.triage.profile import TriageProfiles
 
+    try:
+        changes = json_object(args.changes, "object of profile fields") if args.changes else None
+    except UnusableFile as problem:
+        return _fail(problem)
     c = container()
     ctx = TenantContext(tenant_id=args.tenant, actor="cli:tenant", roles=frozenset({"admin"}), via="cli")
     profiles = TriageProfiles(c.store)
     try:
         c.tenants.get(ctx)  # a profile belongs to a tenant that exists
-        if args.changes:
-            changes = json.loads(_read(args.changes))
-            if not isinstance(changes, dict):
-                raise SystemExit("--set expects a JSON object of profile fields")
-            profile = profiles.change(ctx, c.audit, changes)
-        else:
-            profile = profiles.get(ctx)
+        profile = profiles.get(ctx) if changes is None else profiles.change(ctx, c.audit, changes)
     except DeflectError as error:
         return _fail(error)
     _print(profile.model_dump(mode="json"))
