@@ -242,7 +242,8 @@ class Ticket(Versioned):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-ActionKind = Literal[
+# What changes a customer's account: always a person's decision.
+AccountAction = Literal[
     "refund",
     "cancel_subscription",
     "change_plan",
@@ -250,8 +251,8 @@ ActionKind = Literal[
     "delete_account",
     "reset_mfa",
     "change_email",
-    "none",
 ]
+ActionKind = Literal[AccountAction, "none"]
 
 
 class RequestedAction(BaseModel):

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from deflect.domain.canonical import canonical_json, sha256_hex
 from deflect.domain.errors import MalformedPayload
-from deflect.domain.models import utcnow
+from deflect.domain.models import AccountAction, utcnow
 from deflect.domain.tenancy import TenantContext
 from deflect.ports import EvidenceStore, IntentPrediction
 from deflect.triage.lexicon import LEXICAL_FEATURES, CompiledLexicon, IntentLexicon
@@ -57,18 +57,7 @@ class IntentSpec(BaseModel):
     # Flags every message of this intent carries (a "refund_request" intent is always refund-sensitive).
     flags: list[str] = Field(default_factory=list)
     # The account-changing action this intent asks for, if any (refund_request → "refund").
-    action: (
-        Literal[
-            "refund",
-            "cancel_subscription",
-            "change_plan",
-            "change_entitlement",
-            "delete_account",
-            "reset_mfa",
-            "change_email",
-        ]
-        | None
-    ) = None
+    action: AccountAction | None = None
     # Messages of this intent ask for a person ("talk_to_human").
     wants_human: bool = False
     examples: list[str] = Field(default_factory=list)
