@@ -321,6 +321,8 @@ def test_a_caller_without_a_valid_key_learns_nothing_about_the_body(harness, acm
     for headers in ({}, {"X-Api-Key": "dfk_acme_not-a-real-key"}):
         refused = harness.call("POST", "/v1/conversations", body=bad, headers=headers)
         assert refused.status == 401 and "fields" not in refused.body
+    as_text = harness.call("POST", "/v1/conversations", body=b"hi", headers={"Content-Type": "text/plain"})
+    assert as_text.status == 401
     # With its key, the same caller is told what is wrong with the body.
     invalid = harness.call("POST", "/v1/conversations", body=bad, headers={"X-Api-Key": acme.api_key})
     assert invalid.status == 422 and "body.message" in invalid.body["fields"]

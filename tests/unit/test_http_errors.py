@@ -70,3 +70,22 @@ def test_an_unreadable_body_is_named_as_the_body_and_a_missing_field_by_its_name
         and answer["fields"] == ["body.text"]
         and answer["problems"] == ["body.text: Field required"]
     )
+
+
+def test_a_body_that_is_not_json_gets_the_same_error_shape():
+    app = _app()
+    event = {
+        "httpMethod": "POST",
+        "path": "/v1/replies",
+        "resource": "/v1/replies",
+        "headers": {"content-type": "text/plain"},
+        "body": "hello",
+        "requestContext": {"requestId": "r", "stage": "test", "authorizer": {"claims": AGENT}},
+        "isBase64Encoded": False,
+    }
+    answer = app.resolve(event, None)
+    assert answer["statusCode"] == 415
+    assert json.loads(answer["body"]) == {
+        "error": "unsupported_media_type",
+        "message": "send the body as application/json",
+    }

@@ -7,7 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 
 from deflect.domain import errors
 from deflect.domain.tenancy import TenantContext
@@ -70,13 +73,28 @@ def build_resolver(
     def _domain_error(error: errors.DeflectError) -> Response:
         return error_response(error, explain=bool(claims(app)))
 
-    @app.exception_handler(RequestValidationError)
-    def _validation_error(error: RequestValidationError) -> Response:
+    def _refused_caller() -> Response | None:
         if caller_check is not None:
             try:
                 caller_check(app)
             except errors.DeflectError as refused:
                 return error_response(refused)
+        return None
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported_body(_: RequestUnsupportedContentType) -> Response:
+        # Powertools' own 415 body has another shape ({"statusCode", "detail"}); every refusal here has one shape.
+        return _refused_caller() or Response(
+            status_code=415,
+            content_type=content_types.APPLICATION_JSON,
+            body={"error": "unsupported_media_type", "message": "send the body as application/json"},
+        )
+
+    @app.exception_handler(RequestValidationError)
+    def _validation_error(error: RequestValidationError) -> Response:
+        refused = _refused_caller()
+        if refused is not None:
+            return refused
         problems = [_problem(e) for e in error.errors()][:10]
         return Response(
             status_code=422,
