@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
 SERVICE = "deflect"
 NAMESPACE = "Deflect"
+
+# An invocation that counted nothing (a health check, an empty poll) is normal, not a mistake: no warning per call.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
 @lru_cache(maxsize=1)
