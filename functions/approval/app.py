@@ -14,7 +14,7 @@ from deflect.bootstrap import container
 from deflect.domain.models import TaskStatus
 from deflect.escalation.models import DecisionRequest
 from deflect.http import agent_context, build_resolver, require_role
-from deflect.insight.usage import metered
+from deflect.insight.metering import metered
 from deflect.observability import logger, metrics
 
 app = build_resolver()

@@ -14,7 +14,7 @@ from deflect.bootstrap import Container, container
 from deflect.domain.errors import MalformedPayload
 from deflect.domain.tenancy import TenantContext
 from deflect.escalation.models import EscalationState, StepEvent
-from deflect.insight.usage import metered
+from deflect.insight.metering import metered
 from deflect.observability import bind_tenant, logger, metrics
 
 Step = Callable[[Container, TenantContext, EscalationState, StepEvent], Any]

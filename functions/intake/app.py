@@ -12,7 +12,7 @@ from deflect import __version__
 from deflect.adapters.aws_probes import aws_probes
 from deflect.bootstrap import container
 from deflect.http import agent_context, build_resolver, require_role
-from deflect.insight.usage import metered
+from deflect.insight.metering import metered
 from deflect.observability import bind_tenant, logger, metrics
 from deflect.services.health import HealthReport, check_health
 from deflect.services.intake_api import (

@@ -17,7 +17,7 @@ from deflect import __version__
 from deflect.bootstrap import container
 from deflect.domain.errors import NotFound
 from deflect.http import agent_context, build_resolver, require_role
-from deflect.insight.usage import metered
+from deflect.insight.metering import metered
 from deflect.knowledge.models import PRODUCT_AREA_PATTERN, ArticleInput, Audience
 from deflect.observability import logger, metrics
 

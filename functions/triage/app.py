@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from deflect import __version__
 from deflect.domain.errors import InvalidTenant, TenantNotFound
 from deflect.domain.tenancy import TenantContext, TenantId
-from deflect.insight.usage import metered
+from deflect.insight.metering import metered
 from deflect.observability import bind_tenant, logger, metrics
 
 

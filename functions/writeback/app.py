@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from deflect import __version__
-from deflect.insight.usage import metered
+from deflect.insight.metering import metered
 from deflect.observability import bind_tenant, logger, metrics
 from deflect.services.outbox import OutboxRef, ref_from_message, ref_from_stream_record
 

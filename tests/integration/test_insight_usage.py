@@ -14,7 +14,8 @@ from botocore.stub import Stubber
 from deflect.domain import keys
 from deflect.domain.tenancy import TenantContext
 from deflect.http import build_resolver
-from deflect.insight.usage import Guard, UsageMeter, metered
+from deflect.insight.metering import metered
+from deflect.insight.usage import Guard, UsageMeter
 from deflect.ports import Put
 from tests.integration.insight_story import seed_tenant
 

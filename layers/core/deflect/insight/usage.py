@@ -18,11 +18,10 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, date, datetime, timedelta
-from functools import wraps
 from pathlib import Path
 from typing import Any
 
@@ -453,27 +452,3 @@ class Guard:
                 raise Throttled(
                     "request rate limit", retry_after_s=max(1.0, 60 - now.second - now.microsecond / 1e6)
                 )
-
-
-def metered(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    """Wrap a Lambda handler: counts its time per tenant and writes the invocation's usage when it ends."""
-
-    @wraps(handler)
-    def wrapper(event: Any, context: Any) -> Any:
-        from deflect.bootstrap import container
-
-        meter: UsageMeter = container().usage
-        started = time.perf_counter()
-        try:
-            return handler(event, context)
-        finally:
-            memory = int(getattr(context, "memory_limit_in_mb", 0) or 1024)
-            meter.end_invocation((time.perf_counter() - started) * 1000, memory)
-            try:
-                meter.flush()
-            except Exception:  # metering must never fail the work it measures
-                from deflect.observability import logger
-
-                logger().warning("usage flush failed; tallies kept for the next invocation")
-
-    return wrapper
