@@ -156,7 +156,8 @@ _MINUS_BEFORE = re.compile(r"(?<!\w)[-\u2212\u2013]\s?\Z")
 
 
 def _signed(text: str, start: int, amount: Decimal) -> Decimal:
-    return -amount if _MINUS_BEFORE.search(text[:start]) else amount
+    # Only the few characters before the amount: a long message must not be searched once per amount in it.
+    return -amount if _MINUS_BEFORE.search(text, max(0, start - 3), start) else amount
 
 
 def find_amount(text: str) -> tuple[Decimal | None, str | None]:
@@ -169,13 +170,11 @@ def find_amount(text: str) -> tuple[Decimal | None, str | None]:
         found.append((m.start(), _decimal(m.group(1)), _CURRENCY_WORDS[m.group(2).lower()]))
     for m in _AMOUNT_CODE_BEFORE.finditer(text):
         found.append((m.start(), _decimal(m.group(2)), m.group(1).upper()))
-    found = [
-        (start, _signed(text, start, amount), code) for start, amount, code in found if amount is not None
-    ]
+    found = [f for f in found if f[1] is not None]
     if not found:
         return None, None
-    _, amount, currency = min(found, key=lambda f: f[0])
-    return amount, currency
+    start, amount, currency = min(found, key=lambda f: f[0])
+    return _signed(text, start, amount), currency  # type: ignore[arg-type]
 
 
 def requested_action(text: str) -> RequestedAction:
