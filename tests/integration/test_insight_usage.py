@@ -93,6 +93,27 @@ def test_metered_handler_flushes_usage_even_when_the_handler_fails(moto_stack):
     )
 
 
+def test_an_invocation_that_works_for_no_tenant_is_not_billed_to_the_one_before(moto_stack):
+    from deflect.bootstrap import container
+
+    c = container()
+    ctx = seed_tenant(c, "billedco")
+
+    @metered
+    def tenant_work(event: dict[str, Any], context: Any) -> None:
+        c.store.get(ctx, keys.ticket_pk("billedco", "t1"), "META")
+
+    @metered
+    def ping(event: dict[str, Any], context: Any) -> None:
+        return None  # a health check, a 401, an unknown tenant's 404: nobody's work
+
+    tenant_work({}, LambdaContext())
+    for _ in range(3):
+        ping({}, LambdaContext())
+    today = datetime.now(UTC).date()
+    assert c.usage.days(ctx, today, today)[0].counters["lambda_invocations"] == 1
+
+
 # ------------------------------------------------------------------ 429 with Retry-After, nothing lost
 
 

@@ -20,6 +20,7 @@ def metered(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
         from deflect.bootstrap import container
 
         meter = container().usage
+        meter.begin_invocation()
         started = time.perf_counter()
         try:
             return handler(event, context)

@@ -315,6 +315,14 @@ class UsageMeter:
         metrics.tokens(input_tokens, output_tokens, tenant_id=tenant)
 
     # -- invocations
+    def begin_invocation(self) -> None:
+        """Forget whom the previous invocation worked for: a ping, a 401 or an unknown tenant's 404 that follows a
+        tenant's request in the same warm Lambda is nobody's work, and must not count against that tenant's budget."""
+        _bound_tenant.set(None)
+        with self._lock:
+            self._last_tenant = None
+            self._invocation_tenants = set()
+
     def end_invocation(self, duration_ms: float, memory_mb: int) -> None:
         """Lambda time of one invocation, shared equally by the tenants it worked for."""
         with self._lock:
