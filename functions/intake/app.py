@@ -128,8 +128,8 @@ def get_conversation(conversation_id: Annotated[str, Path(max_length=100)]) -> R
 EntityId = Annotated[str, Path(max_length=128)]
 
 
-def _admin() -> tuple[Any, Any]:
-    ctx = agent_context(app)
+def _admin(*, suspended_too: bool = False) -> tuple[Any, Any]:
+    ctx = agent_context(app, suspended_too=suspended_too)
     require_role(ctx, "admin")
     return ctx, container().tenant_admin
 
@@ -152,7 +152,7 @@ def put_account(account_id: EntityId, body: Annotated[AccountUpdate, Body()]) ->
 def put_tenant_config(
     tenant_id: Annotated[str, Path(max_length=63)], body: Annotated[TenantConfigUpdate, Body()]
 ) -> Response[dict[str, Any]]:
-    ctx, admin = _admin()
+    ctx, admin = _admin(suspended_too=True)  # a suspended tenant's admin can set it active again
     return json_response(200, admin.update_config(ctx, tenant_id, body).model_dump(mode="json"))
 
 

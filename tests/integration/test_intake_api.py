@@ -347,3 +347,20 @@ def test_usage_is_stored_per_tenant_by_the_function_itself(harness):
     assert (
         counted["lambda_invocations"] == 1 and counted["lambda_mb_ms"] > 0 and counted["ddb_write_units"] > 0
     )
+
+
+def test_a_suspended_tenant_is_closed_to_agents_but_its_admin_can_reopen_it(harness):
+    harness.create_tenant("pausedco")
+    claims = admin_claims("pausedco")
+    assert (
+        harness.call(
+            "PUT", "/v1/tenants/pausedco/config", body=b'{"status": "suspended"}', claims=claims
+        ).status
+        == 200
+    )
+    closed = harness.call("PUT", "/v1/customers/c-1", body=b'{"email": "a@pausedco.example"}', claims=claims)
+    assert closed.status == 404
+    reopened = harness.call("PUT", "/v1/tenants/pausedco/config", body=b'{"status": "active"}', claims=claims)
+    assert reopened.status == 200 and reopened.body["status"] == "active"
+    again = harness.call("PUT", "/v1/customers/c-1", body=b'{"email": "a@pausedco.example"}', claims=claims)
+    assert again.status == 200

@@ -116,8 +116,11 @@ def claims(app: APIGatewayRestResolver) -> dict[str, Any]:
     return dict(authorizer.get("claims") or authorizer)
 
 
-def agent_context(app: APIGatewayRestResolver) -> TenantContext:
-    """Tenant and roles come from the verified token only, never from the path or body."""
+def agent_context(app: APIGatewayRestResolver, *, suspended_too: bool = False) -> TenantContext:
+    """Tenant and roles come from the verified token only, never from the path or body.
+
+    `suspended_too`: the one route that may reach a suspended tenant (its admin's config PUT, which can set the
+    tenant active again)."""
     found = claims(app)
     tenant_id = found.get("custom:tenant_id")
     subject = found.get("sub") or found.get("username")
@@ -133,7 +136,9 @@ def agent_context(app: APIGatewayRestResolver) -> TenantContext:
     # written for it (404, the body of any unknown tenant). One GetItem; the composition root knows the table.
     from deflect.bootstrap import container
 
-    container().tenants.get(ctx)
+    config = container().tenants.find(ctx)
+    if config is None or (config.status != "active" and not suspended_too):
+        raise errors.TenantNotFound()
     return ctx
 
 
