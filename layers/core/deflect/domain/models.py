@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -53,6 +53,16 @@ TaskStatus = Literal["open", "claimed", "decided", "expired", "reassigned", "fai
 AgentOutcome = Literal["approve", "edit", "reject", "reassign"]
 OutboxKind = Literal["public_reply", "internal_note", "tags", "status", "custom_fields", "account_action"]
 OutboxStatus = Literal["pending", "dispatching", "done", "conflict", "failed", "dead"]
+# What changes a customer's account: always a person's decision.
+AccountAction = Literal[
+    "refund",
+    "change_plan",
+    "cancel_subscription",
+    "change_entitlement",
+    "delete_account",
+    "reset_mfa",
+    "change_email",
+]
 
 
 class DiagnosticsChecklist(BaseModel):
@@ -81,17 +91,7 @@ class DecisionPolicy(BaseModel):
     always_escalate_flags: list[str] = Field(
         default_factory=lambda: ["billing", "refund", "security", "legal", "privacy", "account_change"]
     )
-    approver_required_actions: list[str] = Field(
-        default_factory=lambda: [
-            "refund",
-            "change_plan",
-            "cancel_subscription",
-            "change_entitlement",
-            "delete_account",
-            "reset_mfa",
-            "change_email",
-        ]
-    )
+    approver_required_actions: list[str] = Field(default_factory=lambda: list(get_args(AccountAction)))
     # an action amount above this needs two approvers; 0 = every amount does
     two_person_amount_threshold: Decimal = Field(default=Decimal("500"), ge=0)
     rollout_default: RolloutMode = "assist"
@@ -242,16 +242,6 @@ class Ticket(Versioned):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-# What changes a customer's account: always a person's decision.
-AccountAction = Literal[
-    "refund",
-    "cancel_subscription",
-    "change_plan",
-    "change_entitlement",
-    "delete_account",
-    "reset_mfa",
-    "change_email",
-]
 ActionKind = Literal[AccountAction, "none"]
 
 

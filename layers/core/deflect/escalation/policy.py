@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import get_args
 
 from deflect.domain.errors import Forbidden
 from deflect.domain.models import (
+    AccountAction,
     AgentOutcome,
     DecisionPolicy,
     HumanTask,
@@ -17,17 +19,7 @@ from deflect.domain.models import (
 from deflect.escalation.models import EscalationRequest, ReviewRoute, TaskRole
 
 # Always approver-only, whatever the tenant's list says: money, plans, entitlements, deletion, security.
-APPROVER_FLOOR = frozenset(
-    {
-        "refund",
-        "change_plan",
-        "cancel_subscription",
-        "change_entitlement",
-        "delete_account",
-        "reset_mfa",
-        "change_email",
-    }
-)
+APPROVER_FLOOR: frozenset[str] = frozenset(get_args(AccountAction))
 WORKING_ROLES: frozenset[str] = frozenset({"agent", "approver", "supervisor"})
 # How long before its due time a task counts as near due: a quarter of the window, at most an hour.
 MAX_WARN_WINDOW_S = 3600
