@@ -161,16 +161,29 @@ def test_a_conversation_is_called_answered_only_when_there_is_an_answer_to_show(
     assert reply.status_code == 200 and reply.body["status"] == status
 
 
+ASKED = "To look into this, we need a few details:\n- the app version you are using"
+
+
 @pytest.mark.parametrize(
-    ("mode", "outcome", "status"),
+    ("mode", "outcome", "draft", "sent", "status", "shown"),
     [
-        ("auto", "deflect", "answered"),
-        ("assist", "deflect", "with_agent"),
-        ("auto", "escalate", "escalated"),
+        (
+            "auto",
+            "deflect",
+            True,
+            "Open Billing → Invoices → Export.",
+            "answered",
+            "Open Billing → Invoices → Export.",
+        ),
+        # A decision stored before the sent reply was recorded: the auto-mode draft is what was sent.
+        ("auto", "deflect", True, None, "answered", "Open Billing → Invoices → Export."),
+        ("auto", "ask_diagnostics", False, ASKED, "awaiting_customer", ASKED),
+        ("assist", "deflect", True, None, "with_agent", None),
+        ("auto", "escalate", True, None, "escalated", None),
     ],
 )
-def test_the_conversation_status_says_whether_the_caller_has_an_answer_to_show(
-    harness, acme, mode, outcome, status
+def test_the_conversation_shows_what_the_customer_was_sent_and_says_so_in_its_status(
+    harness, acme, mode, outcome, draft, sent, status, shown
 ):
     from deflect.domain.models import Decision, Draft
     from deflect.repositories import Tickets, save
@@ -182,13 +195,13 @@ def test_the_conversation_status_says_whether_the_caller_has_an_answer_to_show(
         tenant_id="acme",
         ticket_id=conversation,
         outcome=outcome,
-        draft=Draft(text="Open Billing → Invoices → Export.", confidence=0.9),
+        draft=Draft(text="Open Billing → Invoices → Export.", confidence=0.9) if draft else None,
+        customer_reply=sent,
         rollout_mode=mode,
     )
     save(harness.container().store, ctx, [Tickets.decision_write(decision)])
-    shown = harness.call("GET", f"/v1/conversations/{conversation}", headers={"X-Api-Key": acme.api_key})
-    assert shown.body["status"] == status
-    assert (shown.body["decision"]["reply"] is not None) == (status == "answered")
+    got = harness.call("GET", f"/v1/conversations/{conversation}", headers={"X-Api-Key": acme.api_key})
+    assert got.body["status"] == status and got.body["decision"]["reply"] == shown
 
 
 def test_triage_slower_than_the_budget_falls_back_to_202_and_the_queue(harness, acme):

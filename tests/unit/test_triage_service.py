@@ -28,6 +28,9 @@ def test_auto_mode_answers_the_customer_with_citations_and_marks_the_ticket_defl
     assert item.kind == "public_reply" and item.body == result.reply and item.caused_by == result.decision_id
     assert world.sent == [{"tenant_id": "acme", "outbox_id": item.outbox_id, "ticket_id": "tkt-1"}]
     assert Tickets(world.store).get(world.ctx, "tkt-1").status == "deflected"
+    # The decision records exactly what the customer was sent.
+    [decision] = Tickets(world.store).decisions(world.ctx, "tkt-1")
+    assert decision.customer_reply == item.body
 
 
 def test_assist_mode_gives_agents_the_draft_as_an_internal_note_and_sends_the_customer_nothing():

@@ -359,6 +359,8 @@ class Decision(Record):
     retrieved: list[ArticleRef] = Field(default_factory=list)
     draft: Draft | None = None
     missing_diagnostics: list[str] = Field(default_factory=list)
+    # What the customer was sent, exactly (auto mode: the answer and/or the diagnostics request); None otherwise.
+    customer_reply: str | None = None
     model_id: str = ""
     prompt_sha256: str | None = None
     policy_version: int = 1

@@ -843,17 +843,19 @@ class Intake:
         answer = None
         status = ticket.status if ticket.status in ("resolved", "closed") else "processing"
         if latest is not None:
-            # Only an answer the customer may see: shadow and assist drafts are for agents, never for the caller.
-            visible = (
-                latest.draft is not None and latest.outcome != "escalate" and latest.rollout_mode == "auto"
-            )
+            # Only what the customer was sent: shadow and assist drafts are for agents, never for the caller.
+            # (Decisions stored before customer_reply existed: the auto-mode draft was what was sent.)
+            reply = latest.customer_reply
+            if reply is None and latest.draft is not None and latest.rollout_mode == "auto":
+                reply = latest.draft.text if latest.outcome == "deflect" else None
+            visible = reply is not None and latest.outcome != "escalate"
             if status == "processing":
                 status = conversation_status(latest.outcome, visible)
             answer = {
                 "outcome": latest.outcome,
                 "reasons": latest.reasons,
                 "decided_at": latest.decided_at.isoformat(),
-                "reply": latest.draft.text if visible and latest.draft else None,
+                "reply": reply if visible else None,
                 "citations": [c.model_dump(mode="json") for c in latest.draft.citations]
                 if visible and latest.draft
                 else [],

@@ -283,6 +283,7 @@ class TriageService:
             retrieved=[_ref(h) for h in a.hits],
             draft=a.draft,
             missing_diagnostics=a.missing_diagnostics,
+            customer_reply=self._reply(a),
             model_id=a.model_id,
             prompt_sha256=a.prompt_sha256,
             policy_version=a.policy.version,
@@ -389,7 +390,9 @@ class TriageService:
             update={"status": status, "version": ticket.version + (status != ticket.status)}
         )
         execution = self._handoff(ctx, decision, updated, items, tool_refs, escalate)
-        return _result(decision, message.message_id, a.mode, items, escalate, execution, reply=self._reply(a))
+        return _result(
+            decision, message.message_id, a.mode, items, escalate, execution, reply=decision.customer_reply
+        )
 
     @staticmethod
     def _reply(a: Assessment) -> str | None:
