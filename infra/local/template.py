@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -90,7 +91,11 @@ def functions() -> dict[str, FunctionSpec]:
             elif event["Type"] == "DynamoDB":
                 spec.stream = True
                 filters = (ep.get("FilterCriteria") or {}).get("Filters") or []
-                spec.stream_filters.extend(str(f["Pattern"]) for f in filters)
+                # A Pattern is JSON text in the template, or a YAML mapping SAM also accepts.
+                spec.stream_filters.extend(
+                    f["Pattern"] if isinstance(f["Pattern"], str) else json.dumps(f["Pattern"])
+                    for f in filters
+                )
             elif event["Type"] == "S3":
                 spec.s3_buckets.append(ep["Bucket"]["Ref"])
         specs[name] = spec

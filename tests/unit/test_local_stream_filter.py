@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from infra.local import template as tpl
-from infra.local.helpdesks.outbox_stream import passes
+from infra.local.helpdesks.outbox_stream import check_supported, passes
 
 
 def _record(event: str, entity: str | None) -> dict:
@@ -24,3 +26,9 @@ def test_only_new_or_changed_outbox_items_pass_the_templates_filter():
     assert not passes(_record("MODIFY", None), patterns)  # an update that names no entity
     assert not passes(_record("REMOVE", "OUTBOX"), patterns)
     assert passes(_record("MODIFY", "USAGE"), [])  # no filter: everything, as Lambda does
+
+
+def test_a_filter_operator_the_local_stack_does_not_emulate_is_refused_not_ignored():
+    check_supported({"dynamodb": {"NewImage": {"entity": {"S": ["OUTBOX"]}}}})
+    with pytest.raises(ValueError, match="not supported"):
+        check_supported({"dynamodb": {"Keys": {"PK": {"S": [{"prefix": "T#"}]}}}})

@@ -48,6 +48,16 @@ def matches(pattern: Any, value: Any) -> bool:
     return bool(pattern == value)
 
 
+def check_supported(pattern: Any) -> None:
+    """Prefix, exists, anything-but and numeric matching are not emulated: a template using them stops the local
+    stack at start, instead of its stream quietly dropping every record."""
+    if isinstance(pattern, dict):
+        for value in pattern.values():
+            check_supported(value)
+    elif isinstance(pattern, list) and any(isinstance(allowed, dict) for allowed in pattern):
+        raise ValueError(f"stream filter not supported by the local stack: {pattern}")
+
+
 def passes(record: dict[str, Any], patterns: Sequence[Any]) -> bool:
     """No filter lets every record through; otherwise one matching pattern is enough."""
     return not patterns or any(matches(p, record) for p in patterns)
@@ -65,6 +75,8 @@ class OutboxStreamPoller(Poller):
         filters: Sequence[str] = (),
     ) -> None:
         self.patterns = [json.loads(f) for f in filters]
+        for pattern in self.patterns:
+            check_supported(pattern)
         self.streams = session.client("dynamodbstreams")
         self.arn = session.client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"]
         super().__init__("stream", function, invoke)

@@ -19,15 +19,16 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 
+from deflect.triage.diagnostics import TEXT_FILE_NAME
+
 MAX_EXPANDED = 8 * 1024 * 1024
 MAX_MEMBERS = 20
 
-_TEXT_MEMBER = re.compile(r"\.(?:log|txt|json|ndjson|out|err|xml|csv|har)(?:\.\d+)?$", re.I)
 _SKIPPED_DIRS = ("__MACOSX/",)
 
 
 def _is_text_member(name: str) -> bool:
-    return bool(_TEXT_MEMBER.search(name)) and not name.startswith(_SKIPPED_DIRS) and "/." not in f"/{name}"
+    return bool(TEXT_FILE_NAME.search(name)) and not name.startswith(_SKIPPED_DIRS) and "/." not in f"/{name}"
 
 
 def _as_text(raw: bytes) -> str | None:
@@ -37,11 +38,14 @@ def _as_text(raw: bytes) -> str | None:
     return raw.decode("utf-8", errors="replace")
 
 
-def _inflate(body: bytes, limit: int) -> bytes:
-    """A gzip stream's content, at most `limit` bytes; a truncated stream gives what it held."""
+def _inflate(body: bytes, limit: int, tar_limit: int) -> bytes:
+    """A gzip stream's content: at most `tar_limit` bytes if it holds a tarball, else `limit` (a single file needs no
+    more than the text kept of it). A truncated stream gives what it held."""
     inflater = zlib.decompressobj(wbits=31)
     try:
-        return inflater.decompress(body, limit)
+        head = inflater.decompress(body, 512)  # a tar header's magic sits at byte 257
+        wanted = (tar_limit if _is_tar(head) else limit) - len(head)
+        return head + (inflater.decompress(inflater.unconsumed_tail, wanted) if wanted > 0 else b"")
     except zlib.error:
         return b""
 
@@ -82,7 +86,7 @@ def archive_text(name: str, body: bytes, *, max_text: int) -> str | None:
     if body.startswith(b"PK\x03\x04"):
         members: Iterator[tuple[str, bytes]] = _zip_members(body, max_text)
     elif body.startswith(b"\x1f\x8b"):
-        inflated = _inflate(body, MAX_EXPANDED)
+        inflated = _inflate(body, max_text, MAX_EXPANDED)
         if _is_tar(inflated):
             members = _tar_members(inflated, max_text)
         else:

@@ -124,13 +124,14 @@ def _generic(name: str) -> Extractor:
 
 
 _TEXT_TYPES = ("text/", "application/json", "application/x-ndjson", "application/xml")
-_TEXT_NAMES = re.compile(r"\.(?:log|txt|json|ndjson|out|err|xml|csv)$", re.I)
+# Files a person could read as text, by name: logs (also rotated, app.log.1), dumps, HTTP archives (.har).
+TEXT_FILE_NAME = re.compile(r"\.(?:log|txt|json|ndjson|out|err|xml|csv|har)(?:\.\d+)?$", re.I)
 
 
 def is_text_attachment(attachment: AttachmentRef) -> bool:
     """A file a person could read as text (a log, a console dump), by its type or its name."""
     kind = (attachment.content_type or "").lower()
-    return kind.startswith(_TEXT_TYPES) or bool(_TEXT_NAMES.search(attachment.name or ""))
+    return kind.startswith(_TEXT_TYPES) or bool(TEXT_FILE_NAME.search(attachment.name or ""))
 
 
 _ARCHIVE_TYPES = (
