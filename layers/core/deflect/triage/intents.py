@@ -116,7 +116,7 @@ def parse_taxonomy(text: str) -> Taxonomy:
     if stripped.startswith("{") and '"intents"' in stripped[:200]:
         try:
             return Taxonomy.model_validate_json(stripped)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise MalformedPayload(f"taxonomy is not valid: {error}") from error
     specs: dict[str, dict[str, Any]] = {}
     for number, line in enumerate(stripped.splitlines(), start=1):
@@ -124,8 +124,10 @@ def parse_taxonomy(text: str) -> Taxonomy:
             continue
         try:
             row = json.loads(line)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise MalformedPayload(f"line {number} is not JSON") from error
+        if not isinstance(row, dict):
+            raise MalformedPayload(f'line {number} is not an object: rows are {{"text", "label"}}')
         if "intent" in row and "text" not in row:
             name = _slug(str(row["intent"]))
             spec = specs.setdefault(name, {"name": name, "examples": []})
