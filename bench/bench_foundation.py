@@ -27,15 +27,16 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 1.6
-LAMBDA_ENV = {
-    # What a function sees at import on Lambda (the template's literal globals); no endpoint, no credentials.
-    "AWS_REGION": "us-east-1",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "POWERTOOLS_SERVICE_NAME": "deflect",
-    "POWERTOOLS_METRICS_NAMESPACE": "Deflect",
-    "POWERTOOLS_LOG_LEVEL": "INFO",
-    "DEFLECT_STAGE": "dev",
-}
+
+
+def lambda_environment() -> dict[str, str]:
+    """What a function sees at import on Lambda: the template's literal global variables (references to resources
+    are left out); no endpoint, no credentials."""
+    from infra.local import template
+
+    literal = {k: v for k, v in template.globals_environment().items() if isinstance(v, str)}
+    return {**literal, "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "DEFLECT_STAGE": "dev"}
+
 
 _TIMER = """
 import importlib.util, sys, time
@@ -65,7 +66,7 @@ def import_times(runs: int) -> dict[str, Any]:
     }
     targets = {"boto3": "boto3", **handlers}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "DEFLECT_"))}
-    env.update(LAMBDA_ENV)
+    env.update(lambda_environment())
     env["PYTHONPATH"] = str(ROOT / "layers" / "core")
     for target in targets.values():
         _one_import(target, env)  # warm the bytecode caches once; Lambda's snapshot starts warm too
