@@ -77,6 +77,10 @@ class Poller:
     def start(self) -> None:
         self._thread.start()
 
+    def request_stop(self) -> None:
+        """Ask the thread to finish its pass and end, without waiting (so several pollers wind down at once)."""
+        self._stop.set()
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=self.idle_s + 5)

@@ -215,7 +215,7 @@ def _boot(
     from infra.local.import_trigger import ObjectCreatedPoller
     from infra.local.moto_patches import dynamodb_serialised
     from infra.local.openapi import DOCS_HTML, merged_document
-    from infra.local.pollers import SqsPoller
+    from infra.local.pollers import Poller, SqsPoller
     from infra.local.resources import create_all
     from infra.local.seed import seed_demo_tenant
 
@@ -313,6 +313,7 @@ def _boot(
 
     # 5. Queue consumers, like Lambda's SQS event source mappings.
     sqs = session.client("sqs")
+    pollers: list[Poller] = []
     for name, spec in tpl.functions().items():
         for queue in spec.sqs_queues:
             poller = SqsPoller(
@@ -325,6 +326,7 @@ def _boot(
             )
             poller.start()
             stoppers.append(poller.stop)
+            pollers.append(poller)
     # ... and S3 triggers (the knowledge import bucket), like S3 event notifications.
     s3 = session.client("s3")
     for name, spec in tpl.functions().items():
@@ -332,6 +334,9 @@ def _boot(
             trigger = ObjectCreatedPoller(s3, resources.buckets[bucket], name, functions.invoke)
             trigger.start()
             stoppers.append(trigger.stop)
+            pollers.append(trigger)
+    # Stopping runs last-in first: every poller is told at once, so their long polls end together, not in turn.
+    stoppers.append(lambda: [p.request_stop() for p in pollers])
 
     return Stack(
         base_url=base_url,
