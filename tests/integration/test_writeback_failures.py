@@ -56,7 +56,7 @@ def test_a_long_retry_after_goes_back_to_the_queue_without_using_an_attempt(worl
     helpdesks.state.faults.append(Fault(provider="intercom", status=429, retry_after="120", count=1))
     with pytest.raises(Throttled) as raised:
         svc.dispatch(ref)
-    assert raised.value.retry_after_s == 120
+    assert 118 <= raised.value.retry_after_s <= 120  # Intercom gives the window's reset time, in whole seconds
     stored = svc.outbox.get(TenantContext.system(TENANT), item.outbox_id)
     assert (stored.status, stored.attempts) == ("failed", 0)
     with pytest.raises(Throttled):

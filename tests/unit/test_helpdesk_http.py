@@ -67,6 +67,31 @@ def test_retry_after_as_an_http_date_is_honoured():
     assert 28 <= wait <= 30
 
 
+NOON = 1_767_268_800.0  # 2026-01-01T12:00:00Z
+
+
+def test_a_429_without_retry_after_waits_until_the_rate_limit_window_resets_as_intercom_says():
+    # Intercom's 429 carries only X-RateLimit-* headers; the reset is a unix time.
+    http, sleeps = client((429, {"x-ratelimit-reset": str(int(NOON) + 8)}), 200, wall_clock=lambda: NOON)
+    assert call(http).status == 200
+    assert sleeps == [8.0]
+
+
+def test_a_jira_reset_time_in_iso_8601_is_honoured_and_a_long_one_goes_back_to_the_queue():
+    http, sleeps = client((429, {"x-ratelimit-reset": "2026-01-01T12:01Z"}), wall_clock=lambda: NOON)
+    with pytest.raises(Throttled) as raised:
+        call(http)
+    assert raised.value.retry_after_s == 60.0 and sleeps == []
+
+
+def test_retry_after_wins_over_the_rate_limit_reset():
+    http, sleeps = client(
+        (429, {"retry-after": "2", "x-ratelimit-reset": str(int(NOON) + 9)}), 200, wall_clock=lambda: NOON
+    )
+    assert call(http).status == 200
+    assert sleeps == [2.0]
+
+
 def test_429_is_retried_even_for_a_request_that_is_not_safe_to_repeat():
     # 429 means the provider did not process it: repeating cannot duplicate the effect.
     http, sleeps = client((429, {"retry-after": "1"}), 201)

@@ -108,7 +108,7 @@ def serve(
         return Response(504, {"error": "gateway timeout"})
     if fault and fault.mode == "before":
         call.status = fault.status
-        return _fault_response(fault)
+        return _fault_response(fault, provider)
     try:
         response = HANDLERS[provider](state, request)
     except Reject as reject:
@@ -116,14 +116,18 @@ def serve(
     call.status = response.status
     if fault and fault.mode == "after":
         call.status = fault.status
-        return _fault_response(fault)
+        return _fault_response(fault, provider)
     if fault and fault.mode == "hang_after":
         stall(fault.delay_s)  # the change is made; the caller has given up waiting by the time we answer
     return response
 
 
-def _fault_response(fault: Fault) -> Response:
+def _fault_response(fault: Fault, provider: str) -> Response:
     headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+    if provider == "intercom" and fault.status == 429 and fault.retry_after is not None:
+        # Intercom's 429 names when the window resets (a unix time) and sends no Retry-After.
+        reset = int(time.time() + float(fault.retry_after))
+        headers = {"X-RateLimit-Limit": "167", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}
     return Response(fault.status, {"error": f"injected {fault.status}"}, headers)
 
 

@@ -1,5 +1,5 @@
 """The one HTTP client every connector uses: stdlib urllib (nothing extra in the layer), timeouts, retries with
-exponential backoff and jitter, 429/Retry-After honoured, and per-tenant token-bucket rate limits.
+exponential backoff and jitter, 429/Retry-After (or X-RateLimit-Reset) honoured, and per-tenant token-bucket rate limits.
 
 Retry rules, chosen so that retrying can never create a second effect:
 - 429, and 503 with Retry-After: the provider did not process the request → always retried after the wait.
@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http.client import HTTPException
 from typing import Any
@@ -134,6 +135,27 @@ def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -
         return None
 
 
+def parse_rate_limit_reset(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds until `X-RateLimit-Reset`, which a 429 may carry instead of Retry-After: Intercom sends a unix
+    timestamp, Jira an ISO 8601 time, others the seconds left in the window."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        number = float(value)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return max(0.0, moment.timestamp() - now())
+    if number > 1e12:  # a timestamp in milliseconds
+        number /= 1000
+    return max(0.0, number - now()) if number > 1e9 else max(0.0, number)
+
+
 @dataclass
 class HelpdeskHttp:
     timeout_s: float = 10.0
@@ -145,6 +167,7 @@ class HelpdeskHttp:
     rng: Callable[[], float] = random.random
     limits: TokenBuckets = field(default_factory=TokenBuckets)
     hooks: list[Callable[[RequestEvent], None]] = field(default_factory=list)
+    wall_clock: Callable[[], float] = time.time  # for waits the provider gives as a time of day
 
     def __post_init__(self) -> None:
         self._opener = urllib.request.build_opener(_NoRedirects())
@@ -207,7 +230,11 @@ class HelpdeskHttp:
                 ) from error
 
             status = response.status
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            retry_after = parse_retry_after(response.headers.get("retry-after"), self.wall_clock)
+            if status == 429 and retry_after is None:
+                # Intercom never sends Retry-After and Jira only may: without it, retrying on our own short
+                # backoff would hit the same limited window again until the attempts ran out.
+                retry_after = parse_rate_limit_reset(response.headers.get("x-ratelimit-reset"), self.wall_clock)
             if status == 429 or (status == 503 and retry_after is not None):
                 wait = retry_after if retry_after is not None else self.backoff(attempt)
                 # The whole tenant waits (its bucket is paused), at least Retry-After, plus up to 10% so queued
