@@ -95,6 +95,26 @@ def test_events_we_do_not_act_on_say_why(name, sample, reason):
     assert isinstance(result, Ignored) and reason in result.reason
 
 
+def jira_comment(account_type: str, *, reporter_is_author: bool = False) -> InboundMessage | Ignored:
+    payload = json.loads((EVENTS / "jira" / "comment_created.json").read_text())
+    payload["comment"]["author"]["accountType"] = account_type
+    if reporter_is_author:
+        payload["issue"]["fields"]["reporter"] = dict(payload["comment"]["author"])
+    return parse_payload("jira", "acme", payload)
+
+
+def test_a_jira_comment_by_an_app_or_an_agent_is_not_taken_for_the_customer():
+    automated, agent = jira_comment("app"), jira_comment("atlassian")
+    assert isinstance(automated, Ignored) and "app or automation" in automated.reason
+    assert isinstance(agent, Ignored) and "agent" in agent.reason
+
+
+def test_in_an_internal_service_desk_the_reporters_own_comment_is_the_customers():
+    # Employees raise requests with Atlassian accounts: the reporter's reply must not be dropped as an agent's.
+    message = jira_comment("atlassian", reporter_is_author=True)
+    assert isinstance(message, InboundMessage) and "Still happening" in message.body_text
+
+
 def test_delivery_ids_come_from_where_each_provider_puts_them():
     assert (
         provider("zendesk").delivery_id({"x-zendesk-webhook-invocation-id": "8350205582"}, {}, b"{}")

@@ -140,6 +140,20 @@ def _custom_fields(fields: IssueFields) -> dict[str, Any]:
     return common.custom_fields(extra) | common.custom_fields(named)
 
 
+def _not_a_customer(author: User, reporter: User | None) -> str | None:
+    """Why a public comment is not the customer's, or None when it is. The reporter is the customer whatever
+    their account (in an internal service desk, employees ask with Atlassian accounts); otherwise an `app`
+    account is automation and an `atlassian` account an agent."""
+    if reporter and reporter.accountId and author.accountId == reporter.accountId:
+        return None
+    kind = (author.accountType or "").lower()
+    if kind == "app":
+        return "comment written by an app or automation"
+    if kind == "atlassian":
+        return "comment written by an agent"
+    return None
+
+
 def parse(tenant_id: str, payload: Mapping[str, Any]) -> ParseResult:
     hook = Webhook.model_validate(payload)
     event = hook.webhookEvent
@@ -158,8 +172,9 @@ def parse(tenant_id: str, payload: Mapping[str, Any]) -> ParseResult:
             return Ignored(provider="jira", event=event, reason="comment event without a comment")
         if comment.jsdPublic is False:
             return Ignored(provider="jira", event=event, reason="internal comment")
-        if (comment.author.accountType or "").lower() == "atlassian":
-            return Ignored(provider="jira", event=event, reason="comment written by an agent")
+        not_customer = _not_a_customer(comment.author, fields.reporter)
+        if not_customer:
+            return Ignored(provider="jira", event=event, reason=not_customer)
         requester = _requester(comment.author)
         body, message_id, created, files = adf_to_text(comment.body or ""), comment.id, False, []
     return InboundMessage(
