@@ -236,6 +236,24 @@ def test_amount_above_threshold_needs_a_second_different_approver(escalation):
     assert h.audit_types(tenant, ticket.ticket_id).count("task.decided") == 2
 
 
+def test_an_approver_cannot_take_the_amount_out_of_a_large_refund_to_approve_it_alone(escalation):
+    h = escalation
+    tenant = h.tenant("noamount", threshold=Decimal("500"))
+    ticket = h.ticket(tenant)
+    big = RequestedAction(kind="refund", amount=Decimal("5000"), currency="USD", target="inv-1")
+    arn = h.escalate(ticket, h.decision(ticket, action=big))
+
+    first = h.wait_task(tenant, ticket.ticket_id)
+    status, body = h.decide(
+        tenant, first["task_id"], "edit", roles=APPROVER, sub="ann", action={"kind": "refund", "target": "inv-1"}
+    )
+    assert status == 200 and body["awaiting_second_approval"] is True  # a refund of no stated amount is open-ended
+    assert not [i for i in h.outbox_items(tenant) if i.kind == "account_action"]
+    second = h.wait_task(tenant, ticket.ticket_id, exclude={first["task_id"]})
+    assert h.decide(tenant, second["task_id"], "approve", roles=APPROVER, sub="bob")[0] == 200
+    assert h.wait_execution(arn)["status"] == "SUCCEEDED" and "SecondApproval" in h.states_entered(arn)
+
+
 class _BrokenCipher:
     """KMS refusing to encrypt for one tenant."""
 

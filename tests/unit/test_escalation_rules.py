@@ -148,6 +148,21 @@ def test_second_approval_needs_a_different_approver():
     policy.authorize_decision({"approver"}, "agent:bob", task, "approve", BIG_REFUND, _config().policy)
 
 
+def test_a_refund_without_an_amount_needs_two_approvers_it_is_open_ended():
+    rules = _config().policy
+    assert policy.needs_two_people(RequestedAction(kind="refund", target="inv-9"), rules)
+    assert not policy.needs_two_people(RequestedAction(kind="change_plan", target="pro"), rules)
+    assert not policy.needs_two_people(REFUND, rules) and policy.needs_two_people(BIG_REFUND, rules)
+
+
+def test_with_a_threshold_currency_an_amount_in_another_needs_two_approvers():
+    rules = _config().policy.model_copy(update={"two_person_currency": "USD"})
+    small = RequestedAction(kind="refund", amount=Decimal("499"))
+    assert not policy.needs_two_people(small.model_copy(update={"currency": "USD"}), rules)
+    assert not policy.needs_two_people(small, rules)  # no currency given: the tenant's own
+    assert policy.needs_two_people(small.model_copy(update={"currency": "KWD"}), rules)  # ~1,600 USD
+
+
 def test_the_supervisor_queue_needs_a_supervisor():
     task = _task(queue="supervisor", required_role="supervisor")
     with pytest.raises(Forbidden):

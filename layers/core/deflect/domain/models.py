@@ -76,6 +76,15 @@ Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
 _RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
 
 
+def _upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+# An ISO 4217 style code: three letters, upper-cased ("eur" is EUR); "EURO", "€" and "" are refused.
+# (_upper runs first: a BeforeValidator wraps what precedes it)
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), BeforeValidator(_upper)]
+
+
 class DecisionPolicy(BaseModel):
     """Tenant policy. The model proposes; this decides.
 
@@ -92,8 +101,11 @@ class DecisionPolicy(BaseModel):
         default_factory=lambda: ["billing", "refund", "security", "legal", "privacy", "account_change"]
     )
     approver_required_actions: list[str] = Field(default_factory=lambda: list(get_args(AccountAction)))
-    # an action amount above this needs two approvers; 0 = every amount does
+    # an action amount above this needs two approvers; 0 = every amount does; a refund without an amount always does
     two_person_amount_threshold: Decimal = Field(default=Decimal("500"), ge=0)
+    # the threshold's currency: an amount in any other needs two approvers. None: compared in the amount's own
+    # currency (500 EUR and 500 KWD alike), as before this setting existed
+    two_person_currency: CurrencyCode | None = None
     rollout_default: RolloutMode = "assist"
     rollout_by_intent: dict[str, RolloutMode] = Field(default_factory=dict)
 
@@ -270,18 +282,11 @@ def _fixed_point(value: Decimal) -> Decimal:
     return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value  # type: ignore[operator]
 
 
-def _upper(value: Any) -> Any:
-    return value.strip().upper() if isinstance(value, str) else value
-
-
 ActionAmount = Annotated[
     Decimal,
     Field(gt=0, le=MAX_ACTION_AMOUNT, decimal_places=ACTION_AMOUNT_PLACES, allow_inf_nan=False),
     AfterValidator(_fixed_point),
 ]
-# An ISO 4217 style code: three letters, upper-cased ("eur" is EUR); "EURO", "€" and "" are refused.
-# (_upper runs first: a BeforeValidator wraps what precedes it)
-CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), BeforeValidator(_upper)]
 
 
 class ActionInput(BaseModel):

@@ -56,8 +56,18 @@ def needs_approver(action: RequestedAction, policy: DecisionPolicy) -> bool:
     )
 
 
+# Account actions that move money: without an amount they are open-ended (a "full refund"), never small.
+AMOUNT_ACTIONS = frozenset({"refund"})
+
+
 def needs_two_people(action: RequestedAction, policy: DecisionPolicy) -> bool:
-    return action.amount is not None and action.amount > policy.two_person_amount_threshold
+    if action.amount is None:
+        return action.kind in AMOUNT_ACTIONS
+    line_currency = policy.two_person_currency
+    if line_currency and (action.currency or line_currency) != line_currency:
+        # no exchange rates here: an amount in another currency cannot be shown to be under the line
+        return True
+    return action.amount > policy.two_person_amount_threshold
 
 
 def skill_for(request: EscalationRequest) -> str:
