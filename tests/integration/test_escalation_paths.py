@@ -254,6 +254,34 @@ def test_an_approver_cannot_take_the_amount_out_of_a_large_refund_to_approve_it_
     assert h.wait_execution(arn)["status"] == "SUCCEEDED" and "SecondApproval" in h.states_entered(arn)
 
 
+# What Lambda reports to Step Functions when a function runs out of time (no Python exception reaches it).
+SandboxTimedout = type("Sandbox.Timedout", (Exception,), {})
+
+
+def test_a_step_that_times_out_once_is_retried_and_the_approved_reply_still_goes_out(escalation, monkeypatch):
+    h = escalation
+    tenant = h.tenant("steptimeout")
+    audit, original = h.container.audit, h.container.audit.append
+    left = [1]
+
+    def append(ctx, ticket_id, type, payload, **kw):
+        if type == "escalation.writeback_enqueued" and left[0]:
+            left[0] -= 1
+            raise SandboxTimedout("Task timed out after 29.00 seconds")
+        return original(ctx, ticket_id, type, payload, **kw)
+
+    monkeypatch.setattr(audit, "append", append)
+    ticket = h.ticket(tenant)
+    arn = h.escalate(ticket, h.decision(ticket))
+    task = h.wait_task(tenant, ticket.ticket_id)
+    assert h.decide(tenant, task["task_id"], "approve", roles=APPROVER, sub="ann")[0] == 200
+
+    assert h.wait_execution(arn)["status"] == "SUCCEEDED"
+    replies = [i.body for i in h.outbox_items(tenant) if i.kind == "public_reply"]
+    assert replies.count("We have reviewed your invoice.") == 1
+    assert h.audit_types(tenant, ticket.ticket_id).count("escalation.writeback_enqueued") == 1
+
+
 class _BrokenCipher:
     """KMS refusing to encrypt for one tenant."""
 
