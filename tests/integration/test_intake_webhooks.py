@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from deflect.domain.models import Customer
 from deflect.domain.tenancy import TenantContext
 from deflect.webhooks import sign
 from tests.integration.intake_support import Tenant, moto_harness, sample
@@ -311,6 +312,30 @@ def test_known_requester_brings_account_plan_entitlements_and_sla(harness, acme)
         "premium",
     )
     assert ticket["entitlements"] == ["sso", "api"]
+
+
+def test_one_email_identifies_one_crm_customer_and_an_old_duplicate_names_neither(harness, acme):
+    claims = {"sub": "crm", "custom:tenant_id": "acme", "cognito:groups": "admin"}
+    account = b'{"name": "Zed Corp", "plan": "enterprise", "sla_tier": "premium"}'
+    assert harness.call("PUT", "/v1/accounts/acct-zed", body=account, claims=claims).status == 200
+    zed = b'{"email": "pat@zed.example", "account_id": "acct-zed"}'
+    assert harness.call("PUT", "/v1/customers/zed-pat", body=zed, claims=claims).status == 200
+
+    taken = harness.call("PUT", "/v1/customers/abe-pat", body=b'{"email": "PAT@zed.example"}', claims=claims)
+    assert taken.status == 409 and "already identifies customer zed-pat" in taken.body["detail"]
+
+    # Saved before that was refused: two CRM customers with the same email. A message from it takes neither's
+    # plan or SLA.
+    ctx = TenantContext.system("acme")
+    container = harness.container()
+    twin = Customer(tenant_id="acme", customer_id="abe-pat", email="pat@zed.example", verified=True)
+    container.store.transact(ctx, container.intake.customers.save_writes(twin))
+    body = sample("generic", "ticket_created").replace(b"HD-90817", b"HD-TWIN")
+    body = body.replace(b"jonas.weber@hooli.example", b"pat@zed.example").replace(b"hooli-118", b"zed-1")
+    answer = harness.webhook("generic", "acme", body, signed(acme, "generic", body, "twin"))
+    [ticket] = harness.tickets("acme", answer.body["ticket_id"])
+    assert ticket["customer_id"] not in ("zed-pat", "abe-pat")
+    assert (ticket["plan"], ticket["sla_tier"]) == (None, "standard")
 
 
 def test_unknown_requester_becomes_an_unverified_customer(harness, acme):

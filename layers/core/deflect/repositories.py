@@ -84,17 +84,33 @@ class Customers(_Repo[Customer]):
     def get(self, ctx: TenantContext, customer_id: str) -> Customer | None:
         return self._load(ctx, keys.customer_pk(ctx.tenant_id, customer_id), "PROFILE")
 
+    @staticmethod
+    def identities(customer: Customer) -> list[tuple[str, str]]:
+        """What a requester is recognised by: email and one external id per helpdesk."""
+        found = [("email", customer.email)] if customer.email else []
+        return found + [(f"ext:{provider}", ext) for provider, ext in customer.external_ids.items()]
+
+    def holders(self, ctx: TenantContext, kind: str, value: str) -> list[Customer]:
+        """The customers an identity names: a CRM-verified one and perhaps the unverified one intake made from an
+        earlier message of the same person (more verified ones only in data saved before that was refused)."""
+        hits = self.store.query_index(ctx, "GSI2", self.requester_key(ctx.tenant_id, kind, value), limit=5)
+        found = (self.get(ctx, hit.data["customer_id"]) for hit in hits)
+        return [customer for customer in found if customer is not None]
+
     def find_by_requester(self, ctx: TenantContext, kind: str, value: str) -> Customer | None:
-        hits = self.store.query_index(ctx, "GSI2", self.requester_key(ctx.tenant_id, kind, value), limit=1)
-        return self.get(ctx, hits[0].data["customer_id"]) if hits else None
+        holders = self.holders(ctx, kind, value)
+        verified = [c for c in holders if c.verified]
+        if len(verified) > 1:
+            # Names two CRM customers: taking either would put one's plan, SLA and entitlements on the other's
+            # ticket. Neither is taken; the ticket goes on as the unverified requester's.
+            return next((c for c in holders if not c.verified), None)
+        return verified[0] if verified else next(iter(holders), None)
 
     def save_writes(self, customer: Customer) -> list[Put]:
         """Profile plus one lookup item per requester identity (email, external ids)."""
         t = customer.tenant_id
         writes: list[Put] = [put_versioned(keys.customer_pk(t, customer.customer_id), "PROFILE", customer)]
-        identities = [("email", customer.email)] if customer.email else []
-        identities += [(f"ext:{provider}", ext) for provider, ext in customer.external_ids.items()]
-        for kind, value in identities:
+        for kind, value in self.identities(customer):
             writes.append(
                 Put(
                     pk=keys.customer_pk(t, customer.customer_id),

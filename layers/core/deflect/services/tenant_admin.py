@@ -357,6 +357,14 @@ class TenantAdmin:
             _check_version(current.version, update.expected_version)
             record = current.model_copy(update={**changes, "updated_at": utcnow()})
             stale = self._stale_identities(current, record)
+        # One verified customer per identity, or tickets from it could carry either customer's plan and SLA. (An
+        # unverified customer intake made from the person's earlier messages may share it: the verified one wins.)
+        for kind, value in Customers.identities(record) if record.verified else []:
+            others = [c.customer_id for c in self.customers.holders(ctx, kind, value) if c.verified]
+            others = [other for other in others if other != customer_id]
+            if others:
+                what = "email" if kind == "email" else f"{kind.removeprefix('ext:')} id"
+                raise Conflict(f"that {what} already identifies customer {others[0]}")
         writes: list[Put | Delete] = [*self.customers.save_writes(record), *stale]
         self.audit.append(
             ctx,
@@ -377,7 +385,7 @@ class TenantAdmin:
         """Lookup items for identities the customer no longer has (so requesters stop resolving to them)."""
 
         def kinds(c: Customer) -> set[str]:
-            return ({"email"} if c.email else set()) | {f"ext:{p}" for p in c.external_ids}
+            return {kind for kind, _ in Customers.identities(c)}
 
         pk = keys.customer_pk(before.tenant_id, before.customer_id)
         return [Delete(pk=pk, sk=f"REQ#{kind}") for kind in sorted(kinds(before) - kinds(after))]
