@@ -63,19 +63,32 @@ def needs(service: str, operation: str) -> list[str]:
     return _NEEDS.get((service, operation), [f"{service}:{operation}"])
 
 
-def granted(function: str) -> list[str]:
-    """Every action (patterns allowed, e.g. `sqs:SendMessage*`) the template grants the function."""
+def _statements(function: str) -> list[dict[str, Any]]:
+    """The inline statements of the function's policies and of the template's managed policies it attaches."""
     props = tpl.resources("AWS::Serverless::Function")[function]["Properties"]
-    actions: list[str] = []
+    managed = tpl.resources("AWS::IAM::ManagedPolicy")
+    found: list[dict[str, Any]] = []
     for policy in props.get("Policies", []):
-        if isinstance(policy, str):
-            continue  # a managed policy ARN: not used by this template
-        for name, body in policy.items():
-            if name == "Statement":
-                actions += [a for s in body if s.get("Effect") == "Allow" for a in _list(s.get("Action"))]
-            else:
-                actions += SAM_POLICY_ACTIONS.get(name, [])
+        if isinstance(policy, dict) and "Statement" in policy:
+            found += policy["Statement"]
+        elif isinstance(policy, dict) and policy.get("Ref") in managed:
+            found += managed[policy["Ref"]]["Properties"]["PolicyDocument"]["Statement"]
+    return found
+
+
+def granted(function: str) -> list[str]:
+    """Every action (patterns allowed, e.g. `sqs:SendMessage*`) the template allows the function."""
+    props = tpl.resources("AWS::Serverless::Function")[function]["Properties"]
+    actions = [a for s in _statements(function) if s.get("Effect") == "Allow" for a in _list(s.get("Action"))]
+    for policy in props.get("Policies", []):
+        if isinstance(policy, dict):
+            actions += [a for name in policy for a in SAM_POLICY_ACTIONS.get(name, [])]
     return actions
+
+
+def denied(function: str) -> list[str]:
+    """Actions an explicit Deny takes back from the function, whatever else allows them."""
+    return [a for s in _statements(function) if s.get("Effect") == "Deny" for a in _list(s.get("Action"))]
 
 
 def allows(patterns: list[str], action: str) -> bool:
@@ -147,7 +160,11 @@ def s3_grants(function: str) -> list[tuple[str, str]]:
                         continue
                     buckets = [_bucket_of(r) for r in _list_of(statement.get("Resource"))]
                     pairs += [(a, b) for a in _list(statement.get("Action")) for b in buckets if b]
-            elif "BucketName" in body and (bucket := by_name.get(repr(body["BucketName"]))):
+            elif (
+                isinstance(body, dict)
+                and "BucketName" in body
+                and (bucket := by_name.get(repr(body["BucketName"])))
+            ):
                 # SAM's S3 policy templates name the bucket as the bucket's own BucketName does.
                 pairs += [(a, bucket) for a in SAM_POLICY_ACTIONS.get(name, [])]
     return pairs
@@ -157,12 +174,15 @@ def missing(calls: list[tuple[str, str, str]]) -> list[str]:
     """`function: action (operation)` for every recorded call the template does not grant."""
     functions = tpl.resources("AWS::Serverless::Function")
     grants = {name: granted(name) for name in functions}
+    denials = {name: denied(name) for name in functions}
     out = []
     for function, service, recorded in calls:
         operation, _, target = recorded.partition("@")
         for action in needs(service, operation):
             if not allows(grants.get(function, []), action):
                 out.append(f"{function}: {action} ({service}.{operation})")
+            elif allows(denials.get(function, []), action):
+                out.append(f"{function}: {action} ({service}.{operation}) is denied")
         if not target or function not in functions:
             continue
         if service == "sqs" and target not in queues_sent_to(function):

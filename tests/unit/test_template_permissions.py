@@ -83,3 +83,15 @@ def test_the_retrieval_function_queues_the_parts_of_large_imports_and_reads_them
     assert permissions.allows(permissions.granted("RetrievalFunction"), "kms:GenerateDataKey")
     # Lambda advises a visibility timeout of six times the function's timeout for SQS event sources.
     assert queue["VisibilityTimeout"] >= 6 * retrieval["Timeout"]
+
+
+def test_no_function_may_scan_a_table_even_though_the_crud_policy_template_grants_it():
+    from infra.checks.permissions import missing, tables_of
+
+    functions = tpl.resources("AWS::Serverless::Function")
+    for name in functions:
+        if tables_of(name):
+            assert missing([(name, "dynamodb", "Scan@SupportTable")]) == [
+                f"{name}: dynamodb:Scan (dynamodb.Scan) is denied"
+            ]
+            assert missing([(name, "dynamodb", "Query@SupportTable")]) == []
