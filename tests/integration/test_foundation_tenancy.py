@@ -37,7 +37,7 @@ from deflect.ports import Delete, Put
 # file until its isolation is checked here too.
 COVERED = {
     repos.TenantConfigs: {"get", "find", "save_write"},
-    repos.Customers: {"requester_key", "get", "find_by_requester", "save_writes"},
+    repos.Customers: {"requester_key", "identities", "get", "holders", "find_by_requester", "save_writes"},
     repos.Accounts: {"get", "save_write"},
     repos.Tickets: {
         "status_index",
@@ -190,6 +190,7 @@ def _sees_only_its_own(r: Repos, me: str, ids: dict[str, str], email: str, *, ne
     assert mine(r.customers.get(ctx, ids["customer"]))
     assert mine(r.customers.find_by_requester(ctx, "email", email))
     assert mine(r.customers.find_by_requester(ctx, "ext:zendesk", ids["ext"]))
+    assert all_mine(r.customers.holders(ctx, "email", email))
     assert mine(r.accounts.get(ctx, ids["account"]))
     assert mine(r.tickets.get(ctx, ids["ticket"]))
     assert all_mine(r.tickets.by_status(ctx, "escalated"))

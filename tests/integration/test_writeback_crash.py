@@ -24,6 +24,7 @@ from deflect.services.outbox import OutboxRef
 from infra.local import template as tpl
 from infra.local.helpdesks import connect_tenant, start_helpdesks
 from infra.local.helpdesks.harness import Clock, fast_http, helpdesk_ticket, service, writeback_aws
+from tests.integration.writeback_support import commit_account_action
 
 TENANT = "crashco"
 CRASHES = 1000
@@ -104,13 +105,9 @@ def test_a_thousand_random_crashes_lose_nothing_and_repeat_nothing(world):
             ticket = Ticket(
                 tenant_id=TENANT, ticket_id=f"t{cases}", provider="zendesk", external_id=str(cases)
             )
-            case = [
-                outbox.new_item(
-                    ticket,
-                    "account_action",
-                    action=RequestedAction(kind="refund", amount="10", currency="EUR"),
-                )
-            ]
+            # Committed as escalation commits it, with the approval writeback checks before calling the CRM.
+            refund = RequestedAction(kind="refund", amount="10", currency="EUR")
+            case = [commit_account_action(aws, ticket, refund)]
         else:
             ticket = helpdesk_ticket(helpdesks, TENANT, provider, f"t{cases}")
             # One decision, two effects on the same ticket: a note, then the reply that closes it. The reply's
@@ -121,7 +118,7 @@ def test_a_thousand_random_crashes_lose_nothing_and_repeat_nothing(world):
                     ticket, f"Answer {cases}: restart the sync.", tags=["deflected"], status_value="solved"
                 ),
             ]
-        store.transact(ctx, outbox.writes(case))
+            store.transact(ctx, outbox.writes(case))
         human_edit = provider != "crm" and rng.random() < 0.1
         for n, item in enumerate(case):
             conflicted = human_edit and n == 1

@@ -8,12 +8,20 @@ import json
 import pytest
 
 from deflect.domain.errors import Throttled, TransientFailure
-from deflect.domain.models import RequestedAction, Ticket
+from deflect.domain.models import OutboxItem, Ticket
 from deflect.domain.tenancy import TenantContext
 from deflect.services import outbox
 from deflect.services.outbox import OutboxRef, ref_from_message
 from infra.local.helpdesks import Fault, connect_tenant, start_helpdesks
-from infra.local.helpdesks.harness import Clock, ListQueue, commit_reply, fast_http, service, writeback_aws
+from infra.local.helpdesks.harness import (
+    Clock,
+    ListQueue,
+    commit_reply,
+    fast_http,
+    helpdesk_ticket,
+    service,
+    writeback_aws,
+)
 
 TENANT = "failco"
 
@@ -137,14 +145,72 @@ def test_a_poison_item_reaches_the_dlq_and_is_replayable(world, helpdesks, capsy
     assert svc.dispatch(requeued).outcome == "already_handled"  # a duplicate message changes nothing
 
 
+def own_comments(helpdesks, item) -> list:
+    """What Deflect posted on the local Zendesk ticket for this item (replies and notes)."""
+    ticket = helpdesks.state.ticket("zendesk", TENANT, item.external_ticket_id)
+    return [e for e in ticket.events if e.marker == item.outbox_id and e.kind in ("comment", "note")]
+
+
+@pytest.mark.parametrize("case", ["internal_note", "public_reply_unstamped", "stored_before_dispatches"])
+def test_replaying_an_item_whose_last_attempt_landed_does_not_post_it_again(world, helpdesks, case):
+    """The last allowed attempt reaches Zendesk but its answer is lost (5xx after applying), so the item is dead
+    although its note / reply is on the ticket. The operator replays it: the replay finds it, posts nothing."""
+    aws, _ = world
+    queue = ListQueue()
+    svc = service(
+        aws,
+        fast_http(),
+        clock=Clock(),
+        max_attempts=2,
+        queue=queue,
+        dead_letters=aws.container.writeback_dead_letters,
+    )
+    ctx = TenantContext.system(TENANT)
+    ticket = helpdesk_ticket(helpdesks, TENANT, "zendesk")
+    if case == "public_reply_unstamped":
+        # Intake never learned the helpdesk's version: no `safe_update`, so nothing but our own look stops a repeat.
+        ticket = ticket.model_copy(update={"external_updated_at": None})
+        item = outbox.reply(ticket, "Your refund has been issued.")
+    else:
+        item = outbox.reply(ticket, "Deflect escalation: approve by agent:ann.", public=False)
+    aws.container.store.transact(ctx, outbox.writes([item]))
+    ref = OutboxRef(tenant_id=TENANT, outbox_id=item.outbox_id)
+    helpdesks.state.faults.append(Fault(provider="zendesk", method="PUT", status=503, count=4))
+    with pytest.raises(TransientFailure):
+        svc.dispatch(ref)  # attempt 1: nothing applied
+    helpdesks.state.faults.append(Fault(provider="zendesk", method="PUT", status=503, count=3))
+    helpdesks.state.faults.append(Fault(provider="zendesk", method="PUT", status=503, count=1, mode="after"))
+    assert svc.dispatch(ref).outcome == "dead"  # attempt 2, the last: applied, the answer lost
+    assert len(own_comments(helpdesks, item)) == 1
+    helpdesks.state.faults.clear()
+    if case == "stored_before_dispatches":
+        # As an item written before `dispatches` existed reads back: only its attempts tell it was sent.
+        dead = svc.outbox.get(ctx, item.outbox_id)
+        aws.container.store.put(ctx, svc.outbox.save_write(dead.model_copy(update={"dispatches": 0})))
+        assert OutboxItem.model_validate(
+            {k: v for k, v in item.model_dump(mode="json").items() if k != "dispatches"}
+        ).dispatches == 0
+
+    assert svc.replay(ctx, [item.outbox_id]) == [item.outbox_id]
+    [requeued] = queue.take()
+    result = svc.dispatch(requeued)
+    assert result.outcome == "replayed", result
+    posted = own_comments(helpdesks, item)
+    assert len(posted) == 1 and helpdesks.state.effects[item.outbox_id] == 1
+    assert [e.public for e in posted] == [case == "public_reply_unstamped"]
+    assert svc.outbox.get(ctx, item.outbox_id).status == "done"
+    aws.queue_messages("WritebackDLQ")  # the dead letter of attempt 2: not for later tests
+
+
 def test_an_item_without_credentials_for_its_helpdesk_goes_to_the_dlq(world, helpdesks):
     aws, _ = world
     svc = service(aws, fast_http(), dead_letters=aws.container.writeback_dead_letters)
     ticket = Ticket(tenant_id="nocreds", ticket_id="t-1", provider="zendesk", external_id="1")
-    item = outbox.new_item(ticket, "account_action", action=RequestedAction(kind="refund", amount="5"))
+    # A reply: an account action would be refused before its connector is looked up (test_writeback_guards.py).
+    item = outbox.reply(ticket, "Please update to 4.2.")
     aws.container.store.transact(TenantContext.system("nocreds"), outbox.writes([item]))
     assert svc.dispatch(OutboxRef(tenant_id="nocreds", outbox_id=item.outbox_id)).outcome == "dead"
-    [letter] = aws.queue_messages("WritebackDLQ")
+    [letter] = [m for m in aws.queue_messages("WritebackDLQ") if m["outbox_id"] == item.outbox_id]
     assert letter["outbox_id"] == item.outbox_id
 
 

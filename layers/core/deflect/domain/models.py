@@ -417,6 +417,8 @@ class OutboxItem(Versioned):
     expected_external_updated_at: datetime | None = None
     status: OutboxStatus = "pending"
     attempts: int = 0
+    # Claims over the item's whole life: replay resets `attempts` (the retry budget), never this.
+    dispatches: int = 0
     last_error: str | None = None
     receipt: dict[str, Any] | None = None
     caused_by: str | None = None

@@ -172,6 +172,13 @@ class Connector:
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
+    def sent_before(item: OutboxItem) -> bool:
+        """Whether an earlier attempt may have reached the provider: one before this one in the attempt budget,
+        or one before a replay reset that budget (an answer lost on the last attempt leaves a dead item whose
+        effect landed)."""
+        return max(item.attempts, item.dispatches) > 1
+
+    @staticmethod
     def wants_comment(item: OutboxItem) -> bool:
         return item.kind in COMMENT_KINDS and bool(item.body and item.body.strip())
 

@@ -98,8 +98,8 @@ class ZendeskConnector(Connector):
     # ------------------------------------------------------------------ send
     def send(self, item: OutboxItem) -> HelpdeskReceipt:
         ticket_id = require_segment(item.external_ticket_id, "zendesk ticket id")
-        if item.attempts > 1:
-            # An earlier attempt may have reached Zendesk before we lost track of it.
+        if self.sent_before(item):
+            # An earlier attempt (replayed ones too) may have reached Zendesk before we lost track of it.
             earlier = self.find_own(ticket_id, item)
             if earlier:
                 return self.receipt(item, [f"audit:{earlier}"], replayed=True)

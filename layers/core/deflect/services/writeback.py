@@ -4,14 +4,16 @@ One dispatch, and why each step is where it is:
 1. load the item (DynamoDB, consistent read) — done / conflict / dead items are acknowledged, nothing more;
 2. claim it: status `dispatching`, attempts + 1, guarded on its version. A crash from here on leaves a claim
    that another delivery takes over once the lease (longer than the function timeout) has run out;
-3. send through the connector. On every attempt after the first, the connector first looks on the helpdesk for
-   the effect an earlier attempt may have made (a marker or its own comment) and does not send it again;
-   idempotency keys go where the provider honours them;
+3. send through the connector. On every attempt after the item's first (`dispatches`, which a replay keeps), the
+   connector first looks on the helpdesk for the effect an earlier attempt may have made (a marker or its own
+   comment) and does not send it again; idempotency keys go where the provider honours them. An account action
+   is sent only when the escalation decision that caused it approves exactly that action (`approval_refusal`);
 4. store the receipt (item `done` + a RECEIPT item created only once + the ticket's writeback watermark), in one
    transaction with the audit index — only then is the delivery acknowledged.
 Conflicts are recorded, the public reply is downgraded to an internal note for a human, and audited. Transient
 failures release the claim and let the queue retry; after `max_attempts`, or on a permanent failure, the item
 is `dead`, its message goes to the DLQ (before the status, so no dead item lacks one) and `replay` revives it.
+An account action without that approval is refused the same way: `dead`, audited, in the DLQ.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from deflect.domain import keys
+from deflect.domain.audit_chain import event_hash
 from deflect.domain.canonical import canonical_json, sha256_hex
 from deflect.domain.errors import Conflict, Throttled, TransientFailure
-from deflect.domain.models import OutboxItem, OutboxStatus, utcnow
+from deflect.domain.models import AuditEvent, OutboxItem, OutboxStatus, utcnow
 from deflect.domain.tenancy import TenantContext
 from deflect.helpdesk.base import parse_time
 from deflect.helpdesk.directory import connector_name
@@ -33,7 +36,7 @@ from deflect.helpdesk.errors import HelpdeskConflict, PermanentFailure
 from deflect.helpdesk.models import HelpdeskReceipt
 from deflect.observability import logger
 from deflect.ports import DeadLetters, HelpdeskConnectors, Put, SupportStore, WorkQueue
-from deflect.repositories import Outbox, bumped, put_new
+from deflect.repositories import Outbox, TenantConfigs, bumped, put_new
 from deflect.services import outbox as outbox_items
 from deflect.services.outbox import OutboxRef
 
@@ -47,6 +50,13 @@ class InFlight(TransientFailure):
     """Another worker holds a live claim on this item: retry later, do not send in parallel."""
 
     code = "in_flight"
+
+
+class Unapproved(PermanentFailure):
+    """An account action no recorded approval covers: refused, never retried as is."""
+
+    code = "unapproved_action"
+    public_message = "the account action has no matching approval"
 
 
 @dataclass(frozen=True)
@@ -115,6 +125,8 @@ class Writeback:
         claimed = self._claim(ctx, item)
         self.checkpoint("claimed")
         try:
+            if claimed.kind == "account_action":
+                self._require_approval(ctx, claimed)
             connector = self.connectors.connector(ref.tenant_id, claimed)
             receipt = connector.send(self._with_baseline(ctx, claimed))
         except HelpdeskConflict as conflict:
@@ -137,13 +149,26 @@ class Writeback:
 
     def _claim(self, ctx: TenantContext, item: OutboxItem) -> OutboxItem:
         claimed = item.model_copy(
-            update={"status": "dispatching", "attempts": item.attempts + 1, "updated_at": self.clock()}
+            update={
+                "status": "dispatching",
+                "attempts": item.attempts + 1,
+                "dispatches": _dispatched(item) + 1,
+                "updated_at": self.clock(),
+            }
         )
         try:
             self.store.put(ctx, self.outbox.save_write(claimed))
         except Conflict:
             raise InFlight("another delivery claimed this item first") from None
         return bumped(claimed)
+
+    def _require_approval(self, ctx: TenantContext, item: OutboxItem) -> None:
+        """Defence in depth: approval happens in escalation, but any other write of an outbox item (a bug, a
+        script, a leaked role) would otherwise reach the CRM as an account action."""
+        refusal = approval_refusal(self.store, self.audit, ctx, item)
+        if refusal:
+            logger().warning("account action refused", extra={"outbox_id": item.outbox_id, "reason": refusal})
+            raise Unapproved(f"refused: {refusal}")
 
     def _with_baseline(self, ctx: TenantContext, item: OutboxItem) -> OutboxItem:
         """What 'a newer edit' is measured against: the later of what the decision saw and what our own last
@@ -315,6 +340,8 @@ class Writeback:
                 update={
                     "status": "pending",
                     "attempts": 0,
+                    # Kept: the next attempt must still look for what the earlier ones may have left.
+                    "dispatches": _dispatched(item),
                     "last_error": f"replayed after: {item.last_error}",
                     "updated_at": self.clock(),
                 }
@@ -368,7 +395,74 @@ class Writeback:
         return [i.outbox_id for i in stale]
 
 
+# ------------------------------------------------------------------------------ account action approvals
+# What escalation/steps.py appends in the same transaction as the outbox items a decision causes.
+WRITEBACK_ENQUEUED = "escalation.writeback_enqueued"
+APPROVING = ("approve", "edit")
+
+
+def approval_refusal(store: SupportStore, audit: Any, ctx: TenantContext, item: OutboxItem) -> str | None:
+    """Why this account action must not be sent, or None when people approved exactly it.
+
+    The item leads to its approval through what escalation recorded when it created the item: the ticket's
+    `escalation.writeback_enqueued` audit event names the decision and the outbox ids it caused. That decision
+    must be on record for this tenant and ticket, approve this very action, and carry the approvals the tenant's
+    policy asks for (an approver; two different people above the amount line).
+    """
+    # Imported here: only account actions need them, and most writeback cold starts never see one.
+    from deflect.escalation import policy
+    from deflect.escalation.records import TaskDecisions
+
+    if audit is None:
+        return "no audit log to find the approval in"
+    if item.action is None or item.action.kind == "none":
+        return "the item carries no action"
+    decision_id = _causing_decision(audit, ctx, item)
+    if decision_id is None:
+        return "no escalation decision on record caused this item"
+    record = TaskDecisions(store).by_id(ctx, decision_id)
+    if record is None or (record.tenant_id, record.ticket_id) != (item.tenant_id, item.ticket_id):
+        return f"decision {decision_id} is not on record for this ticket"
+    if record.outcome not in APPROVING:
+        return f"decision {decision_id} was {record.outcome}, not an approval"
+    if record.action != item.action:
+        return f"decision {decision_id} approved a different action"
+    config = TenantConfigs(store).find(ctx)
+    if config is None or config.status != "active":
+        return "the tenant has no active policy to check the approvals against"
+    if policy.needs_approver(item.action, config.policy) and "approver" not in record.actor_roles:
+        return f"decision {decision_id} was not made by an approver"
+    needed = max(record.approvals_required, 2 if policy.needs_two_people(item.action, config.policy) else 1)
+    approvals = len(set(record.approvals))
+    if approvals < needed:
+        return f"decision {decision_id} has {approvals} of {needed} approvals"
+    return None
+
+
+def _causing_decision(audit: Any, ctx: TenantContext, item: OutboxItem) -> str | None:
+    """The decision the ticket's audit chain names as the cause of this item; None when no intact event does."""
+    entries = [e for e in audit.entries(ctx, item.ticket_id) if e.type == WRITEBACK_ENQUEUED]
+    for entry in reversed(entries):
+        raw = audit.evidence.read_latest(ctx, entry.key)
+        try:
+            event = AuditEvent.model_validate_json(raw) if raw else None
+        except ValueError:
+            event = None
+        # An event that differs from the hash recorded when it was appended proves nothing.
+        if event is None or event.hash != entry.hash or event_hash(event) != event.hash:
+            continue
+        if event.ticket_id == item.ticket_id and item.outbox_id in (event.payload.get("outbox_ids") or []):
+            decision_id = event.payload.get("decision_id")
+            return str(decision_id) if decision_id else None
+    return None
+
+
 # ---------------------------------------------------------------------------------------------- helpers
+def _dispatched(item: OutboxItem) -> int:
+    """Claims so far. Items stored before `dispatches` existed have only their attempts to show."""
+    return max(item.dispatches, item.attempts)
+
+
 def _watermark_sk(item: OutboxItem) -> str:
     return f"WRITEBACK#{connector_name(item)}"
 
