@@ -110,6 +110,20 @@ def test_a_lost_answer_after_the_comment_was_made_never_makes_a_second_one(http,
     assert receipt.effects
 
 
+@pytest.mark.parametrize("kind", ["public_reply", "internal_note"])
+def test_a_jira_site_that_leaves_out_comment_properties_still_gets_one_comment(http, kind):
+    http.state.jira_expands_comment_properties = False
+    ticket = http.state.create_ticket("jira", ACCOUNT)
+    out = reply("jira", ticket, kind=kind, body="First line.\n\nSecond paragraph, with <b>care</b> & detail.")
+    http.state.faults.append(
+        Fault(provider="jira", status=502, method="POST", path_contains="/comment", mode="after")
+    )
+    receipt = connector(http, "jira").send(out)
+    assert http.state.effects[out.outbox_id] == 1 and receipt.effects
+    again = connector(http, "jira").send(out.model_copy(update={"attempts": 2}))
+    assert again.replayed and http.state.effects[out.outbox_id] == 1
+
+
 @pytest.mark.parametrize("provider", HELPDESKS)
 def test_a_retry_after_a_crash_finds_the_earlier_comment(http, provider):
     ticket = http.state.create_ticket(provider, ACCOUNT)

@@ -519,7 +519,9 @@ def jira(state: HelpdeskState, req: Request) -> Response:
         comments = [e for e in issue.events if e.kind in ("comment", "note")]
         if (req.query.get("orderBy") or [""])[0] == "-created":
             comments.reverse()
-        with_properties = "properties" in (req.query.get("expand") or [""])[0]
+        with_properties = (
+            "properties" in (req.query.get("expand") or [""])[0] and state.jira_expands_comment_properties
+        )
         rows = [_jira_comment(e, with_properties) for e in comments]
         return Response(200, {"startAt": 0, "maxResults": 100, "total": len(rows), "comments": rows[:100]})
     if action == "/transitions" and req.method == "GET":

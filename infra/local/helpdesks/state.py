@@ -125,6 +125,8 @@ class HelpdeskState:
         self.tags: dict[tuple[str, str], dict[str, str]] = {}  # Intercom tag name → id
         self.webhook_keys: dict[tuple[str, str, str], tuple[bytes, dict[str, Any]]] = {}
         self.faults: list[Fault] = []
+        # Jira documents only `renderedBody` for expand on comment lists: a site may ignore `expand=properties`.
+        self.jira_expands_comment_properties = True
         self.calls: list[Call] = []
         self.effects: Counter[str] = Counter()
         self.effect_times: dict[

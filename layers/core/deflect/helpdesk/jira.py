@@ -14,9 +14,10 @@ import base64
 from typing import Any
 
 from deflect.domain.models import OutboxItem
-from deflect.helpdesk.base import Connector, parse_time, require_segment
+from deflect.helpdesk.base import Connector, normalise_text, parse_time, require_segment
 from deflect.helpdesk.errors import PermanentFailure
 from deflect.helpdesk.models import Activity, HelpdeskReceipt
+from deflect.webhooks.jira import adf_to_text
 
 PUBLIC_PROPERTY = "sd.public.comment"
 MARKER_PROPERTY = "deflect.outbox"
@@ -76,7 +77,10 @@ class JiraConnector(Connector):
         found = []
         for comment in data.get("comments") or []:
             properties = {p.get("key"): p.get("value") for p in comment.get("properties") or []}
-            internal = bool((properties.get(PUBLIC_PROPERTY) or {}).get("internal"))
+            if PUBLIC_PROPERTY in properties:
+                internal = bool((properties[PUBLIC_PROPERTY] or {}).get("internal"))
+            else:
+                internal = comment.get("jsdPublic") is False
             found.append(
                 Activity(
                     at=parse_time(comment.get("created")),
@@ -84,6 +88,8 @@ class JiraConnector(Connector):
                     kind="note" if internal else "comment",
                     effect_id=str(comment.get("id")),
                     marker=(properties.get(MARKER_PROPERTY) or {}).get("outbox_id"),
+                    # Where the site leaves the properties out, our comment is still known by author + text.
+                    text=normalise_text(adf_to_text(comment.get("body") or "")),
                 )
             )
         return found
