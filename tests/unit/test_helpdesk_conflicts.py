@@ -154,3 +154,28 @@ def test_freshdesk_property_only_item_already_applied_is_a_no_op(http):
     receipt = connector(http, "freshdesk").send(out)  # nothing to write, so nothing to overwrite
     assert receipt.replayed and receipt.external_updated_at is None
     assert [s.method for s in http.sent] == ["GET"]
+
+
+def test_a_reply_to_a_zendesk_trigger_delivery_is_not_held_as_a_conflict(http):
+    """A trigger's `{{ticket.updated_at_with_timestamp}}` stops at minutes: the customer's own update that fired
+    it must not look newer than what triage read."""
+    from deflect.webhooks import parse_payload
+
+    ticket = http.state.create_ticket("zendesk", ACCOUNT)
+    ticket.updated_at = ticket.updated_at.replace(second=27, microsecond=123000)
+    trigger = {
+        "event": "comment.created",
+        "ticket": {
+            "id": ticket.id,
+            "subject": "Export fails",
+            "latest_comment": "Still broken.",
+            "updated_at": ticket.updated_at.strftime("%Y-%m-%dT%H:%MZ"),  # what the placeholder renders
+            "requester": {"id": "1", "email": "maria@example.com"},
+        },
+        "current_user": {"id": "1", "role": "end-user"},
+    }
+    inbound = parse_payload("zendesk", ACCOUNT, trigger)
+    out = reply("zendesk", ticket).model_copy(update={"expected_external_updated_at": inbound.updated_at})
+
+    receipt = connector(http, "zendesk").send(out)
+    assert receipt.effects and len(public_bot_comments(ticket)) == 1

@@ -11,6 +11,7 @@ Delivery id: the `X-Zendesk-Webhook-Invocation-Id` header (stable across retries
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import AliasChoices, Field
@@ -128,6 +129,16 @@ def _custom_fields(value: dict[str, Any] | list[dict[str, Any]] | None) -> dict[
     return common.custom_fields(value)
 
 
+def _end_of_minute(stamp: datetime | None) -> datetime | None:
+    """A trigger's date placeholders (`{{ticket.updated_at_with_timestamp}}`) stop at minutes: 05:35 may be
+    05:35:27. Taken as 05:35:00, the customer's own update that fired the trigger would look newer than what was
+    read, and every reply written back would be held as a conflict. Taken as the minute's end, only a change
+    in the same minute can go unseen."""
+    if stamp is None or stamp.second or stamp.microsecond:
+        return stamp
+    return stamp + timedelta(seconds=59, microseconds=999_000)
+
+
 def _from_trigger(tenant_id: str, payload: TriggerPayload) -> ParseResult:
     ticket = payload.ticket
     role = (payload.current_user.role or "").lower() if payload.current_user else ""
@@ -157,7 +168,7 @@ def _from_trigger(tenant_id: str, payload: TriggerPayload) -> ParseResult:
         channel=(ticket.via or "web").lower()[:40],
         locale=ticket.locale or ticket.requester.language or None,
         created_at=ticket.created_at,
-        updated_at=ticket.updated_at,
+        updated_at=_end_of_minute(ticket.updated_at),
         custom_fields=_custom_fields(ticket.custom_fields)
         | common.custom_fields(
             {"status": ticket.status, "priority": ticket.priority, "organization_id": ticket.organization_id}
