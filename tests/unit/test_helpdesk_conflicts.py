@@ -179,3 +179,14 @@ def test_a_reply_to_a_zendesk_trigger_delivery_is_not_held_as_a_conflict(http):
 
     receipt = connector(http, "zendesk").send(out)
     assert receipt.effects and len(public_bot_comments(ticket)) == 1
+
+
+def test_a_jira_agents_change_beyond_the_first_page_of_history_is_still_a_conflict(http):
+    ticket = http.state.create_ticket("jira", ACCOUNT)
+    for n in range(120):  # a long-lived issue: more history than Jira embeds in the issue
+        http.state.human_edit("jira", ACCOUNT, ticket.id, "assignee", value=f"agent-{n}")
+    out = reply("jira", ticket)
+    http.state.human_edit("jira", ACCOUNT, ticket.id, "status", value="In Progress")
+    with pytest.raises(HelpdeskConflict):
+        connector(http, "jira").send(out)
+    assert public_bot_comments(ticket) == []

@@ -508,13 +508,28 @@ def jira(state: HelpdeskState, req: Request) -> Response:
     creds = credentials_for("jira", req.account, req.base_url)
     if _basic(req.headers) != (creds["email"], creds["api_token"]):
         raise Reject(401, {"errorMessages": ["Client must be authenticated to access this resource."]})
-    match = re.fullmatch(r"/rest/api/3/issue/([^/]+)(/comment|/transitions)?", req.path)
+    match = re.fullmatch(r"/rest/api/3/issue/([^/]+)(/comment|/transitions|/changelog)?", req.path)
     if not match:
         raise Reject(404, {"errorMessages": ["not found"]})
     issue = _ticket(state, req, match.group(1))
     action = match.group(2)
     if action is None and req.method == "GET":
         return Response(200, _jira_issue(issue, expand="changelog" in (req.query.get("expand") or [""])[0]))
+    if action == "/changelog" and req.method == "GET":  # the paginated changelog, oldest first
+        histories = _jira_histories(issue)
+        start = int((req.query.get("startAt") or ["0"])[0])
+        size = min(int((req.query.get("maxResults") or ["100"])[0]), JIRA_PAGE)
+        page = histories[start : start + size]
+        return Response(
+            200,
+            {
+                "startAt": start,
+                "maxResults": size,
+                "total": len(histories),
+                "isLast": start + size >= len(histories),
+                "values": page,
+            },
+        )
     if action == "/comment" and req.method == "GET":
         comments = [e for e in issue.events if e.kind in ("comment", "note")]
         if (req.query.get("orderBy") or [""])[0] == "-created":
@@ -625,23 +640,31 @@ def _jira_issue(issue: Ticket, *, expand: bool) -> dict[str, Any]:
         },
     }
     if expand:
-        histories = [
-            {
-                "id": str(e.id),
-                "author": {"accountId": e.author},
-                "created": _jira_time(e.at),
-                "items": [{"field": e.kind, "fromString": e.previous, "toString": e.value}],
-            }
-            for e in issue.events
-            if e.kind not in ("comment", "note")
-        ]
+        # Jira embeds at most a page of history here, with no way to page on (reports differ on which end).
+        histories = _jira_histories(issue)
         data["changelog"] = {
             "startAt": 0,
-            "maxResults": len(histories),
+            "maxResults": min(len(histories), JIRA_PAGE),
             "total": len(histories),
-            "histories": histories,
+            "histories": histories[:JIRA_PAGE],
         }
     return data
+
+
+JIRA_PAGE = 100
+
+
+def _jira_histories(issue: Ticket) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": str(e.id),
+            "author": {"accountId": e.author},
+            "created": _jira_time(e.at),
+            "items": [{"field": e.kind, "fromString": e.previous, "toString": e.value}],
+        }
+        for e in issue.events
+        if e.kind not in ("comment", "note")
+    ]
 
 
 def _jira_comment(event: Event, with_properties: bool) -> dict[str, Any]:

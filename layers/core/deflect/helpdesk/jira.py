@@ -21,6 +21,7 @@ from deflect.webhooks.jira import adf_to_text
 
 PUBLIC_PROPERTY = "sd.public.comment"
 MARKER_PROPERTY = "deflect.outbox"
+CHANGELOG_PAGE = 100  # the most histories Jira returns per request
 
 
 def adf(text: str) -> dict[str, Any]:
@@ -54,8 +55,21 @@ class JiraConnector(Connector):
             item,
             safe=True,
         ).json()
+        changelog = data.get("changelog") or {}
+        histories = changelog.get("histories") or []
+        total = changelog.get("total") or 0
+        if total > len(histories):
+            # The embedded changelog is one page: the changes that matter are the newest, on the last page.
+            last = self.call(
+                "GET",
+                f"/rest/api/3/issue/{key}/changelog?startAt={max(0, total - CHANGELOG_PAGE)}"
+                f"&maxResults={CHANGELOG_PAGE}",
+                item,
+                safe=True,
+            ).json()
+            histories = last.get("values") or []
         activities = []
-        for history in (data.get("changelog") or {}).get("histories") or []:
+        for history in histories:
             fields = sorted({str(i.get("field")) for i in history.get("items") or []})
             activities.append(
                 Activity(
