@@ -4,23 +4,27 @@ Rules: the tenant comes from the caller's token only (another tenant's task is s
 `agent`, `approver`, `supervisor`; sensitive actions need `approver`; amounts above the tenant's threshold need a
 second, different approver; approving never changes the proposal (editing does, and the diff is stored); a
 decision is idempotent by its `decision_id`; decided → 409, expired → 410.
+
+A decision counts once the workflow has it. It is stored first, then sent; refused (expired, throttled) → taken back;
+not known (5xx, a crash) → a retry of the same `decision_id` sends it again, and if none comes before the SLA the
+SLA check takes it back (`task.decision_undelivered` in the audit log).
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from deflect.domain.canonical import sha256_hex
-from deflect.domain.errors import Conflict, Gone, MalformedPayload, NotFound
+from deflect.domain.errors import Conflict, Gone, MalformedPayload, NotFound, Throttled, TransientFailure
 from deflect.domain.models import ActionInput, HumanTask, RequestedAction, TaskStatus
 from deflect.domain.tenancy import TenantContext
 from deflect.escalation import policy
-from deflect.escalation.models import DecisionRequest, TaskDecision
+from deflect.escalation.models import DecisionRequest, Delivery, TaskDecision
 from deflect.escalation.records import EscalationPorts, count
 from deflect.escalation.summary import EscalationSummary, render_markdown
 from deflect.http import require_role
@@ -29,7 +33,14 @@ from deflect.observability import logger
 from deflect.pii import redact
 
 LINK_SECONDS = 300
+DECIDE_ATTEMPTS = 3
 UNDO_ATTEMPTS = 5
+UNDO_BACKOFF_S = 0.2
+# The deciding request may be sending the decision for this long (the API function's 29 s timeout); a retry
+# waits for it up to SETTLE_POLLS × SETTLE_POLL_S, then answers 503 rather than send it a second time.
+IN_FLIGHT = timedelta(seconds=30)
+SETTLE_POLLS = 15
+SETTLE_POLL_S = 0.2
 CLOSED: frozenset[TaskStatus] = frozenset({"expired", "reassigned", "failed"})
 
 
@@ -115,12 +126,22 @@ class ApprovalService:
     # ------------------------------------------------------------------ deciding
     def decide(self, ctx: TenantContext, task_id: str, body: DecisionRequest) -> dict[str, Any]:
         _working(ctx)
-        task = self._task(ctx, task_id)
-        prior = self.p.decisions.by_id(ctx, body.decision_id)
-        if prior is not None:
-            if (prior.task_id, prior.actor, prior.outcome) == (task_id, ctx.actor, body.outcome):
-                return prior.response()  # the same request again: same answer, nothing new happens
-            raise Conflict("decision_id already used")
+        for _ in range(DECIDE_ATTEMPTS):
+            task = self._task(ctx, task_id)
+            prior = self.p.decisions.by_id(ctx, body.decision_id)
+            if prior is None:
+                answer = self._decide(ctx, task, body)
+            elif (prior.task_id, prior.actor, prior.outcome) == (task_id, ctx.actor, body.outcome):
+                answer = self._replay(ctx, prior)
+            else:
+                raise Conflict("decision_id already used")
+            if answer is not None:
+                return answer
+            # A concurrent request stored this very decision, or it was taken back meanwhile: look again.
+        raise Conflict("the task changed while deciding; read it again")
+
+    def _decide(self, ctx: TenantContext, task: HumanTask, body: DecisionRequest) -> dict[str, Any] | None:
+        """Store the decision, then hand it to the workflow; None when the same decision was stored meanwhile."""
         now = self.p.now()
         self._ensure_open(task, now)
         if task.assignee not in (None, ctx.actor) and not ctx.has_role("supervisor"):
@@ -140,7 +161,7 @@ class ApprovalService:
         )
         record = TaskDecision(
             tenant_id=ctx.tenant_id,
-            task_id=task_id,
+            task_id=task.task_id,
             ticket_id=task.ticket_id,
             decision_id=body.decision_id,
             outcome=body.outcome,
@@ -153,6 +174,7 @@ class ApprovalService:
             approvals=list(approvals),
             approvals_required=2 if approving and policy.needs_two_people(action, config.policy) else 1,
             decided_at=now,
+            delivery="sending",
         )
         decided = task.model_copy(
             update={
@@ -164,24 +186,66 @@ class ApprovalService:
                 "updated_at": now,
             }
         )
-        self.p.audit.append(
-            ctx,
-            task.ticket_id,
-            "task.decided",
-            _audit_payload(record),
-            writes=[self.p.tasks.save_write(decided), *self.p.decisions.writes(record)],
-        )
+        try:
+            self.p.audit.append(
+                ctx,
+                task.ticket_id,
+                "task.decided",
+                _audit_payload(record),
+                writes=[self.p.tasks.save_write(decided), *self.p.decisions.writes(record)],
+            )
+        except Conflict:
+            if self.p.decisions.by_id(ctx, body.decision_id) is None:
+                raise
+            return None  # a double click: the other request stored it; this one is answered as its retry
         try:
             self._deliver(token, record)
-        except (Gone, Conflict) as undelivered:
-            # The workflow stopped waiting (timeout, reassignment) between our read and the callback.
+        except (Gone, Conflict, Throttled) as refused:
+            # The workflow did not take it (it stopped waiting, or said slow down): take the decision back, so the
+            # task is as before and a retry decides afresh.
             self._undo(ctx, task, record)
-            if isinstance(undelivered, Gone) or task.due_at <= self.p.now():
-                raise Gone("the task expired before the decision arrived") from undelivered
-            raise Conflict("the task changed while deciding; read it again") from undelivered
+            if isinstance(refused, Throttled):
+                raise
+            if isinstance(refused, Gone) or task.due_at <= self.p.now():
+                raise Gone("the task expired before the decision arrived") from refused
+            raise Conflict("the task changed while deciding; read it again") from refused
+        except Exception:
+            # Not known whether it got there (a 5xx, a timeout): a retry of this request sends it again.
+            self._mark(ctx, record, "unconfirmed")
+            raise
+        self._mark(ctx, record, "delivered")
         count(f"HumanTask{body.outcome.capitalize()}")
-        logger().info("task decided", extra={"task_id": task_id, "outcome": body.outcome})
+        logger().info("task decided", extra={"task_id": task.task_id, "outcome": body.outcome})
         return record.response()
+
+    def _replay(self, ctx: TenantContext, record: TaskDecision) -> dict[str, Any] | None:
+        """The same request again. Once the workflow has the decision: the same answer, nothing new happens.
+        Until then this request sends it again, unless the first request may still be sending it. None when the
+        decision was taken back meanwhile."""
+        sent_with: str | None = None
+        for attempt in range(SETTLE_POLLS):
+            if attempt:
+                self.p.sleep(SETTLE_POLL_S)
+                current = self.p.decisions.for_task(ctx, record.task_id)
+                if current is None or current.decision_id != record.decision_id:
+                    return None
+                record = current
+            if record.delivery == "delivered":
+                return record.response()
+            first_sending = record.delivery == "sending" and self.p.now() < record.decided_at + IN_FLIGHT
+            task = self.p.tasks.get(ctx, record.task_id)
+            if first_sending or task is None or task.status != "decided" or task.token_sha256 == sent_with:
+                continue
+            sent_with = task.token_sha256
+            try:
+                self._deliver(self._token(ctx, task), record)
+            except (Gone, Conflict):
+                # Refused: an earlier attempt got there after all (the workflow's next step marks the decision
+                # delivered), or the wait timed out (its SLA check takes the decision back). Wait for which.
+                continue
+            self._mark(ctx, record, "delivered")
+            return record.response()
+        raise TransientFailure("the workflow has not confirmed this decision yet; retry")
 
     def _deliver(self, token: str, record: TaskDecision) -> None:
         reference = {"task_id": record.task_id, "decision_id": record.decision_id, "outcome": record.outcome}
@@ -190,9 +254,20 @@ class ApprovalService:
         else:
             self.p.workflow.send_task_success(token, reference)
 
+    def _mark(self, ctx: TenantContext, record: TaskDecision, delivery: Delivery) -> None:
+        try:
+            self.p.decisions.mark(ctx, record.task_id, delivery)
+        except (Conflict, Throttled, TransientFailure):
+            # Best effort: the workflow's next step marks a delivered decision too; until then a retry of the
+            # request waits for it or sends the decision again.
+            logger().warning("decision delivery not recorded", extra={"task_id": record.task_id})
+
     def _undo(self, ctx: TenantContext, before: HumanTask, record: TaskDecision) -> None:
         """Take back a decision the workflow never received; the audit log keeps both events."""
-        for _ in range(UNDO_ATTEMPTS):
+        for attempt in range(UNDO_ATTEMPTS):
+            stored = self.p.decisions.for_task(ctx, record.task_id)
+            if stored is None or stored.decision_id != record.decision_id:
+                return  # the SLA check took it back already
             current = self.p.tasks.get(ctx, record.task_id)
             writes: list[Any] = list(self.p.decisions.delete_writes(record))
             if (
@@ -220,7 +295,11 @@ class ApprovalService:
                 return
             except Conflict:
                 continue
+            except (Throttled, TransientFailure):
+                self.p.sleep(UNDO_BACKOFF_S * (attempt + 1))
+        # Left decided: a retry of the request sends it again, and the SLA check takes it back if none comes.
         logger().error("could not undo an undelivered decision", extra={"task_id": record.task_id})
+        self._mark(ctx, record, "unconfirmed")
 
     # ------------------------------------------------------------------ helpers
     def _task(self, ctx: TenantContext, task_id: str) -> HumanTask:

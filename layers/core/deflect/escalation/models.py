@@ -27,6 +27,9 @@ from deflect.domain.tenancy import TenantId
 
 TaskRole = Literal["agent", "approver", "supervisor"]
 ReviewKind = Literal["review", "second_approval"]
+# Whether the workflow has a decision: "sending" while the deciding request calls back, "unconfirmed" when that
+# call failed in a way that may or may not have reached it (a retry sends it again), "delivered" once it has.
+Delivery = Literal["sending", "unconfirmed", "delivered"]
 # Decision ids become part of a key: no separators, bounded length.
 DECISION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,100}$"
 MAX_REPLY_CHARS = 20_000
@@ -186,6 +189,8 @@ class TaskDecision(Record):
     approvals: list[str] = Field(default_factory=list)
     approvals_required: int = 1
     decided_at: datetime = Field(default_factory=utcnow)
+    # Decisions stored before this field existed count as delivered: their workflows have moved on.
+    delivery: Delivery = "delivered"
 
     def response(self) -> dict[str, Any]:
         awaiting = self.outcome in ("approve", "edit") and len(set(self.approvals)) < self.approvals_required

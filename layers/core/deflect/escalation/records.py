@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,7 +18,7 @@ from deflect.domain import keys
 from deflect.domain.canonical import sha256_hex
 from deflect.domain.models import EvidenceRef, utcnow
 from deflect.domain.tenancy import TenantContext
-from deflect.escalation.models import TaskDecision
+from deflect.escalation.models import Delivery, TaskDecision
 from deflect.observability import metrics
 from deflect.ports import Delete, EvidenceStore, Notifier, Put, SupportStore, TokenCipher, Workflow, WorkQueue
 from deflect.repositories import Outbox, Tasks, TenantConfigs, Tickets, put_new
@@ -34,6 +35,7 @@ class EscalationPorts:
     notifier: Notifier
     writeback: WorkQueue
     now: Callable[[], datetime] = field(default=utcnow)
+    sleep: Callable[[float], None] = field(default=time.sleep)
     # Summaries quote the customer: sealed with their data key when known, so erasure can shred them.
     seal_for_customer: Callable[[TenantContext, str, str, bytes, str], EvidenceRef] | None = None
 
@@ -86,6 +88,20 @@ class TaskDecisions:
     def by_id(self, ctx: TenantContext, decision_id: str) -> TaskDecision | None:
         item = self.store.get(ctx, keys.entity_pk(ctx.tenant_id, "TASKDECISION", decision_id), "META")
         return self.for_task(ctx, item.data["task_id"]) if item else None
+
+    def mark(self, ctx: TenantContext, task_id: str, delivery: Delivery) -> None:
+        """Move the task's decision to `delivery`, guarded on the version read: never back from delivered, and
+        never onto a decision taken back meanwhile. Raises Conflict when it changed under us."""
+        item = self.store.get(ctx, keys.task_pk(ctx.tenant_id, task_id), "DECISION")
+        if item is None:
+            return
+        record = TaskDecision.model_validate(item.data)
+        if record.delivery in ("delivered", delivery):
+            return
+        marked = record.model_copy(update={"delivery": delivery}).model_dump(mode="json")
+        self.store.put(
+            ctx, Put(pk=item.pk, sk=item.sk, data=marked, expect="version", expected_version=item.version)
+        )
 
     @staticmethod
     def writes(record: TaskDecision) -> list[Put]:

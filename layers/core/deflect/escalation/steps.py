@@ -8,6 +8,7 @@ transaction as the change and the audit event, so a retried Lambda invocation re
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -114,6 +115,11 @@ class EscalationSteps:
         record = self.p.decisions.for_task(ctx, task_id)
         if record is None:
             raise Conflict("the workflow resumed without a stored decision")
+        if record.delivery != "delivered":
+            # Resuming here proves the callback arrived, even when the request that sent it could not say so.
+            # A Conflict means that request marked it meanwhile.
+            with suppress(Conflict):
+                self.p.decisions.mark(ctx, task_id, "delivered")
         applied = {"task_id": task_id, "decision_id": record.decision_id, "outcome": record.outcome}
         if record.outcome == "reassign":
             return AppliedDecision(next="reassign", **applied)

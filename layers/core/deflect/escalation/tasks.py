@@ -130,12 +130,17 @@ class HumanTasks:
             task = self.p.tasks.get(ctx, task_id)
             if task is None or task.status in ("reassigned", "expired"):
                 return after  # already done by an earlier attempt of this step
-            # After a timeout, a decision that raced it could not be delivered: the task moves on without it.
-            status = "expired" if after.exhausted else "reassigned"
+            changes: dict[str, object] = {"status": "expired" if after.exhausted else "reassigned"}
+            if reason == "timeout" and task.status == "decided":
+                # The wait timed out, so the workflow never got this decision (its callback failed and no retry
+                # came in time): take it back in the audit log, and the agent's late retry is told it expired.
+                try:
+                    self._take_back(ctx, task)
+                except Conflict:
+                    continue
+                changes["decided_outcome"] = None
             writes = [
-                self.p.tasks.save_write(
-                    task.model_copy(update={"status": status, "updated_at": self.p.now()})
-                )
+                self.p.tasks.save_write(task.model_copy(update={**changes, "updated_at": self.p.now()}))
             ]
             event = "escalation.review_expired" if after.exhausted else "task.reassigned"
             payload = {
@@ -152,6 +157,27 @@ class HumanTasks:
             count("EscalationReviewExpired" if after.exhausted else "HumanTaskReassigned")
             return after
         raise Conflict("could not reassign the human task")
+
+    def _take_back(self, ctx: TenantContext, task: HumanTask) -> None:
+        record = self.p.decisions.for_task(ctx, task.task_id)
+        if record is None:
+            return  # taken back by an earlier attempt of this step, or by the deciding request itself
+        payload = {
+            "task_id": task.task_id,
+            "decision_id": record.decision_id,
+            "outcome": record.outcome,
+            "decided_by": record.actor,
+            "reason": "timeout",
+        }
+        self.p.audit.append(
+            ctx,
+            task.ticket_id,
+            "task.decision_undelivered",
+            payload,
+            writes=self.p.decisions.delete_writes(record),
+        )
+        count("HumanTaskDecisionUndelivered")
+        logger().warning("undelivered decision taken back", extra={"task_id": task.task_id})
 
 
 def _route(state: EscalationState) -> ReviewRoute:
