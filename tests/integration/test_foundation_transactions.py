@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from deflect.domain import keys
-from deflect.domain.errors import Conflict, TransientFailure
+from deflect.domain.errors import Conflict, PayloadTooLarge, TransientFailure
 from deflect.domain.models import OutboxItem, Ticket
 from deflect.domain.tenancy import TenantContext
+from deflect.ports import Put
 from deflect.repositories import Outbox, Tickets, save
 
 ACME = TenantContext.system("acme")
@@ -132,3 +133,41 @@ def test_a_concurrent_audit_append_moves_ours_to_the_next_seq(world, moto_stack)
     assert container.audit.verify(ACME, "t1").ok
     assert tickets.require(ACME, "t1").status == "escalated"
     assert container.store.get(ACME, keys.audit_pk("acme", "t1"), f"SEQ#{1:010d}") is not None
+
+
+def test_an_item_over_the_size_limit_is_payload_too_large_not_a_crash(world):
+    """DynamoDB refuses items over 400 KB with a plain ValidationException: no retry can fix it."""
+    container, *_ = world
+    big = Put(pk="T#acme#TICKET#t1", sk="NOTE#1", data={"text": "x" * 500_000})
+
+    with pytest.raises(PayloadTooLarge):
+        container.store.put(ACME, big)
+    with pytest.raises(PayloadTooLarge):
+        container.store.transact(ACME, [big])
+
+    assert container.store.get(ACME, big.pk, big.sk) is None
+
+
+def test_an_oversized_item_cancelling_a_transaction_is_payload_too_large_not_a_conflict(world):
+    """In a transaction AWS may report the oversized item as a ValidationError cancellation reason: that is no
+    conflict to re-read and retry (the audit append would retry it, and intake answer 429 for ever)."""
+    container, tickets, outbox, _ = world
+
+    def oversized(request: Any, **_: Any) -> None:
+        # Raised, not returned: every before-send hook runs, so moto would apply the transaction behind an answer.
+        reasons = [{"Code": "ValidationError", "Message": "Item size has exceeded the maximum allowed size"}]
+        raise ClientError(
+            {
+                "Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"},
+                "CancellationReasons": [*reasons, {"Code": "None"}, {"Code": "None"}],
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            },
+            "TransactWriteItems",
+        )
+
+    _fail_transactions(container, oversized)
+
+    with pytest.raises(PayloadTooLarge):
+        _escalate(container, tickets, outbox, tickets.require(ACME, "t1"))
+
+    _nothing_half_written(container, tickets, outbox)

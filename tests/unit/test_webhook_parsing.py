@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from deflect.webhooks import Ignored, InboundMessage, parse_payload, provider
+from deflect.webhooks.common import bounded_text
 from deflect.webhooks.html_text import html_to_text
 
 EVENTS = Path(__file__).parents[2] / "events"
@@ -142,3 +143,22 @@ def test_broken_html_and_plain_text_never_fail():
     assert html_to_text("<p>unclosed <b>bold") == "unclosed bold"
     assert html_to_text("3 < 4 and 5 > 2") == "3 < 4 and 5 > 2"
     assert html_to_text(None) == ""
+
+
+def _stored_size(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode())
+
+
+@pytest.mark.parametrize("char", ["a", "é", "日", "😀", '"', "\\", "\x01"])
+def test_bounded_text_keeps_the_longest_prefix_whose_stored_json_fits(char):
+    text = char * 1000
+
+    cut = bounded_text(text, max_bytes=301)
+
+    assert text.startswith(cut) and _stored_size(cut) <= 301 < _stored_size(cut + char)
+
+
+def test_bounded_text_leaves_short_text_alone_and_replaces_lone_surrogates():
+    assert bounded_text("hello 日本") == "hello 日本"
+    assert bounded_text("broken \ud83d text") == "broken \ufffd text"
+    assert bounded_text("whole 😀 emoji") == "whole 😀 emoji"

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from deflect.domain.errors import Conflict, NotFound, Throttled, TransientFailure
+from deflect.domain.errors import Conflict, NotFound, PayloadTooLarge, Throttled, TransientFailure
 
 THROTTLING_CODES = {
     "ThrottlingException",
@@ -18,13 +18,27 @@ THROTTLING_CODES = {
     "SlowDown",
 }
 CONFLICT_CODES = {"ConditionalCheckFailedException", "TransactionConflictException", "PreconditionFailed"}
-NOT_FOUND_CODES = {"ResourceNotFoundException", "NoSuchKey", "NotFound", "404", "ParameterNotFound"}
+NOT_FOUND_CODES = {
+    "ResourceNotFoundException",
+    "NoSuchKey",
+    "NoSuchVersion",
+    "NotFound",
+    "404",
+    "ParameterNotFound",
+}
 # Bedrock's "try again" errors that are not 5xx: the model is still loading (429) or took too long (408).
 TRANSIENT_CODES = {"ModelNotReadyException", "ModelTimeoutException"}
 
 
 def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _item_too_large(message: object) -> bool:
+    # DynamoDB has no code of its own for an item over 400 KB, only a ValidationException (or, in a transaction,
+    # a ValidationError cancellation reason) with this message. Retrying cannot help: the caller must send less.
+    text = str(message).lower()
+    return "item size" in text and "exceeded the maximum allowed size" in text
 
 
 @contextmanager
@@ -42,8 +56,15 @@ def translated(operation: str) -> Iterator[None]:
             raise NotFound(f"{operation}: not found") from error
         if code in TRANSIENT_CODES:
             raise TransientFailure(f"{operation}: {code}") from error
+        if code == "ValidationException" and _item_too_large(error.response.get("Error", {}).get("Message")):
+            raise PayloadTooLarge(f"{operation}: item too large") from error
         if code == "TransactionCanceledException":
-            reasons = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
+            cancelled = error.response.get("CancellationReasons", [])
+            if any(
+                r.get("Code") == "ValidationError" and _item_too_large(r.get("Message")) for r in cancelled
+            ):
+                raise PayloadTooLarge(f"{operation}: item too large") from error
+            reasons = [r.get("Code", "None") for r in cancelled]
             if any(r in {"ThrottlingError", "ProvisionedThroughputExceeded"} for r in reasons):
                 raise Throttled(f"{operation}: throttled", reasons=reasons) from error
             raise Conflict(f"{operation}: transaction cancelled", reasons=reasons) from error

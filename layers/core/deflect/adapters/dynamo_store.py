@@ -20,6 +20,18 @@ _ser = TypeSerializer()
 _de = TypeDeserializer()
 
 
+def _stored_json(data: dict[str, Any]) -> str:
+    """Item JSON as UTF-8 text: `\\uXXXX` escapes would make a CJK character 6 bytes and an emoji 12, against the
+    400 KB item limit. Nothing hashes these bytes (hashes are over canonical JSON); readers only json.loads them."""
+    text = json.dumps(data, default=json_default, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (from a `\\ud800` escape in some JSON we were sent) is not UTF-8: keep it escaped.
+        text = json.dumps(data, default=json_default, separators=(",", ":"))
+    return text
+
+
 def _owned(ctx: TenantContext, key: str) -> None:
     """Keys must start with `T#{tenant}#` (or be the tenant root): the trailing `#` stops prefix collisions."""
     root = f"T#{ctx.tenant_id}"
@@ -176,7 +188,7 @@ class DynamoSupportStore:
         item: dict[str, Any] = {
             "PK": {"S": put.pk},
             "SK": {"S": put.sk},
-            "data": {"S": json.dumps(data, default=json_default, separators=(",", ":"))},
+            "data": {"S": _stored_json(data)},
             "version": {"N": str(new_version)},
             # The entity kind lets stream consumers filter (e.g. writeback only wants OUTBOX items).
             "entity": {"S": put.pk.split("#")[2] if put.pk.count("#") >= 2 else "TENANT"},

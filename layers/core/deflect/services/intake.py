@@ -76,6 +76,7 @@ from deflect.webhooks import (
     provider,
     verify,
 )
+from deflect.webhooks.common import bounded_text
 from deflect.webhooks.signatures import DEFAULT_FRESHDESK_HEADER
 
 R = TypeVar("R", bound=Record)
@@ -601,7 +602,8 @@ class Intake:
                 ticket_id=ticket_id,
                 message_id=message_id,
                 author="customer",
-                body_redacted=redact(inbound.body_text),
+                # Placeholders can be longer than what they replace: bound again after redaction.
+                body_redacted=bounded_text(redact(inbound.body_text)),
                 attachments=[a.model_copy(update={"name": redact(a.name)}) for a in inbound.attachments],
                 evidence=ref,
                 received_at=now,

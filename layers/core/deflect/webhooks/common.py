@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -11,12 +13,40 @@ from deflect.webhooks.html_text import html_to_text
 
 MAX_SUBJECT = 500
 MAX_BODY = 100_000
+# The message item (400 KB limit in DynamoDB) holds the body next to its attachment refs: 100k characters of CJK
+# or emoji are 300-400 KB of UTF-8, so the stored text is bounded in bytes too. The full body is kept in the
+# locked raw-request evidence.
+MAX_BODY_BYTES = 128 * 1024
 MAX_FIELDS = 50
 MAX_ATTACHMENTS = 50
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def body_text(value: str | None) -> str:
-    return html_to_text(value)[:MAX_BODY]
+    return bounded_text(html_to_text(value)[:MAX_BODY])
+
+
+def bounded_text(text: str, max_bytes: int = MAX_BODY_BYTES) -> str:
+    """`text` cut at a character boundary so that it takes at most `max_bytes` as a JSON string in UTF-8.
+
+    JSON size, not UTF-8 size: quotes, backslashes and control characters are stored escaped. A lone surrogate
+    (a JSON `\\ud800` escape) is not UTF-8 at all and becomes U+FFFD.
+    """
+    text = _LONE_SURROGATE.sub("\ufffd", text)
+    if _json_size(text) <= max_bytes:
+        return text
+    short, long = 0, len(text)  # the longest prefix that fits lies in [short, long)
+    while long - short > 1:
+        middle = (short + long) // 2
+        if _json_size(text[:middle]) <= max_bytes:
+            short = middle
+        else:
+            long = middle
+    return text[:short]
+
+
+def _json_size(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode())
 
 
 def subject_text(value: str | None) -> str:
