@@ -8,6 +8,9 @@ import pytest
 
 from deflect.cli import main as cli_main
 from deflect.domain import keys
+from deflect.domain.audit_chain import seal
+from deflect.domain.canonical import canonical_json, sha256_hex
+from deflect.domain.models import AuditEvent
 from deflect.domain.tenancy import TenantContext
 from deflect.ports import Delete, Put
 
@@ -83,6 +86,52 @@ def test_a_deleted_event_object_is_found(chain):
     report = log.verify(ACME, TICKET)
     assert (report.ok, report.first_break.seq) == (False, 1)
     assert "missing" in report.first_break.reason
+
+
+def _reseal_last(store, s3, bucket: str, change) -> None:
+    """What any function role may do (s3:PutObject on tenant=*, CRUD on the table): put a re-sealed event over the
+    last one's key and point its index item at it."""
+    index = _index(store, 3)
+    key = index.data["key"]
+    original = AuditEvent.model_validate(json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+    payload = change(original.payload)
+    forged = seal(
+        original.model_copy(
+            update={"payload": payload, "payload_sha256": sha256_hex(canonical_json(payload))}
+        )
+    )
+    put = s3.put_object(Bucket=bucket, Key=key, Body=canonical_json(forged.model_dump(mode="json")))
+    data = {**index.data, "hash": forged.hash, "version_id": put["VersionId"]}
+    store.put(
+        ACME, Put(pk=index.pk, sk=index.sk, data=data, expect="version", expected_version=index.version)
+    )
+
+
+def test_a_resealed_last_event_with_a_matching_index_is_found_and_the_original_still_read(chain):
+    """The forged version is self-consistent and the index agrees with it: only the key's history tells."""
+    log, store, s3, bucket = chain
+
+    _reseal_last(store, s3, bucket, lambda payload: {**payload, "note": "approved after all"})
+
+    report = log.verify(ACME, TICKET)
+    assert (report.ok, report.first_break.seq) == (False, 3)
+    assert "rewritten" in report.first_break.reason
+    _, events = log.load(ACME, TICKET)
+    assert events[3].payload["note"] == "event 3"  # the version Object Lock kept, not the forgery
+
+
+def test_an_index_entry_naming_another_version_is_found(chain):
+    log, store, *_ = chain
+    index = _index(store, 2)
+
+    data = {**index.data, "version_id": "not-the-first-version"}
+    store.put(
+        ACME, Put(pk=index.pk, sk=index.sk, data=data, expect="version", expected_version=index.version)
+    )
+
+    report = log.verify(ACME, TICKET)
+    assert (report.ok, report.first_break.seq) == (False, 2)
+    assert "version" in report.first_break.reason
 
 
 def test_a_reordered_pair_is_found(chain):

@@ -73,6 +73,23 @@ class SupportStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class KeyVersions:
+    """What the vault holds under one key. Object Lock protects each version, but anyone who may put an object
+    can add a newer one (or a delete marker) on top: only the version written first is the original."""
+
+    version_ids: tuple[str | None, ...]  # object versions, oldest first
+    delete_markers: int = 0
+
+    @property
+    def first(self) -> str | None:
+        return self.version_ids[0] if self.version_ids else None
+
+    @property
+    def rewritten(self) -> bool:
+        return len(self.version_ids) + self.delete_markers > 1
+
+
 class EvidenceStore(Protocol):
     """Write-once, locked objects under `tenant=T/`."""
 
@@ -83,6 +100,14 @@ class EvidenceStore(Protocol):
     def read(self, ctx: TenantContext, ref: EvidenceRef) -> bytes: ...
 
     def read_latest(self, ctx: TenantContext, key: str) -> bytes | None: ...
+
+    def versions(self, ctx: TenantContext, prefix: str) -> dict[str, KeyVersions]:
+        """Every key under `prefix` with its versions (keys never written are absent)."""
+        ...
+
+    def read_version(self, ctx: TenantContext, key: str, version_id: str) -> bytes | None:
+        """The bytes of one version of `key`, as written; None if there is no such version."""
+        ...
 
     def presign(self, ctx: TenantContext, ref: EvidenceRef, expires_s: int = 300) -> str: ...
 

@@ -11,6 +11,7 @@ from deflect.domain.canonical import sha256_hex
 from deflect.domain.errors import EvidenceTampered, Forbidden, NotFound
 from deflect.domain.models import EvidenceRef
 from deflect.domain.tenancy import TenantContext
+from deflect.ports import KeyVersions
 
 
 def _owned(ctx: TenantContext, key: str) -> None:
@@ -66,6 +67,31 @@ class S3EvidenceStore:
         try:
             with translated("GetObject"):
                 return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except NotFound:
+            return None
+
+    def versions(self, ctx: TenantContext, prefix: str) -> dict[str, KeyVersions]:
+        _owned(ctx, prefix)
+        found: dict[str, tuple[list[str | None], int]] = {}
+        pages = self._client.get_paginator("list_object_versions").paginate(
+            Bucket=self._bucket, Prefix=prefix
+        )
+        with translated("ListObjectVersions"):
+            for page in pages:
+                # S3 lists the versions of each key newest first.
+                for version in page.get("Versions", []):
+                    found.setdefault(version["Key"], ([], 0))[0].append(version.get("VersionId"))
+                for marker in page.get("DeleteMarkers", []):
+                    ids, markers = found.get(marker["Key"], ([], 0))
+                    found[marker["Key"]] = (ids, markers + 1)
+        return {key: KeyVersions(tuple(reversed(ids)), markers) for key, (ids, markers) in found.items()}
+
+    def read_version(self, ctx: TenantContext, key: str, version_id: str) -> bytes | None:
+        _owned(ctx, key)
+        try:
+            with translated("GetObject"):
+                response = self._client.get_object(Bucket=self._bucket, Key=key, VersionId=version_id)
+                return response["Body"].read()
         except NotFound:
             return None
 

@@ -17,7 +17,7 @@ from deflect.domain.canonical import json_default, sha256_hex
 from deflect.domain.errors import Conflict, EvidenceTampered, Forbidden, NotFound
 from deflect.domain.models import EvidenceRef
 from deflect.domain.tenancy import TenantContext
-from deflect.ports import Delete, Item, Put
+from deflect.ports import Delete, Item, KeyVersions, Put
 
 
 def _owned(ctx: TenantContext, key: str) -> None:
@@ -169,6 +169,24 @@ class MemoryEvidenceStore:
         with self._lock:
             versions = self._objects.get(key)
             return versions[-1] if versions else None
+
+    def versions(self, ctx: TenantContext, prefix: str) -> dict[str, KeyVersions]:
+        if not prefix.startswith(keys.s3_prefix(ctx.tenant_id)):
+            raise Forbidden("evidence outside the caller's tenant")
+        with self._lock:
+            return {
+                key: KeyVersions(tuple(str(n) for n in range(1, len(bodies) + 1)))
+                for key, bodies in self._objects.items()
+                if key.startswith(prefix)
+            }
+
+    def read_version(self, ctx: TenantContext, key: str, version_id: str) -> bytes | None:
+        if not key.startswith(keys.s3_prefix(ctx.tenant_id)):
+            raise Forbidden("evidence outside the caller's tenant")
+        with self._lock:
+            bodies = self._objects.get(key) or []
+            index = int(version_id) - 1 if version_id.isdigit() else -1
+            return bodies[index] if 0 <= index < len(bodies) else None
 
     def presign(self, ctx: TenantContext, ref: EvidenceRef, expires_s: int = 300) -> str:
         return f"memory://{ref.key}?version={ref.version_id}"

@@ -3,6 +3,10 @@
 Append order: (1) the sealed event is written to the evidence bucket under Object Lock, (2) ONE transaction
 writes the caller's state change, outbox items and the audit index item. A crash between (1) and (2) leaves an
 orphan locked object that no index points to — harmless — and never a half-applied state change.
+
+Reading and verifying use the version of each event object written first: Object Lock keeps it, while anyone who
+may append may also put a newer version or rewrite an index item. A key with more than one version (or a delete
+marker), or an index item naming another version, is reported as tampered.
 """
 
 from __future__ import annotations
@@ -13,12 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from deflect.domain import keys
-from deflect.domain.audit_chain import GENESIS, ChainBreak, seal, verify_chain
+from deflect.domain.audit_chain import GENESIS, ChainBreak, event_hash, seal, verify_chain
 from deflect.domain.canonical import canonical_json, sha256_hex
 from deflect.domain.errors import Conflict
 from deflect.domain.models import AuditEvent, EvidenceRef, utcnow
 from deflect.domain.tenancy import TenantContext
-from deflect.ports import Delete, EvidenceStore, Put, SupportStore
+from deflect.ports import Delete, EvidenceStore, KeyVersions, Put, SupportStore
 
 MAX_APPEND_ATTEMPTS = 5
 
@@ -49,6 +53,13 @@ class VerifyReport:
             "first_broken_seq": self.first_break.seq if self.first_break else None,
             "reason": self.first_break.reason if self.first_break else None,
         }
+
+
+@dataclass(frozen=True)
+class _Read:
+    event: AuditEvent | None
+    unreadable: bool = False
+    problem: str | None = None  # why the stored object cannot be trusted although its event may verify
 
 
 class AuditLog:
@@ -132,36 +143,74 @@ class AuditLog:
         return [i.data["ticket_id"] for i in self.store.query(ctx, keys.audited_tickets_pk(ctx.tenant_id), "TICKET#")]
 
     def load(self, ctx: TenantContext, ticket_id: str) -> tuple[list[AuditEntry], list[AuditEvent | None]]:
-        """Entries from the index and the events as they read now (latest object version).
+        """Entries from the index and the events as first written (the object versions Object Lock keeps).
 
         An event is None when its object is missing or its bytes no longer parse (both break the chain).
         """
         entries = self.entries(ctx, ticket_id)
-        events: list[AuditEvent | None] = []
+        return entries, [read.event for read in self._read_events(ctx, entries)]
+
+    def intact_events(self, ctx: TenantContext, entries: list[AuditEntry]) -> list[AuditEvent | None]:
+        """The events of `entries` (a chain's, or some of them) as first written; None for one that cannot be
+        trusted on its own: missing, unreadable, rewritten, or not the event its index entry recorded."""
+        intact: list[AuditEvent | None] = []
+        for entry, read in zip(entries, self._read_events(ctx, entries), strict=True):
+            event = read.event
+            sound = event is not None and not read.problem and event.hash == entry.hash == event_hash(event)
+            intact.append(event if sound else None)
+        return intact
+
+    def _read_events(self, ctx: TenantContext, entries: list[AuditEntry]) -> list[_Read]:
+        history = self._history(ctx, entries)
+        reads = []
         for entry in entries:
             try:
-                events.append(self._read_event(ctx, entry))
+                reads.append(self._read_event(ctx, entry, history))
             except ValueError:
-                events.append(None)
-        return entries, events
+                # A flipped byte can break the encoding itself: that is a broken link, not a crash.
+                reads.append(_Read(None, unreadable=True))
+        return reads
 
-    def _read_event(self, ctx: TenantContext, entry: AuditEntry) -> AuditEvent | None:
-        raw = self.evidence.read_latest(ctx, entry.key)
+    def _history(self, ctx: TenantContext, entries: list[AuditEntry]) -> dict[str, KeyVersions]:
+        """The versions of every key the entries name (one listing per folder)."""
+        history: dict[str, KeyVersions] = {}
+        for folder in sorted({entry.key.rpartition("/")[0] + "/" for entry in entries}):
+            history.update(self.evidence.versions(ctx, folder))
+        return history
+
+    def _read_event(self, ctx: TenantContext, entry: AuditEntry, history: dict[str, KeyVersions]) -> _Read:
+        versions = history.get(entry.key)
+        if versions is None or versions.first is None:
+            return _Read(None)
+        # Anyone who may append may also put a newer version (and rewrite the index item): only the version
+        # written first is the locked original, so that is the one read, and anything on top of it is tampering.
+        problem = None
+        if versions.delete_markers:
+            problem = "event object missing: deleted over its locked version"
+        elif versions.rewritten:
+            problem = f"event object rewritten: {len(versions.version_ids)} versions of its key"
+        elif entry.version_id is not None and entry.version_id != versions.first:
+            problem = "index names another version than the one written first"
+        raw = self.evidence.read_version(ctx, entry.key, versions.first)
         # ValueError covers undecodable bytes, broken JSON and failed validation alike.
-        return AuditEvent.model_validate(json.loads(raw)) if raw else None
+        return _Read(AuditEvent.model_validate(json.loads(raw)) if raw else None, problem=problem)
 
     def verify(self, ctx: TenantContext, ticket_id: str) -> VerifyReport:
         entries = self.entries(ctx, ticket_id)
+        reads = self._read_events(ctx, entries)
         events: list[AuditEvent | None] = []
         unreadable: ChainBreak | None = None
-        for position, entry in enumerate(entries):
-            try:
-                events.append(self._read_event(ctx, entry))
-            except ValueError:
-                # A flipped byte can break the encoding itself: that is a broken link, not a crash.
+        for position, read in enumerate(reads):
+            if read.unreadable:
                 unreadable = ChainBreak(position, "event object unreadable: its bytes were altered")
                 break
+            events.append(read.event)
         first_break = verify_chain(events, [e.hash for e in entries][: len(events)]) or unreadable
+        # A rewritten object explains whatever else breaks at the same position: it wins a tie.
+        for position, read in enumerate(reads):
+            if read.problem and (first_break is None or first_break.seq >= position):
+                first_break = ChainBreak(position, read.problem)
+                break
         # A deleted index item shows as a gap in the recorded seq numbers.
         for position, entry in enumerate(entries):
             if entry.seq != position and (first_break is None or first_break.seq > position):

@@ -25,10 +25,9 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from deflect.domain import keys
-from deflect.domain.audit_chain import event_hash
 from deflect.domain.canonical import canonical_json, sha256_hex
 from deflect.domain.errors import Conflict, Throttled, TransientFailure
-from deflect.domain.models import AuditEvent, OutboxItem, OutboxStatus, utcnow
+from deflect.domain.models import OutboxItem, OutboxStatus, utcnow
 from deflect.domain.tenancy import TenantContext
 from deflect.helpdesk.base import parse_time
 from deflect.helpdesk.directory import connector_name
@@ -38,6 +37,7 @@ from deflect.observability import logger
 from deflect.ports import DeadLetters, HelpdeskConnectors, Put, SupportStore, WorkQueue
 from deflect.repositories import Outbox, TenantConfigs, bumped, put_new
 from deflect.services import outbox as outbox_items
+from deflect.services.audit import AuditLog
 from deflect.services.outbox import OutboxRef
 
 ACTOR = "deflect:writeback"
@@ -76,7 +76,7 @@ class Writeback:
         *,
         queue: WorkQueue | None = None,
         dead_letters: DeadLetters | None = None,
-        audit: Any = None,
+        audit: AuditLog | None = None,
         clock: Callable[[], datetime] = utcnow,
         max_attempts: int = 5,
         lease_s: float = 90.0,
@@ -87,7 +87,7 @@ class Writeback:
         self.connectors = connectors
         self.queue = queue
         self.dead_letters = dead_letters
-        self.audit = audit  # services.audit.AuditLog; None only in tests of this service alone
+        self.audit = audit  # None only in tests of this service alone
         self.clock = clock
         self.max_attempts = max_attempts
         self.lease = timedelta(seconds=lease_s)
@@ -401,7 +401,9 @@ WRITEBACK_ENQUEUED = "escalation.writeback_enqueued"
 APPROVING = ("approve", "edit")
 
 
-def approval_refusal(store: SupportStore, audit: Any, ctx: TenantContext, item: OutboxItem) -> str | None:
+def approval_refusal(
+    store: SupportStore, audit: AuditLog | None, ctx: TenantContext, item: OutboxItem
+) -> str | None:
     """Why this account action must not be sent, or None when people approved exactly it.
 
     The item leads to its approval through what escalation recorded when it created the item: the ticket's
@@ -439,19 +441,12 @@ def approval_refusal(store: SupportStore, audit: Any, ctx: TenantContext, item: 
     return None
 
 
-def _causing_decision(audit: Any, ctx: TenantContext, item: OutboxItem) -> str | None:
+def _causing_decision(audit: AuditLog, ctx: TenantContext, item: OutboxItem) -> str | None:
     """The decision the ticket's audit chain names as the cause of this item; None when no intact event does."""
     entries = [e for e in audit.entries(ctx, item.ticket_id) if e.type == WRITEBACK_ENQUEUED]
-    for entry in reversed(entries):
-        raw = audit.evidence.read_latest(ctx, entry.key)
-        try:
-            event = AuditEvent.model_validate_json(raw) if raw else None
-        except ValueError:
-            event = None
-        # An event that differs from the hash recorded when it was appended proves nothing.
-        if event is None or event.hash != entry.hash or event_hash(event) != event.hash:
-            continue
-        if event.ticket_id == item.ticket_id and item.outbox_id in (event.payload.get("outbox_ids") or []):
+    # An event that is not exactly what was appended (rewritten, or not matching its index entry) proves nothing.
+    for event in reversed(audit.intact_events(ctx, entries)):
+        if event and event.ticket_id == item.ticket_id and item.outbox_id in (event.payload.get("outbox_ids") or []):
             decision_id = event.payload.get("decision_id")
             return str(decision_id) if decision_id else None
     return None
