@@ -10,6 +10,7 @@ One stack per module; tests keep apart by using their own tenants.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -236,6 +237,20 @@ class EscalationHarness:
 
     def outbox_items(self, tenant_id: str) -> list[Any]:
         return self.container.escalation_ports.outbox.by_status(TenantContext.system(tenant_id), "pending")
+
+
+def decisions_meet_at_commit(audit: Any, monkeypatch: Any) -> None:
+    """Hold two deciding requests at their commit (the `task.decided` append) until both are there, so both have
+    read the task and looked up their decision id before either writes."""
+    barrier = threading.Barrier(2, timeout=10)
+    original = audit.append
+
+    def append_together(ctx, ticket_id, type, payload, **kw):
+        if type == "task.decided":
+            barrier.wait()
+        return original(ctx, ticket_id, type, payload, **kw)
+
+    monkeypatch.setattr(audit, "append", append_together)
 
 
 def _template_routes() -> list[Any]:

@@ -20,7 +20,7 @@ from deflect.domain.models import HumanTask, RequestedAction, utcnow
 from deflect.domain.tenancy import TenantContext
 from deflect.escalation.approval import ApprovalService
 from deflect.escalation.models import DecisionRequest
-from tests.integration.conftest_escalation import escalation_fixture  # noqa: F401
+from tests.integration.conftest_escalation import decisions_meet_at_commit, escalation_fixture  # noqa: F401
 
 ATTEMPTS = 1000
 THRESHOLD = Decimal("500")
@@ -192,17 +192,7 @@ def test_two_concurrent_decisions_apply_exactly_one(escalation, monkeypatch):
     ticket = h.ticket(tenant)
     arn = h.escalate(ticket, h.decision(ticket))
     task = h.wait_task(tenant, ticket.ticket_id)
-    # Hold both deciders at the commit so that both have read the open task before either writes.
-    audit = h.container.audit
-    barrier = threading.Barrier(2, timeout=10)
-    original = audit.append
-
-    def append_together(ctx, ticket_id, type, payload, **kw):
-        if type == "task.decided":
-            barrier.wait()
-        return original(ctx, ticket_id, type, payload, **kw)
-
-    monkeypatch.setattr(audit, "append", append_together)
+    decisions_meet_at_commit(h.container.audit, monkeypatch)
     results: dict[str, object] = {}
 
     def decide(actor: str, reply: str) -> None:

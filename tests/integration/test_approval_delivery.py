@@ -14,7 +14,7 @@ from deflect.domain.errors import DeflectError, Throttled
 from deflect.domain.models import utcnow
 from deflect.domain.tenancy import TenantContext
 from deflect.escalation.models import DecisionRequest, TaskDecision
-from tests.integration.conftest_escalation import escalation_fixture  # noqa: F401
+from tests.integration.conftest_escalation import decisions_meet_at_commit, escalation_fixture  # noqa: F401
 
 APPROVER = ("agent", "approver")
 REPLY = "We have reviewed your invoice."
@@ -149,17 +149,7 @@ def test_an_undelivered_decision_is_taken_back_at_the_sla_and_audited(escalation
 def test_the_same_decision_posted_twice_at_once_gets_the_same_answer(escalation, monkeypatch):
     h = escalation
     tenant, ticket, arn, task = _escalated(h, "dupdec")
-    # Hold both requests at the commit so that both have found no decision with this id before either writes.
-    audit = h.container.audit
-    barrier = threading.Barrier(2, timeout=10)
-    original = audit.append
-
-    def append_together(ctx, ticket_id, type, payload, **kw):
-        if type == "task.decided":
-            barrier.wait()
-        return original(ctx, ticket_id, type, payload, **kw)
-
-    monkeypatch.setattr(audit, "append", append_together)
+    decisions_meet_at_commit(h.container.audit, monkeypatch)
     results: list[object] = []
 
     def double_click() -> None:

@@ -12,7 +12,7 @@ from deflect.domain.models import OutboxItem, Ticket
 from deflect.domain.tenancy import TenantContext
 from deflect.services import outbox
 from deflect.services.outbox import OutboxRef, ref_from_message
-from infra.local.helpdesks import Fault, connect_tenant, start_helpdesks
+from infra.local.helpdesks import Fault
 from infra.local.helpdesks.harness import (
     Clock,
     ListQueue,
@@ -20,17 +20,16 @@ from infra.local.helpdesks.harness import (
     fast_http,
     helpdesk_ticket,
     service,
-    writeback_aws,
 )
+from tests.integration.writeback_support import helpdesk_world
 
 TENANT = "failco"
 
 
 @pytest.fixture(scope="module")
 def world():
-    with writeback_aws(stream=False) as aws, start_helpdesks() as helpdesks:
-        connect_tenant(aws.container.secrets, helpdesks, TENANT)
-        yield aws, helpdesks
+    with helpdesk_world(TENANT) as world:
+        yield world
 
 
 @pytest.fixture
@@ -64,7 +63,8 @@ def test_a_long_retry_after_goes_back_to_the_queue_without_using_an_attempt(worl
     helpdesks.state.faults.append(Fault(provider="intercom", status=429, retry_after="120", count=1))
     with pytest.raises(Throttled) as raised:
         svc.dispatch(ref)
-    assert 118 <= raised.value.retry_after_s <= 120  # Intercom gives the window's reset time, in whole seconds
+    # Intercom gives the window's reset time, in whole seconds
+    assert 118 <= raised.value.retry_after_s <= 120
     stored = svc.outbox.get(TenantContext.system(TENANT), item.outbox_id)
     assert (stored.status, stored.attempts) == ("failed", 0)
     with pytest.raises(Throttled):

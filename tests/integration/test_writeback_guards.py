@@ -13,9 +13,8 @@ from deflect.domain.models import RequestedAction, Ticket
 from deflect.domain.tenancy import TenantContext
 from deflect.services import outbox
 from deflect.services.outbox import OutboxRef
-from infra.local.helpdesks import connect_tenant, start_helpdesks
-from infra.local.helpdesks.harness import Clock, ListQueue, fast_http, service, writeback_aws
-from tests.integration.writeback_support import commit_account_action
+from infra.local.helpdesks.harness import Clock, ListQueue, fast_http, service
+from tests.integration.writeback_support import commit_account_action, helpdesk_world
 
 TENANT = "guardco"
 REFUND = RequestedAction(kind="refund", amount=Decimal("50"), currency="EUR", target="inv-7")
@@ -24,9 +23,8 @@ LARGE_REFUND = RequestedAction(kind="refund", amount=Decimal("900"), currency="E
 
 @pytest.fixture(scope="module")
 def world():
-    with writeback_aws(stream=False) as aws, start_helpdesks() as helpdesks:
-        connect_tenant(aws.container.secrets, helpdesks, TENANT)
-        yield aws, helpdesks
+    with helpdesk_world(TENANT) as world:
+        yield world
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ items in one transaction with the audit event that names the decision they carry
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -22,9 +23,18 @@ from deflect.escalation.models import AppliedDecision, EscalationState, TaskDeci
 from deflect.escalation.records import EscalationPorts, TaskDecisions
 from deflect.escalation.steps import EscalationSteps
 from deflect.repositories import TenantConfigs, Tickets
-from infra.local.helpdesks.harness import ListQueue
+from infra.local.helpdesks import HelpdesksHandle, connect_tenant, start_helpdesks
+from infra.local.helpdesks.harness import ListQueue, writeback_aws
 
 APPROVER = ("agent", "approver")
+
+
+@contextmanager
+def helpdesk_world(tenant_id: str) -> Iterator[tuple[Any, HelpdesksHandle]]:
+    """moto-backed writeback and the local helpdesks, with `tenant_id` connected to them."""
+    with writeback_aws(stream=False) as aws, start_helpdesks() as helpdesks:
+        connect_tenant(aws.container.secrets, helpdesks, tenant_id)
+        yield aws, helpdesks
 
 
 def commit_account_action(
