@@ -66,6 +66,8 @@ def import_times(runs: int) -> dict[str, Any]:
     }
     targets = {"boto3": "boto3", **handlers}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "DEFLECT_"))}
+    # The warm-up below must be able to write bytecode, or every run compiles whatever changed since the last one.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(lambda_environment())
     env["PYTHONPATH"] = str(ROOT / "layers" / "core")
     for target in targets.values():
