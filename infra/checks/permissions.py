@@ -51,6 +51,9 @@ _NEEDS: dict[tuple[str, str], list[str]] = {
     ("dynamodb", "TransactGetItems"): ["dynamodb:GetItem"],
     # Our vault tells "not there" by a 404, which S3 only answers to callers that may list the bucket.
     ("s3", "HeadObject"): ["s3:GetObject", "s3:ListBucket"],
+    # One version of an object (the recorder marks calls that name a VersionId).
+    ("s3", "GetObject+VersionId"): ["s3:GetObjectVersion"],
+    ("s3", "HeadObject+VersionId"): ["s3:GetObjectVersion"],
     ("s3", "ListObjectVersions"): ["s3:ListBucketVersions"],
     ("s3", "HeadBucket"): ["s3:ListBucket"],
     ("bedrock", "Converse"): ["bedrock:InvokeModel"],

@@ -49,12 +49,21 @@ def install(path: str | Path) -> None:
         function = _current.get()
         if function is not None:
             service = self.meta.service_model.signing_name
+            named = _named(service, operation_name, api_params)
             for target in _targets(service, operation_name, api_params) or [""]:
-                _record(function, service, f"{operation_name}@{target}" if target else operation_name)
+                _record(function, service, f"{named}@{target}" if target else named)
         return original(self, operation_name, api_params)
 
     recording._records_calls = True  # type: ignore[attr-defined]
     BaseClient._make_api_call = recording  # type: ignore[method-assign]
+
+
+def _named(service: str, operation: str, params: Any) -> str:
+    """The operation, marked where its parameters change the permission it needs (reading one version of an
+    object needs s3:GetObjectVersion, not s3:GetObject)."""
+    if service == "s3" and operation in ("GetObject", "HeadObject") and isinstance(params, dict):
+        return f"{operation}+VersionId" if params.get("VersionId") else operation
+    return operation
 
 
 def _targets(service: str, operation: str, params: Any) -> list[str]:
