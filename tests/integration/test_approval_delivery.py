@@ -63,7 +63,7 @@ def test_a_retry_after_a_failed_callback_delivers_the_decision(escalation, monke
     tenant, ticket, arn, task = _escalated(h, "cbfail")
     _fail_first(
         monkeypatch,
-        h.container.escalation_ports.workflow._client,
+        h.container.escalation_ports.workflow._callbacks,
         "send_task_success",
         _client_error(code, status),
     )
@@ -80,6 +80,32 @@ def test_a_retry_after_a_failed_callback_delivers_the_decision(escalation, monke
     assert h.audit_types(tenant, ticket.ticket_id)[-1] == "escalation.completed"
     # Once delivered, the same request again is the same answer and nothing new happens.
     assert h.api("POST", path, tenant_id=tenant, roles=APPROVER, sub="ann", body=body) == retried
+
+
+def test_a_callback_that_landed_but_whose_answer_was_lost_is_not_taken_back(escalation, monkeypatch):
+    """Step Functions took the decision; the answer never came back. Taken for a refusal, the decision would be
+    deleted under a workflow that is applying it, and the escalation would fail."""
+    from botocore.exceptions import ReadTimeoutError
+
+    h = escalation
+    tenant, ticket, arn, task = _escalated(h, "lostanswer")
+    client = h.container.escalation_ports.workflow._callbacks
+    real = client.send_task_success
+
+    def landed_then_lost(**kwargs):
+        real(**kwargs)
+        raise ReadTimeoutError(endpoint_url="http://127.0.0.1/stepfunctions")
+
+    monkeypatch.setattr(client, "send_task_success", landed_then_lost)
+    path = f"/v1/tasks/{task['task_id']}/decision"
+    body = {"decision_id": "d-lost", "outcome": "approve"}
+
+    assert h.api("POST", path, tenant_id=tenant, roles=APPROVER, sub="ann", body=body)[0] == 503
+    assert h.wait_execution(arn)["status"] == "SUCCEEDED"
+    assert REPLY in _replies(h, tenant)
+    again = h.api("POST", path, tenant_id=tenant, roles=APPROVER, sub="ann", body=body)
+    assert again[0] == 200 and again[1]["status"] == "decided"
+    assert "task.decision_undelivered" not in h.audit_types(tenant, ticket.ticket_id)
 
 
 def test_a_retry_after_the_function_died_mid_decision_delivers_it(escalation, monkeypatch):
@@ -119,7 +145,7 @@ def test_an_undelivered_decision_is_taken_back_at_the_sla_and_audited(escalation
     tenant, ticket, arn, task = _escalated(h, "cbsla", review_timeout_s=4)
     _fail_first(
         monkeypatch,
-        h.container.escalation_ports.workflow._client,
+        h.container.escalation_ports.workflow._callbacks,
         "send_task_success",
         _client_error("InternalServerError", 500),
     )
@@ -179,7 +205,7 @@ def test_a_refused_callback_is_taken_back_even_when_the_rollback_is_throttled(es
     h = escalation
     tenant, ticket, arn, task = _escalated(h, "undothr")
     ports = h.container.escalation_ports
-    _fail_first(monkeypatch, ports.workflow._client, "send_task_success", _client_error("TaskTimedOut", 400))
+    _fail_first(monkeypatch, ports.workflow._callbacks, "send_task_success", _client_error("TaskTimedOut", 400))
     audit = h.container.audit
     original = audit.append
     throttled = {"n": 0}

@@ -86,9 +86,18 @@ class Container:
 
     @cached_property
     def workflow(self) -> Any:
+        from botocore.config import Config
+
         from deflect.adapters.sfn_workflow import StepFunctionsWorkflow
 
-        return StepFunctionsWorkflow(self.client("stepfunctions"), self.settings.escalation_state_machine_arn)
+        callbacks = self.boto_session.client(
+            "stepfunctions",
+            endpoint_url=self.settings.endpoint_url,
+            config=Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=3, read_timeout=10),
+        )
+        return StepFunctionsWorkflow(
+            self.client("stepfunctions"), self.settings.escalation_state_machine_arn, callback_client=callbacks
+        )
 
     @cached_property
     def token_cipher(self) -> Any:

@@ -6,15 +6,20 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from botocore.exceptions import BotoCoreError
+
 from deflect.adapters.aws_errors import error_code, translated
 from deflect.domain.canonical import json_default
 from deflect.domain.errors import Conflict, Gone
 
 
 class StepFunctionsWorkflow:
-    def __init__(self, client: Any, state_machine_arn: str | None) -> None:
+    def __init__(self, client: Any, state_machine_arn: str | None, *, callback_client: Any = None) -> None:
         self._client = client
         self._arn = state_machine_arn
+        # Task callbacks go through a client that does not retry: a callback that landed but whose answer was
+        # lost would be retried into "task does not exist" and read as refused. Left to the caller, it is unknown.
+        self._callbacks = callback_client or client
 
     def start(self, name: str, payload: Mapping[str, Any]) -> str:
         """Always named: the name is our idempotency key (a second start with it is a no-op)."""
@@ -34,14 +39,18 @@ class StepFunctionsWorkflow:
         self._task_call("SendTaskFailure", taskToken=token, error=error, cause=cause)
 
     def _task_call(self, operation: str, **params: Any) -> None:
-        method = getattr(self._client, "send_task_success" if operation == "SendTaskSuccess" else "send_task_failure")
+        client = self._callbacks
+        method = getattr(client, "send_task_success" if operation == "SendTaskSuccess" else "send_task_failure")
         try:
             method(**params)
-        except self._client.exceptions.ClientError as error:
+        except client.exceptions.ClientError as error:
             code = error_code(error)
             if code in {"TaskTimedOut", "TaskDoesNotExist"}:
                 raise Gone("the workflow no longer waits for this task") from error
             if code == "InvalidToken":
                 raise Conflict("task token rejected") from error
             with translated(operation):
+                raise
+        except BotoCoreError:
+            with translated(operation):  # no answer: it may have landed (TransientFailure, not a refusal)
                 raise
