@@ -84,6 +84,12 @@ def test_a_jira_reset_time_in_iso_8601_is_honoured_and_a_long_one_goes_back_to_t
     assert raised.value.retry_after_s == 60.0 and sleeps == []
 
 
+def test_a_rate_limit_reset_already_past_still_backs_off():
+    http, sleeps = client((429, {"x-ratelimit-reset": str(int(NOON) - 1)}), 200, wall_clock=lambda: NOON)
+    assert call(http).status == 200
+    assert sleeps == [http.backoff(1)] and sleeps[0] > 0
+
+
 def test_retry_after_wins_over_the_rate_limit_reset():
     http, sleeps = client(
         (429, {"retry-after": "2", "x-ratelimit-reset": str(int(NOON) + 9)}), 200, wall_clock=lambda: NOON

@@ -233,8 +233,10 @@ class HelpdeskHttp:
             retry_after = parse_retry_after(response.headers.get("retry-after"), self.wall_clock)
             if status == 429 and retry_after is None:
                 # Intercom never sends Retry-After and Jira only may: without it, retrying on our own short
-                # backoff would hit the same limited window again until the attempts ran out.
-                retry_after = parse_rate_limit_reset(response.headers.get("x-ratelimit-reset"), self.wall_clock)
+                # backoff would hit the same limited window again until the attempts ran out. A reset already
+                # past (clock skew, the window rolling over) is no reason to come back at once: at least backoff.
+                reset = parse_rate_limit_reset(response.headers.get("x-ratelimit-reset"), self.wall_clock)
+                retry_after = None if reset is None else max(reset, self.backoff(attempt))
             if status == 429 or (status == 503 and retry_after is not None):
                 wait = retry_after if retry_after is not None else self.backoff(attempt)
                 # The whole tenant waits (its bucket is paused), at least Retry-After, plus up to 10% so queued
