@@ -120,6 +120,20 @@ def test_a_resealed_last_event_with_a_matching_index_is_found_and_the_original_s
     assert events[3].payload["note"] == "event 3"  # the version Object Lock kept, not the forgery
 
 
+def test_the_same_event_put_twice_by_a_retried_request_is_not_tampering(chain):
+    """botocore retries a PutObject whose answer was lost inside the call: the key then has two identical
+    versions, and the index names the second."""
+    log, store, s3, bucket = chain
+    index = _index(store, 3)
+    same = s3.get_object(Bucket=bucket, Key=index.data["key"])["Body"].read()
+    again = s3.put_object(Bucket=bucket, Key=index.data["key"], Body=same)["VersionId"]
+    data = {**index.data, "version_id": again}
+    store.put(ACME, Put(pk=index.pk, sk=index.sk, data=data, expect="version", expected_version=index.version))
+
+    assert log.verify(ACME, TICKET).ok
+    assert log.intact_events(ACME, log.entries(ACME, TICKET))[3] is not None
+
+
 def test_an_index_entry_naming_another_version_is_found(chain):
     log, store, *_ = chain
     index = _index(store, 2)

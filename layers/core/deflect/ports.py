@@ -85,10 +85,6 @@ class KeyVersions:
     def first(self) -> str | None:
         return self.version_ids[0] if self.version_ids else None
 
-    @property
-    def rewritten(self) -> bool:
-        return len(self.version_ids) + self.delete_markers > 1
-
 
 class EvidenceStore(Protocol):
     """Write-once, locked objects under `tenant=T/`."""

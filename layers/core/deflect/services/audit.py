@@ -184,14 +184,18 @@ class AuditLog:
             return _Read(None)
         # Anyone who may append may also put a newer version (and rewrite the index item): only the version
         # written first is the locked original, so that is the one read, and anything on top of it is tampering.
+        raw = self.evidence.read_version(ctx, entry.key, versions.first)
+        later = [v for v in versions.version_ids[1:] if v is not None]
+        # The same bytes again are a retried put whose first answer was lost (botocore retries inside the call),
+        # not a rewrite; the index may name either copy.
+        copies = [v for v in later if self.evidence.read_version(ctx, entry.key, v) == raw]
         problem = None
         if versions.delete_markers:
             problem = "event object missing: deleted over its locked version"
-        elif versions.rewritten:
+        elif len(copies) < len(later):
             problem = f"event object rewritten: {len(versions.version_ids)} versions of its key"
-        elif entry.version_id is not None and entry.version_id != versions.first:
+        elif entry.version_id is not None and entry.version_id not in (versions.first, *copies):
             problem = "index names another version than the one written first"
-        raw = self.evidence.read_version(ctx, entry.key, versions.first)
         # ValueError covers undecodable bytes, broken JSON and failed validation alike.
         return _Read(AuditEvent.model_validate(json.loads(raw)) if raw else None, problem=problem)
 
