@@ -110,10 +110,12 @@ def test_a_jira_comment_by_an_app_or_an_agent_is_not_taken_for_the_customer():
     assert isinstance(agent, Ignored) and "agent" in agent.reason
 
 
-def test_in_an_internal_service_desk_the_reporters_own_comment_is_the_customers():
-    # Employees raise requests with Atlassian accounts: the reporter's reply must not be dropped as an agent's.
+def test_when_the_payload_names_the_reporter_their_own_comment_is_the_customers_whatever_the_account():
+    # Employees raise requests with Atlassian accounts. Jira Automation's "Issue data" body carries the reporter
+    # (the admin webhook's comment_created does not, and then an Atlassian account's comment is an agent's).
     message = jira_comment("atlassian", reporter_is_author=True)
     assert isinstance(message, InboundMessage) and "Still happening" in message.body_text
+    assert isinstance(jira_comment("atlassian"), Ignored)
 
 
 def test_delivery_ids_come_from_where_each_provider_puts_them():
