@@ -116,6 +116,34 @@ def test_a_repeated_delivery_returns_the_first_answer_and_creates_nothing(harnes
     assert harness.drain_triage_jobs() == []
 
 
+def test_an_internal_service_desk_employee_is_heard_and_an_agent_is_not(harness, acme):
+    """Employees ask with Atlassian accounts, as agents answer; the admin webhook's comment_created does not name
+    the reporter, so intake tells them apart by the ticket's requester."""
+    employee = {"accountId": "5b10a2844c20165700ede21g", "displayName": "Ola Berg", "accountType": "atlassian",
+                "emailAddress": "ola.berg@acme.example"}  # fmt: skip
+    issue = json.loads(sample("jira", "issue_created"))
+    issue["issue"]["id"] = "20077"
+    issue["issue"]["fields"]["reporter"] = employee
+    raw = json.dumps(issue).encode()
+    opened = harness.webhook("jira", "acme", raw, signed(acme, "jira", raw, "itsd-1"))
+    assert opened.status == 200
+
+    def comment(author: dict, delivery: str):
+        payload = json.loads(sample("jira", "comment_created"))
+        payload["issue"]["id"] = "20077"
+        payload["comment"]["id"] = delivery
+        payload["comment"]["author"] = author
+        body = json.dumps(payload).encode()
+        return harness.webhook("jira", "acme", body, signed(acme, "jira", body, delivery))
+
+    followed_up = comment(employee, "itsd-2")
+    assert followed_up.status == 200 and followed_up.body["ticket_id"] == opened.body["ticket_id"]
+    agent = {"accountId": "5b10ac8d82e05b22cc7d4ef5", "displayName": "Sam Agent", "accountType": "atlassian"}
+    answered = comment(agent, "itsd-3")
+    assert answered.status == 202 and "agent" in answered.body["reason"]
+    assert len(harness.messages("acme", opened.body["ticket_id"])) == 2
+
+
 def test_the_same_delivery_id_with_another_body_is_a_conflict(harness, acme):
     body = sample("generic", "message_created")
     assert (

@@ -105,17 +105,25 @@ def jira_comment(account_type: str, *, reporter_is_author: bool = False) -> Inbo
 
 
 def test_a_jira_comment_by_an_app_or_an_agent_is_not_taken_for_the_customer():
-    automated, agent = jira_comment("app"), jira_comment("atlassian")
+    automated = jira_comment("app")
     assert isinstance(automated, Ignored) and "app or automation" in automated.reason
+    # An Atlassian account beside a reporter who is someone else: an agent.
+    payload = json.loads((EVENTS / "jira" / "comment_created.json").read_text())
+    payload["comment"]["author"]["accountType"] = "atlassian"
+    payload["issue"]["fields"]["reporter"] = {"accountId": "someone-else", "accountType": "customer"}
+    agent = parse_payload("jira", "acme", payload)
     assert isinstance(agent, Ignored) and "agent" in agent.reason
 
 
-def test_when_the_payload_names_the_reporter_their_own_comment_is_the_customers_whatever_the_account():
+def test_a_jira_comment_by_an_atlassian_account_is_the_customers_only_if_it_is_the_reporters():
     # Employees raise requests with Atlassian accounts. Jira Automation's "Issue data" body carries the reporter
     # (the admin webhook's comment_created does not, and then an Atlassian account's comment is an agent's).
     message = jira_comment("atlassian", reporter_is_author=True)
     assert isinstance(message, InboundMessage) and "Still happening" in message.body_text
-    assert isinstance(jira_comment("atlassian"), Ignored)
+    assert not message.requester_only
+    # Without the reporter in the payload, intake decides by the ticket's requester (test_intake_webhooks).
+    undecided = jira_comment("atlassian")
+    assert isinstance(undecided, InboundMessage) and undecided.requester_only
 
 
 def test_delivery_ids_come_from_where_each_provider_puts_them():

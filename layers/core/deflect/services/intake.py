@@ -378,6 +378,7 @@ class Intake:
             except MalformedPayload as error:
                 self._quarantine(ctx, config, provider_name, headers, body, error.detail)
                 raise
+            parsed = self._from_requester(ctx, parsed)
             if isinstance(parsed, Ignored):
                 self.metric("WebhookIgnored", 1)
                 return Reply(202, parsed.model_dump(mode="json")).as_dict()
@@ -480,7 +481,7 @@ class Intake:
         config = self.tenants.get(ctx)
         payload = decode_json(body)
         delivery_id = provider(provider_name).delivery_id(headers, payload, body)
-        parsed = parse_payload(provider_name, ctx.tenant_id, payload)
+        parsed = self._from_requester(ctx, parse_payload(provider_name, ctx.tenant_id, payload))
         if isinstance(parsed, Ignored):
             return Reply(202, parsed.model_dump(mode="json"))
         request = {
@@ -493,6 +494,21 @@ class Intake:
         return Reply(
             200, {"status": "accepted", "ticket_id": accepted.ticket_id, "message_id": accepted.message_id}
         )
+
+    def _from_requester(self, ctx: TenantContext, parsed: InboundMessage | Ignored) -> InboundMessage | Ignored:
+        """A message the payload could not attribute is acted on only when its author is the ticket's requester
+        (an employee in an internal service desk); anyone else's is an agent's."""
+        if isinstance(parsed, Ignored) or not parsed.requester_only:
+            return parsed
+        ticket = self.tickets.get(ctx, ticket_id_for(parsed.provider, parsed.external_ticket_id))
+        authors = {
+            c.customer_id
+            for kind, value in parsed.requester.identities(parsed.provider)
+            if (c := self.customers.find_by_requester(ctx, kind, value)) is not None
+        }
+        if ticket is not None and ticket.customer_id in authors:
+            return parsed
+        return Ignored(provider=parsed.provider, event=parsed.event, reason="comment written by an agent")
 
     # ------------------------------------------------------------------ the shared acceptance path
 

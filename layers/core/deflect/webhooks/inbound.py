@@ -110,6 +110,9 @@ class InboundMessage(BaseModel):
     updated_at: datetime | None = None
     custom_fields: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
+    # The payload cannot tell whether its author is a customer or an agent (a Jira comment by an Atlassian account
+    # on an admin webhook): act on it only when the author is the ticket's requester. Intake knows the ticket.
+    requester_only: bool = False
 
 
 class Ignored(BaseModel):

@@ -141,15 +141,15 @@ def _custom_fields(fields: IssueFields) -> dict[str, Any]:
 
 
 def _not_a_customer(author: User, reporter: User | None) -> str | None:
-    """Why a public comment is not the customer's, or None when it is. The reporter is the customer whatever
-    their account (in an internal service desk, employees ask with Atlassian accounts); otherwise an `app`
-    account is automation and an `atlassian` account an agent."""
+    """Why a public comment is not the customer's, or None when it may be. The reporter is the customer whatever
+    their account (in an internal service desk, employees ask with Atlassian accounts); an `app` account is
+    automation; another Atlassian account named beside the reporter is an agent."""
     if reporter and reporter.accountId and author.accountId == reporter.accountId:
         return None
     kind = (author.accountType or "").lower()
     if kind == "app":
         return "comment written by an app or automation"
-    if kind == "atlassian":
+    if kind == "atlassian" and reporter and reporter.accountId:
         return "comment written by an agent"
     return None
 
@@ -165,7 +165,7 @@ def parse(tenant_id: str, payload: Mapping[str, Any]) -> ParseResult:
     if event == "jira:issue_created":
         requester = _requester(fields.reporter or fields.creator)
         body, message_id, created = adf_to_text(fields.description or ""), "description", True
-        files = fields.attachment
+        files, requester_only = fields.attachment, False
     else:
         comment = hook.comment
         if comment is None:
@@ -177,6 +177,10 @@ def parse(tenant_id: str, payload: Mapping[str, Any]) -> ParseResult:
             return Ignored(provider="jira", event=event, reason=not_customer)
         requester = _requester(comment.author)
         body, message_id, created, files = adf_to_text(comment.body or ""), comment.id, False, []
+        # An Atlassian account with no reporter to compare: an agent, or an employee asking (intake decides).
+        requester_only = (comment.author.accountType or "").lower() == "atlassian" and not (
+            fields.reporter and fields.reporter.accountId
+        )
     return InboundMessage(
         tenant_id=tenant_id,
         provider="jira",
@@ -196,4 +200,5 @@ def parse(tenant_id: str, payload: Mapping[str, Any]) -> ParseResult:
         updated_at=fields.updated or hook.timestamp,
         custom_fields=_custom_fields(fields) | common.custom_fields({"issue_key": issue.key}),
         tags=common.split_tags(fields.labels),
+        requester_only=requester_only,
     )
