@@ -37,7 +37,17 @@ from deflect.ports import Delete, Put
 # file until its isolation is checked here too.
 COVERED = {
     repos.TenantConfigs: {"get", "find", "save_write"},
-    repos.Customers: {"requester_key", "identities", "get", "holders", "find_by_requester", "save_writes"},
+    repos.Customers: {
+        "requester_key",
+        "identities",
+        "get",
+        "holders",
+        "find_by_requester",
+        "save_writes",
+        "claim_pk",
+        "claimant",
+        "claim_write",
+    },
     repos.Accounts: {"get", "save_write"},
     repos.Tickets: {
         "status_index",
@@ -129,6 +139,7 @@ def _write_everything(r: Repos, owner: str, ids: dict[str, str], email: str) -> 
         tenant_id=owner, customer_id=ids["customer"], email=email, external_ids={"zendesk": ids["ext"]}
     )
     writes += r.customers.save_writes(customer)
+    writes.append(r.customers.claim_write(owner, "email", email, ids["customer"]))
     writes.append(r.accounts.save_write(Account(tenant_id=owner, account_id=ids["account"])))
     ticket = Ticket(
         tenant_id=owner,
@@ -191,6 +202,7 @@ def _sees_only_its_own(r: Repos, me: str, ids: dict[str, str], email: str, *, ne
     assert mine(r.customers.find_by_requester(ctx, "email", email))
     assert mine(r.customers.find_by_requester(ctx, "ext:zendesk", ids["ext"]))
     assert all_mine(r.customers.holders(ctx, "email", email))
+    assert (r.customers.claimant(ctx, "email", email) is None) == neighbour_only
     assert mine(r.accounts.get(ctx, ids["account"]))
     assert mine(r.tickets.get(ctx, ids["ticket"]))
     assert all_mine(r.tickets.by_status(ctx, "escalated"))

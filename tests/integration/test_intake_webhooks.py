@@ -10,6 +10,7 @@ import pytest
 
 from deflect.domain.models import Customer
 from deflect.domain.tenancy import TenantContext
+from deflect.repositories import Customers
 from deflect.webhooks import sign
 from tests.integration.intake_support import Tenant, moto_harness, sample
 
@@ -342,7 +343,7 @@ def test_known_requester_brings_account_plan_entitlements_and_sla(harness, acme)
     assert ticket["entitlements"] == ["sso", "api"]
 
 
-def test_one_email_identifies_one_crm_customer_and_an_old_duplicate_names_neither(harness, acme):
+def test_one_email_identifies_one_crm_customer_and_an_old_duplicate_names_neither(harness, acme, monkeypatch):
     claims = {"sub": "crm", "custom:tenant_id": "acme", "cognito:groups": "admin"}
     account = b'{"name": "Zed Corp", "plan": "enterprise", "sla_tier": "premium"}'
     assert harness.call("PUT", "/v1/accounts/acct-zed", body=account, claims=claims).status == 200
@@ -351,6 +352,12 @@ def test_one_email_identifies_one_crm_customer_and_an_old_duplicate_names_neithe
 
     taken = harness.call("PUT", "/v1/customers/abe-pat", body=b'{"email": "PAT@zed.example"}', claims=claims)
     assert taken.status == 409 and "already identifies customer zed-pat" in taken.body["detail"]
+
+    # The lookup index is eventually consistent: a PUT right after another must not slip past it.
+    monkeypatch.setattr(Customers, "holders", lambda *args: [])
+    raced = harness.call("PUT", "/v1/customers/cal-pat", body=b'{"email": "pat@zed.example"}', claims=claims)
+    assert raced.status == 409 and "zed-pat" in raced.body["detail"]
+    monkeypatch.undo()
 
     # Saved before that was refused: two CRM customers with the same email. A message from it takes neither's
     # plan or SLA.

@@ -90,6 +90,20 @@ class Customers(_Repo[Customer]):
         found = [("email", customer.email)] if customer.email else []
         return found + [(f"ext:{provider}", ext) for provider, ext in customer.external_ids.items()]
 
+    @staticmethod
+    def claim_pk(tenant_id: str, kind: str, value: str) -> str:
+        return f"{keys.tenant_pk(tenant_id)}#IDENTITY#{kind}#{value.strip().lower()}"
+
+    def claimant(self, ctx: TenantContext, kind: str, value: str) -> str | None:
+        """The verified customer that claimed an identity (a consistent read, where the index lags)."""
+        item = self.store.get(ctx, self.claim_pk(ctx.tenant_id, kind, value), "OWNER")
+        return item.data["customer_id"] if item else None
+
+    def claim_write(self, tenant_id: str, kind: str, value: str, customer_id: str) -> Put:
+        """Create-once: of two customers claiming one identity at the same moment, one transaction fails."""
+        pk = self.claim_pk(tenant_id, kind, value)
+        return Put(pk=pk, sk="OWNER", data={"customer_id": customer_id, "kind": kind}, expect="new")
+
     def holders(self, ctx: TenantContext, kind: str, value: str) -> list[Customer]:
         """The customers an identity names: a CRM-verified one and perhaps the unverified one intake made from an
         earlier message of the same person (more verified ones only in data saved before that was refused)."""

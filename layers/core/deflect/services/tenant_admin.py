@@ -357,15 +357,11 @@ class TenantAdmin:
             _check_version(current.version, update.expected_version)
             record = current.model_copy(update={**changes, "updated_at": utcnow()})
             stale = self._stale_identities(current, record)
-        # One verified customer per identity, or tickets from it could carry either customer's plan and SLA. (An
-        # unverified customer intake made from the person's earlier messages may share it: the verified one wins.)
-        for kind, value in Customers.identities(record) if record.verified else []:
-            others = [c.customer_id for c in self.customers.holders(ctx, kind, value) if c.verified]
-            others = [other for other in others if other != customer_id]
-            if others:
-                what = "email" if kind == "email" else f"{kind.removeprefix('ext:')} id"
-                raise Conflict(f"that {what} already identifies customer {others[0]}")
-        writes: list[Put | Delete] = [*self.customers.save_writes(record), *stale]
+        writes: list[Put | Delete] = [
+            *self.customers.save_writes(record),
+            *stale,
+            *self._identity_claims(ctx, current, record),
+        ]
         self.audit.append(
             ctx,
             f"customer-{customer_id}",
@@ -379,6 +375,31 @@ class TenantAdmin:
             writes=writes,
         )
         return bumped(record)
+
+    def _identity_claims(self, ctx: TenantContext, before: Customer | None, after: Customer) -> list[Put | Delete]:
+        """One verified customer per identity, or tickets from it could carry either customer's plan and SLA: new
+        identities are claimed create-once (two concurrent claims cannot both land), dropped ones released. (An
+        unverified customer intake made from the person's earlier messages may share one: the verified one wins.)"""
+        held = set(Customers.identities(before)) if before is not None and before.verified else set()
+        wanted = set(Customers.identities(after)) if after.verified else set()
+        writes: list[Put | Delete] = []
+        for kind, value in sorted(wanted):
+            owner = self.customers.claimant(ctx, kind, value)
+            if owner == after.customer_id:
+                continue
+            # Customers saved before claims existed are found through the lookup index.
+            others = [owner] if owner else [
+                c.customer_id for c in self.customers.holders(ctx, kind, value)
+                if c.verified and c.customer_id != after.customer_id
+            ]  # fmt: skip
+            if others:
+                what = "email" if kind == "email" else f"{kind.removeprefix('ext:')} id"
+                raise Conflict(f"that {what} already identifies customer {others[0]}")
+            writes.append(self.customers.claim_write(ctx.tenant_id, kind, value, after.customer_id))
+        for kind, value in sorted(held - wanted):
+            if self.customers.claimant(ctx, kind, value) == after.customer_id:
+                writes.append(Delete(pk=Customers.claim_pk(ctx.tenant_id, kind, value), sk="OWNER"))
+        return writes
 
     @staticmethod
     def _stale_identities(before: Customer, after: Customer) -> list[Delete]:
