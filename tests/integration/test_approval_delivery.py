@@ -120,17 +120,7 @@ def test_a_retry_after_the_function_died_mid_decision_delivers_it(escalation, mo
 
     # The first request may still be sending it: retry later, rather than a second sender or a hollow 200.
     assert h.api("POST", path, tenant_id=tenant, roles=APPROVER, sub="ann", body=body)[0] == 503
-    assert (
-        h.api(
-            "POST",
-            path,
-            tenant_id=tenant,
-            roles=APPROVER,
-            sub="bob",
-            body={"decision_id": "d-crash-2", "outcome": "reject"},
-        )[0]
-        == 409
-    )
+    assert h.decide(tenant, task["task_id"], "reject", roles=APPROVER, sub="bob", decision_id="d-crash-2")[0] == 409
     monkeypatch.setattr(ports, "now", lambda: utcnow() + timedelta(seconds=31))  # that request is long gone
     retried = h.api("POST", path, tenant_id=tenant, roles=APPROVER, sub="ann", body=body)
 
@@ -217,16 +207,8 @@ def test_a_refused_callback_is_taken_back_even_when_the_rollback_is_throttled(es
         return original(ctx, ticket_id, type, payload, **kw)
 
     monkeypatch.setattr(audit, "append", throttled_once)
-    path = f"/v1/tasks/{task['task_id']}/decision"
 
-    status, _ = h.api(
-        "POST",
-        path,
-        tenant_id=tenant,
-        roles=APPROVER,
-        sub="ann",
-        body={"decision_id": "d-tto", "outcome": "approve"},
-    )
+    status, _ = h.decide(tenant, task["task_id"], "approve", roles=APPROVER, sub="ann", decision_id="d-tto")
 
     ctx = TenantContext.system(tenant)
     assert (status, throttled["n"]) == (410, 1)
