@@ -240,10 +240,11 @@ def test_es_flush_indexes_with_stable_ids_deletes_stale_chunks_and_refreshes():
         "deflect-knowledge",
         {
             "size": 1000,
-            "_source": ["tenant_id", "article_id"],
+            "_source": ["tenant_id", "article_id", "article_version", "ordinal", "updated_at"],
             "query": {
                 "bool": {"filter": [{"term": {"tenant_id": "acme"}}, {"term": {"article_id": "refunds"}}]}
             },
+            "sort": [{"article_version": {"order": "asc"}}, {"ordinal": {"order": "asc"}}],
         },
     )
     (_, actions) = client.calls[2]

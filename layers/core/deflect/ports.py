@@ -157,11 +157,29 @@ class KnowledgeIndex(Protocol):
     """Searchable chunks of the current article versions. Adapters add the tenant filter, the visibility filter
     and the exclusion of expired/superseded articles themselves: callers never pass them."""
 
-    def replace_article(self, ctx: TenantContext, article_id: str, chunks: list[Any]) -> None:
-        """Make `chunks` (deflect.knowledge.models.Chunk) the only indexed chunks of the article."""
+    def replace_article(
+        self,
+        ctx: TenantContext,
+        article_id: str,
+        chunks: list[Any],
+        *,
+        version: int | None = None,
+        updated_at: datetime | None = None,
+    ) -> None:
+        """Make `chunks` (deflect.knowledge.models.Chunk) the only indexed chunks of the article, unless the index
+        already holds a newer version of it (or its deletion): two writers can flush out of order."""
         ...
 
-    def remove_article(self, ctx: TenantContext, article_id: str) -> None: ...
+    def remove_article(
+        self,
+        ctx: TenantContext,
+        article_id: str,
+        *,
+        version: int | None = None,
+        updated_at: datetime | None = None,
+    ) -> None:
+        """`version` is the deletion's own, so an older write still queued elsewhere loses to it."""
+        ...
 
     def search(self, ctx: TenantContext, request: Any) -> list[Any]:
         """SearchRequest → ranked SearchHit list (deflect.knowledge.models), one per article, best first."""

@@ -7,13 +7,20 @@ lacks). The tenant filter, the visibility filter and the expiry/superseded exclu
 callers, and every hit is re-checked against its own `_source` before it is returned.
 
 Serverless differences handled: no custom document ids in vector collections (old chunks are found by query and
-deleted by their generated ids) and no refresh API.
+deleted by their generated ids), no delete-by-query, and no refresh API.
+
+Writers of one article can flush in either order: a write older than the version the index already holds for the
+article is dropped (its stored `article_version`, compared at flush), and whatever is older than the kept version
+is deleted. The index keeps no record of deletions; ingestion removes again an article deleted while one of its
+versions was on its way here.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -26,7 +33,8 @@ from deflect.knowledge.models import Chunk, SearchHit, SearchRequest
 DEFAULT_INDEX = "deflect-knowledge"
 NEVER = 2**62
 BULK_LINES = 500
-MAX_CHUNKS_PER_ARTICLE = 1000
+# Ids of an article's indexed chunks are read in pages of this many (an article can have thousands of chunks).
+ID_PAGE = 1000
 LEXICAL_FIELDS = ["title^2", "headings^1.5", "text"]
 IDENTIFIER_BOOST = 10.0
 _SOURCE = {"excludes": ["embedding"]}
@@ -211,6 +219,33 @@ def document(chunk: Chunk, vector: list[float] | None) -> dict[str, Any]:
     return doc
 
 
+@dataclass(frozen=True)
+class _Write:
+    """A queued replace (chunks) or removal (none). `version` None: an unversioned call, always applied."""
+
+    tenant_id: str
+    article_id: str
+    chunks: list[Chunk]
+    version: int | None = None
+    at: datetime | None = None  # when that version was made
+
+
+@dataclass(frozen=True)
+class _Indexed:
+    doc_id: str
+    version: int
+    at: datetime | None
+
+
+def _stale(write: _Write, newest: _Indexed | None) -> bool:
+    """Older than the version the index holds. A lower version made later is not stale: the article store was
+    reset under a kept index (a table restored from a backup)."""
+    if write.version is None or newest is None:
+        return False
+    made_later = write.at is not None and newest.at is not None and write.at > newest.at
+    return write.version < newest.version and not made_later
+
+
 def _admissible(source: dict[str, Any], tenant_id: str, request: SearchRequest) -> bool:
     """The same rules as the query filters, checked on the hit itself: nothing foreign ever leaves the adapter."""
     if source.get("tenant_id") != tenant_id or source.get("superseded"):
@@ -237,7 +272,7 @@ class OpenSearchKnowledgeIndex:
         self.index_name = index_name
         self._service = service
         self._candidates = candidates
-        self._pending: list[tuple[str, str, list[Chunk]]] = []
+        self._pending: list[_Write] = []
         self._ready = False
 
     # ------------------------------------------------------------------ writes
@@ -252,35 +287,63 @@ class OpenSearchKnowledgeIndex:
                 self._client.indices.create(index=self.index_name, body=index_body(dimensions))
         self._ready = True
 
-    def replace_article(self, ctx: TenantContext, article_id: str, chunks: list[Chunk]) -> None:
+    def replace_article(
+        self,
+        ctx: TenantContext,
+        article_id: str,
+        chunks: list[Chunk],
+        *,
+        version: int | None = None,
+        updated_at: datetime | None = None,
+    ) -> None:
+        """`version`/`updated_at` default to the chunks' own (an article without text has no chunks to say)."""
         if any(c.tenant_id != ctx.tenant_id or c.article_id != article_id for c in chunks):
             raise ValueError("chunks must belong to the caller's tenant and article")
-        self._pending.append((ctx.tenant_id, article_id, list(chunks)))
+        if chunks:
+            version = chunks[0].article_version if version is None else version
+            updated_at = updated_at or chunks[0].updated_at
+        self._pending.append(_Write(ctx.tenant_id, article_id, list(chunks), version, updated_at))
 
-    def remove_article(self, ctx: TenantContext, article_id: str) -> None:
-        self._pending.append((ctx.tenant_id, article_id, []))
+    def remove_article(
+        self,
+        ctx: TenantContext,
+        article_id: str,
+        *,
+        version: int | None = None,
+        updated_at: datetime | None = None,
+    ) -> None:
+        """`version`: the deletion's own (tombstone) version; chunks of a later version (the article made again)
+        are kept."""
+        self._pending.append(_Write(ctx.tenant_id, article_id, [], version, updated_at))
 
     def flush(self) -> None:
         if not self._pending:
             return
         self.ensure_index()
-        everything = [c for _, _, chunks in self._pending for c in chunks]
+        everything = [c for write in self._pending for c in write.chunks]
         vectors: list[Any] = [None] * len(everything)
         if self._embeddings is not None and everything:
             vectors = list(self._embeddings.embed([c.embedding_text() for c in everything]))
         by_chunk = {(c.tenant_id, c.chunk_id): v for c, v in zip(everything, vectors, strict=True)}
         actions: list[dict[str, Any]] = []
-        for tenant_id, article_id, chunks in self._pending:
-            stale_ids = self._indexed_ids(tenant_id, article_id)
-            for chunk in chunks:
-                header: dict[str, Any] = {"_index": self.index_name}
-                if self._service == "es":
-                    header["_id"] = self.document_id(chunk)
-                    stale_ids.discard(header["_id"])
-                actions += [{"index": header}, document(chunk, by_chunk[(chunk.tenant_id, chunk.chunk_id)])]
-            actions += [
-                {"delete": {"_index": self.index_name, "_id": doc_id}} for doc_id in sorted(stale_ids)
-            ]
+        for write in self._pending:
+            indexed = self._indexed(write.tenant_id, write.article_id)
+            newest = max(indexed, key=lambda d: d.version, default=None)
+            if newest is not None and _stale(write, newest):
+                # A newer version got here first: it stays, and only what is older than it goes.
+                garbage = {d.doc_id for d in indexed if d.version < newest.version}
+            else:
+                garbage = {d.doc_id for d in indexed}
+                for chunk in write.chunks:
+                    header: dict[str, Any] = {"_index": self.index_name}
+                    if self._service == "es":
+                        header["_id"] = self.document_id(chunk)
+                        garbage.discard(header["_id"])
+                    actions += [
+                        {"index": header},
+                        document(chunk, by_chunk[(chunk.tenant_id, chunk.chunk_id)]),
+                    ]
+            actions += [{"delete": {"_index": self.index_name, "_id": doc_id}} for doc_id in sorted(garbage)]
         self._bulk(actions)
         if self._service == "es":
             with _translated("indices.refresh"):
@@ -291,22 +354,38 @@ class OpenSearchKnowledgeIndex:
     def document_id(chunk: Chunk) -> str:
         return f"{chunk.tenant_id}:{chunk.chunk_id}"
 
-    def _indexed_ids(self, tenant_id: str, article_id: str) -> set[str]:
-        body = {
-            "size": MAX_CHUNKS_PER_ARTICLE,
-            "_source": ["tenant_id", "article_id"],
-            "query": {
-                "bool": {"filter": [{"term": {"tenant_id": tenant_id}}, {"term": {"article_id": article_id}}]}
-            },
-        }
-        with _translated("search"):
-            response = self._client.search(index=self.index_name, body=body)
-        return {
-            hit["_id"]
-            for hit in response.get("hits", {}).get("hits", [])
-            if hit.get("_source", {}).get("tenant_id") == tenant_id
-            and hit.get("_source", {}).get("article_id") == article_id
-        }
+    def _indexed(self, tenant_id: str, article_id: str) -> list[_Indexed]:
+        """Every indexed chunk of the article, page by page (search_after on a key unique within an article)."""
+        found: list[_Indexed] = []
+        after: list[Any] | None = None
+        while True:
+            body: dict[str, Any] = {
+                "size": ID_PAGE,
+                "_source": ["tenant_id", "article_id", "article_version", "ordinal", "updated_at"],
+                "query": {
+                    "bool": {
+                        "filter": [{"term": {"tenant_id": tenant_id}}, {"term": {"article_id": article_id}}]
+                    }
+                },
+                "sort": [{"article_version": {"order": "asc"}}, {"ordinal": {"order": "asc"}}],
+            }
+            if after is not None:
+                body["search_after"] = after
+            with _translated("search"):
+                response = self._client.search(index=self.index_name, body=body)
+            hits = response.get("hits", {}).get("hits", [])
+            for hit in hits:
+                source = hit.get("_source", {})
+                if source.get("tenant_id") == tenant_id and source.get("article_id") == article_id:
+                    version = int(source.get("article_version") or 0)
+                    found.append(_Indexed(hit["_id"], version, _parse_time(source.get("updated_at"))))
+            if len(hits) < ID_PAGE:
+                return found
+            last = hits[-1].get("_source", {})
+            key = [int(last.get("article_version") or 0), int(last.get("ordinal") or 0)]
+            if after is not None and key <= after:
+                return found  # no further page (a backend that ignores search_after would repeat this one)
+            after = key
 
     def _bulk(self, actions: list[dict[str, Any]]) -> None:
         start = 0

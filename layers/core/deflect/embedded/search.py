@@ -7,10 +7,15 @@ can share it:
     <data_dir>/tantivy/       BM25 index (title, headings, body; English stemming and stop words)
     <data_dir>/chunks.jsonl   every indexed chunk with its governance fields
     <data_dir>/vectors.npy    one unit vector per line of chunks.jsonl
+    <data_dir>/versions.json  the newest version of every article seen (deletions included) and when it was made
     <data_dir>/state.json     written last: the commit point other processes watch
 
 Writers hold an exclusive `flock` on <data_dir>/.lock; readers reload (under a shared lock) when state.json
 changes. Changes become visible at `flush()`. With `data_dir=None` everything stays in memory.
+
+Two writers of one article can flush in either order (two Lambda invocations, the local stack and `deflect kb
+import`): under the lock, a queued write older than the newest version already seen for that article, a deletion
+included, is dropped, so a superseded or deleted version never comes back.
 
 The tenant filter, the visibility filter and the exclusion of expired and superseded chunks are applied here,
 on every search: each tenant gets its own view (matrix, columns), and lexical hits are re-checked against it.
@@ -26,11 +31,13 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from deflect.domain.models import utcnow
 from deflect.domain.tenancy import TenantContext
 from deflect.knowledge import ranking
 from deflect.knowledge.chunking import identifiers
@@ -88,6 +95,34 @@ def _epoch(moment: Any) -> int:
 
 def _row_key(chunk: Chunk) -> str:
     return f"{chunk.tenant_id}/{chunk.chunk_id}"
+
+
+def _micros(moment: datetime) -> int:
+    return round(moment.timestamp() * 1_000_000)
+
+
+@dataclass(frozen=True)
+class _Write:
+    """A queued replace (chunks) or removal (none). `version` None: an unversioned call, always applied."""
+
+    tenant_id: str
+    article_id: str
+    chunks: list[Chunk]
+    version: int | None = None
+    at: int = 0  # when that version was made (microseconds since the epoch)
+
+    @property
+    def article(self) -> tuple[str, str]:
+        return (self.tenant_id, self.article_id)
+
+
+def _stale(write: _Write, newest: tuple[int, int] | None) -> bool:
+    """Older than the newest version seen. A lower version made later is not stale: the article store was reset
+    under a kept index (the local stack's moto forgets everything on restart; a table restored from a backup)."""
+    if write.version is None or newest is None:
+        return False
+    version, at = newest
+    return write.version < version and write.at <= at
 
 
 def _similarities(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
@@ -166,7 +201,9 @@ class EmbeddedKnowledgeIndex:
         self._chunks: dict[str, Chunk] = {}
         self._vectors: dict[str, np.ndarray] = {}
         self._by_article: dict[tuple[str, str], list[str]] = {}
-        self._pending: list[tuple[str, str, list[Chunk]]] = []
+        # (tenant, article) -> (version, microseconds) of the newest version applied, deletions included.
+        self._newest: dict[tuple[str, str], tuple[int, int]] = {}
+        self._pending: list[_Write] = []
         self._views: dict[str, _View] = {}
         self._seen: tuple[int, int, int] | None = None
         self._schema = _schema()
@@ -181,29 +218,54 @@ class EmbeddedKnowledgeIndex:
                 self._load()
 
     # ------------------------------------------------------------------ KnowledgeIndex port
-    def replace_article(self, ctx: TenantContext, article_id: str, chunks: list[Chunk]) -> None:
+    def replace_article(
+        self,
+        ctx: TenantContext,
+        article_id: str,
+        chunks: list[Chunk],
+        *,
+        version: int | None = None,
+        updated_at: datetime | None = None,
+    ) -> None:
+        """`version`/`updated_at` default to the chunks' own (an article without text has no chunks to say)."""
         foreign = [c for c in chunks if c.tenant_id != ctx.tenant_id or c.article_id != article_id]
         if foreign:
             raise ValueError("chunks must belong to the caller's tenant and article")
-        with self._lock:
-            self._pending.append((ctx.tenant_id, article_id, list(chunks)))
+        if chunks:
+            version = chunks[0].article_version if version is None else version
+            updated_at = updated_at or chunks[0].updated_at
+        self._queue(_Write(ctx.tenant_id, article_id, list(chunks), version, _micros(updated_at or utcnow())))
 
-    def remove_article(self, ctx: TenantContext, article_id: str) -> None:
+    def remove_article(
+        self,
+        ctx: TenantContext,
+        article_id: str,
+        *,
+        version: int | None = None,
+        updated_at: datetime | None = None,
+    ) -> None:
+        """`version`: the deletion's own (tombstone) version, so that older writes still queued elsewhere lose."""
+        self._queue(_Write(ctx.tenant_id, article_id, [], version, _micros(updated_at or utcnow())))
+
+    def _queue(self, write: _Write) -> None:
         with self._lock:
-            self._pending.append((ctx.tenant_id, article_id, []))
+            self._pending.append(write)
 
     def flush(self) -> None:
         with self._lock:
             if not self._pending:
                 return
             # Embedding is the slow part: one length-sorted pass over every pending chunk, before any lock.
-            vectors = self._vectors_for([c for _, _, chunks in self._pending for c in chunks])
+            vectors = self._vectors_for([c for write in self._pending for c in write.chunks])
             with self._file_lock(exclusive=True):
                 if self._dir is not None and self._changed_on_disk():
                     self._load()
                 writer = self._index.writer(_WRITER_HEAP, 1)
-                for tenant_id, article_id, chunks in self._pending:
-                    self._apply(writer, tenant_id, article_id, chunks, vectors)
+                for write in self._pending:
+                    # Decided here, under the lock and after reloading: another process may have flushed a
+                    # newer version (or the deletion) since this one was queued.
+                    if not _stale(write, self._newest.get(write.article)):
+                        self._apply(writer, write, vectors)
                 writer.commit()
                 writer.wait_merging_threads()
                 self._index.reload()
@@ -336,23 +398,18 @@ class EmbeddedKnowledgeIndex:
         return view
 
     # ------------------------------------------------------------------ writing
-    def _apply(
-        self,
-        writer: Any,
-        tenant_id: str,
-        article_id: str,
-        chunks: list[Chunk],
-        vectors: dict[str, np.ndarray],
-    ) -> None:
-        for key in self._by_article.pop((tenant_id, article_id), []):
+    def _apply(self, writer: Any, write: _Write, vectors: dict[str, np.ndarray]) -> None:
+        if write.version is not None:
+            self._newest[write.article] = (write.version, write.at)
+        for key in self._by_article.pop(write.article, []):
             self._chunks.pop(key, None)
             self._vectors.pop(key, None)
-        writer.delete_documents_by_term("article", f"{tenant_id}/{article_id}")
-        if not chunks:
+        writer.delete_documents_by_term("article", f"{write.tenant_id}/{write.article_id}")
+        if not write.chunks:
             return
-        keys = [_row_key(c) for c in chunks]
-        self._by_article[(tenant_id, article_id)] = keys
-        for key, chunk in zip(keys, chunks, strict=True):
+        keys = [_row_key(c) for c in write.chunks]
+        self._by_article[write.article] = keys
+        for key, chunk in zip(keys, write.chunks, strict=True):
             self._chunks[key] = chunk
             self._vectors[key] = vectors[key]
             writer.add_document(self._document(key, chunk))
@@ -432,6 +489,7 @@ class EmbeddedKnowledgeIndex:
         """Read the committed state; rebuild what is missing or was made by another model or schema."""
         assert self._dir is not None
         self._chunks, self._vectors, self._by_article, self._views = {}, {}, {}, {}
+        self._newest = {}
         state_path = self._dir / "state.json"
         state = json.loads(state_path.read_text()) if state_path.exists() else {}
         chunks_path, vectors_path = self._dir / "chunks.jsonl", self._dir / "vectors.npy"
@@ -443,11 +501,20 @@ class EmbeddedKnowledgeIndex:
         same_model = state.get("model_id") == self._model_id() and state.get("dimensions") == self._dims()
         if chunks and (vectors is None or len(vectors) != len(chunks) or not same_model):
             vectors = self._embed_documents(chunks)
+        versions_path = self._dir / "versions.json"
+        if state and versions_path.exists():
+            for article, (version, at) in json.loads(versions_path.read_text()).items():
+                tenant_id, _, article_id = article.partition("/")
+                self._newest[(tenant_id, article_id)] = (int(version), int(at))
         for row, chunk in enumerate(chunks):
             key = _row_key(chunk)
             self._chunks[key] = chunk
             self._vectors[key] = vectors[row]  # type: ignore[index]
             self._by_article.setdefault((chunk.tenant_id, chunk.article_id), []).append(key)
+            # Data written before versions.json existed: its chunks say which version they are.
+            self._newest.setdefault(
+                (chunk.tenant_id, chunk.article_id), (chunk.article_version, _micros(chunk.updated_at))
+            )
         self._index.reload()
         if state.get("schema_version") != SCHEMA_VERSION or self._index.searcher().num_docs != len(chunks):
             self._rebuild_lexical()
@@ -477,6 +544,10 @@ class EmbeddedKnowledgeIndex:
         with tmp.open("wb") as handle:
             np.save(handle, matrix.astype(np.float32))
         os.replace(tmp, self._dir / "vectors.npy")
+        _atomic_write(
+            self._dir / "versions.json",
+            json.dumps({f"{t}/{a}": list(newest) for (t, a), newest in sorted(self._newest.items())}),
+        )
         state = {
             "schema_version": SCHEMA_VERSION,
             "model_id": self._model_id(),

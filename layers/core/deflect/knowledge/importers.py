@@ -2,14 +2,18 @@
 
 Each reader yields ImportRow (valid article) or Rejection (with the reason), never raises on bad content, so
 an import reports every problem at once. Pure parsing: the same code serves the CLI and the S3 bulk import.
+
+An object (or a folder) names each article once: a repeated id is rejected and the first row kept, so the
+outcome does not depend on row order and importing the same object again changes nothing. A row's `updated_at`
+(the source's own edit time) travels with it, so that ingestion can refuse an older edit processed late.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from datetime import date, timedelta
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +35,26 @@ def _reason(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def source_time(value: Any) -> datetime | None:
+    """The source's edit time: ISO 8601 (a date, or a date-time; `Z` allowed) or epoch seconds. No zone: UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError("not a time")
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    else:
+        moment = datetime.fromisoformat(str(value).strip())
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def article_row(raw: dict[str, Any], source: str, *, default_id: str | None = None) -> ImportRow | Rejection:
-    """One article from a mapping: `id`, `title`, `body` (or `text`, or `html`) and any governed field."""
+    """One article from a mapping: `id`, `title`, `body` (or `text`, or `html`), any governed field, and
+    `updated_at`, when the source last edited it."""
     data = {k: v for k, v in raw.items() if k in _FIELDS}
     if "body" not in data:
         if raw.get("html"):
@@ -43,9 +65,30 @@ def article_row(raw: dict[str, Any], source: str, *, default_id: str | None = No
     if not article_id:
         return Rejection(source=source, reason="missing id")
     try:
-        return ImportRow(article_id=article_id, article=ArticleInput.model_validate(data), source=source)
+        edited = source_time(raw.get("updated_at"))
+    except (ValueError, OverflowError, OSError):
+        return Rejection(source=source, reason="updated_at: not an ISO 8601 date-time")
+    try:
+        article = ArticleInput.model_validate(data)
     except ValidationError as error:
         return Rejection(source=source, reason=_reason(error))
+    return ImportRow(article_id=article_id, article=article, source=source, source_updated_at=edited)
+
+
+def once_per_article(rows: Iterable[ImportRow | Rejection]) -> Iterator[ImportRow | Rejection]:
+    """The first row of each article id; later rows with that id are rejected, never imported over it."""
+    first: dict[str, str] = {}
+    for row in rows:
+        if isinstance(row, ImportRow):
+            if row.article_id in first:
+                yield Rejection(
+                    source=row.source,
+                    reason=f"article id {row.article_id!r} repeats {first[row.article_id]}: "
+                    "only the first row of an article is imported",
+                )
+                continue
+            first[row.article_id] = row.source
+        yield row
 
 
 def read_jsonl_lines(lines: Any, name: str) -> Iterator[ImportRow | Rejection]:
@@ -143,6 +186,7 @@ def zendesk_rows(export: dict[str, Any], source: str) -> Iterator[ImportRow | Re
             "url": article.get("html_url"),
             "tags": [str(t) for t in article.get("label_names") or []],
             "owner": f"zendesk-user-{article['author_id']}" if article.get("author_id") else "",
+            "updated_at": article.get("updated_at"),
         }
         segment_id = article.get("user_segment_id")
         if segment_id is not None:
@@ -158,8 +202,7 @@ def zendesk_rows(export: dict[str, Any], source: str) -> Iterator[ImportRow | Re
 def read_path(path: Path) -> Iterator[ImportRow | Rejection]:
     """A file (.jsonl, .md, Zendesk .json export) or a folder of them, in a stable order."""
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        yield from read_file(file)
+    yield from once_per_article(row for file in files for row in read_file(file))
 
 
 def read_file(file: Path) -> Iterator[ImportRow | Rejection]:
@@ -184,15 +227,29 @@ def read_json_text(text: str, source: str) -> Iterator[ImportRow | Rejection]:
 
 def read_object(name: str, body: bytes) -> Iterator[ImportRow | Rejection]:
     """An uploaded object (S3 bulk import), by its key's extension."""
-    text = body.decode("utf-8", errors="replace")
+    yield from once_per_article(_rows_of(name, body))
+
+
+def _rows_of(name: str, body: bytes) -> Iterator[ImportRow | Rejection]:
     lowered = name.lower()
+    if not lowered.endswith((".jsonl", ".md", ".markdown", ".json")):
+        yield Rejection(
+            source=name, reason="unsupported file type (use .jsonl, .md or a Zendesk .json export)"
+        )
+        return
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # Replacing the bytes would publish U+FFFD in place of the author's letters (a cp1252 "é", a "–").
+        yield Rejection(
+            source=name,
+            reason=f"not UTF-8 text (byte 0x{body[error.start]:02x} at offset {error.start}): "
+            "save the file as UTF-8 and upload it again",
+        )
+        return
     if lowered.endswith(".jsonl"):
         yield from read_jsonl_lines(text.splitlines(), name)
     elif lowered.endswith((".md", ".markdown")):
         yield markdown_row(text, name, Path(name).stem)
-    elif lowered.endswith(".json"):
-        yield from read_json_text(text, name)
     else:
-        yield Rejection(
-            source=name, reason="unsupported file type (use .jsonl, .md or a Zendesk .json export)"
-        )
+        yield from read_json_text(text, name)

@@ -2,10 +2,15 @@
 no work. Order of effects: locked body → one DynamoDB transaction (HEAD guard + new version) → search index →
 HEAD records the indexed version. A failure after the transaction leaves HEAD.indexed_version behind, and the
 next PUT of the same content repairs the index instead of answering "unchanged".
+
+Writers of one article can reach the index in any order, so every index write names its version (a tombstone's
+too) and the index keeps the newest. An import row that says when its source last edited the article is refused
+when the article already holds a later edit: an old export processed late does not undo a newer one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import time
@@ -70,6 +75,8 @@ class ImportRow:
     article_id: str
     article: ArticleInput
     source: str
+    # When the source (a help center export) last edited the article, if it says.
+    source_updated_at: datetime | None = None
 
 
 Progress = Callable[[ImportRow | Rejection, PutOutcome | None], None]
@@ -102,13 +109,19 @@ class KnowledgeIngestion:
         """Tombstone: a new version marked deleted; earlier versions stay readable for the citations they back."""
         _check_id(article_id)
         head = self.articles.head(ctx, article_id)
+        now = self._now()
         if head is None or head.deleted:
-            self.index.remove_article(ctx, article_id)  # idempotent, and clears anything a failed delete left
+            # Idempotent, and clears anything a failed delete left (never a version newer than this answer).
+            self.index.remove_article(
+                ctx,
+                article_id,
+                version=head.current_version if head else 0,
+                updated_at=head.updated_at if head else now,
+            )
             self.index.flush()
             return PutOutcome(
                 article_id=article_id, status="absent", version=head.current_version if head else 0
             )
-        now = self._now()
         version = head.current_version + 1
         record = ArticleVersion(
             tenant_id=ctx.tenant_id,
@@ -122,7 +135,7 @@ class KnowledgeIngestion:
             update={"current_version": version, "content_sha256": None, "deleted": True, "updated_at": now}
         )
         self.store.transact(ctx, ArticleRepository.version_writes(tombstoned, record))
-        self.index.remove_article(ctx, article_id)
+        self.index.remove_article(ctx, article_id, version=version, updated_at=now)
         self.index.flush()
         self._mark_indexed(ctx, [(article_id, version)])
         return PutOutcome(article_id=article_id, status="deleted", version=version)
@@ -163,7 +176,9 @@ class KnowledgeIngestion:
                 summary.rejected.append(row)
             else:
                 try:
-                    outcome, pending = self._stage(ctx, row.article_id, row.article)
+                    outcome, pending = self._stage(
+                        ctx, row.article_id, row.article, source_updated_at=row.source_updated_at
+                    )
                 except (MalformedPayload, Conflict) as error:
                     summary.rejected.append(Rejection(source=row.source, reason=error.detail))
                 else:
@@ -190,30 +205,41 @@ class KnowledgeIngestion:
 
     # ------------------------------------------------------------------ internals
     def _stage(
-        self, ctx: TenantContext, article_id: str, article: ArticleInput
+        self,
+        ctx: TenantContext,
+        article_id: str,
+        article: ArticleInput,
+        *,
+        source_updated_at: datetime | None = None,
     ) -> tuple[PutOutcome, tuple[str, int] | None]:
-        """Write the version and hand its chunks to the index (not yet flushed)."""
+        """Write the version and hand its chunks to the index (not yet flushed). `source_updated_at`: when the
+        import's source edited this content; a change older than the edit the article holds raises Conflict."""
         _check_id(article_id)
         head = self.articles.head(ctx, article_id)
+        known = head.source_updated_at if head else None
+        # A PUT without a source time keeps the last one: an old export still must not undo a newer import.
+        source_time = max(filter(None, (source_updated_at, known)), default=None)
         digest = article.content_sha256()
         if head and not head.deleted and head.content_sha256 == digest:
+            if source_time != known:
+                self._note_source_time(ctx, head, source_time)
             if head.indexed_version == head.current_version:
                 return PutOutcome(
                     article_id=article_id, status="unchanged", version=head.current_version
                 ), None
             record = self.articles.version(ctx, article_id, head.current_version)
-            chunks = self._chunks(
-                ctx,
-                article_id,
-                head.current_version,
-                article,
-                record.updated_at if record else head.updated_at,
-            )
-            self.index.replace_article(ctx, article_id, chunks)
+            made = record.updated_at if record else head.updated_at
+            chunks = self._chunks(ctx, article_id, head.current_version, article, made)
+            self.index.replace_article(ctx, article_id, chunks, version=head.current_version, updated_at=made)
             outcome = PutOutcome(
                 article_id=article_id, status="unchanged", version=head.current_version, chunks=len(chunks)
             )
             return outcome, (article_id, head.current_version)
+        if source_updated_at and known and source_updated_at < known:
+            raise Conflict(
+                f"skipped: the source edited this row at {source_updated_at.isoformat()}, but article "
+                f"{article_id!r} already holds the source's later edit of {known.isoformat()}"
+            )
         now = self._now()
         version = (head.current_version if head else 0) + 1
         body_ref = self.articles.store_body(ctx, article_id, version, article)
@@ -237,9 +263,10 @@ class KnowledgeIngestion:
             content_sha256=digest,
             indexed_version=head.indexed_version if head else 0,
             updated_at=now,
+            source_updated_at=source_time,
         )
         self.store.transact(ctx, ArticleRepository.version_writes(new_head, record))
-        self.index.replace_article(ctx, article_id, chunks)
+        self.index.replace_article(ctx, article_id, chunks, version=version, updated_at=now)
         status = "added" if head is None or head.deleted else "updated"
         return PutOutcome(article_id=article_id, status=status, version=version, chunks=len(chunks)), (
             article_id,
@@ -259,9 +286,20 @@ class KnowledgeIngestion:
             updated_at=at,
         )
 
+    def _note_source_time(self, ctx: TenantContext, head: ArticleHead, source_time: datetime | None) -> None:
+        """Same content, later source edit: remember it, so that an export between the two is still refused."""
+        # Conflict: a concurrent writer moved HEAD on, and its own content and time stand.
+        with contextlib.suppress(Conflict):
+            self.store.put(
+                ctx, ArticleRepository.head_write(head.model_copy(update={"source_updated_at": source_time}))
+            )
+
     def _mark_indexed(self, ctx: TenantContext, staged: list[tuple[str, int]]) -> None:
+        deleted_meanwhile: list[ArticleHead] = []
         for article_id, version in staged:
             head = self.articles.head(ctx, article_id)
+            if head is not None and head.deleted and head.current_version > version:
+                deleted_meanwhile.append(head)
             if head is None or head.current_version != version or head.indexed_version == version:
                 continue
             try:
@@ -270,6 +308,14 @@ class KnowledgeIngestion:
                 )
             except Conflict:
                 continue  # a newer write landed meanwhile and records its own indexing
+        if deleted_meanwhile:
+            # The article was deleted while this version was on its way to the index. An index that keeps no
+            # record of deletions (OpenSearch) took it back in: remove it again, as of the tombstone's version.
+            for head in deleted_meanwhile:
+                self.index.remove_article(
+                    ctx, head.article_id, version=head.current_version, updated_at=head.updated_at
+                )
+            self.index.flush()
 
 
 def _check_id(article_id: str) -> None:

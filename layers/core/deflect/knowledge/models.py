@@ -103,6 +103,8 @@ class ArticleHead(Versioned):
     # The version the search index holds. Behind current_version only if indexing failed: a retry repairs it.
     indexed_version: int = 0
     updated_at: datetime = Field(default_factory=utcnow)
+    # The latest edit time an import's source (a help center export) gave this article: older rows are refused.
+    source_updated_at: datetime | None = None
 
 
 class Article(BaseModel):
