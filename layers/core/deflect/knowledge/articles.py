@@ -69,11 +69,17 @@ class ArticleRepository:
         )
 
     def resolve(self, ctx: TenantContext, citation: Citation) -> Article:
-        """The exact version a citation names; raises NotFound if its quote is not in that version's text."""
+        """The exact version a citation names; raises NotFound if its quote is not in that version's text.
+
+        The quote is looked for as the composer took it and `grounding.verify` checks it: in the text a reader
+        sees, without Markdown marks or line breaks, never in hidden text."""
         from deflect.knowledge.chunking import plain_text
+        from deflect.triage import grounding
 
         article = self.read(ctx, citation.article_id, citation.version)
-        if citation.quote and citation.quote not in plain_text(article.body, article.meta.body_format):
+        visible, _ = grounding.clean_text(plain_text(article.body, article.meta.body_format))
+        quote = grounding.normal_form(citation.quote)
+        if quote and quote not in grounding.normal_form(visible):
             raise NotFound("quote not found in the cited version")
         return article
 

@@ -242,8 +242,9 @@ class KnowledgeIngestion:
             )
         now = self._now()
         version = (head.current_version if head else 0) + 1
-        body_ref = self.articles.store_body(ctx, article_id, version, article)
+        # Chunk first: an article refused for its content (no visible text, too many chunks) leaves no locked copy.
         chunks = self._chunks(ctx, article_id, version, article, now)
+        body_ref = self.articles.store_body(ctx, article_id, version, article)
         record = ArticleVersion(
             tenant_id=ctx.tenant_id,
             article_id=article_id,

@@ -17,16 +17,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from deflect.domain.models import Draft
+from deflect.knowledge.chunking import HIDING_STYLE, UNSEEN_ELEMENTS, VOID_ELEMENTS
 from deflect.triage.detectors import instruction_like
 
+# HTML left in a passage (inline HTML of a Markdown article): what the chunker drops from an HTML article.
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
 _HIDDEN_BLOCK = re.compile(
-    r"<(?P<tag>[a-z][a-z0-9]*)\b[^>]*(?:display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?![.\d])|"
+    rf"<(?P<tag>[a-z][a-z0-9]*)\b[^>]*(?:{HIDING_STYLE.pattern}|"
     r"\bhidden\b|aria-hidden\s*=\s*[\"']?true)[^>]*>.*?(?:</(?P=tag)\s*>|\Z)",
     re.I | re.S,
 )
 _DROPPED_BLOCK = re.compile(
-    r"<(script|style|template|noscript|iframe|object)\b.*?(?:</\1\s*>|\Z)", re.I | re.S
+    rf"<({'|'.join(sorted(UNSEEN_ELEMENTS - VOID_ELEMENTS))})\b.*?(?:</\1\s*>|\Z)", re.I | re.S
 )
 _TAG = re.compile(r"</?[a-z][^>]*>", re.I)
 _ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff]")
@@ -203,7 +205,9 @@ def coverage(question: str, passage_text: str, ignore: Iterable[str] = ()) -> fl
     return len(found) / len(wanted)
 
 
-def _normal(text: str) -> str:
+def normal_form(text: str) -> str:
+    """How a quote is compared with the text it quotes: Markdown marks dropped, wrapped lines joined, case folded
+    (a quotable unit has lost its `**`, backticks and line breaks)."""
     return re.sub(r"\s+", " ", _MARKDOWN_NOISE.sub("", text)).strip().lower()
 
 
@@ -227,12 +231,12 @@ def verify(draft: Draft, passages: Sequence[CleanPassage]) -> Verdict:
         return Verdict(False, "instruction_in_answer")
     by_ref = {}
     for passage in passages:
-        by_ref.setdefault((passage.article_id, passage.version), []).append(_normal(passage.text))
+        by_ref.setdefault((passage.article_id, passage.version), []).append(normal_form(passage.text))
     for citation in draft.citations:
         texts = by_ref.get((citation.article_id, citation.version))
         if texts is None:
             return Verdict(False, f"unknown_citation:{citation.article_id}@{citation.version}")
-        quote = _normal(citation.quote)
+        quote = normal_form(citation.quote)
         if quote and not any(quote in text for text in texts):
             return Verdict(False, f"quote_not_in_passage:{citation.article_id}@{citation.version}")
     return Verdict(True)
