@@ -147,6 +147,9 @@ def test_triage_ready_within_the_budget_is_answered_directly(harness, acme):
     ("result", "status"),
     [
         ({"outcome": "escalate", "reply": None}, "escalated"),
+        ({"outcome": "escalate", "reply": None, "rollout_mode": "assist"}, "escalated"),
+        # Shadow mode starts no escalation: nobody was handed the conversation, the team answers as before.
+        ({"outcome": "escalate", "reply": None, "rollout_mode": "shadow"}, "with_agent"),
         ({"outcome": "ask_diagnostics", "reply": "Which app version are you on?"}, "awaiting_customer"),
         # Assist or shadow mode: decided, but the reply comes from the support team, not from us.
         ({"outcome": "deflect", "reply": None}, "with_agent"),
@@ -180,6 +183,7 @@ ASKED = "To look into this, we need a few details:\n- the app version you are us
         ("auto", "ask_diagnostics", False, ASKED, "awaiting_customer", ASKED),
         ("assist", "deflect", True, None, "with_agent", None),
         ("auto", "escalate", True, None, "escalated", None),
+        ("shadow", "escalate", True, None, "with_agent", None),
     ],
 )
 def test_the_conversation_shows_what_the_customer_was_sent_and_says_so_in_its_status(

@@ -134,7 +134,7 @@ def from_audit(event: AuditEvent) -> list[DomainEvent]:
     found = []
     for detail_type in PUBLISHED.get(canonical(event.type), ()):
         model = DETAIL_TYPES[detail_type]
-        if model is TicketEscalatedV1 and fact.outcome != "escalate":
+        if model is TicketEscalatedV1 and not escalation_started(fact, p):
             continue
         common: dict[str, Any] = {
             "event_id": f"{event.hash}:{detail_type}",
@@ -147,6 +147,15 @@ def from_audit(event: AuditEvent) -> list[DomainEvent]:
         }
         found.append(DomainEvent(detail_type, model.model_validate({**common, **_fields(model, fact, p)})))
     return found
+
+
+def escalation_started(fact: Any, payload: dict[str, Any]) -> bool:
+    """Whether a decision handed the ticket to a person: an escalate decision in shadow mode starts nothing.
+    Events recorded before the decision said so (`escalate`) tell by their rollout mode."""
+    if fact.outcome != "escalate":
+        return False
+    started = payload.get("escalate")
+    return bool(started) if isinstance(started, bool) else fact.rollout_mode != "shadow"
 
 
 def _fields(model: type[EventDetail], fact: Any, p: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 from deflect.domain.models import AuditEvent
 from deflect.domain.tenancy import TenantContext
 from deflect.insight import metrics
-from deflect.insight.domain_events import from_audit
+from deflect.insight.domain_events import escalation_started, from_audit
 from deflect.insight.events import canonical
 from deflect.insight.facts import Fact, FactStore
 from deflect.insight.privacy import link_ticket
@@ -37,7 +37,7 @@ class Insight:
         fact = self._step("fact", lambda: self.facts.record(ctx, event))
         if fact is None:
             return
-        self._step("metrics", lambda: self.count(ctx, fact))
+        self._step("metrics", lambda: self.count(ctx, fact, event.payload))
         self._step("links", lambda: self._link(ctx, event))
         self._step("usage", lambda: self._usage(ctx, event))
         self._step("publish", lambda: self.publish(ctx, event))
@@ -66,7 +66,7 @@ class Insight:
             metrics.count("StageErrors", stage="audit")
             return None
 
-    def count(self, ctx: TenantContext, fact: Fact) -> None:
+    def count(self, ctx: TenantContext, fact: Fact, payload: dict[str, Any] | None = None) -> None:
         t = ctx.tenant_id
         if fact.type == "message.received":
             metrics.count("MessagesReceived", tenant_id=t, provider=fact.provider)
@@ -75,7 +75,7 @@ class Insight:
                 metrics.count("Deflected", tenant_id=t, mode=fact.rollout_mode)
             elif fact.outcome == "ask_diagnostics":
                 metrics.count("DiagnosticsRequested", tenant_id=t)
-            elif fact.outcome == "escalate":
+            elif escalation_started(fact, payload or {}):  # not shadow: TicketTriaged.v1 reports those
                 reason = metrics.escalation_reason(
                     fact.reasons, fact.sensitive_flags, fact.action_kind or "none", bool(fact.wants_human)
                 )

@@ -228,11 +228,11 @@ class Accepted:
 # --------------------------------------------------------------------------- id rules
 
 
-def conversation_status(outcome: str | None, visible_reply: bool) -> str:
+def conversation_status(outcome: str | None, visible_reply: bool, mode: str | None) -> str:
     """What a conversation's caller can tell its user, in one word (the same after POST and on GET):
     `answered` (a reply to show), `awaiting_customer` (a request for details to show), `escalated` (a person takes
     it), `with_agent` (decided, but in shadow or assist mode the reply comes from the support team)."""
-    if outcome == "escalate":
+    if outcome == "escalate" and mode != "shadow":  # shadow starts no escalation: the team answers as before
         return "escalated"
     if visible_reply:
         return "answered" if outcome == "deflect" else "awaiting_customer"
@@ -811,7 +811,9 @@ class Intake:
                 {
                     "conversation_id": ticket_id,
                     "message_id": message_id,
-                    "status": conversation_status(result.get("outcome"), bool(result.get("reply"))),
+                    "status": conversation_status(
+                        result.get("outcome"), bool(result.get("reply")), result.get("rollout_mode")
+                    ),
                     "status_url": status_url,
                     "triage": dict(result),
                 },
@@ -868,7 +870,7 @@ class Intake:
                 reply = latest.draft.text if latest.outcome == "deflect" else None
             visible = reply is not None and latest.outcome != "escalate"
             if status == "processing":
-                status = conversation_status(latest.outcome, visible)
+                status = conversation_status(latest.outcome, visible, latest.rollout_mode)
             answer = {
                 "outcome": latest.outcome,
                 "reasons": latest.reasons,

@@ -262,7 +262,7 @@ class TriageEngine:
             repeat=repeat,
             decision=decision,
             policy=policy,
-            mode=rollout_mode(policy, classification.intent),
+            mode=effective_mode(policy, classification),
             # The model this tenant's draft actually used (its profile may name another than the default).
             composer_model_id=drafted.model_id or getattr(self.composer, "model_id", ""),
             timings_ms=timings,
@@ -321,6 +321,20 @@ class Drafted:
             model_id if isinstance(model_id, str) else None,
             prompt_sha256 if isinstance(prompt_sha256, str) else None,
         )
+
+
+# Rollout modes from the strictest (nothing is sent) to the most trusting.
+STRICTNESS: tuple[RolloutMode, ...] = ("shadow", "assist", "auto")
+
+
+def effective_mode(policy: DecisionPolicy, classification: Classification) -> RolloutMode:
+    """The rollout mode of a message. A per-intent override is trust in that intent, so it applies only when the
+    message was confidently put there; an unconfident or out-of-scope guess gets the stricter of the tenant's
+    default and the guessed intent's override."""
+    mode = rollout_mode(policy, classification.intent)
+    if classification.out_of_scope or classification.intent_confidence < policy.classification_threshold:
+        return min(mode, policy.rollout_default, key=STRICTNESS.index)
+    return mode
 
 
 GENERAL_AREA = "general"

@@ -29,6 +29,7 @@ from deflect.domain import keys
 from deflect.domain.canonical import canonical_json
 from deflect.domain.errors import Conflict, NotFound
 from deflect.domain.models import (
+    Account,
     ArticleRef,
     AttachmentRef,
     Citation,
@@ -156,7 +157,6 @@ class TriageService:
         customer = self.customers.get(ctx, ticket.customer_id) if ticket.customer_id else None
         account_id = ticket.account_id or (customer.account_id if customer else None)
         account = self.accounts.get(ctx, account_id) if account_id else None
-        sla_tier = account.sla_tier if account else ticket.sla_tier
         now = self.clock()
         decisions = self.tickets.decisions(ctx, ticket_id)
         history = self.history.recent(
@@ -166,46 +166,27 @@ class TriageService:
             now=now,
             window_days=profile.repeat_window_days,
         )
-        text = self._text(ticket, message, first=message is messages[0] if messages else True)
+        first = message is messages[0] if messages else True
+        text = message_text(ticket.subject_redacted, message.body_redacted, first=first)
         known = self._known_diagnostics(ctx, ticket_id)
         assessment = self.engine.assess(
             ctx,
             text,
             config=config,
             attachments=self._with_text(ctx, config, ticket, message.attachments),
-            sla_tier=sla_tier,
             history=history,
             ticket_id=ticket_id,
             known_diagnostics=known,
-            audience=self._audience(account, ticket),
-            risk_tolerance=profile.low_confidence_risk_tolerance,
+            **customer_options(profile, account, ticket),
         )
         tool_refs = self._run_tools(ctx, profile, assessment, ticket, account_id)
         return self._commit(ctx, ticket, message, assessment, tool_refs, now, known)
 
     # ------------------------------------------------------------------ context
 
-    @staticmethod
-    def _text(ticket: Ticket, message: Message, *, first: bool) -> str:
-        body = message.body_redacted.strip()
-        subject = ticket.subject_redacted.strip()
-        # The subject is the customer's own summary on the first message; later messages stand on their own.
-        if first and subject and subject.lower() not in body.lower():
-            return f"{subject}\n{body}"
-        return body
-
     def _known_diagnostics(self, ctx: TenantContext, ticket_id: str) -> dict[str, str]:
         items = self.store.query(ctx, keys.ticket_pk(ctx.tenant_id, ticket_id), DIAG_PREFIX)
         return {i.data["name"]: str(i.data.get("value", "")) for i in items if "name" in i.data}
-
-    @staticmethod
-    def _audience(account: Any, ticket: Ticket) -> Any:
-        from deflect.knowledge.models import Audience
-
-        segments = {s.lower() for s in [*(ticket.entitlements or []), ticket.plan or ""] if s}
-        if account is not None:
-            segments.update(s.lower() for s in [account.plan, account.sla_tier, *account.entitlements] if s)
-        return Audience(kind="customer", segments=frozenset(segments))
 
     def _with_text(
         self, ctx: TenantContext, config: TenantConfig, ticket: Ticket, attachments: Sequence[AttachmentRef]
@@ -463,6 +444,37 @@ class TriageService:
             reply=reply,
         )
         return result.model_copy(update={"replayed": True})
+
+
+# The assess() inputs triage derives from the ticket, shared with `deflect replay` so that it decides as production.
+
+
+def message_text(subject: str, body: str, *, first: bool) -> str:
+    """What is classified: the subject is the customer's own summary on the first message; later messages stand
+    on their own."""
+    body, subject = body.strip(), subject.strip()
+    if first and subject and subject.lower() not in body.lower():
+        return f"{subject}\n{body}"
+    return body
+
+
+def customer_options(
+    profile: TriageProfile, account: Account | None, ticket: Ticket | None = None
+) -> dict[str, Any]:
+    """The assess() arguments set by the tenant's triage profile and the customer's account (or, without one, the
+    ticket): SLA tier, the audience the help center answers for, and the low-confidence risk tolerance."""
+    from deflect.knowledge.models import Audience
+
+    segments: set[str] = set()
+    if ticket is not None:
+        segments.update(s.lower() for s in [*(ticket.entitlements or []), ticket.plan or ""] if s)
+    if account is not None:
+        segments.update(s.lower() for s in [account.plan, account.sla_tier, *account.entitlements] if s)
+    return {
+        "sla_tier": account.sla_tier if account else ticket.sla_tier if ticket else "standard",
+        "audience": Audience(kind="customer", segments=frozenset(segments)),
+        "risk_tolerance": profile.low_confidence_risk_tolerance,
+    }
 
 
 def _ref(hit: Any) -> ArticleRef:
