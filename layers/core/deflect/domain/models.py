@@ -424,6 +424,17 @@ class OutboxItem(Versioned):
     caused_by: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # AI-caused items only: the intent and rollout mode they were decided under, so writeback holds them to the
+    # tenant's policy as it is when they go out (a switch to shadow stops what is queued). None: a person decided
+    # it, or it was stored before these fields.
+    intent: str | None = None
+    rollout_mode: RolloutMode | None = None
+    # The intent was a guess (out of scope, or below the classification threshold): its per-intent mode applies
+    # only where stricter than the tenant's default, as when triage decides.
+    intent_uncertain: bool = False
+    # Where `expected_external_updated_at` comes from: the helpdesk's own stamp, or, when the helpdesk sent none,
+    # Deflect's receive time of the customer message. Set by writeback for the send only, never stored.
+    baseline_from: Literal["helpdesk", "received"] = Field(default="helpdesk", exclude=True)
 
 
 class AuditEvent(Record):

@@ -31,6 +31,7 @@ from deflect.escalation.summary import build_summary, stored_document
 from deflect.ports import Put
 from deflect.repositories import Accounts, Customers
 from deflect.services import outbox as outbox_service
+from deflect.triage import policy as triage_policy
 
 ATTEMPTS = 5
 # (result, audit type, audit payload, audit evidence, writes)
@@ -78,18 +79,33 @@ class EscalationSteps:
         return policy.first_route(state, self.p.tenants.get(ctx))
 
     def acknowledge(self, ctx: TenantContext, state: EscalationState, execution: str) -> dict[str, Any]:
-        """Tell the customer a person will follow up, and by when. Shadow mode keeps the AI invisible."""
-        if state.rollout_mode == "shadow":
+        """Tell the customer a person will follow up, and by when. Shadow mode keeps the AI invisible: the mode
+        the tenant has now for this intent, not only the one triage decided under (a switch to shadow since the
+        escalation started sends nothing; writeback checks once more before sending)."""
+        config = self.p.tenants.get(ctx)
+        intent = state.classification.intent
+        guessed = triage_policy.intent_uncertain(config.policy, state.classification)
+        mode = outbox_service.mode_now(config.policy, state.rollout_mode, intent, intent_uncertain=guessed)
+        if mode == "shadow":
             return {"outbox_ids": [], "skipped": "shadow"}
 
         def plan() -> StepPlan:
             ticket = self.p.tickets.require(ctx, state.ticket_id)
-            config = self.p.tenants.get(ctx)
             tier = policy.sla_tier(config, state.sla_tier)
             follow_up_by = state.escalated_at + timedelta(minutes=tier.first_response_minutes)
             language = language_of(state.language, ticket.locale, config.default_locale)
             text = acknowledgement_text(language, follow_up_by)
-            item = _outbox(ticket, execution, "acknowledged", "public_reply", self.p.now(), body=text)
+            item = _outbox(
+                ticket,
+                execution,
+                "acknowledged",
+                "public_reply",
+                self.p.now(),
+                body=text,
+                intent=intent,
+                rollout_mode=mode,
+                intent_uncertain=guessed,
+            )
             writes = outbox_service.writes([item])
             if ticket.status != "escalated":
                 escalated = ticket.model_copy(update={"status": "escalated", "updated_at": self.p.now()})

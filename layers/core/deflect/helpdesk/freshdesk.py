@@ -5,7 +5,8 @@ Freshdesk has no conditional update and no per-change author for ticket properti
 what it does expose: any conversation after the decision's snapshot written by someone other than Deflect's
 agent, and any `updated_at` move that none of our own conversations explains (a status change or reassignment).
 When the ticket already has everything a property-only item asks for, there is nothing to write and nothing
-to overwrite.
+to overwrite. Because a PUT replaces the whole tag list, the ticket is read again right before it: an agent's
+edit made while we posted is kept (tags merged from that read), or, past our own change, is a conflict.
 """
 
 from __future__ import annotations
@@ -82,6 +83,14 @@ class FreshdeskConnector(Connector):
         if self.wants_comment(item) and mine is None:
             conversation_id, updated = self._comment(ticket_id, item)
             effects.append(f"conversation:{conversation_id}")
+            posted = Activity(at=updated, author=self.bot, kind="comment") if updated else None
+            # Our comment's time unknown (found after an unclear failure): read it back to explain updated_at.
+            activities = [*activities, posted] if posted else self.conversations(ticket_id, item)
+        if changes:
+            # What the first read saw is stale by now (we posted, an agent may have edited): write from a new read.
+            ticket = self.ticket(ticket_id, item)
+            self._raise_if_unexplained(item, ticket, activities, effects)
+            changes = self._property_changes(item, ticket)
         if changes:
             answer = self.call("PUT", f"/api/v2/tickets/{ticket_id}", item, body=changes, safe=True).json()
             updated = parse_time(answer.get("updated_at")) or updated

@@ -1,6 +1,8 @@
 """Zendesk Support: one `PUT /api/v2/tickets/{id}` carries the comment, tags, status and custom fields, so the
 whole outbox item lands atomically. `safe_update` + `updated_stamp` make Zendesk refuse (409) the update if the
-ticket changed after the stamp; the ticket audits then tell whether that change was ours or a human's.
+ticket changed after the stamp; the ticket audits then tell whether that change was ours or a human's. When the
+helpdesk sent no stamp with the customer's message, the baseline is Deflect's receive time instead: the ticket's
+own stamp is read, and its audits since that time checked, before the first update.
 Our outbox id rides in the audit's custom metadata (`ticket.metadata`), which is how a retry recognises its
 own earlier update.
 """
@@ -105,6 +107,11 @@ class ZendeskConnector(Connector):
                 return self.receipt(item, [f"audit:{earlier}"], replayed=True)
         stamp = item.expected_external_updated_at
         path = f"/api/v2/tickets/{ticket_id}.json"
+        if stamp is not None and item.baseline_from == "received":
+            # Not a Zendesk stamp: safe_update needs the ticket's own, and nothing since the baseline is checked yet.
+            stamp, found = self._checked_stamp(ticket_id, path, item, since=stamp)
+            if found:
+                return self.receipt(item, [f"audit:{found}"], replayed=True)
         for _ in range(MAX_STAMP_REFRESHES):
             response, found = self.post_once(
                 lambda stamp=stamp: self.call(
@@ -123,20 +130,31 @@ class ZendeskConnector(Connector):
                     item, self._effects(item, audit), updated_at=parse_time(ticket.get("updated_at"))
                 )
             # 409: the ticket changed after `stamp`. Ours (an earlier attempt or an earlier item) or a human's?
-            audits = self.audits(ticket_id, item)
-            for audit in audits:
-                if audit.marker == item.outbox_id:
-                    return self.receipt(item, [f"audit:{audit.effect_id}"], replayed=True)
-            foreign = self.foreign_changes(audits, stamp)
-            if foreign:
-                raise HelpdeskConflict(
-                    "zendesk ticket changed after it was read",
-                    current={"changes": activity_summary(foreign), "delivered": []},
-                )
-            # Only Deflect changed it since the stamp: move the stamp to now and try again.
-            current = self.call("GET", path, item, safe=True).json().get("ticket") or {}
-            stamp = parse_time(current.get("updated_at"))
+            # Only Deflect's: move the stamp to now and try again.
+            stamp, found = self._checked_stamp(ticket_id, path, item, since=stamp)
+            if found:
+                return self.receipt(item, [f"audit:{found}"], replayed=True)
         raise TransientFailure("zendesk ticket kept changing under our updates")
+
+    def _checked_stamp(
+        self, ticket_id: str, path: str, item: OutboxItem, *, since: datetime | None
+    ) -> tuple[datetime | None, str | None]:
+        """The ticket's current stamp, once its audits show nobody but Deflect changed it after `since`; or our
+        own update for this item, already there (its audit id). The stamp is read before the audits, so a change
+        after it fails the next update (409) and one before it is in the audits: none slips between the two."""
+        current = self.call("GET", path, item, safe=True).json().get("ticket") or {}
+        stamp = parse_time(current.get("updated_at"))
+        audits = self.audits(ticket_id, item)
+        for audit in audits:
+            if audit.marker == item.outbox_id:
+                return stamp, audit.effect_id
+        foreign = self.foreign_changes(audits, since)
+        if foreign:
+            raise HelpdeskConflict(
+                "zendesk ticket changed after it was read",
+                current={"changes": activity_summary(foreign), "delivered": []},
+            )
+        return stamp, None
 
     def _effects(self, item: OutboxItem, audit: dict[str, Any]) -> list[str]:
         effects = [f"audit:{audit['id']}"] if audit.get("id") else []

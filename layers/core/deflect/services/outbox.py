@@ -26,10 +26,18 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from deflect.domain import keys
 from deflect.domain.errors import InvalidTenant
-from deflect.domain.models import OutboxItem, OutboxKind, RequestedAction, Ticket
+from deflect.domain.models import (
+    DecisionPolicy,
+    OutboxItem,
+    OutboxKind,
+    RequestedAction,
+    RolloutMode,
+    Ticket,
+)
 from deflect.domain.tenancy import TenantContext, TenantId
 from deflect.ports import Put, WorkQueue
 from deflect.repositories import Outbox, put_versioned
+from deflect.triage import policy as triage_policy
 
 # Kinds that change what a human may also be editing: they carry the helpdesk version the decision saw.
 OVERWRITING_KINDS: frozenset[str] = frozenset({"public_reply", "tags", "status", "custom_fields"})
@@ -76,9 +84,13 @@ def new_item(
     custom_fields: Mapping[str, Any] | None = None,
     action: RequestedAction | None = None,
     caused_by: str | None = None,
+    intent: str | None = None,
+    rollout_mode: RolloutMode | None = None,
+    intent_uncertain: bool = False,
 ) -> OutboxItem:
     """One outbox item for one ticket. The helpdesk version the decision saw comes from the ticket, so the
-    writeback can tell a newer human edit from its own."""
+    writeback can tell a newer human edit from its own. An AI-caused item also names its intent and the rollout
+    mode it was decided under, which writeback checks against the tenant's policy again before sending."""
     if kind in ("public_reply", "internal_note") and not (body and body.strip()):
         raise ValueError(f"a {kind} needs a body")
     if kind == "account_action" and (action is None or action.kind == "none"):
@@ -96,12 +108,26 @@ def new_item(
         action=action,
         caused_by=caused_by,
         expected_external_updated_at=ticket.external_updated_at if kind in OVERWRITING_KINDS else None,
+        intent=intent,
+        rollout_mode=rollout_mode,
+        intent_uncertain=intent_uncertain,
     )
 
 
 def reply(ticket: Ticket, text: str, *, public: bool = True, **extra: Any) -> OutboxItem:
     """A public reply (or an internal note), optionally with tags / status / custom fields in the same update."""
     return new_item(ticket, "public_reply" if public else "internal_note", body=text, **extra)
+
+
+def mode_now(
+    policy: DecisionPolicy, decided: RolloutMode, intent: str | None, *, intent_uncertain: bool = False
+) -> RolloutMode:
+    """The rollout mode an AI effect decided under `decided` may go out under now: the stricter of that and the
+    mode triage would give it under the tenant's current policy. A later check only tightens: a note for agents
+    is never turned into a public reply after the fact."""
+    return triage_policy.stricter(
+        decided, triage_policy.effective_mode(policy, intent, uncertain=intent_uncertain)
+    )
 
 
 def writes(items: Iterable[OutboxItem]) -> list[Put]:

@@ -10,6 +10,10 @@ One dispatch, and why each step is where it is:
    is sent only when the escalation decision that caused it approves exactly that action (`approval_refusal`);
 4. store the receipt (item `done` + a RECEIPT item created only once + the ticket's writeback watermark), in one
    transaction with the audit index — only then is the delivery acknowledged.
+An AI-caused item is held to the tenant's rollout policy as it is when the item goes out, not only as it was
+when decided: now shadow, it is suppressed (`done`, audited, nothing sent); now assist, a public answer becomes
+an internal note for agents. Items a person decided (account actions, escalation outcomes) are never held back
+by a mode.
 Conflicts are recorded, the public reply is downgraded to an internal note for a human, and audited. Transient
 failures release the claim and let the queue retry; after `max_attempts`, or on a permanent failure, the item
 is `dead`, its message goes to the DLQ (before the status, so no dead item lacks one) and `replay` revives it.
@@ -27,7 +31,7 @@ from typing import Any, Literal
 from deflect.domain import keys
 from deflect.domain.canonical import canonical_json, sha256_hex
 from deflect.domain.errors import Conflict, Throttled, TransientFailure
-from deflect.domain.models import OutboxItem, OutboxStatus, utcnow
+from deflect.domain.models import Decision, OutboxItem, OutboxStatus, utcnow
 from deflect.domain.tenancy import TenantContext
 from deflect.helpdesk.base import parse_time
 from deflect.helpdesk.directory import connector_name
@@ -35,15 +39,16 @@ from deflect.helpdesk.errors import HelpdeskConflict, PermanentFailure
 from deflect.helpdesk.models import HelpdeskReceipt
 from deflect.observability import logger
 from deflect.ports import DeadLetters, HelpdeskConnectors, Put, SupportStore, WorkQueue
-from deflect.repositories import Outbox, TenantConfigs, bumped, put_new
+from deflect.repositories import Outbox, TenantConfigs, Tickets, bumped, put_new
 from deflect.services import outbox as outbox_items
 from deflect.services.audit import AuditLog
 from deflect.services.outbox import OutboxRef
+from deflect.triage import policy as triage_policy
 
 ACTOR = "deflect:writeback"
 HANDLED: frozenset[str] = frozenset({"done", "conflict", "dead"})
 OPEN_STATUSES: tuple[OutboxStatus, ...] = ("pending", "dispatching", "failed", "conflict", "dead")
-Outcome = Literal["delivered", "replayed", "conflict", "dead", "already_handled", "missing"]
+Outcome = Literal["delivered", "replayed", "conflict", "dead", "suppressed", "already_handled", "missing"]
 
 
 class InFlight(TransientFailure):
@@ -122,7 +127,10 @@ class Writeback:
             raise InFlight(
                 "another delivery is working on this item", retry_after_s=self.lease.total_seconds()
             )
-        claimed = self._claim(ctx, item)
+        decided, allowed = self._under_current_policy(ctx, item)
+        if allowed is None:
+            return self._suppressed(ctx, decided)
+        claimed = self._claim(ctx, allowed)
         self.checkpoint("claimed")
         try:
             if claimed.kind == "account_action":
@@ -170,17 +178,98 @@ class Writeback:
             logger().warning("account action refused", extra={"outbox_id": item.outbox_id, "reason": refusal})
             raise Unapproved(f"refused: {refusal}")
 
+    # ------------------------------------------------------------------ rollout mode, again
+    def _under_current_policy(
+        self, ctx: TenantContext, item: OutboxItem
+    ) -> tuple[OutboxItem, OutboxItem | None]:
+        """(the item with the intent and rollout mode it was decided under, what the tenant's policy lets it be
+        right before it is sent): None in shadow (a kill switch stops what is already queued), a note for agents
+        in assist, never more than was decided. Account actions are a person's approval, not an AI reply: no mode
+        holds them back; nor escalation outcomes and held notes, which carry no mode."""
+        if item.kind == "account_action":
+            return item, item
+        decision = self._causing_decision(ctx, item) if item.rollout_mode is None else None
+        if item.rollout_mode is None and decision is None:
+            return item, item
+        config = TenantConfigs(self.store).find(ctx)
+        if config is None:
+            return item, item  # no policy to hold it to: as decided
+        if decision is not None:
+            c = decision.classification
+            item = item.model_copy(
+                update={
+                    "intent": c.intent if c else None,
+                    "rollout_mode": decision.rollout_mode,
+                    "intent_uncertain": c is not None and triage_policy.intent_uncertain(config.policy, c),
+                }
+            )
+        assert item.rollout_mode is not None
+        mode = outbox_items.mode_now(
+            config.policy, item.rollout_mode, item.intent, intent_uncertain=item.intent_uncertain
+        )
+        if mode == "shadow":
+            return item, None
+        if mode == "assist" and item.kind == "public_reply" and not _acknowledgement(item):
+            return item, assist_note(item)
+        return item, item
+
+    def _causing_decision(self, ctx: TenantContext, item: OutboxItem) -> Decision | None:
+        """The triage decision an item names (`caused_by`), for items that do not carry their intent and mode:
+        stored before they existed, or by a producer that does not set them."""
+        if not (item.caused_by or "").startswith("dec_"):
+            return None  # a person's decision (escalation), a held note: not an AI effect
+        decisions = Tickets(self.store).decisions(ctx, item.ticket_id)
+        return next((d for d in decisions if d.decision_id == item.caused_by), None)
+
+    def _suppressed(self, ctx: TenantContext, item: OutboxItem) -> DispatchResult:
+        reason = "rollout mode is now shadow"
+        done = item.model_copy(
+            update={
+                "status": "done",
+                "receipt": {"suppressed": reason},
+                "last_error": None,
+                "updated_at": self.clock(),
+            }
+        )
+        # An earlier attempt (before the switch) may have reached the helpdesk: the audit says how many there were.
+        payload = {**_summary(item), "reason": reason, "intent": item.intent, "dispatches": _dispatched(item)}
+        if not self._commit(ctx, item, "writeback.suppressed", payload, [self.outbox.save_write(done)]):
+            return DispatchResult(item.outbox_id, "already_handled", "recorded by another delivery")
+        self.checkpoint("recorded")
+        logger().info("writeback suppressed", extra={"outbox_id": item.outbox_id, "reason": reason})
+        return DispatchResult(item.outbox_id, "suppressed", reason)
+
+    # ------------------------------------------------------------------ conflicts baseline
     def _with_baseline(self, ctx: TenantContext, item: OutboxItem) -> OutboxItem:
         """What 'a newer edit' is measured against: the later of what the decision saw and what our own last
-        verified write to this ticket left (so our earlier items never look like someone else's edit)."""
+        verified write to this ticket left (so our earlier items never look like someone else's edit).
+
+        When the helpdesk sent no version with the customer's message (Freshdesk "Simple content" webhooks, a
+        Zendesk trigger without updated_at), what the decision saw is when Deflect received that message: an
+        agent's later reply is then still a conflict, never checked against nothing."""
         expected = item.expected_external_updated_at
         if expected is None:
-            return item
+            if item.kind not in outbox_items.OVERWRITING_KINDS or connector_name(item) == "generic":
+                return item
+            expected = self._received_at(ctx, item)
+            item = item.model_copy(
+                update={"expected_external_updated_at": expected, "baseline_from": "received"}
+            )
         mark = self.store.get(ctx, keys.ticket_pk(ctx.tenant_id, item.ticket_id), _watermark_sk(item))
         ours = parse_time(mark.data.get("external_updated_at")) if mark else None
         if ours and ours > expected:
             return item.model_copy(update={"expected_external_updated_at": ours})
         return item
+
+    def _received_at(self, ctx: TenantContext, item: OutboxItem) -> datetime:
+        """When Deflect received the customer's latest message before the item was made; the item's own creation
+        when none is on record."""
+        received = [
+            m.received_at
+            for m in Tickets(self.store).messages(ctx, item.ticket_id)
+            if m.author == "customer" and m.received_at <= item.created_at
+        ]
+        return max(received, default=item.created_at)
 
     # ------------------------------------------------------------------ outcomes
     def _delivered(self, ctx: TenantContext, claimed: OutboxItem, receipt: HelpdeskReceipt) -> DispatchResult:
@@ -473,6 +562,29 @@ def _summary(item: OutboxItem) -> dict[str, Any]:
         "caused_by": item.caused_by,
         "body_sha256": sha256_hex(canonical_json(item.body)) if item.body else None,
     }
+
+
+def _acknowledgement(item: OutboxItem) -> bool:
+    """Escalation's "a person will follow up": the only AI effect an escalation makes (its other items are a
+    person's decision). Assist still sends it to the customer; only shadow keeps it back."""
+    return (item.caused_by or "").startswith("escalation:")
+
+
+def assist_note(item: OutboxItem) -> OutboxItem:
+    """A drafted public reply as assist mode would have made it: an internal note for agents, never public."""
+    body = (
+        "Deflect did not send this reply to the customer: the rollout mode for this ticket is now assist.\n\n"
+        "Suggested reply:\n" + (item.body or "")
+    )
+    return item.model_copy(
+        update={
+            "kind": "internal_note",
+            "body": body,
+            "rollout_mode": "assist",
+            # Notes are not checked for newer edits (nothing of the agent's is overwritten).
+            "expected_external_updated_at": None,
+        }
+    )
 
 
 def held_note(item: OutboxItem, conflict: HelpdeskConflict) -> OutboxItem | None:

@@ -26,7 +26,14 @@ from deflect.triage.classification import ClassificationResult, Classifier
 from deflect.triage.detectors import Signals
 from deflect.triage.history import ContactRecord, RepeatAssessment
 from deflect.triage.history import assess as assess_repeat
-from deflect.triage.policy import PolicyDecision, PolicyInputs, decide, policy_sha256, rollout_mode
+from deflect.triage.policy import (
+    PolicyDecision,
+    PolicyInputs,
+    decide,
+    effective_mode,
+    intent_uncertain,
+    policy_sha256,
+)
 from deflect.triage.profile import DEFAULT_RISK_TOLERANCE
 
 RETRIEVAL_K = 5
@@ -197,7 +204,8 @@ class TriageEngine:
         timings["classify"] = _ms(started)
 
         began = time.perf_counter()
-        results = self.search.search(ctx, text, k=self.k, audience=audience, record_gap=record_gap)
+        # A gap is recorded below, once the draft shows whether the message could be answered at all.
+        results = self.search.search(ctx, text, k=self.k, audience=audience, record_gap=False)
         hits = [h for h in results.hits]
         timings["retrieve"] = _ms(began)
 
@@ -207,6 +215,8 @@ class TriageEngine:
         draft, draft_problem, model_error = drafted.draft, drafted.problem, drafted.model_error
         timings["draft"] = _ms(began)
 
+        if record_gap and draft is None:
+            self.search.record_unanswered(ctx, text, results, audience)
         cited = [c.article_id for c in draft.citations] if draft else []
         repeat = assess_repeat(
             history, ticket_id=ticket_id, intent=first.prediction.intent, cited_articles=cited
@@ -262,7 +272,9 @@ class TriageEngine:
             repeat=repeat,
             decision=decision,
             policy=policy,
-            mode=effective_mode(policy, classification),
+            mode=effective_mode(
+                policy, classification.intent, uncertain=intent_uncertain(policy, classification)
+            ),
             # The model this tenant's draft actually used (its profile may name another than the default).
             composer_model_id=drafted.model_id or getattr(self.composer, "model_id", ""),
             timings_ms=timings,
@@ -324,19 +336,6 @@ class Drafted:
 
 
 # Rollout modes from the strictest (nothing is sent) to the most trusting.
-STRICTNESS: tuple[RolloutMode, ...] = ("shadow", "assist", "auto")
-
-
-def effective_mode(policy: DecisionPolicy, classification: Classification) -> RolloutMode:
-    """The rollout mode of a message. A per-intent override is trust in that intent, so it applies only when the
-    message was confidently put there; an unconfident or out-of-scope guess gets the stricter of the tenant's
-    default and the guessed intent's override."""
-    mode = rollout_mode(policy, classification.intent)
-    if classification.out_of_scope or classification.intent_confidence < policy.classification_threshold:
-        return min(mode, policy.rollout_default, key=STRICTNESS.index)
-    return mode
-
-
 GENERAL_AREA = "general"
 # A hit this relevant places a message in its article's product area even when no answer was drafted from it
 # (problem reports: the troubleshooting article is found, the checklist is what the customer needs first).

@@ -113,6 +113,27 @@ def rollout_mode(policy: DecisionPolicy, intent: str) -> RolloutMode:
     return policy.rollout_by_intent.get(intent, policy.rollout_default)
 
 
+# Strictest first.
+STRICTNESS: tuple[RolloutMode, ...] = ("shadow", "assist", "auto")
+
+
+def stricter(*modes: RolloutMode) -> RolloutMode:
+    return min(modes, key=STRICTNESS.index)
+
+
+def intent_uncertain(policy: DecisionPolicy, classification: Classification) -> bool:
+    """The intent is only a guess: out of scope, or below the tenant's classification threshold."""
+    return classification.out_of_scope or classification.intent_confidence < policy.classification_threshold
+
+
+def effective_mode(policy: DecisionPolicy, intent: str | None, *, uncertain: bool = False) -> RolloutMode:
+    """The rollout mode of a message. A per-intent override is trust in that intent, so it applies only when the
+    message was confidently put there; an unconfident or out-of-scope guess gets the stricter of the tenant's
+    default and the guessed intent's override."""
+    mode = rollout_mode(policy, intent) if intent else policy.rollout_default
+    return stricter(mode, policy.rollout_default) if uncertain else mode
+
+
 def policy_sha256(policy: DecisionPolicy) -> str:
     return sha256_hex(canonical_json(policy.model_dump(mode="json")))
 

@@ -50,6 +50,7 @@ from deflect.ports import AttachmentReader, EvidenceStore, Put, SupportStore, Wo
 from deflect.repositories import Accounts, Customers, Outbox, TenantConfigs, Tickets
 from deflect.services import outbox as outbox_service
 from deflect.triage import diagnostics
+from deflect.triage import policy as triage_policy
 from deflect.triage.engine import Assessment, TriageEngine
 from deflect.triage.history import ContactHistory, ContactRecord
 from deflect.triage.profile import TriageProfile, TriageProfiles
@@ -386,17 +387,20 @@ class TriageService:
         if a.mode == "shadow":
             return []
         tags = ["deflect-ai", f"deflect-{a.outcome.replace('_', '-')}"]
+        # Writeback holds each item to the tenant's policy again right before it goes out (a switch to shadow
+        # stops what is queued), so the item names what it was decided under.
+        decided = {
+            "caused_by": decision.decision_id,
+            "tags": tags,
+            "intent": a.classification.intent,
+            "rollout_mode": a.mode,
+            "intent_uncertain": triage_policy.intent_uncertain(a.policy, a.classification),
+        }
         reply = a.customer_reply()
         if a.mode == "auto" and reply and a.outcome in ("deflect", "ask_diagnostics"):
-            return [
-                outbox_service.reply(ticket, reply, public=True, caused_by=decision.decision_id, tags=tags)
-            ]
+            return [outbox_service.reply(ticket, reply, public=True, **decided)]
         if a.mode == "assist" and a.outcome in ("deflect", "ask_diagnostics"):
-            return [
-                outbox_service.reply(
-                    ticket, a.agent_note(), public=False, caused_by=decision.decision_id, tags=tags
-                )
-            ]
+            return [outbox_service.reply(ticket, a.agent_note(), public=False, **decided)]
         return []
 
     # ------------------------------------------------------------------ after the commit
