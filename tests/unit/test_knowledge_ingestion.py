@@ -221,6 +221,18 @@ def test_searches_below_the_answer_threshold_are_recorded_as_redacted_gaps(world
     assert "jane.doe@example.com" not in gap.query_redacted and "export her calendar" in gap.query_redacted
 
 
+def test_a_caller_that_answered_from_a_weak_hit_records_no_gap_and_one_that_could_not_records_one(world):
+    # Triage searches without recording, drafts, and only then knows whether the question went unanswered.
+    world.ingestion.put(ACME, "refunds", refund())
+    strong = world.search.search(ACME, "refunds annual plans refunded within days of payment", record_gap=False)
+    weak = world.search.search(ACME, "Can jane.doe@example.com export her calendar?", record_gap=False)
+
+    assert world.search.record_unanswered(ACME, "refunds annual plans", strong) is False
+    assert world.search.record_unanswered(ACME, "Can jane.doe@example.com export her calendar?", weak) is True
+    [gap] = world.search.gaps.month(ACME, world.clock[0])
+    assert "jane.doe@example.com" not in gap.query_redacted and "export her calendar" in gap.query_redacted
+
+
 def test_the_answer_threshold_comes_from_the_tenants_policy(world):
     world.store.put(ACME, TenantConfigs(world.store).save_write(
         TenantConfig(tenant_id="acme", display_name="Acme", policy=DecisionPolicy(answer_threshold=0.0))

@@ -328,3 +328,13 @@ def test_diagnostics_are_read_from_an_attached_log_which_is_never_stored():
     # The values found are kept as the ticket's known diagnostics; the log itself is not.
     kept = json.dumps([item.data for item in world.store.query(world.ctx, "T#acme#TICKET#tkt-1")])
     assert "SB-4040" in kept and "source object not found" not in kept
+
+
+def test_a_knowledge_gap_is_recorded_only_for_a_question_that_went_unanswered():
+    # The gap report lists what the help center cannot answer; an answered question on it would send writers
+    # to articles that already work.
+    world = make_world(policy=DecisionPolicy(rollout_default="auto"))
+    answered = world.triage("tkt-1", SSO_QUESTION)
+    unanswered = world.triage("tkt-2", "Does the desktop app run on a Raspberry Pi?")
+    assert answered.outcome == "deflect" and unanswered.outcome != "deflect"
+    assert world.search.unanswered == ["Does the desktop app run on a Raspberry Pi?"]

@@ -80,6 +80,7 @@ class KeywordSearch:
     def __init__(self, articles: Iterable[Article]) -> None:
         self.articles = list(articles)
         self.queries: list[str] = []
+        self.unanswered: list[str] = []
 
     def search(
         self,
@@ -109,6 +110,10 @@ class KeywordSearch:
             if any(word in lowered for word in a.keywords)
         ][:k]
         return SearchResults(hits=hits, best_score=hits[0].score if hits else 0.0)
+
+    def record_unanswered(self, ctx: TenantContext, text: str, results: SearchResults, audience: Any = None) -> bool:
+        self.unanswered.append(text)
+        return True
 
 
 @dataclass

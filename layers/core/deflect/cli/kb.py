@@ -121,12 +121,17 @@ def run_search(args: argparse.Namespace) -> int:
         kind="customer" if args.customer or args.segment else "agent", segments=frozenset(args.segment)
     )
     results = _container(args).knowledge_search.search(
-        _context(args, "search"), args.query, k=args.k, product_area=args.product_area, audience=audience
+        _context(args, "search"),
+        args.query,
+        k=args.k,
+        product_area=args.product_area,
+        audience=audience,
+        record_gap=False,  # an operator trying questions is not a customer going unanswered
     )
     for rank, hit in enumerate(results.hits, start=1):
         where = " > ".join([hit.title, *hit.heading_path])
         flags = " [stale]" if hit.stale else ""
         print(f"{rank:>2}. {hit.score:.3f}  {hit.article_id} v{hit.version}  {where}{flags}")
-    gap = "  (recorded as a knowledge gap)" if results.gap_recorded else ""
+    gap = "  (a customer's question this weak is recorded as a knowledge gap)" if results.best_score < results.answer_threshold else ""
     print(f"best score {results.best_score:.3f}, answer threshold {results.answer_threshold:.2f}{gap}")
     return 0

@@ -119,6 +119,18 @@ class KnowledgeSearch:
             hits=hits, best_score=round(best, 4), answer_threshold=threshold, gap_recorded=gap and record_gap
         )
 
+    def record_unanswered(
+        self, ctx: TenantContext, text: str, results: SearchResults, audience: Audience | None = None
+    ) -> bool:
+        """Record a gap for a search the caller made with `record_gap=False` and then could not answer from (triage
+        knows only after drafting: a weak best hit can still ground an answer)."""
+        if results.best_score >= results.answer_threshold:
+            return False
+        now = self._now()
+        request = SearchRequest(text=focus(text)[:8000], k=1, audience=audience or Audience(), now=now)
+        self._record_gap(ctx, request, results.best_score, now)
+        return True
+
     def _record_gap(self, ctx: TenantContext, request: SearchRequest, best: float, now: datetime) -> None:
         gap = KnowledgeGap(
             tenant_id=ctx.tenant_id,
