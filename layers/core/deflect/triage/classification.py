@@ -9,17 +9,27 @@ Severity (P1 highest):
 - many users affected, urgency on a problem, a priority SLA tier, a repeat contact: one level up each (a P1
   needs outage language);
 - security and legal matters are at least P2.
+
+A message that asks two things ("How do I add a webhook? Also, knock us down to the Team plan.") is one vector to the
+intent model, and the how-to outweighs the request in it. So a message of several sentences in which nothing asks
+for an action or a person yet is read sentence by sentence as well, and a sentence the taxonomy confidently places in
+an intent that always goes to a human, with most of its probability on such intents, adds that intent's flags, action
+and request for a person.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from deflect.domain.models import Classification, RequestedAction, Severity
 from deflect.domain.tenancy import TenantContext
 from deflect.ports import IntentClassifier, IntentPrediction
 from deflect.triage.detectors import Signals, detect
-from deflect.triage.intents import OUT_OF_SCOPE, UNCLASSIFIED
+from deflect.triage.intents import OUT_OF_SCOPE, UNCLASSIFIED, LinearIntentClassifier, predict
 
 _LEVELS: tuple[Severity, ...] = ("P1", "P2", "P3", "P4")
 # The default tenant configuration's priority tier (TenantConfig.priority_tiers() gives a tenant's own).
@@ -72,6 +82,89 @@ class ClassificationResult:
     severity_reasons: list[str]
 
 
+# A sentence counts when at least this much of its probability lies on intents that always go to a human, in scope
+# and as confident as policy wants a whole message to be (the default classification_threshold). Without the
+# confidence bar, context sentences of how-tos counted too ("Our contract renews in June.", "We want to clean up our
+# workspace.": 6 of 135 multi-sentence how-tos escalated, against 1 with it); out of scope, a fragment such as
+# "We're on Professional." spreads its probability over intents at random.
+SENTENCE_RISK = 0.6
+SENTENCE_CONFIDENCE = 0.5
+# Each sentence costs an embedding (a few ms on the int8 MiniLM, all in one batch): only the first few are read.
+MAX_SENTENCES = 6
+SENTENCE_MIN_WORDS = 3
+# Sentences are embedded with their own token limit, so their (batch-quantized) vectors never stand in, in the
+# embeddings cache, for a whole message's or a help-center sentence's.
+SENTENCE_TOKENS = 64
+# Sentence ends, and a second request joined by a comma ("…, also please …", "1) … 2) …").
+_SENTENCE_BREAK = re.compile(
+    r"(?<=[.!?])\s+|\n+|;\s*|,\s*(?=(?:and\s+)?(?:also|separately|btw|by the way|plus|p\.?s\.?)\b)|\s+(?=\d\)\s)",
+    re.IGNORECASE,
+)
+
+
+def sentences(text: str) -> list[str]:
+    """The message's sentences of a few words or more (greetings and "Thanks!" are too short to matter)."""
+    parts = (p.strip() for p in _SENTENCE_BREAK.split(text))
+    return [p for p in parts if len(p.split()) >= SENTENCE_MIN_WORDS]
+
+
+def sentence_predictions(
+    intents: IntentClassifier, ctx: TenantContext, texts: Sequence[str]
+) -> list[IntentPrediction]:
+    """One prediction per sentence; with the embedding head, the sentences are embedded in one call."""
+    if not isinstance(intents, LinearIntentClassifier):
+        return [intents.classify(ctx, t) for t in texts]
+    head, compiled = intents.head(ctx.tenant_id)
+    model_id = getattr(intents.embeddings, "model_id", "")
+    if head is None or compiled is None or (model_id and model_id != head.embedding_model_id):
+        return []  # no usable head: the whole message's prediction already says so, and policy escalates it
+    try:
+        vectors: Any = intents.embeddings.embed(list(texts), max_tokens=SENTENCE_TOKENS)
+    except TypeError:  # embeddings without a token limit (Bedrock)
+        vectors = intents.embeddings.embed(list(texts))
+    return [
+        predict(head, compiled, [float(v) for v in vector], t)
+        for vector, t in zip(vectors, texts, strict=True)
+    ]
+
+
+def escalating_sentence(prediction: IntentPrediction) -> bool:
+    in_scope = not prediction.out_of_scope and prediction.intent not in (OUT_OF_SCOPE, UNCLASSIFIED)
+    always_human = bool(prediction.flags or prediction.action or prediction.wants_human)
+    return (
+        in_scope
+        and always_human
+        and prediction.risk >= SENTENCE_RISK
+        and prediction.confidence >= SENTENCE_CONFIDENCE
+    )
+
+
+def with_sentences(signals: Signals, found: Sequence[IntentPrediction]) -> Signals:
+    """The detectors' signals plus what escalating sentences add. Kept in the signals, like a detector's finding,
+    so the message classified again (a repeat contact) keeps them whatever the whole message's confidence."""
+    if not found:
+        return signals
+    flags = set(signals.sensitive_flags)
+    actions = list(signals.actions)
+    action = signals.requested_action
+    for p in found:
+        flags.update(p.flags)
+        if p.action:
+            flags.add("account_change")
+            if p.action not in actions:
+                actions.append(p.action)
+            if action.kind == "none":
+                action = RequestedAction(kind=p.action)  # type: ignore[arg-type]
+    return dataclasses.replace(
+        signals,
+        sensitive_flags=sorted(flags),
+        actions=actions,
+        requested_action=action,
+        wants_human=signals.wants_human or any(p.wants_human for p in found),
+        notes=[*signals.notes, *(f"sentence:{p.intent}" for p in found)],
+    )
+
+
 class Classifier:
     """Intent (tenant taxonomy) + detectors + severity for one redacted message."""
 
@@ -90,9 +183,32 @@ class Classifier:
     ) -> ClassificationResult:
         signals = detect(text, default_language=default_language)
         prediction = self.intents.classify(ctx, text)
+        signals = self.read_sentences(ctx, text, signals, prediction)
         return self.combine(
             signals, prediction, sla_tier=sla_tier, repeat=repeat, priority_tiers=priority_tiers
         )
+
+    def read_sentences(
+        self, ctx: TenantContext, text: str, signals: Signals, prediction: IntentPrediction
+    ) -> Signals:
+        """Signals plus the flags of any sentence that on its own would go to a human (see the module docstring).
+        Skipped when the message escalates whatever its sentences say: an action or a request for a person is
+        already found, or the intent is out of scope. (A flag alone does not skip it: a tenant's policy may not
+        escalate that flag.)"""
+        if signals.requested_action.kind != "none" or signals.wants_human:
+            return signals
+        in_scope = not prediction.out_of_scope and prediction.intent not in (OUT_OF_SCOPE, UNCLASSIFIED)
+        if not in_scope or prediction.action or prediction.wants_human:
+            return signals
+        parts = sentences(text)
+        if len(parts) < 2:
+            return signals
+        found = [
+            p
+            for p in sentence_predictions(self.intents, ctx, parts[:MAX_SENTENCES])
+            if escalating_sentence(p)
+        ]
+        return with_sentences(signals, found)
 
     @staticmethod
     def combine(

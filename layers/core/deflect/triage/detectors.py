@@ -5,6 +5,10 @@ These run for every message whatever the model backend: policy relies on them, s
 never remove one. They lean towards flagging: a false flag costs an agent a minute, a missed one can cost a
 customer their money or data. Informational questions ("how do I download an invoice?") are not flagged;
 requests and incidents are ("you charged me twice", "please downgrade us").
+
+Rules are English first, each written for a family of phrasings (either word order, words between); the requests
+that must reach a person (refund, cancellation, deletion, a person, a break-in, a lawyer) also have a few stems per
+language (es, de, fr, pt, some it/nl), kept to forms that cannot mean cancelling a run or an API returning a value.
 """
 
 from __future__ import annotations
@@ -25,7 +29,26 @@ def _rx(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
 
 
+def _any_of(patterns: list[re.Pattern[str]]) -> re.Pattern[str]:
+    """A family's patterns as one regex: one scan of the message instead of one per pattern (half the time on a
+    long email). The lists stay separate to read and to comment."""
+    return _rx("|".join(f"(?:{p.pattern})" for p in patterns))
+
+
 # --------------------------------------------------------------------------- requested actions
+
+# Word families the action patterns share. A device that holds a second factor, what happens to it, and signs that
+# the customer cannot sign in: "lost my phone" means nothing for billing, but next to "can't log in" it is an MFA reset.
+_MFA = r"(?:2fa|mfa|two[- ]?factor|multi[- ]?factor|two[- ]step|authenticator|authy|otp|zwei-?faktor|doble factor|dois fatores|deux facteurs|double authentification)"
+_DEVICE = r"(?:phone|iphone|android|mobile|cell ?phone|smartphone|device|authenticator(?: app)?|authy|yubikey|security key|hardware key|handy|telefon|m[oó]vil|celular|tel[eé]fono|telefone|t[eé]l[eé]phone|portable)"
+_DEVICE_LOST = r"(?:lost|stolen|broke|broken|wiped|died|dead|gone|destroyed|deleted|uninstalled|smashed|cracked|factory[- ]reset|verloren|gestohlen|kaputt|weg|perd[ií]|perdido|robado|roubado|perdu|vol[eé])"
+_SIGN_IN = r"(?:log ?in|sign ?in|sign-in|get (?:back )?in(?:to)?|access (?:my|our|the) account|locked out|codes?|2fa|mfa|two[- ]?factor|entrar|anmelden|connecter)"
+_NO_LONGER = r"\b(?:no longer (?:have|access|use)(?: access to)?|(?:don'?t|do not|doesn'?t) have (?:access to )?(?:my|our|the)|can'?t (?:access|use|find) (?:my|our|the)|cannot (?:access|use|find) (?:my|our|the)|lost access to|without (?:my|our|the))\b"
+_MFA_DEVICE = r"(?:authenticator|authy|yubikey|security key|hardware key|(?:2fa|mfa|two[- ]?factor) (?:device|app|phone|key|token))"
+# Plan names written as names (capitalised) or followed by "plan"/"tier": "team" alone is too common a word.
+_PLAN = r"(?:(?-i:Free|Starter|Basic|Standard|Team|Pro|Professional|Business|Premium|Growth|Scale|Enterprise)|(?:free|starter|basic|standard|team|pro|professional|business|premium|growth|scale|enterprise|paid)\s+(?:plan|tier|edition))"
+# Objects of a data or account deletion in other languages (the verbs alone also delete runs and fields).
+_ACCOUNT_OBJECT = r"(?:cuenta|conta|compte|konto|benutzerkonto|account|datos|dados|donn[ée]es|daten|dati|gegevens|perfil|profil|profilo|workspace|espacio de trabajo|espace de travail|arbeitsbereich|informaci[oó]n|informa[cç][aã]o)"
 
 # Each action: the patterns that express it. Order matters: the first kind found is the structured action
 # (a message asking to delete the account and refund is a deletion first; both flags are raised).
@@ -33,8 +56,10 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
     (
         "delete_account",
         [
+            # The verb's object is the account itself ("close our company account"), not something removed from
+            # it ("remove a teammate from our workspace", "delete a beam in my account").
             _rx(
-                r"\b(?:delete|close|remove|terminate|erase|deactivate|wipe)\b[^.?!\n]{0,40}\b(?:account|profile|workspace|organi[sz]ation|org)\b"
+                r"\b(?:delete|close|remove|terminate|erase|deactivate|wipe|nuke)\s+(?:(?!(?:from|in|on|of|to|at|inside|within|under|for|with)\b)[\w'-]+\s+){0,3}?(?:account|profile|workspace|organi[sz]ation|org)\b(?!\s+(?:settings?|page|menu|id|name|role|logo|icon|picture|photo|avatar|image|description|title|label|colou?r|theme|banner|time ?zone|language|url|link|members?|users?|invites?|admins?|api|keys?|tokens?|tags?|fields?|templates?|notifications?|e-?mails?|alerts?)\b)"
             ),
             _rx(
                 r"\b(?:account|profile|workspace)\b[^.?!\n]{0,20}\b(?:deleted|closed|removed|erased|deactivated|terminated)\b"
@@ -42,7 +67,16 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _rx(
                 r"\b(?:delete|erase|remove|wipe|purge)\b[^.?!\n]{0,30}\b(?:all|every(?:thing)?)?\b[^.?!\n]{0,15}\b(?:my|our)\b[^.?!\n]{0,20}\b(?:data|information|records|details)\b"
             ),
+            _rx(
+                r"\b(?:delete|erase|remove|wipe|purge|scrub)\s+(?:me|my (?:user|login|profile|name|email|details|information))\b[^.?!\n]{0,30}\bfrom (?:your|the|all)\b[^.?!\n]{0,15}\b(?:system|database|records|platform|servers?|service)\b"
+            ),
+            _rx(
+                r"\b(?:delete|erase|remove|wipe|purge|scrub|destroy)\s+(?:all|everything|anything)\b[^.?!\n]{0,40}\b(?:about|on|of|for|related to|tied to)\s+(?:me|us|my|our)\b|\bforget (?:me|us|everything about (?:me|us))\b"
+            ),
             _rx(r"\bright to (?:be forgotten|erasure)\b"),
+            _rx(
+                rf"\b(?:borr(?:ar|en|e|a|ad[oa]s?)|elimin(?:ar|en|e|a|ad[oa]s?|ez|er|are)|l[öo]sch\w*|supprim\w*|exclu(?:ir|am|a|o|ído|ída)|apag(?:ar|uem|ue|a)|verwijder\w*|cancella(?:re|te|to)?)\b[^.?!\n]{{0,25}}\b{_ACCOUNT_OBJECT}\b"
+            ),
         ],
     ),
     (
@@ -57,7 +91,35 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
                 r"\b(?:give|pay|send|return)\b[^.?!\n]{0,12}\b(?:me|us)\b[^.?!\n]{0,12}\b(?:back|my money|our money)\b"
             ),
             _rx(r"\bcredit\b[^.?!\n]{0,20}\b(?:back|to my card|to our card|my account|our account)\b"),
-            _rx(r"\b(?:dispute|disputing)\b[^.?!\n]{0,20}\b(?:charge|payment|transaction|invoice)\b"),
+            _rx(r"\b(?:dispute|disputing)\b[^.?!\n]{0,20}\b(?:charge|payment|transaction|invoice)s?\b"),
+            # Money wanted back, with words between: "we'd like the money for last month back", "the overcharge
+            # paid back", "want the difference back".
+            _rx(
+                r"\b(?:want|like|need|get|getting|have|expect)\b[^.?!\n]{0,25}\b(?:money|fees?|payments?|charges?|amount|difference|funds|overcharge|overage)\b[^.?!\n]{0,30}\bback\b"
+            ),
+            _rx(
+                r"\b(?:money|fees?|payments?|charges?|amount|difference|funds|overcharge|overage)\b[^.?!\n]{0,30}\b(?:paid|sent|put|given|credited|returned|refunded) back\b"
+            ),
+            # A chargeback in other words: a dispute opened with the bank or card, either word first.
+            _rx(
+                r"\b(?:disput\w*|chargeback|claw\w* back|revers\w*|contest\w*)\b[^.?!\n]{0,40}\b(?:bank|amex|american express|visa|mastercard|paypal|stripe|credit card (?:company|provider|issuer)|card (?:issuer|company|provider))\b"
+            ),
+            _rx(
+                r"\b(?:bank|amex|american express|visa|mastercard|paypal|card (?:issuer|company|provider))\b[^.?!\n]{0,50}\b(?:disput\w*|chargeback|claw\w* back|revers\w*|contest\w*)\b"
+            ),
+            _rx(
+                r"\b(?:open|opening|opened|file|filing|filed|raise|raising|raised|start|started|lodge|lodged|initiate|initiated|submit|submitted)\s+(?:a\s+|the\s+)?dispute\b|\bdispute\b[^.?!\n]{0,25}\b(?:i'?m|we'?re|i am|we are|i'?ve|we'?ve)\s+(?:opening|filing|raising|starting|opened|filed|raised)\b"
+            ),
+            _rx(r"\bcontest\w*\b[^.?!\n]{0,20}\b(?:charges?|payments?|invoices?|bills?|transactions?)\b"),
+            _rx(r"\b(?:service|sla) credits?\b|\bcompensat(?:e|ed|ion)\b"),
+            # Other languages: es/pt reembolso, estorno (pt), de Rückerstattung/erstatten, fr rembourser, it rimborso,
+            # nl terugbetaling; "devolver" also means an API returns a value, so it needs the money named.
+            _rx(
+                r"\b(?:reembols|rembours|rimbors|estorn|r[uü]ckerstatt|erstatt|terugbetal|contracargo|r[uü]ckbuchung)\w*"
+            ),
+            _rx(
+                r"\b(?:devol|devuel)\w*\b[^.?!\n]{0,25}\b(?:dinero|dinheiro|pago|pagamento|cobro|cobran[cç]a|importe|valor)\b|\b(?:dinero|dinheiro|argent)\b[^.?!\n]{0,10}\b(?:de vuelta|de volta|back)\b|\bgeld\b[^.?!\n]{0,15}\bzur[uü]ck\b|\bgeld terug\b"
+            ),
         ],
     ),
     (
@@ -72,6 +134,20 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _rx(r"\b(?:unsubscribe|cancel+ation)\b"),
             _rx(r"\b(?:turn off|disable|stop)\b[^.?!\n]{0,15}\bauto-?\s?renew(?:al)?\b"),
             _rx(r"\bdo(?:n't| not) (?:want to )?renew\b"),
+            # Leaving in other words: "end things with you", "part ways", "stop paying for it".
+            _rx(r"\b(?:end things|part ways|call it quits|stop paying|stop being (?:charged|billed))\b"),
+            _rx(
+                r"\b(?:don'?t|do not|stop)\s+(?:bill|charg|invoic)\w*\s+(?:us|me)\b[^.?!\n]{0,20}\b(?:again|anymore|any more|after|from now|next)\b|\bno longer (?:want|need) (?:the|your|this) (?:service|product|subscription|tool)\b"
+            ),
+            # Other languages: de kündigen/Kündigung and fr résilier name a contract's end on their own; cancelar /
+            # annuler also cancel a run, so they need the subscription named or a request ("quiero cancelar").
+            _rx(r"\bk[uü]ndig\w*|\br[ée]sili(?:er|ez|ation|é|ée|ons)\b"),
+            _rx(
+                r"\b(?:cancel|annul|disdic|opzeg)\w*\b[^.?!\n]{0,25}\b(?:suscripci[oó]n|assinatura|abonnement|abo|plano?|plan|contrato|contrat|vertrag|servicio|servi[cç]o|abbonamento|cuenta|conta|compte)\b"
+            ),
+            _rx(
+                r"\b(?:quiero|quisiera|queremos|quero|queria|gostaria de|deseo|deseamos|desejo|necesito|preciso|je veux|je voudrais|nous voulons|ich will|ich möchte|wir möchten|voglio|vorrei)\s+(?:cancelar|annuler|stornieren|cancellare|opzeggen)\b"
+            ),
         ],
     ),
     (
@@ -81,12 +157,38 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
                 r"\b(?:reset|remove|disable|turn off|bypass|recover|switch off)\b[^.?!\n]{0,30}\b(?:2fa|mfa|two[- ]factor|multi[- ]factor|two[- ]step|authenticator|otp)\b"
             ),
             _rx(
-                r"\b(?:2fa|mfa|two[- ]factor|multi[- ]factor|two[- ]step|authenticator)\b[^.?!\n]{0,40}\b(?:reset|removed|disabled|lost|new phone|broken|locked)\b"
+                r"\b(?:2fa|mfa|two[- ]factor|multi[- ]factor|two[- ]step|authenticator)\b[^.?!\n]{0,40}\b(?:reset|removed|disabled|lost|new phone|broken|locked|taken off|turned off|switched off|off my account)\b"
             ),
             _rx(
-                r"\b(?:lost|broke|replaced|changed|new)\b[^.?!\n]{0,15}\b(?:phone|device)\b[^.?!\n]{0,60}\b(?:code|codes|2fa|mfa|authenticator|log ?in)\b"
+                r"\b(?:lost|broke|replaced|changed|new|moved to|switched to)\b[^.?!\n]{0,15}\b(?:phone|device|iphone|android|mobile|samsung|pixel)\b[^.?!\n]{0,60}\b(?:code|codes|2fa|mfa|authenticator|log ?in)\b"
             ),
             _rx(r"\b(?:lost|no longer have|don't have)\b[^.?!\n]{0,20}\b(?:recovery|backup) codes?\b"),
+            # The device that holds the second factor is gone (either word first), and the message is about getting
+            # in: "I lost my phone. How do I get back into my account?", "My Authy got deleted, how do I log in?"
+            _rx(
+                rf"(?:\b{_DEVICE_LOST}\b[^.?!\n]{{0,25}}\b{_DEVICE}\b|\b{_DEVICE}\b[^.?!\n]{{0,30}}\b{_DEVICE_LOST}\b)[^\n]{{0,100}}\b{_SIGN_IN}"
+            ),
+            _rx(
+                rf"\b{_SIGN_IN}\b[^\n]{{0,100}}(?:\b{_DEVICE_LOST}\b[^.?!\n]{{0,25}}\b{_DEVICE}\b|\b{_DEVICE}\b[^.?!\n]{{0,30}}\b{_DEVICE_LOST}\b)"
+            ),
+            # No longer has the factor: "I can no longer access my 2FA device", "don't have my phone anymore".
+            _rx(rf"{_NO_LONGER}[^.?!\n]{{0,15}}\b(?:{_MFA}|{_DEVICE})\b[^\n]{{0,100}}\b{_SIGN_IN}"),
+            _rx(rf"{_NO_LONGER}[^.?!\n]{{0,15}}\b{_MFA_DEVICE}"),
+            # The codes fail: "authenticator codes stopped working", "my 2FA codes keep getting rejected", "can't
+            # get my sign-in codes anymore", "Google Authenticator didn't transfer".
+            _rx(
+                rf"\b(?:{_MFA}|sign-?in|log-?in|login|verification|security|one-time|six-digit|6-digit)\s+codes?\b[^.?!\n]{{0,40}}\b(?:stopped|don'?t work|doesn'?t work|not working|no longer|rejected|invalid|not accepted|wrong|expired|fail\w*|anymore)"
+            ),
+            _rx(
+                rf"\bcan'?t (?:get|receive)\b[^.?!\n]{{0,15}}\b(?:{_MFA}|sign-?in|log-?in|login|verification)\s+codes?\b"
+            ),
+            _rx(
+                rf"\b{_MFA}\b[^.?!\n]{{0,30}}\b(?:didn'?t|did not|won'?t|doesn'?t) (?:transfer|move|sync|carry over)"
+            ),
+            # Other languages: "Zwei-Faktor zurücksetzen", "restablecer el 2FA", "réinitialiser la double authentification".
+            _rx(
+                rf"\b(?:zur[uü]cksetz|deaktivier|entfern|restablec|resete|desactiv|redefin|r[ée]initialis|d[ée]sactiv)\w*\b[^.?!\n]{{0,30}}{_MFA}|{_MFA}[^.?!\n]{{0,30}}\b(?:zur[uü]cksetz|deaktivier|entfern|restablec|resete|desactiv|redefin|r[ée]initialis|d[ée]sactiv)\w*"
+            ),
         ],
     ),
     (
@@ -97,24 +199,67 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             ),
             _rx(r"\b(?:e-?mail|login)(?:\s+address)?\b[^.?!\n]{0,30}\b(?:changed|updated|switched|moved)\b"),
             _rx(r"\btransfer\b[^.?!\n]{0,30}\b(?:ownership|owner|account)\b"),
+            _rx(
+                r"\b(?:give|hand|pass|assign|move|change|switch)\w*\b[^.?!\n]{0,20}\b(?:ownership|owner rights)\b"
+            ),
             _rx(r"\b(?:new|different)\b[^.?!\n]{0,10}\b(?:account )?owner\b"),
             _rx(r"\bmake\b[^.?!\n]{0,30}\b(?:the )?(?:account )?owner\b"),
+            # Ownership handed on in other words: "put Maria in charge of the workspace", "hand over the account".
+            _rx(
+                r"\b(?:(?:put|make|leave|place)(?:\s+[\w'-]+){1,3}\s+in charge of|hand(?:s|ed|ing)? (?:it |this )?(?:over|off)|handover|take over|taking over|pass(?:ed|ing)? (?:it )?(?:on|over))\b[^.?!\n]{0,30}\b(?:workspace|account|organi[sz]ation|org|subscription)\b"
+            ),
+            # Other languages: the account's email or owner changed ("cambiar el email de la cuenta").
+            _rx(
+                r"\b(?:cambiar|cambia|cambien|mudar|alterar|changer|modifier|[äa]ndern|actualizar|atualizar)\b[^.?!\n]{0,30}\b(?:e-?mail|correo|courriel|propietario|propri[ée]taire|propriet[aá]rio|dono|eigent[uü]mer|inhaber)\b|\b(?:eigent[uü]mer|inhaber|propietario|propri[ée]taire|propriet[aá]rio)\b[^.?!\n]{0,30}\b(?:[äa]ndern|cambiar|changer|mudar|alterar)\b"
+            ),
         ],
     ),
     (
         "change_plan",
         [
-            _rx(r"\b(?:upgrad|downgrad)(?:e|es|ed|ing)\b"),
+            # Upgrading the CLI, an app or a connector version is not a plan change.
             _rx(
-                r"\b(?:change|switch|move|modify|convert)\b[^.?!\n]{0,30}\b(?:plan|tier|subscription|package|billing cycle|billing period|seats?|licen[cs]es?)\b"
+                r"\b(?=(?:up|down)grad)(?<!\bcli )(?<!\bsdk )(?<!\bapp )(?<!\bapi )(?<!\bos )(?<!\bversion )(?<!\bsoftware )(?<!\bsystem )(?<!\bbrowser )(?<!\bconnector )(?<!\bplugin )(?<!\bpackage )(?<!\blibrary )(?<!\bdriver )(?<!\bserver )"
+                r"\b(?:upgrad|downgrad)(?:e|es|ed|ing)\b(?!(?:(?!\b(?:plan|tier|subscription|seats?|us|account|workspace)\b)[^.?!\n]){0,30}?\b(?:cli|sdk|apps?|versions?|client|library|package|connectors?|browser|node|python|os|macos|windows|linux|plugin|extension|driver|binary|tool)\b)"
+            ),
+            _rx(
+                r"\b(?:change|switch|move|modify|convert|downsiz\w*|upsiz\w*|scale (?:down|up|back)|step (?:down|up))\b[^.?!\n]{0,30}\b(?:plan|tier|subscription|package|billing cycle|billing period|seats?|licen[cs]es?)\b"
             ),
             _rx(
                 r"\b(?:add|remove|reduce|increase|decrease|more|fewer|extra)\b[^.?!\n]{0,15}\b(?:seats?|licen[cs]es?|users? to (?:my|our) (?:plan|subscription))\b"
             ),
             _rx(
-                r"\b(?:go|move|switch)\b[^.?!\n]{0,10}\b(?:to|onto)\b[^.?!\n]{0,10}\b(?:annual|yearly|monthly)\b"
+                r"\b(?:go|move|switch)\b[^.?!\n]{0,20}\b(?:to|onto)\b[^.?!\n]{0,10}\b(?:annual|yearly|monthly)\b"
             ),
             _rx(r"\b(?:extend|extension)\b[^.?!\n]{0,20}\btrial\b"),
+            # A plan named as where the account should go: "knock us down to the Team plan", "bump us up to
+            # Business", "from Team to Business", "get the Business plan", "be on the Enterprise tier".
+            _rx(
+                rf"\b(?:(?:us|me|our (?:workspace|account|team|org|plan|subscription)|the (?:workspace|account)|it)|(?:we|i|to|please|can|could)\s+(?:go|move|drop|step|switch|come|get))\s+(?:down|up|back|over)\s+(?:on)?to\s+(?:the\s+|our\s+|a\s+)?{_PLAN}"
+            ),
+            _rx(rf"\b(?:us|me|our (?:workspace|account|team|org))\s+off\s+(?:the\s+)?{_PLAN}"),
+            _rx(rf"\bfrom\s+(?:the\s+)?{_PLAN}(?:\s+(?:plan|tier))?\s+(?:to|onto)\s+(?:the\s+)?{_PLAN}"),
+            _rx(
+                rf"\b(?:get|buy|purchase|order|subscribe to|sign up for|(?:like|want|need|wish) to be on|put us on)\s+(?:the\s+|a\s+|our\s+)?{_PLAN}(?!(?:\s+(?:plan|tier|edition))?\s+(?:features?|trial|customers?|users?|docs?|documentation|pricing|prices?)\b)"
+            ),
+            # Other languages: "cambiar al plan Team", "passer au plan Business", "Tarif wechseln".
+            _rx(
+                r"\b(?:cambiar|cambio|cambiamos|pasar|passer|mudar|wechseln|umstellen|changer)\b[^.?!\n]{0,15}\b(?:plan|plano|tarif|abo|abonnement|piano)\b"
+            ),
+        ],
+    ),
+    (
+        "change_entitlement",
+        [
+            # A feature or limit the plan does not give, asked for on a promise or by name: "our rep said it would be
+            # included", "unlock the Business features for us", "raise our API rate limit" (not "the limit of rows").
+            _rx(
+                r"\b(?:sales ?reps?|reps?|account manager|account executive|salesperson|sales team|sales)\b[^.?!\n]{0,40}\b(?:promised|agreed|offered|said (?:it|we|this|that) would|told us)\b"
+            ),
+            _rx(rf"\b(?:unlock|grant|give us|give me)\s+(?:the\s+)?{_PLAN}\s+features?\b"),
+            _rx(
+                r"\b(?:raise|increase|bump|lift|extend)\s+(?:our|my)\b[^.?!\n]{0,25}\b(?:limits?|quota|retention|concurrent runs|credits)\b"
+            ),
         ],
     ),
 ]
@@ -177,27 +322,32 @@ def find_amount(text: str) -> tuple[Decimal | None, str | None]:
     return _signed(text, start, amount), currency  # type: ignore[arg-type]
 
 
-def requested_action(text: str) -> RequestedAction:
-    """The account-changing action the customer asks for (or asks how to do), as a structured object."""
-    for kind, patterns in _ACTIONS:
-        if any(p.search(text) for p in patterns):
-            action = RequestedAction(kind=kind)  # type: ignore[arg-type]
-            if kind == "refund":
-                # customer text: an amount outside the bounds an approver could submit (ActionInput) is dropped, so
-                # triage never fails on it and never proposes it for a one-click approval
-                amount, currency = bounded_amount(*find_amount(text))
-                action = action.model_copy(update={"amount": amount, "currency": currency})
-            elif kind == "change_plan":
-                plans = [m.group(1).lower() for m in _PLAN_NAMES.finditer(text)]
-                action = action.model_copy(update={"target": plans[-1] if plans else None})
-            elif kind == "change_email" and re.search(r"\bowner(?:ship)?\b", text, re.IGNORECASE):
-                action = action.model_copy(update={"target": "owner"})
-            return action
-    return RequestedAction()
+def requested_action(text: str, actions: list[str] | None = None) -> RequestedAction:
+    """The account-changing action the customer asks for (or asks how to do), as a structured object.
+    `actions`: all_requested_actions(text), when the caller has it (each pattern then runs once per message)."""
+    found = actions if actions is not None else all_requested_actions(text)
+    if not found:
+        return RequestedAction()
+    kind = found[0]
+    action = RequestedAction(kind=kind)  # type: ignore[arg-type]
+    if kind == "refund":
+        # customer text: an amount outside the bounds an approver could submit (ActionInput) is dropped, so
+        # triage never fails on it and never proposes it for a one-click approval
+        amount, currency = bounded_amount(*find_amount(text))
+        action = action.model_copy(update={"amount": amount, "currency": currency})
+    elif kind == "change_plan":
+        plans = [m.group(1).lower() for m in _PLAN_NAMES.finditer(text)]
+        action = action.model_copy(update={"target": plans[-1] if plans else None})
+    elif kind == "change_email" and re.search(r"\bowner(?:ship)?\b", text, re.IGNORECASE):
+        action = action.model_copy(update={"target": "owner"})
+    return action
+
+
+_ACTION_MATCHERS = [(kind, _any_of(patterns)) for kind, patterns in _ACTIONS]
 
 
 def all_requested_actions(text: str) -> list[str]:
-    return [kind for kind, patterns in _ACTIONS if any(p.search(text) for p in patterns)]
+    return [kind for kind, matcher in _ACTION_MATCHERS if matcher.search(text)]
 
 
 # --------------------------------------------------------------------------- sensitivity
@@ -210,7 +360,7 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         _rx(
             r"\b(?:double|duplicate|unexpected|unauthori[sz]ed|wrong|incorrect|extra|surprise|hidden|mystery)\b[^.?!\n]{0,15}\b(?:charges?|payments?|billing|invoices?|fees?|transactions?)\b"
         ),
-        _rx(r"\bover-?charg(?:e|ed|ing)\b"),
+        _rx(r"\bover-?(?:charg|bill)(?:e|ed|ing)?\b"),
         _rx(
             r"\b(?:charges?|payments?|transactions?|debits?|bills?)\b[^.?!\n]{0,40}\b(?:don'?t|do not|didn'?t|did not|never|can'?t)\s+(?:recogni[sz]e|authori[sz]e|make|order|remember)"
         ),
@@ -244,10 +394,47 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
             r"\b(?:api keys?|tokens?|credentials?|passwords?|secrets?)\b[^.?!\n]{0,30}\b(?:leak(?:ed)?|exposed|stolen|public|committed|pushed)\b"
         ),
         _rx(r"\blocked out\b"),
+        # A key that ended up somewhere public, named in the same message: "How do I rotate an API key? One of
+        # ours ended up on Pastebin."
+        _rx(
+            r"\b(?:api keys?|keys?|tokens?|credentials?|passwords?|secrets?|sbk_\w+)\b[^\n]{0,100}\b(?:ended up|got out|posted|pasted|shared|leaked|visible|exposed|published)\b[^.?!\n]{0,30}\b(?:public|github|gitlab|gist|pastebin|stack ?overflow|twitter|reddit|discord|forum|screenshot|online|internet)\b"
+        ),
+        # Someone who should not have access still has it: a former employee or admin, or an unknown person.
+        _rx(
+            r"(?:\b(?:former|previous|ex-?|fired|departed|terminated|dismissed)\s*(?:employee|admin|administrator|colleague|teammate|member|contractor|staff|owner|intern|user|worker)|\bold (?:admin|administrator|owner|employee|colleague|contractor)|\b(?:employee|admin|administrator|colleague|teammate|contractor|intern)\s+(?:who|that)\s+(?:left|quit|was fired|we fired|we let go))s?(?:'s)?\b[^.?!\n]{0,80}\b(?:still|continu\w*|keeps?|after (?:he|she|they) left)\b"
+        ),
+        _rx(r"\b(?:lock|kick|shut)\s+(?:him|her|them|this (?:person|user)|that (?:person|user))\s+out\b"),
+        _rx(
+            r"\b(?:competitors?|outsiders?|another company|other compan(?:y|ies)|attackers?|hackers?)\b[^.?!\n]{0,40}\b(?:access|got into|copied|has our|have our|seeing our|sees our)\b"
+        ),
+        _rx(
+            r"\b(?:stranger|intruder|attacker|somebody else|someone else|unknown (?:person|user|party|people))\b[^.?!\n]{0,40}\b(?:logged|log|signed|sign|accessed|access|got into|changed|using|used|has access)\b"
+        ),
+        _rx(
+            r"\baccount take-?over\b|\b(?:account|workspace|login)\b[^.?!\n]{0,20}\b(?:taken over|hijacked)\b"
+        ),
+        # Mail or codes the customer did not ask for, and asking whether the account is safe.
+        _rx(
+            r"\b(?:password|reset|verification|login|sign-?in|2fa|mfa|codes?)\b[^.?!\n]{0,50}\b(?:never|didn'?t|did not|haven'?t|have not)\s+(?:ask|request|trigger|initiat)\w*|\b(?:never|didn'?t|did not|haven'?t|have not)\s+(?:ask|request|trigger|initiat)\w*\s+(?:for\s+)?(?:a\s+|the\s+|any\s+)?(?:password reset|reset|codes?|login|sign-?in|verification)\b"
+        ),
+        _rx(
+            r"\b(?:is|was|has|have)\s+(?:my|our)\s+(?:account|workspace|login|password|api key)s?\s+(?:been\s+)?(?:safe|secure|ok|okay|at risk|compromised|accessed|hacked|breached|exposed|leaked)\b"
+        ),
+        # Other languages: hackeado / gehackt, piraté, invadiu, comprometida, someone got in ("alguien entró en mi
+        # cuenta", "quelqu'un s'est connecté"), a key leaked ("clave API filtrada", "API Key geleakt").
+        _rx(
+            r"\b(?:ge)?hack(?:eado|eada|eados|earon|earam|eou|eó|ée?s?|t)\b|\bpirat(?:é|ée|és|ées|age)\b|\binvadi(?:u|ram|da|do)\b|\bcompromet(?:id[oa]|eu)\b|\bkompromittiert\b"
+        ),
+        _rx(
+            r"\b(?:alguien|algu[eé]m|quelqu'un|jemand|qualcuno|iemand)\b[^.?!\n]{0,30}\b(?:entr[oó]|entrou|accedi[oó]|acessou|connect[ée]|eingeloggt|angemeldet|zugegriffen|acceduto|ingelogd)"
+        ),
+        _rx(
+            r"\b(?:clave|chave|schl[uü]ssel|cl[ée]|key|token|contrase[nñ]a|senha|passwort|mot de passe)\b[^.?!\n]{0,30}\b(?:filtrad[ao]|vazad[ao]|geleakt|gestohlen|robad[ao]|roubad[ao]|vol[ée]e?|expuest[ao]|expost[ao])\b"
+        ),
     ],
     "legal": [
         _rx(
-            r"\b(?:lawyers?|attorneys?|solicitors?|legal (?:action|team|counsel|department|proceedings|notice)|lawsuit|sue|suing|litigation|court|subpoena|cease and desist|small claims)\b"
+            r"\b(?:lawyers?|attorneys?|solicitors?|(?:our|my|their) counsel|legal (?:action|team|counsel|department|proceedings|notice)|lawsuit|sue|suing|litigation|court|subpoena|cease and desist|small claims)\b"
         ),
         _rx(
             r"\b(?:breach of contract|consumer protection|trading standards|ombudsman|regulator|attorney general|ftc|ico complaint|class action)\b"
@@ -257,10 +444,14 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         ),
         _rx(r"\b(?:report|reporting) (?:you|this|your company)\b[^.?!\n]{0,30}\b(?:to|with)\b"),
         _rx(r"\blegal(?:ly)?\b"),
+        # Other languages: lawyers, suing, courts, legal steps.
+        _rx(
+            r"\b(?:abogad[oa]s?|\w*anw[aä]lt\w*|avocats?|advogad[oa]s?|avvocat[oi]|advocaat|demandar(?:é|emos|los)?|verklag\w*|tribunal|gerichte?n?|acciones legales|acci[oó]n legal|medidas legales|rechtliche schritte|action en justice|poursuites?|a[cç][aã]o judicial|medidas legais|azioni legali)\b"
+        ),
     ],
     "privacy": [
         _rx(
-            r"\b(?:gdpr|ccpa|cpra|lgpd|pipeda|hipaa|dsar|data subject|subject access request|right to (?:be forgotten|erasure|access|portability))\b"
+            r"\b(?:gdpr|rgpd|dsgvo|ccpa|cpra|lgpd|pipeda|hipaa|dsar|data subject|subject access request|right to (?:be forgotten|erasure|access|portability))\b"
         ),
         _rx(
             r"\b(?:delete|erase|remove|purge|wipe|export|download|send me|give me|copy of)\b[^.?!\n]{0,30}\b(?:all )?(?:my|our|the)\b[^.?!\n]{0,15}\b(?:personal (?:data|information|info)|data (?:you|that you) (?:hold|have|store|keep)|pii|customer data|information you have)\b"
@@ -270,6 +461,10 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         ),
         _rx(r"\b(?:stop|opt out of)\b[^.?!\n]{0,20}\b(?:processing|selling|sharing) (?:my|our)\b"),
         _rx(r"\bprivacy (?:request|complaint|concern|violation)\b"),
+        # Data sold or shared onward, or wanted gone: "is my data being sold to third parties?", "I want my data gone".
+        _rx(
+            r"\b(?:my|our)\s+(?:personal\s+)?(?:data|information|details)\b[^.?!\n]{0,20}\b(?:sold|shared|sell|share)\b[^.?!\n]{0,20}\b(?:third[- ]part|advertis|other compan|partners?|brokers?)|\b(?:want|need|like|demand)\b[^.?!\n]{0,15}\b(?:my|our)\s+(?:personal\s+)?(?:data|information|details)\s+(?:deleted|erased|removed|gone|wiped)\b"
+        ),
     ],
 }
 
@@ -285,8 +480,11 @@ _ACTION_FLAGS = {
 }
 
 
+_SENSITIVE_MATCHERS = {flag: _any_of(patterns) for flag, patterns in _SENSITIVE.items()}
+
+
 def sensitive_flags(text: str, actions: list[str] | None = None) -> list[str]:
-    flags = {flag for flag, patterns in _SENSITIVE.items() if any(p.search(text) for p in patterns)}
+    flags = {flag for flag, matcher in _SENSITIVE_MATCHERS.items() if matcher.search(text)}
     for kind in actions if actions is not None else all_requested_actions(text):
         flags.update(_ACTION_FLAGS.get(kind, {"account_change"}))
     return sorted(flags)
@@ -309,11 +507,29 @@ _HUMAN = [
         r"\b(?:your|a|the)\s+(?:manager|supervisor)\b(?![^.?!\n]{0,20}\b(?:role|permission|account|seat)s?\b)"
     ),
     _rx(r"^\s*(?:agent|human|representative|operator)[.!]*\s*$"),
+    _rx(
+        r"\b(?:someone|somebody|a person|an agent|a human|a rep|an engineer)\b[^.?!\n]{0,30}\bon (?:the |a )?(?:phone|call|line)\b|\bget me (?:someone|somebody|a person|an agent|a human|a rep)\b"
+    ),
+    # Other languages: a person to speak to ("hablar con una persona", "mit einem Menschen sprechen", "parler à
+    # un humain", "falar com um atendente").
+    _rx(
+        r"\b(?:hablar|falar|conversar|sprechen|reden|parler|parlare|spreken)\b[^.?!\n]{0,25}\b(?:persona|pessoa|personne|person|humano|humain|menschen?|mitarbeiter\w*|agente|agent|atendente|operador|operatore|conseill\w*|alguien|algu[eé]m|quelqu'un|jemand\w*|qualcuno|iemand|medewerker)\b"
+    ),
+    # German puts the verb last: "mit einem Menschen sprechen".
+    _rx(
+        r"\bmit (?:jemandem|(?:einem|einer)\b[^.?!\n]{0,15}\b(?:menschen|mitarbeiter\w*|person|berater\w*))\b[^.?!\n]{0,15}\b(?:sprechen|reden|telefonieren)\b"
+    ),
+    _rx(
+        r"\b(?:un |una |um |uma |einem |einen |un )?(?:humano|humain|atendente humano|echten? menschen?|persona real|pessoa real)\b"
+    ),
 ]
 
 
+_HUMAN_MATCHER = _any_of(_HUMAN)
+
+
 def wants_human(text: str) -> bool:
-    return any(p.search(text) for p in _HUMAN)
+    return bool(_HUMAN_MATCHER.search(text))
 
 
 # --------------------------------------------------------------------------- sentiment
@@ -347,11 +563,16 @@ def sentiment(text: str) -> str:
 # --------------------------------------------------------------------------- language
 
 _STOPWORDS: dict[str, frozenset[str]] = {
-    "en": _words("and are can do for have how i is it my not of that the this to what with you your"),
+    # Words several languages share ("a", "as", "me", "in", "was") count for none: with "a" and "as" in the
+    # Portuguese list, "Can a beam write to a sheet as a destination?" was read as Portuguese.
+    "en": _words(
+        "and are at be by can could did do does for from get has have how i if is it my not of or our should that"
+        " the there they this to we were what when where which who why with would you your"
+    ),
     "es": _words("como con cómo de el en es está la las los mi mis no para por puedo que qué un una y"),
     "fr": _words("avec comment de des est et je la le les ma mes mon ne pas pour que qui sur un une vous"),
     "de": _words("auf das den der die ein eine es für ich ist kann mein meine mit nicht sie und wie zu"),
-    "pt": _words("a as com como de e em meu minha não o os para por posso que um uma você é"),
+    "pt": _words("com como de e em meu minha não o os para por posso que um uma você é"),
     "it": _words("che come con di e gli ho il la le lo mia mio non per posso sono un una è"),
     "nl": _words("dat de een en het hoe ik is je kan met mijn niet op te van voor"),
 }
@@ -496,7 +717,7 @@ class Signals:
 def detect(text: str, *, default_language: str = "en") -> Signals:
     actions = all_requested_actions(text)
     return Signals(
-        requested_action=requested_action(text),
+        requested_action=requested_action(text, actions),
         actions=actions,
         sensitive_flags=sensitive_flags(text, actions),
         wants_human=wants_human(text),
