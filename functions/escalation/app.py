@@ -47,7 +47,8 @@ def run(event: dict[str, Any], deps: Container | None = None) -> Any:
         raise MalformedPayload("escalation state or execution name missing")
     ctx = TenantContext.system(step.escalation.tenant_id, actor="deflect:escalation")
     bind_tenant(ctx.tenant_id)
-    logger().append_keys(ticket_id=step.escalation.ticket_id, execution=step.execution, step=step.task)
+    # Thread-safe: on the local stack every function shares one process and one logger.
+    logger().thread_safe_append_keys(ticket_id=step.escalation.ticket_id, execution=step.execution, step=step.task)
     result = STEPS[step.task](deps or container(), ctx, step.escalation, step)
     return result.model_dump(mode="json") if hasattr(result, "model_dump") else result
 

@@ -49,6 +49,19 @@ def webhook_secrets(data_dir: Path) -> dict[str, str]:
     return known
 
 
+def demo_api_key(data_dir: Path) -> str:
+    """The demo tenant's conversation API key, kept in the data dir like its webhook secrets (only its hash is
+    stored in the stack, as `deflect tenant create` does)."""
+    from deflect.services.intake import new_api_key
+
+    path = data_dir / "demo-api-key.json"
+    if path.exists():
+        return str(json.loads(path.read_text())["api_key"])
+    key = new_api_key(DEMO_TENANT)
+    _private_json(path, {"tenant": DEMO_TENANT, "api_key": key})
+    return key
+
+
 def seed_demo_tenant(
     container: Any, data_dir: Path, issuer: DevIssuer
 ) -> tuple[dict[str, str], dict[str, str]]:
@@ -59,6 +72,7 @@ def seed_demo_tenant(
     from deflect.domain.models import TenantConfig
     from deflect.domain.tenancy import TenantContext
     from deflect.repositories import save
+    from deflect.services.intake import API_PROVIDER, hash_api_key
 
     ctx = TenantContext.system(DEMO_TENANT, actor="local-stack")
     config = TenantConfig(
@@ -71,6 +85,8 @@ def seed_demo_tenant(
     found = webhook_secrets(data_dir)
     for provider, value in found.items():
         container.secrets.put_secret(DEMO_TENANT, provider, value, keep_previous=False)
+    api_key = demo_api_key(data_dir)
+    container.secrets.put_secret(DEMO_TENANT, API_PROVIDER, hash_api_key(api_key), keep_previous=False)
 
     tokens = {
         user.role: issuer.issue(

@@ -487,6 +487,8 @@ def banner(stack: Stack) -> str:
         f"  Queue pollers  {pollers}",
         f"  S3 triggers    {triggers} (drop .md, .jsonl or a Zendesk export to import knowledge)",
         f"  Demo tenant    demo — config and webhook secrets seeded; secrets in {shown}/demo-secrets.json",
+        "                 rollout `assist`: drafts reach agents as internal notes; to answer customers directly:",
+        "                 echo '{\"rollout_default\": \"auto\"}' | deflect --local policy set --tenant demo -",
     ]
     if stack.functions.load_errors:
         for name, error in stack.functions.load_errors.items():
@@ -500,6 +502,9 @@ def banner(stack: Stack) -> str:
         f"    curl {stack.base_url}/v1/health",
         f'    TOKEN=$(python3 -c \'import json; print(json.load(open("{shown}/tokens.json"))["tokens"]["agent"])\')',
         f'    curl -H "Authorization: Bearer $TOKEN" {stack.base_url}/v1/tasks',
+        f'    KEY=$(python3 -c \'import json; print(json.load(open("{shown}/demo-api-key.json"))["api_key"])\')',
+        f'    curl -H "X-Api-Key: $KEY" -H "Content-Type: application/json" {stack.base_url}/v1/conversations \\',
+        """      -d '{"message": "How do I install the CLI?", "requester": {"email": "you@example.com"}}'""",
         f"    AWS_ENDPOINT_URL={stack.moto_url} AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x \\",
         f"      aws dynamodb query --region {REGION} --table-name SupportTable \\",
         '      --key-condition-expression \'PK = :pk\' --expression-attribute-values \'{":pk":{"S":"T#demo"}}\'',

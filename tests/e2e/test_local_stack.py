@@ -105,14 +105,25 @@ def test_demo_tenant_is_seeded_with_config_and_signed_in_users(api, local_stack)
         TableName="SupportTable", Key={"PK": {"S": "T#demo"}, "SK": {"S": "CONFIG"}}
     )
     assert json.loads(item["Item"]["data"]["S"])["tenant_id"] == "demo"
-    params = api.aws("ssm").get_parameters_by_path(
+    pages = api.aws("ssm").get_paginator("get_parameters_by_path").paginate(
         Path="/deflect/local/demo", Recursive=True, WithDecryption=True
     )
-    stored = {p["Name"].split("/")[-2]: p["Value"] for p in params["Parameters"]}
+    stored = {p["Name"].split("/")[-2]: p["Value"] for page in pages for p in page["Parameters"]}
     # Webhook secrets as seeded; the local helpdesks add the tenant's writeback credentials beside them.
-    webhook = {name: value for name, value in stored.items() if not name.endswith("-writeback")}
+    webhook = {n: v for n, v in stored.items() if not n.endswith("-writeback") and n != "api"}
     assert webhook == local_stack.webhook_secrets
     assert {"zendesk-writeback", "crm-writeback"} <= set(stored)
+
+
+def test_the_demo_tenants_api_key_in_the_data_dir_opens_the_conversation_api(api, local_stack):
+    key = json.loads((local_stack.data_dir / "demo-api-key.json").read_text())["api_key"]
+    message = {"message": "How do I install the CLI?", "requester": {"email": "e2e-key@example.com"}}
+
+    answer = api.post("/v1/conversations", json_body=message, headers={"X-Api-Key": key})
+    refused = api.post("/v1/conversations", json_body=message, headers={"X-Api-Key": key + "x"})
+
+    assert answer.status in (200, 202), answer.body
+    assert refused.status == 401
 
 
 def test_queue_messages_reach_the_queue_triggered_function(api, local_stack):

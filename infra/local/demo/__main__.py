@@ -85,6 +85,10 @@ def main() -> int:
     except FileNotFoundError:
         sys.exit("no local stack data found: start `make run` first (in another terminal)")
     agent = {"Authorization": f"Bearer {tokens['approver']}"}
+    try:
+        call(base, "GET", "/v1/health")
+    except urllib.error.URLError:
+        sys.exit(f"no local stack answers on {base}: start `make run` first (in another terminal)")
 
     print("1. how-to question →", end=" ")
     status, answer = webhook(base, secrets["generic"], "CLI question", "How do I install the Syncbeam CLI?")
@@ -128,7 +132,15 @@ def main() -> int:
     print(status, decided)
 
     print("4. timeline of the refund ticket:")
-    _, refund_timeline = call(base, "GET", f"/v1/tickets/{refund_ticket}/timeline", headers=agent)
+    # The approval answers before the workflow has queued and delivered the writeback: wait for its last step.
+    refund_timeline = wait_for(
+        "the escalation to complete",
+        lambda: next(
+            (t for t in [call(base, "GET", f"/v1/tickets/{refund_ticket}/timeline", headers=agent)[1]]
+             if any(e.get("type") == "escalation.completed" for e in (t or {}).get("events", []))),
+            None,
+        ),
+    )  # fmt: skip
     for event in refund_timeline.get("events", []):
         print(f"   {event.get('seq'):>3} {event.get('type'):<32} by {event.get('actor')}")
     print("   audit chain verifies:", refund_timeline.get("chain", {}).get("ok"))

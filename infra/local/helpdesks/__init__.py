@@ -50,7 +50,9 @@ def stack_hook(stack) -> None:  # type: ignore[no-untyped-def]
     from infra.local.seed import DEMO_TENANT
 
     global RUNNING
-    handle = RUNNING = start_helpdesks(int(os.environ.get("DEFLECT_HELPDESKS_PORT", "0")))
+    handle = RUNNING = start_helpdesks(
+        int(os.environ.get("DEFLECT_HELPDESKS_PORT", "0")), HelpdeskState(adopt_unknown_tickets=True)
+    )
     stack.on_stop(handle.stop)
     connect_tenant(container().secrets, handle, DEMO_TENANT)
     stack.note(

@@ -118,9 +118,18 @@ class Call:
     outbox_id: str | None = None
 
 
+# When an adopted ticket was last changed: before any sample event's own timestamp, so writeback finds no
+# human edit newer than the event that named it.
+ADOPTED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 class HelpdeskState:
-    def __init__(self) -> None:
+    def __init__(self, *, adopt_unknown_tickets: bool = False) -> None:
         self.lock = threading.RLock()
+        # `make run`: a webhook sent by hand (the `events/` samples) names a ticket this stand-in never created.
+        # The real helpdesk would hold it, so the stand-in takes it in on first use instead of answering 404.
+        # Tests keep the default and see 404 for a ticket that does not exist.
+        self.adopt_unknown_tickets = adopt_unknown_tickets
         self.tickets: dict[tuple[str, str], dict[str, Ticket]] = {}
         self.tags: dict[tuple[str, str], dict[str, str]] = {}  # Intercom tag name → id
         self.webhook_keys: dict[tuple[str, str, str], tuple[bytes, dict[str, Any]]] = {}
@@ -133,7 +142,9 @@ class HelpdeskState:
             str, float
         ] = {}  # outbox id → time.monotonic() of its first effect (benchmarks)
         self._ids = itertools.count(1000)
-        self._last = datetime.now(UTC)
+        # Per clock kind: Intercom's whole-second steps run ahead of real time in a burst, and must not push
+        # the other helpdesks' stamps into the future with them.
+        self._last = {False: datetime.now(UTC), True: datetime.now(UTC)}
 
     # ------------------------------------------------------------------ time and ids
     def next_id(self) -> int:
@@ -143,13 +154,13 @@ class HelpdeskState:
         """Strictly increasing change times. Intercom counts whole seconds, so it gets ≥ 1 s steps."""
         with self.lock:
             step = timedelta(seconds=1) if whole_seconds else timedelta(milliseconds=1)
-            floor = (ticket.updated_at if ticket else self._last) + step
+            floor = (ticket.updated_at if ticket else self._last[whole_seconds]) + step
             now = max(datetime.now(UTC), floor)
             if whole_seconds:
                 now = now.replace(microsecond=0)
                 if now < floor:
                     now += timedelta(seconds=1)
-            self._last = max(self._last, now)
+            self._last[whole_seconds] = max(self._last[whole_seconds], now)
             if ticket:
                 ticket.updated_at = now
             return now
@@ -183,7 +194,14 @@ class HelpdeskState:
             return ticket
 
     def ticket(self, provider: str, account: str, ticket_id: str) -> Ticket | None:
-        return self.tickets.get((provider, account), {}).get(ticket_id)
+        with self.lock:
+            found = self.tickets.get((provider, account), {}).get(ticket_id)
+            if found is None and self.adopt_unknown_tickets and provider in PROVIDERS:
+                found = self.create_ticket(provider, account, ticket_id)
+                found.created_at = found.updated_at = ADOPTED_AT
+                for event in found.events:
+                    event.at = ADOPTED_AT
+            return found
 
     def human_edit(
         self,
