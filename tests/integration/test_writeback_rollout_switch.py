@@ -19,7 +19,6 @@ from deflect.domain.models import (
 )
 from deflect.domain.tenancy import TenantContext
 from deflect.escalation.models import EscalationState
-from deflect.escalation.records import EscalationPorts
 from deflect.escalation.steps import EscalationSteps
 from deflect.helpdesk.models import HelpdeskReceipt
 from deflect.repositories import Outbox, TenantConfigs, Tickets
@@ -29,7 +28,7 @@ from deflect.services.writeback import Writeback
 from deflect.triage.policy import change_policy
 from infra.local.helpdesks import BOT
 from infra.local.helpdesks.harness import ListQueue, fast_http, helpdesk_ticket, service
-from tests.integration.writeback_support import commit_account_action, helpdesk_world
+from tests.integration.writeback_support import commit_account_action, escalation_ports, helpdesk_world
 from tests.unit.triage_fakes import make_world
 
 TENANT = "switchco"
@@ -175,18 +174,7 @@ def test_an_assist_note_stays_a_note_when_the_tenant_moves_to_auto(world, set_po
 
 
 def acknowledgement_steps(aws, queue: ListQueue) -> EscalationSteps:
-    c = aws.container
-    return EscalationSteps(
-        EscalationPorts(
-            store=c.store,
-            evidence=c.evidence,
-            audit=c.audit,
-            workflow=None,
-            cipher=None,
-            notifier=None,
-            writeback=queue,
-        )
-    )
+    return EscalationSteps(escalation_ports(aws.container, queue))
 
 
 def escalation(ticket: Ticket) -> EscalationState:

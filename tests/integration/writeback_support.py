@@ -29,6 +29,19 @@ from infra.local.helpdesks.harness import ListQueue, writeback_aws
 APPROVER = ("agent", "approver")
 
 
+def escalation_ports(container: Any, queue: ListQueue) -> EscalationPorts:
+    """The escalation steps' ports on a writeback world: no workflow, cipher or notifier, outbox to `queue`."""
+    return EscalationPorts(
+        store=container.store,
+        evidence=container.evidence,
+        audit=container.audit,
+        workflow=None,
+        cipher=None,
+        notifier=None,
+        writeback=queue,
+    )
+
+
 @contextmanager
 def helpdesk_world(tenant_id: str) -> Iterator[tuple[Any, HelpdesksHandle]]:
     """moto-backed writeback and the local helpdesks, with `tenant_id` connected to them."""
@@ -84,15 +97,7 @@ def commit_account_action(
         {"task_id": record.task_id, "decision_id": record.decision_id},
         writes=TaskDecisions.writes(record),
     )
-    ports = EscalationPorts(
-        store=c.store,
-        evidence=c.evidence,
-        audit=c.audit,
-        workflow=None,
-        cipher=None,
-        notifier=None,
-        writeback=ListQueue(),
-    )
+    ports = escalation_ports(c, ListQueue())
     state = EscalationState(
         tenant_id=ticket.tenant_id,
         ticket_id=ticket.ticket_id,
