@@ -68,12 +68,26 @@ class PastTicket:
 
 def register(commands: argparse._SubParsersAction) -> None:
     replay = commands.add_parser(
-        "replay", help="shadow-triage a helpdesk export and compare with what agents did"
+        "replay",
+        help="shadow-triage a helpdesk export and compare with what agents did",
+        description="Decide each ticket of a helpdesk export as production would, send and store nothing, and "
+        "print one JSON line per ticket, then a summary comparing the decisions with what agents did.",
     )
-    replay.add_argument("--tenant", required=True)
-    replay.add_argument("--export", required=True, type=Path)
-    replay.add_argument("--format", choices=("auto", "zendesk", "freshdesk"), default="auto")
-    replay.add_argument("--limit", type=int, default=None)
+    replay.add_argument("--tenant", required=True, help="the tenant whose policy, taxonomy and knowledge decide")
+    replay.add_argument(
+        "--export",
+        required=True,
+        type=Path,
+        help="a JSON export: Zendesk tickets with comments (or incremental export pages), or Freshdesk tickets "
+        "with conversations; one object, an array, or pages one per line",
+    )
+    replay.add_argument(
+        "--format",
+        choices=("auto", "zendesk", "freshdesk"),
+        default="auto",
+        help="the export's helpdesk (auto: told from its fields)",
+    )
+    replay.add_argument("--limit", type=int, default=None, help="replay at most this many tickets, oldest first")
     replay.set_defaults(func=run)
 
 
