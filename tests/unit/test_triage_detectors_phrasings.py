@@ -426,3 +426,54 @@ def test_asking_for_a_person_in_other_languages(text, language):
 )
 def test_how_tos_in_other_languages_raise_nothing(text, language):
     assert not flagged(text), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I sign in with my old work address and it has been deactivated, so the reset link goes nowhere.",
+        "I no longer have access to the email on my account, how do I get in?",
+        "I lost access to my work email when I left the company, how can I log in?",
+        "Our previous email was shut down, please move the account.",
+    ],
+)
+def test_a_sign_in_email_the_customer_lost_is_an_email_change_for_a_person(text):
+    # Recovering the account means moving it to another address: only someone who checked the identity may.
+    assert "change_email" in detectors.all_requested_actions(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The email digest was disabled after the update, how do I turn it back on?",
+        "Can I see the previous email notifications we sent?",
+        "Where do I set the email address for weekly reports?",
+        "I can't open the email you sent me with the invoice",
+    ],
+)
+def test_emails_about_notifications_are_not_an_email_change(text):
+    assert "change_email" not in detectors.all_requested_actions(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Would you turn on SSO for our workspace? Our plan is Team.",
+        "Please unlock the API for us as a one-off, we're on the Starter plan.",
+        "Could you activate the sandbox on our account?",
+    ],
+)
+def test_asking_support_to_switch_a_feature_on_for_the_account_is_an_entitlement_change(text):
+    assert "change_entitlement" in detectors.all_requested_actions(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "How do I enable the audit log?",
+        "Can you enable two-factor for a single user?",
+        "Can I enable webhooks for one beam?",
+    ],
+)
+def test_asking_how_to_switch_a_feature_on_is_not_an_entitlement_change(text):
+    assert "change_entitlement" not in detectors.all_requested_actions(text)

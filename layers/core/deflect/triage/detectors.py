@@ -208,6 +208,14 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _rx(
                 r"\b(?:(?:put|make|leave|place)(?:\s+[\w'-]+){1,3}\s+in charge of|hand(?:s|ed|ing)? (?:it |this )?(?:over|off)|handover|take over|taking over|pass(?:ed|ing)? (?:it )?(?:on|over))\b[^.?!\n]{0,30}\b(?:workspace|account|organi[sz]ation|org|subscription)\b"
             ),
+            # The sign-in email is gone (left the company, mailbox shut down): recovering the account means moving
+            # it to another address, which only a person who has checked the customer's identity may do.
+            _rx(
+                r"\b(?:(?:my|our|his|her|their) (?:old|former|previous|deactivated|disabled)|(?:no longer (?:have|has|got)|lost|(?:can(?:no|')?t|unable to) (?:access|get into|get to)) (?:access to )?(?:my|our|his|her|their|the))(?:(?: (?:work|company|school|uni(?:versity)?|old))?(?: e-?mail| inbox| mailbox)| (?:work|company|school) address)\b"
+            ),
+            _rx(
+                r"\b(?:e-?mail|inbox|mailbox)(?: address| account)?,?(?: (?:which|that))?\s+(?:(?:was|is|has been|have been|got)\s+)?(?:deactivated|disabled|shut down|deleted|closed)\b|\b(?:e-?mail|inbox|mailbox)(?: address| account)? (?:no longer exists|doesn'?t exist(?: anymore)?|is gone)\b"
+            ),
             # Other languages: the account's email or owner changed ("cambiar el email de la cuenta").
             _rx(
                 r"\b(?:cambiar|cambia|cambien|mudar|alterar|changer|modifier|[äa]ndern|actualizar|atualizar)\b[^.?!\n]{0,30}\b(?:e-?mail|correo|courriel|propietario|propri[ée]taire|propriet[aá]rio|dono|eigent[uü]mer|inhaber)\b|\b(?:eigent[uü]mer|inhaber|propietario|propri[ée]taire|propriet[aá]rio)\b[^.?!\n]{0,30}\b(?:[äa]ndern|cambiar|changer|mudar|alterar)\b"
@@ -259,6 +267,14 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _rx(rf"\b(?:unlock|grant|give us|give me)\s+(?:the\s+)?{_PLAN}\s+features?\b"),
             _rx(
                 r"\b(?:raise|increase|bump|lift|extend)\s+(?:our|my)\b[^.?!\n]{0,25}\b(?:limits?|quota|retention|concurrent runs|credits)\b"
+            ),
+            # Support asked to switch a feature on for the account ("could you enable the audit log for our
+            # workspace"), not how to do it oneself; or a feature asked for outside the plan ("as a one-off").
+            _rx(
+                r"\b(?:could|can|would|will) you(?: please| kindly| guys| folks)?\s+(?:enable|turn on|switch on|unlock|activate|add)\b[^.?!\n]{0,40}\b(?:for (?:us|me|our|my)|(?:on|to|in) (?:our|my) (?:account|workspace|plan|team|org(?:ani[sz]ation)?|subscription))\b"
+            ),
+            _rx(
+                r"\b(?:enable|turn on|switch on|unlock|activate|give us access to|let us use)\b[^.?!\n]{0,60}\b(?:as a one-?off|as an exception|for free|at no (?:extra )?(?:cost|charge)|even though we(?:'re| are) on)\b"
             ),
         ],
     ),
