@@ -589,6 +589,8 @@ class ExtractiveComposer:
         texts = [f"{u.heading}: {u.text}" if u.heading else u.text for u in flat]
         prompt = canonical_json({"question": question, "units": texts, "model": self.model_id})
         asked = _question_vector(self.embeddings, question)
+        # Coverage reads the question as search does: "Hi there! … Cheers, Sam" asks nothing about "Sam".
+        question = _focus(question)
         # One embedding batch per passage: the int8 model quantizes a batch's activations together, so a unit's
         # vector (and so the answer) would otherwise depend on which other passages were retrieved with it.
         vectors, offset = [], 0
@@ -718,14 +720,18 @@ def _defines(passage: grounding.CleanPassage, named: list[str]) -> bool:
     )
 
 
-def _question_vector(embeddings: Any, question: str) -> np.ndarray:
-    """The question as search embeds it (greetings dropped, 128 tokens): usually a cache hit."""
+def _focus(question: str) -> str:
     from deflect.knowledge.search import focus
 
+    return focus(question)
+
+
+def _question_vector(embeddings: Any, question: str) -> np.ndarray:
+    """The question as search embeds it (greetings dropped, 128 tokens): usually a cache hit."""
     try:
-        vectors = embeddings.embed([focus(question)], max_tokens=QUERY_TOKENS)
+        vectors = embeddings.embed([_focus(question)], max_tokens=QUERY_TOKENS)
     except TypeError:  # embeddings without a token limit
-        vectors = embeddings.embed([focus(question)])
+        vectors = embeddings.embed([_focus(question)])
     return np.asarray(vectors, dtype=np.float32)[0]
 
 

@@ -32,14 +32,33 @@ _PLEASANTRY = re.compile(
     r"|hope (?:you(?:'re| are)|this finds you) (?:doing )?well|sent from my)\b.{0,60}$)",
     re.IGNORECASE,
 )
+# The same run into the question itself: "Good morning, is there…", "Hey team, hope you're well :) how do I…",
+# "Quick question: how…".
+_PREAMBLE = re.compile(
+    r"^\s*(?:(?:hi|hello|hey|dear|greetings|good (?:morning|afternoon|evening))"
+    r"(?:\s+(?:there|team|all|everyone|folks|guys|support))?\s*[,!:;.-]+"
+    r"|i?\s*hope (?:you(?:'re| are)|all is|this finds you) (?:doing )?well\b[\s,!.:;)(-]*(?:[:;]-?[)D])?"
+    r"|(?:a |one )?(?:quick|small|simple) question\s*[:,-]"
+    r")\s*",
+    re.IGNORECASE,
+)
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 def focus(text: str) -> str:
     """The question without greetings and sign-offs (kept whole if nothing else would remain)."""
     sentences = [s for s in _SENTENCES.split(text.strip()) if s.strip()]
-    kept = [s for s in sentences if not _PLEASANTRY.match(s)]
+    # "Hello, I was charged twice" is a greeting before a sentence that counts, not a pleasantry to drop.
+    kept = [s for s in map(_unprefixed, sentences) if s and not _PLEASANTRY.match(s)]
     return " ".join(kept) if kept else text.strip()
+
+
+def _unprefixed(sentence: str) -> str:
+    previous = None
+    while previous != sentence:
+        previous = sentence
+        sentence = _PREAMBLE.sub("", sentence, count=1)
+    return sentence.strip()
 
 
 class SearchResults(BaseModel):

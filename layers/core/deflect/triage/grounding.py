@@ -173,9 +173,12 @@ _STOP = frozenset(
     no not of on only or other our please possible see shall should show so some still such tell than
     thank thanks that the then there there's these this those to too us use used using very want wants
     was way ways we we're were what what's when where which who whom whose why will with would yes you
-    your""".split()  # noqa: SIM905 - a word list reads better as text
+    your actually anyone anything basically currently everyone good quick question really someone somebody
+    something through""".split()  # noqa: SIM905 - a word list reads better as text
 )
-_TERM = re.compile(r"[a-z0-9][a-z0-9_-]*[a-z0-9]|[a-z0-9]")
+# Words keep their inner apostrophes, so "don't" is the stop word it is (not "don"), and "someone's" is "someone".
+_TERM = re.compile(r"[a-z0-9][a-z0-9_'-]*[a-z0-9]|[a-z0-9]")
+_APOSTROPHES = str.maketrans("\u2018\u2019\u02bc", "'''")
 
 
 def _stem(word: str) -> str:
@@ -185,7 +188,8 @@ def _stem(word: str) -> str:
 def content_terms(text: str, ignore: Iterable[str] = ()) -> set[str]:
     """Lower-cased, crudely stemmed words that carry the question's meaning (stop words dropped)."""
     skip = {_stem(w) for w in ignore}
-    return {_stem(w) for w in _TERM.findall(text.lower()) if w not in _STOP and len(w) > 1} - skip
+    words = (w.removesuffix("'s") for w in _TERM.findall(text.lower().translate(_APOSTROPHES)))
+    return {_stem(w) for w in words if w not in _STOP and len(w) > 1} - skip
 
 
 def coverage(question: str, passage_text: str, ignore: Iterable[str] = ()) -> float:
