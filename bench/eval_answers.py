@@ -26,13 +26,15 @@ def _answer(composer: Any, search: Any, ctx: Any, text: str, threshold: float) -
     """The lead cited article when the composer answers with enough confidence, else None."""
     from deflect.triage import grounding
 
-    hits = search.search(ctx, text, k=5, record_gap=False).hits
-    if not hits:
+    results = search.search(ctx, text, k=5, record_gap=False)
+    if not results.hits:
         return None
-    draft = composer.compose(ctx, text, hits).draft
+    # As triage does: the other sections of the best articles may hold the answer.
+    passages = [*results.hits, *search.sections(ctx, text, results)]
+    draft = composer.compose(ctx, text, passages).draft
     if draft is None or draft.confidence < threshold:
         return None
-    if not grounding.verify(draft, [grounding.clean_passage(h) for h in hits]).ok:
+    if not grounding.verify(draft, [grounding.clean_passage(h) for h in passages]).ok:
         return None
     return draft.citations[0].article_id
 

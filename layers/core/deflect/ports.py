@@ -185,6 +185,12 @@ class KnowledgeIndex(Protocol):
         """SearchRequest → ranked SearchHit list (deflect.knowledge.models), one per article, best first."""
         ...
 
+    def sections(self, ctx: TenantContext, request: Any, articles: Sequence[tuple[str, int]]) -> list[Any]:
+        """Every chunk of these (article id, version) pairs that `search(ctx, request)` could return (the same
+        tenant, visibility, expiry and superseded filters), as SearchHits with score 0, in article then reading
+        order: the other sections of articles a search found, for a composer to quote the one that answers."""
+        ...
+
     def flush(self) -> None:
         """Make every change so far durable and visible to searches (a bulk import flushes once at the end)."""
         ...

@@ -18,7 +18,7 @@ versions was on its way here.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,6 +38,8 @@ ID_PAGE = 1000
 LEXICAL_FIELDS = ["title^2", "headings^1.5", "text"]
 IDENTIFIER_BOOST = 10.0
 _SOURCE = {"excludes": ["embedding"]}
+# Chunks read back for the articles a search found (the other sections of one or two articles).
+SECTIONS_MAX = 200
 
 
 def index_body(dimensions: int) -> dict[str, Any]:
@@ -185,6 +187,28 @@ def knn_body(tenant_id: str, request: SearchRequest, vector: list[float], size: 
                 }
             }
         },
+    }
+
+
+def sections_body(
+    tenant_id: str, request: SearchRequest, articles: Sequence[tuple[str, int]], size: int
+) -> dict[str, Any]:
+    """The chunks of these article versions, under the same filters as every search."""
+    clauses, excluded = filters(tenant_id, request)
+    wanted = [
+        {"bool": {"filter": [{"term": {"article_id": a}}, {"term": {"article_version": int(v)}}]}}
+        for a, v in articles
+    ]
+    return {
+        "size": size,
+        "_source": _SOURCE,
+        "query": {
+            "bool": {
+                "filter": [*clauses, {"bool": {"should": wanted, "minimum_should_match": 1}}],
+                "must_not": excluded,
+            }
+        },
+        "sort": [{"article_id": "asc"}, {"ordinal": "asc"}],
     }
 
 
@@ -425,6 +449,42 @@ class OpenSearchKnowledgeIndex:
                     return []  # no article indexed yet
                 raise TransientFailure(f"msearch: status {response.get('status')}")
         return self._fuse(ctx.tenant_id, request, responses)
+
+    def sections(
+        self, ctx: TenantContext, request: SearchRequest, articles: Sequence[tuple[str, int]]
+    ) -> list[SearchHit]:
+        """Every chunk of these article versions that `search(ctx, request)` could return, in reading order."""
+        order = {pair: i for i, pair in enumerate(dict.fromkeys((a, int(v)) for a, v in articles))}
+        if not order:
+            return []
+        body = sections_body(ctx.tenant_id, request, list(order), SECTIONS_MAX)
+        with _translated("search"):
+            response = self._client.search(index=self.index_name, body=body)
+        out = []
+        for hit in response.get("hits", {}).get("hits", []):
+            source = hit.get("_source", {})
+            pair = (source.get("article_id"), int(source.get("article_version", -1)))
+            # The filters again, on the hit itself: nothing foreign or unreadable leaves the adapter.
+            if pair not in order or not _admissible(source, ctx.tenant_id, request):
+                continue
+            review_by = source.get("review_by")
+            out.append(
+                _hit(
+                    ranking.Candidate(
+                        article_id=source["article_id"],
+                        chunk_id=source["chunk_id"],
+                        lexical=0.0,
+                        dense=None,
+                        matched_identifiers=[],
+                        defined_matches=0,
+                        authority=int(source.get("authority", 3)),
+                        updated_at=_parse_time(source.get("updated_at")),
+                        stale=bool(review_by) and str(review_by) < request.now.date().isoformat(),
+                        payload=source,
+                    )
+                )
+            )
+        return sorted(out, key=lambda h: (order[(h.article_id, h.version)], h.start))
 
     def _fuse(
         self, tenant_id: str, request: SearchRequest, responses: list[dict[str, Any]]

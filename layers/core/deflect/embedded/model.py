@@ -15,6 +15,7 @@ evaluation embeddings are cached under MODEL_DATA_DIR/cache keyed by model id + 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
@@ -564,7 +565,9 @@ class ExtractiveComposer:
         max_passages: int = 3,
         quote_only_passages: int = 5,
         quote_only_floor: float = 0.65,
+        section_min_coverage: float = 0.5,
     ) -> None:
+        self.section_min_coverage = section_min_coverage
         self.max_passages = max_passages
         self.quote_only_passages = quote_only_passages
         self.quote_only_floor = quote_only_floor
@@ -576,12 +579,31 @@ class ExtractiveComposer:
 
     def compose(self, ctx: TenantContext, question: str, passages: Sequence[Any]) -> Composition:
         cleaned = [grounding.clean_passage(p) for p in passages]
-        ranked = [p for p in cleaned if p.text]
+        # The first passage of an article version is its search hit; later ones are its other sections
+        # (KnowledgeSearch.sections), which stand in for the article wherever the hit does.
+        hits: dict[tuple[str, int], grounding.CleanPassage] = {}
+        sections: dict[tuple[str, int], list[grounding.CleanPassage]] = {}
+        for p in cleaned:
+            key = (p.article_id, p.version)
+            if key in hits:
+                sections.setdefault(key, []).append(p)
+            else:
+                hits[key] = p
+        # A section nobody ranked must itself name most of what was asked: checked before any of it is embedded.
+        focused = _focus(question)
+        sections = {
+            key: [s for s in found if self._covers(focused, identifiers(focused), s)]
+            for key, found in sections.items()
+        }
+        ranked = [p for p in hits.values() if p.text]
         usable = [p for p in ranked if p.score >= self.min_passage_score][: self.max_passages]
         # A section whose answer sits deep in a table or list is ranked low (the index embeds only its first
         # tokens); it may still lead, but only on its own quote's evidence.
         quote_only = [p for p in ranked[: self.quote_only_passages] if p not in usable]
+        usable = self._with_sections(usable, sections)
+        quote_only = self._with_sections(quote_only, sections)
         usable += quote_only
+        extra = [p for p in usable if p not in ranked]
         unit_lists = [grounding.units(p.text) for p in usable]
         flat = [u for units in unit_lists for u in units]
         if not flat:
@@ -620,6 +642,8 @@ class ExtractiveComposer:
                 confidence = self._quote_confidence(question, named, passage, support)
                 if confidence < self.quote_only_floor:
                     continue
+            elif passage in extra:
+                confidence = self._section_confidence(question, named, passage, support)
             else:
                 confidence = self._confidence(question, named, passage, support)
             runs.append((confidence, passage, units[start:end], scores))
@@ -649,6 +673,21 @@ class ExtractiveComposer:
         )
         return Composition(draft)
 
+    @staticmethod
+    def _with_sections(
+        passages: list[grounding.CleanPassage],
+        sections: dict[tuple[str, int], list[grounding.CleanPassage]],
+    ) -> list[grounding.CleanPassage]:
+        """Each passage followed by its article's other sections, scored and dated as the article's hit."""
+        out: list[grounding.CleanPassage] = []
+        for passage in passages:
+            out.append(passage)
+            for section in sections.get((passage.article_id, passage.version), []):
+                if section.text and section not in out:
+                    stale = passage.stale or section.stale
+                    out.append(dataclasses.replace(section, score=passage.score, stale=stale))
+        return out
+
     def _confidence(
         self, question: str, named: list[str], passage: grounding.CleanPassage, support: float
     ) -> float:
@@ -658,6 +697,23 @@ class ExtractiveComposer:
         quoted, covered = self._evidence(question, named, passage, support)
         confidence = max(0.5 * passage.score + 0.5 * quoted * (0.5 + 0.5 * covered), quoted * covered)
         return confidence * 0.8 if passage.stale else confidence
+
+    def _section_confidence(
+        self, question: str, named: list[str], passage: grounding.CleanPassage, support: float
+    ) -> float:
+        """A section retrieval did not return, of an article it did: the article's retrieval score still counts
+        (blended with the quote), but a lead on the quote alone must reach the quote-only floor."""
+        quoted, covered = self._evidence(question, named, passage, support)
+        alone = quoted * covered
+        confidence = max(
+            0.5 * passage.score + 0.5 * quoted * (0.5 + 0.5 * covered),
+            alone if alone >= self.quote_only_floor else 0.0,
+        )
+        return confidence * 0.8 if passage.stale else confidence
+
+    def _covers(self, question: str, named: list[str], passage: grounding.CleanPassage) -> bool:
+        """A section nobody ranked must itself name most of what was asked (its article's hit was ranked)."""
+        return self._evidence(question, named, passage, 0.0)[1] > self.section_min_coverage
 
     def _quote_confidence(
         self, question: str, named: list[str], passage: grounding.CleanPassage, support: float

@@ -29,7 +29,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -315,6 +315,35 @@ class EmbeddedKnowledgeIndex:
         ranked = ranking.rank(candidates, query_identifiers=len(query_ids), k=request.k, now=request.now)
         return [self._hit(c) for c in ranked]
 
+    def sections(
+        self, ctx: TenantContext, request: SearchRequest, articles: Sequence[tuple[str, int]]
+    ) -> list[SearchHit]:
+        """Every chunk of these article versions that `search(ctx, request)` could return, in reading order."""
+        with self._lock:
+            if self._dir is not None and self._changed_on_disk():
+                with self._file_lock(exclusive=False):
+                    self._load()
+            view = self._view(ctx.tenant_id)
+            order = {pair: i for i, pair in enumerate(dict.fromkeys((a, int(v)) for a, v in articles))}
+            keys = [(key, a, v) for a, v in order for key in self._by_article.get((ctx.tenant_id, a), ())]
+        if view is None or not keys:
+            return []
+        # The tenant's own view and its filters, exactly as search applies them.
+        allowed = view.allowed(request)
+        out: list[SearchHit] = []
+        for key, article_id, version in keys:
+            row = view.position.get(key)
+            if row is None or not allowed[row]:
+                continue
+            chunk = view.chunks[row]
+            if chunk.tenant_id != ctx.tenant_id or (chunk.article_id, chunk.article_version) != (
+                article_id,
+                version,
+            ):
+                continue
+            out.append(_section_hit(chunk, request))
+        return sorted(out, key=lambda h: (order[(h.article_id, h.version)], h.start))
+
     # ------------------------------------------------------------------ searching
     def _lexical(
         self, tenant_id: str, request: SearchRequest, view: _View, allowed: np.ndarray
@@ -559,6 +588,26 @@ class EmbeddedKnowledgeIndex:
         }
         _atomic_write(self._dir / "state.json", json.dumps(state))
         self._seen = self._stamp()
+
+
+def _section_hit(chunk: Chunk, request: SearchRequest) -> SearchHit:
+    return SearchHit(
+        article_id=chunk.article_id,
+        version=chunk.article_version,
+        chunk_id=chunk.chunk_id,
+        title=chunk.title,
+        heading_path=chunk.heading_path,
+        text=chunk.text,
+        start=chunk.start,
+        end=chunk.end,
+        score=0.0,
+        stale=ranking.is_stale(chunk.review_by, request.now),
+        authority=chunk.authority,
+        product_area=chunk.product_area,
+        visibility=chunk.visibility,
+        url=chunk.url,
+        updated_at=chunk.updated_at,
+    )
 
 
 def _atomic_write(path: Path, text: str) -> None:

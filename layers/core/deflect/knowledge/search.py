@@ -22,6 +22,8 @@ from deflect.ports import KnowledgeIndex, Put, SupportStore
 
 GAP_RETENTION_DAYS = 400
 DEFAULT_ANSWER_THRESHOLD = DecisionPolicy().answer_threshold
+# Articles whose other sections a composer may quote: the answer is often in the found article, not its best chunk.
+SECTION_ARTICLES = 2
 
 # Greetings, thanks and sign-offs carry no meaning for retrieval but cost embedding time on long messages.
 _PLEASANTRY = re.compile(
@@ -137,6 +139,35 @@ class KnowledgeSearch:
         return SearchResults(
             hits=hits, best_score=round(best, 4), answer_threshold=threshold, gap_recorded=gap and record_gap
         )
+
+    def sections(
+        self,
+        ctx: TenantContext,
+        text: str,
+        results: SearchResults,
+        *,
+        articles: int = SECTION_ARTICLES,
+        audience: Audience | None = None,
+    ) -> list[SearchHit]:
+        """The other sections of the best `articles` hits: the same article versions, read through the index under
+        the same tenant and audience filters as the search, each carrying its article's retrieval score (the
+        article was found; which of its sections answers is the composer's call). Empty for an index without it."""
+        top = results.hits[:articles]
+        read = getattr(self.index, "sections", None)
+        if not top or read is None:
+            return []
+        request = SearchRequest(
+            text=focus(text)[:8000], k=len(top), audience=audience or Audience(), now=self._now()
+        )
+        found = {h.chunk_id for h in results.hits}
+        by_article = {(h.article_id, h.version): h for h in top}
+        out = []
+        for section in read(ctx, request, list(by_article)):
+            parent = by_article.get((section.article_id, section.version))
+            if parent is None or section.chunk_id in found:
+                continue
+            out.append(section.model_copy(update={"score": parent.score}))
+        return out
 
     def record_unanswered(
         self, ctx: TenantContext, text: str, results: SearchResults, audience: Audience | None = None

@@ -207,11 +207,17 @@ class TriageEngine:
         # A gap is recorded below, once the draft shows whether the message could be answered at all.
         results = self.search.search(ctx, text, k=self.k, audience=audience, record_gap=False)
         hits = [h for h in results.hits]
+        # The other sections of the best articles (same tenant, version and audience filters): the answer is
+        # often in the article found, not in its best-matching chunk.
+        read_sections = getattr(self.search, "sections", None)
+        sections = []
+        if read_sections is not None and hits:
+            sections = list(read_sections(ctx, text, results, audience=audience))
         timings["retrieve"] = _ms(began)
 
         began = time.perf_counter()
-        passages = [grounding.clean_passage(h) for h in hits]
-        drafted = self._draft(ctx, text, hits, passages)
+        passages = [grounding.clean_passage(h) for h in [*hits, *sections]]
+        drafted = self._draft(ctx, text, [*hits, *sections], passages)
         draft, draft_problem, model_error = drafted.draft, drafted.problem, drafted.model_error
         timings["draft"] = _ms(began)
 
