@@ -393,26 +393,13 @@ class EmbeddedKnowledgeIndex:
 
     @staticmethod
     def _hit(candidate: ranking.Candidate) -> SearchHit:
-        chunk: Chunk = candidate.payload
-        return SearchHit(
-            article_id=chunk.article_id,
-            version=chunk.article_version,
-            chunk_id=chunk.chunk_id,
-            title=chunk.title,
-            heading_path=chunk.heading_path,
-            text=chunk.text,
-            start=chunk.start,
-            end=chunk.end,
+        return _chunk_hit(
+            candidate.payload,
             score=candidate.score,
+            stale=candidate.stale,
             lexical=candidate.lexical,
             dense=candidate.dense,
-            stale=candidate.stale,
-            authority=chunk.authority,
-            product_area=chunk.product_area,
-            visibility=chunk.visibility,
             matched_identifiers=candidate.matched_identifiers,
-            url=chunk.url,
-            updated_at=chunk.updated_at,
         )
 
     def _view(self, tenant_id: str) -> _View | None:
@@ -591,6 +578,19 @@ class EmbeddedKnowledgeIndex:
 
 
 def _section_hit(chunk: Chunk, request: SearchRequest) -> SearchHit:
+    """A section read by article, not ranked: its score is its article's hit's, set by the caller."""
+    return _chunk_hit(chunk, score=0.0, stale=ranking.is_stale(chunk.review_by, request.now))
+
+
+def _chunk_hit(
+    chunk: Chunk,
+    *,
+    score: float,
+    stale: bool,
+    lexical: float = 0.0,
+    dense: float = 0.0,
+    matched_identifiers: Sequence[str] = (),
+) -> SearchHit:
     return SearchHit(
         article_id=chunk.article_id,
         version=chunk.article_version,
@@ -600,11 +600,14 @@ def _section_hit(chunk: Chunk, request: SearchRequest) -> SearchHit:
         text=chunk.text,
         start=chunk.start,
         end=chunk.end,
-        score=0.0,
-        stale=ranking.is_stale(chunk.review_by, request.now),
+        score=score,
+        lexical=lexical,
+        dense=dense,
+        stale=stale,
         authority=chunk.authority,
         product_area=chunk.product_area,
         visibility=chunk.visibility,
+        matched_identifiers=list(matched_identifiers),
         url=chunk.url,
         updated_at=chunk.updated_at,
     )
