@@ -4,7 +4,11 @@ tuned on. Three sources, each composed through the same search and composer tria
     citation is a judged-relevant document;
   - banking77 test texts against the demo help center: off-topic, every answer is wrong (also run through the
     whole triage engine: how many it would deflect);
-  - the demo help center's judged questions (tests/knowledge_cases).
+  - the demo help center's judged questions (tests/knowledge_cases: questions.jsonl and identifier_queries.jsonl);
+  - customer questions about the demo help center written later from its articles alone
+    (tests/knowledge_cases/customer_questions.jsonl): 171 that one article answers, in customers' words, and 80
+    on-topic questions no article answers (another app, a limit or detail the articles never state). Every answer
+    to those 80 is wrong: it quotes a related article that does not say what was asked.
 An answer is a grounded draft whose confidence reaches the answer threshold. Prints one JSON object last.
 
     python -m bench.eval_answers [--stackfaq-step 4] [--banking-step 10] [--max-passages 3] [--min-passage-score 0.1]
@@ -108,6 +112,24 @@ def main() -> int:
     report["help_center"] = _tally(
         judged, lambda text: _answer(composer, help_center, tenant.ctx, text, threshold)
     )
+    customer = _jsonl(CASES / "customer_questions.jsonl")
+    answerable = [
+        (str(row["query"]), lambda article, expected=row["expected"]: article == expected)
+        for row in customer
+        if row["kind"] == "answerable"
+    ]
+    report["customer_questions"] = _tally(
+        answerable, lambda text: _answer(composer, help_center, tenant.ctx, text, threshold)
+    )
+    unanswerable = [
+        (str(row["query"]), lambda _article: False) for row in customer if row["kind"] != "answerable"
+    ]
+    report["on_topic_unanswerable"] = _tally(
+        unanswerable, lambda text: _answer(composer, help_center, tenant.ctx, text, threshold)
+    )
+    report["on_topic_unanswerable_triage_deflected"] = round(
+        sum(_deflected(tenant, text) for text, _ in unanswerable) / len(unanswerable), 4
+    )
     off_topic = [
         (str(row["text"]), lambda _article: False)
         for row in _jsonl(DATA / "banking77" / "test.jsonl")[:: args.banking_step]
@@ -130,7 +152,15 @@ def main() -> int:
     ]
     report["stackfaq"] = _tally(rows, lambda text: _answer(composer, search, ctx, text, threshold))
     report["composer"] = {name: getattr(composer, name) for name in overrides}
-    for name in ("help_center", "banking77_off_topic", "banking77_off_topic_triage_deflected", "stackfaq"):
+    for name in (
+        "help_center",
+        "customer_questions",
+        "on_topic_unanswerable",
+        "on_topic_unanswerable_triage_deflected",
+        "banking77_off_topic",
+        "banking77_off_topic_triage_deflected",
+        "stackfaq",
+    ):
         print(f"{name}: {report[name]}", file=sys.stderr)
     print(json.dumps(report))
     return 0
