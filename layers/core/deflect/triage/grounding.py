@@ -209,6 +209,54 @@ def coverage(question: str, passage_text: str, ignore: Iterable[str] = ()) -> fl
     return len(found) / len(wanted)
 
 
+# Capitalised words that name a time, not a thing the help center could be silent about.
+_CALENDAR = frozenset(
+    {
+        *("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"),
+        *("january", "february", "march", "april", "may", "june", "july", "august"),
+        *("september", "october", "november", "december"),
+    }
+)
+_NAME_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9+#.-]*[A-Za-z0-9+#]|[A-Za-z]")
+
+
+def named_things(question: str) -> list[str]:
+    """Words the customer capitalised inside a sentence ("Airtable", "OneDrive", "iOS"): the names of apps,
+    products and systems they ask about. A sentence's first word and stop words say nothing."""
+    names: list[str] = []
+    for sentence in re.split(r"(?<=[.!?:;])\s+|\n+", question.strip()):
+        for position, token in enumerate(_NAME_TOKEN.findall(sentence)):
+            word = token.lower()
+            if position == 0 or token == "I" or word in _STOP or word in _CALENDAR:
+                continue
+            if any(ch.isupper() for ch in token):
+                names.append(word)
+    return names
+
+
+def unmentioned_names(question: str, passage_texts: Iterable[str]) -> list[str]:
+    """The question's named things that none of the passages mentions: what the help center (as far as search
+    could find) says nothing about. "macs" is mentioned by "macOS"."""
+    text = " ".join(passage_texts).lower()
+    present = content_terms(text)
+    missing = []
+    for name in named_things(question):
+        if name in text:
+            continue
+        # An error code is named exactly: SB-1001 does not mention SB-1003.
+        if any(ch.isdigit() for ch in name):
+            missing.append(name)
+            continue
+        stem = _stem(name)
+        if stem in present:
+            continue
+        # Only a longer word may mention a name ("macos" mentions "mac"); "one" does not mention "onedrive".
+        if len(stem) >= 3 and any(p.startswith(stem) for p in present):
+            continue
+        missing.append(name)
+    return missing
+
+
 def normal_form(text: str) -> str:
     """How a quote is compared with the text it quotes: Markdown marks dropped, wrapped lines joined, case folded
     (a quotable unit has lost its `**`, backticks and line breaks)."""
