@@ -211,12 +211,12 @@ def coverage(question: str, passage_text: str, ignore: Iterable[str] = ()) -> fl
 
 # Capitalised words that name a time, not a thing the help center could be silent about.
 _CALENDAR = frozenset(
-    {
-        *("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"),
-        *("january", "february", "march", "april", "may", "june", "july", "august"),
-        *("september", "october", "november", "december"),
-    }
-)
+    (
+        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+        "january", "february", "march", "april", "may", "june", "july", "august",
+        "september", "october", "november", "december",
+    )
+)  # fmt: skip
 _NAME_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9+#.-]*[A-Za-z0-9+#]|[A-Za-z]")
 
 
@@ -247,13 +247,10 @@ def unmentioned_names(question: str, passage_texts: Iterable[str]) -> list[str]:
         if any(ch.isdigit() for ch in name):
             missing.append(name)
             continue
+        # A longer word may mention a name ("macos" mentions "mac"), never a shorter one: "one" is not "onedrive".
         stem = _stem(name)
-        if stem in present:
-            continue
-        # Only a longer word may mention a name ("macos" mentions "mac"); "one" does not mention "onedrive".
-        if len(stem) >= 3 and any(p.startswith(stem) for p in present):
-            continue
-        missing.append(name)
+        if not any(p == stem or (len(stem) >= 3 and p.startswith(stem)) for p in present):
+            missing.append(name)
     return missing
 
 
