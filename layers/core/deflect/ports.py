@@ -191,6 +191,11 @@ class KnowledgeIndex(Protocol):
         order: the other sections of articles a search found, for a composer to quote the one that answers."""
         ...
 
+    def indexed_articles(self, ctx: TenantContext) -> dict[str, int]:
+        """Every article of the caller's tenant the index holds chunks of, with the newest version it holds: what
+        a reindex must re-chunk (or remove) after the chunking rules change."""
+        ...
+
     def flush(self) -> None:
         """Make every change so far durable and visible to searches (a bulk import flushes once at the end)."""
         ...

@@ -378,20 +378,44 @@ class OpenSearchKnowledgeIndex:
     def document_id(chunk: Chunk) -> str:
         return f"{chunk.tenant_id}:{chunk.chunk_id}"
 
+    def indexed_articles(self, ctx: TenantContext) -> dict[str, int]:
+        """Every article of the tenant with chunks in the index, and its newest version there."""
+        found: dict[str, int] = {}
+        hits = self._every_hit(
+            [{"term": {"tenant_id": ctx.tenant_id}}], sort=("article_id", "article_version", "ordinal")
+        )
+        for source in hits.values():
+            if source.get("tenant_id") == ctx.tenant_id and source.get("article_id"):
+                article_id, version = str(source["article_id"]), int(source.get("article_version") or 0)
+                found[article_id] = max(version, found.get(article_id, 0))
+        return found
+
     def _indexed(self, tenant_id: str, article_id: str) -> list[_Indexed]:
-        """Every indexed chunk of the article, page by page (search_after on a key unique within an article)."""
-        found: list[_Indexed] = []
+        """Every indexed chunk of the article."""
+        hits = self._every_hit(
+            [{"term": {"tenant_id": tenant_id}}, {"term": {"article_id": article_id}}],
+            sort=("article_version", "ordinal"),
+            extra=("updated_at",),
+        )
+        return [
+            _Indexed(hit_id, int(source.get("article_version") or 0), _parse_time(source.get("updated_at")))
+            for hit_id, source in hits.items()
+            if source.get("tenant_id") == tenant_id and source.get("article_id") == article_id
+        ]
+
+    def _every_hit(
+        self, filters: list[dict[str, Any]], *, sort: tuple[str, ...], extra: tuple[str, ...] = ()
+    ) -> dict[str, dict[str, Any]]:
+        """Document id -> the sort fields (and `extra`) of every document the filters match, page by page:
+        search_after on `sort`, which must be unique among the matches."""
+        found: dict[str, dict[str, Any]] = {}
         after: list[Any] | None = None
         while True:
             body: dict[str, Any] = {
                 "size": ID_PAGE,
-                "_source": ["tenant_id", "article_id", "article_version", "ordinal", "updated_at"],
-                "query": {
-                    "bool": {
-                        "filter": [{"term": {"tenant_id": tenant_id}}, {"term": {"article_id": article_id}}]
-                    }
-                },
-                "sort": [{"article_version": {"order": "asc"}}, {"ordinal": {"order": "asc"}}],
+                "_source": ["tenant_id", "article_id", *sort, *extra],
+                "query": {"bool": {"filter": filters}},
+                "sort": [{field: {"order": "asc"}} for field in sort],
             }
             if after is not None:
                 body["search_after"] = after
@@ -399,14 +423,11 @@ class OpenSearchKnowledgeIndex:
                 response = self._client.search(index=self.index_name, body=body)
             hits = response.get("hits", {}).get("hits", [])
             for hit in hits:
-                source = hit.get("_source", {})
-                if source.get("tenant_id") == tenant_id and source.get("article_id") == article_id:
-                    version = int(source.get("article_version") or 0)
-                    found.append(_Indexed(hit["_id"], version, _parse_time(source.get("updated_at"))))
+                found[hit["_id"]] = hit.get("_source", {})
             if len(hits) < ID_PAGE:
                 return found
             last = hits[-1].get("_source", {})
-            key = [int(last.get("article_version") or 0), int(last.get("ordinal") or 0)]
+            key = [last.get(field) for field in sort]
             if after is not None and key <= after:
                 return found  # no further page (a backend that ignores search_after would repeat this one)
             after = key

@@ -276,9 +276,7 @@ class EmbeddedKnowledgeIndex:
 
     def search(self, ctx: TenantContext, request: SearchRequest) -> list[SearchHit]:
         with self._lock:
-            if self._dir is not None and self._changed_on_disk():
-                with self._file_lock(exclusive=False):
-                    self._load()
+            self._reload_if_changed()
             view = self._view(ctx.tenant_id)
         if view is None:
             return []
@@ -320,9 +318,7 @@ class EmbeddedKnowledgeIndex:
     ) -> list[SearchHit]:
         """Every chunk of these article versions that `search(ctx, request)` could return, in reading order."""
         with self._lock:
-            if self._dir is not None and self._changed_on_disk():
-                with self._file_lock(exclusive=False):
-                    self._load()
+            self._reload_if_changed()
             view = self._view(ctx.tenant_id)
             order = {pair: i for i, pair in enumerate(dict.fromkeys((a, int(v)) for a, v in articles))}
             keys = [(key, a, v) for a, v in order for key in self._by_article.get((ctx.tenant_id, a), ())]
@@ -343,6 +339,18 @@ class EmbeddedKnowledgeIndex:
                 continue
             out.append(_section_hit(chunk, request))
         return sorted(out, key=lambda h: (order[(h.article_id, h.version)], h.start))
+
+    def indexed_articles(self, ctx: TenantContext) -> dict[str, int]:
+        with self._lock:
+            self._reload_if_changed()
+            found: dict[str, int] = {}
+            for (tenant_id, article_id), keys in self._by_article.items():
+                if tenant_id != ctx.tenant_id:
+                    continue
+                versions = [self._chunks[k].article_version for k in keys if k in self._chunks]
+                if versions:
+                    found[article_id] = max(versions)
+            return found
 
     # ------------------------------------------------------------------ searching
     def _lexical(
@@ -401,6 +409,12 @@ class EmbeddedKnowledgeIndex:
             dense=candidate.dense,
             matched_identifiers=candidate.matched_identifiers,
         )
+
+    def _reload_if_changed(self) -> None:
+        """Read what another process flushed since (the caller holds self._lock)."""
+        if self._dir is not None and self._changed_on_disk():
+            with self._file_lock(exclusive=False):
+                self._load()
 
     def _view(self, tenant_id: str) -> _View | None:
         view = self._views.get(tenant_id)
