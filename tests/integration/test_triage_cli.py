@@ -1,5 +1,6 @@
 """The triage commands an operator runs: train a versioned, audited taxonomy; replay a helpdesk export in shadow
-mode; evaluate classification and triage; and the telemetry tool against a loopback status page."""
+mode; evaluate classification and triage; re-chunk the knowledge base after an upgrade; and the telemetry tool
+against a loopback status page."""
 
 from __future__ import annotations
 
@@ -182,6 +183,23 @@ def test_replaying_helpdesk_exports_in_shadow_mode_compares_with_what_agents_did
     assert summary["would"] == {"escalate": 1} and summary["comparison"] == {"escalate_agrees": 1}
     # Shadow replay stores nothing and sends nothing.
     assert container().store.query(TenantContext.system(TENANT), f"T#{TENANT}#TICKET#101") == []
+
+
+def test_kb_reindex_rechunks_the_tenants_articles_and_refuses_an_unknown_tenant(cli, capsys):
+    from deflect.bootstrap import container
+    from deflect.knowledge.models import ArticleInput
+
+    admin = TenantContext(tenant_id=TENANT, actor="admin:kb", roles=frozenset({"admin"}), via="cli")
+    body = "# Export a report\n\nTo export a report to CSV, open Reports and click Export CSV.\n"
+    container().knowledge_ingestion.put(admin, "gs-export", ArticleInput(title="Export a report", body=body))
+
+    assert cli(["kb", "reindex", "--tenant", TENANT, "--json"]) == 0
+    summary = _last_json(capsys)
+    assert (summary["reindexed"], summary["removed"]) == (1, [])
+    assert container().knowledge_ingestion.articles.head(admin, "gs-export").current_version == 1
+
+    assert cli(["kb", "reindex", "--tenant", "nobody"]) == 2
+    assert "unknown tenant 'nobody'" in capsys.readouterr().err
 
 
 def test_eval_classify_reports_accuracy_f1_and_out_of_scope_numbers(cli, tmp_path, capsys):

@@ -31,6 +31,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     importing.add_argument("--json", action="store_true", help="print the summary as JSON")
     importing.set_defaults(func=run_import)
 
+    reindexing = kb.add_parser(
+        "reindex",
+        help="re-chunk every indexed article from its stored version with today's rules (run after an upgrade)",
+    )
+    reindexing.add_argument("--tenant", required=True)
+    reindexing.add_argument("--json", action="store_true", help="print the summary as JSON")
+    reindexing.set_defaults(func=run_reindex)
+
     searching = kb.add_parser("search", help="run a knowledge search")
     searching.add_argument("query")
     searching.add_argument("--tenant", required=True)
@@ -54,6 +62,15 @@ def _container(args: argparse.Namespace) -> Any:
 
         found = container()
     return found
+
+
+def _tenant_exists(container: Any, ctx: TenantContext) -> bool:
+    from deflect.repositories import TenantConfigs
+
+    if TenantConfigs(container.knowledge_ingestion.store).find(ctx) is None:
+        print(f"unknown tenant {ctx.tenant_id!r}: create it first (deflect tenant create)", file=sys.stderr)
+        return False
+    return True
 
 
 class ProgressBar:
@@ -83,15 +100,13 @@ class ProgressBar:
 def run_import(args: argparse.Namespace) -> int:
     from deflect.knowledge.importers import read_path
     from deflect.knowledge.models import Rejection
-    from deflect.repositories import TenantConfigs
 
     if not args.path.exists():
         print(f"no such file or folder: {args.path}", file=sys.stderr)
         return 2
     ctx = _context(args, "import")
     container = _container(args)
-    if TenantConfigs(container.knowledge_ingestion.store).find(ctx) is None:
-        print(f"unknown tenant {args.tenant!r}: create it first (deflect tenant create)", file=sys.stderr)
+    if not _tenant_exists(container, ctx):
         return 2
     with reading(args.path):  # a file or folder we may not read: one line, not a traceback
         rows = list(read_path(args.path))
@@ -112,6 +127,24 @@ def run_import(args: argparse.Namespace) -> int:
         for rejection in summary.rejected:
             print(f"  rejected {rejection.source}: {rejection.reason}")
     return 1 if summary.rejected and not (summary.added or summary.updated or summary.unchanged) else 0
+
+
+def run_reindex(args: argparse.Namespace) -> int:
+    ctx = _context(args, "reindex")
+    container = _container(args)
+    if not _tenant_exists(container, ctx):
+        return 2
+    summary = container.knowledge_ingestion.reindex(ctx)
+    if args.json:
+        print(json.dumps(summary.model_dump(mode="json")))
+        return 0
+    print(
+        f"{args.tenant}: {summary.reindexed} articles re-chunked into {summary.chunks} chunks; "
+        f"{len(summary.removed)} taken out of the index"
+    )
+    for article_id in summary.removed:
+        print(f"  removed {article_id}: {summary.refused.get(article_id, 'deleted or no longer stored')}")
+    return 0
 
 
 def run_search(args: argparse.Namespace) -> int:

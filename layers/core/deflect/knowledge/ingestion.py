@@ -27,9 +27,11 @@ from deflect.knowledge.models import (
     ARTICLE_ID_PATTERN,
     ArticleHead,
     ArticleInput,
+    ArticleMeta,
     ArticleVersion,
     ImportSummary,
     PutOutcome,
+    ReindexSummary,
     Rejection,
 )
 from deflect.ports import EvidenceStore, KnowledgeIndex, SupportStore
@@ -196,6 +198,49 @@ class KnowledgeIngestion:
         summary.seconds = round(self._timer() - started, 3)
         return summary
 
+    def reindex(self, ctx: TenantContext) -> ReindexSummary:
+        """Re-chunk every article the index holds for this tenant from its stored current version, with today's
+        chunking rules (after an upgrade that changed them: text an article hides is no longer indexed). No new
+        version is written and no body is stored again; what a citation resolves to is unchanged. An article the
+        store no longer has, or has deleted, leaves the index; one left with no visible text leaves it too."""
+        summary = ReindexSummary()
+        staged: list[tuple[str, int]] = []
+        for article_id in sorted(self.index.indexed_articles(ctx)):
+            head = self.articles.head(ctx, article_id)
+            if head is None or head.deleted:
+                self.index.remove_article(
+                    ctx,
+                    article_id,
+                    version=head.current_version if head else None,
+                    updated_at=head.updated_at if head else None,
+                )
+                summary.removed.append(article_id)
+                continue
+            article = self.articles.read(ctx, article_id, head.current_version)
+            try:
+                chunks = self._chunks(
+                    ctx, article_id, article.version, article.meta, article.body, article.updated_at
+                )
+            except MalformedPayload as refused:
+                self.index.remove_article(
+                    ctx, article_id, version=article.version, updated_at=article.updated_at
+                )
+                summary.removed.append(article_id)
+                summary.refused[article_id] = refused.detail
+                continue
+            self.index.replace_article(
+                ctx, article_id, chunks, version=article.version, updated_at=article.updated_at
+            )
+            staged.append((article_id, article.version))
+            summary.chunks += len(chunks)
+            if len(staged) >= FLUSH_EVERY:
+                self._flush(ctx, staged)
+                summary.reindexed += len(staged)
+                staged = []
+        self._flush(ctx, staged)
+        summary.reindexed += len(staged)
+        return summary
+
     def _flush(self, ctx: TenantContext, staged: list[tuple[str, int]]) -> float:
         """Make staged articles searchable (embedding happens here), then record them as indexed; the seconds."""
         began = self._timer()
@@ -229,7 +274,7 @@ class KnowledgeIngestion:
                 ), None
             record = self.articles.version(ctx, article_id, head.current_version)
             made = record.updated_at if record else head.updated_at
-            chunks = self._chunks(ctx, article_id, head.current_version, article, made)
+            chunks = self._chunks(ctx, article_id, head.current_version, article.meta(), article.body, made)
             self.index.replace_article(ctx, article_id, chunks, version=head.current_version, updated_at=made)
             outcome = PutOutcome(
                 article_id=article_id, status="unchanged", version=head.current_version, chunks=len(chunks)
@@ -243,7 +288,7 @@ class KnowledgeIngestion:
         now = self._now()
         version = (head.current_version if head else 0) + 1
         # Chunk first: an article refused for its content (no visible text, too many chunks) leaves no locked copy.
-        chunks = self._chunks(ctx, article_id, version, article, now)
+        chunks = self._chunks(ctx, article_id, version, article.meta(), article.body, now)
         body_ref = self.articles.store_body(ctx, article_id, version, article)
         record = ArticleVersion(
             tenant_id=ctx.tenant_id,
@@ -276,14 +321,14 @@ class KnowledgeIngestion:
 
     @staticmethod
     def _chunks(
-        ctx: TenantContext, article_id: str, version: int, article: ArticleInput, at: datetime
+        ctx: TenantContext, article_id: str, version: int, meta: ArticleMeta, body: str, at: datetime
     ) -> list:
         return chunk_article(
             tenant_id=ctx.tenant_id,
             article_id=article_id,
             version=version,
-            meta=article.meta(),
-            body=article.body,
+            meta=meta,
+            body=body,
             updated_at=at,
         )
 

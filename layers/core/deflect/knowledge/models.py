@@ -254,6 +254,15 @@ class Rejection(BaseModel):
     reason: str
 
 
+class ReindexSummary(BaseModel):
+    reindexed: int = 0
+    chunks: int = 0
+    # Articles taken out of the index: deleted or gone from the store, or (also in `refused`, with the reason)
+    # left with no visible text under today's chunking rules.
+    removed: list[str] = Field(default_factory=list)
+    refused: dict[str, str] = Field(default_factory=dict)
+
+
 class ImportSummary(BaseModel):
     added: int = 0
     updated: int = 0
