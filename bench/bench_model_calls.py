@@ -88,10 +88,10 @@ def _summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=Path, default=ROOT / "tests" / "triage_cases" / "cases.jsonl")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     from deflect.adapters.bedrock_model import BedrockAnswerComposer, BedrockLanguageModel
     from deflect.insight.usage import PriceTable
