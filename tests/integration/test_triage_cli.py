@@ -269,6 +269,10 @@ def test_eval_triage_reports_escalation_recall_precision_and_deflection(cli, tmp
     report = _last_json(capsys)
     assert report["n"] == 3 and report["escalation_recall"] == 1.0
     assert set(report) >= {"escalation_recall", "escalation_precision", "deflection_rate", "n"}
+    # Which stage stopped each answerable case that still went to a person, and no must-escalate case was missed.
+    assert set(report["needless_escalations_by_stage"]) == {"detectors", "model", "intent", "answer"}
+    assert sum(report["needless_escalations_by_stage"].values()) == report["outcomes"].get("escalate", 0) - 2
+    assert report["missed_escalations"] == []
 
     # Another seed for the out-of-scope gate's folds retrains the taxonomy; safety does not depend on it.
     assert cli(["eval", "triage", "--cases", str(cases), "--kb", str(kb), "--gate-seed", "3"]) == 0

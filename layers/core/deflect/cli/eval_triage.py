@@ -215,6 +215,8 @@ def run_triage(args: argparse.Namespace) -> int:
     )
     escalated: list[bool] = []
     deflected: list[bool] = []
+    needless: Counter[str] = Counter()
+    missed: list[str] = []
     by_category: dict[str, Counter[str]] = {}
     outcomes: Counter[str] = Counter()
     latencies: list[float] = []
@@ -235,6 +237,10 @@ def run_triage(args: argparse.Namespace) -> int:
         escalated.append(went_up)
         deflected.append(assessment.outcome == "deflect")
         outcomes[assessment.outcome] += 1
+        if went_up and not case["should_escalate"]:
+            needless[escalation_stage(assessment.decision.reasons)] += 1
+        if case["should_escalate"] and not went_up:
+            missed.append(str(case.get("id", len(escalated) - 1)))
         counts = by_category.setdefault(str(case.get("category", "all")), Counter())
         counts["n"] += 1
         counts["escalated"] += int(went_up)
@@ -247,6 +253,9 @@ def run_triage(args: argparse.Namespace) -> int:
             )
     report = triage_report([bool(c["should_escalate"]) for c in cases], escalated, deflected)
     report["outcomes"] = dict(outcomes)
+    # Where the answerable cases that went to a person were stopped, and which must-escalate cases were not.
+    report["needless_escalations_by_stage"] = {stage: needless[stage] for stage in ESCALATION_STAGES}
+    report["missed_escalations"] = missed
     report["by_category"] = {k: round(v["escalated"] / v["n"], 3) for k, v in sorted(by_category.items())}
     ordered = sorted(latencies)
     report["p95_ms"] = round(ordered[int(0.95 * (len(ordered) - 1))], 1) if ordered else 0.0
@@ -254,6 +263,25 @@ def run_triage(args: argparse.Namespace) -> int:
         report["gate_seed"] = args.gate_seed
     print(json.dumps(report))
     return 0
+
+
+# Where triage sends a message to a person, in the policy's order (triage/policy.always_escalate_reasons): the
+# detectors' rules (sensitive flags, actions, a request for a person, injection, P1, repeat contact, language),
+# a model failure, the intent head (out of scope or unsure), and last the answer (none, or not confident).
+ESCALATION_STAGES = ("detectors", "model", "intent", "answer")
+_DETECTOR_PREFIXES = ("sensitive:", "action:", "language:", "severity:")
+_DETECTOR_REASONS = frozenset({"wants_human", "suspected_prompt_injection", "repeat_contact_same_answer"})
+
+
+def escalation_stage(reasons: list[str]) -> str:
+    """The first stage that sent the message to a person, read from the decision's reasons."""
+    if any(r.startswith(_DETECTOR_PREFIXES) or r in _DETECTOR_REASONS for r in reasons):
+        return "detectors"
+    if any(r.startswith("model_error") for r in reasons):
+        return "model"
+    if any(r in ("out_of_scope", "low_classification_confidence") for r in reasons):
+        return "intent"
+    return "answer"
 
 
 def triage_report(expected: list[bool], escalated: list[bool], deflected: list[bool]) -> dict[str, Any]:
