@@ -181,3 +181,17 @@ def test_opensearch_reindex_pages_through_every_article_of_the_tenant_only(servi
         b["query"]["bool"]["filter"] == [{"term": {"tenant_id": "acme"}}] for b in listings
     )
     assert any("search_after" in b for b in listings)
+
+
+def test_an_article_whose_stored_version_cannot_be_read_leaves_the_index():
+    world = World(EmbeddedKnowledgeIndex(None, HashingEmbedder()))
+    world.indexed_before_the_hidden_html_rule(ACME, "refunds")
+    articles = ArticleRepository(world.store, world.evidence)
+    head = articles.head(ACME, "refunds")
+    # HEAD names a version whose record is missing (a restore that brought back HEAD but not the versions).
+    world.store.put(ACME, ArticleRepository.head_write(head.model_copy(update={"current_version": 7})))
+
+    summary = world.ingestion.reindex(ACME)
+
+    assert summary.removed == ["refunds"] and "not found" in summary.refused["refunds"]
+    assert not customer_sees(world, ACME, "refunded within 14 days")

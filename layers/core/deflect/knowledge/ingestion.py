@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from deflect.domain.errors import Conflict, MalformedPayload
+from deflect.domain.errors import Conflict, MalformedPayload, NotFound
 from deflect.domain.models import utcnow
 from deflect.domain.tenancy import TenantContext
 from deflect.knowledge.articles import ArticleRepository
@@ -216,14 +216,15 @@ class KnowledgeIngestion:
                 )
                 summary.removed.append(article_id)
                 continue
-            article = self.articles.read(ctx, article_id, head.current_version)
             try:
+                article = self.articles.read(ctx, article_id, head.current_version)
                 chunks = self._chunks(
                     ctx, article_id, article.version, article.meta, article.body, article.updated_at
                 )
-            except MalformedPayload as refused:
+            except (MalformedPayload, NotFound) as refused:
+                # Nothing today's rules would index (or no stored text to cite): customers must not get it.
                 self.index.remove_article(
-                    ctx, article_id, version=article.version, updated_at=article.updated_at
+                    ctx, article_id, version=head.current_version, updated_at=head.updated_at
                 )
                 summary.removed.append(article_id)
                 summary.refused[article_id] = refused.detail

@@ -258,7 +258,7 @@ class ReindexSummary(BaseModel):
     reindexed: int = 0
     chunks: int = 0
     # Articles taken out of the index: deleted or gone from the store, or (also in `refused`, with the reason)
-    # left with no visible text under today's chunking rules.
+    # left with no visible text under today's chunking rules, or whose stored version cannot be read.
     removed: list[str] = Field(default_factory=list)
     refused: dict[str, str] = Field(default_factory=dict)
 
