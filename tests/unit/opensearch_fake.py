@@ -1,11 +1,20 @@
 """An OpenSearch stand-in that keeps documents and answers the adapter's write-side requests the way OpenSearch
-does: term filters, `sort`, `search_after` and `size` on search; index and delete actions in bulk. Every search
+does: term and terms filters, `sort`, `search_after` and `size` on search; index and delete actions in bulk. Every search
 body is recorded, so tests can also assert the exact requests."""
 
 from __future__ import annotations
 
 import itertools
 from typing import Any
+
+
+def _matches(doc: dict[str, Any], clause: dict[str, Any]) -> bool:
+    """A `term` filter (one value) or a `terms` filter (any of a list)."""
+    if "term" in clause:
+        ((field, value),) = clause["term"].items()
+        return doc.get(field) == value
+    ((field, values),) = clause["terms"].items()
+    return doc.get(field) in values
 
 
 class Indices:
@@ -25,12 +34,8 @@ class DocumentStore:
 
     def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
         self.searches.append(body)
-        terms = [clause["term"] for clause in body["query"]["bool"]["filter"]]
-        found = [
-            (doc_id, doc)
-            for doc_id, doc in self.docs.items()
-            if all(doc.get(field) == value for term in terms for field, value in term.items())
-        ]
+        clauses = body["query"]["bool"]["filter"]
+        found = [(doc_id, doc) for doc_id, doc in self.docs.items() if all(_matches(doc, c) for c in clauses)]
         fields = [next(iter(key)) for key in body.get("sort", [])]
 
         def key(item: tuple[str, dict[str, Any]]) -> list[Any]:

@@ -123,3 +123,53 @@ def test_opensearch_keeps_the_newest_version_and_the_deletion_whichever_flush_la
 
     b.put(ACME, "refunds", refunds(NEW))
     assert client.versions("refunds") == {5: 1}
+
+
+@pytest.mark.parametrize("service", ["es", "aoss"])
+def test_opensearch_flushes_at_the_same_moment_leave_only_the_newer_version(service):
+    """Both writers read the index before either writes (neither sees the other's version): the newer one stays."""
+    shared = Shared()
+    client = DocumentStore()
+    a_index = OpenSearchKnowledgeIndex(client, None, service=service)
+    b_index = OpenSearchKnowledgeIndex(client, None, service=service)
+    a, b = shared.writer(a_index), shared.writer(b_index)
+    _, slow = a._stage(ACME, "refunds", refunds(OLD))  # v1
+    _, fast = b._stage(ACME, "refunds", refunds(NEW))  # v2
+    write = a_index._bulk
+
+    def b_flushes_between_a_reading_and_writing(actions):
+        a_index._bulk = write  # once
+        b._flush(ACME, [fast])
+        write(actions)
+
+    a_index._bulk = b_flushes_between_a_reading_and_writing
+    a._flush(ACME, [slow])
+
+    assert client.versions("refunds") == {2: 1}
+    assert (shared.head().current_version, shared.head().indexed_version) == (2, 2)
+
+
+def test_opensearch_after_an_article_store_reset_the_version_made_later_stays():
+    """A lower version made later (the store was restored or reset) wins over what the index held, as in flush."""
+    shared = Shared()
+    client = DocumentStore()
+    a_index = OpenSearchKnowledgeIndex(client, None, service="aoss")
+    b_index = OpenSearchKnowledgeIndex(client, None, service="aoss")
+    writer = shared.writer(a_index)
+    for body in (OLD, NEW):
+        writer.put(ACME, "refunds", refunds(body))  # v2 indexed
+    after = Shared()
+    after.at = shared.at + timedelta(hours=1)
+    _, again = after.writer(b_index)._stage(ACME, "refunds", refunds(OLD))  # v1 of the new store, made later
+    _, late = writer._stage(ACME, "refunds", refunds(OLD + " Ask billing."))  # v3 of the old store
+    write = b_index._bulk
+
+    def old_store_flushes_meanwhile(actions):
+        b_index._bulk = write
+        writer._flush(ACME, [late])
+        write(actions)
+
+    b_index._bulk = old_store_flushes_meanwhile
+    after.writer(b_index)._flush(ACME, [again])
+
+    assert client.versions("refunds") == {1: 1}

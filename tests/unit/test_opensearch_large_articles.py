@@ -63,7 +63,7 @@ def test_an_articles_chunks_are_read_page_by_page_after_the_last_sort_key():
     index.remove_article(ACME, "limits", version=2)
     index.flush()
 
-    first, second = client.searches
+    first, second, settle = client.searches  # the article's chunks before the write, then read back after it
     assert first == {
         "size": ID_PAGE,
         "_source": ["tenant_id", "article_id", "article_version", "ordinal", "updated_at"],
@@ -71,4 +71,8 @@ def test_an_articles_chunks_are_read_page_by_page_after_the_last_sort_key():
         "sort": [{"article_version": {"order": "asc"}}, {"ordinal": {"order": "asc"}}],
     }
     assert second == {**first, "search_after": [1, ID_PAGE - 1]}
+    assert settle["query"]["bool"]["filter"] == [
+        {"term": {"tenant_id": "acme"}},
+        {"terms": {"article_id": ["limits"]}},
+    ]
     assert client.docs == {}

@@ -11,8 +11,10 @@ deleted by their generated ids), no delete-by-query, and no refresh API.
 
 Writers of one article can flush in either order: a write older than the version the index already holds for the
 article is dropped (its stored `article_version`, compared at flush), and whatever is older than the kept version
-is deleted. The index keeps no record of deletions; ingestion removes again an article deleted while one of its
-versions was on its way here.
+is deleted. Two writers flushing at the same moment both read before either writes; each then reads its articles
+back (one search per 100 articles) and deletes every version but the winner, so the last to read removes the
+loser (on Serverless, within its few seconds of search visibility). The index keeps no record of deletions;
+ingestion removes again an article deleted while one of its versions was on its way here.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ NEVER = 2**62
 BULK_LINES = 500
 # Ids of an article's indexed chunks are read in pages of this many (an article can have thousands of chunks).
 ID_PAGE = 1000
+# After a flush, the written articles are read back (to remove a version a simultaneous writer left) this many at a
+# time: one search per batch, not one per article.
+SETTLE_ARTICLES = 100
 LEXICAL_FIELDS = ["title^2", "headings^1.5", "text"]
 IDENTIFIER_BOOST = 10.0
 _SOURCE = {"excludes": ["embedding"]}
@@ -270,6 +275,19 @@ def _stale(write: _Write, newest: _Indexed | None) -> bool:
     return write.version < newest.version and not made_later
 
 
+def _indexed_doc(doc_id: str, source: dict[str, Any]) -> _Indexed:
+    return _Indexed(doc_id, int(source.get("article_version") or 0), _parse_time(source.get("updated_at")))
+
+
+def _winner(docs: list[_Indexed]) -> int:
+    """The version of an article's chunks that stays when several are indexed: the one `_stale` lets win over
+    the others (the latest made, so a store reset's lower version too; a higher version when times are equal or
+    unknown)."""
+    if all(d.at is not None for d in docs):
+        return max(docs, key=lambda d: (d.at, d.version)).version
+    return max(d.version for d in docs)
+
+
 def _admissible(source: dict[str, Any], tenant_id: str, request: SearchRequest) -> bool:
     """The same rules as the query filters, checked on the hit itself: nothing foreign ever leaves the adapter."""
     if source.get("tenant_id") != tenant_id or source.get("superseded"):
@@ -369,10 +387,44 @@ class OpenSearchKnowledgeIndex:
                     ]
             actions += [{"delete": {"_index": self.index_name, "_id": doc_id}} for doc_id in sorted(garbage)]
         self._bulk(actions)
-        if self._service == "es":
+        self._refresh()
+        written = {(write.tenant_id, write.article_id) for write in self._pending}
+        self._pending.clear()
+        self._settle(written)
+
+    def _settle(self, articles: set[tuple[str, str]]) -> None:
+        """Two writers that flush one article at the same moment both read the index before either writes, so
+        both versions end up indexed. Read the articles back and delete every version but the one `_stale` lets
+        win (the latest made; a higher version on a tie): whichever writer reads last removes the loser."""
+        by_tenant: dict[str, list[str]] = {}
+        for tenant_id, article_id in sorted(articles):
+            by_tenant.setdefault(tenant_id, []).append(article_id)
+        garbage: list[str] = []
+        for tenant_id, article_ids in by_tenant.items():
+            for start in range(0, len(article_ids), SETTLE_ARTICLES):
+                batch = article_ids[start : start + SETTLE_ARTICLES]
+                found = self._every_hit(
+                    [{"term": {"tenant_id": tenant_id}}, {"terms": {"article_id": batch}}],
+                    sort=("article_id", "article_version", "ordinal"),
+                    extra=("updated_at",),
+                )
+                versions: dict[str, list[_Indexed]] = {}
+                for doc_id, source in found.items():
+                    if source.get("tenant_id") == tenant_id and source.get("article_id") in batch:
+                        versions.setdefault(str(source["article_id"]), []).append(
+                            _indexed_doc(doc_id, source)
+                        )
+                for docs in versions.values():
+                    winner = _winner(docs)
+                    garbage += [d.doc_id for d in docs if d.version != winner]
+        if garbage:
+            self._bulk([{"delete": {"_index": self.index_name, "_id": doc_id}} for doc_id in garbage])
+            self._refresh()
+
+    def _refresh(self) -> None:
+        if self._service == "es":  # Serverless has no refresh API: its writes become visible within seconds
             with _translated("indices.refresh"):
                 self._client.indices.refresh(index=self.index_name)
-        self._pending.clear()
 
     @staticmethod
     def document_id(chunk: Chunk) -> str:
@@ -398,7 +450,7 @@ class OpenSearchKnowledgeIndex:
             extra=("updated_at",),
         )
         return [
-            _Indexed(hit_id, int(source.get("article_version") or 0), _parse_time(source.get("updated_at")))
+            _indexed_doc(hit_id, source)
             for hit_id, source in hits.items()
             if source.get("tenant_id") == tenant_id and source.get("article_id") == article_id
         ]
