@@ -36,9 +36,12 @@ def _answer(composer: Any, search: Any, ctx: Any, text: str, threshold: float) -
     # As triage does: the other sections of the best articles may hold the answer.
     passages = [*results.hits, *search.sections(ctx, text, results)]
     draft = composer.compose(ctx, text, passages).draft
-    if draft is None or draft.confidence < threshold:
+    if draft is None:
         return None
-    if not grounding.verify(draft, [grounding.clean_passage(h) for h in passages]).ok:
+    cleaned = [grounding.clean_passage(h) for h in passages]
+    if not grounding.verify(draft, cleaned).ok:
+        return None
+    if grounding.discount_unmentioned_names(draft, text, cleaned).confidence < threshold:
         return None
     return draft.citations[0].article_id
 

@@ -1,13 +1,21 @@
 """A question about an app or product the help center never mentions is not answered from a related article:
 "can it sync Shopify customers into HubSpot?" must not be deflected with the HubSpot article's list of objects.
-The same question about something the article does name is answered."""
+The same question about something the article does name is answered. The rule is the engine's, so it holds for
+the embedded composer and for Bedrock alike."""
 
+import json
+
+import boto3
+from botocore.config import Config
+from botocore.stub import Stubber
+
+from deflect.adapters.bedrock_model import BedrockAnswerComposer, BedrockLanguageModel
 from deflect.domain.models import DecisionPolicy
 from deflect.domain.tenancy import TenantContext
 from deflect.embedded.model import ExtractiveComposer
 from deflect.knowledge.models import SearchHit
 from deflect.triage import grounding
-from tests.unit.triage_fakes import BagOfWords
+from tests.unit.triage_fakes import Article, BagOfWords, make_world
 
 CTX = TenantContext.system("acme", actor="triage")
 THRESHOLD = DecisionPolicy().answer_threshold
@@ -35,7 +43,11 @@ def hit(text: str, article_id: str = "int-hubspot", title: str = "Connect HubSpo
 
 def confidence(question: str, passage: SearchHit) -> float:
     draft = ExtractiveComposer(BagOfWords()).compose(CTX, question, [passage]).draft
-    return 0.0 if draft is None else draft.confidence
+    if draft is None:
+        return 0.0
+    return grounding.discount_unmentioned_names(
+        draft, question, [grounding.clean_passage(passage)]
+    ).confidence
 
 
 def test_a_question_about_an_app_no_passage_mentions_is_not_answered_from_a_related_article():
@@ -61,6 +73,62 @@ def test_a_longer_word_of_the_help_center_mentions_a_short_name_but_not_the_reve
     ]
 
 
+def test_the_name_in_a_sign_off_is_not_a_thing_asked_about():
+    question = "Hi, can I sync deals and tickets from HubSpot? Cheers, Tom"
+    assert confidence(question, hit(HUBSPOT)) == confidence(
+        "Can I sync deals and tickets from HubSpot?", hit(HUBSPOT)
+    )
+
+
 def test_sentence_openers_weekdays_and_months_are_not_names_of_things():
     assert grounding.named_things("Since Monday the beam fails. Our invoice from March is missing.") == []
     assert grounding.named_things("Thanks. Does it work with Zendesk Sell?") == ["zendesk", "sell"]
+
+
+def _bedrock_answering_from_the_hubspot_article():
+    """Bedrock (at the Converse boundary) that answers every question with the HubSpot article's object list."""
+    bedrock = boto3.session.Session(region_name="us-east-1").client(
+        "bedrock-runtime",
+        config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    quote = "Syncbeam reads and writes HubSpot contacts, companies, deals and tickets."
+    answer = {"answerable": True, "sentences": [{"text": quote, "passage": "P1", "quote": quote}]}
+    check = {"verdicts": [{"index": 0, "supported": True}]}
+
+    def tool(name, payload):
+        return {
+            "output": {
+                "message": {
+                    "role": "assistant",
+                    "content": [{"toolUse": {"toolUseId": "tu-1", "name": name, "input": payload}}],
+                }
+            },
+            "stopReason": "tool_use",
+            "usage": {"inputTokens": 100, "outputTokens": 20, "totalTokens": 120},
+            "metrics": {"latencyMs": 200},
+        }
+
+    stub = Stubber(bedrock)
+    for _ in range(2):
+        stub.add_response("converse", tool("grounded_answer", answer))
+        stub.add_response("converse", tool("support_check", check))
+    stub.activate()
+    return BedrockAnswerComposer(BedrockLanguageModel(bedrock, "us.anthropic.claude-haiku-4-5-20251001-v1:0"))
+
+
+def test_a_bedrock_answer_about_an_app_the_help_center_never_names_escalates_and_records_why():
+    world = make_world(articles=[Article("int-hubspot", "Connect HubSpot", HUBSPOT, ("hubspot",))])
+    world.service.engine.composer = _bedrock_answering_from_the_hubspot_article()
+
+    # Two different customers, so neither is a repeat contact.
+    named = world.triage("tkt-1", "Can you sync deals from HubSpot?", customer_id=None)
+    unnamed = world.triage("tkt-2", "Can you sync Shopify orders into HubSpot deals?", customer_id=None)
+
+    assert named.outcome == "deflect"
+    assert unnamed.outcome == "escalate" and "low_answer_confidence" in unnamed.reasons
+    [event] = world.audit.load(world.ctx, "tkt-2")[1]
+    inputs = json.loads(world.evidence.read(world.ctx, event.evidence[0]))
+    # The count is evidence; the customer's own words ("shopify") are not copied into it.
+    assert inputs["draft"]["unmentioned_names"] == 1 and "shopify" not in json.dumps(inputs).lower()

@@ -352,6 +352,8 @@ class Draft(BaseModel):
     model_id: str = ""
     prompt_sha256: str | None = None
     grounded: bool = False
+    # How many things the question names that no retrieved passage mentions (each lowers the confidence).
+    unmentioned_names: int = 0
 
 
 class Decision(Record):

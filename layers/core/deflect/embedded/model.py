@@ -50,10 +50,6 @@ from deflect.triage.lexicon import LEXICAL_FEATURES, CompiledLexicon, IntentLexi
 QUERY_TOKENS = 128  # what the embedded search index embeds a question with (deflect.embedded.search)
 # A cross-reference unit counts for half its similarity as quote support (bench/eval_answers.py measured it).
 POINTER_SUPPORT = 0.5
-# A question naming an app or product that no retrieved passage mentions ("can it sync Airtable?" against the
-# Salesforce article) keeps this share of its confidence: on tests/knowledge_cases/customer_questions.jsonl,
-# on-topic questions no article answers were answered 31.2 -> 22.5 % at 68.4 -> 67.8 % of answerable ones right.
-UNMENTIONED_NAME_FACTOR = 0.6
 
 
 class CachedEmbeddings:
@@ -654,9 +650,6 @@ class ExtractiveComposer:
         if not runs:
             return Composition(None, problem="no_relevant_passage")
         confidence, lead, quotes, _ = max(runs, key=lambda run: run[0])
-        seen = (" ".join([p.title, *p.heading_path, p.text]) for p in cleaned)
-        if grounding.unmentioned_names(question, seen):
-            confidence *= UNMENTIONED_NAME_FACTOR
         picked: list[tuple[grounding.CleanPassage, list[grounding.Unit]]] = [(lead, quotes)]
         # A second article joins when retrieval finds it nearly as relevant; a lead chosen on its quote alone has
         # no retrieval score to compare with, so it stands alone.

@@ -313,7 +313,8 @@ class TriageEngine:
         if not verdict.ok:
             # A draft that cites what we did not retrieve, misquotes it or promises an action is discarded.
             return Drafted(None, f"draft_rejected:{verdict.reason}", **used)
-        return Drafted(draft, None, **used)
+        # Applied here, not in a composer, so an embedded and a Bedrock answer are judged alike.
+        return Drafted(grounding.discount_unmentioned_names(draft, question, passages), None, **used)
 
 
 @dataclass(frozen=True)
