@@ -78,8 +78,26 @@ class Customers(_Repo[Customer]):
     model = Customer
 
     @staticmethod
-    def requester_key(tenant_id: str, kind: str, value: str) -> str:
-        return f"{keys.tenant_pk(tenant_id)}#REQ#{kind}#{value.strip().lower()}"
+    def identity_value(kind: str, value: str) -> str:
+        """How an identity is compared: an email without case; an external id exactly as its system issued it, since
+        helpdesk and CRM ids may differ only in case (Salesforce's 15-character ids do)."""
+        return value.strip().lower() if kind == "email" else value.strip()
+
+    @classmethod
+    def requester_key(cls, tenant_id: str, kind: str, value: str) -> str:
+        return f"{keys.tenant_pk(tenant_id)}#REQ#{kind}#{cls.identity_value(kind, value)}"
+
+    @classmethod
+    def _legacy_value(cls, kind: str, value: str) -> str | None:
+        """Where an external id with capitals was keyed before ids kept their case (lower-cased), if elsewhere."""
+        exact = cls.identity_value(kind, value)
+        return exact.lower() if exact != exact.lower() else None
+
+    @classmethod
+    def names(cls, customer: Customer, kind: str, value: str) -> bool:
+        """Whether the customer's profile carries this identity (exactly, for an external id)."""
+        wanted = cls.identity_value(kind, value)
+        return any(k == kind and cls.identity_value(k, v) == wanted for k, v in cls.identities(customer))
 
     def get(self, ctx: TenantContext, customer_id: str) -> Customer | None:
         return self._load(ctx, keys.customer_pk(ctx.tenant_id, customer_id), "PROFILE")
@@ -90,14 +108,21 @@ class Customers(_Repo[Customer]):
         found = [("email", customer.email)] if customer.email else []
         return found + [(f"ext:{provider}", ext) for provider, ext in customer.external_ids.items()]
 
-    @staticmethod
-    def claim_pk(tenant_id: str, kind: str, value: str) -> str:
-        return f"{keys.tenant_pk(tenant_id)}#IDENTITY#{kind}#{value.strip().lower()}"
+    @classmethod
+    def claim_pk(cls, tenant_id: str, kind: str, value: str) -> str:
+        return f"{keys.tenant_pk(tenant_id)}#IDENTITY#{kind}#{cls.identity_value(kind, value)}"
 
     def claimant(self, ctx: TenantContext, kind: str, value: str) -> str | None:
-        """The verified customer that claimed an identity (a consistent read, where the index lags)."""
+        """The verified customer that claimed an identity (a consistent read, where the index lags). A claim
+        keyed by a lower-cased id (before ids kept their case) counts only for the customer whose id it really is."""
         item = self.store.get(ctx, self.claim_pk(ctx.tenant_id, kind, value), "OWNER")
-        return item.data["customer_id"] if item else None
+        legacy = self._legacy_value(kind, value)
+        if item is None and legacy is not None:
+            item = self.store.get(ctx, self.claim_pk(ctx.tenant_id, kind, legacy), "OWNER")
+        if item is None:
+            return None
+        owner = self.get(ctx, item.data["customer_id"])
+        return item.data["customer_id"] if owner is None or self.names(owner, kind, value) else None
 
     def claim_write(self, tenant_id: str, kind: str, value: str, customer_id: str) -> Put:
         """Create-once: of two customers claiming one identity at the same moment, one transaction fails."""
@@ -108,8 +133,15 @@ class Customers(_Repo[Customer]):
         """The customers an identity names: a CRM-verified one and perhaps the unverified one intake made from an
         earlier message of the same person (more verified ones only in data saved before that was refused)."""
         hits = self.store.query_index(ctx, "GSI2", self.requester_key(ctx.tenant_id, kind, value), limit=5)
-        found = (self.get(ctx, hit.data["customer_id"]) for hit in hits)
-        return [customer for customer in found if customer is not None]
+        legacy = self._legacy_value(kind, value)
+        if legacy is not None:
+            hits += self.store.query_index(
+                ctx, "GSI2", self.requester_key(ctx.tenant_id, kind, legacy), limit=5
+            )
+        ids = dict.fromkeys(hit.data["customer_id"] for hit in hits)
+        found = (self.get(ctx, customer_id) for customer_id in ids)
+        # Lower-cased keys of earlier releases may name a customer whose id differs in case: not this requester.
+        return [customer for customer in found if customer is not None and self.names(customer, kind, value)]
 
     def find_by_requester(self, ctx: TenantContext, kind: str, value: str) -> Customer | None:
         holders = self.holders(ctx, kind, value)
