@@ -53,6 +53,7 @@ class Assessment:
     draft_problem: str | None
     model_error: str | None
     provided_diagnostics: dict[str, str]
+    # The product area's checklist, then what an earlier decision on the ticket asked for (canonical names).
     required_diagnostics: list[str]
     missing_diagnostics: list[str]
     diagnostics_apply: bool
@@ -65,6 +66,8 @@ class Assessment:
     usage: ModelUsage = field(default_factory=ModelUsage)
     # The draft prompt's hash as the composer reported it: kept when the model failed or the draft was discarded.
     composer_prompt_sha256: str | None = None
+    # Diagnostics an earlier decision on the same ticket asked the customer for (part of required_diagnostics).
+    asked_diagnostics: list[str] = field(default_factory=list)
 
     @property
     def outcome(self) -> str:
@@ -159,6 +162,7 @@ class Assessment:
                 "provided": sorted(self.provided_diagnostics),
                 "missing": self.missing_diagnostics,
                 "apply": self.diagnostics_apply,
+                "asked_earlier": self.asked_diagnostics,
             },
             "repeat": self.repeat.model_dump(mode="json"),
             "policy": {"version": self.policy.version, "sha256": policy_sha256(self.policy)},
@@ -186,6 +190,7 @@ class TriageEngine:
         history: Sequence[ContactRecord] = (),
         ticket_id: str = "",
         known_diagnostics: Mapping[str, str] | None = None,
+        requested_diagnostics: Sequence[str] = (),
         audience: Any = None,
         record_gap: bool = True,
         risk_tolerance: float = DEFAULT_RISK_TOLERANCE,
@@ -241,10 +246,18 @@ class TriageEngine:
             if area is not None:
                 classification = classification.model_copy(update={"product_area": area})
 
+        # What an earlier decision on this ticket asked for still counts when the follow-up alone lands in another
+        # area (a reply such as "it is version 3.2.1" is `general`, whose checklist is empty): it is read from the
+        # reply, stored, and listed as missing until given. Triage asks only about problem reports; a reply that
+        # gives some of what was asked is still answering one, but "thanks, that fixed it" is not asked again.
+        asked = list(dict.fromkeys(diagnostics.canonical_name(n) for n in requested_diagnostics))
         required = diagnostics.checklist(config, classification.product_area)
-        provided = {**(known_diagnostics or {}), **diagnostics.extract(required, text, attachments)}
+        required += [name for name in asked if name not in required]
+        given = diagnostics.extract(required, text, attachments)
+        provided = {**(known_diagnostics or {}), **given}
         missing = [name for name in required if name not in provided]
-        diagnostics_apply = bool(required) and (result.signals.problem or result.prediction.kind == "problem")
+        problem = result.signals.problem or result.prediction.kind == "problem"
+        diagnostics_apply = bool(required) and (problem or any(name in given for name in asked))
 
         inputs = PolicyInputs(
             classification=classification,
@@ -286,6 +299,7 @@ class TriageEngine:
             timings_ms=timings,
             usage=drafted.usage,
             composer_prompt_sha256=drafted.prompt_sha256,
+            asked_diagnostics=asked,
         )
 
     def _draft(

@@ -178,6 +178,7 @@ class TriageService:
             history=history,
             ticket_id=ticket_id,
             known_diagnostics=known,
+            requested_diagnostics=requested_diagnostics(decisions),
             **customer_options(profile, account, ticket),
         )
         tool_refs = self._run_tools(ctx, profile, assessment, ticket, account_id)
@@ -460,6 +461,24 @@ def message_text(subject: str, body: str, *, first: bool) -> str:
     if first and subject and subject.lower() not in body.lower():
         return f"{subject}\n{body}"
     return body
+
+
+# The policy's reason on a deflection that also asked for diagnostics (deflect.triage.policy.decide).
+REQUESTED_REASON = "diagnostics_requested:"
+
+
+def requested_diagnostics(decisions: Sequence[Decision]) -> list[str]:
+    """The diagnostics earlier decisions on the ticket asked the customer for (a diagnostics request, alone or
+    after an answer), oldest first: a follow-up is read for them whatever its own product area is. Taken from
+    the ticket's decisions triage loads anyway; values given since are the ticket's stored diagnostics."""
+    names: dict[str, None] = {}
+    for decision in sorted(decisions, key=lambda d: d.decided_at):
+        asked = decision.outcome == "ask_diagnostics" or any(
+            r.startswith(REQUESTED_REASON) for r in decision.reasons
+        )
+        if asked:
+            names.update(dict.fromkeys(diagnostics.canonical_name(n) for n in decision.missing_diagnostics))
+    return list(names)
 
 
 def customer_options(
