@@ -34,15 +34,106 @@ _TAG = re.compile(r"</?[a-z][^>]*>", re.I)
 _ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff]")
 _UNIT_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(*`])|\n+")
 _MARKDOWN_NOISE = re.compile(r"^\s*(?:#{1,6}\s+|>\s*)|\*\*|__|`")
-# Promises of an effect only a human approval can cause.
-_ACTION_PROMISE = re.compile(
-    r"\b(?:i|we)(?:'ve| have| just|'ll| will| are going to)?\s+(?:now\s+)?"
-    r"(?:refunded|issued (?:a|your) refund|processed (?:a|your) refund|cancel+ed|deleted|closed|removed|reset|"
-    r"changed|upgraded|downgraded|credited|waived|approved|disabled|transferred|updated your (?:plan|email|account))\b"
-    r"|\byour (?:refund|cancellation|account deletion|plan change|mfa reset|email change) (?:has been|is|was) "
-    r"(?:approved|processed|issued|completed|done|scheduled)\b",
+# Promises of an effect only a human approval can cause. The audit found the past-tense "we cancelled…" pattern let
+# "Your subscription has been cancelled", "We'll cancel your subscription" and "We will refund your annual plan"
+# reach customers in auto mode, so both voices are caught in every tense: a first person (we, I, our team) who has
+# done, is doing or will do it, and the customer's account thing that has been, is now or will be changed.
+# Help-center how-tos are not promises and stay quotable: what happens when the customer acts ("When you cancel,
+# your plan stays active…", "If you downgrade, your plan will be downgraded at renewal"), present-tense rules
+# ("Your plan is upgraded immediately…", "Refunds are issued to the original payment method…") and hypotheticals
+# ("if your account was deleted…"). Every sentence of infra/local/demo/helpcenter passes.
+_PROMISE_THING = (
+    r"(?:account|subscription|plan|workspace|team|organi[sz]ation|org|seats?|refund|credits?|charges?|payments?"
+    r"|invoices?|orders?|billing|fees?|discount|coupon|promo(?:tion)?(?: code)?|trial|(?:email|e-mail) address"
+    r"|(?:(?<=your )|(?<=account's )|(?<=login ))e-?mail|mfa|2fa|two[- ]factor(?: authentication)?"
+    r"|multi[- ]factor(?: authentication)?|password|ownership|owner|role|data|card|renewal|auto-?renew(?:al)?"
+    r"|money|cancellation|deletion|downgrade|upgrade|request)\b"
+)
+# Verbs whose first-person use is a promise whatever follows ("we'll refund", "I've cancelled").
+_PROMISE_VERB = (
+    r"(?:refund(?:ed|ing)?|credit(?:ed|ing)?|cancel(?:l?ed|l?ing)?|waiv(?:e|ed|ing)|upgrad(?:e|ed|ing)"
+    r"|downgrad(?:e|ed|ing)|delet(?:e|ed|ing))\b"
+)
+# Verbs that promise an account action only with an account thing as object ("we'll reset your 2FA", not "we'll
+# update this article").
+_OBJECT_VERB = (
+    r"(?:clos(?:e|ed|ing)|remov(?:e|ed|ing)|reset(?:ting)?|chang(?:e|ed|ing)|updat(?:e|ed|ing)|switch(?:ed|ing)?"
+    r"|mov(?:e|ed|ing)|transfer(?:red|ring)?|extend(?:ed|ing)?|appl(?:y|ied|ying)|issu(?:e|ed|ing)"
+    r"|process(?:ed|ing)?|approv(?:e|ed|ing)|disabl(?:e|ed|ing)|turn(?:ed|ing)? off|deactivat(?:e|ed|ing)"
+    r"|reactivat(?:e|ed|ing)|restor(?:e|ed|ing)|terminat(?:e|ed|ing)|revers(?:e|ed|ing)|void(?:ed|ing)?"
+    r"|add(?:ed|ing)?|submit(?:ted|ting)?|initiat(?:e|ed|ing)|arrang(?:e|ed|ing))\b"
+)
+_PROMISE_OBJECT = (
+    rf"\s+(?:(?:it|them|that)(?=\s*(?:$|[.,;:!?)]|for\b|on\b|now\b|today\b|right away\b|immediately\b|and\b))"
+    rf"|(?:[\w%$.,'-]+\s+){{0,3}}?{_PROMISE_THING}"
+    r"|[^.!?;]{0,40}?\b(?:for you|on your behalf)\b)"
+)
+_WE = r"\b(?:i|we|our (?:[\w-]+ )?team|(?:our |the )?(?:billing|support) (?:team|support))"
+# Auxiliaries between the person and the verb: "we've", "I'll", "we are going to", "I have gone ahead and", "we just",
+# "I'd be happy to" (and "let me…"). Not "can", "would" or a negation: "we can't refund…", "we would refund…" and
+# the present-tense policy "we refund the extra charge" promise nothing to this customer.
+_WE_AUX = (
+    r"(?:\s*(?:'ve|'ll|'re|'m|'s|'d be (?:happy|glad) to)\b|\s+(?:have|has|will|shall|are|am|is|just|now|already"
+    r"|also|then|successfully|going to|gone ahead and|went ahead and|go ahead and|(?:be )?(?:happy|glad) to"
+    r"|would be (?:happy|glad) to)\b)"
+)
+_WE_PAST = r"(?:refunded|credited|cancell?ed|waived|upgraded|downgraded|deleted)\b"
+_WE_OBJECT_PAST = (
+    r"(?:closed|removed|reset|changed|updated|switched|moved|transferred|extended|applied|issued|processed"
+    r"|approved|disabled|turned off|deactivated|reactivated|restored|terminated|reversed|voided|added|submitted"
+    r"|initiated|arranged)"
+)
+_FIRST_PERSON_PROMISE = re.compile(
+    rf"{_WE}(?:{_WE_AUX}{{1,5}}\s+(?:{_PROMISE_VERB}|{_OBJECT_VERB}{_PROMISE_OBJECT})"
+    rf"|\s+(?:{_WE_PAST}|{_WE_OBJECT_PAST}{_PROMISE_OBJECT}))"
+    rf"|\blet me\s+(?:{_PROMISE_VERB}|{_OBJECT_VERB}{_PROMISE_OBJECT})",
     re.I,
 )
+# The customer's account thing changed: "your subscription has been cancelled", "a refund has been issued to your
+# card", "two-factor authentication has been reset", "you've been credited", "your plan will be upgraded".
+_CHANGED_THING = (
+    rf"(?:\byour\s+(?:[\w'-]+\s+){{0,2}}?{_PROMISE_THING}"
+    r"|\b(?:a|an|the|this|that)\s+(?:[\w%$.,'-]+\s+){0,2}?(?:refund|credit|discount|coupon|cancellation|deletion"
+    r"|downgrade|upgrade|charge|fee|trial|plan change|email change|transfer|request|subscription|account|plan)\b"
+    r"|\b(?:two[- ]factor authentication|2fa|mfa|multi[- ]factor authentication|ownership)\b"
+    r"|\byou\b)"
+)
+_PARTICIPLE = (
+    r"(?:\s+(?:now|already|just|also|successfully|fully|officially|automatically))*\s+"
+    r"(?:cancell?ed|refunded|deleted|closed|upgraded|downgraded|changed|updated|reset|credited|processed|approved"
+    r"|issued|removed|extended|waived|transferred|applied|disabled|turned off|switched|moved|reactivated"
+    r"|deactivated|restored|terminated|reversed|voided|completed|done|scheduled|initiated|submitted|granted"
+    r"|set to (?:cancel|downgrade|expire|close))\b"
+)
+# Has been / is now: a statement that it happened. Will be / is: also how a how-to describes what follows the
+# customer's own step, so those are promises only outside such a sentence (and "is" only ending its clause:
+# "your plan is upgraded immediately" is the rule, "your subscription is cancelled." is the news).
+_DONE = re.compile(
+    rf"{_CHANGED_THING}\s*(?:(?:'s|has|have|had)(?:\s+(?:now|already|just|also))*\s+been|'ve\s+been|was|were"
+    rf"|(?:is|are|'s|'re)\s+(?:now|being))\b{_PARTICIPLE}"
+    r"|\b(?:you(?:'re|\s+are)|your\s+(?:workspace|account|team|subscription)\s+is)\s+now\s+on\s+(?:the\s+|a\s+)?"
+    r"[\w-]+(?:\s+[\w-]+)?\s+(?:plan|tier)\b|\byour\s+(?:refund|credit)\s+is\s+on\s+(?:its|the)\s+way\b",
+    re.I,
+)
+_TO_BE_DONE = re.compile(
+    rf"{_CHANGED_THING}\s*(?:(?:will|'ll)(?:\s+(?:now|also|then))?\s+be|(?:is|are|'s|'re)\s+going\s+to\s+be"
+    rf"|(?:is|are)\s+(?:scheduled|set)\s+to\s+be)\b{_PARTICIPLE}"
+    rf"|{_CHANGED_THING}\s+(?:is|are){_PARTICIPLE}(?=\s*(?:$|[.,;:!)—–]|-\s|and\b|so\b|as of\b|effective\b|today\b"
+    r"|for you\b|on your behalf\b))"
+    r"|\byou(?:'ll|\s+will)\s+(?:receive|get|see)\s+(?:a|an|your)\s+(?:[\w%$.,-]+\s+){0,2}?(?:refund|credit)\b",
+    re.I,
+)
+# "If your account was deleted…", "check whether your refund has been processed": a case, not news.
+_HYPOTHETICAL = re.compile(
+    r"\b(?:if|when|whenever|once|after|unless|until|whether|before|in case|as soon as|even if)\s*$", re.I
+)
+# "When you downgrade, your plan will be…", "…will be refunded if you cancel within 30 days": the customer's step.
+_STEP = (
+    r"(?:if|when|whenever|once|after|as soon as|as long as|unless)\s+(?:you|an? (?:owner|admin)|the owner)\b"
+)
+_STEP_BEFORE = re.compile(rf"^\W*{_STEP}|\b{_STEP}[^,;]*,\s*$", re.I)
+_STEP_AFTER = re.compile(rf"^(?:\s+(?!and\b|so\b|but\b)[\w-]+){{0,6}}?,?\s+{_STEP}", re.I)
+_PROMISE_SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
 
 
 @dataclass(frozen=True)
@@ -286,7 +377,21 @@ def normal_form(text: str) -> str:
 
 
 def promises_action(text: str) -> bool:
-    return bool(_ACTION_PROMISE.search(text or ""))
+    """True when the text tells the customer an account action (refund, credit, cancellation, deletion, plan or
+    email change, 2FA or password reset, transfer, extension, waiver, discount) was, is being or will be done for
+    them: only a human approval can do that. How-tos describing the customer's own steps are not promises."""
+    for sentence in _PROMISE_SENTENCE.split((text or "").translate(_APOSTROPHES)):
+        if _FIRST_PERSON_PROMISE.search(sentence):
+            return True
+        if any(not _HYPOTHETICAL.search(sentence[: m.start()]) for m in _DONE.finditer(sentence)):
+            return True
+        for match in _TO_BE_DONE.finditer(sentence):
+            before = sentence[: match.start()]
+            if _HYPOTHETICAL.search(before) or _STEP_BEFORE.search(before):
+                continue
+            if not _STEP_AFTER.search(sentence[match.end() :]):
+                return True
+    return False
 
 
 @dataclass(frozen=True)
