@@ -104,6 +104,17 @@ class UnknownWebhookTenant(TenantNotFound):
     public_message = "webhook rejected"
 
 
+class IdempotencyKeyReused(Conflict):
+    """409 — the Idempotency-Key was already used for another request (another message, requester or
+    conversation), whether that request was a minute or months ago. Nothing of this request is stored."""
+
+    code = "idempotency_key_reused"
+    public_message = (
+        "this Idempotency-Key was already used for a different request; "
+        "use a new key for every new message and repeat a key only to retry the same request"
+    )
+
+
 # --------------------------------------------------------------------------- ports specific to intake
 
 
@@ -519,7 +530,11 @@ class Intake:
         message: InboundMessage,
         delivery_id: str,
         request: Mapping[str, Any],
+        *,
+        fingerprint: str | None = None,
     ) -> Accepted:
+        """`fingerprint` (conversation API): what the caller sent, kept on the receipt so that a later request with
+        the same Idempotency-Key tells a retry (same fingerprint) from another request (refused, 409)."""
         ticket_id = ticket_id_for(message.provider, message.external_ticket_id)
         message_id = message_id_for(message, delivery_id)
         customer = self.resolve_customer(ctx, message.provider, message.requester)
@@ -529,7 +544,7 @@ class Intake:
         else:
             ref = self.evidence.put_evidence(ctx, ticket_id, raw, "inbound_request")
         receipt, new_message = self._store_message(
-            ctx, config, message, ticket_id, message_id, delivery_id, customer, ref
+            ctx, config, message, ticket_id, message_id, delivery_id, customer, ref, fingerprint
         )
         queued = bool(receipt.get("queued"))
         if not queued:
@@ -601,6 +616,7 @@ class Intake:
         delivery_id: str,
         customer: Customer | None,
         ref: EvidenceRef,
+        fingerprint: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Ticket + message + receipt + audit index in one transaction; re-read and retry on a race."""
         pk = keys.ticket_pk(ctx.tenant_id, ticket_id)
@@ -610,9 +626,15 @@ class Intake:
             # A receipt can only exist on an existing ticket: new tickets skip that read.
             found = self.store.get(ctx, pk, f"DELIVERY#{message_id}") if existing is not None else None
             if found is not None:
+                if fingerprint is not None and found.data.get("request", fingerprint) != fingerprint:
+                    raise IdempotencyKeyReused("the key's message came from another request")
                 return found.data, False
+            if existing is not None and inbound.provider == API_PROVIDER and inbound.is_new_ticket:
+                # A conversation start is create-only: its id is taken by a conversation another request started.
+                raise IdempotencyKeyReused("the key's conversation was started by another request")
             now = utcnow()
-            ticket = self._ticket(ctx, config, inbound, ticket_id, existing, customer, account, now)
+            owner = self._is_ticket_customer(ctx, existing, customer)
+            ticket = self._ticket(ctx, config, inbound, ticket_id, existing, customer, account, now, owner)
             message = Message(
                 tenant_id=ctx.tenant_id,
                 ticket_id=ticket_id,
@@ -633,6 +655,8 @@ class Intake:
                 "received_at": now.isoformat(),
                 "queued": False,
             }
+            if fingerprint is not None:
+                receipt["request"] = fingerprint
             writes = [
                 Put(pk=pk, sk=f"DELIVERY#{message_id}", data=receipt, expect="new"),
                 self.tickets.save_write(ticket),
@@ -661,6 +685,27 @@ class Intake:
                 continue  # the ticket moved or the same message landed concurrently: re-read and decide again
         raise Throttled("ticket is busy, retry later", retry_after_s=1)
 
+    def _is_ticket_customer(
+        self, ctx: TenantContext, existing: Ticket | None, customer: Customer | None
+    ) -> bool:
+        """Whether this message's author is the customer the ticket belongs to, so that their current profile and
+        account (a plan upgraded in the CRM) apply to it. A ticket nobody was resolved for takes its first known
+        author; the CRM's verified record of the requester intake first knew unverified is the same person."""
+        if existing is None:
+            return True
+        if customer is None:
+            return False
+        if existing.customer_id is None or existing.customer_id == customer.customer_id:
+            return True
+        if not customer.verified:
+            return False
+        first = self.customers.get(ctx, existing.customer_id)
+        return (
+            first is not None
+            and not first.verified
+            and any(Customers.names(customer, kind, value) for kind, value in Customers.identities(first))
+        )
+
     def _ticket(
         self,
         ctx: TenantContext,
@@ -671,7 +716,11 @@ class Intake:
         customer: Customer | None,
         account: Any,
         now: Any,
+        owner: bool = True,
     ) -> Ticket:
+        """The ticket after this message. Only its customer (`owner`) sets who the ticket is for and what they are
+        entitled to: another author's message (a request participant, a CC) is stored and triaged as the
+        customer's ticket, never re-assigns it."""
         entitlement = {
             "customer_id": customer.customer_id if customer else None,
             "account_id": account.account_id if account else (customer.account_id if customer else None),
@@ -695,7 +744,7 @@ class Intake:
                 updated_at=now,
                 **entitlement,
             )
-        changes: dict[str, Any] = {"updated_at": now, **entitlement}
+        changes: dict[str, Any] = {"updated_at": now, **(entitlement if owner else {})}
         if existing.status in REOPENING_STATUSES:
             changes["status"] = "new"  # the customer wrote again: it needs triage again
         if inbound.updated_at and (
@@ -781,16 +830,71 @@ class Intake:
             canonical_json({"conversation": None if starting else conversation_id, **sent})
         )
         key = f"{ctx.tenant_id}#{API_PROVIDER}#{delivery_id}"
+        ran: list[bool] = []
 
         def work() -> dict[str, Any]:
+            ran.append(True)
+            if idempotency_key:
+                # The guard forgets a key after 7 days; what its request stored stays.
+                self._refuse_reused_key(ctx, inbound, delivery_id, fingerprint)
             request = {
                 "provider": API_PROVIDER,
                 "delivery_id": delivery_id,
                 "message": inbound.model_dump(mode="json"),
             }
-            return self._answer(ctx, config, inbound, delivery_id, request).as_dict()
+            return self._answer(ctx, config, inbound, delivery_id, request, fingerprint).as_dict()
 
-        return Reply.from_dict(self.guard.once(key, fingerprint, work))
+        try:
+            return Reply.from_dict(self.guard.once(key, fingerprint, work))
+        except IdempotencyKeyReused:
+            raise
+        except Conflict as error:
+            if ran:
+                raise
+            # Refused by the guard before any work: it still holds the key's first request, and this one differs.
+            raise IdempotencyKeyReused("idempotency key reused for another request") from error
+
+    def _refuse_reused_key(
+        self, ctx: TenantContext, inbound: InboundMessage, delivery_id: str, fingerprint: str
+    ) -> None:
+        """A key used again after the guard forgot it must not join, read or answer from what its earlier request
+        stored: the conversation a start with that key made, or the message it added. A retry of that very request
+        (the same fingerprint) goes on and gets the same answer."""
+        ticket_id = ticket_id_for(API_PROVIDER, inbound.external_ticket_id)
+        if inbound.is_new_ticket and self.tickets.get(ctx, ticket_id) is None:
+            return  # the usual start: the key's conversation id is free
+        pk = keys.ticket_pk(ctx.tenant_id, ticket_id)
+        found = self.store.get(ctx, pk, f"DELIVERY#{message_id_for(inbound, delivery_id)}")
+        if found is None:
+            if inbound.is_new_ticket:
+                raise IdempotencyKeyReused("the key's conversation was started by another request")
+            return  # a new message in a conversation the key was never used in
+        if not self._same_request(ctx, pk, found.data, inbound, fingerprint):
+            raise IdempotencyKeyReused("the key's message in this conversation came from another request")
+
+    def _same_request(
+        self,
+        ctx: TenantContext,
+        pk: str,
+        receipt: Mapping[str, Any],
+        inbound: InboundMessage,
+        fingerprint: str,
+    ) -> bool:
+        if "request" in receipt:
+            return bool(receipt["request"] == fingerprint)
+        # A receipt from before requests were fingerprinted: a retry is the same text from the same requester.
+        message_sk = receipt.get("message_sk")
+        item = self.store.get(ctx, pk, str(message_sk)) if message_sk else None
+        ticket = self.tickets.get(ctx, inbound.external_ticket_id)
+        if item is None or ticket is None:
+            return False
+        authors = {
+            c.customer_id
+            for kind, value in inbound.requester.identities(API_PROVIDER)
+            if (c := self.customers.find_by_requester(ctx, kind, value)) is not None
+        }
+        same_author = ticket.customer_id in authors if authors else ticket.customer_id is None
+        return same_author and item.data.get("body_redacted") == bounded_text(redact(inbound.body_text))
 
     def _answer(
         self,
@@ -799,11 +903,12 @@ class Intake:
         inbound: InboundMessage,
         delivery_id: str,
         request: Mapping[str, Any],
+        fingerprint: str | None = None,
     ) -> Reply:
         ticket_id = ticket_id_for(API_PROVIDER, inbound.external_ticket_id)
         message_id = message_id_for(inbound, delivery_id)
         status_url = f"/v1/conversations/{ticket_id}"
-        self.accept(ctx, config, inbound, delivery_id, request)
+        self.accept(ctx, config, inbound, delivery_id, request, fingerprint=fingerprint)
         result = self._triage_within_budget(ctx, ticket_id, message_id)
         if result is not None:
             return Reply(
