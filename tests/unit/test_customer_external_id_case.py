@@ -7,9 +7,11 @@ import pytest
 from deflect.domain.errors import Conflict
 from deflect.domain.tenancy import TenantContext
 from deflect.ports import Delete, Put
-from deflect.repositories import Customers
+from deflect.repositories import Customers, TenantConfigs, Tickets
+from deflect.services.intake import Intake
 from deflect.services.tenant_admin import AccountUpdate, CustomerUpdate, TenantAdmin
-from tests.unit.triage_fakes import make_world
+from deflect.webhooks import Requester
+from tests.unit.triage_fakes import RecordingQueue, make_world
 
 ANA = "0035g00000AbCdE"
 BOB = "0035g00000abcde"
@@ -19,6 +21,13 @@ ADMIN = TenantContext(tenant_id="acme", actor="admin:crm", via="jwt", roles=froz
 class NoSecrets:
     def secrets(self, tenant_id, name):
         return []
+
+
+class Once:
+    """The delivery guard, where every request is new."""
+
+    def once(self, key, fingerprint, work):
+        return work()
 
 
 def crm():
@@ -80,3 +89,32 @@ def test_a_lookup_saved_lower_cased_by_an_earlier_release_finds_only_its_own_cus
     # The lower-cased key names crm-ana, but its id is not Bob's.
     assert customers.find_by_requester(world.ctx, "ext:api", BOB) is None
     assert customers.claimant(world.ctx, "ext:api", BOB) is None
+
+
+def test_two_helpdesk_requesters_whose_ids_differ_only_in_case_get_their_own_tickets_and_customers():
+    world = make_world()
+    intake = Intake(
+        world.store,
+        world.evidence,
+        NoSecrets(),
+        RecordingQueue(),
+        world.audit,
+        Once(),
+        triage=lambda ctx, t, m: world.service.triage(ctx, t, m).model_dump(mode="json"),
+    )
+    api = TenantContext(tenant_id="acme", actor="api-key", via="api_key", roles=frozenset({"service"}))
+    config = TenantConfigs(world.store).get(api)
+
+    def customer_of(external_id: str) -> str:
+        reply = intake.converse(
+            api, config, text="How do I export a report?", requester=Requester(external_id=external_id)
+        )
+        return Tickets(world.store).get(api, reply.body["conversation_id"]).customer_id
+
+    ana, bob = customer_of(ANA), customer_of(BOB)
+
+    assert ana != bob
+    assert customer_of(ANA) == ana  # the same requester again is the same customer
+    customers = Customers(world.store)
+    assert customers.get(api, ana).external_ids == {"api": ANA}
+    assert customers.get(api, bob).external_ids == {"api": BOB}

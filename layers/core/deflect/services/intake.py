@@ -285,7 +285,10 @@ def quarantine_holder(now: datetime, days: int) -> tuple[str, int]:
 
 
 def customer_id_for(kind: str, value: str) -> str:
-    return _digest_id("cus_", kind, value.strip().lower())
+    if kind == "email":
+        return _digest_id("cus_", kind, value.strip().lower())
+    # An external id keeps its case; "exact" keeps these ids apart from those earlier releases made lower-cased.
+    return _digest_id("cus_", kind, "exact", Customers.identity_value(kind, value))
 
 
 def hash_api_key(key: str) -> str:
