@@ -19,14 +19,31 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from deflect.domain import keys
 from deflect.domain.canonical import sha256_hex
-from deflect.domain.errors import Conflict, Gone, MalformedPayload, NotFound, Throttled, TransientFailure
-from deflect.domain.models import ActionInput, HumanTask, RequestedAction, TaskStatus
+from deflect.domain.errors import (
+    Conflict,
+    DeflectError,
+    Forbidden,
+    Gone,
+    MalformedPayload,
+    NotFound,
+    Throttled,
+    TransientFailure,
+)
+from deflect.domain.models import ActionInput, EvidenceRef, HumanTask, RequestedAction, TaskStatus
 from deflect.domain.tenancy import TenantContext
 from deflect.escalation import policy
 from deflect.escalation.models import DecisionRequest, Delivery, TaskDecision
 from deflect.escalation.records import EscalationPorts, count
-from deflect.escalation.summary import EscalationSummary, render_markdown
+from deflect.escalation.summary import (
+    MAX_TOOL_RESULTS,
+    EscalationSummary,
+    ToolResultView,
+    collected_diagnostics,
+    render_markdown,
+    tool_result_view,
+)
 from deflect.http import require_role
 from deflect.insight.privacy import is_sealed, plain_kind
 from deflect.observability import logger
@@ -42,6 +59,7 @@ IN_FLIGHT = timedelta(seconds=30)
 SETTLE_POLLS = 15
 SETTLE_POLL_S = 0.2
 CLOSED: frozenset[TaskStatus] = frozenset({"expired", "reassigned", "failed"})
+TOOL_KIND = "diagnostic_tool"
 
 
 class ApprovalService:
@@ -64,7 +82,10 @@ class ApprovalService:
         return views[:limit]
 
     def task_detail(self, ctx: TenantContext, task_id: str) -> dict[str, Any]:
-        """The task, its summary as Markdown, and short-lived links to the evidence."""
+        """The task, its summary as Markdown, and short-lived links to the evidence.
+
+        The summary lists each diagnostic with its value; `summary.tool_results` holds the diagnostic tools'
+        output, opened here (sealed evidence has no link) for a caller whose roles may work this task."""
         _working(ctx)
         task = self._task(ctx, task_id)
         detail: dict[str, Any] = {"task": self._view(task, self.p.now()), "summary": None, "evidence": []}
@@ -77,6 +98,8 @@ class ApprovalService:
                 document = None
             if document is not None:
                 summary = EscalationSummary.model_validate(document["summary"])
+                if summary.diagnostics_collected and not summary.diagnostics:
+                    summary = self._with_values(ctx, task, summary)  # stored before values were kept
                 refs = [task.summary, *summary.evidence]
                 # A presigned URL would hand out ciphertext: sealed evidence is shown through this view instead.
                 links = {
@@ -84,9 +107,11 @@ class ApprovalService:
                     for ref in refs
                     if not is_sealed(ref)
                 }
+                tools = self._tool_results(ctx, task, summary.evidence)
                 detail["summary"] = {
-                    "markdown": render_markdown(summary, links),
+                    "markdown": render_markdown(summary, links, tools),
                     **summary.model_dump(mode="json"),
+                    "tool_results": [t.model_dump(mode="json") for t in tools],
                 }
                 detail["evidence"] = [
                     {
@@ -102,6 +127,55 @@ class ApprovalService:
         if decision is not None:
             detail["decision"] = decision.model_dump(mode="json", exclude={"tenant_id"})
         return detail
+
+    def _tool_results(
+        self, ctx: TenantContext, task: HumanTask, evidence: list[EvidenceRef]
+    ) -> list[ToolResultView]:
+        """The diagnostic tools' output the escalation carries, opened for a caller who may work this task.
+
+        Only `diagnostic_tool` evidence is opened (raw inbound requests stay sealed: they are not redacted), only
+        under this tenant's prefix for this task's ticket, through the same port as the summary (sealed evidence
+        opens with the customer's key; once erased it reads as Gone). At most MAX_TOOL_RESULTS are opened.
+        """
+        refs = list({r.key: r for r in evidence if plain_kind(r) == TOOL_KIND}.values())
+        try:
+            policy.authorize_work(ctx.roles, task)
+            refused = None
+        except Forbidden as error:
+            refused = f"withheld: {error}"
+        prefix = keys.evidence_key(ctx.tenant_id, task.ticket_id, "").rsplit("/", 1)[0] + "/"
+        views: list[ToolResultView] = []
+        for ref in refs[:MAX_TOOL_RESULTS]:
+            reason = refused or (None if ref.key.startswith(prefix) else "not this ticket's")
+            if reason is None:
+                try:
+                    views.append(tool_result_view(ref.sha256, self.p.evidence.read(ctx, ref), task.ticket_id))
+                    continue
+                except Gone:
+                    reason = "erased"
+                except DeflectError:
+                    reason = "unreadable"
+            views.append(ToolResultView(tool=TOOL_KIND, sha256=ref.sha256, unavailable=reason))
+        if len(refs) > MAX_TOOL_RESULTS:
+            more = len(refs) - MAX_TOOL_RESULTS
+            views.append(
+                ToolResultView(
+                    tool=TOOL_KIND,
+                    sha256="",
+                    unavailable=f"truncated: {more} more tool results are kept as evidence and not shown here",
+                )
+            )
+        return views
+
+    def _with_values(
+        self, ctx: TenantContext, task: HumanTask, summary: EscalationSummary
+    ) -> EscalationSummary:
+        """A summary stored with diagnostic names only: their values from this ticket's stored diagnostics."""
+        items = self.p.store.query(ctx, keys.ticket_pk(ctx.tenant_id, task.ticket_id), "DIAG#")
+        records = [{**i.data, "name": i.data.get("name") or i.sk.removeprefix("DIAG#")} for i in items]
+        named = set(summary.diagnostics_collected)
+        found = collected_diagnostics([r for r in records if r["name"] in named])
+        return summary.model_copy(update={"diagnostics": found})
 
     # ------------------------------------------------------------------ claiming
     def claim(self, ctx: TenantContext, task_id: str) -> dict[str, Any]:

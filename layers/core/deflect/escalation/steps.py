@@ -27,7 +27,7 @@ from deflect.escalation.models import (
     TaskDecision,
 )
 from deflect.escalation.records import EscalationPorts, count, outbox_id_for, step_key, task_id_for
-from deflect.escalation.summary import build_summary, stored_document
+from deflect.escalation.summary import build_summary, collected_diagnostics, stored_document
 from deflect.ports import Put
 from deflect.repositories import Accounts, Customers
 from deflect.services import outbox as outbox_service
@@ -49,14 +49,20 @@ class EscalationSteps:
             config = self.p.tenants.get(ctx)
             customer = Customers(self.p.store).get(ctx, ticket.customer_id) if ticket.customer_id else None
             account = Accounts(self.p.store).get(ctx, ticket.account_id) if ticket.account_id else None
-            collected = [
-                i.sk.removeprefix("DIAG#")
-                for i in self.p.store.query(ctx, keys.ticket_pk(ctx.tenant_id, ticket.ticket_id), "DIAG#")
-            ]
+            messages = self.p.tickets.messages(ctx, state.ticket_id)
+            # Each diagnostic with its value (redacted), so the agent does not have to ask the customer again.
+            collected = collected_diagnostics(
+                (
+                    {**i.data, "name": i.data.get("name") or i.sk.removeprefix("DIAG#")}
+                    for i in self.p.store.query(ctx, keys.ticket_pk(ctx.tenant_id, ticket.ticket_id), "DIAG#")
+                ),
+                messages,
+                ticket.subject_redacted,
+            )
             summary = build_summary(
                 state,
                 ticket,
-                self.p.tickets.messages(ctx, state.ticket_id),
+                messages,
                 customer,
                 account,
                 policy.sla_tier(config, state.sla_tier),

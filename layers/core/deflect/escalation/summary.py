@@ -1,10 +1,18 @@
 """The escalation summary: everything an agent needs to decide, in one place, stored as evidence and shown as
-Markdown. Built from stored records only (already redacted text), never from the raw webhook bodies."""
+Markdown. Built from stored records only (already redacted text), never from the raw webhook bodies.
+
+Diagnostics are listed with their values (redacted as customer text is). The diagnostic tools' output is not
+copied into the summary: it stays in its own evidence object, sealed with the customer's key, and the task view
+opens it for the agent (`tool_result_view`), bounded to TOOL_OUTPUT_CHARS per result.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -20,8 +28,18 @@ from deflect.domain.models import (
     Ticket,
 )
 from deflect.escalation.models import EscalationRequest
+from deflect.pii import redact
 
 PROBLEM_CHARS = 1200
+VALUE_CHARS = 200  # what triage keeps of a diagnostic value (deflect.triage.diagnostics.extract)
+TOOL_OUTPUT_CHARS = 4000  # per tool result shown in the task view; the evidence keeps all of it
+MAX_TOOL_RESULTS = 10
+# Values that point at a file (diagnostics "logs", "screenshot"): triage reads an attachment, it never keeps it.
+_FILE_VALUE = re.compile(r"^attachment:(?P<name>.+)$")
+FILE_NOT_KEPT = (
+    "the file itself is not kept by Deflect (only read for diagnostics); open it on the helpdesk ticket"
+)
+VALUE_FROM_FILE = "read from a file attached to that message; the file itself is not kept by Deflect"
 
 
 class SummaryCustomer(BaseModel):
@@ -55,6 +73,29 @@ class AiFindings(BaseModel):
     conclusion: list[str] = Field(default_factory=list)
 
 
+class CollectedDiagnostic(BaseModel):
+    """One diagnostic triage stored for the ticket (`DIAG#{name}`), with its value as kept: redacted."""
+
+    name: str
+    value: str | None = None
+    message_id: str | None = None
+    source: Literal["message", "attachment"] | None = None
+    note: str | None = None
+
+
+class ToolResultView(BaseModel):
+    """A diagnostic tool's output as the agent sees it: opened from its (sealed) evidence, bounded."""
+
+    tool: str
+    sha256: str
+    ok: bool | None = None
+    actor: str | None = None
+    output: str | None = None  # the output as indented JSON, cut at TOOL_OUTPUT_CHARS with a marker
+    output_chars: int = 0
+    truncated: bool = False
+    unavailable: str | None = None  # why it is not shown: erased, withheld, unreadable, not this ticket's
+
+
 class EscalationSummary(BaseModel):
     tenant_id: str
     ticket_id: str
@@ -66,6 +107,8 @@ class EscalationSummary(BaseModel):
     sla: SummarySla
     ai: AiFindings
     diagnostics_collected: list[str] = Field(default_factory=list)
+    # The same diagnostics with their values (summaries stored before this field have names only).
+    diagnostics: list[CollectedDiagnostic] = Field(default_factory=list)
     diagnostics_missing: list[str] = Field(default_factory=list)
     sentiment: str
     impact: str
@@ -82,8 +125,9 @@ def build_summary(
     customer: Customer | None,
     account: Account | None,
     tier: SlaTier,
-    diagnostics_collected: list[str],
+    diagnostics_collected: Sequence[str | CollectedDiagnostic],
 ) -> EscalationSummary:
+    """`diagnostics_collected`: names, or (from `collected_diagnostics`) names with their values."""
     first_customer = next((m for m in messages if m.author == "customer"), None)
     problem = (
         first_customer.body_redacted if first_customer else ticket.subject_redacted
@@ -134,7 +178,8 @@ def build_summary(
             citations=request.citations,
             conclusion=list(request.reasons),
         ),
-        diagnostics_collected=diagnostics_collected,
+        diagnostics_collected=[d if isinstance(d, str) else d.name for d in diagnostics_collected],
+        diagnostics=[d for d in diagnostics_collected if isinstance(d, CollectedDiagnostic)],
         diagnostics_missing=list(request.missing_diagnostics),
         sentiment=c.sentiment,
         impact=", ".join(impact),
@@ -142,6 +187,78 @@ def build_summary(
         proposed_action=request.proposed_action,
         why_escalated=why,
         evidence=[*request.evidence_refs, *message_evidence],
+    )
+
+
+def collected_diagnostics(
+    records: Iterable[Mapping[str, Any]], messages: Sequence[Message] = (), subject: str = ""
+) -> list[CollectedDiagnostic]:
+    """The ticket's stored diagnostics (`DIAG#` items' data) with their values, as an agent should see them.
+
+    Values are redacted as customer text is (one read from an attached log was never redacted) and bounded. Where
+    a value came from is told when the record says: the message's text, or a file attached to it (which Deflect
+    does not keep). A record without a value says so; nothing is guessed.
+    """
+    by_id = {m.message_id: m for m in messages}
+    found: list[CollectedDiagnostic] = []
+    for record in records:
+        name = str(record.get("name") or "")
+        if not name:
+            continue
+        raw = record.get("value")
+        value = redact(str(raw))[:VALUE_CHARS] if raw not in (None, "") else None
+        message_id = str(record["message_id"]) if record.get("message_id") else None
+        message = by_id.get(message_id) if message_id else None
+        source: Literal["message", "attachment"] | None = None
+        note: str | None = None
+        if value is None:
+            note = "named by triage without a value kept"
+        elif _FILE_VALUE.match(value):
+            source, note = "attachment", FILE_NOT_KEPT
+        elif value == "inline":
+            source, note = "message", "log lines in the customer's message"
+        elif message is not None:
+            text = f"{subject}\n{message.body_redacted}".lower()
+            if value.lower() in text:
+                source = "message"
+            elif message.attachments:
+                source, note = "attachment", VALUE_FROM_FILE
+        found.append(
+            CollectedDiagnostic(name=name, value=value, message_id=message_id, source=source, note=note)
+        )
+    return found
+
+
+def tool_result_view(sha256: str, body: bytes, ticket_id: str) -> ToolResultView:
+    """A diagnostic tool's evidence body (`{"tool", "subject", "ok", "output", "actor"}`) for the agent: the
+    output as indented JSON, cut at TOOL_OUTPUT_CHARS with a marker. A body about another ticket is not shown."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        return ToolResultView(tool="unknown", sha256=sha256, unavailable="unreadable")
+    tool = str(document.get("tool") or "unknown")
+    subject = document.get("subject") if isinstance(document.get("subject"), dict) else {}
+    if str(subject.get("ticket_id") or "") != ticket_id:
+        return ToolResultView(tool=tool, sha256=sha256, unavailable="not this ticket's")
+    text = json.dumps(document.get("output"), indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    truncated = len(text) > TOOL_OUTPUT_CHARS
+    shown = text[:TOOL_OUTPUT_CHARS]
+    if truncated:
+        shown += (
+            f"\n… [truncated: {TOOL_OUTPUT_CHARS} of {len(text)} characters shown; "
+            f"the full result is kept as evidence {sha256[:12]}]"
+        )
+    ok = document.get("ok")
+    return ToolResultView(
+        tool=tool,
+        sha256=sha256,
+        ok=ok if isinstance(ok, bool) else None,
+        actor=str(document["actor"]) if document.get("actor") else None,
+        output=shown,
+        output_chars=len(text),
+        truncated=truncated,
     )
 
 
@@ -160,8 +277,42 @@ def _bullets(items: list[str], empty: str = "none") -> list[str]:
     return [f"- {item}" for item in items] or [f"- {empty}"]
 
 
-def render_markdown(summary: EscalationSummary, links: dict[str, str] | None = None) -> str:
-    """Markdown for the agent. `links` maps evidence keys to (short-lived) URLs when the caller has them."""
+def _diagnostic_line(name: str, found: CollectedDiagnostic | None) -> str:
+    if found is None:
+        return name  # a summary stored with names only
+    line = f"{name}: {found.value}" if found.value is not None else name
+    if found.message_id:
+        line += f" (message {found.message_id})"
+    return f"{line} — {found.note}" if found.note else line
+
+
+def _fenced(text: str) -> list[str]:
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [f"{fence}json", text, fence]
+
+
+def _tool_lines(results: Sequence[ToolResultView]) -> list[str]:
+    lines = ["## Diagnostic tool results"]
+    for result in results:
+        if result.unavailable:
+            lines.append(f"- {result.tool}: not shown ({result.unavailable})")
+            continue
+        state = "ok" if result.ok else "failed" if result.ok is False else "unknown"
+        lines.append(f"### {result.tool} — {state}" + (f", run by {result.actor}" if result.actor else ""))
+        lines += _fenced(result.output or "")
+    if not results:
+        lines.append("- none")
+    return [*lines, ""]
+
+
+def render_markdown(
+    summary: EscalationSummary,
+    links: dict[str, str] | None = None,
+    tool_results: Sequence[ToolResultView] | None = None,
+) -> str:
+    """Markdown for the agent. `links` maps evidence keys to (short-lived) URLs when the caller has them;
+    `tool_results` are the diagnostic tools' outputs when the caller opened them (the task view does)."""
     links = links or {}
     s = summary
     ai = s.ai
@@ -186,8 +337,12 @@ def render_markdown(summary: EscalationSummary, links: dict[str, str] | None = N
     for citation in ai.citations:
         lines.append(f'- Cited {citation.article_id} v{citation.version}: "{citation.quote}"')
     lines += ["- Concluded:", *(f"  - {c}" for c in ai.conclusion or ["no conclusion recorded"]), ""]
-    lines += ["## Diagnostics", "Collected:", *_bullets(s.diagnostics_collected), "Missing:"]
+    values = {d.name: d for d in s.diagnostics}
+    collected = [_diagnostic_line(name, values.get(name)) for name in s.diagnostics_collected]
+    lines += ["## Diagnostics", "Collected:", *_bullets(collected), "Missing:"]
     lines += [*_bullets(s.diagnostics_missing), ""]
+    if tool_results is not None:
+        lines += _tool_lines(tool_results)
     lines += ["## Sentiment and impact", f"- Sentiment: {s.sentiment}", f"- Impact: {s.impact}", ""]
     lines += ["## Proposed reply", s.proposed_reply or "(no reply drafted)", ""]
     lines += ["## Proposed action", f"- {_action_line(s.proposed_action)}", ""]
