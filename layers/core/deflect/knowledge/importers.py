@@ -6,10 +6,17 @@ an import reports every problem at once. Pure parsing: the same code serves the 
 An object (or a folder) names each article once: a repeated id is rejected and the first row kept, so the
 outcome does not depend on row order and importing the same object again changes nothing. A row's `updated_at`
 (the source's own edit time) travels with it, so that ingestion can refuse an older edit processed late.
+
+A row whose source says the article is not published (front matter or JSONL `draft: true`, `published: false`,
+`status: draft` or any status but published; Zendesk's `draft`) is an Unpublished rejection: never imported, and
+ingestion takes a published article of that id out of answers. A field the importer does not know rejects the
+row, naming it: dropping it silently would lose what it says (`visiblity: internal` would publish staff text).
+Front matter that site generators write and that says nothing about who may read an article is ignored.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -19,10 +26,27 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from deflect.knowledge.ingestion import ImportRow
+from deflect.knowledge.ingestion import ImportRow, Unpublished
 from deflect.knowledge.models import ArticleInput, Rejection
 
 _FIELDS = set(ArticleInput.model_fields)
+# Keys a row may carry besides the governed fields: the id, the source's edit time, other names for the body.
+_ROW_KEYS = {"id", "updated_at", "text", "html"}
+# Keys that say whether the source publishes the article. A `status` other than these is not published.
+_PUBLICATION_KEYS = ("draft", "published", "status")
+_PUBLISHED_STATUSES = {"published", "public", "live"}
+# Front matter that static site generators and docs tools write and that says nothing about who may read the
+# article, or whether it is published: accepted and ignored. Any other key rejects the row.
+IGNORED_KEYS = frozenset(
+    {
+        "aliases", "author", "authors", "categories", "category", "created_at", "date", "description",
+        "excerpt", "image", "keywords", "last_modified", "lastmod", "layout", "permalink", "sidebar_label",
+        "sidebar_position", "slug", "summary", "toc", "weight",
+    }
+)  # fmt: skip
+_KNOWN_KEYS = _FIELDS | _ROW_KEYS | set(_PUBLICATION_KEYS) | IGNORED_KEYS
+_YES = {"true", "yes", "on", "1"}
+_NO = {"false", "no", "off", "0"}
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*(?:\n|\Z)", re.S)
 _TITLE = re.compile(r"^#[ \t]+(.+?)[ \t]*#*[ \t]*$", re.M)
 
@@ -52,9 +76,52 @@ def source_time(value: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _flag(key: str, value: Any) -> bool | None:
+    """A yes/no field: a boolean, or true/false (yes/no, 1/0) written as text. None when absent or empty."""
+    if value is None or value == "" or value == []:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | str) and str(value).strip().lower() in _YES | _NO:
+        return str(value).strip().lower() in _YES
+    raise ValueError(f"{key}: expected true or false, got {value!r}")
+
+
+def unpublished_reason(raw: dict[str, Any]) -> str | None:
+    """Why the row's source does not publish the article ("draft article (draft: true)"); None if it does.
+    ValueError when a publication field holds something else than it may."""
+    if _flag("draft", raw.get("draft")):
+        return "draft article (draft: true)"
+    if _flag("published", raw.get("published")) is False:
+        return "unpublished article (published: false)"
+    status = raw.get("status")
+    if status is None or status == "" or status == []:
+        return None
+    if not isinstance(status, str):
+        raise ValueError(f"status: expected text such as published or draft, got {status!r}")
+    status = status.strip().lower()
+    return None if status in _PUBLISHED_STATUSES else f"{status} article (status: {status})"
+
+
+def _unknown_fields(raw: dict[str, Any]) -> str | None:
+    unknown = sorted(str(k) for k in raw if k not in _KNOWN_KEYS)
+    if not unknown:
+        return None
+    named = []
+    for key in unknown:
+        near = difflib.get_close_matches(key.lower(), sorted(_KNOWN_KEYS - IGNORED_KEYS), n=1, cutoff=0.75)
+        named.append(f"{key!r} (did you mean {near[0]!r}?)" if near else repr(key))
+    return (
+        f"unknown field{'s' if len(named) > 1 else ''} {', '.join(named)}: not imported, since what "
+        f"{'they say' if len(named) > 1 else 'it says'} would be lost; rename or remove "
+        f"{'them' if len(named) > 1 else 'it'}"
+    )
+
+
 def article_row(raw: dict[str, Any], source: str, *, default_id: str | None = None) -> ImportRow | Rejection:
     """One article from a mapping: `id`, `title`, `body` (or `text`, or `html`), any governed field, and
-    `updated_at`, when the source last edited it."""
+    `updated_at`, when the source last edited it. A row its source does not publish is Unpublished; a row with a
+    field this importer does not know is rejected."""
     data = {k: v for k, v in raw.items() if k in _FIELDS}
     if "body" not in data:
         if raw.get("html"):
@@ -69,6 +136,15 @@ def article_row(raw: dict[str, Any], source: str, *, default_id: str | None = No
     except (ValueError, OverflowError, OSError):
         return Rejection(source=source, reason="updated_at: not an ISO 8601 date-time")
     try:
+        unpublished = unpublished_reason(raw)
+    except ValueError as error:
+        return Rejection(source=source, reason=str(error))
+    if unpublished:
+        return Unpublished(source=source, reason=unpublished, article_id=article_id, source_updated_at=edited)
+    unknown = _unknown_fields(raw)
+    if unknown:
+        return Rejection(source=source, reason=unknown)
+    try:
         article = ArticleInput.model_validate(data)
     except ValidationError as error:
         return Rejection(source=source, reason=_reason(error))
@@ -76,10 +152,11 @@ def article_row(raw: dict[str, Any], source: str, *, default_id: str | None = No
 
 
 def once_per_article(rows: Iterable[ImportRow | Rejection]) -> Iterator[ImportRow | Rejection]:
-    """The first row of each article id; later rows with that id are rejected, never imported over it."""
+    """The first row of each article id (published or not); later rows with that id are rejected, never
+    imported over it."""
     first: dict[str, str] = {}
     for row in rows:
-        if isinstance(row, ImportRow):
+        if isinstance(row, ImportRow | Unpublished):
             if row.article_id in first:
                 yield Rejection(
                     source=row.source,
@@ -159,7 +236,8 @@ def zendesk_rows(export: dict[str, Any], source: str) -> Iterator[ImportRow | Re
     """Help Center `GET /api/v2/help_center/articles.json?include=sections,categories` pages, merged or not.
 
     Product area comes from the category (else the section) name; `user_segment_id` maps to a segment, or to
-    internal when the sideloaded segment is staff-only; drafts are rejected; `outdated` marks the article stale.
+    internal when the sideloaded segment is staff-only; drafts are Unpublished (rejected, and taken out of
+    answers if an earlier export published them); `outdated` marks the article stale.
     """
     sections = {s.get("id"): s for s in export.get("sections") or []}
     categories = {c.get("id"): c for c in export.get("categories") or []}
@@ -170,7 +248,17 @@ def zendesk_rows(export: dict[str, Any], source: str) -> Iterator[ImportRow | Re
             yield Rejection(source=where, reason="article without id")
             continue
         if article.get("draft"):
-            yield Rejection(source=where, reason="draft article")
+            try:
+                edited = source_time(article.get("updated_at"))
+            except (ValueError, OverflowError, OSError):
+                yield Rejection(source=where, reason="draft article; updated_at: not an ISO 8601 date-time")
+                continue
+            yield Unpublished(
+                source=where,
+                reason="draft article",
+                article_id=f"zd-{article['id']}",
+                source_updated_at=edited,
+            )
             continue
         section = sections.get(article.get("section_id")) or {}
         category = categories.get(section.get("category_id")) or {}

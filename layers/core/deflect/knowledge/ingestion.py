@@ -6,6 +6,12 @@ next PUT of the same content repairs the index instead of answering "unchanged".
 Writers of one article can reach the index in any order, so every index write names its version (a tombstone's
 too) and the index keeps the newest. An import row that says when its source last edited the article is refused
 when the article already holds a later edit: an old export processed late does not undo a newer one.
+
+An import row whose source says the article is not published (a draft, unpublished, archived) is never imported:
+it is reported, and a published article of that id is deleted as a DELETE would delete it (a tombstone version
+by the importer, the index told), so customers' answers stop quoting it. The same rule on edit times applies: an
+old export saying "draft" does not remove a newer published edit, and once a newer export said "draft", an older
+one saying "published" does not bring the article back. Importing it published again later adds it again.
 """
 
 from __future__ import annotations
@@ -81,6 +87,16 @@ class ImportRow:
     source_updated_at: datetime | None = None
 
 
+class Unpublished(Rejection):
+    """An import row whose source says the article is not published: `reason` says how ("draft article (draft:
+    true)"). A rejection (never imported), which ingestion also applies: a published article of that id is removed
+    from answers."""
+
+    article_id: str
+    # When the source made that change, if it says: an older one does not remove a newer published edit.
+    source_updated_at: datetime | None = None
+
+
 Progress = Callable[[ImportRow | Rejection, PutOutcome | None], None]
 
 
@@ -124,20 +140,7 @@ class KnowledgeIngestion:
             return PutOutcome(
                 article_id=article_id, status="absent", version=head.current_version if head else 0
             )
-        version = head.current_version + 1
-        record = ArticleVersion(
-            tenant_id=ctx.tenant_id,
-            article_id=article_id,
-            article_version=version,
-            deleted=True,
-            updated_by=ctx.actor,
-            updated_at=now,
-        )
-        tombstoned = head.model_copy(
-            update={"current_version": version, "content_sha256": None, "deleted": True, "updated_at": now}
-        )
-        self.store.transact(ctx, ArticleRepository.version_writes(tombstoned, record))
-        self.index.remove_article(ctx, article_id, version=version, updated_at=now)
+        version = self._tombstone(ctx, head, now)
         self.index.flush()
         self._mark_indexed(ctx, [(article_id, version)])
         return PutOutcome(article_id=article_id, status="deleted", version=version)
@@ -153,6 +156,8 @@ class KnowledgeIngestion:
         reserve_s: float = 10.0,
     ) -> ImportSummary:
         """Add or update every row; rejected rows (and rows that fail validation here) are reported, not fatal.
+        A row saying its article is not published is reported too, and takes a published article of that id out
+        of answers (`_withdraw`).
 
         `start_row` skips rows an earlier part imported. With `time_left` (seconds), the import stops before the
         next row when what is left would not cover importing it and flushing what is staged, plus `reserve_s`;
@@ -174,7 +179,18 @@ class KnowledgeIngestion:
                 break
             began = self._timer()
             outcome: PutOutcome | None = None
-            if isinstance(row, Rejection):
+            if isinstance(row, Unpublished):
+                try:
+                    outcome, pending = self._withdraw(ctx, row)
+                except (MalformedPayload, Conflict) as error:
+                    summary.rejected.append(
+                        Rejection(source=row.source, reason=f"{row.reason}: {error.detail}")
+                    )
+                else:
+                    summary.rejected.append(Rejection(source=row.source, reason=_withdrawn(row, outcome)))
+                    if pending:
+                        staged.append(pending)
+            elif isinstance(row, Rejection):
                 summary.rejected.append(row)
             else:
                 try:
@@ -320,6 +336,73 @@ class KnowledgeIngestion:
             version,
         )
 
+    def _tombstone(
+        self, ctx: TenantContext, head: ArticleHead, now: datetime, *, source_time: datetime | None = None
+    ) -> int:
+        """Delete a live article: a new version marked deleted (by the caller's actor) and HEAD on it, in one
+        transaction; the index is told (not flushed). `source_time`: when an import's source unpublished it."""
+        version = head.current_version + 1
+        record = ArticleVersion(
+            tenant_id=ctx.tenant_id,
+            article_id=head.article_id,
+            article_version=version,
+            deleted=True,
+            updated_by=ctx.actor,
+            updated_at=now,
+        )
+        tombstoned = head.model_copy(
+            update={
+                "current_version": version,
+                "content_sha256": None,
+                "deleted": True,
+                "updated_at": now,
+                "source_updated_at": max(filter(None, (source_time, head.source_updated_at)), default=None),
+            }
+        )
+        self.store.transact(ctx, ArticleRepository.version_writes(tombstoned, record))
+        self.index.remove_article(ctx, head.article_id, version=version, updated_at=now)
+        return version
+
+    def _withdraw(self, ctx: TenantContext, row: Unpublished) -> tuple[PutOutcome, tuple[str, int] | None]:
+        """The source says the article is not published: delete it if it is (as `delete` does; the index is told,
+        not flushed), else only remember when the source said so. Conflict if the article holds a later edit."""
+        article_id = row.article_id
+        _check_id(article_id)
+        head = self.articles.head(ctx, article_id)
+        known = head.source_updated_at if head else None
+        said = row.source_updated_at
+        if said and known and said < known:
+            raise Conflict(
+                f"skipped: the source unpublished this row at {said.isoformat()}, but article {article_id!r} "
+                f"already holds the source's later edit of {known.isoformat()}"
+            )
+        source_time = max(filter(None, (said, known)), default=None)
+        if head is not None and not head.deleted:
+            version = self._tombstone(ctx, head, self._now(), source_time=source_time)
+            return PutOutcome(article_id=article_id, status="deleted", version=version), (article_id, version)
+        # Nothing customers can read. The source's time is remembered all the same: an older export that still
+        # says "published", processed late, is then refused instead of publishing the article.
+        if head is None and source_time is not None:
+            marker = ArticleHead(
+                tenant_id=ctx.tenant_id,
+                article_id=article_id,
+                deleted=True,
+                updated_at=self._now(),
+                source_updated_at=source_time,
+            )
+            self.store.put(ctx, ArticleRepository.head_write(marker))
+        elif head is not None and source_time != known:
+            self._note_source_time(ctx, head, source_time)
+        pending = None
+        if head is not None and head.indexed_version != head.current_version:
+            # A delete that failed before the index heard of it: finish it.
+            self.index.remove_article(
+                ctx, article_id, version=head.current_version, updated_at=head.updated_at
+            )
+            pending = (article_id, head.current_version)
+        version = head.current_version if head else 0
+        return PutOutcome(article_id=article_id, status="absent", version=version), pending
+
     @staticmethod
     def _chunks(
         ctx: TenantContext, article_id: str, version: int, meta: ArticleMeta, body: str, at: datetime
@@ -363,6 +446,16 @@ class KnowledgeIngestion:
                     ctx, head.article_id, version=head.current_version, updated_at=head.updated_at
                 )
             self.index.flush()
+
+
+def _withdrawn(row: Unpublished, outcome: PutOutcome) -> str:
+    """The import report's line for an unpublished row."""
+    if outcome.status == "deleted":
+        return (
+            f"{row.reason}: not published; article {row.article_id!r} was published, so it was deleted "
+            f"(version {outcome.version}) and no longer answers customers"
+        )
+    return f"{row.reason}: not published"
 
 
 def _check_id(article_id: str) -> None:
