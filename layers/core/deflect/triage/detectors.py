@@ -580,17 +580,44 @@ def sentiment(text: str) -> str:
 
 _STOPWORDS: dict[str, frozenset[str]] = {
     # Words several languages share ("a", "as", "me", "in", "was") count for none: with "a" and "as" in the
-    # Portuguese list, "Can a beam write to a sheet as a destination?" was read as Portuguese.
+    # Portuguese list, "Can a beam write to a sheet as a destination?" was read as Portuguese. The other lists also
+    # hold greetings and thanks ("Hallo", "merci"): a customer's own words around a quoted error are often little
+    # more than those. Nothing here is an English word a support message uses ("will", "hat", "bin", "no", "del").
     "en": _words(
         "and are at be by can could did do does for from get has have how i if is it my not of or our should that"
         " the there they this to we were what when where which who why with would you your"
     ),
-    "es": _words("como con cómo de el en es está la las los mi mis no para por puedo que qué un una y"),
-    "fr": _words("avec comment de des est et je la le les ma mes mon ne pas pour que qui sur un une vous"),
-    "de": _words("auf das den der die ein eine es für ich ist kann mein meine mit nicht sie und wie zu"),
-    "pt": _words("com como de e em meu minha não o os para por posso que um uma você é"),
-    "it": _words("che come con di e gli ho il la le lo mia mio non per posso sono un una è"),
-    "nl": _words("dat de een en het hoe ik is je kan met mijn niet op te van voor"),
+    "es": _words(
+        "como con cómo de el en es está la las los mi mis no para por puedo que qué un una y"
+        " hola gracias pero porque cuando también muy sus tengo tiene nuestra nuestro nos esta esto quiero"
+        " necesito puede pueden ayuda"
+    ),
+    "fr": _words(
+        "avec comment de des est et je la le les ma mes mon ne pas pour que qui sur un une vous"
+        " bonjour merci nous notre nos votre vos ce cette il elle au aux du mais ou où sont peux pouvez svp"
+        " dans cordialement"
+    ),
+    "de": _words(
+        "auf das den der die ein eine es für ich ist kann mein meine mit nicht sie und wie zu"
+        " hallo bitte danke aber auch bei beim dass dem einen einem einer haben habe immer jetzt kein keine"
+        " können könnt mir mich noch nur oder schon sind soll sollte uns unser unsere unseren von warum weil"
+        " wenn wir wird werden wurde über zum zur ihr euch geht kommt tun hilfe hier dann sich alle"
+    ),
+    "pt": _words(
+        "com como de e em meu minha não o os para por posso que um uma você é"
+        " olá obrigado obrigada nossa nosso vocês está são mas quando porque também muito isso esse essa ao"
+        " preciso quero gostaria pelo pela"
+    ),
+    "it": _words(
+        "che come con di e gli ho il la le lo mia mio non per posso sono un una è"
+        " buongiorno ciao grazie nostro nostra vostro anche quando perché questo questa della dei delle"
+        " nella abbiamo potete vorrei"
+    ),
+    "nl": _words(
+        "dat de een en het hoe ik is je kan met mijn niet op te van voor"
+        " hallo bedankt graag ons onze jullie maar ook geen hebben heb heeft wordt worden naar bij zijn"
+        " alstublieft"
+    ),
 }
 _SCRIPTS = [
     ("ja", re.compile(r"[\u3040-\u30ff]")),
@@ -604,22 +631,118 @@ _SCRIPTS = [
     ("th", re.compile(r"[\u0e00-\u0e7f]")),
 ]
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+# Stop words that make a reading decisive; below it the text says too little and the default stands.
+_DECISIVE = 2
+# Stop words of a language in the customer's own words that make the text CLEARLY that language (written_in),
+# with at least twice as many as any other language: "Hallo, how do I export? Danke" is not clearly English.
+_CLEAR = 3
+
+# What the customer did not write in their own words: code blocks and spans, quoted text (an error message, a
+# button label), an earlier e-mail quoted with ">", log lines and stack frames, an error as the product prints it,
+# URLs and e-mail addresses. "Hallo, beim Sync kommt immer: 'Error SB-1001: the connection authorization
+# expired'. Was soll ich tun?" is German: the English of the quote must not outvote the customer's own words.
+# A quote's text excludes its own opening mark: an unclosed one costs a scan to the next mark, not 400 characters.
+_NOT_PROSE = [
+    re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)", re.DOTALL),
+    re.compile(r"`[^`\n]+`"),
+    re.compile(r"^[ \t]*>.*$", re.MULTILINE),
+    re.compile(r"\b(?:https?://|www\.)\S+|(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.IGNORECASE),
+    # Double quotes in every typographic convention: "…", “…”, „…“, „…”, «…», »…«, 「…」.
+    re.compile(
+        r'"[^"\n]{1,400}"|“[^“”\n]{1,400}”|„[^„“”\n]{1,400}[“”]|«[^«»\n]{1,400}»|»[^»«\n]{1,400}«|「[^「」\n]{1,400}」'
+    ),
+    # Single quotes that are not an apostrophe inside a word (don't, l'erreur): 'Error SB-1001: …', ‘…’, ‚…‘.
+    re.compile(r"(?<![\w'])'(?=\S)[^'\n]{1,400}(?<=\S)'(?![\w'])|‘[^‘’\n]{1,400}’|‚[^‚‘’\n]{1,400}[‘’]"),
+    # Log lines: a timestamp or a level first, a stack frame, a traceback, "SomethingError: …".
+    re.compile(
+        r"^[ \t]*(?:\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|\[?\d{2}:\d{2}:\d{2}\b|\[?(?:ERROR|WARN|WARNING|INFO|DEBUG|TRACE|FATAL|CRITICAL)\b"
+        r"|at [\w$.<>]+\(|File \"|Traceback \(|[\w.]*[a-z](?:Error|Exception)\b).*$",
+        re.MULTILINE,
+    ),
+    # An error as the product prints it, to the end of its sentence: "SB-1001: the connection authorization
+    # expired", "Error 403: forbidden", "Fehlermeldung: The connection authorization expired".
+    re.compile(
+        r"(?:\b[A-Z]{2,5}-\d{3,5}\b|\b(?:error|errno|exception|code)\s*#?\d{3,5}\b"
+        r"|\b(?:error|exception|fehler\w*|erreur|errore|fout(?:melding)?|mensaje de error|mensagem de erro)\b)"
+        r"\s*:[^\n]*?(?=[.!?](?:\s|$)|\n|$)",
+        re.IGNORECASE,
+    ),
+]
+
+
+def prose(text: str) -> str:
+    """The customer's own words: `text` without what it quotes, pastes or links (see _NOT_PROSE)."""
+    for pattern in _NOT_PROSE:
+        text = pattern.sub(" ", text)
+    return text
+
+
+def _script(text: str) -> str | None:
+    letters = sum(1 for c in text if c.isalpha())
+    for code, pattern in _SCRIPTS:
+        if letters and len(pattern.findall(text)) >= max(2, letters // 4):
+            return code
+    return None
+
+
+def _stop_words(text: str) -> dict[str, int]:
+    words = [w.lower() for w in _WORD.findall(unicodedata.normalize("NFC", text))]
+    return {code: sum(1 for w in words if w in stop) for code, stop in _STOPWORDS.items()}
+
+
+def _reading(text: str, default: str) -> tuple[str, bool]:
+    """The language of `text` and whether the text was decisive (a script, or enough stop words)."""
+    script = _script(text)
+    if script is not None:
+        return script, True
+    scores = _stop_words(text)
+    best = max(scores, key=lambda code: (scores[code], code == default))
+    if scores[best] < _DECISIVE:
+        return default, False
+    return best, True
 
 
 def language(text: str, default: str = "en") -> str:
-    """ISO 639-1 code from script, then stop-word counts; `default` when the text says too little."""
-    letters = [c for c in text if c.isalpha()]
-    if not letters:
+    """ISO 639-1 code from script, then stop-word counts; `default` when the text says too little.
+
+    Read from the customer's own words (prose()) when they say enough, so that a quoted error, log or earlier
+    reply in another language does not outvote them; else from the whole text. When all the stop words of `default`
+    were in the quotes and the own words carry some of one other language ("Hallo, 'Error SB-1001: the connection
+    authorization expired' – bitte"), that language.
+    """
+    if not any(c.isalpha() for c in text):
         return default
-    for code, pattern in _SCRIPTS:
-        if len(pattern.findall(text)) >= max(2, len(letters) // 4):
-            return code
-    words = [w.lower() for w in _WORD.findall(unicodedata.normalize("NFC", text))]
-    scores = {code: sum(1 for w in words if w in stop) for code, stop in _STOPWORDS.items()}
-    best = max(scores, key=lambda code: (scores[code], code == default))
-    if scores[best] < 2 or scores[best] <= scores.get(default, 0):
-        return default if scores.get(default, 0) or scores[best] < 2 else best
-    return best
+    own = prose(text)
+    code, decisive = _reading(own, default)
+    if decisive:
+        return code
+    scores = _stop_words(own)
+    others = sorted((n, c) for c, n in scores.items() if c != default and n)
+    quoted_default = _stop_words(text).get(default, 0) > scores.get(default, 0) == 0
+    if quoted_default and others and (len(others) == 1 or others[-1][0] > others[-2][0]):
+        return others[-1][1]
+    return _reading(text, default)[0]
+
+
+def written_in(text: str, code: str) -> bool:
+    """Whether the customer's own words are clearly in `code`: its script, or at least _CLEAR of its stop words
+    and twice as many as any other language's. Decides whether a stated locale may be overridden by the text."""
+    own = prose(text)
+    script = _script(own)
+    if script is not None or code not in _STOPWORDS:
+        return script == code
+    scores = _stop_words(own)
+    rival = max((n for c, n in scores.items() if c != code), default=0)
+    return scores[code] >= _CLEAR and scores[code] >= 2 * rival
+
+
+def locale_language(locale: str | None) -> str | None:
+    """The language of a locale a client or helpdesk states ("de-DE", "pt_BR", "EN" → de, pt, en); None when
+    there is none or it names no language ("und", "", a number)."""
+    code = (locale or "").strip().replace("_", "-").split("-")[0].lower()
+    if not re.fullmatch(r"[a-z]{2,3}", code) or code in ("und", "mul", "zxx", "mis"):
+        return None
+    return code
 
 
 # --------------------------------------------------------------------------- problems, outages, impact

@@ -21,7 +21,7 @@ from deflect.domain.models import (
 )
 from deflect.domain.tenancy import TenantContext
 from deflect.ports import AnswerComposer, IntentPrediction, ModelRejected, ModelUnavailable, ModelUsage
-from deflect.triage import diagnostics, grounding
+from deflect.triage import detectors, diagnostics, grounding
 from deflect.triage.classification import ClassificationResult, Classifier
 from deflect.triage.detectors import Signals
 from deflect.triage.history import ContactRecord, RepeatAssessment
@@ -68,6 +68,8 @@ class Assessment:
     composer_prompt_sha256: str | None = None
     # Diagnostics an earlier decision on the same ticket asked the customer for (part of required_diagnostics).
     asked_diagnostics: list[str] = field(default_factory=list)
+    # The locale the customer's client or helpdesk stated (the ticket's), if any: see customer_language().
+    locale: str | None = None
 
     @property
     def outcome(self) -> str:
@@ -139,6 +141,10 @@ class Assessment:
                 "many_affected": self.signals.many_affected,
                 "urgent": self.signals.urgent,
                 "injection": self.signals.injection,
+                # The language read from the text, and the locale stated with it (classification.language is
+                # what was decided from both).
+                "language": self.signals.language,
+                "locale": self.locale,
             },
             "severity_reasons": self.severity_reasons,
             "retrieved": [
@@ -194,16 +200,22 @@ class TriageEngine:
         audience: Any = None,
         record_gap: bool = True,
         risk_tolerance: float = DEFAULT_RISK_TOLERANCE,
+        locale: str | None = None,
     ) -> Assessment:
+        """`locale` is the language the customer's client or helpdesk states (the ticket's locale): see
+        customer_language()."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
         policy = config.policy
         priority_tiers = config.priority_tiers()
+        # The help center's language, "en" for "en-US": also the detectors' default, so that a message too short to
+        # tell is read as the help center's language, not as "en-US" (which is not "en").
+        help_center = detectors.locale_language(config.default_locale) or config.default_locale
         first = self.classifier.classify(
             ctx,
             text,
             sla_tier=sla_tier,
-            default_language=config.default_locale,
+            default_language=help_center,
             priority_tiers=priority_tiers,
         )
         timings["classify"] = _ms(started)
@@ -259,6 +271,10 @@ class TriageEngine:
         problem = result.signals.problem or result.prediction.kind == "problem"
         diagnostics_apply = bool(required) and (problem or any(name in given for name in asked))
 
+        language = customer_language(text, classification.language, locale, help_center)
+        if language != classification.language:
+            classification = classification.model_copy(update={"language": language})
+
         inputs = PolicyInputs(
             classification=classification,
             draft=draft,
@@ -268,7 +284,7 @@ class TriageEngine:
             model_error=model_error,
             injection=result.signals.injection,
             repeated_answer=repeat.same_answer,
-            language_supported=classification.language == config.default_locale.split("-")[0],
+            language_supported=classification.language == help_center,
             intent_risk=result.prediction.risk if not result.prediction.out_of_scope else 1.0,
             risk_tolerance=risk_tolerance,
         )
@@ -300,6 +316,7 @@ class TriageEngine:
             usage=drafted.usage,
             composer_prompt_sha256=drafted.prompt_sha256,
             asked_diagnostics=asked,
+            locale=locale,
         )
 
     def _draft(
@@ -361,6 +378,22 @@ GENERAL_AREA = "general"
 # A hit this relevant places a message in its article's product area even when no answer was drafted from it
 # (problem reports: the troubleshooting article is found, the checklist is what the customer needs first).
 AREA_MIN_SCORE = 0.5
+
+
+def customer_language(text: str, detected: str, locale: str | None, help_center: str) -> str:
+    """The language the customer reads: the one their message is written in, unless their client or helpdesk
+    states another (`locale`) and the message is not CLEARLY in the help center's language.
+
+    The detected language alone misses customers whose own words are few or lean on a quote ("Sync kaputt:
+    'Error SB-1001: the connection authorization expired'"); a stated locale other than the help center's then
+    says they are not to be answered in it. Only the customer's own words, clearly in the help center's language
+    (detectors.written_in), override the locale: a customer who writes "How do I export a report as CSV?" from a
+    German browser reads English; "Export CSV?" from the same browser is escalated. An extra escalation costs an
+    agent a minute; an answer in a language the customer did not write in is a wrong answer."""
+    stated = detectors.locale_language(locale)
+    if detected != help_center or stated is None or stated == help_center:
+        return detected
+    return detected if detectors.written_in(text, help_center) else stated
 
 
 def _area_from_knowledge(draft: Draft | None, hits: Sequence[Any]) -> str | None:

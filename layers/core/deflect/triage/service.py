@@ -485,7 +485,8 @@ def customer_options(
     profile: TriageProfile, account: Account | None, ticket: Ticket | None = None
 ) -> dict[str, Any]:
     """The assess() arguments set by the tenant's triage profile and the customer's account (or, without one, the
-    ticket): SLA tier, the audience the help center answers for, and the low-confidence risk tolerance."""
+    ticket): SLA tier, the audience the help center answers for, the low-confidence risk tolerance, and the
+    language the customer's client or helpdesk states (the ticket's locale, as intake stored it)."""
     from deflect.knowledge.models import Audience
 
     segments: set[str] = set()
@@ -497,6 +498,7 @@ def customer_options(
         "sla_tier": account.sla_tier if account else ticket.sla_tier if ticket else "standard",
         "audience": Audience(kind="customer", segments=frozenset(segments)),
         "risk_tolerance": profile.low_confidence_risk_tolerance,
+        "locale": ticket.locale if ticket is not None else None,
     }
 
 
