@@ -157,7 +157,9 @@ def test_reassign_moves_the_task_to_the_next_queue(escalation):
 
 def test_timeouts_reassign_up_to_the_supervisor_and_never_approve(escalation):
     h = escalation
-    tenant = h.tenant("timeout", review_timeout_s=2, queues=["tier1", "tier2", "supervisor"])
+    # 3 s per queue: at 2 s a loaded machine (load 6-7) let the supervisor's window close while the approval was
+    # in flight, and the run ended as a review expiry instead.
+    tenant = h.tenant("timeout", review_timeout_s=3, queues=["tier1", "tier2", "supervisor"])
     ticket = h.ticket(tenant)
     arn = h.escalate(ticket, h.decision(ticket, product_area="general"))
 
