@@ -11,8 +11,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from deflect import __version__
 from deflect.bootstrap import container
+from deflect.domain.errors import DeflectError, Forbidden
 from deflect.domain.models import TaskStatus
+from deflect.domain.tenancy import TenantContext
 from deflect.escalation.models import DecisionRequest
+from deflect.escalation.policy import WORKING_ROLES
 from deflect.http import agent_context, build_resolver, require_role
 from deflect.insight.metering import metered
 from deflect.observability import logger, metrics
@@ -64,7 +67,33 @@ def task_tools(task_id: str) -> dict[str, Any]:
 def run_task_tool(task_id: str, tool: str) -> dict[str, Any]:
     # Granted per tenant, role and product area (the triage profile's tool_grants); output kept as evidence.
     ctx = agent_context(app)
-    return container().agent_diagnostics.run(ctx, task_id, tool)
+    diagnostics = container().agent_diagnostics
+    try:
+        return diagnostics.run(ctx, task_id, tool)
+    except Forbidden as refused:
+        explained = _not_granted(diagnostics, ctx, task_id, tool)
+        if explained is None:
+            raise
+        raise explained from refused
+
+
+def _not_granted(diagnostics: Any, ctx: TenantContext, task_id: str, tool: str) -> Forbidden | None:
+    """Which grant is missing, when the refusal was the grants' (the registry's own refusal names neither the tool
+    nor the roles). Only a tool this deployment has is named; the caller's tenant's profile is the only one read."""
+    if tool not in diagnostics.tools.names() or not ctx.roles & WORKING_ROLES:
+        return None
+    try:
+        offered = diagnostics.available(ctx, task_id)
+    except DeflectError:
+        return None
+    if tool in offered["tools"]:
+        return None
+    held = sorted(ctx.roles)
+    roles = f"role {held[0]}" if len(held) == 1 else "roles " + ", ".join(held)
+    return Forbidden(
+        f"tool {tool} is not granted to {roles} for product area {offered['product_area']} in this tenant's "
+        "triage profile (tool_grants)"
+    )
 
 
 # ------------------------------------------------------------------ accountability (issue 8)

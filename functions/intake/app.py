@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from deflect import __version__
 from deflect.adapters.aws_probes import aws_probes
 from deflect.bootstrap import container
-from deflect.http import agent_context, build_resolver, require_role
+from deflect.http import agent_context, authenticated_caller, build_resolver, require_role
 from deflect.insight.metering import metered
 from deflect.observability import bind_tenant, logger, metrics
 from deflect.services.health import HealthReport, check_health
@@ -80,7 +80,8 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 
 
 def _api_caller() -> tuple[Any, Any, Any]:
-    """The tenant comes from the API key only, never from the path or the body."""
+    """The tenant comes from the API key only, never from the path or the body. Once it is authenticated, a route's
+    refusal is explained to the key's holder (`authenticated_caller`)."""
     intake = container().intake
     ctx, config = intake.authenticate_api_key(api_key_from(app.current_event.headers))
     bind_tenant(ctx.tenant_id)
@@ -99,7 +100,8 @@ def start_conversation(
     body: Annotated[ConversationStart, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[dict[str, Any]]:
     intake, ctx, config = _api_caller()
-    return _reply(intake.converse(ctx, config, idempotency_key=idempotency_key, **body.as_arguments()))
+    with authenticated_caller():
+        return _reply(intake.converse(ctx, config, idempotency_key=idempotency_key, **body.as_arguments()))
 
 
 @app.post("/v1/conversations/<conversation_id>/messages", summary="Add a customer message to a conversation")
@@ -110,17 +112,19 @@ def add_message(
 ) -> Response[dict[str, Any]]:
     intake, ctx, config = _api_caller()
     arguments = body.as_arguments()
-    return _reply(
-        intake.converse(
-            ctx, config, conversation_id=conversation_id, idempotency_key=idempotency_key, **arguments
+    with authenticated_caller():
+        return _reply(
+            intake.converse(
+                ctx, config, conversation_id=conversation_id, idempotency_key=idempotency_key, **arguments
+            )
         )
-    )
 
 
 @app.get("/v1/conversations/<conversation_id>", summary="Conversation status, messages (redacted) and answer")
 def get_conversation(conversation_id: Annotated[str, Path(max_length=100)]) -> Response[dict[str, Any]]:
     intake, ctx, _ = _api_caller()
-    return json_response(200, intake.conversation(ctx, conversation_id))
+    with authenticated_caller():
+        return json_response(200, intake.conversation(ctx, conversation_id))
 
 
 # ------------------------------------------------------------------ identity, entitlement, tenant config (admin)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
@@ -33,9 +34,36 @@ STATUS: dict[type[errors.DeflectError], int] = {
 }
 
 
-# What a signed-in agent may be told about a refused request: why their input was refused (these details are
-# written for them, e.g. "approve cannot change the proposed reply; use outcome=edit").
-EXPLAINED_TO_AGENTS = (errors.MalformedPayload, errors.Conflict)
+# What an authenticated caller may be told about a refused request: why their input was refused and what they lack
+# (these details are written for them, e.g. "approve cannot change the proposed reply; use outcome=edit", "this
+# request needs the admin role"). A caller not yet authenticated is told the public message only.
+EXPLAINED_TO_AGENTS = (errors.MalformedPayload, errors.Conflict, errors.Forbidden)
+
+# Context keys of a refusal raised after its caller was authenticated by other means than a token (a webhook whose
+# signature verified, an API key): see `explain_to_caller`.
+_EXPLAIN = "explain_to_caller"
+_CALLER_FIELDS = "caller_fields"
+E = TypeVar("E", bound=errors.DeflectError)
+
+
+def explain_to_caller(error: E, /, **fields: str) -> E:
+    """Mark `error` as raised after its caller proved who they are: its response then carries `detail` as a signed-in
+    agent's does, and `fields` (e.g. a quarantined body's key) for that caller. Never call it before authentication:
+    until then a refusal says no more than its public message (an unknown tenant and a bad signature look alike)."""
+    error.context[_EXPLAIN] = True
+    if fields:
+        error.context[_CALLER_FIELDS] = {**error.context.get(_CALLER_FIELDS, {}), **fields}
+    return error
+
+
+@contextmanager
+def authenticated_caller() -> Iterator[None]:
+    """Refusals raised inside are explained to the caller (`explain_to_caller`): enter once it is authenticated."""
+    try:
+        yield
+    except errors.DeflectError as refused:
+        explain_to_caller(refused)
+        raise
 
 
 def error_response(error: errors.DeflectError, *, explain: bool = False) -> Response:
@@ -43,11 +71,16 @@ def error_response(error: errors.DeflectError, *, explain: bool = False) -> Resp
     headers: dict[str, str] = {}
     if isinstance(error, errors.Throttled):
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
-    # Public message only, unless `explain` (an agent's own input): the detail may name internals and is logged.
+    # Public message only, unless `explain` (an authenticated caller): the detail may name internals and is logged.
     logger().info("request refused", extra={"error": error.code, "status": status, "detail": error.detail})
+    context = getattr(error, "context", None) or {}
+    explain = explain or bool(context.get(_EXPLAIN))
     body = {"error": error.code, "message": error.public_message}
     if explain and isinstance(error, EXPLAINED_TO_AGENTS) and error.detail != error.public_message:
         body["detail"] = error.detail
+    if explain:
+        for name, value in (context.get(_CALLER_FIELDS) or {}).items():
+            body.setdefault(name, value)
     return Response(
         status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers
     )
@@ -144,4 +177,5 @@ def agent_context(app: APIGatewayRestResolver, *, suspended_too: bool = False) -
 
 def require_role(ctx: TenantContext, *roles: str) -> None:
     if not any(ctx.has_role(r) for r in roles):  # type: ignore[arg-type]
-        raise errors.Forbidden("role required: " + "|".join(roles))
+        wanted = f"the {roles[0]} role" if len(roles) == 1 else "one of the roles " + ", ".join(roles)
+        raise errors.Forbidden(f"this request needs {wanted}")

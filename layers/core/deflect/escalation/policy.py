@@ -170,15 +170,38 @@ def is_second_approval(task: HumanTask) -> bool:
     return task.approvals_required > 1 and bool(task.approvals) and task.decided_outcome is None
 
 
+def _proposed(action: RequestedAction) -> str:
+    """The action as the task shows it, for a refusal: kind and amount, never its target (an email, an account)."""
+    what = "an amount" if action.kind == "none" else f"a {action.kind}"
+    if action.amount is None:
+        return f"{what} with no amount" if action.kind in AMOUNT_ACTIONS else what
+    return f"{what} of {action.amount} {action.currency or ''}".rstrip()
+
+
+def _two_people_reason(action: RequestedAction, policy: DecisionPolicy) -> str:
+    """Why `needs_two_people(action, policy)` holds, in the tenant's own terms."""
+    if action.amount is None:
+        return f"{_proposed(action)} is open-ended"
+    line_currency = policy.two_person_currency
+    line = f"{policy.two_person_amount_threshold} {line_currency or action.currency or ''}".rstrip()
+    if line_currency and (action.currency or line_currency) != line_currency:
+        return f"{_proposed(action)} cannot be compared with this tenant's {line} line"
+    return f"{_proposed(action)} is above this tenant's {line} line"
+
+
 def authorize_work(roles: Iterable[str], task: HumanTask) -> None:
     """May this caller pick up (claim, read) work of this task's kind at all?"""
     held = set(roles) & WORKING_ROLES
     if not held:
         raise Forbidden("an agent, approver or supervisor role is required")
     if task.required_role == "supervisor" and "supervisor" not in held:
-        raise Forbidden("this task waits in the supervisor queue")
+        raise Forbidden("this task waits in the supervisor queue: it needs the supervisor role")
     if task.required_role == "approver" and not held & {"approver", "supervisor"}:
-        raise Forbidden("this task needs an approver")
+        action = task.proposed_action
+        if action.kind == "none" and action.amount is None:
+            raise Forbidden("this task needs an approver")
+        second = " and a second, different approver" if task.approvals_required > 1 else ""
+        raise Forbidden(f"this task needs an approver: {_proposed(action)} needs the approver role{second}")
 
 
 def authorize_decision(
@@ -195,13 +218,18 @@ def authorize_decision(
     approving = outcome in ("approve", "edit")
     if task.required_role == "approver" and "approver" not in held and approving:
         # A supervisor may move or turn down approver work, not approve it.
-        raise Forbidden("approving this task needs the approver role")
+        raise Forbidden(
+            "approving this task needs the approver role: a supervisor may reassign or reject it, not approve it"
+        )
     if approving and needs_approver(final_action, policy) and "approver" not in held:
-        raise Forbidden("this action needs the approver role")
+        raise Forbidden(f"{_proposed(final_action)} needs the approver role")
     if approving and needs_two_people(final_action, policy) and "approver" not in held:
-        raise Forbidden("amounts above the threshold need approvers")
+        raise Forbidden(
+            f"{_two_people_reason(final_action, policy)}: it needs the approver role and a second, different "
+            "approver"
+        )
     if is_second_approval(task):
         if "approver" not in held:
             raise Forbidden("a second approval needs the approver role")
         if actor in task.approvals:
-            raise Forbidden("the second approval must come from a different approver")
+            raise Forbidden("the second approval must come from a different approver: you gave the first")

@@ -2,7 +2,8 @@
 
 Webhook flow (`Intake.receive_webhook`):
     size check (413) → tenant + secrets lookup and HMAC work, always both (401 / 404 look and cost the same)
-    → JSON decode (400, raw body quarantined as evidence) → delivery id
+    → from here the verified sender is told why it was refused (`detail`), see deflect.http.explain_to_caller
+    → JSON decode (400, raw body quarantined as evidence; the 400 names its quarantine key) → delivery id
     → DeliveryGuard: Powertools idempotency keyed by tenant + provider + delivery id, body fingerprint validated
       (a repeat returns the first response; the same id with another body → 409)
     → parse (400 + quarantine on a shape mismatch; 202 "ignored" for events we do not act on)
@@ -60,6 +61,7 @@ from deflect.domain.models import (
     utcnow,
 )
 from deflect.domain.tenancy import TenantContext, validate_tenant_id
+from deflect.http import authenticated_caller, explain_to_caller
 from deflect.observability import logger
 from deflect.pii import redact, redact_value
 from deflect.ports import EvidenceStore, Put, SecretStore, SupportStore, WorkQueue
@@ -68,6 +70,7 @@ from deflect.services.audit import AuditLog
 from deflect.webhooks import (
     Ignored,
     InboundMessage,
+    ProviderSpec,
     Requester,
     VerifyOptions,
     decode_json,
@@ -199,7 +202,10 @@ class PowertoolsDeliveryGuard:
             try:
                 return self._run(delivery={"key": key, "fingerprint": fingerprint}, work=work)
             except idem.IdempotencyValidationError as error:
-                raise Conflict("same delivery id with a different body") from error
+                raise Conflict(
+                    "this delivery id was already received with a different body: a retry must resend the same "
+                    "bytes, and a new event needs a new delivery id"
+                ) from error
             except idem.IdempotencyAlreadyInProgressError as error:
                 # A concurrent duplicate is being processed: wait for its result rather than fail the sender.
                 if time.monotonic() >= deadline:
@@ -316,6 +322,16 @@ def _records(model: type[R], items: list[Any]) -> list[R]:
     return [model.model_validate({k: v for k, v in i.data.items() if k in model.model_fields}) for i in items]
 
 
+def _held(error: MalformedPayload, ctx: TenantContext, ref: EvidenceRef) -> MalformedPayload:
+    """A verified sender's unparseable body: the 400 names where it is kept and how to run it again after a fix
+    (the key is all `deflect tenant replay` needs; it holds the body's hash, never its text)."""
+    return explain_to_caller(
+        error,
+        quarantine_key=ref.key,
+        replay=f"deflect tenant replay --tenant {ctx.tenant_id} --key {ref.key}",
+    )
+
+
 # --------------------------------------------------------------------------- the use case
 
 
@@ -377,12 +393,26 @@ class Intake:
             raise PayloadTooLarge(f"body over {self.max_body_bytes} bytes")
         headers = lower_headers(headers)
         ctx, config = self._verify_webhook(provider_name, tenant_id, headers, body)
+        # From here the sender proved it holds the tenant's secret (the helpdesk its admin configured): a refusal
+        # tells it why, and where its quarantined body is kept. Before this, 401 and 404 say nothing more.
+        with authenticated_caller():
+            return self._receive_verified(spec, ctx, config, provider_name, headers, body)
+
+    def _receive_verified(
+        self,
+        spec: ProviderSpec,
+        ctx: TenantContext,
+        config: TenantConfig,
+        provider_name: str,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> Reply:
         self.usage_guard(ctx)
         try:
             payload = decode_json(body)
             delivery_id = spec.delivery_id(headers, payload, body)
         except MalformedPayload as error:
-            self._quarantine(ctx, config, provider_name, headers, body, error.detail)
+            _held(error, ctx, self._quarantine(ctx, config, provider_name, headers, body, error.detail))
             raise
         key = f"{ctx.tenant_id}#{provider_name}#{delivery_id}"
 
@@ -390,7 +420,7 @@ class Intake:
             try:
                 parsed = parse_payload(provider_name, ctx.tenant_id, payload)
             except MalformedPayload as error:
-                self._quarantine(ctx, config, provider_name, headers, body, error.detail)
+                _held(error, ctx, self._quarantine(ctx, config, provider_name, headers, body, error.detail))
                 raise
             parsed = self._from_requester(ctx, parsed)
             if isinstance(parsed, Ignored):
