@@ -108,6 +108,11 @@ def test_edit_stores_the_diff_and_sends_the_edited_reply(escalation):
     _, detail = h.api("GET", f"/v1/tasks/{task['task_id']}", tenant_id=tenant, roles=AGENT)
     diff = detail["decision"]["diff"]["reply"]
     assert "-Use Settings > Export." in diff and f"+{edited}" in diff
+    # How much the agent changed the AI's reply is recorded for analytics (0 = as proposed, 1 = rewritten).
+    ctx = TenantContext.system(tenant)
+    entries = h.container.audit.entries(ctx, ticket.ticket_id)
+    [decided] = h.container.audit.intact_events(ctx, [e for e in entries if e.type == "task.decided"])
+    assert decided.payload["edit_distance"] > 0 and 0 < decided.payload["edit_ratio"] < 1
 
 
 def test_reject_fails_the_task_and_performs_no_action(escalation):
@@ -238,6 +243,31 @@ def test_amount_above_threshold_needs_a_second_different_approver(escalation):
     assert h.audit_types(tenant, ticket.ticket_id).count("task.decided") == 2
 
 
+def test_a_second_approver_who_rejects_is_the_one_named_for_the_rejection(escalation):
+    h = escalation
+    tenant = h.tenant("rejectby", threshold=Decimal("500"))
+    ticket = h.ticket(tenant)
+    big = RequestedAction(kind="refund", amount=Decimal("900"), currency="EUR")
+    arn = h.escalate(ticket, h.decision(ticket, action=big))
+    first = h.wait_task(tenant, ticket.ticket_id)
+    assert h.decide(tenant, first["task_id"], "approve", roles=APPROVER, sub="ann")[0] == 200
+    second = h.wait_task(tenant, ticket.ticket_id, exclude={first["task_id"]})
+
+    status, _ = h.decide(
+        tenant, second["task_id"], "reject", roles=APPROVER, sub="bob", reply="We cannot refund this."
+    )
+
+    assert status == 200 and h.wait_execution(arn)["status"] == "SUCCEEDED"
+    items = h.outbox_items(tenant)
+    assert not [i for i in items if i.kind == "account_action"]
+    [note] = [i.body for i in items if i.kind == "internal_note"]
+    assert "reject by agent:bob." in note and "agent:ann" not in note
+    ctx = TenantContext.system(tenant)
+    entries = h.container.audit.entries(ctx, ticket.ticket_id)
+    [done] = h.container.audit.intact_events(ctx, [e for e in entries if e.type == "escalation.completed"])
+    assert done.payload["decided_by"] == ["agent:bob"]
+
+
 def test_an_approver_cannot_take_the_amount_out_of_a_large_refund_to_approve_it_alone(escalation):
     h = escalation
     tenant = h.tenant("noamount", threshold=Decimal("500"))
@@ -247,9 +277,16 @@ def test_an_approver_cannot_take_the_amount_out_of_a_large_refund_to_approve_it_
 
     first = h.wait_task(tenant, ticket.ticket_id)
     status, body = h.decide(
-        tenant, first["task_id"], "edit", roles=APPROVER, sub="ann", action={"kind": "refund", "target": "inv-1"}
+        tenant,
+        first["task_id"],
+        "edit",
+        roles=APPROVER,
+        sub="ann",
+        action={"kind": "refund", "target": "inv-1"},
     )
-    assert status == 200 and body["awaiting_second_approval"] is True  # a refund of no stated amount is open-ended
+    assert (
+        status == 200 and body["awaiting_second_approval"] is True
+    )  # a refund of no stated amount is open-ended
     assert not [i for i in h.outbox_items(tenant) if i.kind == "account_action"]
     second = h.wait_task(tenant, ticket.ticket_id, exclude={first["task_id"]})
     assert h.decide(tenant, second["task_id"], "approve", roles=APPROVER, sub="bob")[0] == 200

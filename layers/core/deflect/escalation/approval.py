@@ -265,7 +265,7 @@ class ApprovalService:
                 ctx,
                 task.ticket_id,
                 "task.decided",
-                _audit_payload(record),
+                _audit_payload(record, task.proposed_reply),
                 writes=[self.p.tasks.save_write(decided), *self.p.decisions.writes(record)],
             )
         except Conflict:
@@ -477,9 +477,10 @@ def edit_diff(
     return diff
 
 
-def _audit_payload(record: TaskDecision) -> dict[str, Any]:
+def _audit_payload(record: TaskDecision, proposed_reply: str | None = None) -> dict[str, Any]:
     # Audit what was decided and by whom; free text is redacted and the reply kept as a hash.
     return {
+        **_edit_measures(record, proposed_reply),
         "task_id": record.task_id,
         "decision_id": record.decision_id,
         "outcome": record.outcome,
@@ -491,4 +492,18 @@ def _audit_payload(record: TaskDecision) -> dict[str, Any]:
         if "reply" in record.diff
         else record.diff,
         "approvals": record.approvals,
+    }
+
+
+def _edit_measures(record: TaskDecision, proposed_reply: str | None) -> dict[str, Any]:
+    """How much the agent changed the AI's reply (analytics: edit distance and share of characters changed, 0 for
+    an approval as proposed, 1 for a complete rewrite). Nothing when there was no proposed reply to compare."""
+    from deflect.insight.facts import edit_distance
+
+    if record.outcome not in ("approve", "edit") or not proposed_reply or record.reply is None:
+        return {}
+    distance = edit_distance(proposed_reply, record.reply)
+    return {
+        "edit_distance": distance,
+        "edit_ratio": round(distance / (len(proposed_reply) + len(record.reply)), 4),
     }

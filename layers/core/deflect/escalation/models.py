@@ -192,6 +192,14 @@ class TaskDecision(Record):
     # Decisions stored before this field existed count as delivered: their workflows have moved on.
     delivery: Delivery = "delivered"
 
+    @property
+    def deciders(self) -> list[str]:
+        """Who made this outcome: every approver of an approval; the one person who rejected or reassigned (an
+        earlier first approval does not make its approver part of a rejection)."""
+        if self.outcome in ("approve", "edit") and self.approvals:
+            return list(self.approvals)
+        return [self.actor]
+
     def response(self) -> dict[str, Any]:
         awaiting = self.outcome in ("approve", "edit") and len(set(self.approvals)) < self.approvals_required
         return {

@@ -203,7 +203,7 @@ class EscalationSteps:
             minutes = (record.decided_at - state.escalated_at).total_seconds() / 60
             result = {
                 "outcome": record.outcome,
-                "decided_by": record.approvals or [record.actor],
+                "decided_by": record.deciders,
                 "hops": route.hops,
             }
             payload = {
@@ -267,7 +267,7 @@ def _effects(ticket: Ticket, execution: str, record: TaskDecision, now: datetime
         items.append(_outbox(ticket, execution, "writeback", "public_reply", now, body=record.reply))
     if record.outcome in ("approve", "edit") and record.action.kind != "none":
         items.append(_outbox(ticket, execution, "writeback", "account_action", now, action=record.action))
-    deciders = ", ".join(record.approvals or [record.actor])
+    deciders = ", ".join(record.deciders)
     lines = [f"Deflect escalation: {record.outcome} by {deciders}."]
     if record.diff:
         lines.append("Edited: " + ", ".join(sorted(record.diff)) + ".")

@@ -376,8 +376,9 @@ def summarize_views(views: list[TicketView], window: int) -> dict[str, Any]:
         wrong_deflection_rate=_rate(wrong, deflected),
     )
     drafts = [v.task_decision for v in decided if v.task_decision.outcome in {"approve", "edit"}]
-    distances = [float(d.edit_distance or 0) for d in drafts]
-    ratios = [float(d.edit_ratio or 0) for d in drafts]
+    # A decision recorded without a measure is unknown, not unedited: it is left out of the means.
+    distances = [float(d.edit_distance) for d in drafts if d.edit_distance is not None]
+    ratios = [float(d.edit_ratio) for d in drafts if d.edit_ratio is not None]
     edits = EditStats(
         n=len(drafts),
         mean_distance=round(sum(distances) / len(distances), 2) if distances else None,

@@ -78,8 +78,8 @@ _TYPES = (
     EventType("escalation.review_expired", "escalated", "escalation", "task_id, from, hops, reason"),
     EventType("task.decided", "decided", "approval (escalation/approval.py)",
               "task_id, decision_id, outcome (approve|edit|reject|reassign), roles, action {kind,...}, "
-              "reply_sha256, note (redacted), diff {reply: unified diff lines}, approvals; "
-              "wanted too: edit_distance, edit_ratio"),
+              "reply_sha256, note (redacted), diff {reply: unified diff lines}, approvals, "
+              "edit_distance and edit_ratio (approve/edit of a proposed reply)"),
     EventType("task.decision_undelivered", "escalated", "approval", "task_id, decision_id"),
     EventType("escalation.writeback_enqueued", "decided", "escalation", "decision_id, outcome, outbox_ids"),
     EventType("escalation.completed", "decided", "escalation", "outcome, decided_by, hops, decision_id, queue, minutes"),

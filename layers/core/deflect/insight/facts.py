@@ -159,7 +159,9 @@ def project(event: AuditEvent) -> Fact:
         queue=p.get("queue") or p.get("to"),
         reason=p.get("reason"),
         edit_distance=_edit_size(p) if type_name == "task.decided" else None,
-        edit_ratio=p.get("edit_ratio"),
+        edit_ratio=p.get("edit_ratio")
+        if p.get("edit_ratio") is not None or type_name != "task.decided" or p.get("outcome") != "approve"
+        else 0.0,
         agent_action=p.get("action") if type_name == "agent.replied" else None,
         public=p.get("public"),
         corrected_fields=[str(f) for f in p.get("corrected_fields") or []],
