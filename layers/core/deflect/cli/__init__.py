@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="act on a deployed CloudFormation stack, with the settings its functions use (your credentials)",
     )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of an error, not just its message (also DEFLECT_DEBUG=1)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     evaluations = commands.add_parser("eval", help="measure quality on a data set").add_subparsers(
         dest="evaluation", required=True
@@ -65,13 +70,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.local and args.stack:
         raise SystemExit("give --local or --stack, not both")
+    from deflect.cli import errors
+
     if args.local:
+        errors.use_target(errors.Target("local", args.stack_file))
         _use_local_stack(args.stack_file)
     elif args.stack:
         from deflect.cli.stack import use_deployed_stack
 
+        errors.use_target(errors.Target("stack", args.stack))
         use_deployed_stack(args.stack)
-    return int(args.func(args) or 0)
+    else:
+        errors.use_target(errors.Target("aws"))
+    try:
+        return int(args.func(args) or 0)
+    except Exception as error:
+        # The domain's errors and the operator's AWS set-up are told in one line; a bug keeps its traceback.
+        if args.debug or errors.debugging():
+            raise
+        message = errors.explain(error, tenant=getattr(args, "tenant", None))
+        if message is None:
+            raise
+        raise SystemExit(message) from None
 
 
 def _use_local_stack(path: str) -> None:

@@ -165,6 +165,16 @@ def run_search(args: argparse.Namespace) -> int:
         where = " > ".join([hit.title, *hit.heading_path])
         flags = " [stale]" if hit.stale else ""
         print(f"{rank:>2}. {hit.score:.3f}  {hit.article_id} v{hit.version}  {where}{flags}")
-    gap = "  (a customer's question this weak is recorded as a knowledge gap)" if results.best_score < results.answer_threshold else ""
-    print(f"best score {results.best_score:.3f}, answer threshold {results.answer_threshold:.2f}{gap}")
+    # The retrieval score, not triage's confidence: triage drafts from these passages and judges its draft.
+    print(
+        f"best retrieval score {results.best_score:.3f} (how well the best passage matches the question, from "
+        f"search alone), answer threshold {results.answer_threshold:.2f}"
+    )
+    if results.best_score < results.answer_threshold:
+        print(
+            "  under the threshold, yet triage may still answer: it drafts a reply from these passages and weighs "
+            "the draft's own confidence against the threshold, and records a knowledge gap only when it cannot "
+            "draft one. The search API (GET /v1/knowledge/search) records a gap for a score this low; "
+            "`deflect kb search` never does."
+        )
     return 0

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from deflect.cli.errors import environment_problem
 from deflect.cli.files import UnusableFile, read_json
 from deflect.cli.operator import admin_context
 from deflect.domain.errors import DeflectError
@@ -57,6 +58,30 @@ def _fail(code: str, message: str) -> int:
     return 1
 
 
+def _failed(error: DeflectError) -> int:
+    # no AWS credentials, say, is told with what to do about it, not as "GetItem: NoCredentialsError"
+    return _fail(error.code, environment_problem(error) or error.detail)
+
+
+def invalid_policy(error: Any) -> str:
+    """What is wrong with each field, in pydantic's words as the admin API reports them (the value sent is never
+    repeated): `not a valid policy: answer_threshold: Input should be less than or equal to 1`."""
+    from deflect.domain.models import DecisionPolicy
+
+    problems, unknown = [], False
+    for problem in error.errors():
+        field = ".".join(str(p) for p in problem["loc"][1:]) or "policy"
+        if problem["type"] == "extra_forbidden":
+            unknown = True
+            problems.append(f"{field}: not a policy field")
+        else:
+            problems.append(f"{field}: {str(problem['msg']).removeprefix('Value error, ')}")
+    message = "not a valid policy: " + "; ".join(problems)
+    if unknown:
+        message += f" (policy fields: {', '.join(f for f in DecisionPolicy.model_fields if f != 'version')})"
+    return message
+
+
 def _shown(tenant: str, snapshot: dict[str, Any] | None, policy: dict[str, Any]) -> dict[str, Any]:
     return {
         "tenant": tenant,
@@ -78,7 +103,7 @@ def run_show(args: argparse.Namespace) -> int:
         version = args.version or config.policy.version
         item = c.store.get(ctx, history_pk(ctx.tenant_id), snapshot_sk(version))
     except DeflectError as error:
-        return _fail(error.code, error.detail)
+        return _failed(error)
     snapshot = dict(item.data) if item else None
     if version == config.policy.version:
         policy = config.policy.model_dump(mode="json")
@@ -106,15 +131,14 @@ def run_set(args: argparse.Namespace) -> int:
     try:
         update = TenantConfigUpdate.model_validate({"policy": fields})
     except ValidationError as error:
-        where = ", ".join(".".join(str(p) for p in e["loc"][1:]) or "policy" for e in error.errors())
-        return _fail("malformed_payload", f"not a valid policy: {where}")
+        return _fail("malformed_payload", invalid_policy(error))
     try:
         ctx = admin_context(args.tenant, args.actor)
         c = container()
         before = c.tenants.find(ctx)
         config = c.tenant_admin.update_config(ctx, ctx.tenant_id, update)
     except DeflectError as error:
-        return _fail(error.code, error.detail)
+        return _failed(error)
     changed = before is not None and config.policy.version != before.policy.version
     policy = config.policy.model_dump(mode="json")
     if changed:
@@ -125,7 +149,7 @@ def run_set(args: argparse.Namespace) -> int:
         try:
             item = c.store.get(ctx, history_pk(ctx.tenant_id), snapshot_sk(config.policy.version))
         except DeflectError as error:
-            return _fail(error.code, error.detail)
+            return _failed(error)
         shown = _shown(args.tenant, dict(item.data) if item else None, policy)
     shown["changed"] = changed
     print(json.dumps(shown, indent=2))
@@ -141,7 +165,7 @@ def run_history(args: argparse.Namespace) -> int:
             return _fail("not_found", "tenant not found")
         versions = policy_history(c.store, ctx)
     except DeflectError as error:
-        return _fail(error.code, error.detail)
+        return _failed(error)
     for snapshot in versions:
         version = snapshot["policy"]["version"]
         line = {

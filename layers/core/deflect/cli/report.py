@@ -11,6 +11,7 @@ import base64
 import html
 import io
 import json
+import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -82,13 +83,51 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_erase(args: argparse.Namespace) -> int:
+    """Erase, and say so when there was no such customer (exit 1) rather than print a report of zeros.
+
+    Known: anything left under the customer's id (profile, requester lookups, ticket links, data key; erasure
+    deletes the profile first and the key last, so a retry of an interrupted erasure finds the rest and finishes
+    it). Nothing left: a mistyped id, or a customer whose erasure already completed, which is still on the record
+    (a retry of it must not fail): a customer the admin API made has an audit chain of its own (`customer-<id>`),
+    and the tickets of one intake made still name it (their personal fields are blanked, their ids kept), so the
+    tenant's audited tickets are looked through (as --thorough does) before the id is called unknown."""
     from deflect.bootstrap import container
+    from deflect.domain import keys
 
     c = container()
     ctx = _ctx(args.tenant, "erasure")
-    report = c.erasure.erase_customer(ctx, args.customer, config=c.tenants.find(ctx), thorough=args.thorough)
+    config = c.tenants.find(ctx)
+    stored = bool(c.store.query(ctx, keys.customer_pk(ctx.tenant_id, args.customer), limit=1))
+    # where tenant_admin.put_customer audits a customer it creates or changes (erasure keeps audit chains)
+    chain = f"customer-{args.customer}"
+    recorded = not stored and bool(c.audit.entries(ctx, chain))
+    if stored or recorded or args.thorough:
+        report = c.erasure.erase_customer(ctx, args.customer, config=config, thorough=args.thorough)
+        named = report.tickets
+    else:
+        named = c.erasure.tickets_of(ctx, args.customer, thorough=True)
+        report = c.erasure.erase_customer(ctx, args.customer, config=config) if named else None
+    if report is None or not (stored or recorded or named):
+        raise SystemExit(_no_customer(args, config))
     print(report.model_dump_json())
+    if not stored:
+        traces = [f"audit chain {chain} records it"] if recorded else []
+        if named:
+            traces.append(f"{len(named)} audited ticket(s) still name it, with their personal data blanked")
+        again = "" if args.thorough or not named else "; --thorough looks through them again"
+        print(
+            f"{args.customer}: already erased: nothing was left under that id; {'; '.join(traces)}{again}",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _no_customer(args: argparse.Namespace, config: Any) -> str:
+    tenant = f"tenant {args.tenant!r}" + ("" if config is not None else " (no such tenant either)")
+    return (
+        f"no customer {args.customer!r} in {tenant}: nothing is stored under that id and no audited ticket names "
+        "it, so nothing was erased"
+    )
 
 
 def run_usage(args: argparse.Namespace) -> int:

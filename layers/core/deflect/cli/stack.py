@@ -12,10 +12,14 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 # Set by Lambda or meant for its log stream only; an operator's terminal keeps its own.
 _NOT_COPIED_PREFIXES = ("AWS_", "POWERTOOLS_", "_")
+NO_CREDENTIALS = (
+    "no AWS credentials found: --stack uses your own, so configure them (aws configure, aws sso login, or "
+    "AWS_PROFILE); for the stack `make run` started, use --local instead"
+)
 
 
 def deployed_environment(cloudformation: Any, lambda_client: Any, stack: str) -> dict[str, str]:
@@ -30,6 +34,8 @@ def deployed_environment(cloudformation: Any, lambda_client: Any, stack: str) ->
             ]
     except ClientError as error:
         raise SystemExit(f"stack {stack!r}: {error.response['Error'].get('Message', error)}") from None
+    except NoCredentialsError:
+        raise SystemExit(f"stack {stack!r}: {NO_CREDENTIALS}") from None
     except BotoCoreError as error:
         raise SystemExit(f"stack {stack!r}: {error}") from None
     if not functions:
@@ -55,8 +61,17 @@ def use_deployed_stack(stack: str) -> dict[str, str]:
 
     from deflect import bootstrap
 
-    session = boto3.session.Session()
-    environment = deployed_environment(session.client("cloudformation"), session.client("lambda"), stack)
+    # Deflect's settings read AWS_REGION (as Lambda sets it); boto3 reads AWS_DEFAULT_REGION or the profile's.
+    session = boto3.session.Session(region_name=os.environ.get("AWS_REGION") or None)
+    try:
+        cloudformation, lambda_client = session.client("cloudformation"), session.client("lambda")
+    except NoRegionError:
+        raise SystemExit(
+            f"stack {stack!r}: no AWS region configured: set AWS_REGION (or a region in `aws configure`) to "
+            "the stack's region"
+        ) from None
+    environment = deployed_environment(cloudformation, lambda_client, stack)
     os.environ.update(environment)
+    os.environ["AWS_REGION"] = session.region_name  # the commands then use the region the stack was found in
     bootstrap.reset()
     return environment

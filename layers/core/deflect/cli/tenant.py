@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any
 
+from deflect.cli.errors import environment_problem
 from deflect.cli.files import UnusableFile, json_object, read_text
 from deflect.domain.errors import DeflectError
 
@@ -80,8 +81,8 @@ def _print(data: Any) -> None:
 def _fail(error: DeflectError | UnusableFile) -> int:
     if isinstance(error, UnusableFile):  # never the file's content: it may hold a secret
         code, message = error.error_code, error.message
-    else:
-        code, message = error.code, error.detail
+    else:  # no AWS credentials, say, is told with what to do about it, not as "GetItem: NoCredentialsError"
+        code, message = error.code, environment_problem(error) or error.detail
     print(json.dumps({"error": code, "message": message}), file=sys.stderr)
     return 1
 
@@ -163,11 +164,93 @@ def run_set_connection(args: argparse.Namespace) -> int:
         value = args.value if args.value is not None else read_text(args.file).strip()
     except UnusableFile as problem:
         return _fail(problem)
+    refused = connection_problem(args.name, value)
+    if refused is not None:  # before any AWS call: what is wrong, and what the connection takes
+        print(json.dumps({"error": "malformed_payload", "message": refused}), file=sys.stderr)
+        return 1
     try:
         _print(container().tenant_admin.set_connection(args.tenant, args.name, value, actor="cli:tenant"))
     except DeflectError as error:
         return _fail(error)
     return 0
+
+
+def connection_problem(name: str, value: str) -> str | None:
+    """Why `set-connection --name NAME` would refuse `value`, naming the fields at fault and what that connection
+    takes, never a value (they are secrets); None when it is accepted. The service checks again when it stores it
+    (HelpdeskCredentials.parse, as writeback reads it) but names only the fields, not what is wrong with them."""
+    from pydantic import ValidationError
+
+    from deflect.helpdesk.errors import HelpdeskNotConfigured
+    from deflect.helpdesk.models import HelpdeskCredentials
+    from deflect.services.tenant_admin import TELEMETRY_SECRET, WRITEBACK_CONNECTORS, WRITEBACK_SUFFIX
+
+    known = [f"{connector}{WRITEBACK_SUFFIX}" for connector in WRITEBACK_CONNECTORS]
+    if name == TELEMETRY_SECRET:
+        return None if value.strip() else "the telemetry token is empty"
+    if name not in known:
+        return f"unknown connection {name!r}: use {', '.join(known)} or {TELEMETRY_SECRET}"
+    provider = name.removesuffix(WRITEBACK_SUFFIX)
+    try:
+        HelpdeskCredentials.parse(provider, value)
+        return None
+    except HelpdeskNotConfigured:
+        pass
+    required, alternatives = _connection_fields(provider)
+    needs = ", ".join([*required, *([f"and {alternatives}"] if alternatives else [])])
+    refused = f"{name} credentials are invalid: {{}} ({provider} needs {needs}{{}})"
+    try:
+        raw = json.loads(value)
+    except ValueError as error:
+        where = (
+            f" at line {error.lineno} column {error.colno}" if isinstance(error, json.JSONDecodeError) else ""
+        )
+        return refused.format(f"not JSON{where}", "")
+    if not isinstance(raw, dict):
+        return refused.format("expected a JSON object", "")
+    problems = []
+    if raw.get("provider", provider) != provider:
+        problems.append(f"provider: leave it out or give {provider!r}")
+    missing = [field for field in required if not raw.get(field)]
+    lacks = ", ".join(missing)
+    if (
+        provider == "zendesk"
+        and not raw.get("oauth_token")
+        and not (raw.get("email") and raw.get("api_token"))
+    ):
+        lacks = f"{lacks} and {alternatives}" if lacks else alternatives
+    if lacks:
+        problems.append(f"missing {lacks}")
+    unknown = False
+    try:
+        HelpdeskCredentials.model_validate({**raw, "provider": provider})
+    except ValidationError as error:
+        for found in error.errors(include_input=False):
+            field = ".".join(str(part) for part in found["loc"])
+            reason = str(found["msg"]).removeprefix("Value error, ").removeprefix(f"{field} ")
+            if (found["type"] == "missing" and field in missing) or (not field and lacks):
+                continue  # said above, with what would do instead
+            if found["type"] == "extra_forbidden":
+                unknown = True
+                problems.append(f"{field}: not a field of a {provider} connection")
+            else:
+                problems.append(f"{field}: {reason}" if field else reason)
+    accepted = [
+        field
+        for field in HelpdeskCredentials.model_fields
+        if field != "provider" and field not in required and field not in alternatives
+    ]
+    return refused.format(
+        "; ".join(problems) or "not usable", f"; also accepted: {', '.join(accepted)}" * unknown
+    )
+
+
+def _connection_fields(provider: str) -> tuple[list[str], str]:
+    """The fields a provider's connection must have, and the alternatives it must have one of (Zendesk's)."""
+    from deflect.helpdesk.models import _REQUIRED  # what HelpdeskCredentials checks, per provider
+
+    alternatives = "either email + api_token, or oauth_token" if provider == "zendesk" else ""
+    return ["base_url", *_REQUIRED[provider]], alternatives
 
 
 def run_profile(args: argparse.Namespace) -> int:
