@@ -134,3 +134,25 @@ def test_data_under_a_holding_key_is_unreadable_from_its_expiry_on(moto_stack):
     with pytest.raises(Gone):
         vault.read_held(ctx, key)
     assert vault.read_held(ctx, f"{keys.s3_prefix('acme')}quarantine/generic/none.json") is None
+
+
+def test_a_crm_customers_identity_claims_are_erased_and_another_customers_stay(moto_stack):
+    from deflect.domain.tenancy import TenantContext
+    from deflect.services.tenant_admin import CustomerUpdate
+
+    container = moto_stack.container()
+    ctx = seed_tenant(container, "acme")
+    admin = TenantContext(tenant_id="acme", actor="admin:crm", via="jwt", roles=frozenset({"admin"}))
+    container.tenant_admin.put_customer(
+        admin, "crm-ana", CustomerUpdate(email="ana.claims@example.com", external_ids={"api": "0035g00000AbCdE"})
+    )
+    container.tenant_admin.put_customer(admin, "crm-bo", CustomerUpdate(email="bo.claims@example.net"))
+
+    assert cli(["customer", "erase", "--tenant", "acme", "--customer", "crm-ana"]) == 0
+
+    for text in everything_readable(moto_stack.session, container, ctx):
+        assert "ana.claims@example.com" not in text and "0035g00000AbCdE" not in text
+    customers = Customers(container.store)
+    assert customers.claimant(ctx, "email", "bo.claims@example.net") == "crm-bo"
+    # The email is free again: a new CRM record may take it.
+    container.tenant_admin.put_customer(admin, "crm-ana-2", CustomerUpdate(email="ana.claims@example.com"))

@@ -350,6 +350,9 @@ class Erasure:
             for pk in self._partitions(ctx, ticket_id):
                 for item in self.store.query(ctx, pk):
                     report.redacted_items += self._scrub_item(ctx, item, ttl)
+        # The customer's identity claims first: their keys hold the email and external ids, and they are found
+        # through the profile, which goes next (so a retry after an interruption still finds them).
+        report.deleted_items += self._release_claims(ctx, customer_id)
         # Identity records, requester lookups, ticket links and the data key: gone.
         for item in self.store.query(ctx, keys.customer_pk(ctx.tenant_id, customer_id)):
             if item.sk == DATAKEY_SK:
@@ -366,6 +369,25 @@ class Erasure:
             )
             report.audited += 1
         return report
+
+    def _release_claims(self, ctx: TenantContext, customer_id: str) -> int:
+        """Delete the create-once claims (`T#t#IDENTITY#kind#value`) this customer holds, also those an earlier
+        release keyed by a lower-cased id; a claim held by another customer is left alone."""
+        from deflect.repositories import Customers
+
+        profile = Customers(self.store).get(ctx, customer_id)
+        if profile is None:
+            return 0
+        released = 0
+        for kind, value in Customers.identities(profile):
+            exact = Customers.identity_value(kind, value)
+            for key in dict.fromkeys([exact, exact.lower()]):
+                pk = Customers.claim_pk(ctx.tenant_id, kind, key)
+                claim = self.store.get(ctx, pk, "OWNER")
+                if claim is not None and claim.data.get("customer_id") == customer_id:
+                    self.store.delete(ctx, Delete(pk=pk, sk="OWNER"))
+                    released += 1
+        return released
 
     def _partitions(self, ctx: TenantContext, ticket_id: str) -> list[str]:
         """The ticket's partition plus the tasks and outbox items its audit chain names."""
