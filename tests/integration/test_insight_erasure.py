@@ -144,7 +144,9 @@ def test_a_crm_customers_identity_claims_are_erased_and_another_customers_stay(m
     ctx = seed_tenant(container, "acme")
     admin = TenantContext(tenant_id="acme", actor="admin:crm", via="jwt", roles=frozenset({"admin"}))
     container.tenant_admin.put_customer(
-        admin, "crm-ana", CustomerUpdate(email="ana.claims@example.com", external_ids={"api": "0035g00000AbCdE"})
+        admin,
+        "crm-ana",
+        CustomerUpdate(email="ana.claims@example.com", external_ids={"api": "0035g00000AbCdE"}),
     )
     container.tenant_admin.put_customer(admin, "crm-bo", CustomerUpdate(email="bo.claims@example.net"))
 
