@@ -3,7 +3,8 @@ comment, own-vs-human change detection, and receipts.
 
 The flow of `send` (each provider fills in the steps its API allows):
 1. read the ticket as it is now (or, for Zendesk, let `safe_update` compare for us);
-2. if our comment from an earlier attempt is already there, do not post it again;
+2. if this item was attempted before and that attempt's comment is already there, do not post it again (a first
+   attempt has no earlier one to find: an identical comment already on the ticket is another item's);
 3. if anyone other than Deflect changed the ticket after the decision read it, raise `HelpdeskConflict`;
 4. post the comment at most once, then apply tags / status / custom fields (idempotent, skipped when already so);
 5. return a receipt.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,6 +35,9 @@ COMMENT_KINDS = ("public_reply", "internal_note")
 # Providers without per-change authorship (Freshdesk properties) get this much clock slack between our own write
 # and the ticket's updated_at.
 SKEW = timedelta(seconds=2)
+# How far a helpdesk's clock (and Intercom's whole seconds) may trail ours: a comment older than the item by more
+# than this cannot be one of the item's own attempts.
+CLOCK_SLACK = timedelta(seconds=60)
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
 
@@ -71,6 +75,8 @@ def require_segment(value: str, what: str) -> str:
 
 class Connector:
     provider: ConnectorName
+    # How a receipt names a posted comment ("conversation:<id>"): the form `others` comes in.
+    comment_effect: str = "comment"
 
     def __init__(self, tenant_id: str, credentials: HelpdeskCredentials, http: HelpdeskHttp) -> None:
         self.tenant_id = tenant_id
@@ -83,7 +89,9 @@ class Connector:
     def auth_headers(self) -> dict[str, str]:
         raise NotImplementedError
 
-    def send(self, item: OutboxItem) -> HelpdeskReceipt:
+    def send(self, item: OutboxItem, *, others: Collection[str] = frozenset()) -> HelpdeskReceipt:
+        """`others`: the effects (as receipts name them) Deflect recorded for other outbox items of this ticket;
+        none of them is ever taken for an earlier attempt of this one."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ calls
@@ -154,10 +162,19 @@ class Connector:
             )
 
     def own_comment(
-        self, item: OutboxItem, activities: Iterable[Activity], *, private: bool | None = None
+        self,
+        item: OutboxItem,
+        activities: Iterable[Activity],
+        *,
+        private: bool | None = None,
+        skip: Collection[str] = frozenset(),
     ) -> Activity | None:
-        """Our comment from an earlier attempt: by marker where the provider stores one, else by author + text."""
+        """Our comment from an earlier attempt of this very item: by marker where the provider stores one, else by
+        author + text + visibility. A comment known by text is never one in `skip` (effect ids: what another item
+        posted, or what was on the ticket before this attempt posted) nor one made before the item existed, so
+        another item's identical note (two escalations approved by the same person) never passes for this one."""
         wanted = normalise_text(item.body)
+        after = item.created_at - CLOCK_SLACK
         for activity in activities:
             if activity.marker == item.outbox_id:
                 return activity
@@ -165,10 +182,29 @@ class Connector:
                 continue
             if private is not None and (activity.kind == "note") != private:
                 continue
-            after = item.expected_external_updated_at
-            if activity.text == wanted and (after is None or activity.at > after):
+            if activity.effect_id in skip or activity.at < after:
+                continue
+            if activity.text == wanted:
                 return activity
         return None
+
+    def earlier_attempt(
+        self,
+        item: OutboxItem,
+        activities: Iterable[Activity],
+        others: Collection[str],
+        *,
+        private: bool | None = None,
+    ) -> Activity | None:
+        """This item's comment from an earlier attempt, looked for only when there was one (a retry, a replay)."""
+        if not (self.wants_comment(item) and self.sent_before(item)):
+            return None
+        return self.own_comment(item, activities, private=private, skip=self.effect_ids(others))
+
+    def effect_ids(self, effects: Iterable[str]) -> set[str]:
+        """Comment ids among receipt effects ("conversation:12" → "12" for Freshdesk)."""
+        prefix = f"{self.comment_effect}:"
+        return {e[len(prefix) :] for e in effects if e.startswith(prefix)}
 
     # ------------------------------------------------------------------ helpers
     @staticmethod

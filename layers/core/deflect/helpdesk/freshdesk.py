@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,7 @@ _NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
 
 class FreshdeskConnector(Connector):
     provider = "freshdesk"
+    comment_effect = "conversation"
 
     def auth_headers(self) -> dict[str, str]:
         assert self.credentials.api_token
@@ -61,7 +63,7 @@ class FreshdeskConnector(Connector):
         return found
 
     # ------------------------------------------------------------------ send
-    def send(self, item: OutboxItem) -> HelpdeskReceipt:
+    def send(self, item: OutboxItem, *, others: Collection[str] = frozenset()) -> HelpdeskReceipt:
         ticket_id = require_segment(item.external_ticket_id, "freshdesk ticket id")
         ticket = self.ticket(ticket_id, item)
         changes = self._property_changes(item, ticket)
@@ -69,11 +71,9 @@ class FreshdeskConnector(Connector):
             # Nothing was verified about others' edits, so this receipt moves no watermark (updated_at None).
             return self.receipt(item, self._effects(item), replayed=True)
         activities = self.conversations(ticket_id, item)
-        mine = (
-            self.own_comment(item, activities, private=item.kind == "internal_note")
-            if self.wants_comment(item)
-            else None
-        )
+        # Freshdesk keeps no metadata on a conversation: a retry knows its earlier note by author + text, never
+        # taking one another item posted (`others`) or one older than the item.
+        mine = self.earlier_attempt(item, activities, others, private=item.kind == "internal_note")
         delivered = [f"conversation:{mine.effect_id}"] if mine else []
         self.raise_if_foreign(item, activities, delivered=delivered)
         self._raise_if_unexplained(item, ticket, activities, delivered)
@@ -81,7 +81,9 @@ class FreshdeskConnector(Connector):
         effects = list(delivered)
         updated = mine.at if mine else None
         if self.wants_comment(item) and mine is None:
-            conversation_id, updated = self._comment(ticket_id, item)
+            # What is on the ticket now, and what other items posted, is not this attempt's comment.
+            skip = {a.effect_id for a in activities if a.effect_id} | self.effect_ids(others)
+            conversation_id, updated = self._comment(ticket_id, item, skip)
             effects.append(f"conversation:{conversation_id}")
             posted = Activity(at=updated, author=self.bot, kind="comment") if updated else None
             # Our comment's time unknown (found after an unclear failure): read it back to explain updated_at.
@@ -123,7 +125,7 @@ class FreshdeskConnector(Connector):
             },
         )
 
-    def _comment(self, ticket_id: str, item: OutboxItem) -> tuple[str, datetime | None]:
+    def _comment(self, ticket_id: str, item: OutboxItem, skip: set[str]) -> tuple[str, datetime | None]:
         if item.kind == "public_reply":
             path, body = f"/api/v2/tickets/{ticket_id}/reply", {"body": to_html(item.body or "")}
         else:
@@ -134,7 +136,7 @@ class FreshdeskConnector(Connector):
 
         def find() -> str | None:
             mine = self.own_comment(
-                item, self.conversations(ticket_id, item), private=item.kind == "internal_note"
+                item, self.conversations(ticket_id, item), private=item.kind == "internal_note", skip=skip
             )
             return mine.effect_id if mine else None
 

@@ -1,12 +1,14 @@
 """Intercom conversations: reply as an admin (`comment`) or add a `note`, attach tags, set custom attributes,
 close / snooze / open through conversation parts. Intercom has no conditional update, so the conversation is
 read first: every part after the decision's snapshot that another admin, the customer or a bot wrote is a
-conflict. Intercom stores no metadata on a part: our earlier reply is recognised by author + text.
+conflict. Intercom stores no metadata on a part: a retry recognises its earlier reply by author + text, never
+taking one another item posted or one older than the item (and a first attempt does not look).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +31,7 @@ STATE_AFTER = {"close": "closed", "snoozed": "snoozed", "open": "open"}
 
 class IntercomConnector(Connector):
     provider = "intercom"
+    comment_effect = "part"
 
     def auth_headers(self) -> dict[str, str]:
         assert self.credentials.api_token
@@ -54,18 +57,16 @@ class IntercomConnector(Connector):
         ]
         return data, activities
 
-    def send(self, item: OutboxItem) -> HelpdeskReceipt:
+    def send(self, item: OutboxItem, *, others: Collection[str] = frozenset()) -> HelpdeskReceipt:
         conversation_id = require_segment(item.external_ticket_id, "intercom conversation id")
         data, activities = self.conversation(conversation_id, item)
-        mine = (
-            self.own_comment(item, activities, private=item.kind == "internal_note")
-            if self.wants_comment(item)
-            else None
-        )
+        mine = self.earlier_attempt(item, activities, others, private=item.kind == "internal_note")
         effects = [f"part:{mine.effect_id}"] if mine else []
         self.raise_if_foreign(item, activities, delivered=effects)
         if self.wants_comment(item) and mine is None:
-            effects.append(f"part:{self._reply(conversation_id, item)}")
+            # What is on the conversation now, and what other items posted, is not this attempt's part.
+            skip = {a.effect_id for a in activities if a.effect_id} | self.effect_ids(others)
+            effects.append(f"part:{self._reply(conversation_id, item, skip)}")
         effects += self._tags(conversation_id, item, data)
         effects += self._custom_attributes(conversation_id, item, data)
         effects += self._state(conversation_id, item, data)
@@ -77,7 +78,7 @@ class IntercomConnector(Connector):
             replayed=mine is not None,
         )
 
-    def _reply(self, conversation_id: str, item: OutboxItem) -> str:
+    def _reply(self, conversation_id: str, item: OutboxItem, skip: set[str]) -> str:
         body = {
             "message_type": "comment" if item.kind == "public_reply" else "note",
             "type": "admin",
@@ -87,7 +88,7 @@ class IntercomConnector(Connector):
 
         def find() -> str | None:
             _, activities = self.conversation(conversation_id, item)
-            mine = self.own_comment(item, activities, private=item.kind == "internal_note")
+            mine = self.own_comment(item, activities, private=item.kind == "internal_note", skip=skip)
             return mine.effect_id if mine else None
 
         response, found = self.post_once(

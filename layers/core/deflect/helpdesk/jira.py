@@ -11,6 +11,7 @@ anyone but Deflect's account, are conflicts.
 from __future__ import annotations
 
 import base64
+from collections.abc import Collection
 from typing import Any
 
 from deflect.domain.models import OutboxItem
@@ -40,6 +41,7 @@ def adf(text: str) -> dict[str, Any]:
 
 class JiraConnector(Connector):
     provider = "jira"
+    comment_effect = "comment"
 
     def auth_headers(self) -> dict[str, str]:
         c = self.credentials
@@ -109,16 +111,17 @@ class JiraConnector(Connector):
         return found
 
     # ------------------------------------------------------------------ send
-    def send(self, item: OutboxItem) -> HelpdeskReceipt:
+    def send(self, item: OutboxItem, *, others: Collection[str] = frozenset()) -> HelpdeskReceipt:
         key = require_segment(item.external_ticket_id, "jira issue key")
         data, changes = self.issue(key, item)
         comments = self.comments(key, item)
-        mine = self.own_comment(item, comments) if self.wants_comment(item) else None
+        mine = self.earlier_attempt(item, comments, others)
         effects = [f"comment:{mine.effect_id}"] if mine else []
         self.raise_if_foreign(item, changes + comments, delivered=effects)
         updated = mine.at if mine else None
         if self.wants_comment(item) and mine is None:
-            comment_id, updated = self._comment(key, item)
+            skip = {c.effect_id for c in comments if c.effect_id} | self.effect_ids(others)
+            comment_id, updated = self._comment(key, item, skip)
             effects.append(f"comment:{comment_id}")
         effects += self._fields(key, item, data)
         effects += self._transition(key, item, data)
@@ -138,9 +141,9 @@ class JiraConnector(Connector):
             ],
         }
 
-    def _comment(self, key: str, item: OutboxItem) -> tuple[str, Any]:
+    def _comment(self, key: str, item: OutboxItem, skip: set[str]) -> tuple[str, Any]:
         def find() -> str | None:
-            mine = self.own_comment(item, self.comments(key, item))
+            mine = self.own_comment(item, self.comments(key, item), skip=skip)
             return mine.effect_id if mine else None
 
         response, found = self.post_once(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from deflect.domain.canonical import canonical_json
@@ -79,7 +79,8 @@ class SignedWebhookConnector(Connector):
             "approved_by": item.caused_by,
         }
 
-    def send(self, item: OutboxItem) -> HelpdeskReceipt:
+    def send(self, item: OutboxItem, *, others: Collection[str] = frozenset()) -> HelpdeskReceipt:
+        # `others` is not needed: the receiver keys each effect on the outbox id (Idempotency-Key).
         if self.provider == "crm" and (item.action is None or item.action.kind == "none"):
             raise PermanentFailure("an account action item without an action")
         body = canonical_json(self.payload(item))

@@ -10,6 +10,7 @@ own earlier update.
 from __future__ import annotations
 
 import base64
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -98,7 +99,8 @@ class ZendeskConnector(Connector):
         return None
 
     # ------------------------------------------------------------------ send
-    def send(self, item: OutboxItem) -> HelpdeskReceipt:
+    def send(self, item: OutboxItem, *, others: Collection[str] = frozenset()) -> HelpdeskReceipt:
+        # `others` is not needed: our outbox id rides on each update, so only this item's update is ever found.
         ticket_id = require_segment(item.external_ticket_id, "zendesk ticket id")
         if self.sent_before(item):
             # An earlier attempt (replayed ones too) may have reached Zendesk before we lost track of it.

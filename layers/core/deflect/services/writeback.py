@@ -6,10 +6,16 @@ One dispatch, and why each step is where it is:
    that another delivery takes over once the lease (longer than the function timeout) has run out;
 3. send through the connector. On every attempt after the item's first (`dispatches`, which a replay keeps), the
    connector first looks on the helpdesk for the effect an earlier attempt may have made (a marker or its own
-   comment) and does not send it again; idempotency keys go where the provider honours them. An account action
-   is sent only when the escalation decision that caused it approves exactly that action (`approval_refusal`);
-4. store the receipt (item `done` + a RECEIPT item created only once + the ticket's writeback watermark), in one
-   transaction with the audit index — only then is the delivery acknowledged.
+   comment, never one Deflect recorded for another item) and does not send it again; a first attempt does not
+   look. Idempotency keys go where the provider honours them. An account action is sent only when the
+   escalation decision that caused it approves exactly that action (`approval_refusal`);
+4. store the receipt (item `done` + a RECEIPT item created only once + what it posted, by effect id, on the
+   ticket + the ticket's writeback watermark), in one transaction with the audit index — only then is the delivery
+   acknowledged.
+The watermark says "Deflect's own writes up to here, and nobody else's since <from>": it moves only for an item
+whose send checked the ticket for newer edits, and a later item measures newer edits from it only when its own
+snapshot is no older than <from>. A note (never checked: it overwrites nothing), a held note or a reply turned
+into a note therefore never hides an agent's edit from the items queued behind it.
 An AI-caused item is held to the tenant's rollout policy as it is when the item goes out, not only as it was
 when decided: now shadow, it is suppressed (`done`, audited, nothing sent); now assist, a public answer becomes
 an internal note for agents. Items a person decided (account actions, escalation outcomes) are never held back
@@ -33,12 +39,12 @@ from deflect.domain.canonical import canonical_json, sha256_hex
 from deflect.domain.errors import Conflict, Throttled, TransientFailure
 from deflect.domain.models import Decision, OutboxItem, OutboxStatus, utcnow
 from deflect.domain.tenancy import TenantContext
-from deflect.helpdesk.base import parse_time
+from deflect.helpdesk.base import COMMENT_KINDS, Connector, parse_time
 from deflect.helpdesk.directory import connector_name
 from deflect.helpdesk.errors import HelpdeskConflict, PermanentFailure
 from deflect.helpdesk.models import HelpdeskReceipt
 from deflect.observability import logger
-from deflect.ports import DeadLetters, HelpdeskConnectors, Put, SupportStore, WorkQueue
+from deflect.ports import DeadLetters, HelpdeskConnector, HelpdeskConnectors, Put, SupportStore, WorkQueue
 from deflect.repositories import Outbox, TenantConfigs, Tickets, bumped, put_new
 from deflect.services import outbox as outbox_items
 from deflect.services.audit import AuditLog
@@ -136,7 +142,8 @@ class Writeback:
             if claimed.kind == "account_action":
                 self._require_approval(ctx, claimed)
             connector = self.connectors.connector(ref.tenant_id, claimed)
-            receipt = connector.send(self._with_baseline(ctx, claimed))
+            sent, checked_from = self._with_baseline(ctx, claimed)
+            receipt = self._send(ctx, connector, sent)
         except HelpdeskConflict as conflict:
             self.checkpoint("sent")
             return self._conflict(ctx, claimed, conflict)
@@ -153,7 +160,7 @@ class Writeback:
             self._release(ctx, claimed, detail, counts=True)
             raise
         self.checkpoint("sent")
-        return self._delivered(ctx, claimed, receipt)
+        return self._delivered(ctx, claimed, receipt, checked_from)
 
     def _claim(self, ctx: TenantContext, item: OutboxItem) -> OutboxItem:
         claimed = item.model_copy(
@@ -239,10 +246,35 @@ class Writeback:
         logger().info("writeback suppressed", extra={"outbox_id": item.outbox_id, "reason": reason})
         return DispatchResult(item.outbox_id, "suppressed", reason)
 
+    # ------------------------------------------------------------------ sending
+    def _send(self, ctx: TenantContext, connector: HelpdeskConnector, item: OutboxItem) -> HelpdeskReceipt:
+        """Send through the connector. A retry of a comment also names what Deflect posted for other items on this
+        ticket: a helpdesk without markers (Freshdesk, Intercom) knows an earlier attempt by author + text, and
+        another item's identical note must never pass for it."""
+        others = self._posted_by_others(ctx, item) if _dispatched(item) > 1 else frozenset()
+        if others and isinstance(connector, Connector):
+            return connector.send(item, others=others)
+        return connector.send(item)
+
+    def _posted_by_others(self, ctx: TenantContext, item: OutboxItem) -> frozenset[str]:
+        if item.kind not in COMMENT_KINDS:
+            return frozenset()
+        found = self.store.query(ctx, keys.ticket_pk(ctx.tenant_id, item.ticket_id), _posted_prefix(item))
+        return frozenset(
+            str(i.data["effect"])
+            for i in found
+            if i.data.get("outbox_id") != item.outbox_id and i.data.get("effect")
+        )
+
     # ------------------------------------------------------------------ conflicts baseline
-    def _with_baseline(self, ctx: TenantContext, item: OutboxItem) -> OutboxItem:
-        """What 'a newer edit' is measured against: the later of what the decision saw and what our own last
-        verified write to this ticket left (so our earlier items never look like someone else's edit).
+    def _with_baseline(self, ctx: TenantContext, item: OutboxItem) -> tuple[OutboxItem, datetime | None]:
+        """(the item as sent, where the span of ticket history its conflict check covers starts — None when it
+        is not checked: notes, held notes, anything without a snapshot).
+
+        What 'a newer edit' is measured against: what the decision saw, or, later, what our own last checked write
+        to this ticket left (so our earlier items never look like someone else's edit) — but only when that write's
+        check reached back to what this decision saw: an edit the decision did not see and no check covered is
+        never skipped.
 
         When the helpdesk sent no version with the customer's message (Freshdesk "Simple content" webhooks, a
         Zendesk trigger without updated_at), what the decision saw is when Deflect received that message: an
@@ -250,16 +282,18 @@ class Writeback:
         expected = item.expected_external_updated_at
         if expected is None:
             if item.kind not in outbox_items.OVERWRITING_KINDS or connector_name(item) == "generic":
-                return item
+                return item, None
             expected = self._received_at(ctx, item)
             item = item.model_copy(
                 update={"expected_external_updated_at": expected, "baseline_from": "received"}
             )
         mark = self.store.get(ctx, keys.ticket_pk(ctx.tenant_id, item.ticket_id), _watermark_sk(item))
         ours = parse_time(mark.data.get("external_updated_at")) if mark else None
-        if ours and ours > expected:
-            return item.model_copy(update={"expected_external_updated_at": ours})
-        return item
+        # A watermark without `checked_from` (written before it existed, notes included) covers nothing.
+        since = parse_time(mark.data.get("checked_from")) if mark else None
+        if ours and since and since <= expected <= ours:
+            return item.model_copy(update={"expected_external_updated_at": ours}), since
+        return item, expected
 
     def _received_at(self, ctx: TenantContext, item: OutboxItem) -> datetime:
         """When Deflect received the customer's latest message before the item was made; the item's own creation
@@ -272,7 +306,14 @@ class Writeback:
         return max(received, default=item.created_at)
 
     # ------------------------------------------------------------------ outcomes
-    def _delivered(self, ctx: TenantContext, claimed: OutboxItem, receipt: HelpdeskReceipt) -> DispatchResult:
+    def _delivered(
+        self,
+        ctx: TenantContext,
+        claimed: OutboxItem,
+        receipt: HelpdeskReceipt,
+        checked_from: datetime | None,
+    ) -> DispatchResult:
+        """`checked_from`: where the span of history the send checked for others' edits starts (None: unchecked)."""
         stored = receipt.model_dump(mode="json")
         done = claimed.model_copy(
             update={"status": "done", "receipt": stored, "last_error": None, "updated_at": self.clock()}
@@ -282,13 +323,18 @@ class Writeback:
             # Created once: a second receipt for the same outbox id cannot be written.
             Put(pk=keys.outbox_pk(ctx.tenant_id, claimed.outbox_id), sk="RECEIPT", data=stored, expect="new"),
         ]
-        if receipt.external_updated_at:
+        writes += _posted_writes(ctx, claimed, receipt.effects)
+        mark = receipt.external_updated_at
+        if mark and checked_from and mark > checked_from:
+            # Only a checked write moves the watermark: nobody else changed the ticket from `checked_from` until
+            # this write. A note's receipt (never checked) would hide every edit made before it.
             writes.append(
                 Put(
                     pk=keys.ticket_pk(ctx.tenant_id, claimed.ticket_id),
                     sk=_watermark_sk(claimed),
                     data={
-                        "external_updated_at": receipt.external_updated_at.isoformat(),
+                        "external_updated_at": mark.isoformat(),
+                        "checked_from": checked_from.isoformat(),
                         "outbox_id": claimed.outbox_id,
                     },
                 )
@@ -323,6 +369,8 @@ class Writeback:
             }
         )
         writes = [self.outbox.save_write(conflicted)]
+        # A reply already posted before the conflict showed is this item's, not another's to find.
+        writes += _posted_writes(ctx, claimed, conflict.current.get("delivered") or [])
         if note:
             writes.append(
                 put_new(
@@ -535,7 +583,11 @@ def _causing_decision(audit: AuditLog, ctx: TenantContext, item: OutboxItem) -> 
     entries = [e for e in audit.entries(ctx, item.ticket_id) if e.type == WRITEBACK_ENQUEUED]
     # An event that is not exactly what was appended (rewritten, or not matching its index entry) proves nothing.
     for event in reversed(audit.intact_events(ctx, entries)):
-        if event and event.ticket_id == item.ticket_id and item.outbox_id in (event.payload.get("outbox_ids") or []):
+        if (
+            event
+            and event.ticket_id == item.ticket_id
+            and item.outbox_id in (event.payload.get("outbox_ids") or [])
+        ):
             decision_id = event.payload.get("decision_id")
             return str(decision_id) if decision_id else None
     return None
@@ -549,6 +601,27 @@ def _dispatched(item: OutboxItem) -> int:
 
 def _watermark_sk(item: OutboxItem) -> str:
     return f"WRITEBACK#{connector_name(item)}"
+
+
+def _posted_prefix(item: OutboxItem) -> str:
+    """Where the ticket keeps what each item posted on this helpdesk, one item per effect (`...#conversation:12`)."""
+    return f"{_watermark_sk(item)}#POSTED#"
+
+
+def _posted_writes(ctx: TenantContext, item: OutboxItem, effects: Sequence[str]) -> list[Put]:
+    """What a comment item posted (effects naming one comment, part or audit), kept on its ticket so that a retry
+    of another item never takes it for its own (`Writeback._send`)."""
+    if item.kind not in COMMENT_KINDS:
+        return []
+    return [
+        Put(
+            pk=keys.ticket_pk(ctx.tenant_id, item.ticket_id),
+            sk=_posted_prefix(item) + effect,
+            data={"effect": effect, "outbox_id": item.outbox_id},
+        )
+        for effect in dict.fromkeys(str(e) for e in effects)
+        if ":" in effect
+    ]
 
 
 def _summary(item: OutboxItem) -> dict[str, Any]:
@@ -581,7 +654,8 @@ def assist_note(item: OutboxItem) -> OutboxItem:
             "kind": "internal_note",
             "body": body,
             "rollout_mode": "assist",
-            # Notes are not checked for newer edits (nothing of the agent's is overwritten).
+            # Notes are not checked for newer edits (nothing of the agent's is overwritten), so its delivery does
+            # not move the ticket's watermark either.
             "expected_external_updated_at": None,
         }
     )
