@@ -17,19 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from deflect.domain.models import Draft
-from deflect.knowledge.chunking import HIDING_STYLE, UNSEEN_ELEMENTS, VOID_ELEMENTS
+from deflect.knowledge.chunking import hidden_html
 from deflect.triage.detectors import instruction_like
 
-# HTML left in a passage (inline HTML of a Markdown article): what the chunker drops from an HTML article.
-_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
-_HIDDEN_BLOCK = re.compile(
-    rf"<(?P<tag>[a-z][a-z0-9]*)\b[^>]*(?:{HIDING_STYLE.pattern}|"
-    r"\bhidden\b|aria-hidden\s*=\s*[\"']?true)[^>]*>.*?(?:</(?P=tag)\s*>|\Z)",
-    re.I | re.S,
-)
-_DROPPED_BLOCK = re.compile(
-    rf"<({'|'.join(sorted(UNSEEN_ELEMENTS - VOID_ELEMENTS))})\b.*?(?:</\1\s*>|\Z)", re.I | re.S
-)
 _TAG = re.compile(r"</?[a-z][^>]*>", re.I)
 _ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff]")
 _UNIT_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(*`])|\n+")
@@ -152,12 +142,13 @@ class CleanPassage:
 def clean_text(text: str) -> tuple[str, int]:
     """Visible, instruction-free text and the number of sentences dropped as instructions to a model."""
     text = _ZERO_WIDTH.sub("", text or "")
-    text = _COMMENT.sub(" ", text)
-    text = _DROPPED_BLOCK.sub(" ", text)
-    previous = None
-    while previous != text:  # nested hidden blocks
-        previous = text
-        text = _HIDDEN_BLOCK.sub(" ", text)
+    # HTML left in a passage (inline HTML of a Markdown article, or an article indexed before the chunker dropped
+    # it): comments and hidden elements, however nested, as the chunker finds them; then every other tag.
+    shown, position = [], 0
+    for start, end in hidden_html(text):
+        shown.append(text[position:start])
+        position = end
+    text = " ".join([*shown, text[position:]])
     text = _TAG.sub(" ", text)
     kept, dropped = [], 0
     for line in text.split("\n"):
