@@ -387,8 +387,8 @@ def test_a_customer_without_tickets_is_erased_and_a_retry_says_it_already_is(mot
     code, out, err = deflect(capsys, *erase)
     report = json.loads(out)
     assert code == 0 and err == ""
-    # the profile and its email lookup are deleted; no tickets, no data key to destroy
-    assert (report["tickets"], report["deleted_items"], report["key_destroyed"]) == ([], 2, False)
+    # the profile, its email lookup and its email claim are deleted; no tickets, no data key to destroy
+    assert (report["tickets"], report["deleted_items"], report["key_destroyed"]) == ([], 3, False)
     assert Customers(container.store).get(ctx, "crm_42") is None
 
     # nothing is left under the id, but the customer's own audit chain says it existed: a retry succeeds
