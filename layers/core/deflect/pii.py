@@ -103,8 +103,10 @@ _ASSIGNED_SECRET = re.compile(
 _URL_SECRET_PARAM = re.compile(
     r"(?i)([?&](?:token|access_token|api_key|apikey|key|secret|signature|sig|password|code)=)([^&#\s]{6,})"
 )
+# The local part is at most 64 characters (RFC 5321): unbounded, a long run such as "1/1/1/…" was rescanned from every
+# position (30 s per 100 KB message).
 _EMAIL = re.compile(
-    r"(?<![\w.+-])[\w.!#$%&'*+/=?^`{|}~-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b"
+    r"(?<![\w.+-])[\w.!#$%&'*+/=?^`{|}~-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b"
 )
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
 _CARD = re.compile(r"(?<![\d.,])\d(?:[ -]?\d){12,18}(?![\d])")
