@@ -184,6 +184,9 @@ class LocalApi:
         self.max_body_bytes = max_body_bytes
         self.routes = compile_routes(tpl.routes())
         self.extra_routes = extra_routes or {}
+        # Local additions to a handler's JSON object answer, by (method, path), e.g. the stack's warm-up state in
+        # `GET /v1/health`: each callable's dict is merged into the body the function returned.
+        self.annotations: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {}
 
     def handle(self, method: str, target: str, headers: Headers, body: bytes, source_ip: str) -> Reply:
         parts = urlsplit(target)
@@ -224,7 +227,21 @@ class LocalApi:
         except Exception as error:  # the function could not even load
             print(f"[api] {route.function} unavailable: {error}", file=sys.stderr)
             return gateway_response("DEFAULT_5XX", 502, "Internal server error")
-        return lambda_reply(result)
+        reply = lambda_reply(result)
+        annotate = self.annotations.get((method, path))
+        return annotated(reply, annotate()) if annotate else reply
+
+
+def annotated(reply: Reply, extra: dict[str, Any]) -> Reply:
+    """`reply` with `extra` merged into its JSON object body; any other body is left as the function sent it."""
+    status, headers, payload = reply
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return reply
+    if not isinstance(body, dict):
+        return reply
+    return status, headers, json.dumps({**body, **extra}).encode()
 
 
 # Longest chunk-size or trailer line read, and most trailer lines, in a chunked request body.

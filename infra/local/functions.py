@@ -3,10 +3,13 @@
 Each function is loaded once from its CodeUri/Handler (by file path, under a unique module name, because
 every function's entry module is called `app`). Invocations of one function are serialised, like one warm
 Lambda container: handlers keep per-invocation state on module globals (the resolver's current event).
+Invocations of different functions run at once, each in its own copy of the caller's context, with its own
+Powertools log keys (`function_name`, request id, correlation id): see `_per_invocation_log_keys`.
 """
 
 from __future__ import annotations
 
+import contextvars
 import importlib.util
 import sys
 import threading
@@ -95,11 +98,70 @@ class LocalFunctions:
     def invoke(self, function: str, event: Any) -> Any:
         spec = self.specs[function]
         handler: Callable[[Any, Any], Any] = getattr(self.module(function), spec.handler.rsplit(".", 1)[1])
+        fresh_keys = _per_invocation_log_keys()
         with self._locks[function], aws_calls.attributed(function):
+            context = LambdaContext(function_name=function, timeout_s=spec.timeout)
             try:
-                return handler(event, LambdaContext(function_name=function, timeout_s=spec.timeout))
+                # A context of its own: what the handler sets in context variables (its log keys, its tenant)
+                # ends with the invocation and never labels the caller's thread or another invocation.
+                return contextvars.copy_context().run(_run, fresh_keys, handler, event, context)
             except Exception as error:
                 raise FunctionFailed(function, error) from error
+
+
+def _run(fresh_keys: Callable[[], None], handler: Callable[[Any, Any], Any], event: Any, context: Any) -> Any:
+    fresh_keys()
+    return handler(event, context)
+
+
+# ---------------------------------------------------------------------------------------------- log keys
+# Powertools' Logger keeps the keys `inject_lambda_context` sets (function_name, function_request_id, cold_start,
+# correlation_id) in one dict on the formatter every Logger of the process shares. On Lambda one invocation runs
+# per process at a time; here every function shares the process and runs at once, so each line was labelled with
+# whichever invocation had started last ("triaged" under WritebackFunction). Inside an invocation that dict is
+# now the invocation's own (a context variable, set by `invoke`); outside one it is the process-wide dict as before.
+_invocation_log_keys: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "deflect_local_log_keys", default=None
+)
+
+
+_patching = threading.Lock()
+
+
+class _PerInvocationLogKeys:
+    """Mixed into the shared formatter's class: `log_format` is read and replaced per invocation."""
+
+    @property
+    def log_format(self) -> dict[str, Any]:
+        own = _invocation_log_keys.get()
+        return self.__dict__["_process_log_format"] if own is None else own
+
+    @log_format.setter
+    def log_format(self, value: dict[str, Any]) -> None:
+        if _invocation_log_keys.get() is None:
+            self.__dict__["_process_log_format"] = value
+        else:
+            _invocation_log_keys.set(value)
+
+
+def _per_invocation_log_keys() -> Callable[[], None]:
+    """Give the process's Powertools formatter per-invocation keys (once); returns what starts an invocation's."""
+    from deflect.observability import logger
+
+    formatter = logger().registered_formatter
+    with _patching:
+        if not isinstance(formatter, _PerInvocationLogKeys):
+            process_keys = formatter.__dict__.pop("log_format")
+            formatter.__class__ = type(
+                f"PerInvocation{type(formatter).__name__}", (_PerInvocationLogKeys, type(formatter)), {}
+            )
+            formatter.__dict__["_process_log_format"] = process_keys
+
+    def fresh() -> None:
+        # What the process-wide keys hold (service, level, ...), then whatever the handler's decorator sets.
+        _invocation_log_keys.set(dict(formatter.__dict__["_process_log_format"]))
+
+    return fresh
 
 
 def _load(spec: tpl.FunctionSpec) -> ModuleType:

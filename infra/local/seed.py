@@ -1,4 +1,4 @@
-"""The demo tenant every local stack starts with: config, webhook secrets and four signed-in users."""
+"""The demo tenant every local stack starts with: config, webhook secrets and five signed-in users."""
 
 from __future__ import annotations
 
@@ -23,9 +23,11 @@ class DemoUser:
     groups: tuple[str, ...]
 
 
+# Two approvers: a refund above the tenant's two-person threshold needs a second approval by a different one.
 DEMO_USERS = (
     DemoUser("agent", "demo-agent", "agent@demo.example", ("agent",)),
     DemoUser("approver", "demo-approver", "approver@demo.example", ("agent", "approver")),
+    DemoUser("approver2", "demo-approver-2", "approver2@demo.example", ("agent", "approver")),
     DemoUser("supervisor", "demo-supervisor", "supervisor@demo.example", ("agent", "supervisor")),
     DemoUser("admin", "demo-admin", "admin@demo.example", ("admin",)),
 )

@@ -4,7 +4,8 @@
 
 One process holds: a moto server (state machines executed, resources created from template.yaml), the
 real handlers (Step Functions' Lambda invokes routed to them in-process), an API Gateway stand-in with a dev
-token issuer, SQS pollers for the queue-triggered functions, and a seeded demo tenant.
+token issuer, SQS pollers for the queue-triggered functions, and a seeded demo tenant. Once it serves requests
+it prepares the starter intent head in the background (infra/local/warmup.py; trained on the first run only).
 
 Python: `start_stack(port=0, data_dir=...)` returns a handle (`.base_url`, `.tokens`, `.resources`, `.stop()`);
 `separate_process=True` runs the same thing as a child process (what the e2e tests use, so moto's in-memory
@@ -42,6 +43,7 @@ READY_FILE = "stack.json"
 STARTUP_HOOKS: list[str] = [
     "infra.local.helpdesks:stack_hook",  # local Zendesk/Intercom/Freshdesk/JSM servers
     "infra.local.helpcenter:stack_hook",  # demo help center loaded into the knowledge index
+    "infra.local.knowledge_sync:stack_hook",  # the kept index loses articles the restarted store no longer has
 ]
 
 
@@ -69,6 +71,8 @@ class Stack:
     emulator: str
     started_s: float
     notes: list[str] = field(default_factory=list)
+    api: Any = None
+    warmup: Any = None  # infra.local.warmup.StarterWarmup, started once the hooks have run
     _stoppers: list[Callable[[], None]] = field(default_factory=list)
     _saved_env: dict[str, str | None] = field(default_factory=dict)
 
@@ -161,15 +165,19 @@ def start_stack(
     separate_process: bool = False,
     quiet: bool = False,
     timeout_s: float = 90.0,
+    warm_up: bool | None = None,
 ) -> Stack | ChildStack:
+    """`warm_up`: prepare the starter intent head in the background once ready (infra/local/warmup.py). By default
+    a stack that is its own process does (`make run`, `separate_process=True`); one started inside the caller's
+    process (a benchmark) does not, so no training runs beside what the caller measures."""
     data_dir = Path(data_dir).resolve()
     if separate_process:
-        return _spawn(port, data_dir, timeout_s)
-    return _start_here(port, data_dir, quiet=quiet)
+        return _spawn(port, data_dir, timeout_s, warm_up=warm_up is not False)
+    return _start_here(port, data_dir, quiet=quiet, warm_up=bool(warm_up))
 
 
 # ---------------------------------------------------------------------------------------------- in process
-def _start_here(port: int, data_dir: Path, *, quiet: bool) -> Stack:
+def _start_here(port: int, data_dir: Path, *, quiet: bool, warm_up: bool = True) -> Stack:
     global _running
     with _running_lock:
         if _running is not None:
@@ -190,6 +198,9 @@ def _start_here(port: int, data_dir: Path, *, quiet: bool) -> Stack:
             raise
         _running = stack
     _run_hooks(stack)
+    if warm_up:
+        _start_warmup(stack)
+    stack.started_s = round(time.perf_counter() - started, 3)  # ready: the hooks' work included
     (data_dir / READY_FILE).write_text(json.dumps(stack.describe(), indent=2))
     stack.on_stop(lambda: (data_dir / READY_FILE).unlink(missing_ok=True))
     return stack
@@ -348,6 +359,7 @@ def _boot(
         functions=functions,
         emulator=emulator,
         started_s=round(time.perf_counter() - started, 3),
+        api=api,
         _stoppers=stoppers,
         _saved_env=saved_env,
     )
@@ -389,6 +401,23 @@ def _batch_size(function: str, queue: str) -> int:
     return 10
 
 
+def _start_warmup(stack: Stack) -> None:
+    """After the hooks (one may rebuild the composition root): prepare the container triage will use, and show its
+    state in `GET /v1/health` under `warmup`."""
+    from deflect import bootstrap
+    from infra.local import warmup
+
+    try:
+        stack.warmup = warmup.start(bootstrap.container())
+    except Exception as error:  # the first triage trains the head itself, as before
+        traceback.print_exc()
+        stack.note(f"starter intent head warm-up failed to start: {type(error).__name__}: {error}")
+        return
+    if stack.warmup is not None and stack.api is not None:
+        found = stack.warmup
+        stack.api.annotations[("GET", "/v1/health")] = lambda: {"warmup": {warmup.STARTER: found.health()}}
+
+
 def _run_hooks(stack: Stack) -> None:
     for entry in STARTUP_HOOKS:
         module_name, _, attr = entry.partition(":")
@@ -406,7 +435,7 @@ def _run_hooks(stack: Stack) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- child process
-def _spawn(port: int, data_dir: Path, timeout_s: float) -> ChildStack:
+def _spawn(port: int, data_dir: Path, timeout_s: float, *, warm_up: bool = True) -> ChildStack:
     data_dir.mkdir(parents=True, exist_ok=True)
     ready = data_dir / READY_FILE
     ready.unlink(missing_ok=True)
@@ -422,6 +451,7 @@ def _spawn(port: int, data_dir: Path, timeout_s: float) -> ChildStack:
                 "--data-dir",
                 str(data_dir),
                 "--quiet",
+                *([] if warm_up else ["--no-warm-up"]),
             ],
             cwd=tpl.ROOT,
             stdout=log,
@@ -488,14 +518,21 @@ def banner(stack: Stack) -> str:
         f"  S3 triggers    {triggers} (drop .md, .jsonl or a Zendesk export to import knowledge)",
         f"  Demo tenant    demo — config and webhook secrets seeded; secrets in {shown}/demo-secrets.json",
         "                 rollout `assist`: drafts reach agents as internal notes; to answer customers directly:",
-        "                 echo '{\"rollout_default\": \"auto\"}' | deflect --local policy set --tenant demo -",
+        '                 echo \'{"rollout_default": "auto"}\' | deflect --local policy set --tenant demo -',
     ]
     if stack.functions.load_errors:
         for name, error in stack.functions.load_errors.items():
             lines.append(f"  !! {name} failed to load: {error} (its routes answer 502)")
     lines += [f"  {n}" for n in stack.notes]
+    warming = stack.warmup.banner_line(shown) if stack.warmup else None
+    if warming:
+        lines.append(f"  {warming}")
     lines += ["", f"  Dev tokens (tenant demo; also in {shown}/tokens.json):"]
     lines += [f"    {role:<10} {token}" for role, token in stack.tokens.items()]
+    if "approver2" in stack.tokens:
+        lines.append(
+            "    (approver and approver2 are two people: a refund above the two-person line needs both)"
+        )
     lines += [
         "",
         "  Try:",
@@ -524,17 +561,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
     parser.add_argument(
+        "--no-warm-up",
+        dest="warm_up",
+        action="store_false",
+        help="do not train or load the starter intent head at start-up (the first triage does)",
+    )
+    parser.add_argument(
         "--exit-with-parent", action="store_true", help="stop when the starting process is gone"
     )
     args = parser.parse_args(argv)
     parent = os.getppid()
+    # Read by OpenBLAS when numpy loads (not yet): its worker threads spin on a busy machine, and training the
+    # starter intent head took ~5x the CPU time with them (52 s instead of 10 s). Export it to choose otherwise.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
     # A plain flag: the handler runs on the main thread between bytecodes, and an Event's set() there could wait
     # forever for the lock the interrupted Event.wait() was holding (a stop signal then hung the stack).
     stop_requested: list[int] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda number, _frame: stop_requested.append(number))
-    stack = _start_here(args.port, Path(args.data_dir).resolve(), quiet=args.quiet)
+    stack = _start_here(args.port, Path(args.data_dir).resolve(), quiet=args.quiet, warm_up=args.warm_up)
     print(banner(stack), flush=True)
     try:
         while not stop_requested:

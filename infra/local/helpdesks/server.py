@@ -1,5 +1,6 @@
 """One ThreadingHTTPServer on 127.0.0.1 for every local helpdesk, routed by `/{provider}/{account}/...`,
-plus a small control API under `/_control/` (create tickets, human edits, faults, calls, effect counts).
+plus a small control API under `/_control/` (create tickets, human edits, faults, calls, effect counts, credentials,
+reset); `GET /_control/` lists its calls.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         parts = urlsplit(self.path)
-        if parts.path.startswith("/_control/"):
+        if parts.path == "/_control" or parts.path.startswith("/_control/"):
             return self._send(self.server.control(self.command, parts.path, raw, parse_query(parts.query)))
         headers = {k.lower(): v for k, v in self.headers.items()}
         self._send(serve(self.server.state, self.server.url, self.command, self.path, headers, raw))
@@ -145,6 +146,8 @@ class HelpdeskServer(ThreadingHTTPServer):
         state = self.state
         body = json.loads(raw) if raw else {}
         parts = path.strip("/").split("/")[1:]  # after "_control"
+        if not parts and method == "GET":
+            return Response(200, control_index(self.url))
         if parts == ["reset"] and method == "POST":
             state.reset()
             return Response(204)
@@ -174,7 +177,82 @@ class HelpdeskServer(ThreadingHTTPServer):
             except (KeyError, ValueError) as error:
                 return Response(400, {"error": str(error)})
             return Response(201, {"id": event.id, "at": event.at.isoformat()})
-        return Response(404, {"error": "unknown control call"})
+        return Response(404, {"error": "unknown control call", "index": f"GET {self.url}/_control/"})
+
+
+def control_index(base_url: str) -> dict[str, Any]:
+    """What `GET /_control/` answers: every call `HelpdeskServer.control` serves and what it does."""
+    where = f"{base_url}/_control"
+    return {
+        "service": "local helpdesks control API",
+        "helpdesks": f"{base_url}/{{provider}}/{{account}}/... (the account is the tenant id, e.g. demo)",
+        "providers": list(PROVIDERS),
+        "calls": [
+            {"method": "GET", "path": f"{where}/", "does": "this index"},
+            {
+                "method": "GET",
+                "path": f"{where}/calls?provider={{provider}}",
+                "does": "every request the helpdesks received, oldest first: method, path, headers (signature "
+                "redacted), body, status answered, outbox id; `provider` is optional",
+            },
+            {
+                "method": "GET",
+                "path": f"{where}/effects",
+                "does": "changes applied per outbox id (the x-deflect-outbox-id header): exactly-once writeback "
+                "shows 1 per id",
+            },
+            {
+                "method": "POST",
+                "path": f"{where}/faults",
+                "body": {
+                    "provider": "zendesk (or *)",
+                    "status": 500,
+                    "count": 1,
+                    "method": "PUT (optional)",
+                    "path_contains": "/tickets/ (optional)",
+                    "retry_after": "2 (optional)",
+                    "mode": "before | after | hang_before | hang_after",
+                    "delay_s": 0.0,
+                },
+                "does": "fail the next `count` matching requests with `status`: before the change (before), after "
+                "applying it (after, the answer is lost), or stall `delay_s` first (hang_*)",
+            },
+            {
+                "method": "POST",
+                "path": f"{where}/{{provider}}/{{account}}/tickets",
+                "body": {
+                    "id": "(optional)",
+                    "status": "(optional)",
+                    "tags": [],
+                    "assignee": None,
+                    "custom_fields": {},
+                    "first_message": "Hello, I need help.",
+                },
+                "does": "create a ticket with the customer's first message; answers its id and updated_at",
+            },
+            {
+                "method": "POST",
+                "path": f"{where}/{{provider}}/{{account}}/tickets/{{id}}/human",
+                "body": {
+                    "kind": "comment | note | customer_reply | status | assignee",
+                    "value": "(status or assignee)",
+                    "body": "(text)",
+                },
+                "does": "a person changes the ticket in the helpdesk UI (a newer comment, a status change, a "
+                "reassignment), as writeback's conflict checks see it",
+            },
+            {
+                "method": "GET",
+                "path": f"{where}/{{provider}}/{{account}}/credentials",
+                "does": "the credentials a tenant stores to reach this helpdesk account",
+            },
+            {
+                "method": "POST",
+                "path": f"{where}/reset",
+                "does": "forget every ticket, injected fault, recorded call and effect count",
+            },
+        ],
+    }
 
 
 class HelpdesksHandle:
