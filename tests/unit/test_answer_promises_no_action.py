@@ -7,14 +7,10 @@ import json
 import re
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
-from botocore.stub import Stubber
 
-from deflect.adapters.bedrock_model import BedrockAnswerComposer, BedrockLanguageModel
 from deflect.triage import grounding
-from tests.unit.triage_fakes import Article, make_world
+from tests.unit.triage_fakes import Article, bedrock_writing, make_world
 
 HELP_CENTER = Path(__file__).resolve().parents[2] / "infra" / "local" / "demo" / "helpcenter"
 
@@ -129,41 +125,9 @@ RENEWAL = Article(
 QUOTE = "Plans renew automatically at the end of each billing period."
 
 
-def _bedrock_writing(sentence: str) -> BedrockAnswerComposer:
-    """Bedrock (at the Converse boundary) answering with `sentence`, citing a real quote of the renewal article, and
-    a self-check that calls it supported: a grounded draft by every check but the promise one."""
-    bedrock = boto3.session.Session(region_name="us-east-1").client(
-        "bedrock-runtime",
-        config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    answer = {"answerable": True, "sentences": [{"text": sentence, "passage": "P1", "quote": QUOTE}]}
-    check = {"verdicts": [{"index": 0, "supported": True}]}
-
-    def tool(name, payload):
-        return {
-            "output": {
-                "message": {
-                    "role": "assistant",
-                    "content": [{"toolUse": {"toolUseId": "tu-1", "name": name, "input": payload}}],
-                }
-            },
-            "stopReason": "tool_use",
-            "usage": {"inputTokens": 100, "outputTokens": 20, "totalTokens": 120},
-            "metrics": {"latencyMs": 200},
-        }
-
-    stub = Stubber(bedrock)
-    stub.add_response("converse", tool("grounded_answer", answer))
-    stub.add_response("converse", tool("support_check", check))
-    stub.activate()
-    return BedrockAnswerComposer(BedrockLanguageModel(bedrock, "us.anthropic.claude-haiku-4-5-20251001-v1:0"))
-
-
 def _triage_with_bedrock_writing(sentence: str):
     world = make_world(articles=[RENEWAL])  # rollout: auto, so a grounded answer is sent with no human
-    world.service.engine.composer = _bedrock_writing(sentence)
+    world.service.engine.composer = bedrock_writing(sentence, QUOTE)
     return world, world.triage("tkt-1", "I asked to stop renewing last week. Is that done?")
 
 

@@ -5,17 +5,12 @@ the embedded composer and for Bedrock alike."""
 
 import json
 
-import boto3
-from botocore.config import Config
-from botocore.stub import Stubber
-
-from deflect.adapters.bedrock_model import BedrockAnswerComposer, BedrockLanguageModel
 from deflect.domain.models import DecisionPolicy
 from deflect.domain.tenancy import TenantContext
 from deflect.embedded.model import ExtractiveComposer
 from deflect.knowledge.models import SearchHit
 from deflect.triage import grounding
-from tests.unit.triage_fakes import Article, BagOfWords, make_world
+from tests.unit.triage_fakes import Article, BagOfWords, bedrock_writing, make_world
 
 CTX = TenantContext.system("acme", actor="triage")
 THRESHOLD = DecisionPolicy().answer_threshold
@@ -85,42 +80,12 @@ def test_sentence_openers_weekdays_and_months_are_not_names_of_things():
     assert grounding.named_things("Thanks. Does it work with Zendesk Sell?") == ["zendesk", "sell"]
 
 
-def _bedrock_answering_from_the_hubspot_article():
-    """Bedrock (at the Converse boundary) that answers every question with the HubSpot article's object list."""
-    bedrock = boto3.session.Session(region_name="us-east-1").client(
-        "bedrock-runtime",
-        config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    quote = "Syncbeam reads and writes HubSpot contacts, companies, deals and tickets."
-    answer = {"answerable": True, "sentences": [{"text": quote, "passage": "P1", "quote": quote}]}
-    check = {"verdicts": [{"index": 0, "supported": True}]}
-
-    def tool(name, payload):
-        return {
-            "output": {
-                "message": {
-                    "role": "assistant",
-                    "content": [{"toolUse": {"toolUseId": "tu-1", "name": name, "input": payload}}],
-                }
-            },
-            "stopReason": "tool_use",
-            "usage": {"inputTokens": 100, "outputTokens": 20, "totalTokens": 120},
-            "metrics": {"latencyMs": 200},
-        }
-
-    stub = Stubber(bedrock)
-    for _ in range(2):
-        stub.add_response("converse", tool("grounded_answer", answer))
-        stub.add_response("converse", tool("support_check", check))
-    stub.activate()
-    return BedrockAnswerComposer(BedrockLanguageModel(bedrock, "us.anthropic.claude-haiku-4-5-20251001-v1:0"))
+HUBSPOT_QUOTE = "Syncbeam reads and writes HubSpot contacts, companies, deals and tickets."
 
 
 def test_a_bedrock_answer_about_an_app_the_help_center_never_names_escalates_and_records_why():
     world = make_world(articles=[Article("int-hubspot", "Connect HubSpot", HUBSPOT, ("hubspot",))])
-    world.service.engine.composer = _bedrock_answering_from_the_hubspot_article()
+    world.service.engine.composer = bedrock_writing(HUBSPOT_QUOTE, answers=2)
 
     # Two different customers, so neither is a repeat contact.
     named = world.triage("tkt-1", "Can you sync deals from HubSpot?", customer_id=None)

@@ -26,6 +26,21 @@ def crash_world(*required: str):
     )
 
 
+def sync_world():
+    """A help center that answers failing syncs, and a syncs checklist asked for alongside that answer."""
+    syncs = Article(
+        "ts-sync-errors",
+        "Fix a failing sync",
+        "# Fix a failing sync\n\nA sync that fails with an error usually lost its connection. Reconnect the source.\n",
+        ("sync",),
+        product_area="syncs",
+    )
+    return make_world(
+        articles=[syncs],
+        diagnostics=[DiagnosticsChecklist(product_area="syncs", required=["app_version", "run_id"])],
+    )
+
+
 def stored(world, ticket_id="tkt-1"):
     items = world.store.query(world.ctx, f"T#{world.ctx.tenant_id}#TICKET#{ticket_id}", "DIAG#")
     return {i.data["name"]: i.data["value"] for i in items}
@@ -116,17 +131,7 @@ def test_asked_diagnostics_are_read_from_a_log_attached_to_the_reply():
 
 
 def test_diagnostics_requested_after_an_answer_are_read_from_the_reply():
-    syncs = Article(
-        "ts-sync-errors",
-        "Fix a failing sync",
-        "# Fix a failing sync\n\nA sync that fails with an error usually lost its connection. Reconnect the source.\n",
-        ("sync",),
-        product_area="syncs",
-    )
-    world = make_world(
-        articles=[syncs],
-        diagnostics=[DiagnosticsChecklist(product_area="syncs", required=["app_version", "run_id"])],
-    )
+    world = sync_world()
     first = world.triage("tkt-1", "My sync fails with an error since this morning")
     assert first.outcome == "deflect" and "If this does not solve it" in first.reply
 
@@ -155,17 +160,7 @@ def test_a_checklist_that_was_never_asked_for_does_not_follow_the_ticket():
 
 
 def test_a_customer_whose_problem_the_answer_solved_is_not_asked_for_diagnostics_again():
-    syncs = Article(
-        "ts-sync-errors",
-        "Fix a failing sync",
-        "# Fix a failing sync\n\nA sync that fails with an error usually lost its connection. Reconnect the source.\n",
-        ("sync",),
-        product_area="syncs",
-    )
-    world = make_world(
-        articles=[syncs],
-        diagnostics=[DiagnosticsChecklist(product_area="syncs", required=["app_version", "run_id"])],
-    )
+    world = sync_world()
     first = world.triage("tkt-1", "My sync fails with an error since this morning")
     assert first.outcome == "deflect" and "If this does not solve it" in first.reply
 

@@ -270,3 +270,46 @@ def make_world(
 
     service = TriageService(store, evidence, audit, engine, Handoffs(queue, start))
     return World(ctx, store, evidence, audit, search, intents, service, started, queue.sent)
+
+
+def bedrock_writing(sentence: str, quote: str | None = None, *, answers: int = 1) -> Any:
+    """A Bedrock answer composer whose Converse calls (botocore Stubber, at the boundary) answer `answers` questions
+    with `sentence`, quoting `quote` (default: the sentence itself) from the first passage, and a self-check that
+    calls it supported: a grounded draft by the model's own checks."""
+    import boto3
+    from botocore.config import Config
+    from botocore.stub import Stubber
+
+    from deflect.adapters.bedrock_model import BedrockAnswerComposer, BedrockLanguageModel
+
+    bedrock = boto3.session.Session(region_name="us-east-1").client(
+        "bedrock-runtime",
+        config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    answer = {
+        "answerable": True,
+        "sentences": [{"text": sentence, "passage": "P1", "quote": quote or sentence}],
+    }
+    check = {"verdicts": [{"index": 0, "supported": True}]}
+
+    def tool(name: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "output": {
+                "message": {
+                    "role": "assistant",
+                    "content": [{"toolUse": {"toolUseId": "tu-1", "name": name, "input": payload}}],
+                }
+            },
+            "stopReason": "tool_use",
+            "usage": {"inputTokens": 100, "outputTokens": 20, "totalTokens": 120},
+            "metrics": {"latencyMs": 200},
+        }
+
+    stub = Stubber(bedrock)
+    for _ in range(answers):
+        stub.add_response("converse", tool("grounded_answer", answer))
+        stub.add_response("converse", tool("support_check", check))
+    stub.activate()
+    return BedrockAnswerComposer(BedrockLanguageModel(bedrock, "us.anthropic.claude-haiku-4-5-20251001-v1:0"))
