@@ -5,34 +5,10 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 
-import pytest
-
-from deflect.cli import main
 from deflect.repositories import Customers
+from tests.cli_shell import deflect, one_line
 from tests.integration.insight_story import escalated_ticket, seed_tenant
-
-
-def deflect(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """`deflect ARGV` in this process: (exit code, stdout, stderr) as a shell sees them."""
-    try:
-        code = main(list(argv))
-    except SystemExit as stop:
-        if stop.code is None or isinstance(stop.code, int):
-            code = stop.code or 0
-        else:
-            print(stop.code, file=sys.stderr)
-            code = 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def one_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def test_a_local_stack_that_stopped_is_named_not_a_traceback(capsys, tmp_path):

@@ -21,32 +21,10 @@ import pytest
 # IPv6, which the unit tests' socket ban would report as a warning in the moto-backed tests below.
 import urllib3  # noqa: F401
 
-from deflect.cli import main
+from tests.cli_shell import deflect
+from tests.cli_shell import one_line as _one_line
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def deflect(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run `deflect ARGV` in this process and return (exit code, stdout, stderr) as a shell would see them: an
-    uncaught SystemExit prints its message on stderr and exits 1, like the interpreter does. Any other exception
-    (the traceback an operator would get) fails the test."""
-    try:
-        code = main(list(argv))
-    except SystemExit as stop:
-        if stop.code is None or isinstance(stop.code, int):
-            code = stop.code or 0
-        else:
-            print(stop.code, file=sys.stderr)
-            code = 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def _one_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def _json_error(err: str) -> dict[str, str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from types import SimpleNamespace
 
 import pytest
@@ -31,6 +30,7 @@ from deflect.knowledge.ingestion import KnowledgeIngestion
 from deflect.knowledge.models import ArticleInput
 from deflect.knowledge.search import KnowledgeGaps, KnowledgeSearch
 from deflect.repositories import Customers, TenantConfigs, save
+from tests.cli_shell import deflect, one_line
 from tests.knowledge_cases.fakes import HashingEmbedder
 
 NO_CREDENTIALS = (
@@ -38,21 +38,6 @@ NO_CREDENTIALS = (
     "`make run` started, or configure AWS credentials (aws configure, aws sso login, or AWS_PROFILE) and add "
     "--stack NAME for a deployed stack"
 )
-
-
-def deflect(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """`deflect ARGV` in this process: (exit code, stdout, stderr) as a shell sees them. An uncaught SystemExit
-    prints its message on stderr and exits 1, as the interpreter does; any other exception fails the test."""
-    try:
-        code = main(list(argv))
-    except SystemExit as stop:
-        if stop.code is None or isinstance(stop.code, int):
-            code = stop.code or 0
-        else:
-            print(stop.code, file=sys.stderr)
-            code = 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(autouse=True)
@@ -63,13 +48,6 @@ def _fresh_settings():
     bootstrap.reset()
     yield
     bootstrap.reset()
-
-
-def one_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 # --------------------------------------------------------------------------- 1. no AWS credentials
