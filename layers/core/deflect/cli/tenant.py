@@ -13,7 +13,7 @@ from typing import Any
 
 from deflect.cli.errors import environment_problem
 from deflect.cli.files import UnusableFile, json_object, read_text
-from deflect.domain.errors import DeflectError
+from deflect.domain.errors import DeflectError, MalformedPayload
 
 PROVIDERS = ("zendesk", "intercom", "freshdesk", "jira", "generic")
 
@@ -70,7 +70,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     replay = tenant.add_parser("replay", help="re-run a quarantined webhook through the current parser")
     replay.add_argument("--tenant", required=True)
-    replay.add_argument("--key", required=True, help="evidence key logged when the delivery was quarantined")
+    replay.add_argument(
+        "--key", required=True, help="quarantine_key from the 400 answer (also logged when quarantined)"
+    )
+    replay.add_argument(
+        "--delivery-id",
+        help="the helpdesk's delivery id, if it came without one (default: the delivery's own, or one derived "
+        "from the body, so replaying twice stores one message)",
+    )
     replay.set_defaults(func=run_replay)
 
 
@@ -150,7 +157,9 @@ def run_replay(args: argparse.Namespace) -> int:
 
     ctx = TenantContext(tenant_id=args.tenant, actor="cli:tenant", via="cli")
     try:
-        reply = container().intake.replay_quarantined(ctx, args.key)
+        reply = container().intake.replay_quarantined(ctx, args.key, args.delivery_id)
+    except MalformedPayload as error:  # still refused: what is wrong, and that the body was not lost
+        return _fail(MalformedPayload(f"{error.detail} (the quarantined body stays at {args.key})"))
     except DeflectError as error:
         return _fail(error)
     _print({"status_code": reply.status_code, **reply.body})

@@ -79,7 +79,7 @@ from deflect.webhooks import (
     provider,
     verify,
 )
-from deflect.webhooks.common import bounded_text
+from deflect.webhooks.common import body_fingerprint, bounded_text
 from deflect.webhooks.signatures import DEFAULT_FRESHDESK_HEADER
 
 R = TypeVar("R", bound=Record)
@@ -414,13 +414,31 @@ class Intake:
         except MalformedPayload as error:
             _held(error, ctx, self._quarantine(ctx, config, provider_name, headers, body, error.detail))
             raise
+        return self._deliver(ctx, config, provider_name, headers, body, payload, delivery_id)
+
+    def _deliver(
+        self,
+        ctx: TenantContext,
+        config: TenantConfig,
+        provider_name: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        payload: Mapping[str, Any],
+        delivery_id: str,
+        *,
+        replay: bool = False,
+    ) -> Reply:
+        """A verified delivery (fresh or replayed), once per delivery id: parse, then accept. A replayed body that
+        is still refused is not quarantined again: it is already kept, at the key the operator replayed."""
         key = f"{ctx.tenant_id}#{provider_name}#{delivery_id}"
 
         def work() -> dict[str, Any]:
             try:
                 parsed = parse_payload(provider_name, ctx.tenant_id, payload)
             except MalformedPayload as error:
-                _held(error, ctx, self._quarantine(ctx, config, provider_name, headers, body, error.detail))
+                if not replay:
+                    ref = self._quarantine(ctx, config, provider_name, headers, body, error.detail)
+                    _held(error, ctx, ref)
                 raise
             parsed = self._from_requester(ctx, parsed)
             if isinstance(parsed, Ignored):
@@ -441,7 +459,12 @@ class Intake:
         reply = Reply.from_dict(self.guard.once(key, sha256_hex(body), work))
         logger().info(
             "webhook handled",
-            extra={"provider": provider_name, "delivery_id": delivery_id, "status": reply.status_code},
+            extra={
+                "provider": provider_name,
+                "delivery_id": delivery_id,
+                "status": reply.status_code,
+                "replay": replay,
+            },
         )
         return reply
 
@@ -509,10 +532,18 @@ class Intake:
         logger().warning("webhook quarantined", extra={"provider": provider_name, "evidence_key": ref.key})
         return ref
 
-    def replay_quarantined(self, ctx: TenantContext, key: str) -> Reply:
-        """Re-run a quarantined delivery (its signature was verified when it arrived) through today's parser."""
+    def replay_quarantined(self, ctx: TenantContext, key: str, delivery_id: str | None = None) -> Reply:
+        """Re-run a quarantined delivery (its signature was verified when it arrived) through today's parser, as a
+        fresh delivery of the same bytes. Its delivery id: `delivery_id` if the operator gives one (the helpdesk's,
+        so that its own retry is the same delivery), else the provider's; a body that came without one gets one
+        derived from its bytes, so replaying it again is the same delivery, never a second message. The quarantined
+        object is only read, whatever happens."""
         import json
 
+        if delivery_id is not None:
+            delivery_id = delivery_id.strip()
+            if not 0 < len(delivery_id) <= 200:
+                raise MalformedPayload("--delivery-id must be 1..200 characters")
         if self.quarantine_vault is None:
             raw = self.evidence.read_latest(ctx, key)
         else:
@@ -521,23 +552,17 @@ class Intake:
             raise NotFound("no quarantined delivery at that key")
         record = json.loads(raw)
         provider_name, body = record["provider"], base64.b64decode(record["body_b64"])
-        headers = record.get("headers") or {}
+        headers = lower_headers(record.get("headers") or {})
         config = self.tenants.get(ctx)
+        self.usage_guard(ctx)
         payload = decode_json(body)
-        delivery_id = provider(provider_name).delivery_id(headers, payload, body)
-        parsed = self._from_requester(ctx, parse_payload(provider_name, ctx.tenant_id, payload))
-        if isinstance(parsed, Ignored):
-            return Reply(202, parsed.model_dump(mode="json"))
-        request = {
-            "provider": provider_name,
-            "delivery_id": delivery_id,
-            "headers": headers,
-            "body": body.decode(),
-        }
-        accepted = self.accept(ctx, config, parsed, delivery_id, request)
-        return Reply(
-            200, {"status": "accepted", "ticket_id": accepted.ticket_id, "message_id": accepted.message_id}
-        )
+        if delivery_id is None:
+            try:
+                delivery_id = provider(provider_name).delivery_id(headers, payload, body)
+            except MalformedPayload:
+                # Quarantined for want of a delivery id (X-Deflect-Delivery): the same bytes are the same delivery.
+                delivery_id = body_fingerprint(body)
+        return self._deliver(ctx, config, provider_name, headers, body, payload, delivery_id, replay=True)
 
     def _from_requester(self, ctx: TenantContext, parsed: InboundMessage | Ignored) -> InboundMessage | Ignored:
         """A message the payload could not attribute is acted on only when its author is the ticket's requester
