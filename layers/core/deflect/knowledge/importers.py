@@ -235,8 +235,8 @@ def _slug(name: str) -> str:
 def zendesk_rows(export: dict[str, Any], source: str) -> Iterator[ImportRow | Rejection]:
     """Help Center `GET /api/v2/help_center/articles.json?include=sections,categories` pages, merged or not.
 
-    Product area comes from the category (else the section) name; `user_segment_id` maps to a segment, or to
-    internal when the sideloaded segment is staff-only; drafts are Unpublished (rejected, and taken out of
+    Product area comes from the category (else the section) name; `user_segment_id` and `user_segment_ids` map to
+    segments, or to internal when every sideloaded segment named is staff-only; drafts are Unpublished (rejected, and taken out of
     answers if an earlier export published them); `outdated` marks the article stale.
     """
     sections = {s.get("id"): s for s in export.get("sections") or []}
@@ -276,15 +276,31 @@ def zendesk_rows(export: dict[str, Any], source: str) -> Iterator[ImportRow | Re
             "owner": f"zendesk-user-{article['author_id']}" if article.get("author_id") else "",
             "updated_at": article.get("updated_at"),
         }
-        segment_id = article.get("user_segment_id")
-        if segment_id is not None:
-            if (segments.get(segment_id) or {}).get("user_type") == "staff":
-                data["visibility"] = "internal"
+        restricted = _zendesk_segments(article)
+        if restricted is None:
+            yield Rejection(source=where, reason="user_segment_ids: not a list of segment ids")
+            continue
+        if restricted:
+            # Readers are those of ANY listed segment: staff segments add nobody outside the company.
+            customer_segments = [s for s in restricted if (segments.get(s) or {}).get("user_type") != "staff"]
+            if customer_segments:
+                data.update(visibility="segments", segments=[f"zendesk-{s}" for s in customer_segments])
             else:
-                data.update(visibility="segments", segments=[f"zendesk-{segment_id}"])
+                data["visibility"] = "internal"
         if article.get("outdated"):
             data["review_by"] = (date.today() - timedelta(days=1)).isoformat()
         yield article_row(data, where)
+
+
+def _zendesk_segments(article: dict[str, Any]) -> list[Any] | None:
+    """Every segment an article is restricted to: `user_segment_id`, and `user_segment_ids`, which Enterprise plans
+    use instead (the single id is then null). Empty: everyone may read it. None: a restriction we cannot read."""
+    many = article.get("user_segment_ids")
+    if many is not None and not (isinstance(many, list) and all(isinstance(s, int | str) for s in many)):
+        return None
+    single = article.get("user_segment_id")
+    found = ([single] if single is not None else []) + list(many or [])
+    return list(dict.fromkeys(found))
 
 
 def read_path(path: Path) -> Iterator[ImportRow | Rejection]:

@@ -31,7 +31,8 @@ class ArticleMeta(BaseModel):
     product_area: str = Field(default="general", pattern=PRODUCT_AREA_PATTERN)
     locale: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
     visibility: Visibility = "public"
-    # Customer segments (plans, tiers) that may read a `segments` article; ignored otherwise.
+    # Customer segments (plans, tiers) that may read a `segments` article. Submitted without a visibility, they
+    # make the article `segments`; with `public`, they are refused (ArticleInput).
     segments: list[str] = Field(default_factory=list, max_length=50)
     source: Source = "official_kb"
     # Past this date the article still answers but is flagged stale and ranked lower.
@@ -68,6 +69,16 @@ class ArticleInput(ArticleMeta):
     """What an author submits: the PUT body, or one row of an import."""
 
     body: str = Field(min_length=1, max_length=400_000)
+
+    @model_validator(mode="after")
+    def _segments_restrict(self) -> ArticleInput:
+        # Segments say the author meant to restrict the article: never publish it to everyone because the
+        # visibility line was left out, and refuse a public article that names segments rather than guess.
+        if self.segments and self.visibility == "public":
+            if "visibility" in self.model_fields_set:
+                raise ValueError("segments are read only with visibility 'segments': set it, or remove segments")
+            self.visibility = "segments"
+        return self
 
     def content_sha256(self) -> str:
         """Hash of everything submitted: re-submitting the same article is recognised and does no work."""
