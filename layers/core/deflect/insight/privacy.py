@@ -13,8 +13,9 @@ import base64
 import contextlib
 import json
 import os
+import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +25,7 @@ from deflect.adapters.aws_errors import translated
 from deflect.domain import keys
 from deflect.domain.canonical import canonical_json
 from deflect.domain.errors import Conflict, Gone
-from deflect.domain.models import EvidenceRef, TenantConfig, utcnow
+from deflect.domain.models import AuditEvent, Customer, EvidenceRef, TenantConfig, utcnow
 from deflect.domain.tenancy import TenantContext
 from deflect.ports import Delete, EvidenceStore, Item, Put, SupportStore
 from deflect.services.audit import AuditLog
@@ -54,6 +55,9 @@ PERSONAL_FIELDS = frozenset(
     }
 )
 MUTABLE_KINDS = frozenset({"TICKET", "TASK", "OUTBOX"})
+# A ticket's messages and the diagnostics triage read from them (deflect.triage.service), each naming its message.
+MESSAGE_PREFIX = "MSG#"
+DIAG_PREFIX = "DIAG#"
 
 
 def is_sealed(ref: EvidenceRef) -> bool:
@@ -295,10 +299,43 @@ def scrub(value: Any) -> tuple[Any, int]:
     return value, 0
 
 
+def mentions_of(customer: Customer | None) -> re.Pattern[str] | None:
+    """What names the customer in text: their name, email and helpdesk ids (whole, in any case); None if nothing."""
+    if customer is None:
+        return None
+    terms = {customer.name or "", customer.email or "", *customer.external_ids.values()}
+    # A two-letter name or id would blank every word it is part of elsewhere on someone else's ticket.
+    kept = sorted((t.strip() for t in terms if len(t.strip()) >= 3), key=len, reverse=True)
+    if not kept:
+        return None
+    return re.compile(r"(?<![\w.-])(?:" + "|".join(map(re.escape, kept)) + r")(?![\w@-])", re.I)
+
+
+def scrub_mentions(value: Any, mentions: re.Pattern[str], *, personal: bool = False) -> tuple[Any, int]:
+    """Replace mentions of someone inside the personal fields of a record, keeping the rest of their text;
+    returns (record, mentions replaced)."""
+    if isinstance(value, dict):
+        changed = 0
+        result = {}
+        for key, inner in value.items():
+            result[key], n = scrub_mentions(inner, mentions, personal=personal or key in PERSONAL_FIELDS)
+            changed += n
+        return result, changed
+    if isinstance(value, list):
+        pairs = [scrub_mentions(v, mentions, personal=personal) for v in value]
+        return [p[0] for p in pairs], sum(p[1] for p in pairs)
+    if personal and isinstance(value, str):
+        return mentions.subn(ERASED, value)
+    return value, 0
+
+
 class ErasureReport(BaseModel):
     tenant_id: str
     customer_id: str
     tickets: list[str] = Field(default_factory=list)
+    # Of `tickets`, those of another customer the erased one only wrote on (a request participant, a CC): there
+    # only what they wrote and what names them was erased.
+    shared_tickets: list[str] = Field(default_factory=list)
     redacted_items: int = 0
     deleted_items: int = 0
     key_destroyed: bool = False
@@ -343,13 +380,22 @@ class Erasure:
         config: TenantConfig | None = None,
         thorough: bool = False,
     ) -> ErasureReport:
+        from deflect.repositories import Customers
+
         report = ErasureReport(tenant_id=ctx.tenant_id, customer_id=customer_id)
         report.tickets = self.tickets_of(ctx, customer_id, thorough=thorough)
         ttl = retention_ttl(config) if config else None
+        # Read before the profile goes (below): how the customer is named on tickets of others they wrote on.
+        mentions = mentions_of(Customers(self.store).get(ctx, customer_id))
         for ticket_id in report.tickets:
-            for pk in self._partitions(ctx, ticket_id):
-                for item in self.store.query(ctx, pk):
-                    report.redacted_items += self._scrub_item(ctx, item, ttl)
+            _, chain = self.audit.load(ctx, ticket_id)
+            events = [e for e in chain if e is not None]
+            if self._is_ticket_customer(ctx, ticket_id, customer_id, events):
+                self._erase_ticket(ctx, ticket_id, events, ttl, report)
+            else:
+                report.shared_tickets.append(ticket_id)
+                written = self._messages_written_by(customer_id, events)
+                self._erase_part(ctx, ticket_id, events, written, mentions, ttl, report)
         # The customer's identity claims first: their keys hold the email and external ids, and they are found
         # through the profile, which goes next (so a retry after an interruption still finds them).
         report.deleted_items += self._release_claims(ctx, customer_id)
@@ -389,22 +435,97 @@ class Erasure:
                     released += 1
         return released
 
-    def _partitions(self, ctx: TenantContext, ticket_id: str) -> list[str]:
+    def _is_ticket_customer(
+        self, ctx: TenantContext, ticket_id: str, customer_id: str, events: list[AuditEvent]
+    ) -> bool:
+        """Whether the ticket is the customer's own: it names them, or they raised it (intake hands a ticket raised
+        by an unverified requester to their CRM record later, the same person). A ticket that names nobody, or is
+        gone, counts as theirs: nobody else's messages on it are known to keep."""
+        meta = self.store.get(ctx, keys.ticket_pk(ctx.tenant_id, ticket_id), "META")
+        if meta is None or meta.data.get("customer_id") in (None, customer_id):
+            return True
+        raised = next((e for e in events if e.type == "message.received"), None)
+        return raised is not None and raised.payload.get("customer_id") == customer_id
+
+    @staticmethod
+    def _messages_written_by(customer_id: str, events: list[AuditEvent]) -> set[str]:
+        """The messages intake recorded as the customer's (`message.received` names each message's author)."""
+        return {
+            str(e.payload["message_id"])
+            for e in events
+            if e.type == "message.received"
+            and e.payload.get("customer_id") == customer_id
+            and e.payload.get("message_id")
+        }
+
+    def _erase_ticket(
+        self,
+        ctx: TenantContext,
+        ticket_id: str,
+        events: list[AuditEvent],
+        ttl: int | None,
+        report: ErasureReport,
+    ) -> None:
+        """The customer's own ticket: every personal field of it, its tasks and outbox items, and its diagnostics."""
+        for pk in self._partitions(ctx, ticket_id, events):
+            for item in self.store.query(ctx, pk):
+                if item.sk.startswith(DIAG_PREFIX):
+                    report.deleted_items += self._delete(ctx, item)
+                else:
+                    report.redacted_items += self._scrub_item(ctx, item, ttl)
+
+    def _erase_part(
+        self,
+        ctx: TenantContext,
+        ticket_id: str,
+        events: list[AuditEvent],
+        written: set[str],
+        mentions: re.Pattern[str] | None,
+        ttl: int | None,
+        report: ErasureReport,
+    ) -> None:
+        """Another customer's ticket the customer wrote on: their messages and the diagnostics read from them go,
+        and where the ticket, its tasks or outbox items name them, the name goes. The rest is the ticket
+        customer's and stays."""
+        ticket_pk = keys.ticket_pk(ctx.tenant_id, ticket_id)
+        for pk in self._partitions(ctx, ticket_id, events):
+            for item in self.store.query(ctx, pk):
+                message_id = item.data.get("message_id")
+                if pk == ticket_pk and item.sk.startswith(DIAG_PREFIX):
+                    # A diagnostic a later message gave again names that message: the ticket customer's stays.
+                    if message_id in written:
+                        report.deleted_items += self._delete(ctx, item)
+                elif pk == ticket_pk and item.sk.startswith(MESSAGE_PREFIX) and message_id in written:
+                    report.redacted_items += self._scrub_item(ctx, item, ttl)
+                elif mentions is not None:
+                    report.redacted_items += self._scrub_item(
+                        ctx, item, ttl, lambda data: scrub_mentions(data, mentions)
+                    )
+
+    def _delete(self, ctx: TenantContext, item: Item) -> int:
+        self.store.delete(ctx, Delete(pk=item.pk, sk=item.sk))
+        return 1
+
+    def _partitions(self, ctx: TenantContext, ticket_id: str, events: list[AuditEvent]) -> list[str]:
         """The ticket's partition plus the tasks and outbox items its audit chain names."""
         partitions = [keys.ticket_pk(ctx.tenant_id, ticket_id)]
-        _, events = self.audit.load(ctx, ticket_id)
         for event in events:
-            if event is None:
-                continue
             if event.payload.get("task_id"):
                 partitions.append(keys.task_pk(ctx.tenant_id, str(event.payload["task_id"])))
-            if event.payload.get("outbox_id"):
-                partitions.append(keys.outbox_pk(ctx.tenant_id, str(event.payload["outbox_id"])))
+            # One item once it was delivered or failed; a decision and a writeback hand-off list theirs.
+            outbox_ids = [event.payload.get("outbox_id"), *(event.payload.get("outbox_ids") or [])]
+            partitions += [keys.outbox_pk(ctx.tenant_id, str(o)) for o in outbox_ids if o]
         return list(dict.fromkeys(partitions))
 
-    def _scrub_item(self, ctx: TenantContext, item: Item, ttl: int | None) -> int:
+    def _scrub_item(
+        self,
+        ctx: TenantContext,
+        item: Item,
+        ttl: int | None,
+        scrubber: Callable[[Any], tuple[Any, int]] = scrub,
+    ) -> int:
         for _ in range(3):
-            data, changed = scrub(item.data)
+            data, changed = scrubber(item.data)
             if not changed:
                 return 0
             try:

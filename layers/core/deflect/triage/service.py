@@ -46,6 +46,7 @@ from deflect.domain.models import (
     utcnow,
 )
 from deflect.domain.tenancy import TenantContext
+from deflect.pii import redact
 from deflect.ports import AttachmentReader, EvidenceStore, Put, SupportStore, WorkQueue
 from deflect.repositories import Accounts, Customers, Outbox, TenantConfigs, Tickets
 from deflect.services import outbox as outbox_service
@@ -293,7 +294,9 @@ class TriageService:
                 self.tickets.save_write(ticket.model_copy(update={"status": status, "updated_at": now}))
             )
         writes += outbox_service.writes(items)
-        for name, value in a.provided_diagnostics.items():
+        for name, found in a.provided_diagnostics.items():
+            # Stored as the rest of the ticket is: a value read from an attached log was never redacted by intake.
+            value = redact(found)
             if known.get(name) != value:
                 writes.append(
                     Put(
