@@ -38,6 +38,8 @@ SKEW = timedelta(seconds=2)
 # How far a helpdesk's clock (and Intercom's whole seconds) may trail ours: a comment older than the item by more
 # than this cannot be one of the item's own attempts.
 CLOCK_SLACK = timedelta(seconds=60)
+# A history read that stopped before its newest entries (oldest-first pages past the cap, a truncated list).
+NEWEST_UNREAD = datetime.max.replace(tzinfo=UTC)
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
 
@@ -71,6 +73,15 @@ def require_segment(value: str, what: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value or ""):
         raise PermanentFailure(f"{what} is not a valid id")
     return value
+
+
+class History(list[Activity]):
+    """Activities as far as a ticket's history could be read. Every entry after `read_back_to` was read: None when
+    every entry was, `NEWEST_UNREAD` when not even the newest were (they are the ones that decide)."""
+
+    def __init__(self, activities: Iterable[Activity] = (), *, read_back_to: datetime | None = None) -> None:
+        super().__init__(activities)
+        self.read_back_to = read_back_to
 
 
 class Connector:
@@ -160,6 +171,31 @@ class Connector:
                 f"{self.provider} ticket changed after it was read: {', '.join(kinds)}",
                 current={"changes": activity_summary(foreign), "delivered": delivered or []},
             )
+
+    def history_from(self, item: OutboxItem, *, changed: bool = True) -> datetime | None:
+        """From when on deciding this item rests on every entry of the ticket's history; None: on none of it. After
+        the baseline a human's newer edit must be seen (unless the ticket is known not to have `changed`), and on a
+        retry this item's earlier comment must be found (it cannot predate the item)."""
+        baseline = item.expected_external_updated_at
+        since = [baseline] if baseline is not None and changed else []
+        if self.wants_comment(item) and self.sent_before(item):
+            since.append(item.created_at - CLOCK_SLACK)
+        return min(since, default=None)
+
+    def require_history(
+        self, history: History, since: datetime | None, reason: str, *, delivered: list[str] | None = None
+    ) -> None:
+        """Raise unless every entry after `since` was read."""
+        if since is not None and history.read_back_to is not None and history.read_back_to > since:
+            raise self.unchecked_history(reason, delivered=delivered)
+
+    def unchecked_history(self, reason: str, *, delivered: list[str] | None = None) -> HelpdeskConflict:
+        """Part of the history could not be read, and a human's newer edit or this item's own earlier comment may be
+        in it: acting anyway could overwrite the one or post the other twice, so the item goes to a human."""
+        return HelpdeskConflict(
+            f"{self.provider} {reason}",
+            current={"changes": [], "delivered": delivered or [], "unchecked_history": True},
+        )
 
     def own_comment(
         self,

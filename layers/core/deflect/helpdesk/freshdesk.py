@@ -7,6 +7,8 @@ agent, and any `updated_at` move that none of our own conversations explains (a 
 When the ticket already has everything a property-only item asks for, there is nothing to write and nothing
 to overwrite. Because a PUT replaces the whole tag list, the ticket is read again right before it: an agent's
 edit made while we posted is kept (tags merged from that read), or, past our own change, is a conflict.
+Conversations come oldest first: when the decision rests on them and there are more than `MAX_CONVERSATION_PAGES`
+pages, the item is a conflict (a human decides), never checked on what could be read.
 """
 
 from __future__ import annotations
@@ -18,12 +20,23 @@ from datetime import datetime
 from typing import Any
 
 from deflect.domain.models import OutboxItem
-from deflect.helpdesk.base import SKEW, Connector, normalise_text, parse_time, require_segment, to_html
+from deflect.helpdesk.base import (
+    CLOCK_SLACK,
+    NEWEST_UNREAD,
+    SKEW,
+    Connector,
+    History,
+    normalise_text,
+    parse_time,
+    require_segment,
+    to_html,
+)
 from deflect.helpdesk.errors import HelpdeskConflict, PermanentFailure
 from deflect.helpdesk.models import Activity, HelpdeskReceipt
 
 STATUS_CODES = {"open": 2, "pending": 3, "resolved": 4, "solved": 4, "closed": 5}
 MAX_CONVERSATION_PAGES = 10
+UNREAD = f"ticket history longer than {MAX_CONVERSATION_PAGES} pages could not be checked"
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
 
 
@@ -41,12 +54,15 @@ class FreshdeskConnector(Connector):
     def ticket(self, ticket_id: str, item: OutboxItem) -> dict[str, Any]:
         return self.call("GET", f"/api/v2/tickets/{ticket_id}", item, safe=True).json()
 
-    def conversations(self, ticket_id: str, item: OutboxItem) -> list[Activity]:
-        found: list[Activity] = []
+    def conversations(self, ticket_id: str, item: OutboxItem) -> History:
+        """The ticket's conversations, oldest first; past the page cap the newest are left unread (and say so)."""
+        found = History()
         url: str | None = f"{self.credentials.base_url}/api/v2/tickets/{ticket_id}/conversations?per_page=100"
         for _ in range(MAX_CONVERSATION_PAGES):
-            if not url or not url.startswith(self.credentials.base_url):
-                break
+            if not url:
+                return found
+            if not url.startswith(self.credentials.base_url):
+                break  # never follow a pagination link to another host with our credentials
             response = self.call("GET", "", item, url=url, safe=True)
             for conversation in response.json() or []:
                 found.append(
@@ -60,6 +76,8 @@ class FreshdeskConnector(Connector):
                 )
             link = _NEXT.search(response.headers.get("link", ""))
             url = link.group(1) if link else None
+        if url:
+            found.read_back_to = NEWEST_UNREAD
         return found
 
     # ------------------------------------------------------------------ send
@@ -71,6 +89,10 @@ class FreshdeskConnector(Connector):
             # Nothing was verified about others' edits, so this receipt moves no watermark (updated_at None).
             return self.receipt(item, self._effects(item), replayed=True)
         activities = self.conversations(ticket_id, item)
+        # Conversations decide a conflict only once the ticket moved past the baseline (an unmoved one has none).
+        moved, baseline = parse_time(ticket.get("updated_at")), item.expected_external_updated_at
+        changed = moved is None or baseline is None or moved > baseline
+        self.require_history(activities, self.history_from(item, changed=changed), UNREAD)
         # Freshdesk keeps no metadata on a conversation: a retry knows its earlier note by author + text, never
         # taking one another item posted (`others`) or one older than the item.
         mine = self.earlier_attempt(item, activities, others, private=item.kind == "internal_note")
@@ -87,7 +109,11 @@ class FreshdeskConnector(Connector):
             effects.append(f"conversation:{conversation_id}")
             posted = Activity(at=updated, author=self.bot, kind="comment") if updated else None
             # Our comment's time unknown (found after an unclear failure): read it back to explain updated_at.
-            activities = [*activities, posted] if posted else self.conversations(ticket_id, item)
+            if posted:
+                activities = History([*activities, posted])
+            else:
+                activities = self.conversations(ticket_id, item)
+                self.require_history(activities, self.history_from(item), UNREAD, delivered=effects)
         if changes:
             # What the first read saw is stale by now (we posted, an agent may have edited): write from a new read.
             ticket = self.ticket(ticket_id, item)
@@ -135,10 +161,13 @@ class FreshdeskConnector(Connector):
             )
 
         def find() -> str | None:
-            mine = self.own_comment(
-                item, self.conversations(ticket_id, item), private=item.kind == "internal_note", skip=skip
-            )
-            return mine.effect_id if mine else None
+            conversations = self.conversations(ticket_id, item)
+            mine = self.own_comment(item, conversations, private=item.kind == "internal_note", skip=skip)
+            if mine:
+                return mine.effect_id
+            # Not among what could be read: it may still be among the newest, which could not.
+            self.require_history(conversations, item.created_at - CLOCK_SLACK, UNREAD)
+            return None
 
         response, found = self.post_once(lambda: self.call("POST", path, item, body=body, safe=False), find)
         if found:

@@ -3,6 +3,8 @@ close / snooze / open through conversation parts. Intercom has no conditional up
 read first: every part after the decision's snapshot that another admin, the customer or a bot wrote is a
 conflict. Intercom stores no metadata on a part: a retry recognises its earlier reply by author + text, never
 taking one another item posted or one older than the item (and a first attempt does not look).
+Intercom returns at most `PART_LIMIT` parts of a conversation, with no way to page on: when the decision rests on
+the parts and some were left out, the item is a conflict (a human decides), never checked on what was returned.
 """
 
 from __future__ import annotations
@@ -13,7 +15,16 @@ from datetime import datetime
 from typing import Any
 
 from deflect.domain.models import OutboxItem
-from deflect.helpdesk.base import Connector, normalise_text, parse_time, require_segment, to_html
+from deflect.helpdesk.base import (
+    CLOCK_SLACK,
+    NEWEST_UNREAD,
+    Connector,
+    History,
+    normalise_text,
+    parse_time,
+    require_segment,
+    to_html,
+)
 from deflect.helpdesk.errors import PermanentFailure
 from deflect.helpdesk.models import Activity, HelpdeskReceipt
 
@@ -27,6 +38,9 @@ STATE_WORDS = {
     "open": "open",
 }
 STATE_AFTER = {"close": "closed", "snoozed": "snoozed", "open": "open"}
+# "There is a limit of 500 parts" (Intercom's Conversation model); which parts it keeps is not documented.
+PART_LIMIT = 500
+UNREAD = f"conversation history longer than {PART_LIMIT} parts could not be checked"
 
 
 class IntercomConnector(Connector):
@@ -40,9 +54,10 @@ class IntercomConnector(Connector):
             "Intercom-Version": self.credentials.intercom_version,
         }
 
-    def conversation(self, conversation_id: str, item: OutboxItem) -> tuple[dict[str, Any], list[Activity]]:
+    def conversation(self, conversation_id: str, item: OutboxItem) -> tuple[dict[str, Any], History]:
         data = self.call("GET", f"/conversations/{conversation_id}", item, safe=True).json()
-        parts = (data.get("conversation_parts") or {}).get("conversation_parts") or []
+        listed = data.get("conversation_parts") or {}
+        parts = listed.get("conversation_parts") or []
         activities = [
             Activity(
                 at=parse_time(part.get("created_at")),
@@ -55,11 +70,14 @@ class IntercomConnector(Connector):
             )
             for part in parts
         ]
-        return data, activities
+        # Which parts a cut conversation leaves out is not documented: the newest may be among them.
+        left_out = (listed.get("total_count") or 0) > len(parts)
+        return data, History(activities, read_back_to=NEWEST_UNREAD if left_out else None)
 
     def send(self, item: OutboxItem, *, others: Collection[str] = frozenset()) -> HelpdeskReceipt:
         conversation_id = require_segment(item.external_ticket_id, "intercom conversation id")
         data, activities = self.conversation(conversation_id, item)
+        self.require_history(activities, self.history_from(item), UNREAD)
         mine = self.earlier_attempt(item, activities, others, private=item.kind == "internal_note")
         effects = [f"part:{mine.effect_id}"] if mine else []
         self.raise_if_foreign(item, activities, delivered=effects)
@@ -89,7 +107,11 @@ class IntercomConnector(Connector):
         def find() -> str | None:
             _, activities = self.conversation(conversation_id, item)
             mine = self.own_comment(item, activities, private=item.kind == "internal_note", skip=skip)
-            return mine.effect_id if mine else None
+            if mine:
+                return mine.effect_id
+            # Not among the parts returned: it may still be among those left out.
+            self.require_history(activities, item.created_at - CLOCK_SLACK, UNREAD)
+            return None
 
         response, found = self.post_once(
             lambda: self.call("POST", f"/conversations/{conversation_id}/reply", item, body=body, safe=False),

@@ -5,17 +5,27 @@
 - labels and custom fields: `PUT /rest/api/3/issue/{key}` with `update.labels[].add` (adds, never replaces);
 - status: the workflow's transitions (`GET`/`POST /rest/api/3/issue/{key}/transitions`).
 Jira has no conditional update: the issue's changelog and comments after the decision's snapshot, written by
-anyone but Deflect's account, are conflicts.
+anyone but Deflect's account, are conflicts. Both are read from their newest end; when what could be read does not
+reach back to the snapshot (or, on a retry, to the item's making), the item is a conflict (a human decides).
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
 from deflect.domain.models import OutboxItem
-from deflect.helpdesk.base import Connector, normalise_text, parse_time, require_segment
+from deflect.helpdesk.base import (
+    CLOCK_SLACK,
+    NEWEST_UNREAD,
+    Connector,
+    History,
+    normalise_text,
+    parse_time,
+    require_segment,
+)
 from deflect.helpdesk.errors import PermanentFailure
 from deflect.helpdesk.models import Activity, HelpdeskReceipt
 from deflect.webhooks.jira import adf_to_text
@@ -23,6 +33,10 @@ from deflect.webhooks.jira import adf_to_text
 PUBLIC_PROPERTY = "sd.public.comment"
 MARKER_PROPERTY = "deflect.outbox"
 CHANGELOG_PAGE = 100  # the most histories Jira returns per request
+MAX_CHANGELOG_PAGES = 10
+COMMENT_PAGE = 100
+CHANGELOG_UNREAD = "issue changelog since the item was prepared could not be checked"
+COMMENTS_UNREAD = "issue comments since the item was prepared could not be checked"
 
 
 def adf(text: str) -> dict[str, Any]:
@@ -50,7 +64,7 @@ class JiraConnector(Connector):
         return {"Authorization": f"Basic {token}"}
 
     # ------------------------------------------------------------------ reads
-    def issue(self, key: str, item: OutboxItem) -> tuple[dict[str, Any], list[Activity]]:
+    def issue(self, key: str, item: OutboxItem) -> tuple[dict[str, Any], History]:
         data = self.call(
             "GET",
             f"/rest/api/3/issue/{key}?fields=updated,status,assignee,labels&expand=changelog",
@@ -60,17 +74,12 @@ class JiraConnector(Connector):
         changelog = data.get("changelog") or {}
         histories = changelog.get("histories") or []
         total = changelog.get("total") or 0
+        first, complete = 0, True
         if total > len(histories):
-            # The embedded changelog is one page: the changes that matter are the newest, on the last page.
-            last = self.call(
-                "GET",
-                f"/rest/api/3/issue/{key}/changelog?startAt={max(0, total - CHANGELOG_PAGE)}"
-                f"&maxResults={CHANGELOG_PAGE}",
-                item,
-                safe=True,
-            ).json()
-            histories = last.get("values") or []
-        activities = []
+            # The embedded changelog is one page: the changes that matter are the newest, on the last page(s).
+            first = max(0, total - CHANGELOG_PAGE)
+            histories, complete = self._changelog_from(key, item, first)
+        activities = History()
         for history in histories:
             fields = sorted({str(i.get("field")) for i in history.get("items") or []})
             activities.append(
@@ -81,16 +90,42 @@ class JiraConnector(Connector):
                     effect_id=str(history.get("id")),
                 )
             )
+        if not complete:
+            activities.read_back_to = NEWEST_UNREAD
+        elif first > 0:
+            # The pages run oldest first: what was left unread is no newer than the oldest change read.
+            activities.read_back_to = min((a.at for a in activities if a.at), default=NEWEST_UNREAD)
         return data, activities
 
-    def comments(self, key: str, item: OutboxItem) -> list[Activity]:
+    def _changelog_from(self, key: str, item: OutboxItem, start: int) -> tuple[list[dict[str, Any]], bool]:
+        """The changelog from `start` to its end, and whether the end was reached: a page may hold fewer entries
+        than asked for, and changes made meanwhile extend it."""
+        histories: list[dict[str, Any]] = []
+        for _ in range(MAX_CHANGELOG_PAGES):
+            page = self.call(
+                "GET",
+                f"/rest/api/3/issue/{key}/changelog?startAt={start}&maxResults={CHANGELOG_PAGE}",
+                item,
+                safe=True,
+            ).json()
+            values = page.get("values") or []
+            histories += values
+            start += len(values)
+            if page.get("isLast", start >= (page.get("total") or 0)):
+                return histories, True
+            if not values:
+                break
+        return histories, False
+
+    def comments(self, key: str, item: OutboxItem) -> History:
+        """The newest page of the issue's comments (newest first)."""
         data = self.call(
             "GET",
-            f"/rest/api/3/issue/{key}/comment?expand=properties&orderBy=-created&maxResults=100",
+            f"/rest/api/3/issue/{key}/comment?expand=properties&orderBy=-created&maxResults={COMMENT_PAGE}",
             item,
             safe=True,
         ).json()
-        found = []
+        found = History()
         for comment in data.get("comments") or []:
             properties = {p.get("key"): p.get("value") for p in comment.get("properties") or []}
             if PUBLIC_PROPERTY in properties:
@@ -108,6 +143,8 @@ class JiraConnector(Connector):
                     text=normalise_text(adf_to_text(comment.get("body") or "")),
                 )
             )
+        if (data.get("total") or 0) > (data.get("startAt") or 0) + len(found):
+            found.read_back_to = _read_back_to(found)
         return found
 
     # ------------------------------------------------------------------ send
@@ -115,6 +152,8 @@ class JiraConnector(Connector):
         key = require_segment(item.external_ticket_id, "jira issue key")
         data, changes = self.issue(key, item)
         comments = self.comments(key, item)
+        self.require_history(changes, item.expected_external_updated_at, CHANGELOG_UNREAD)
+        self.require_history(comments, self.history_from(item), COMMENTS_UNREAD)
         mine = self.earlier_attempt(item, comments, others)
         effects = [f"comment:{mine.effect_id}"] if mine else []
         self.raise_if_foreign(item, changes + comments, delivered=effects)
@@ -143,8 +182,13 @@ class JiraConnector(Connector):
 
     def _comment(self, key: str, item: OutboxItem, skip: set[str]) -> tuple[str, Any]:
         def find() -> str | None:
-            mine = self.own_comment(item, self.comments(key, item), skip=skip)
-            return mine.effect_id if mine else None
+            comments = self.comments(key, item)
+            mine = self.own_comment(item, comments, skip=skip)
+            if mine:
+                return mine.effect_id
+            # Not among the newest page: it may be older than the page reaches back.
+            self.require_history(comments, item.created_at - CLOCK_SLACK, COMMENTS_UNREAD)
+            return None
 
         response, found = self.post_once(
             lambda: self.call(
@@ -206,3 +250,12 @@ class JiraConnector(Connector):
         data, _ = self.issue(key, item)
         name = (((data.get("fields") or {}).get("status")) or {}).get("name", "")
         return "status" if name.lower() == wanted.lower() else None
+
+
+def _read_back_to(comments: list[Activity]) -> datetime:
+    """How far back a newest-first page of comments reaches: the comments past it are no newer than its last one.
+    A site that ignored `orderBy` answered oldest first, and then the newest are the ones left out."""
+    times = [c.at for c in comments if c.at]
+    if times and times == sorted(times, reverse=True):
+        return times[-1]
+    return NEWEST_UNREAD

@@ -4,7 +4,8 @@ ticket changed after the stamp; the ticket audits then tell whether that change 
 helpdesk sent no stamp with the customer's message, the baseline is Deflect's receive time instead: the ticket's
 own stamp is read, and its audits since that time checked, before the first update.
 Our outbox id rides in the audit's custom metadata (`ticket.metadata`), which is how a retry recognises its
-own earlier update.
+own earlier update. Audits come oldest first: a ticket with more than `MAX_AUDIT_PAGES` pages of them is a conflict
+(a human decides), never checked on what could be read.
 """
 
 from __future__ import annotations
@@ -71,11 +72,18 @@ class ZendeskConnector(Connector):
 
     # ------------------------------------------------------------------ reads
     def audits(self, ticket_id: str, item: OutboxItem) -> list[Activity]:
+        """Every audit of the ticket, oldest first. Both callers decide from the newest audits (a human's recent
+        edit, our own earlier update), so a history that could not be read to its end raises instead."""
         found: list[Activity] = []
         url: str | None = f"{self.credentials.base_url}/api/v2/tickets/{ticket_id}/audits.json"
         for _ in range(MAX_AUDIT_PAGES):
-            if not url or not url.startswith(self.credentials.base_url):
-                break  # never follow a pagination link to another host with our credentials
+            if not url:
+                return found
+            if not url.startswith(self.credentials.base_url):
+                # Never follow a pagination link to another host with our credentials.
+                raise self.unchecked_history(
+                    "ticket history continues at another host and could not be checked"
+                )
             page = self.call("GET", "", item, url=url, safe=True).json()
             for audit in page.get("audits", []):
                 custom = (audit.get("metadata") or {}).get("custom") or {}
@@ -90,6 +98,10 @@ class ZendeskConnector(Connector):
                     )
                 )
             url = page.get("next_page")
+        if url:
+            raise self.unchecked_history(
+                f"ticket history longer than {MAX_AUDIT_PAGES} pages could not be checked"
+            )
         return found
 
     def find_own(self, ticket_id: str, item: OutboxItem) -> str | None:
