@@ -18,6 +18,7 @@ from pydantic import (
     ValidatorFunctionWrapHandler,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from deflect.domain.tenancy import TenantId
 
@@ -47,7 +48,10 @@ class Versioned(Record):
 Provider = Literal["zendesk", "intercom", "freshdesk", "jira", "generic", "api"]
 RolloutMode = Literal["shadow", "assist", "auto"]
 Severity = Literal["P1", "P2", "P3", "P4"]
-TicketStatus = Literal["new", "triaging", "awaiting_customer", "deflected", "escalated", "resolved", "closed"]
+# review_expired: an escalation's human review got no decision in any queue (escalation/steps.py).
+TicketStatus = Literal[
+    "new", "triaging", "awaiting_customer", "deflected", "escalated", "review_expired", "resolved", "closed"
+]
 DecisionOutcome = Literal["deflect", "ask_diagnostics", "escalate"]
 TaskStatus = Literal["open", "claimed", "decided", "expired", "reassigned", "failed"]
 AgentOutcome = Literal["approve", "edit", "reject", "reassign"]
@@ -80,9 +84,36 @@ def _upper(value: Any) -> Any:
     return value.strip().upper() if isinstance(value, str) else value
 
 
-# An ISO 4217 style code: three letters, upper-cased ("eur" is EUR); "EURO", "€" and "" are refused.
-# (_upper runs first: a BeforeValidator wraps what precedes it)
-CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), BeforeValidator(_upper)]
+# ISO 4217's active currency codes (List One, 2025): money a refund can be made in. Left out: precious metals (XAU,
+# XAG, XPD, XPT), bond and accounting units (XBA-XBD, XDR, XSU, XUA), fund codes (BOV, CHE, CHW, CLF, COU, MXV, USN,
+# UYI, UYW), the test and "no currency" codes (XTS, XXX), and withdrawn codes (HRK, SLL, VEF, ZWL...).
+_ISO_4217_ACTIVE = """
+AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD CAD CDF CHF
+CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG
+HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA
+MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD
+RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX
+USD UYU UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
+"""
+ISO_4217_CURRENCIES: frozenset[str] = frozenset(_ISO_4217_ACTIVE.split())
+# What the ISO check reports (a stored policy reads its error type, see TenantConfig._stored_policy).
+CURRENCY_NOT_ISO = "currency_not_iso_4217"
+
+
+def _iso_4217(code: str) -> str:
+    if code not in ISO_4217_CURRENCIES:
+        # "BTC", "XAU" or a typo such as "EUD": no CRM refunds it, and no limit can be compared with it
+        raise PydanticCustomError(
+            CURRENCY_NOT_ISO, "{code} is not an ISO 4217 currency code (e.g. EUR, USD, GBP)", {"code": code}
+        )
+    return code
+
+
+# An ISO 4217 currency code, upper-cased ("eur" is EUR); "EURO", "€", "", "BTC" and "XAU" are refused.
+# (validators run outside-in for Before, inside-out for After: _upper, then the pattern, then _iso_4217)
+CurrencyCode = Annotated[
+    str, Field(pattern=r"^[A-Z]{3}$"), AfterValidator(_iso_4217), BeforeValidator(_upper)
+]
 
 
 class DecisionPolicy(BaseModel):
@@ -104,7 +135,8 @@ class DecisionPolicy(BaseModel):
     # an action amount above this needs two approvers; 0 = every amount does; a refund without an amount always does
     two_person_amount_threshold: Decimal = Field(default=Decimal("500"), ge=0)
     # the threshold's currency: an amount in any other needs two approvers. None: compared in the amount's own
-    # currency (500 EUR and 500 KWD alike), as before this setting existed
+    # currency (500 EUR and 500 KWD alike), as before this setting existed, except that an edit changing the
+    # action's currency then needs two approvers (escalation.policy.needs_two_people)
     two_person_currency: CurrencyCode | None = None
     rollout_default: RolloutMode = "assist"
     rollout_by_intent: dict[str, RolloutMode] = Field(default_factory=dict)
@@ -157,20 +189,27 @@ class TenantConfig(Versioned):
     def _stored_policy(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> DecisionPolicy:
         """A policy stored before DecisionPolicy had bounds (PUT config accepted e.g. answer_threshold 5) loads as
         stored, so triage keeps deciding as that tenant configured until an admin sets the policy again; setting it
-        (PolicyUpdate, DecisionPolicy) is range-checked. Only range errors are tolerated, never a wrong type."""
+        (PolicyUpdate, DecisionPolicy) is range-checked. Only range errors (and a limit currency outside ISO 4217) are
+        tolerated, never a wrong type."""
         try:
             return handler(value)
         except ValidationError as error:
             found = error.errors()
             if not isinstance(value, dict) or any(
-                e["type"] not in _RANGE_ERRORS or len(e["loc"]) != 1 for e in found
+                e["type"] not in (*_RANGE_ERRORS, CURRENCY_NOT_ISO) or len(e["loc"]) != 1 for e in found
             ):
                 raise
             out_of_range = {str(e["loc"][0]) for e in found}
+            not_iso = {str(e["loc"][0]) for e in found if e["type"] == CURRENCY_NOT_ISO}
             policy = handler({k: v for k, v in value.items() if k not in out_of_range})
             fields = DecisionPolicy.model_fields
             # the field's type without its bounds: "-5" is still read as Decimal("-5"), 5 as 5.0
-            as_stored = {k: TypeAdapter(fields[k].annotation).validate_python(value[k]) for k in out_of_range}
+            as_stored = {
+                k: TypeAdapter(fields[k].annotation).validate_python(value[k]) for k in out_of_range - not_iso
+            }
+            # a limit currency stored before codes were checked against ISO 4217 ("EUD"): kept as stored; no amount
+            # is in it, so every amount needs two approvers until an admin sets the policy again
+            as_stored.update({k: _upper(value[k]) for k in not_iso})
             return policy.model_copy(update=as_stored)
 
 
@@ -374,6 +413,8 @@ class Decision(Record):
     rollout_mode: RolloutMode = "assist"
     evidence: EvidenceRef | None = None
     decided_at: datetime = Field(default_factory=utcnow)
+    # The customer message this decision is about (decisions stored before this field have none).
+    message_id: str | None = None
 
 
 class HumanTask(Versioned):

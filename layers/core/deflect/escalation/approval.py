@@ -1,9 +1,10 @@
 """The agents' side of human tasks: list, read, claim and decide.
 
 Rules: the tenant comes from the caller's token only (another tenant's task is simply not found); roles are
-`agent`, `approver`, `supervisor`; sensitive actions need `approver`; amounts above the tenant's threshold need a
-second, different approver; approving never changes the proposal (editing does, and the diff is stored); a
-decision is idempotent by its `decision_id`; decided → 409, expired → 410.
+`agent`, `approver`, `supervisor`; sensitive actions need `approver`; amounts above the tenant's threshold (and
+edits that change the currency, unless into the tenant's limit currency) need a second, different approver;
+approving never changes the proposal (editing does, and the diff is stored); a decision is idempotent by its
+`decision_id`; decided → 409, expired → 410.
 
 A decision counts once the workflow has it. It is stored first, then sent; refused (expired, throttled) → taken back;
 not known (5xx, a crash) → a retry of the same `decision_id` sends it again, and if none comes before the SLA the
@@ -31,7 +32,14 @@ from deflect.domain.errors import (
     Throttled,
     TransientFailure,
 )
-from deflect.domain.models import ActionInput, EvidenceRef, HumanTask, RequestedAction, TaskStatus
+from deflect.domain.models import (
+    ActionInput,
+    DecisionPolicy,
+    EvidenceRef,
+    HumanTask,
+    RequestedAction,
+    TaskStatus,
+)
 from deflect.domain.tenancy import TenantContext
 from deflect.escalation import policy
 from deflect.escalation.models import DecisionRequest, Delivery, TaskDecision
@@ -246,7 +254,7 @@ class ApprovalService:
             note=body.note,
             diff=diff,
             approvals=list(approvals),
-            approvals_required=2 if approving and policy.needs_two_people(action, config.policy) else 1,
+            approvals_required=2 if approving and _needs_two(task, action, config.policy) else 1,
             decided_at=now,
             delivery="sending",
         )
@@ -415,6 +423,12 @@ class ApprovalService:
 
 def _working(ctx: TenantContext) -> None:
     require_role(ctx, *sorted(policy.WORKING_ROLES))
+
+
+def _needs_two(task: HumanTask, action: RequestedAction, rules: DecisionPolicy) -> bool:
+    """Does approving `action` on this task take two people? A second approval always counts as one of two; an
+    edit is measured against what the task proposed (a changed currency moves a bare-number line)."""
+    return policy.is_second_approval(task) or policy.needs_two_people(action, rules, task.proposed_action)
 
 
 def _final_content(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import get_args
+from typing import Any, get_args
 
 from deflect.domain.errors import Forbidden
 from deflect.domain.models import (
@@ -16,7 +16,7 @@ from deflect.domain.models import (
     SlaTier,
     TenantConfig,
 )
-from deflect.escalation.models import EscalationRequest, ReviewRoute, TaskRole
+from deflect.escalation.models import EscalationRequest, ReviewRoute, TaskDecision, TaskRole
 
 # Always approver-only, whatever the tenant's list says: money, plans, entitlements, deletion, security.
 APPROVER_FLOOR: frozenset[str] = frozenset(get_args(AccountAction))
@@ -60,14 +60,43 @@ def needs_approver(action: RequestedAction, policy: DecisionPolicy) -> bool:
 AMOUNT_ACTIONS = frozenset({"refund"})
 
 
-def needs_two_people(action: RequestedAction, policy: DecisionPolicy) -> bool:
+def needs_two_people(
+    action: RequestedAction, policy: DecisionPolicy, proposed: RequestedAction | None = None
+) -> bool:
+    """Does committing `action` need a second, different approver? `proposed`: what the task proposed, when
+    `action` is a person's edit of it."""
     if action.amount is None:
         return action.kind in AMOUNT_ACTIONS
     line_currency = policy.two_person_currency
     if line_currency and (action.currency or line_currency) != line_currency:
         # no exchange rates here: an amount in another currency cannot be shown to be under the line
         return True
+    if currency_edited(action, proposed) and not (line_currency and action.currency == line_currency):
+        # Without a limit currency the line is a bare number in the proposal's currency: one person changing the
+        # currency (or dropping it) would move the line (900 EUR → 499 KWD, about 1,500 EUR), and there are no
+        # rates here to show the new amount is under it. An edit to the tenant's limit currency is compared.
+        return True
     return action.amount > policy.two_person_amount_threshold
+
+
+def currency_edited(action: RequestedAction, proposed: RequestedAction | None) -> bool:
+    """Did an edit replace, add or remove the proposal's currency?"""
+    return proposed is not None and action.currency != proposed.currency
+
+
+def as_proposed(action: RequestedAction, diff: dict[str, Any]) -> RequestedAction:
+    """The action a task proposed, from the action a decision committed and that decision's stored edit diff
+    (`{"action": {field: {"from": ..., "to": ...}}}`): a stored decision is checked without its task."""
+    before = {field: change["from"] for field, change in (diff.get("action") or {}).items()}
+    return RequestedAction.model_validate({**action.model_dump(mode="json"), **before}) if before else action
+
+
+def approvals_needed(decision: TaskDecision, policy: DecisionPolicy) -> int:
+    """How many different approvers a stored approval needs before its action is carried out: what was recorded
+    when it was decided, and never fewer than these rules ask for now, its edit measured against the proposal (a
+    decision stored before a rule existed is still held to it)."""
+    proposed = as_proposed(decision.action, decision.diff)
+    return max(decision.approvals_required, 2 if needs_two_people(decision.action, policy, proposed) else 1)
 
 
 def skill_for(request: EscalationRequest) -> str:
@@ -178,14 +207,19 @@ def _proposed(action: RequestedAction) -> str:
     return f"{what} of {action.amount} {action.currency or ''}".rstrip()
 
 
-def _two_people_reason(action: RequestedAction, policy: DecisionPolicy) -> str:
-    """Why `needs_two_people(action, policy)` holds, in the tenant's own terms."""
+def _two_people_reason(
+    action: RequestedAction, policy: DecisionPolicy, proposed: RequestedAction | None = None
+) -> str:
+    """Why `needs_two_people(action, policy, proposed)` holds, in the tenant's own terms."""
     if action.amount is None:
         return f"{_proposed(action)} is open-ended"
     line_currency = policy.two_person_currency
     line = f"{policy.two_person_amount_threshold} {line_currency or action.currency or ''}".rstrip()
     if line_currency and (action.currency or line_currency) != line_currency:
         return f"{_proposed(action)} cannot be compared with this tenant's {line} line"
+    if currency_edited(action, proposed) and not (line_currency and action.currency == line_currency):
+        was = proposed.currency if proposed and proposed.currency else "none"
+        return f"{_proposed(action)} changes the proposed currency ({was}), and the {line} line has no rates"
     return f"{_proposed(action)} is above this tenant's {line} line"
 
 
@@ -223,10 +257,11 @@ def authorize_decision(
         )
     if approving and needs_approver(final_action, policy) and "approver" not in held:
         raise Forbidden(f"{_proposed(final_action)} needs the approver role")
-    if approving and needs_two_people(final_action, policy) and "approver" not in held:
+    proposed = task.proposed_action
+    if approving and needs_two_people(final_action, policy, proposed) and "approver" not in held:
         raise Forbidden(
-            f"{_two_people_reason(final_action, policy)}: it needs the approver role and a second, different "
-            "approver"
+            f"{_two_people_reason(final_action, policy, proposed)}: it needs the approver role and a second, "
+            "different approver"
         )
     if is_second_approval(task):
         if "approver" not in held:

@@ -151,7 +151,7 @@ class EscalationSteps:
         # Checked again here so that no path to the outbox bypasses the approval rules.
         if policy.needs_approver(record.action, config.policy) and "approver" not in record.actor_roles:
             raise Forbidden("decision without the approver role")
-        if policy.needs_two_people(record.action, config.policy) and len(set(record.approvals)) < 2:
+        if len(set(record.approvals)) < policy.approvals_needed(record, config.policy):
             return AppliedDecision(
                 next="second_approval", route=policy.second_approval_route(route), **applied
             )

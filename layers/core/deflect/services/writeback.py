@@ -546,7 +546,8 @@ def approval_refusal(
     The item leads to its approval through what escalation recorded when it created the item: the ticket's
     `escalation.writeback_enqueued` audit event names the decision and the outbox ids it caused. That decision
     must be on record for this tenant and ticket, approve this very action, and carry the approvals the tenant's
-    policy asks for (an approver; two different people above the amount line).
+    policy asks for (an approver; two different people above the amount line, or when an edit changed the
+    currency and no limit currency compares it).
     """
     # Imported here: only account actions need them, and most writeback cold starts never see one.
     from deflect.escalation import policy
@@ -571,7 +572,7 @@ def approval_refusal(
         return "the tenant has no active policy to check the approvals against"
     if policy.needs_approver(item.action, config.policy) and "approver" not in record.actor_roles:
         return f"decision {decision_id} was not made by an approver"
-    needed = max(record.approvals_required, 2 if policy.needs_two_people(item.action, config.policy) else 1)
+    needed = policy.approvals_needed(record, config.policy)  # record.action is item.action (checked above)
     approvals = len(set(record.approvals))
     if approvals < needed:
         return f"decision {decision_id} has {approvals} of {needed} approvals"
