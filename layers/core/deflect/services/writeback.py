@@ -667,9 +667,12 @@ def held_note(item: OutboxItem, conflict: HelpdeskConflict) -> OutboxItem | None
     if item.kind == "account_action":
         return None
     delivered = bool(conflict.current.get("delivered"))
+    # Too long a history to read: a human's newer edit, or an earlier attempt of this reply, may be in what was not.
+    unchecked = bool(conflict.current.get("unchecked_history"))
     held: list[str] = []
     if item.body and item.kind == "public_reply" and not delivered:
-        held.append("the reply below (not sent to the customer)")
+        sent = "an earlier attempt may have reached the customer: check" if unchecked else "not sent to the customer"
+        held.append(f"the reply below ({sent})")
     if item.tags:
         held.append("tags: " + ", ".join(item.tags))
     if item.status_value:
@@ -678,9 +681,9 @@ def held_note(item: OutboxItem, conflict: HelpdeskConflict) -> OutboxItem | None
         held.append("fields: " + ", ".join(f"{k}={v}" for k, v in item.custom_fields.items()))
     if not held:
         return None
+    why = "its history was too long to check for changes since" if unchecked else "this ticket changed after"
     lines = [
-        "Deflect held back an update because this ticket changed after it was prepared "
-        f"({conflict.reason}). Please review before acting.",
+        f"Deflect held back an update because {why} it was prepared ({conflict.reason}). Please review before acting.",
         "Held: " + "; ".join(held) + ".",
     ]
     if item.body and item.kind == "public_reply" and not delivered:
