@@ -137,6 +137,7 @@ StepName = Literal[
     "apply_decision",
     "enqueue_writeback",
     "record_outcome",
+    "note_review_expired",
 ]
 
 

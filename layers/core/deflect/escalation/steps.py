@@ -1,5 +1,5 @@
 """The workflow steps around the human task: summarize, route, acknowledge, apply the decision, hand the effects
-to the outbox, record the outcome.
+to the outbox, record the outcome; or, when no queue decided in time, hand the escalation back to the helpdesk.
 
 Each step that changes state does it once per execution: its result is stored with a step marker in the same
 transaction as the change and the audit event, so a retried Lambda invocation returns the stored result.
@@ -7,6 +7,7 @@ transaction as the change and the audit event, so a retried Lambda invocation re
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime, timedelta
@@ -14,8 +15,8 @@ from typing import Any
 
 from deflect.domain import keys
 from deflect.domain.canonical import canonical_json
-from deflect.domain.errors import Conflict, Forbidden, NotFound
-from deflect.domain.models import EvidenceRef, OutboxItem, OutboxKind, Ticket
+from deflect.domain.errors import Conflict, Forbidden, Gone, NotFound
+from deflect.domain.models import EvidenceRef, HumanTask, OutboxItem, OutboxKind, TenantConfig, Ticket
 from deflect.domain.tenancy import TenantContext
 from deflect.escalation import policy
 from deflect.escalation.acknowledgement import acknowledgement_text, language_of
@@ -27,13 +28,22 @@ from deflect.escalation.models import (
     TaskDecision,
 )
 from deflect.escalation.records import EscalationPorts, count, outbox_id_for, step_key, task_id_for
-from deflect.escalation.summary import build_summary, collected_diagnostics, stored_document
+from deflect.escalation.summary import (
+    EscalationSummary,
+    build_summary,
+    collected_diagnostics,
+    render_markdown,
+    stored_document,
+)
 from deflect.ports import Put
 from deflect.repositories import Accounts, Customers
 from deflect.services import outbox as outbox_service
 from deflect.triage import policy as triage_policy
 
 ATTEMPTS = 5
+EXPIRED_TAG = "deflect_review_expired"
+# Statuses a late expiry note leaves alone: the ticket was settled on the helpdesk meanwhile.
+SETTLED: frozenset[str] = frozenset({"resolved", "closed"})
 # (result, audit type, audit payload, audit evidence, writes)
 StepPlan = tuple[dict[str, Any], str, dict[str, Any], list[EvidenceRef], list[Put]]
 
@@ -218,6 +228,85 @@ class EscalationSteps:
         count("EscalationCompleted")
         return result
 
+    # ------------------------------------------------------------------ no decision in any queue
+    def note_review_expired(
+        self, ctx: TenantContext, state: EscalationState, execution: str
+    ) -> dict[str, Any]:
+        """Every queue let its SLA pass. The escalation goes back to the helpdesk as a tagged internal note (the
+        summary, diagnostics, proposed reply and action, the queues it waited in) through the outbox like any
+        effect (a note overwrites nothing of an agent's), and the ticket's status says the review expired: the
+        work is not left to the human failure queue's retention. Sends nothing to the customer, takes no action."""
+        config = self.p.tenants.get(ctx)
+        intent = state.classification.intent
+        guessed = triage_policy.intent_uncertain(config.policy, state.classification)
+        # Carried like the acknowledgement's: writeback holds the note back if the tenant is in shadow by then.
+        mode = outbox_service.mode_now(config.policy, state.rollout_mode, intent, intent_uncertain=guessed)
+
+        def plan() -> StepPlan:
+            ticket = self.p.tickets.require(ctx, state.ticket_id)
+            now = self.p.now()
+            tasks = self._tasks_of(ctx, state, execution)
+            follow_up_by = self._acknowledged_by(ctx, state, execution, config)
+            text = _expired_note(self._stored_summary(ctx, state), state, tasks, follow_up_by)
+            item = _outbox(
+                ticket,
+                execution,
+                "review_expired",
+                "internal_note",
+                now,
+                body=text,
+                tags=[EXPIRED_TAG],
+                intent=intent,
+                rollout_mode=mode,
+                intent_uncertain=guessed,
+            )
+            writes = outbox_service.writes([item])
+            status = ticket.status
+            if status not in SETTLED and status != "review_expired":
+                status = "review_expired"
+                expired = ticket.model_copy(update={"status": status, "updated_at": now})
+                writes.append(self.p.tickets.save_write(expired))
+            payload = {
+                "outbox_id": item.outbox_id,
+                "status": status,
+                "tasks": [t.task_id for t in tasks],
+                "queues": [t.queue for t in tasks],
+            }
+            result = {"outbox_ids": [item.outbox_id], "status": status}
+            return result, "escalation.expiry_noted", payload, [], writes
+
+        result = self._once(ctx, state, execution, "review_expired", plan)
+        self._dispatch(ctx, result["outbox_ids"])
+        return result
+
+    def _tasks_of(self, ctx: TenantContext, state: EscalationState, execution: str) -> list[HumanTask]:
+        """This execution's tasks, in the order they were opened: one per hop, and a second approval's."""
+        hops = state.route.hops if state.route else 0
+        kinds = ("review", "second_approval")
+        ids = [task_id_for(execution, kind, hop) for hop in range(hops + 1) for kind in kinds]
+        found = [task for task in (self.p.tasks.get(ctx, i) for i in ids) if task is not None]
+        return sorted(found, key=lambda t: t.created_at)
+
+    def _stored_summary(self, ctx: TenantContext, state: EscalationState) -> EscalationSummary | None:
+        """The summary the agents saw; None when there is none or the customer's data was erased since."""
+        if state.summary is None:
+            return None
+        try:
+            document = json.loads(self.p.evidence.read(ctx, state.summary.ref))
+        except (Gone, NotFound):
+            return None
+        return EscalationSummary.model_validate(document["summary"])
+
+    def _acknowledged_by(
+        self, ctx: TenantContext, state: EscalationState, execution: str, config: TenantConfig
+    ) -> datetime | None:
+        """The follow-up time the customer was given (as `acknowledge` computes it); None when none was queued."""
+        done = self.p.store.get(ctx, *step_key(ctx.tenant_id, state.ticket_id, execution, "acknowledged"))
+        if done is None or not done.data["result"].get("outbox_ids"):
+            return None
+        tier = policy.sla_tier(config, state.sla_tier)
+        return state.escalated_at + timedelta(minutes=tier.first_response_minutes)
+
     # ------------------------------------------------------------------ helpers
     def _once(
         self,
@@ -275,3 +364,42 @@ def _effects(ticket: Ticket, execution: str, record: TaskDecision, now: datetime
         lines.append(f"Note: {record.note}")
     items.append(_outbox(ticket, execution, "writeback", "internal_note", now, body=" ".join(lines)))
     return items
+
+
+def _expired_note(
+    summary: EscalationSummary | None,
+    state: EscalationState,
+    tasks: list[HumanTask],
+    follow_up_by: datetime | None,
+) -> str:
+    sent = (
+        "nothing was sent to the customer but the acknowledgement that a person would follow up by "
+        f"{follow_up_by.isoformat(timespec='minutes')}"
+        if follow_up_by
+        else "nothing was sent to the customer"
+    )
+    lines = [
+        f"Deflect: review expired — no decision was made; {sent}, and no account action was taken.",
+        "Please pick this ticket up here: Deflect's task queue refuses a late decision.",
+        "",
+        "Waited in:",
+        *(f"- {t.queue} (task {t.task_id}, due {t.due_at.isoformat(timespec='minutes')})" for t in tasks),
+        *([] if tasks else ["- no task was opened"]),
+        "",
+    ]
+    if summary is not None:
+        # Evidence is named by kind and id: presigned links would expire long before the note does.
+        lines.append(render_markdown(summary))
+        if state.summary is not None:
+            lines.append(f"Summary evidence: {state.summary.ref.sha256}")
+    else:
+        # No stored summary to quote (the customer's data was erased, or summarizing never finished): only what
+        # Deflect itself decided, nothing of the customer's text.
+        lines += [
+            "The escalation summary is not available.",
+            "Why escalated: " + ("; ".join(state.reasons) or "policy"),
+            "Diagnostics missing: " + (", ".join(state.missing_diagnostics) or "none"),
+            f"Proposed action: {state.proposed_action.kind}",
+            "Evidence: " + (", ".join(ref.sha256 for ref in state.evidence_refs) or "none"),
+        ]
+    return "\n".join(lines).rstrip() + "\n"

@@ -294,7 +294,12 @@ class TimelineService:
             # As the escalation does: an approved or edited decision handed to the outbox resolves the ticket.
             approved = any(d.get("outcome") in {"approve", "edit"} for d in history.agent_decisions)
             handed_over = delivered or "escalation.writeback_enqueued" in names
-            return "resolved" if approved and handed_over else "escalated"
+            if approved and handed_over:
+                return "resolved"
+            # As the ticket's stored status: the latest escalation got no decision in any queue.
+            ends = {"escalation.summarized", "escalation.review_expired"}
+            latest = next((n for n in reversed(names) if n in ends), None)
+            return "review_expired" if latest == "escalation.review_expired" else "escalated"
         if last_decision == "deflect" and delivered:
             return "deflected"
         if last_decision == "ask_diagnostics":
