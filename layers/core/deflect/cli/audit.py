@@ -25,5 +25,7 @@ def run_verify(args: argparse.Namespace) -> int:
     for report in reports:
         print(json.dumps(report.as_dict()))
     broken = [r for r in reports if not r.ok]
-    print(json.dumps({"tenant": args.tenant, "tickets": len(reports), "broken": len(broken), "ok": not broken}))
+    warnings = sum(len(r.warnings) for r in reports)
+    summary = {"tenant": args.tenant, "tickets": len(reports), "broken": len(broken), "ok": not broken}
+    print(json.dumps({**summary, "warnings": warnings}))
     return 1 if broken else 0

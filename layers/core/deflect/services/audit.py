@@ -1,12 +1,17 @@
 """The audit log: a per-ticket hash chain of locked objects plus an index in SupportTable.
 
 Append order: (1) the sealed event is written to the evidence bucket under Object Lock, (2) ONE transaction
-writes the caller's state change, outbox items and the audit index item. A crash between (1) and (2) leaves an
-orphan locked object that no index points to — harmless — and never a half-applied state change.
+writes the caller's state change, outbox items and the audit index item. A crash or a failed transaction between
+(1) and (2) leaves an orphan locked object that no index points to (verify reports it) and never a half-applied
+state change.
 
 Reading and verifying use the version of each event object written first: Object Lock keeps it, while anyone who
 may append may also put a newer version or rewrite an index item. A key with more than one version (or a delete
 marker), or an index item naming another version, is reported as tampered.
+
+The locked objects, not the index, are the record: verify lists the ticket's whole audit folder and accounts for
+every object the index does not name (see `audit_chain.account_for_unindexed`). Orphans of failed appends are
+warnings; an event removed from the index, re-sealed, or cut off the end of the chain is a failure.
 """
 
 from __future__ import annotations
@@ -17,7 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from deflect.domain import keys
-from deflect.domain.audit_chain import GENESIS, ChainBreak, event_hash, seal, verify_chain
+from deflect.domain.audit_chain import (
+    GENESIS,
+    ChainBreak,
+    Unindexed,
+    account_for_unindexed,
+    event_hash,
+    seal,
+    verify_chain,
+)
 from deflect.domain.canonical import canonical_json, sha256_hex
 from deflect.domain.errors import Conflict
 from deflect.domain.models import AuditEvent, EvidenceRef, utcnow
@@ -43,6 +56,8 @@ class VerifyReport:
     events: int
     ok: bool
     first_break: ChainBreak | None
+    problems: tuple[ChainBreak, ...] = ()  # every failure found, by seq; first_break is the first of them
+    warnings: tuple[ChainBreak, ...] = ()  # leftovers of failed appends: shown, not hidden, but not failures
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +67,8 @@ class VerifyReport:
             "ok": self.ok,
             "first_broken_seq": self.first_break.seq if self.first_break else None,
             "reason": self.first_break.reason if self.first_break else None,
+            "problems": [{"seq": p.seq, "reason": p.reason} for p in self.problems],
+            "warnings": [{"seq": w.seq, "reason": w.reason} for w in self.warnings],
         }
 
 
@@ -160,48 +177,63 @@ class AuditLog:
             intact.append(event if sound else None)
         return intact
 
-    def _read_events(self, ctx: TenantContext, entries: list[AuditEntry]) -> list[_Read]:
-        history = self._history(ctx, entries)
-        reads = []
-        for entry in entries:
-            try:
-                reads.append(self._read_event(ctx, entry, history))
-            except ValueError:
-                # A flipped byte can break the encoding itself: that is a broken link, not a crash.
-                reads.append(_Read(None, unreadable=True))
-        return reads
+    def _read_events(
+        self, ctx: TenantContext, entries: list[AuditEntry], history: dict[str, KeyVersions] | None = None
+    ) -> list[_Read]:
+        history = self._history(ctx, entries) if history is None else history
+        return [self._read_object(ctx, entry.key, entry.version_id, history) for entry in entries]
 
-    def _history(self, ctx: TenantContext, entries: list[AuditEntry]) -> dict[str, KeyVersions]:
-        """The versions of every key the entries name (one listing per folder)."""
+    def _history(
+        self, ctx: TenantContext, entries: list[AuditEntry], folders: Iterable[str] = ()
+    ) -> dict[str, KeyVersions]:
+        """The versions of every key the entries name, and of every key in `folders` (one listing per folder)."""
         history: dict[str, KeyVersions] = {}
-        for folder in sorted({entry.key.rpartition("/")[0] + "/" for entry in entries}):
+        for folder in sorted({*folders, *(entry.key.rpartition("/")[0] + "/" for entry in entries)}):
             history.update(self.evidence.versions(ctx, folder))
         return history
 
-    def _read_event(self, ctx: TenantContext, entry: AuditEntry, history: dict[str, KeyVersions]) -> _Read:
-        versions = history.get(entry.key)
+    def _read_object(
+        self, ctx: TenantContext, key: str, named_version: str | None, history: dict[str, KeyVersions]
+    ) -> _Read:
+        try:
+            return self._read_first_version(ctx, key, named_version, history)
+        except ValueError:
+            # A flipped byte can break the encoding itself: that is a broken link, not a crash.
+            return _Read(None, unreadable=True)
+
+    def _read_first_version(
+        self, ctx: TenantContext, key: str, named_version: str | None, history: dict[str, KeyVersions]
+    ) -> _Read:
+        versions = history.get(key)
         if versions is None or versions.first is None:
             return _Read(None)
         # Anyone who may append may also put a newer version (and rewrite the index item): only the version
         # written first is the locked original, so that is the one read, and anything on top of it is tampering.
-        raw = self.evidence.read_version(ctx, entry.key, versions.first)
+        raw = self.evidence.read_version(ctx, key, versions.first)
         later = [v for v in versions.version_ids[1:] if v is not None]
         # The same bytes again are a retried put whose first answer was lost (botocore retries inside the call),
         # not a rewrite; the index may name either copy.
-        copies = [v for v in later if self.evidence.read_version(ctx, entry.key, v) == raw]
+        copies = [v for v in later if self.evidence.read_version(ctx, key, v) == raw]
         problem = None
         if versions.delete_markers:
             problem = "event object missing: deleted over its locked version"
         elif len(copies) < len(later):
             problem = f"event object rewritten: {len(versions.version_ids)} versions of its key"
-        elif entry.version_id is not None and entry.version_id not in (versions.first, *copies):
+        elif named_version is not None and named_version not in (versions.first, *copies):
             problem = "index names another version than the one written first"
         # ValueError covers undecodable bytes, broken JSON and failed validation alike.
         return _Read(AuditEvent.model_validate(json.loads(raw)) if raw else None, problem=problem)
 
     def verify(self, ctx: TenantContext, ticket_id: str) -> VerifyReport:
+        return self._verify(ctx, ticket_id, listed=None)
+
+    def _verify(self, ctx: TenantContext, ticket_id: str, *, listed: bool | None) -> VerifyReport:
+        """`listed`: whether the ticket is on the audited-tickets list, when the caller already knows."""
         entries = self.entries(ctx, ticket_id)
-        reads = self._read_events(ctx, entries)
+        # The ticket's whole folder, not only the keys the index names: the locked objects are the record.
+        folder = _audit_folder(ctx.tenant_id, ticket_id)
+        history = self._history(ctx, entries, [folder])
+        reads = self._read_events(ctx, entries, history)
         events: list[AuditEvent | None] = []
         unreadable: ChainBreak | None = None
         for position, read in enumerate(reads):
@@ -220,7 +252,43 @@ class AuditLog:
             if entry.seq != position and (first_break is None or first_break.seq > position):
                 first_break = ChainBreak(position, f"index gap: expected seq {position}, found {entry.seq}")
                 break
-        return VerifyReport(ctx.tenant_id, ticket_id, len(entries), first_break is None, first_break)
+        # An index item pointing at another ticket's (or a made-up) object passes the chain rules on its own.
+        for entry, read in zip(entries, reads, strict=True):
+            owner = (read.event.tenant_id, read.event.ticket_id) if read.event else None
+            if owner not in (None, (ctx.tenant_id, ticket_id)) or not entry.key.startswith(folder):
+                if first_break is None or first_break.seq > entry.seq:
+                    first_break = ChainBreak(entry.seq, "index names an event of another ticket")
+                break
+        if listed is None:
+            listed = self._listed(ctx, ticket_id)
+        problems = [first_break] if first_break else []
+        if entries and not listed:
+            # The list is written with seq 0 in one transaction: without it tenant-wide verification skips the ticket.
+            problems.append(ChainBreak(0, "ticket missing from the audited-tickets list"))
+        if listed and not entries:
+            problems.append(ChainBreak(0, "chain removed: the ticket is listed as audited but its index is empty"))
+        named = {entry.key for entry in entries}
+        unindexed = []
+        for key in sorted(k for k in history if k.startswith(folder) and k not in named):
+            read = self._read_object(ctx, key, None, history)
+            unindexed.append(Unindexed(key, read.event, read.problem))
+        indexed = {entry.seq: (entry.hash, read.event) for entry, read in zip(entries, reads, strict=True)}
+        unaccounted, warnings = account_for_unindexed(
+            ctx.tenant_id, ticket_id, indexed, unindexed, chain_started=bool(entries) or listed
+        )
+        # Ties go to the break found in the index first: it is what existing reports have named.
+        problems = sorted([*problems, *unaccounted], key=lambda p: p.seq)
+        first = problems[0] if problems else None
+        return VerifyReport(
+            ctx.tenant_id, ticket_id, len(entries), first is None, first, tuple(problems), tuple(warnings)
+        )
+
+    def _listed(self, ctx: TenantContext, ticket_id: str) -> bool:
+        return self.store.get(ctx, keys.audited_tickets_pk(ctx.tenant_id), f"TICKET#{ticket_id}") is not None
 
     def verify_tenant(self, ctx: TenantContext) -> list[VerifyReport]:
-        return [self.verify(ctx, ticket_id) for ticket_id in self.audited_tickets(ctx)]
+        return [self._verify(ctx, ticket_id, listed=True) for ticket_id in self.audited_tickets(ctx)]
+
+
+def _audit_folder(tenant_id: str, ticket_id: str) -> str:
+    return keys.audit_object_key(tenant_id, ticket_id, 0, "").rpartition("/")[0] + "/"
