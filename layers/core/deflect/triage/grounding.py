@@ -12,13 +12,14 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from deflect.domain.models import Draft
 from deflect.knowledge.chunking import hidden_html
-from deflect.triage.detectors import instruction_like
+from deflect.triage.detectors import _STOPWORDS, all_requested_actions, instruction_like
 
 _TAG = re.compile(r"</?[a-z][^>]*>", re.I)
 _ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff]")
@@ -35,14 +36,15 @@ _MARKDOWN_NOISE = re.compile(r"^\s*(?:#{1,6}\s+|>\s*)|\*\*|__|`")
 _PROMISE_THING = (
     r"(?:account|subscription|plan|workspace|team|organi[sz]ation|org|seats?|refund|credits?|charges?|payments?"
     r"|invoices?|orders?|billing|fees?|discount|coupon|promo(?:tion)?(?: code)?|trial|(?:email|e-mail) address"
-    r"|(?:(?<=your )|(?<=account's )|(?<=login ))e-?mail|mfa|2fa|two[- ]factor(?: authentication)?"
+    r"|(?:(?<=your )|(?<=account's )|(?<=account )|(?<=login ))e-?mail|mfa|2fa|two[- ]factor(?: authentication)?"
     r"|multi[- ]factor(?: authentication)?|password|ownership|owner|role|data|card|renewal|auto-?renew(?:al)?"
     r"|money|cancellation|deletion|downgrade|upgrade|request)\b"
 )
 # Verbs whose first-person use is a promise whatever follows ("we'll refund", "I've cancelled").
 _PROMISE_VERB = (
     r"(?:refund(?:ed|ing)?|credit(?:ed|ing)?|cancel(?:l?ed|l?ing)?|waiv(?:e|ed|ing)|upgrad(?:e|ed|ing)"
-    r"|downgrad(?:e|ed|ing)|delet(?:e|ed|ing))\b"
+    r"|downgrad(?:e|ed|ing)|delet(?:e|ed|ing)|(?:sen[dt]|sending|pa(?:y|id|ying)|giv(?:e|en|ing)|gave)"
+    r"\s+(?:[\w%$€£.,'-]+\s+){0,3}?back)\b"
 )
 # Verbs that promise an account action only with an account thing as object ("we'll reset your 2FA", not "we'll
 # update this article").
@@ -51,14 +53,17 @@ _OBJECT_VERB = (
     r"|mov(?:e|ed|ing)|transfer(?:red|ring)?|extend(?:ed|ing)?|appl(?:y|ied|ying)|issu(?:e|ed|ing)"
     r"|process(?:ed|ing)?|approv(?:e|ed|ing)|disabl(?:e|ed|ing)|turn(?:ed|ing)? off|deactivat(?:e|ed|ing)"
     r"|reactivat(?:e|ed|ing)|restor(?:e|ed|ing)|terminat(?:e|ed|ing)|revers(?:e|ed|ing)|void(?:ed|ing)?"
-    r"|add(?:ed|ing)?|submit(?:ted|ting)?|initiat(?:e|ed|ing)|arrang(?:e|ed|ing))\b"
+    r"|add(?:ed|ing)?|submit(?:ted|ting)?|initiat(?:e|ed|ing)|arrang(?:e|ed|ing)|return(?:ed|ing)?|unlock(?:ed|ing)?"
+    r"|enabl(?:e|ed|ing)|activat(?:e|ed|ing)|grant(?:ed|ing)?|rais(?:e|ed|ing)|increas(?:e|ed|ing)|lift(?:ed|ing)?"
+    r"|eras(?:e|ed|ing)|wip(?:e|ed|ing)|purg(?:e|ed|ing)|confirm(?:ed|ing)?)\b"
 )
 _PROMISE_OBJECT = (
     rf"\s+(?:(?:it|them|that)(?=\s*(?:$|[.,;:!?)]|for\b|on\b|now\b|today\b|right away\b|immediately\b|and\b))"
     rf"|(?:[\w%$.,'-]+\s+){{0,3}}?{_PROMISE_THING}"
-    r"|[^.!?;]{0,40}?\b(?:for you|on your behalf)\b)"
+    r"|[^.!?;]{0,40}?\b(?:for you|on your behalf|for your (?:workspace|account|team|org(?:ani[sz]ation)?|subscription"
+    r"|plan))\b)"
 )
-_WE = r"\b(?:i|we|our (?:[\w-]+ )?team|(?:our |the )?(?:billing|support) (?:team|support))"
+_WE = r"\b(?:i|we|our (?:[\w-]+ )?team|(?:our |the )?(?:billing|support|finance)(?: (?:team|support|department))?)"
 # Auxiliaries between the person and the verb: "we've", "I'll", "we are going to", "I have gone ahead and", "we just",
 # "I'd be happy to" (and "let me…"). Not "can", "would" or a negation: "we can't refund…", "we would refund…" and
 # the present-tense policy "we refund the extra charge" promise nothing to this customer.
@@ -67,11 +72,15 @@ _WE_AUX = (
     r"|also|then|successfully|going to|gone ahead and|went ahead and|go ahead and|(?:be )?(?:happy|glad) to"
     r"|would be (?:happy|glad) to)\b)"
 )
-_WE_PAST = r"(?:refunded|credited|cancell?ed|waived|upgraded|downgraded|deleted)\b"
+_WE_PAST = (
+    r"(?:refunded|credited|cancell?ed|waived|upgraded|downgraded|deleted"
+    r"|(?:sent|paid|gave)\s+(?:[\w%$€£.,'-]+\s+){0,3}?back)\b"
+)
 _WE_OBJECT_PAST = (
     r"(?:closed|removed|reset|changed|updated|switched|moved|transferred|extended|applied|issued|processed"
     r"|approved|disabled|turned off|deactivated|reactivated|restored|terminated|reversed|voided|added|submitted"
-    r"|initiated|arranged)"
+    r"|initiated|arranged|returned|unlocked|enabled|activated|granted|raised|increased|lifted|erased|wiped|purged"
+    r"|confirmed)"
 )
 _FIRST_PERSON_PROMISE = re.compile(
     rf"{_WE}(?:{_WE_AUX}{{1,5}}\s+(?:{_PROMISE_VERB}|{_OBJECT_VERB}{_PROMISE_OBJECT})"
@@ -80,37 +89,69 @@ _FIRST_PERSON_PROMISE = re.compile(
     re.I,
 )
 # The customer's account thing changed: "your subscription has been cancelled", "a refund has been issued to your
-# card", "two-factor authentication has been reset", "you've been credited", "your plan will be upgraded".
+# card", "two-factor authentication has been reset", "you've been credited", "your plan will be upgraded". The
+# audit after that found a noun phrase between the thing and its verb ("a refund of $50 has been issued"), an
+# amount as the thing ("$50 has been returned to your card") and limits and features ("your limit has been raised").
 _CHANGED_THING = (
-    rf"(?:\byour\s+(?:[\w'-]+\s+){{0,2}}?{_PROMISE_THING}"
+    rf"(?:\byour\s+(?:[\w'-]+\s+){{0,2}}?(?:{_PROMISE_THING}|(?:limits?|quotas?|features?|access|storage)\b)"
     r"|\b(?:a|an|the|this|that)\s+(?:[\w%$.,'-]+\s+){0,2}?(?:refund|credit|discount|coupon|cancellation|deletion"
-    r"|downgrade|upgrade|charge|fee|trial|plan change|email change|transfer|request|subscription|account|plan)\b"
+    r"|downgrade|upgrade|charge|fee|trial|plan change|email change|transfer|request|subscription|account|plan"
+    r"|money|funds|amount|payment|features?|limit)\b"
     r"|\b(?:two[- ]factor authentication|2fa|mfa|multi[- ]factor authentication|ownership)\b"
+    r"|(?<![\w$€£¥₹])[$€£¥₹]\s?\d[\d,]*(?:\.\d+)?|\b\d[\d,]*(?:\.\d+)?\s?(?:usd|eur|gbp|dollars|euros|pounds)\b"
     r"|\byou\b)"
+    # "… of $50", "… for your March invoice": a few words naming which one, before the verb.
+    r"(?:\s+(?:of|for|on)\s+[^\s!?;:]+(?:\s+[^\s!?;:]+){0,3}?)?"
 )
 _PARTICIPLE = (
     r"(?:\s+(?:now|already|just|also|successfully|fully|officially|automatically))*\s+"
     r"(?:cancell?ed|refunded|deleted|closed|upgraded|downgraded|changed|updated|reset|credited|processed|approved"
-    r"|issued|removed|extended|waived|transferred|applied|disabled|turned off|switched|moved|reactivated"
-    r"|deactivated|restored|terminated|reversed|voided|completed|done|scheduled|initiated|submitted|granted"
+    r"|issued|removed|extended|waived|transferred|applied|disabled|turned off|switched off|switched|moved"
+    r"|reactivated|deactivated|restored|terminated|reversed|voided|completed?|done|scheduled|initiated|submitted"
+    r"|granted|confirmed|returned|(?:sent|paid|given|credited|refunded) back|unlocked|enabled|activated|turned on"
+    r"|increased|raised|lifted|reduced|decreased|lowered|erased|wiped|purged|destroyed|anonymi[sz]ed|off"
     r"|set to (?:cancel|downgrade|expire|close))\b"
 )
-# Has been / is now: a statement that it happened. Will be / is: also how a how-to describes what follows the
-# customer's own step, so those are promises only outside such a sentence (and "is" only ending its clause:
-# "your plan is upgraded immediately" is the rule, "your subscription is cancelled." is the news).
+# Has been / is now / went through: a statement that it happened. Will be / is: also how a how-to describes what
+# follows the customer's own step, so those are promises only outside such a sentence (and "is" only ending its
+# clause, or with "now" or a new value: "your plan is upgraded immediately" is the rule, "your subscription is
+# cancelled now", "your trial is extended by 14 days" and "your email is changed to …" are the news).
 _DONE = re.compile(
-    rf"{_CHANGED_THING}\s*(?:(?:'s|has|have|had)(?:\s+(?:now|already|just|also))*\s+been|'ve\s+been|was|were"
+    rf"{_CHANGED_THING}\s*(?:(?:'s|has|have|had)(?:\s+(?:now|already|just|also))*\s+been|'ve\s+been|was|were|got"
     rf"|(?:is|are|'s|'re)\s+(?:now|being))\b{_PARTICIPLE}"
-    r"|\b(?:you(?:'re|\s+are)|your\s+(?:workspace|account|team|subscription)\s+is)\s+now\s+on\s+(?:the\s+|a\s+)?"
-    r"[\w-]+(?:\s+[\w-]+)?\s+(?:plan|tier)\b|\byour\s+(?:refund|credit)\s+is\s+on\s+(?:its|the)\s+way\b",
+    rf"|{_CHANGED_THING}\s*(?:(?:'s|has|have)(?:\s+(?:now|already|just|also))*\s+gone|went)\s+through\b"
+    rf"|{_CHANGED_THING}\s*(?:is|are|'s|'re)\s+(?:now\s+)?on\s+(?:its|their|the)\s+way\b"
+    r"|\b(?:you(?:'re|\s+are)|your\s+(?:workspace|account|team|subscription|organi[sz]ation)\s+is)\s+now\s+on\s+"
+    r"(?:the\s+|a\s+)?[\w-]+(?:\s+[\w-]+)?\s+(?:plan|tier)\b"
+    r"|\b(?:you(?:'re|\s+are)|your\s+(?:workspace|account|team|subscription|organi[sz]ation)\s+is)\s+on\s+"
+    r"(?:the\s+|a\s+)?[\w-]+(?:\s+[\w-]+)?\s+(?:plan|tier)\s+now\b"
+    r"|\byour\s+(?:[\w-]+\s+){0,2}?(?:e-?mail|login|username)(?:\s+address)?\s+(?:is\s+now|now\s+is)\s+[^\s@]+@"
+    r"|\byou(?:'ve|\s+have)?\s+(?:got|gotten|received|been\s+(?:given|sent|issued))\s+(?:a|an|your|the)\s+"
+    r"(?:[\w%$.,-]+\s+){0,2}?(?:refund|credit|reimbursement)\b"
+    # Idioms of a finished job: "consider it done", "that's done", "it's been taken care of".
+    r"|\bconsider it (?:done|handled|sorted)\b"
+    r"|\b(?:that|it|this|everything|all)(?:'s|\s+is|\s+has\s+been|'s\s+been)\s+(?:now\s+|all\s+|already\s+)?"
+    r"(?:done|taken care of|sorted(?: out)?|handled)\b(?!\s+(?:by|in|from|with|under|through|via|using|when|if|once)\b)"
+    # A headline: "Refund approved.", "Refund issued: $50.", "Cancellation confirmed."
+    r"|(?:^|[:;—–]\s*)\W*(?:your\s+)?(?:(?:full|partial)\s+)?(?:refund|credit|cancellation|deletion|erasure|downgrade"
+    r"|upgrade|plan change|email change|(?:mfa|2fa) reset|trial extension|transfer)(?:\s+request)?\s*[:\s–—-]\s*"
+    r"(?:approved|issued|confirmed|processed|completed?|done|granted|sent|initiated|submitted|scheduled)\b",
     re.I,
 )
 _TO_BE_DONE = re.compile(
     rf"{_CHANGED_THING}\s*(?:(?:will|'ll)(?:\s+(?:now|also|then))?\s+be|(?:is|are|'s|'re)\s+going\s+to\s+be"
     rf"|(?:is|are)\s+(?:scheduled|set)\s+to\s+be)\b{_PARTICIPLE}"
     rf"|{_CHANGED_THING}\s+(?:is|are){_PARTICIPLE}(?=\s*(?:$|[.,;:!)—–]|-\s|and\b|so\b|as of\b|effective\b|today\b"
-    r"|for you\b|on your behalf\b))"
-    r"|\byou(?:'ll|\s+will)\s+(?:receive|get|see)\s+(?:a|an|your)\s+(?:[\w%$.,-]+\s+){0,2}?(?:refund|credit)\b",
+    r"|now\b|for you\b|on your behalf\b|for your (?:workspace|account|team|org(?:ani[sz]ation)?|subscription|plan)\b"
+    r"|(?:to|by)\s+(?:[$€£¥₹]?\d|[^\s@]+@|(?:the\s+)?[\w-]+\s+(?:plan|tier)\b)))"
+    r"|\byou(?:'ll|\s+will)\s+(?:receive|get|see)\s+(?:a|an|your)\s+(?:[\w%$.,-]+\s+){0,2}?(?:refund|credit)\b"
+    # What the change means for the customer: "your plan will not renew", "you won't be charged again".
+    rf"|{_CHANGED_THING}\s+(?:will\s+not|won't|will\s+no\s+longer|is\s+not\s+going\s+to|isn't\s+going\s+to)\s+"
+    r"(?:auto-?)?renew\b"
+    r"|\byou(?:'ll|\s+will)?\s*(?:won't|will\s+not|will\s+no\s+longer)\s+be\s+(?:charged|billed|invoiced)\b"
+    r"(?:\s+[\w$€£.,-]+){0,4}?\s+(?:again|anymore|any more|any longer|from now on|going forward)\b"
+    rf"|{_CHANGED_THING}\s+(?:will|'ll)\s+(?:end|stop|expire|close|terminate)\s+(?:today|now|immediately|right away"
+    r"|tonight)\b",
     re.I,
 )
 # "If your account was deleted…", "check whether your refund has been processed": a case, not news.
@@ -121,9 +162,132 @@ _HYPOTHETICAL = re.compile(
 _STEP = (
     r"(?:if|when|whenever|once|after|as soon as|as long as|unless)\s+(?:you|an? (?:owner|admin)|the owner)\b"
 )
-_STEP_BEFORE = re.compile(rf"^\W*{_STEP}|\b{_STEP}[^,;]*,\s*$", re.I)
-_STEP_AFTER = re.compile(rf"^(?:\s+(?!and\b|so\b|but\b)[\w-]+){{0,6}}?,?\s+{_STEP}", re.I)
+# Also a condition that is not ours to meet ("Once auto-renew is off, your plan will not renew"), and a purpose
+# ("Turn off auto-renew so your plan will not renew"); "When we process it, your refund will be…" is still ours.
+_STEP_BEFORE = re.compile(
+    rf"^\W*{_STEP}|\b{_STEP}[^,;]*,\s*$"
+    r"|^\W*(?:if|when|whenever|once|after|as soon as|unless)\s+(?!we\b|i\b|our\b|us\b|the (?:billing|support)\b)"
+    r"[^,;]*,\s*$"
+    r"|\bso(?:\s+that)?\s*$|\b(?:to make sure|to ensure|in order that)(?:\s+that)?\s*$",
+    re.I,
+)
+# The words between the change and the step may hold a number: "…is raised to 50,000 runs when you upgrade".
+_STEP_AFTER = re.compile(rf"^(?:\s+(?!and\b|so\b|but\b)[\w$€£¥₹%'-]+(?:[.,]\d+)*){{0,6}}?,?\s+{_STEP}", re.I)
 _PROMISE_SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
+
+
+@dataclass(frozen=True)
+class _Completion:
+    """How one language says an account action is done: `done` (a perfect, a past passive, "now"/"already" with
+    a state, or a first-person future), in a clause that is not a condition (`condition`, any clause), a relative
+    clause after a comma (`relative`: "…, die bereits ausgezahlt wurde,") or a question or condition led by the
+    verb (`verb_first`, first clause only: "Wurde Ihr Abonnement gekündigt, …")."""
+
+    done: re.Pattern[str]
+    condition: re.Pattern[str]
+    relative: re.Pattern[str] | None = None
+    verb_first: re.Pattern[str] | None = None
+    # The detectors know "kündigen" and "löschen", not the participles "gekündigt" and "gelöscht" (nor
+    # "zurückgesetzt"): this makes the participle look like its stem before they read the sentence.
+    stem: tuple[re.Pattern[str], str] | None = None
+
+
+def _rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.I)
+
+
+_PARTICIPLE_ROMANCE = r"\w+(?:ad|id)[oa]s?"
+# The languages the detectors read requests in (de, es, fr, pt, it, nl). Which words name the action is theirs
+# (detectors.all_requested_actions: "gekündigt", "Rückerstattung", "reembolsado", "résilié", …); these are only the
+# tense and voice that say it happened. A state without "now"/"already" ("La double authentification est
+# désactivée") is how a help center describes a default, so it is left out.
+_DONE_ABROAD = (
+    _Completion(  # de: "wurde gekündigt", "wir haben … gekündigt", "ist jetzt gekündigt", "wir werden … erstatten"
+        _rx(
+            r"\b(?:wurden?|worden)\b|\b(?:wir|ich)\s+(?:haben|habe|hatten|hatte|werden|werde)\b"
+            r"|\b(?:haben|habe|hatten|hatte|werden|werde)\s+(?:wir|ich)\b"
+            r"|\b(?:ist|sind)\s+(?:jetzt|nun|bereits|schon|erfolgreich|ab\s+sofort)\b"
+        ),
+        _rx(r"^\W*(?:wenn|falls|sobald|nachdem|ob|bevor|bis|sofern|solange|wann|damit|dass|sodass)\b"),
+        _rx(r"^\W*(?:der|die|das|dem|den|deren|dessen|welche[rsmn]?)\b"),
+        _rx(r"^\W*(?:wurden?|ist|sind|haben|hat|hatten?|werden?|wird)\b"),
+        (_rx(r"\b(zurück|rück|ab|an|auf|aus|ein|um|frei)?ge(?=\w{3,}(?:t|en)\b)"), r"\1"),
+    ),
+    _Completion(  # es: "hemos cancelado", "ha sido reembolsado", "se ha eliminado", "ya está", "le reembolsaremos"
+        _rx(
+            rf"\b(?:he|hemos|ha|han)\s+(?:sido\s+)?(?:\w+\s+)?{_PARTICIPLE_ROMANCE}\b"
+            rf"|\b(?:fue|fueron)\s+(?:\w+\s+)?{_PARTICIPLE_ROMANCE}\b"
+            r"|\b(?:ya|ahora)\s+(?:est[áa]n?|qued[óo]|quedaron)\b"
+            r"|\b(?:vamos|voy)\s+a\s+\w+(?:ar|er|ir)\b|\b\w{2,}(?:aremos|eremos|iremos|aré|eré|iré)\b"
+        ),
+        _rx(
+            r"^\W*(?:si|cuando|una\s+vez|despu[ée]s\s+de|tras|hasta\s+que|antes\s+de|en\s+cuanto|siempre\s+que"
+            r"|mientras|aunque|que|el\s+cual|la\s+cual|los\s+cuales|las\s+cuales|donde)\b"
+        ),
+    ),
+    _Completion(  # fr: "nous avons résilié", "a été remboursé", "est désormais supprimé", "nous rembourserons"
+        _rx(
+            r"\b(?:nous\s+avons|j'ai|avons-nous|ai-je)\b"
+            r"|\b(?:a|ont|avons|avez|aura|auront|ait)\s+(?:bien\s+|déjà\s+|maintenant\s+|désormais\s+)?été\b"
+            r"|\b(?:est|sont)\s+(?:désormais|maintenant|bien|déjà)\s+\w+"
+            r"|\bnous\s+allons\b|\bje\s+vais\b|\b\w{2,}(?:erons|irons|drons|rrons|erai|irai|rrai|drai)\b"
+        ),
+        _rx(
+            r"^\W*(?:si|s'|quand|lorsque?|lorsqu'|une\s+fois|apr[èe]s|d[èe]s\s+que|avant\s+que|jusqu'|tant\s+que"
+            r"|qui|que|qu'|dont|o[ùu]|m[êe]me\s+si)"
+        ),
+    ),
+    _Completion(  # pt: "foi reembolsado", "já cancelamos", "vamos cancelar", "reembolsaremos"
+        _rx(
+            rf"\b(?:foi|foram)\s+(?:\w+\s+)?{_PARTICIPLE_ROMANCE}\b|\bj[áa]\s+\w+(?:amos|emos|imos|ei)\b"
+            r"|\b(?:vamos|vou|iremos|irei)\s+\w+(?:ar|er|ir)\b|\b(?:acabamos|acabei)\s+de\b"
+            r"|\b\w{2,}(?:aremos|eremos|iremos)\b"
+        ),
+        _rx(
+            r"^\W*(?:se|quando|assim\s+que|depois\s+(?:que|de)|caso|antes\s+(?:que|de)|at[ée]\s+que|que|o\s+qual"
+            r"|a\s+qual|onde|embora)\b"
+        ),
+    ),
+    _Completion(  # it: "è stato annullato", "abbiamo rimborsato", "ho annullato", "rimborseremo"
+        _rx(
+            r"\b(?:è|e'|sono)\s+(?:gi[àa]\s+)?stat[oaie]\b|\babbiamo\s+(?:gi[àa]\s+)?\w+(?:at|it|ut)[oaie]\b"
+            r"|\bho\s+(?:gi[àa]\s+)?\w+(?:at|it|ut)[oaie]\b|\b\w{2,}(?:eremo|iremo|erò|irò)\b"
+        ),
+        _rx(
+            r"^\W*(?:se|quando|una\s+volta|dopo|appena|non\s+appena|prima\s+che|finch[ée]|che|il\s+quale|la\s+quale"
+            r"|dove|anche\s+se)\b"
+        ),
+    ),
+    # nl: "werd terugbetaald" ("werden" is also German), "we hebben … verwijderd", "is nu opgezegd", "we zullen …"
+    _Completion(
+        _rx(
+            r"\bwerd\b|\b(?:we|wij|ik)\s+(?:hebben|heb|zullen|zal)\b|\b(?:hebben|heb|zullen|zal)\s+(?:we|wij|ik)\b"
+            r"|\b(?:is|zijn)\s+(?:nu|inmiddels|zojuist|net|al)\s+\w+"
+        ),
+        _rx(r"^\W*(?:als|wanneer|zodra|nadat|indien|of|voordat|totdat|tenzij|waar)\b"),
+        _rx(r"^\W*(?:die|dat)\b"),
+    ),
+)
+_CLAUSE = re.compile(r"([,;:()]|\s[–—-]\s)")
+
+
+def _says_done_abroad(sentence: str) -> bool:
+    """A sentence that names an account action (in any language the detectors read) and, in a clause that is
+    neither a condition nor a relative clause, says in one of those languages that it was or will be done."""
+    parts = _CLAUSE.split(sentence)
+    clauses = [("", parts[0]), *zip(parts[1::2], parts[2::2], strict=True)]
+    for position, (separator, clause) in enumerate(clauses):
+        for language in _DONE_ABROAD:
+            if not language.done.search(clause) or language.condition.search(clause):
+                continue
+            if separator == "," and language.relative is not None and language.relative.search(clause):
+                continue
+            if position == 0 and language.verb_first is not None and language.verb_first.search(clause):
+                continue
+            if language.stem is not None:
+                sentence = language.stem[0].sub(language.stem[1], sentence)
+            return bool(actions_named(sentence))
+    return False
 
 
 @dataclass(frozen=True)
@@ -277,10 +441,12 @@ def content_terms(text: str, ignore: Iterable[str] = ()) -> set[str]:
 def coverage(question: str, passage_text: str, ignore: Iterable[str] = ()) -> float:
     """Share of the question's content terms that the passage mentions: a quote that never names what the
     customer asked about ("does it support Airtable?") does not answer it, however similar it sounds."""
-    wanted = content_terms(question, ignore)
+    return _share(content_terms(question, ignore), content_terms(passage_text))
+
+
+def _share(wanted: set[str], present: set[str]) -> float:
     if not wanted:
         return 1.0
-    present = content_terms(passage_text)
     # "mac" is covered by "macos", "config" by "configuration": prefixes of three letters or more match.
     found = {
         t
@@ -382,7 +548,116 @@ def promises_action(text: str) -> bool:
                 continue
             if not _STEP_AFTER.search(sentence[match.end() :]):
                 return True
+        if _says_done_abroad(sentence):
+            return True
     return False
+
+
+# --------------------------------------------------------------------------- is each written sentence its quote's?
+
+# A model-written sentence must say what its own quote says: the share of its content words (Unicode words, less
+# the stop words of every language the detectors read) that the quote states must reach SUPPORT_MIN. Calibrated on
+# the Bedrock tests' fixtures and paraphrases of their quotes (tests/unit/test_answer_promises_any_wording.py):
+# legitimate sentences score 0.6 to 1.0 (the lowest adds "unless you turn off auto-renew" from the same passage
+# to a quote that stops before it), the audit's invented account news against the same quotes 0.0 to 0.33. News
+# told in the quote's own words ("Yes, that is done: your plan will not renew", 0.67) is promises_action's to
+# catch. Extractive drafts quote themselves and score 1.0.
+SUPPORT_MIN = 0.5
+# A written sentence is judged whole and piece by piece (sentences within it); a piece with fewer content words
+# than this ("Sure!", "Good news:") says nothing to check on its own. A piece that names an account action
+# (detectors' vocabulary, any language they read) is always judged, and its quote must name the same action.
+_SUPPORT_PIECE_TERMS = 2
+_WORD = re.compile(r"[^\W_](?:[\w'-]*[^\W_])?")
+# Function words of every language the detectors read (their language-detection lists), and ours.
+_ANY_STOP = _STOP.union(*_STOPWORDS.values())
+
+
+def _support_terms(text: str) -> set[str]:
+    folded = unicodedata.normalize("NFC", text).casefold().translate(_APOSTROPHES)
+    words = (w.removesuffix("'s") for w in _WORD.findall(folded))
+    return {_stem(w) for w in words if w not in _ANY_STOP and len(w) > 1}
+
+
+def support(sentence: str, quote: str) -> float:
+    """Share of the sentence's content words that the quote states (1.0 for a sentence with none)."""
+    return _share(_support_terms(sentence), _support_terms(quote))
+
+
+def actions_named(text: str) -> list[str]:
+    """The account actions (refund, cancel_subscription, delete_account, …) the text names, in the detectors'
+    vocabulary of every language they read. The detectors read requests, verb first ("Konto löschen", "cancelar
+    la suscripción"); news puts the thing first ("Ihr Konto wurde gelöscht", "su suscripción ha sido
+    cancelada"), so the text is also read backwards."""
+    backwards = " ".join(reversed(re.findall(r"[\w'-]+", text)))
+    return list(dict.fromkeys([*all_requested_actions(text), *all_requested_actions(backwards)]))
+
+
+def unsupported(sentence: str, quote: str) -> str | None:
+    """Why a sentence written from a quote is not the quote's (None when it is): "unsupported_sentence", or
+    "unsupported_action:<kind>" for a sentence naming an account action its quote does not back."""
+    pieces = [p for p in _PROMISE_SENTENCE.split(sentence) if p.strip()]
+    if support(sentence, quote) < SUPPORT_MIN:
+        return "unsupported_sentence"
+    quoted_actions: list[str] | None = None
+    for piece in pieces:
+        named = actions_named(piece)
+        if named:
+            quoted_actions = actions_named(quote) if quoted_actions is None else quoted_actions
+            missing = [kind for kind in named if kind not in quoted_actions]
+            if missing or support(piece, quote) < SUPPORT_MIN:
+                return f"unsupported_action:{(missing or named)[0]}"
+        elif len(_support_terms(piece)) >= _SUPPORT_PIECE_TERMS and support(piece, quote) < SUPPORT_MIN:
+            return "unsupported_sentence"
+    return None
+
+
+_CITED = re.compile(r"\s*\[(?P<article>[^\[\]\s]+) v(?P<version>\d+)\]")
+_FROM_LABEL = re.compile(r'^From "(?P<title>.*)" \[(?P<article>[^\[\]\s]+) v(?P<version>\d+)\]:$')
+_LINK_LABEL = re.compile(r"^Full article: (?P<url>\S+)$")
+
+
+def cited_sentences(draft: Draft, passages: Sequence[CleanPassage]) -> list[tuple[str, str]]:
+    """Each statement of the draft with the quote that is to support it.
+
+    A written draft (the Bedrock composer's) is "sentence [article vN] sentence [article vN] …", citing in the order
+    of draft.citations: each sentence is paired with its own citation's quote, and with nothing when that citation
+    is missing or names another article (text after the last citation is cited by nothing). An extractive draft is
+    its quotes ("> unit") under labels: 'From "<title>" [article vN]:', a section heading and ":", "Full article:
+    <url>". A quote line is paired with the quote it is (so it passes by construction); a label claims nothing when
+    it is the title, a heading or the link of a cited passage, and is a statement cited by nothing otherwise."""
+    cited = {(c.article_id, c.version) for c in draft.citations}
+    sources = [p for p in passages if (p.article_id, p.version) in cited]
+    quotes = [c.quote for c in draft.citations]
+    pairs: list[tuple[str, str]] = []
+    written: list[str] = []
+    for line in draft.text.split("\n"):
+        stripped = line.strip()
+        if stripped.startswith(">"):
+            unit = stripped[1:].strip()
+            pairs.append((unit, max(quotes, key=lambda quote: support(unit, quote))))
+        elif label := _FROM_LABEL.match(stripped):
+            key = (label["article"], int(label["version"]))
+            if not any((p.article_id, p.version) == key and p.title == label["title"] for p in sources):
+                pairs.append((stripped, ""))
+        elif label := _LINK_LABEL.match(stripped):
+            if not any(p.url == label["url"] for p in sources):
+                pairs.append((stripped, ""))
+        elif stripped.endswith(":") and not _CITED.search(stripped):
+            heading = normal_form(stripped[:-1])
+            if not any(heading in normal_form(" ".join([p.title, *p.heading_path, p.text])) for p in sources):
+                written.append(line)
+        else:
+            written.append(line)
+    text, position = "\n".join(written), 0
+    for number, marker in enumerate(_CITED.finditer(text)):
+        own = draft.citations[number] if number < len(draft.citations) else None
+        key = (marker["article"], int(marker["version"]))
+        quote = own.quote if own is not None and (own.article_id, own.version) == key else ""
+        pairs.append((text[position : marker.start()].strip(), quote))
+        position = marker.end()
+    if re.search(r"[^\W_]", text[position:]):
+        pairs.append((text[position:].strip(), ""))
+    return pairs
 
 
 @dataclass(frozen=True)
@@ -392,7 +667,8 @@ class Verdict:
 
 
 def verify(draft: Draft, passages: Sequence[CleanPassage]) -> Verdict:
-    """Every citation points at a passage we retrieved and quotes it; the text promises no account action."""
+    """Every citation points at a passage we retrieved and quotes it; every statement is backed by its own quote;
+    the text promises no account action."""
     if not draft.text.strip() or not draft.citations:
         return Verdict(False, "no_citations")
     if promises_action(draft.text):
@@ -409,4 +685,9 @@ def verify(draft: Draft, passages: Sequence[CleanPassage]) -> Verdict:
         quote = normal_form(citation.quote)
         if quote and not any(quote in text for text in texts):
             return Verdict(False, f"quote_not_in_passage:{citation.article_id}@{citation.version}")
+    # Whatever its wording or language, a statement its own quote does not back is not the help center's answer.
+    for sentence, quote in cited_sentences(draft, passages):
+        problem = unsupported(sentence, quote)
+        if problem:
+            return Verdict(False, problem)
     return Verdict(True)
