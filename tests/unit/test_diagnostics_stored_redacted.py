@@ -100,3 +100,13 @@ def test_a_redacted_diagnostic_is_not_rewritten_when_the_same_value_comes_again(
     # Still the first message's value: an agent sees where it was given first.
     assert world.store.get(world.ctx, pk, "DIAG#request_id").data == first.data
 
+
+def test_the_agent_note_quotes_an_attached_log_redacted():
+    # Assist mode: the draft reaches agents as an internal note listing what the customer provided. The helpdesk
+    # stores that note, so a key the SDK logged must not be copied into it (nor anywhere else Deflect keeps).
+    log = f"2024-05-02 10:00:01 ERROR SB-4040 upload refused, trace id: {API_KEY}\n"
+    world, _, _ = triage_with_log(log, "error_code", "request_id", mode="assist")
+
+    everything = json.dumps([item.data for item in world.store._items.values()])
+    assert "SB-4040" in everything
+    assert API_KEY not in everything

@@ -20,6 +20,7 @@ from deflect.domain.models import (
     TenantConfig,
 )
 from deflect.domain.tenancy import TenantContext
+from deflect.pii import redact
 from deflect.ports import AnswerComposer, IntentPrediction, ModelRejected, ModelUnavailable, ModelUsage
 from deflect.triage import detectors, diagnostics, grounding
 from deflect.triage.classification import ClassificationResult, Classifier
@@ -265,7 +266,9 @@ class TriageEngine:
         asked = list(dict.fromkeys(diagnostics.canonical_name(n) for n in requested_diagnostics))
         required = diagnostics.checklist(config, classification.product_area)
         required += [name for name in asked if name not in required]
-        given = diagnostics.extract(required, text, attachments)
+        # Values read from an attached log were never redacted by intake: the agent note quotes them, the helpdesk
+        # keeps that note, and the ticket stores them.
+        given = {name: redact(value) for name, value in diagnostics.extract(required, text, attachments).items()}
         provided = {**(known_diagnostics or {}), **given}
         missing = [name for name in required if name not in provided]
         problem = result.signals.problem or result.prediction.kind == "problem"
