@@ -29,7 +29,9 @@ class Logs:
         return self.files[attachment.name]
 
 
-def triage_with_log(log: str, *required: str, mode: str = "auto"):
+def triage_with_log(
+    log: str, *required: str, mode: str = "auto", text: str = "The app crashes on every sync, log attached"
+):
     world = make_world(
         articles=[EXPORT_ARTICLE],
         policy=DecisionPolicy(rollout_default=mode),
@@ -41,7 +43,7 @@ def triage_with_log(log: str, *required: str, mode: str = "auto"):
         tenant_id="acme",
         ticket_id="tkt-1",
         message_id="m-1",
-        body_redacted="The app crashes on every sync, log attached",
+        body_redacted=text,
         attachments=[
             AttachmentRef(name="console.log", url="https://acme.zendesk.com/a/2", content_type="text/plain")
         ],
@@ -105,7 +107,10 @@ def test_the_agent_note_quotes_an_attached_log_redacted():
     # Assist mode: the draft reaches agents as an internal note listing what the customer provided. The helpdesk
     # stores that note, so a key the SDK logged must not be copied into it (nor anywhere else Deflect keeps).
     log = f"2024-05-02 10:00:01 ERROR SB-4040 upload refused, trace id: {API_KEY}\n"
-    world, _, _ = triage_with_log(log, "error_code", "request_id", mode="assist")
+    asked = "The CSV export crashes. How do I export a report to CSV? Log attached"
+    world, result, _ = triage_with_log(log, "error_code", "request_id", mode="assist", text=asked)
+
+    assert result.outcome == "deflect" and result.outbox_ids  # the draft went to agents as a note
 
     everything = json.dumps([item.data for item in world.store._items.values()])
     assert "SB-4040" in everything
