@@ -47,9 +47,11 @@ from deflect.escalation.records import EscalationPorts, count
 from deflect.escalation.summary import (
     MAX_TOOL_RESULTS,
     EscalationSummary,
+    SinceSummary,
     ToolResultView,
     collected_diagnostics,
     render_markdown,
+    since_summary,
     tool_result_view,
 )
 from deflect.http import require_role
@@ -93,7 +95,9 @@ class ApprovalService:
         """The task, its summary as Markdown, and short-lived links to the evidence.
 
         The summary lists each diagnostic with its value; `summary.tool_results` holds the diagnostic tools'
-        output, opened here (sealed evidence has no link) for a caller whose roles may work this task."""
+        output, opened here (sealed evidence has no link) for a caller whose roles may work this task.
+        `summary.since_summary`: the customer messages after the one that escalated and the diagnostics the summary
+        does not list (a follow-up joins the open escalation), read now; not shown once the summary is erased."""
         _working(ctx)
         task = self._task(ctx, task_id)
         detail: dict[str, Any] = {"task": self._view(task, self.p.now()), "summary": None, "evidence": []}
@@ -116,10 +120,12 @@ class ApprovalService:
                     if not is_sealed(ref)
                 }
                 tools = self._tool_results(ctx, task, summary.evidence)
+                since = self._since_summary(ctx, task, summary)
                 detail["summary"] = {
-                    "markdown": render_markdown(summary, links, tools),
+                    "markdown": render_markdown(summary, links, tools, since),
                     **summary.model_dump(mode="json"),
                     "tool_results": [t.model_dump(mode="json") for t in tools],
+                    "since_summary": since.model_dump(mode="json"),
                 }
                 detail["evidence"] = [
                     {
@@ -135,6 +141,23 @@ class ApprovalService:
         if decision is not None:
             detail["decision"] = decision.model_dump(mode="json", exclude={"tenant_id"})
         return detail
+
+    def _since_summary(self, ctx: TenantContext, task: HumanTask, summary: EscalationSummary) -> SinceSummary:
+        """The ticket's messages and diagnostics now (redacted records; erasure scrubs or deletes them), with what
+        triage recorded of each follow-up that joined this escalation (its `TRIAGED#` marker)."""
+        pk = keys.ticket_pk(ctx.tenant_id, task.ticket_id)
+        messages = self.p.tickets.messages(ctx, task.ticket_id)
+        records = [
+            {**i.data, "name": i.data.get("name") or i.sk.removeprefix("DIAG#")}
+            for i in self.p.store.query(ctx, pk, "DIAG#")
+        ]
+
+        def follow_up(message_id: str) -> dict[str, Any] | None:
+            marker = self.p.store.get(ctx, pk, f"TRIAGED#{message_id}")
+            return marker.data.get("follow_up") if marker is not None else None
+
+        escalated_at = summary.sla.follow_up_by - timedelta(minutes=summary.sla.first_response_minutes)
+        return since_summary(summary, messages, records, follow_up, escalated_at=escalated_at)
 
     def _tool_results(
         self, ctx: TenantContext, task: HumanTask, evidence: list[EvidenceRef]

@@ -59,6 +59,8 @@ class EscalationRequest(BaseModel):
     rollout_mode: RolloutMode = "assist"
     evidence_refs: list[EvidenceRef] = Field(default_factory=list)
     escalated_at: datetime = Field(default_factory=utcnow)
+    # The customer message that escalated: the summary's problem (requests started before this field have none).
+    message_id: str | None = None
 
     @classmethod
     def from_decision(
@@ -85,6 +87,7 @@ class EscalationRequest(BaseModel):
             rollout_mode=decision.rollout_mode,
             evidence_refs=[*refs, *(evidence or [])],
             escalated_at=decision.decided_at,
+            message_id=decision.message_id,
         )
 
 

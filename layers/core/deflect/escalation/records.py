@@ -5,6 +5,7 @@
 | decision on a task | `T#{t}#TASK#{task}` | `DECISION` (one per task: the guard against a second decision) |
 | decision id | `T#{t}#TASKDECISION#{decision_id}` | `META` (idempotency by the agent's decision_id) |
 | step done | `T#{t}#TICKET#{ticket}` | `ESCALATION#{execution}#{step}` (exactly-once workflow steps) |
+| the ticket's latest escalation | `T#{t}#TICKET#{ticket}` | `ESCALATION#OPEN` (open until its execution is decided or expired) |
 """
 
 from __future__ import annotations
@@ -13,14 +14,27 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
 
 from deflect.domain import keys
 from deflect.domain.canonical import sha256_hex
-from deflect.domain.models import EvidenceRef, utcnow
+from deflect.domain.models import EvidenceRef, RequestedAction, utcnow
 from deflect.domain.tenancy import TenantContext
 from deflect.escalation.models import Delivery, TaskDecision
 from deflect.observability import metrics
-from deflect.ports import Delete, EvidenceStore, Notifier, Put, SupportStore, TokenCipher, Workflow, WorkQueue
+from deflect.ports import (
+    Delete,
+    EvidenceStore,
+    Item,
+    Notifier,
+    Put,
+    SupportStore,
+    TokenCipher,
+    Workflow,
+    WorkQueue,
+)
 from deflect.repositories import Outbox, Tasks, TenantConfigs, Tickets, put_new
 from deflect.services.audit import AuditLog
 
@@ -71,6 +85,62 @@ def outbox_id_for(execution: str, step: str, kind: str) -> str:
 
 def step_key(tenant_id: str, ticket_id: str, execution: str, step: str) -> tuple[str, str]:
     return keys.ticket_pk(tenant_id, ticket_id), f"ESCALATION#{execution}#{step}"
+
+
+OPEN_SK = "ESCALATION#OPEN"
+# Step markers after which a follow-up can change nothing of the escalation: the agents' final decision was turned
+# into outbox items, the outcome recorded, or every queue let its review expire.
+CLOSING_STEPS = ("writeback", "completed", "review_expired")
+
+
+class OpenEscalation(BaseModel):
+    """The ticket's latest escalation, as started: while its execution is neither decided nor expired, a customer's
+    follow-up joins it (deflect.triage.service) instead of starting another."""
+
+    execution: str
+    decision_id: str
+    message_id: str | None = None
+    proposed_action: RequestedAction = Field(default_factory=RequestedAction)
+    opened_at: datetime
+    follow_ups: int = 0
+
+
+class OpenEscalations:
+    """One `ESCALATION#OPEN` item per ticket, replaced (guarded on the version read) only once its escalation closed:
+    two escalations of one ticket cannot be open at once, also when two messages are triaged side by side."""
+
+    def __init__(self, store: SupportStore) -> None:
+        self.store = store
+
+    def latest(self, ctx: TenantContext, ticket_id: str) -> Item | None:
+        return self.store.get(ctx, keys.ticket_pk(ctx.tenant_id, ticket_id), OPEN_SK)
+
+    def is_closed(self, ctx: TenantContext, ticket_id: str, execution: str) -> bool:
+        pk = keys.ticket_pk(ctx.tenant_id, ticket_id)
+        done = self.store.query(ctx, pk, f"ESCALATION#{execution}#")
+        return any(i.sk.rsplit("#", 1)[-1] in CLOSING_STEPS for i in done)
+
+    def has_run(self, ctx: TenantContext, ticket_id: str, execution: str) -> bool:
+        """Whether the execution already ran a step (starting it again is a no-op)."""
+        pk = keys.ticket_pk(ctx.tenant_id, ticket_id)
+        return bool(self.store.query(ctx, pk, f"ESCALATION#{execution}#", limit=1))
+
+    def current(self, ctx: TenantContext, ticket_id: str, item: Item | None = None) -> OpenEscalation | None:
+        """The ticket's escalation if it is still open (`item`: the record, when the caller read it already)."""
+        item = item if item is not None else self.latest(ctx, ticket_id)
+        if item is None:
+            return None
+        found = OpenEscalation.model_validate(item.data)
+        return None if self.is_closed(ctx, ticket_id, found.execution) else found
+
+    @staticmethod
+    def write(tenant_id: str, ticket_id: str, record: OpenEscalation, previous: Item | None) -> Put:
+        """The record, guarded on what was read: new, or the version of the record it replaces or updates."""
+        data: dict[str, Any] = record.model_dump(mode="json")
+        pk = keys.ticket_pk(tenant_id, ticket_id)
+        if previous is None:
+            return Put(pk=pk, sk=OPEN_SK, data=data, expect="new")
+        return Put(pk=pk, sk=OPEN_SK, data=data, expect="version", expected_version=previous.version)
 
 
 def count(name: str, value: float = 1, unit: str = "Count") -> None:

@@ -1,6 +1,10 @@
 """The escalation summary: everything an agent needs to decide, in one place, stored as evidence and shown as
 Markdown. Built from stored records only (already redacted text), never from the raw webhook bodies.
 
+The problem is the customer message that escalated (earlier messages are its context). The summary is written
+once, when the escalation starts; what the customer said or gave since (a follow-up joins the open escalation
+instead of starting another) is read again for the task view (`since_summary`), from the same redacted records.
+
 Diagnostics are listed with their values (redacted as customer text is). The diagnostic tools' output is not
 copied into the summary: it stays in its own evidence object, sealed with the customer's key, and the task view
 opens it for the agent (`tool_result_view`), bounded to TOOL_OUTPUT_CHARS per result.
@@ -10,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -31,6 +35,9 @@ from deflect.escalation.models import EscalationRequest
 from deflect.pii import redact
 
 PROBLEM_CHARS = 1200
+CONTEXT_MESSAGES = 5  # earlier messages quoted as the problem's context, the latest ones
+CONTEXT_CHARS = 600
+SINCE_MESSAGES = 20  # follow-ups shown in the task view, the latest ones
 VALUE_CHARS = 200  # what triage keeps of a diagnostic value (deflect.triage.diagnostics.extract)
 TOOL_OUTPUT_CHARS = 4000  # per tool result shown in the task view; the evidence keeps all of it
 MAX_TOOL_RESULTS = 10
@@ -83,6 +90,35 @@ class CollectedDiagnostic(BaseModel):
     note: str | None = None
 
 
+class SummaryMessage(BaseModel):
+    """One message as the agent reads it: its redacted text, bounded."""
+
+    message_id: str
+    author: str = "customer"
+    received_at: datetime | None = None
+    text: str
+
+
+class FollowUp(SummaryMessage):
+    """A customer message that arrived after the summary was written, with what triage read from it when it joined
+    the open escalation (deflect.triage.service): its intent, sensitive flags and any action it asks for."""
+
+    intent: str | None = None
+    sensitive_flags: list[str] = Field(default_factory=list)
+    requested_action: RequestedAction | None = None
+    # An action the escalation's proposal does not cover: deciding this task does not carry it out.
+    new_action: bool = False
+
+
+class SinceSummary(BaseModel):
+    """What the summary does not show because it arrived later: customer messages after the one that escalated,
+    diagnostics it does not list. Read for the task view, never stored in the summary."""
+
+    messages: list[FollowUp] = Field(default_factory=list)
+    diagnostics: list[CollectedDiagnostic] = Field(default_factory=list)
+    omitted_messages: int = 0
+
+
 class ToolResultView(BaseModel):
     """A diagnostic tool's output as the agent sees it: opened from its (sealed) evidence, bounded."""
 
@@ -102,6 +138,11 @@ class EscalationSummary(BaseModel):
     decision_id: str
     subject: str = ""
     problem: str
+    # The message that escalated (the problem), the latest ones before it, and the ids of it and all before it
+    # (None on summaries stored before these fields: see since_summary).
+    problem_message_id: str | None = None
+    earlier_messages: list[SummaryMessage] = Field(default_factory=list)
+    messages_seen: list[str] | None = None
     customer: SummaryCustomer
     account: SummaryAccount
     sla: SummarySla
@@ -128,12 +169,13 @@ def build_summary(
     diagnostics_collected: Sequence[str | CollectedDiagnostic],
 ) -> EscalationSummary:
     """`diagnostics_collected`: names, or (from `collected_diagnostics`) names with their values."""
-    first_customer = next((m for m in messages if m.author == "customer"), None)
-    problem = (
-        first_customer.body_redacted if first_customer else ticket.subject_redacted
-    ) or "(no message text)"
-    if len(problem) > PROBLEM_CHARS:
-        problem = problem[:PROBLEM_CHARS].rstrip() + " …"
+    escalating = escalating_message(request, messages)
+    problem = _bounded(
+        (escalating.body_redacted if escalating else ticket.subject_redacted) or "(no message text)",
+        PROBLEM_CHARS,
+    )
+    upto = messages.index(escalating) if escalating else len(messages)
+    earlier = [_quoted(m, CONTEXT_CHARS) for m in messages[:upto][-CONTEXT_MESSAGES:]]
     c = request.classification
     impact = [f"severity {request.severity}", f"plan {account.plan if account else ticket.plan or 'unknown'}"]
     if c.repeat_contact:
@@ -151,6 +193,10 @@ def build_summary(
         decision_id=request.decision_id,
         subject=ticket.subject_redacted,
         problem=problem,
+        problem_message_id=escalating.message_id if escalating else None,
+        earlier_messages=earlier,
+        # A message after the one that escalated is not quoted here: the task view lists it as new.
+        messages_seen=[m.message_id for m in messages[: upto + 1]],
         customer=SummaryCustomer(
             customer_id=customer.customer_id if customer else ticket.customer_id,
             name=customer.name if customer else None,
@@ -187,6 +233,76 @@ def build_summary(
         proposed_action=request.proposed_action,
         why_escalated=why,
         evidence=[*request.evidence_refs, *message_evidence],
+    )
+
+
+def escalating_message(request: EscalationRequest, messages: Sequence[Message]) -> Message | None:
+    """The customer message that escalated. Requests started before they named it: the latest customer message
+    received by the time triage decided, which is the one it decided on."""
+    customers = [m for m in messages if m.author == "customer"]
+    named = next((m for m in customers if request.message_id and m.message_id == request.message_id), None)
+    if named is not None:
+        return named
+    by_then = [m for m in customers if m.received_at <= request.escalated_at]
+    return (by_then or customers or [None])[-1]
+
+
+def since_summary(
+    summary: EscalationSummary,
+    messages: Sequence[Message],
+    diagnostic_records: Iterable[Mapping[str, Any]],
+    follow_up: Callable[[str], Mapping[str, Any] | None] | None = None,
+    *,
+    escalated_at: datetime | None = None,
+) -> SinceSummary:
+    """The customer messages after the one `summary` quotes, and the diagnostics it does not list, from the
+    ticket's records now (redacted text, bounded as the summary's). `follow_up(message_id)` reads what triage recorded when the
+    message joined the escalation. A summary stored before it listed its messages counts those received by
+    `escalated_at` as seen."""
+    if summary.messages_seen is not None:
+        seen = set(summary.messages_seen)
+        new = [m for m in messages if m.message_id not in seen]
+    else:
+        new = [m for m in messages if escalated_at is None or m.received_at > escalated_at]
+    new = [m for m in new if m.author == "customer"]
+    shown = [
+        FollowUp(
+            **_quoted(m, PROBLEM_CHARS).model_dump(),
+            **_follow_up(follow_up(m.message_id) if follow_up else None),
+        )
+        for m in new[-SINCE_MESSAGES:]
+    ]
+    had = {(d.name, d.value) for d in summary.diagnostics}
+    found = collected_diagnostics(diagnostic_records, messages, summary.subject)
+    return SinceSummary(
+        messages=shown,
+        diagnostics=[d for d in found if (d.name, d.value) not in had],
+        omitted_messages=max(0, len(new) - SINCE_MESSAGES),
+    )
+
+
+def _follow_up(recorded: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not recorded:
+        return {}
+    action = recorded.get("requested_action")
+    return {
+        "intent": recorded.get("intent"),
+        "sensitive_flags": list(recorded.get("sensitive_flags") or []),
+        "requested_action": RequestedAction.model_validate(action) if action else None,
+        "new_action": bool(recorded.get("new_action")),
+    }
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text[:limit].rstrip() + " …" if len(text) > limit else text
+
+
+def _quoted(message: Message, limit: int) -> SummaryMessage:
+    return SummaryMessage(
+        message_id=message.message_id,
+        author=message.author,
+        received_at=message.received_at,
+        text=_bounded(message.body_redacted or "(no message text)", limit),
     )
 
 
@@ -306,17 +422,50 @@ def _tool_lines(results: Sequence[ToolResultView]) -> list[str]:
     return [*lines, ""]
 
 
+def _message_line(message: SummaryMessage) -> str:
+    when = f", {message.received_at.isoformat(timespec='minutes')}" if message.received_at else ""
+    return f"- {message.author} (message {message.message_id}{when}): {message.text}"
+
+
+def _since_lines(since: SinceSummary) -> list[str]:
+    lines = ["## New since this summary (after the message that escalated)", "Customer messages:"]
+    for message in since.messages:
+        lines.append(_message_line(message))
+        if message.requested_action is not None and message.requested_action.kind != "none":
+            scope = (
+                "NOT in the proposal below: deciding this task does not carry it out"
+                if message.new_action
+                else "as proposed"
+            )
+            lines.append(f"  - Asks for: {_action_line(message.requested_action)} ({scope})")
+        if message.sensitive_flags:
+            lines.append(f"  - Sensitive: {', '.join(message.sensitive_flags)}")
+    if since.omitted_messages:
+        lines.append(f"- … {since.omitted_messages} earlier follow-ups not shown (see the helpdesk ticket)")
+    if not since.messages:
+        lines.append("- none")
+    lines.append("Diagnostics:")
+    lines += _bullets([_diagnostic_line(d.name, d) for d in since.diagnostics])
+    return [*lines, ""]
+
+
 def render_markdown(
     summary: EscalationSummary,
     links: dict[str, str] | None = None,
     tool_results: Sequence[ToolResultView] | None = None,
+    since: SinceSummary | None = None,
 ) -> str:
     """Markdown for the agent. `links` maps evidence keys to (short-lived) URLs when the caller has them;
-    `tool_results` are the diagnostic tools' outputs when the caller opened them (the task view does)."""
+    `tool_results` are the diagnostic tools' outputs when the caller opened them (the task view does); `since` is
+    what the customer said or gave after the summary was written (the task view reads it)."""
     links = links or {}
     s = summary
     ai = s.ai
     lines: list[str] = [f"# Escalation: ticket {s.ticket_id}", "", "## Problem", s.subject, "", s.problem, ""]
+    if s.earlier_messages:
+        lines += ["Earlier on this ticket:", *(_message_line(m) for m in s.earlier_messages), ""]
+    if since is not None and (since.messages or since.diagnostics or since.omitted_messages):
+        lines += _since_lines(since)
     lines += [
         "## Customer and account",
         f"- Customer: {s.customer.name or 'unknown'} ({s.customer.customer_id or 'unresolved'})"

@@ -12,6 +12,10 @@
    decision. A crash between 4 and 5 is repaired by the next delivery of the same message (the marker says what
    was committed; both hand-offs are idempotent).
 
+While the ticket's escalation is open (started, and neither decided nor expired), a customer's follow-up is not
+decided again: it joins that escalation (`escalation.follow_up_attached`), its diagnostics are stored, and the open
+task shows it with what it asks for. No reply, no second workflow, the ticket stays escalated.
+
 Model output never triggers an action: account-changing actions only ever reach a human task.
 """
 
@@ -39,6 +43,7 @@ from deflect.domain.models import (
     EvidenceRef,
     Message,
     OutboxItem,
+    RequestedAction,
     RolloutMode,
     TenantConfig,
     Ticket,
@@ -46,11 +51,13 @@ from deflect.domain.models import (
     utcnow,
 )
 from deflect.domain.tenancy import TenantContext
+from deflect.escalation.records import OpenEscalation, OpenEscalations
+from deflect.escalation.start import execution_name_for
 from deflect.pii import redact
-from deflect.ports import AttachmentReader, EvidenceStore, Put, SupportStore, WorkQueue
+from deflect.ports import AttachmentReader, EvidenceStore, Item, Put, SupportStore, WorkQueue
 from deflect.repositories import Accounts, Customers, Outbox, TenantConfigs, Tickets
 from deflect.services import outbox as outbox_service
-from deflect.triage import diagnostics
+from deflect.triage import detectors, diagnostics
 from deflect.triage import policy as triage_policy
 from deflect.triage.engine import Assessment, TriageEngine
 from deflect.triage.history import ContactHistory, ContactRecord
@@ -62,6 +69,8 @@ MARKER_PREFIX = "TRIAGED#"
 MAX_ATTACHMENTS_READ = 3
 DIAG_PREFIX = "DIAG#"
 EVENT = "decision.made"
+FOLLOW_UP_EVENT = "escalation.follow_up_attached"
+OPEN_REASON = "escalation_open"
 
 
 class TriageResult(BaseModel):
@@ -82,6 +91,8 @@ class TriageResult(BaseModel):
     execution_name: str | None = None
     outbox_ids: list[str] = Field(default_factory=list)
     replayed: bool = False
+    # The open escalation (its execution) this follow-up joined; `decision_id` is then that escalation's decision.
+    attached_to: str | None = None
 
 
 @dataclass
@@ -154,13 +165,18 @@ class TriageService:
             return TriageResult(
                 ticket_id=ticket_id, message_id=message_id, outcome="skipped", reasons=["not_customer"]
             )
+        now = self.clock()
+        decisions = self.tickets.decisions(ctx, ticket_id)
+        known = self._known_diagnostics(ctx, ticket_id)
+        open_item = OpenEscalations(self.store).latest(ctx, ticket_id)
+        escalation = self._open_escalation(ctx, ticket_id, open_item, decisions)
+        if escalation is not None:
+            return self._attach(ctx, config, ticket, message, escalation, open_item, decisions, known, now)
 
         profile = self.profiles.get(ctx)
         customer = self.customers.get(ctx, ticket.customer_id) if ticket.customer_id else None
         account_id = ticket.account_id or (customer.account_id if customer else None)
         account = self.accounts.get(ctx, account_id) if account_id else None
-        now = self.clock()
-        decisions = self.tickets.decisions(ctx, ticket_id)
         history = self.history.recent(
             ctx,
             customer_id=ticket.customer_id,
@@ -170,7 +186,6 @@ class TriageService:
         )
         first = message is messages[0] if messages else True
         text = message_text(ticket.subject_redacted, message.body_redacted, first=first)
-        known = self._known_diagnostics(ctx, ticket_id)
         assessment = self.engine.assess(
             ctx,
             text,
@@ -183,13 +198,37 @@ class TriageService:
             **customer_options(profile, account, ticket),
         )
         tool_refs = self._run_tools(ctx, profile, assessment, ticket, account_id)
-        return self._commit(ctx, ticket, message, assessment, tool_refs, now, known)
+        return self._commit(ctx, ticket, message, assessment, tool_refs, now, known, open_item)
 
     # ------------------------------------------------------------------ context
 
     def _known_diagnostics(self, ctx: TenantContext, ticket_id: str) -> dict[str, str]:
         items = self.store.query(ctx, keys.ticket_pk(ctx.tenant_id, ticket_id), DIAG_PREFIX)
         return {i.data["name"]: str(i.data.get("value", "")) for i in items if "name" in i.data}
+
+    def _open_escalation(
+        self, ctx: TenantContext, ticket_id: str, item: Item | None, decisions: Sequence[Decision]
+    ) -> OpenEscalation | None:
+        """The ticket's escalation while it is open. Escalations started before the `ESCALATION#OPEN` record existed
+        are found from the ticket's latest escalating decision."""
+        escalations = OpenEscalations(self.store)
+        if item is not None:
+            return escalations.current(ctx, ticket_id, item)
+        started = [d for d in decisions if d.outcome == "escalate" and d.rollout_mode != "shadow"]
+        if not started:
+            return None
+        latest = max(started, key=lambda d: d.decided_at)
+        asked = latest.classification.requested_action if latest.classification else RequestedAction()
+        execution = execution_name_for(ctx.tenant_id, ticket_id, latest.decision_id)
+        if escalations.is_closed(ctx, ticket_id, execution):
+            return None
+        return OpenEscalation(
+            execution=execution,
+            decision_id=latest.decision_id,
+            message_id=latest.message_id,
+            proposed_action=asked,
+            opened_at=latest.decided_at,
+        )
 
     def _with_text(
         self, ctx: TenantContext, config: TenantConfig, ticket: Ticket, attachments: Sequence[AttachmentRef]
@@ -256,7 +295,9 @@ class TriageService:
         tool_refs: list[EvidenceRef],
         now: datetime,
         known: dict[str, str],
+        open_item: Item | None = None,
     ) -> TriageResult:
+        """`open_item`: the ticket's `ESCALATION#OPEN` record as read (closed), which an escalation replaces."""
         a = assessment
         decision = Decision(
             tenant_id=ctx.tenant_id,
@@ -273,6 +314,7 @@ class TriageService:
             policy_version=a.policy.version,
             rollout_mode=a.mode,
             decided_at=now,
+            message_id=message.message_id,
         )
         # The Decision itself plus every input that produced it (labels, ids, scores, hashes; no customer text).
         body = canonical_json(
@@ -294,22 +336,17 @@ class TriageService:
                 self.tickets.save_write(ticket.model_copy(update={"status": status, "updated_at": now}))
             )
         writes += outbox_service.writes(items)
-        for name, found in a.provided_diagnostics.items():
-            # Stored as the rest of the ticket is: a value read from an attached log was never redacted by intake.
-            value = redact(found)
-            if known.get(name) != value:
-                writes.append(
-                    Put(
-                        pk=keys.ticket_pk(ctx.tenant_id, ticket.ticket_id),
-                        sk=f"{DIAG_PREFIX}{name}",
-                        data={
-                            "name": name,
-                            "value": value,
-                            "message_id": message.message_id,
-                            "at": now.isoformat(),
-                        },
-                    )
-                )
+        writes += _diagnostic_writes(ctx, ticket, message, a.provided_diagnostics, known, now)
+        if escalate:
+            # Guarded on the record read: a second escalation of the ticket cannot open beside this one.
+            opened = OpenEscalation(
+                execution=execution_name_for(ctx.tenant_id, ticket.ticket_id, decision.decision_id),
+                decision_id=decision.decision_id,
+                message_id=message.message_id,
+                proposed_action=a.classification.requested_action,
+                opened_at=now,
+            )
+            writes.append(OpenEscalations.write(ctx.tenant_id, ticket.ticket_id, opened, open_item))
         sent = a.mode != "shadow"
         if ticket.customer_id:
             record = ContactRecord.from_decision(decision, message.message_id, sent=sent)
@@ -380,6 +417,87 @@ class TriageService:
             decision, message.message_id, a.mode, items, escalate, execution, reply=decision.customer_reply
         )
 
+    # ------------------------------------------------------------------ a follow-up on an open escalation
+
+    def _attach(
+        self,
+        ctx: TenantContext,
+        config: TenantConfig,
+        ticket: Ticket,
+        message: Message,
+        escalation: OpenEscalation,
+        open_item: Item | None,
+        decisions: Sequence[Decision],
+        known: dict[str, str],
+        now: datetime,
+    ) -> TriageResult:
+        """The customer wrote again while a person reviews the ticket: deciding the message on its own would answer
+        beside the review (an AI reply, the ticket no longer escalated) or open a second review of the same request
+        (a second refund proposal). It joins the open escalation instead, in ONE audited transaction: its
+        diagnostics, its marker, and the event naming what it asks for (labels, no text), which the open task
+        shows with the message (deflect.escalation.approval). Nothing is sent and no workflow starts."""
+        text = message_text(ticket.subject_redacted, message.body_redacted, first=False)
+        help_center = detectors.locale_language(config.default_locale) or config.default_locale
+        classified = self.engine.classifier.classify(
+            ctx,
+            text,
+            sla_tier=ticket.sla_tier,
+            default_language=help_center,
+            priority_tiers=config.priority_tiers(),
+        ).classification
+        escalating = next((d for d in decisions if d.decision_id == escalation.decision_id), None)
+        area = escalating.classification.product_area if escalating and escalating.classification else None
+        # Read for every diagnostic Deflect knows besides what was asked: the agent may need any of them.
+        names = [
+            *(escalating.missing_diagnostics if escalating else []),
+            *(diagnostics.checklist(config, area) if area else []),
+            *diagnostics.checklist(config, classified.product_area),
+            *requested_diagnostics(decisions),
+            *diagnostics.EXTRACTORS,
+        ]
+        attachments = self._with_text(ctx, config, ticket, message.attachments)
+        given = diagnostics.extract(dict.fromkeys(names), text, attachments)
+        asked = classified.requested_action
+        # An action the open proposal does not cover needs its own decision: approving the task does not make it.
+        new_action = asked.kind != "none" and not _restates(asked, escalation.proposed_action)
+        follow_up = {
+            "intent": classified.intent,
+            "sensitive_flags": list(classified.sensitive_flags),
+            "requested_action": asked.model_dump(mode="json"),
+            "new_action": new_action,
+            "diagnostics": sorted(given),
+        }
+        pk = keys.ticket_pk(ctx.tenant_id, ticket.ticket_id)
+        marker = {
+            "attached_to": escalation.execution,
+            "decision_id": escalation.decision_id,
+            "follow_up": follow_up,
+            "at": now.isoformat(),
+        }
+        joined = escalation.model_copy(update={"follow_ups": escalation.follow_ups + 1})
+        writes = [
+            *_diagnostic_writes(ctx, ticket, message, given, known, now),
+            # Guarded on the record read: an escalation replacing it meanwhile makes this triage run again.
+            OpenEscalations.write(ctx.tenant_id, ticket.ticket_id, joined, open_item),
+            Put(pk=pk, sk=MARKER_PREFIX + message.message_id, data=marker, expect="new"),
+        ]
+        payload = {
+            "execution": escalation.execution,
+            "decision_id": escalation.decision_id,
+            "message_id": message.message_id,
+            **follow_up,
+        }
+        try:
+            self.audit.append(ctx, ticket.ticket_id, FOLLOW_UP_EVENT, payload, actor="triage", writes=writes)
+        except Conflict:
+            again = self.store.get(ctx, pk, MARKER_PREFIX + message.message_id)
+            if again is not None:  # another delivery of the same message won the race
+                return self._resume(ctx, ticket.ticket_id, message.message_id, again.data)
+            raise
+        if new_action:
+            log.info("a follow-up asks for an action the open escalation does not propose")
+        return _attached(ticket.ticket_id, message.message_id, marker, escalating, classified)
+
     @staticmethod
     def _reply(a: Assessment) -> str | None:
         return (
@@ -428,6 +546,8 @@ class TriageService:
         self, ctx: TenantContext, ticket_id: str, message_id: str, marker: dict[str, Any]
     ) -> TriageResult:
         """The message was triaged already: finish the hand-offs (idempotent) and answer with that decision."""
+        if marker.get("attached_to"):
+            return _attached(ticket_id, message_id, marker).model_copy(update={"replayed": True})
         item = self.store.get(ctx, keys.ticket_pk(ctx.tenant_id, ticket_id), marker["decision_sk"])
         if item is None:
             raise NotFound("decision not found")
@@ -503,6 +623,69 @@ def customer_options(
         "risk_tolerance": profile.low_confidence_risk_tolerance,
         "locale": ticket.locale if ticket is not None else None,
     }
+
+
+def _diagnostic_writes(
+    ctx: TenantContext,
+    ticket: Ticket,
+    message: Message,
+    provided: dict[str, str],
+    known: dict[str, str],
+    now: datetime,
+) -> list[Put]:
+    """The diagnostics the message gave that the ticket does not hold with that value yet."""
+    writes: list[Put] = []
+    for name, found in provided.items():
+        # Stored as the rest of the ticket is: a value read from an attached log was never redacted by intake.
+        value = redact(found)
+        if known.get(name) != value:
+            writes.append(
+                Put(
+                    pk=keys.ticket_pk(ctx.tenant_id, ticket.ticket_id),
+                    sk=f"{DIAG_PREFIX}{name}",
+                    data={
+                        "name": name,
+                        "value": value,
+                        "message_id": message.message_id,
+                        "at": now.isoformat(),
+                    },
+                )
+            )
+    return writes
+
+
+def _restates(asked: RequestedAction, proposed: RequestedAction) -> bool:
+    """Whether a follow-up's action is the proposal's ("still waiting for my refund" names no amount)."""
+    return asked.kind == proposed.kind and all(
+        mine is None or mine == theirs
+        for mine, theirs in (
+            (asked.amount, proposed.amount),
+            (asked.currency, proposed.currency),
+            (asked.target, proposed.target),
+        )
+    )
+
+
+def _attached(
+    ticket_id: str,
+    message_id: str,
+    marker: dict[str, Any],
+    escalating: Decision | None = None,
+    classification: Classification | None = None,
+) -> TriageResult:
+    """A follow-up that joined the open escalation: with a person, as that escalation's decision is."""
+    return TriageResult(
+        ticket_id=ticket_id,
+        message_id=message_id,
+        decision_id=marker["decision_id"],
+        outcome="escalate",
+        reasons=[OPEN_REASON],
+        rollout_mode=escalating.rollout_mode if escalating else None,
+        classification=classification,
+        escalated=True,
+        execution_name=marker["attached_to"],
+        attached_to=marker["attached_to"],
+    )
 
 
 def _ref(hit: Any) -> ArticleRef:
