@@ -48,6 +48,8 @@ _MFA_DEVICE = r"(?:authenticator|authy|yubikey|security key|hardware key|(?:2fa|
 # Plan names written as names (capitalised) or followed by "plan"/"tier": "team" alone is too common a word.
 _PLAN = r"(?:(?-i:Free|Starter|Basic|Standard|Team|Pro|Professional|Business|Premium|Growth|Scale|Enterprise)|(?:free|starter|basic|standard|team|pro|professional|business|premium|growth|scale|enterprise|paid)\s+(?:plan|tier|edition))"
 # Objects of a data or account deletion in other languages (the verbs alone also delete runs and fields).
+# A negation before "billed"/"charged": "not", "don't", "isn't", "never" (not the "nt" ending "want" or "account").
+_NOT = r"(?:\bnot|\b(?:do|does|did|is|are|was|were|should|would|could|wo|ca|have|has|had|must)n'?t|\bnever)"
 _ACCOUNT_OBJECT = r"(?:cuenta|conta|compte|konto|benutzerkonto|account|datos|dados|donn[ée]es|daten|dati|gegevens|perfil|profil|profilo|workspace|espacio de trabajo|espace de travail|arbeitsbereich|informaci[oó]n|informa[cç][aã]o)"
 
 # Each action: the patterns that express it. Order matters: the first kind found is the structured action
@@ -111,7 +113,59 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
                 r"\b(?:open|opening|opened|file|filing|filed|raise|raising|raised|start|started|lodge|lodged|initiate|initiated|submit|submitted)\s+(?:a\s+|the\s+)?dispute\b|\bdispute\b[^.?!\n]{0,25}\b(?:i'?m|we'?re|i am|we are|i'?ve|we'?ve)\s+(?:opening|filing|raising|starting|opened|filed|raised)\b"
             ),
             _rx(r"\bcontest\w*\b[^.?!\n]{0,20}\b(?:charges?|payments?|invoices?|bills?|transactions?)\b"),
-            _rx(r"\b(?:service|sla) credits?\b|\bcompensat(?:e|ed|ion)\b"),
+            _rx(r"\b(?:service|sla) credits?\b|\bcompensat(?:e|ed|es|ing|ion)\b"),
+            # A credit, a waiver or compensation asked for in other words (the audit's "can you credit us for
+            # yesterday's outage?", "give us a credit for the downtime"). "Credit" alone is also the product's run
+            # credits and a credit card, so it needs a person as its object, a request verb with "a credit", a
+            # money sense ("goodwill credit") or an outage it is for.
+            _rx(
+                r"\bcredit(?:ed|ing)?\s+(?:us|me|it|that|this|them|(?:our|my|the|this|that)\s+(?:\w+\s+)?(?:account|invoice|bill|card|overages?|charges?|fees?|difference|amount|months?))\b"
+            ),
+            _rx(
+                r"\b(?:give|giving|issue|apply|get|want|need|like|request\w*|expect\w*|deserve|owe|owed|ask(?:ing)? for|claim\w*|offer|provide)\s+(?:(?:us|me)\s+)?(?:a|an|some|any)\s+(?:(?:small|partial|prorated|pro-?rated|full|one-?off|goodwill|courtesy|service|sla|account|billing|outage|downtime)\s+)?credit\b(?!\s*card)"
+            ),
+            _rx(r"\b(?:goodwill|courtesy|pro-?rated|partial|account|billing)\s+credits?\b"),
+            _rx(
+                r"(?<!\brun )(?<!\bapi )(?<!\busage )\bcredits?\b[^.?!\n]{0,25}\b(?:for|because of|due to|after|over|to cover)\b[^.?!\n]{0,30}\b(?:outages?|downtime|down ?time|incidents?|disruptions?|interruptions?|sla|breach|inconvenience|lost (?:time|runs|data|days?|hours)|(?:was|were|went|being) down)\b"
+            ),
+            _rx(
+                r"\bwaiv(?:e|ed|es|ing|er)\b|\bcomp(?:ed)?\s+(?:us|me)\b|\bmake (?:it|this|that) up to (?:us|me)\b"
+            ),
+            _rx(
+                r"\bmake (?:it|this|that|things) (?:right|good)\b[^.?!\n]{0,30}\b(?:discount|credit|free|money|compensat\w*)"
+            ),
+            _rx(
+                r"\b(?:give|giving|offer|owe|get|want|need|like|expect\w*|deserve)\s+(?:(?:us|me)\s+)?(?:a|an|some)\s+(?:(?:small|partial|\d+ ?%)\s+)?(?:discount|free (?:month|week|day)s?)\b[^.?!\n]{0,40}\b(?:for|because of|due to|after|over|to make up)\b"
+            ),
+            _rx(
+                r"\b(?:discount|free (?:month|week|day)s?)\b[^.?!\n]{0,25}\b(?:for|because of|due to|after|over|to make up for)\b[^.?!\n]{0,30}\b(?:outages?|downtime|down ?time|incidents?|disruptions?|interruptions?|sla|breach|inconvenience|trouble|(?:was|were|went|being) down)\b"
+            ),
+            # Not to be billed for a period or an outage: "make sure I'm not billed for next month", "don't charge
+            # us for May". Not being billed from now on is a cancellation (below).
+            _rx(
+                rf"{_NOT}\s+(?:be(?:ing)?\s+|get(?:ting)?\s+|have to\s+)?(?:bill|charg|invoic)\w*\s+(?:(?:us|me|anything)\s+)?(?:for|on|in|during)\s+(?:the\s+|this\s+|that\s+|these\s+|those\s+|our\s+|my\s+)?(?:next|this|last|coming|current|upcoming|remaining|rest|month|week|year|quarter|period|cycle|renewal|days?|weeks?|months?|hours?|time|downtime|outage|incident|jan(?:uary)?|feb(?:ruary)?|march|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t|tember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|\d)"
+            ),
+            _rx(
+                rf"\b(?:please|pls|kindly|can you|could you|would you|(?<!how do i )(?<!how can i )(?<!how do we )(?<!how can we )(?:make sure|ensure))\b[^.?!\n]{{0,25}}{_NOT}\s+(?:be(?:ing)?\s+|get(?:ting)?\s+)?(?:bill|charg|invoic)\w*\s+(?:(?:us|me)\s+)?for\b"
+            ),
+            _rx(
+                r"\b(?:shouldn'?t|should not|won'?t|will not|refuse to|not going to)\s+(?:have to\s+)?pay\s+for\b[^.?!\n]{0,30}\b(?:down|outage|downtime|broken|(?:didn'?t|did not|wasn'?t|was not) work\w*|not working|days?|weeks?|months?|hours?|time)\b"
+            ),
+            # Other languages: a credit note or compensation (de Gutschrift/Entschädigung, es compensación/nota de
+            # crédito, fr dédommagement/geste commercial), a fee waived (de erlassen, es condonar), not to be billed
+            # ("no nos cobren mayo", "ne nous facturez pas mai", "stellen Sie uns Mai nicht in Rechnung").
+            _rx(
+                r"\b(?:gutschrift|gutschreib\w*|gutgeschrieben|entsch[äa]dig\w*|kompensation|kompensier\w*|compensaci[oó]n|compens(?:ar|en|e|arnos|ennos)|indemnis(?:er|ez|ation|ations|é|ée)|d[ée]dommag\w*|geste commercial|bonificaci[oó]n|nota de cr[ée]dito|condon(?:ar|en|ación|acion|arnos|ad[oa]))\b"
+            ),
+            _rx(
+                r"\bcr[ée]dit[oa]?s?\b[^.?!\n]{0,30}\b(?:ca[íi]da|interrupci[oó]n|incidente|panne|interruption|incident|ausfall|st[öo]rung)\b"
+            ),
+            _rx(
+                r"\b(?:geb[üu]hr\w*|kosten|rechnung|betrag)\b[^.?!\n]{0,30}\berlass\w*|\berlass\w*\b[^.?!\n]{0,30}\b(?:geb[üu]hr\w*|kosten|rechnung|betrag)\b"
+            ),
+            _rx(
+                r"\bno\s+(?:nos|me)\s+(?:cobr(?:en|e|es|éis)|factur(?:en|e|es|éis))\b|\bne\s+(?:nous|me|m')\s*(?:factur|d[ée]bit|pr[ée]lev)\w*\s+pas\b|\bne pas\s+(?:nous|me)\s+(?:factur|d[ée]bit|pr[ée]lev)\w*|\bnicht\s+(?:in rechnung|berechnen|abbuchen)\b|\b(?:berechn|abbuch)\w*\s+(?:sie\s+)?(?:uns|mir)\b[^.?!\n]{0,30}\bnicht\b"
+            ),
             # Other languages: es/pt reembolso, estorno (pt), de Rückerstattung/erstatten, fr rembourser, it rimborso,
             # nl terugbetaling; "devolver" also means an API returns a value, so it needs the money named.
             _rx(
@@ -136,6 +190,10 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _rx(r"\bdo(?:n't| not) (?:want to )?renew\b"),
             # Leaving in other words: "end things with you", "part ways", "stop paying for it".
             _rx(r"\b(?:end things|part ways|call it quits|stop paying|stop being (?:charged|billed))\b"),
+            _rx(r"\bstop\s+(?:bill|charg|invoic)\w*\s+(?:us|me|my|our)\b"),
+            _rx(
+                rf"{_NOT}\s+(?:be(?:ing)?\s+|get(?:ting)?\s+)?(?:billed|charged|invoiced)\s+(?:again|anymore|any more|after|from now|beyond|past)\b"
+            ),
             _rx(
                 r"\b(?:don'?t|do not|stop)\s+(?:bill|charg|invoic)\w*\s+(?:us|me)\b[^.?!\n]{0,20}\b(?:again|anymore|any more|after|from now|next)\b|\bno longer (?:want|need) (?:the|your|this) (?:service|product|subscription|tool)\b"
             ),
@@ -381,7 +439,10 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
             r"\b(?:charges?|payments?|transactions?|debits?|bills?)\b[^.?!\n]{0,40}\b(?:don'?t|do not|didn'?t|did not|never|can'?t)\s+(?:recogni[sz]e|authori[sz]e|make|order|remember)"
         ),
         _rx(r"\b(?:didn'?t|did not|never)\b[^.?!\n]{0,20}\b(?:authori[sz]e|agree to|sign up for|order)\b"),
-        _rx(r"\b(?:waive|discount|coupon|credit note|price match|cheaper price|special price)\b"),
+        _rx(
+            r"\b(?:waive[ds]?|waiving|waiver|discount|coupon|credit note|price match|cheaper price|special price)\b"
+        ),
+        _rx(r"\bdouble[- ]?(?:billed|charged|billing|charging)\b"),
         _rx(
             r"\b(?:invoice|receipt)\b[^.?!\n]{0,30}\b(?:wrong|incorrect|mistake|error|fix|change|re-?issue|correct)\b"
         ),
