@@ -616,7 +616,11 @@ def customer_options(
     if ticket is not None:
         segments.update(s.lower() for s in [*(ticket.entitlements or []), ticket.plan or ""] if s)
     if account is not None:
-        segments.update(s.lower() for s in [account.plan, account.sla_tier, *account.entitlements] if s)
+        segments.update(s.lower() for s in [account.plan, *account.entitlements] if s)
+        # Support tiers are named like plans ("standard", "premium", "enterprise"), and every account has one: as a
+        # bare segment, a Free plan's default tier read the Standard plan's articles. An article for a tier says so.
+        if account.sla_tier:
+            segments.add(f"tier-{account.sla_tier.lower()}")
     return {
         "sla_tier": account.sla_tier if account else ticket.sla_tier if ticket else "standard",
         "audience": Audience(kind="customer", segments=frozenset(segments)),
