@@ -4,7 +4,9 @@ Hybrid search is one `_msearch`: BM25 over the analysed fields (plus exact ident
 chunk embeddings, both under the same filters; the two lists are fused client-side by the shared ranking, so
 results match the embedded index in shape and scoring (and no search pipeline is needed, which Serverless
 lacks). The tenant filter, the visibility filter and the expiry/superseded exclusions are built here, never by
-callers, and every hit is re-checked against its own `_source` before it is returned.
+callers, and every hit is re-checked against its own `_source` before it is returned. A search for a customer's
+locale is preceded by one aggregation under the same filters: which locales the allowed articles are in, so that
+both halves search only the locale level SearchRequest chooses.
 
 Serverless differences handled: no custom document ids in vector collections (old chunks are found by query and
 deleted by their generated ids), no delete-by-query, and no refresh API.
@@ -45,6 +47,8 @@ IDENTIFIER_BOOST = 10.0
 _SOURCE = {"excludes": ["embedding"]}
 # Chunks read back for the articles a search found (the other sections of one or two articles).
 SECTIONS_MAX = 200
+# Locales one tenant's articles may be written in (Zendesk Guide offers about 40).
+LOCALES_MAX = 200
 
 
 def index_body(dimensions: int) -> dict[str, Any]:
@@ -134,8 +138,10 @@ def _translated(operation: str) -> Iterator[None]:
         raise TransientFailure(f"{operation}: status {status}") from error
 
 
-def filters(tenant_id: str, request: SearchRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(filter, must_not) clauses every query carries."""
+def filters(
+    tenant_id: str, request: SearchRequest, locales: Sequence[str] | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(filter, must_not) clauses every query carries. `locales`: the stored locales of the level searched."""
     clauses: list[dict[str, Any]] = [
         {"term": {"tenant_id": tenant_id}},
         {"range": {"expires_epoch": {"gt": int(request.now.timestamp())}}},
@@ -154,11 +160,25 @@ def filters(tenant_id: str, request: SearchRequest) -> tuple[list[dict[str, Any]
                 }
             )
         clauses.append({"bool": {"should": readable, "minimum_should_match": 1}})
+    if locales is not None:
+        clauses.append({"terms": {"locale": sorted(locales)}})
     return clauses, [{"term": {"superseded": True}}]
 
 
-def lexical_body(tenant_id: str, request: SearchRequest, size: int) -> dict[str, Any]:
+def locales_body(tenant_id: str, request: SearchRequest) -> dict[str, Any]:
+    """The locales of the articles the request's other filters allow (the locale level is chosen among them)."""
     clauses, excluded = filters(tenant_id, request)
+    return {
+        "size": 0,
+        "query": {"bool": {"filter": clauses, "must_not": excluded}},
+        "aggs": {"locales": {"terms": {"field": "locale", "size": LOCALES_MAX}}},
+    }
+
+
+def lexical_body(
+    tenant_id: str, request: SearchRequest, size: int, locales: Sequence[str] | None = None
+) -> dict[str, Any]:
+    clauses, excluded = filters(tenant_id, request, locales)
     matching: list[dict[str, Any]] = [
         {"multi_match": {"query": request.text, "fields": LEXICAL_FIELDS, "type": "most_fields"}}
     ]
@@ -178,8 +198,14 @@ def lexical_body(tenant_id: str, request: SearchRequest, size: int) -> dict[str,
     }
 
 
-def knn_body(tenant_id: str, request: SearchRequest, vector: list[float], size: int) -> dict[str, Any]:
-    clauses, excluded = filters(tenant_id, request)
+def knn_body(
+    tenant_id: str,
+    request: SearchRequest,
+    vector: list[float],
+    size: int,
+    locales: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    clauses, excluded = filters(tenant_id, request, locales)
     return {
         "size": size,
         "_source": _SOURCE,
@@ -288,9 +314,13 @@ def _winner(docs: list[_Indexed]) -> int:
     return max(d.version for d in docs)
 
 
-def _admissible(source: dict[str, Any], tenant_id: str, request: SearchRequest) -> bool:
+def _admissible(
+    source: dict[str, Any], tenant_id: str, request: SearchRequest, locales: Sequence[str] | None = None
+) -> bool:
     """The same rules as the query filters, checked on the hit itself: nothing foreign ever leaves the adapter."""
     if source.get("tenant_id") != tenant_id or source.get("superseded"):
+        return False
+    if locales is not None and source.get("locale") not in locales:
         return False
     if int(source.get("expires_epoch", NEVER)) <= int(request.now.timestamp()):
         return False
@@ -502,7 +532,10 @@ class OpenSearchKnowledgeIndex:
     # ------------------------------------------------------------------ search
     def search(self, ctx: TenantContext, request: SearchRequest) -> list[SearchHit]:
         size = self._candidates
-        lexical_request = lexical_body(ctx.tenant_id, request, size)
+        locales = self._locales(ctx.tenant_id, request)
+        if locales is not None and not locales:
+            return []  # nothing in the customer's language nor the help center's
+        lexical_request = lexical_body(ctx.tenant_id, request, size, locales)
         if self._embeddings is None:
             with _translated("search"):
                 responses = [self._client.search(index=self.index_name, body=lexical_request)]
@@ -512,7 +545,7 @@ class OpenSearchKnowledgeIndex:
                 {"index": self.index_name},
                 lexical_request,
                 {"index": self.index_name},
-                knn_body(ctx.tenant_id, request, vector, size),
+                knn_body(ctx.tenant_id, request, vector, size, locales),
             ]
             with _translated("msearch"):
                 responses = self._client.msearch(body=body).get("responses", [])
@@ -521,12 +554,29 @@ class OpenSearchKnowledgeIndex:
                 if response.get("status") == 404:
                     return []  # no article indexed yet
                 raise TransientFailure(f"msearch: status {response.get('status')}")
-        return self._fuse(ctx.tenant_id, request, responses)
+        return self._fuse(ctx.tenant_id, request, responses, locales)
+
+    def _locales(self, tenant_id: str, request: SearchRequest) -> list[str] | None:
+        """The stored locales of the level the request searches (SearchRequest.searched_locales); None: all."""
+        if request.locale is None:
+            return None
+        from opensearchpy.exceptions import NotFoundError
+
+        with _translated("search"):
+            try:
+                response = self._client.search(index=self.index_name, body=locales_body(tenant_id, request))
+            except NotFoundError:
+                return []  # no article indexed yet
+        buckets = response.get("aggregations", {}).get("locales", {}).get("buckets", [])
+        present = [str(b["key"]) for b in buckets if b.get("doc_count", 0) > 0 and b.get("key")]
+        return sorted(request.searched_locales(present) or ())
 
     def sections(
         self, ctx: TenantContext, request: SearchRequest, articles: Sequence[tuple[str, int]]
     ) -> list[SearchHit]:
-        """Every chunk of these article versions that `search(ctx, request)` could return, in reading order."""
+        """Every chunk of these article versions that `search(ctx, request)` could return, in reading order.
+
+        The locale level is not chosen again: an article is written in one locale, and these came from a search."""
         order = {pair: i for i, pair in enumerate(dict.fromkeys((a, int(v)) for a, v in articles))}
         if not order:
             return []
@@ -560,7 +610,11 @@ class OpenSearchKnowledgeIndex:
         return sorted(out, key=lambda h: (order[(h.article_id, h.version)], h.start))
 
     def _fuse(
-        self, tenant_id: str, request: SearchRequest, responses: list[dict[str, Any]]
+        self,
+        tenant_id: str,
+        request: SearchRequest,
+        responses: list[dict[str, Any]],
+        locales: Sequence[str] | None = None,
     ) -> list[SearchHit]:
         lexical = {h["_id"]: h for h in responses[0].get("hits", {}).get("hits", [])}
         dense = (
@@ -573,7 +627,7 @@ class OpenSearchKnowledgeIndex:
         candidates = []
         for doc_id, hit in {**lexical, **dense}.items():
             source = hit.get("_source", {})
-            if not _admissible(source, tenant_id, request):
+            if not _admissible(source, tenant_id, request, locales):
                 continue
             review_by = source.get("review_by")
             candidates.append(

@@ -17,8 +17,9 @@ Two writers of one article can flush in either order (two Lambda invocations, th
 import`): under the lock, a queued write older than the newest version already seen for that article, a deletion
 included, is dropped, so a superseded or deleted version never comes back.
 
-The tenant filter, the visibility filter and the exclusion of expired and superseded chunks are applied here,
-on every search: each tenant gets its own view (matrix, columns), and lexical hits are re-checked against it.
+The tenant filter, the visibility filter, the exclusion of expired and superseded chunks and the customer's locale
+level (SearchRequest) are applied here, on every search: each tenant gets its own view (matrix, columns), and
+lexical hits are re-checked against it.
 """
 
 from __future__ import annotations
@@ -143,7 +144,9 @@ class _View:
     expires: np.ndarray
     superseded: np.ndarray
     area: np.ndarray
+    article: np.ndarray
     segment_rows: dict[str, np.ndarray]
+    locale_rows: dict[str, np.ndarray]
     identifier_rows: dict[str, list[int]]
     position: dict[str, int] = field(default_factory=dict)
 
@@ -151,7 +154,9 @@ class _View:
     def build(cls, keys: list[str], chunks: list[Chunk], vectors: list[np.ndarray], dims: int) -> _View:
         segment_rows: dict[str, list[int]] = {}
         identifier_rows: dict[str, list[int]] = {}
+        locale_rows: dict[str, list[int]] = {}
         for row, chunk in enumerate(chunks):
+            locale_rows.setdefault(chunk.locale, []).append(row)
             if chunk.visibility == "segments":
                 for segment in chunk.segments:
                     segment_rows.setdefault(segment, []).append(row)
@@ -165,7 +170,9 @@ class _View:
             expires=np.array([_epoch(c.expires_at) for c in chunks], dtype=np.int64),
             superseded=np.array([c.superseded for c in chunks], dtype=bool),
             area=np.array([c.product_area for c in chunks], dtype=object),
+            article=np.array([f"{c.tenant_id}/{c.article_id}" for c in chunks], dtype=object),
             segment_rows={s: np.array(rows) for s, rows in segment_rows.items()},
+            locale_rows={locale: np.array(rows) for locale, rows in locale_rows.items()},
             identifier_rows=identifier_rows,
             position={key: row for row, key in enumerate(keys)},
         )
@@ -181,6 +188,13 @@ class _View:
                 if rows is not None:
                     readable[rows] = True
             mask &= readable
+        # Last: the level is the best one holding any chunk the filters above allow.
+        locales = request.searched_locales(locale for locale, rows in self.locale_rows.items() if mask[rows].any())
+        if locales is not None:
+            in_level = np.zeros(len(mask), dtype=bool)
+            for locale in locales:
+                in_level[self.locale_rows[locale]] = True
+            mask &= in_level
         return mask
 
 
@@ -388,6 +402,10 @@ class EmbeddedKnowledgeIndex:
                 for s in request.audience.segments
             ]
             clauses.append((must, tv.Query.boolean_query(readable)))
+        if request.locale is not None and len(view.locale_rows) > 1:
+            # The locale level's articles only: chunks in other languages would take the BM25 candidates' places.
+            articles = np.unique(view.article[allowed]).tolist()
+            clauses.append((must, tv.Query.term_set_query(self._schema, "article", articles)))
         searcher = self._index.searcher()
         found: dict[int, float] = {}
         for score, address in searcher.search(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Literal
 
@@ -197,6 +198,23 @@ class Audience(BaseModel):
 
 
 class SearchRequest(BaseModel):
+    """What to look for, for whom.
+
+    `locale` is the customer's ("en-GB", "de"); None searches every locale (agents, `deflect kb search`). With a
+    locale, ONE locale level is searched: the first of these that holds any article the other filters allow
+    (tenant, audience, product area, expiry):
+
+        1. the customer's exact locale ("en-GB"),
+        2. their bare language ("en"),
+        3. any other locale of their language ("en-US", "en-AU"),
+        4-6. the same three for the help center's `default_locale`,
+
+    and nothing when none does. A level is chosen by the articles it holds, not by how well they match: a help
+    center with any article in the customer's language answers them from those alone (what those do not cover is
+    escalated), never with a passage in another language beside or instead of theirs. Locales compare
+    case-insensitively, "_" as "-" (searched_locales()).
+    """
+
     model_config = ConfigDict(frozen=True)
 
     text: str = Field(min_length=1, max_length=8000)
@@ -204,6 +222,44 @@ class SearchRequest(BaseModel):
     product_area: str | None = Field(default=None, pattern=PRODUCT_AREA_PATTERN)
     audience: Audience = Field(default_factory=Audience)
     now: datetime = Field(default_factory=utcnow)
+    locale: str | None = Field(default=None, max_length=35)
+    # The help center's default locale: the fallback when nothing is written in the customer's language.
+    default_locale: str | None = Field(default=None, max_length=35)
+
+    @field_validator("locale", "default_locale")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value if value is None or value.strip() else None
+
+    def searched_locales(self, present: Iterable[str]) -> set[str] | None:
+        """Of the locales the allowed articles are written in (`present`, as stored), those this request searches:
+        the first level of the class docstring that has any. None: every locale (no `locale` asked for)."""
+        if self.locale is None:
+            return None
+        wanted = [_locale_key(self.locale)]
+        if self.default_locale is not None:
+            wanted.append(_locale_key(self.default_locale))
+        levels: list[tuple[str, str]] = []
+        for key in wanted:
+            language = key.split("-")[0]
+            for level in (("locale", key), ("locale", language), ("language", language)):
+                if level not in levels:
+                    levels.append(level)
+        keyed = {locale: _locale_key(locale) for locale in present}
+        for kind, value in levels:
+            found = {
+                locale
+                for locale, key in keyed.items()
+                if (key if kind == "locale" else key.split("-")[0]) == value
+            }
+            if found:
+                return found
+        return set()
+
+
+def _locale_key(locale: str) -> str:
+    """The form locales are compared in: en_GB and EN-gb are both en-gb."""
+    return locale.strip().replace("_", "-").lower()
 
 
 class SearchHit(BaseModel):

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from deflect.domain import keys
 from deflect.domain.errors import DeflectError
-from deflect.domain.models import DecisionPolicy, new_id, utcnow
+from deflect.domain.models import DecisionPolicy, TenantConfig, new_id, utcnow
 from deflect.domain.tenancy import TenantContext
 from deflect.knowledge.models import Audience, KnowledgeGap, SearchHit, SearchRequest
 from deflect.ports import KnowledgeIndex, Put, SupportStore
@@ -68,6 +68,9 @@ class SearchResults(BaseModel):
     best_score: float = 0.0
     answer_threshold: float = DEFAULT_ANSWER_THRESHOLD
     gap_recorded: bool = False
+    # The locales searched (SearchRequest), so that sections() reads under the same ones; not part of the API answer.
+    locale: str | None = Field(default=None, exclude=True)
+    default_locale: str | None = Field(default=None, exclude=True)
 
 
 class KnowledgeGaps:
@@ -121,14 +124,22 @@ class KnowledgeSearch:
         product_area: str | None = None,
         audience: Audience | None = None,
         record_gap: bool = True,
+        locale: str | None = None,
+        default_locale: str | None = None,
     ) -> SearchResults:
+        """`locale`: the customer's, whose articles are searched first (SearchRequest); None: every locale.
+        `default_locale`: the help center's fallback, read from the tenant's configuration when not given."""
         now = self._now()
+        if locale and not default_locale:
+            default_locale = self._tenant_default_locale(ctx)
         request = SearchRequest(
             text=focus(text)[:8000],
             k=k,
             product_area=product_area,
             audience=audience or Audience(),
             now=now,
+            locale=locale,
+            default_locale=default_locale,
         )
         hits = self.index.search(ctx, request)
         best = hits[0].score if hits else 0.0
@@ -137,7 +148,12 @@ class KnowledgeSearch:
         if gap and record_gap:
             self._record_gap(ctx, request, best, now)
         return SearchResults(
-            hits=hits, best_score=round(best, 4), answer_threshold=threshold, gap_recorded=gap and record_gap
+            hits=hits,
+            best_score=round(best, 4),
+            answer_threshold=threshold,
+            gap_recorded=gap and record_gap,
+            locale=request.locale,
+            default_locale=request.default_locale,
         )
 
     def sections(
@@ -157,7 +173,12 @@ class KnowledgeSearch:
         if not top or read is None:
             return []
         request = SearchRequest(
-            text=focus(text)[:8000], k=len(top), audience=audience or Audience(), now=self._now()
+            text=focus(text)[:8000],
+            k=len(top),
+            audience=audience or Audience(),
+            now=self._now(),
+            locale=results.locale,
+            default_locale=results.default_locale,
         )
         found = {h.chunk_id for h in results.hits}
         by_article = {(h.article_id, h.version): h for h in top}
@@ -196,13 +217,20 @@ class KnowledgeSearch:
             self._store.put(ctx, self.gaps.write(gap))
 
     def _tenant_threshold(self, ctx: TenantContext) -> float:
+        config = self._tenant_config(ctx)
+        return config.policy.answer_threshold if config else DEFAULT_ANSWER_THRESHOLD
+
+    def _tenant_default_locale(self, ctx: TenantContext) -> str | None:
+        config = self._tenant_config(ctx)
+        return config.default_locale if config else None
+
+    def _tenant_config(self, ctx: TenantContext) -> TenantConfig | None:
         from deflect.repositories import TenantConfigs
 
         try:
-            config = TenantConfigs(self._store).find(ctx)
+            return TenantConfigs(self._store).find(ctx)
         except DeflectError:
-            config = None
-        return config.policy.answer_threshold if config else DEFAULT_ANSWER_THRESHOLD
+            return None
 
 
 def _default_redact() -> Callable[[str], str]:

@@ -222,8 +222,18 @@ class TriageEngine:
         timings["classify"] = _ms(started)
 
         began = time.perf_counter()
-        # A gap is recorded below, once the draft shows whether the message could be answered at all.
-        results = self.search.search(ctx, text, k=self.k, audience=audience, record_gap=False)
+        # A gap is recorded below, once the draft shows whether the message could be answered at all. Only articles
+        # in the language the customer reads (SearchRequest), their stated locale first if it is that language.
+        reads = customer_language(text, first.classification.language, locale, help_center)
+        results = self.search.search(
+            ctx,
+            text,
+            k=self.k,
+            audience=audience,
+            record_gap=False,
+            locale=locale if detectors.locale_language(locale) == reads else reads,
+            default_locale=config.default_locale,
+        )
         hits = [h for h in results.hits]
         # The other sections of the best articles (same tenant, version and audience filters): the answer is
         # often in the article found, not in its best-matching chunk.
