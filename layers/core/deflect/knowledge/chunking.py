@@ -15,6 +15,7 @@ from html import unescape
 from html.parser import HTMLParser
 
 from deflect.domain.errors import MalformedPayload
+from deflect.domain.html_safety import neutralised
 from deflect.knowledge.models import ArticleMeta, Chunk
 
 TARGET_CHARS = 1200
@@ -96,8 +97,10 @@ _P_ENDS = frozenset(
     "p div ul ol dl table pre blockquote section article main header footer aside nav figure details form hr "  # noqa: SIM905
     "h1 h2 h3 h4 h5 h6".split()
 )
+# A browser would hide everything after an unclosed <style>, <script> or comment; an author who forgot to close one
+# did not mean to hide the rest of the article, yet the text up to the next block is CSS, JS or a note, never meant
+# for a reader: it is dropped, and the article read again from there.
 _RESUME = re.compile(rf"<(?:{'|'.join(sorted(_P_ENDS))}|body|li|dt|dd|tr)\b|</(?:head|body|html)\s*>", re.I)
-_RAW_OPEN = re.compile(r"<!--|<(script|style)\b[^>]*>", re.I)
 # An open <p> is not ended across these.
 _P_STOPS = frozenset({"table", "td", "th", "caption", "button", "template", "object", "html"})
 # Start tags that end an element the author left open (<li>one<li>two): {tag: (what it ends, unless one of these
@@ -123,28 +126,6 @@ def _hides(tag: str, attrs: dict[str, str | None]) -> bool:
         or "hidden" in (attrs.get("class") or "").split()
         or bool(HIDING_STYLE.search(attrs.get("style") or ""))
     )
-
-
-def _closed_raw_text(html: str) -> str:
-    """`html` with every unclosed <style>, <script> or comment ended at the next block tag (or the end).
-
-    A browser would hide everything after one; an author who forgot to close it did not mean to hide the rest of
-    the article, yet the text up to the next block is CSS, JS or a note, never meant for a reader: it is dropped.
-    """
-    parts: list[str] = []
-    position = 0
-    while opening := _RAW_OPEN.search(html, position):
-        tag = opening.group(1)
-        close = re.compile(rf"</\s*{tag}\s*>" if tag else r"--\s*>", re.I).search(html, opening.end())
-        if close:
-            parts.append(html[position : close.end()])
-            position = close.end()
-            continue
-        resume = _RESUME.search(html, opening.end())
-        parts.append(html[position : opening.end()] + (f"</{tag}>" if tag else "-->"))
-        position = resume.start() if resume else len(html)
-    parts.append(html[position:])
-    return "".join(parts)
 
 
 class _HtmlText(HTMLParser):
@@ -538,7 +519,7 @@ def plain_text(body: str, body_format: str = "markdown") -> str:
     text = body.replace("\r\n", "\n").replace("\r", "\n")
     if body_format == "html":
         parser = _HtmlText()
-        parser.feed(_closed_raw_text(text))
+        parser.feed(neutralised(text, resume=_RESUME))  # read in one pass, however broken the markup
         parser.close()
         text = "".join(parser.parts)
         text = re.sub(r"[ \t]+\n", "\n", text)

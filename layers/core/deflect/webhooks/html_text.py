@@ -10,6 +10,8 @@ import re
 from html import unescape
 from html.parser import HTMLParser
 
+from deflect.domain.html_safety import neutralised
+
 _DROP = {"script", "style", "head", "title", "template", "noscript", "iframe", "object", "svg", "math"}
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 _BLOCK = {
@@ -17,7 +19,12 @@ _BLOCK = {
     "h1", "h2", "h3", "h4", "h5", "h6", "dl", "dt", "dd", "figure", "figcaption", "hr",
 }  # fmt: skip
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?![.\d])", re.I)
-_LOOKS_LIKE_HTML = re.compile(r"<\s*/?\s*[a-zA-Z][^>]*>|&[a-zA-Z#0-9]+;")
+_TAG_START = re.compile(r"<\s*/?\s*[a-zA-Z]")
+_ENTITY = re.compile(r"&[a-zA-Z#0-9]+;")
+# Past the first element that may hide its content (one with attributes, a hiding element, a comment), nothing but
+# the parser tells hidden text from shown. Neutralised markup writes every tag whole, so "[^>]*" stays in one tag.
+_MAY_HIDE = re.compile(rf"<!--|<(?:{'|'.join(sorted(_DROP))})\b|<[A-Za-z][^\s/>]*\s+[^\s/>]", re.I)
+_PLAIN_TAG = re.compile(r"<[A-Za-z/][^>]*>")
 
 
 class _TextExtractor(HTMLParser):
@@ -25,6 +32,7 @@ class _TextExtractor(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self._stack: list[tuple[str, bool]] = []  # (tag, hides its content)
+        self._open: dict[str, int] = {}  # how many of each tag _stack holds: a stray end tag costs no search
         self._hidden_depth = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -40,6 +48,7 @@ class _TextExtractor(HTMLParser):
                 self._void(tag, values)
             return
         self._stack.append((tag, hides))
+        self._open[tag] = self._open.get(tag, 0) + 1
         if hides:
             self._hidden_depth += 1
         elif not self._hidden_depth:
@@ -60,9 +69,12 @@ class _TextExtractor(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         # Close up to the matching open tag; stray end tags are ignored (browsers do the same).
+        if not self._open.get(tag):
+            return
         for position in range(len(self._stack) - 1, -1, -1):
             if self._stack[position][0] == tag:
-                for _, hides in self._stack[position:]:
+                for closed, hides in self._stack[position:]:
+                    self._open[closed] -= 1
                     if hides:
                         self._hidden_depth -= 1
                 del self._stack[position:]
@@ -80,17 +92,31 @@ def _tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
+def _looks_like_html(value: str) -> bool:
+    # A tag's start with a ">" anywhere after it: one search, where a pattern ending "[^>]*>" searched again from
+    # every "<" to the end of a long body.
+    start = _TAG_START.search(value)
+    return bool(start and value.find(">", start.end()) >= 0) or bool(_ENTITY.search(value))
+
+
+def _text_before_hiding(markup: str) -> str:
+    """Text of neutralised `markup` up to the first element that may hide something, tags stripped."""
+    cut = _MAY_HIDE.search(markup)
+    return unescape(_PLAIN_TAG.sub(" ", markup[: cut.start() if cut else len(markup)]))
+
+
 def html_to_text(value: str | None) -> str:
-    """Plain text of an HTML (or already plain) body. Never raises."""
+    """Plain text of an HTML (or already plain) body. Never raises; takes time in proportion to its length."""
     if not value:
         return ""
-    if not _LOOKS_LIKE_HTML.search(value):
+    if not _looks_like_html(value):
         return _tidy(value)
+    markup = neutralised(value)
     parser = _TextExtractor()
     try:
-        parser.feed(value)
+        parser.feed(markup)
         parser.close()
         text = "".join(parser.parts)
     except Exception:
-        text = unescape(re.sub(r"<[^>]*>", " ", value))
+        text = _text_before_hiding(markup)  # less text, never hidden text
     return _tidy(text)
