@@ -154,3 +154,9 @@ def test_if_the_parser_ever_fails_the_fallback_keeps_only_text_before_anything_t
     assert html_to_text(body) == "Printer jams on page 2 & 3."
     assert html_to_text("<p>Printer jams.</p><!-- Staff only: note --><p>Thanks</p>") == "Printer jams."
     assert html_to_text("<p>Printer jams.</p><style>.x{}</style>Thanks") == "Printer jams."
+
+
+def test_a_self_closed_hiding_element_still_hides_what_follows_it():
+    # `/>` means nothing on a div: the browser opens it, hidden, around the staff text.
+    text = html_to_text("<p>Hi</p><div hidden/>staff only override 7781</div><p>Bye</p>")
+    assert "override" not in text and text.split() == ["Hi", "Bye"]

@@ -58,8 +58,8 @@ class _TextExtractor(HTMLParser):
                 self.parts.append("\n")
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _VOID:
-            self.handle_starttag(tag, attrs)
+        # Browsers ignore "/>" on a non-void element: `<div hidden/>text` opens a hidden div around the text.
+        self.handle_starttag(tag, attrs)
 
     def _void(self, tag: str, values: dict[str, str | None]) -> None:
         if tag == "br" or tag == "hr":
