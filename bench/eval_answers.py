@@ -39,7 +39,7 @@ def _answer(composer: Any, search: Any, ctx: Any, text: str, threshold: float) -
     if draft is None:
         return None
     cleaned = [grounding.clean_passage(h) for h in passages]
-    if not grounding.verify(draft, cleaned).ok:
+    if not grounding.verify(draft, cleaned, text).ok:
         return None
     if grounding.discount_unmentioned_names(draft, text, cleaned).confidence < threshold:
         return None

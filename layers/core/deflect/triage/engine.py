@@ -353,7 +353,7 @@ class TriageEngine:
         draft = composition.draft
         if draft is None:
             return Drafted(None, composition.problem or "no_grounded_answer", **used)
-        verdict = grounding.verify(draft, passages)
+        verdict = grounding.verify(draft, passages, question)
         if not verdict.ok:
             # A draft that cites what we did not retrieve, misquotes it or promises an action is discarded.
             return Drafted(None, f"draft_rejected:{verdict.reason}", **used)

@@ -16,10 +16,12 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from deflect.domain.models import Draft
 from deflect.knowledge.chunking import hidden_html
 from deflect.triage.detectors import _STOPWORDS, all_requested_actions, instruction_like
+from deflect.triage.detectors import language as language_of
 
 _TAG = re.compile(r"</?[a-z][^>]*>", re.I)
 _ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff]")
@@ -527,6 +529,77 @@ def discount_unmentioned_names(draft: Draft, question: str, passages: Sequence[C
     )
 
 
+# "We don't have Okta", "our SSO provider is not Okta", "we use Azure AD, not Okta", "without Okta", "other than
+# Okta", "we don't use Okta or OneLogin": the customer rules a name out. An answer from the article about it (the
+# Okta steps) is then the wrong answer however well it matches, and is rejected (verify, "negated_name"). Narrow
+# on purpose: "I can't sign in with Okta" and "Okta isn't working" report a problem with what they use, and
+# "we don't have SSO enabled yet" says what they want to get, so a modal ("can't"), a verb other than have/use/run
+# before the name, a state after it ("enabled", "set up", "yet") or a mention of the name elsewhere without a
+# negation keeps the name in play.
+_NEGATED_BEFORE = re.compile(
+    # "is not Okta", "don't have Okta", "never used an Okta account" (not "I'm not an Admin": a role, not a tool)…
+    r"(?:(?:(?:^|[,;(—–-]|\b(?:do|does|did|is|are|was|were|am|have|has|had)|'m|'re|'s)\s*not"
+    r"|\b(?:do|does|did|is|are|was|were|have|has|had)n't|\bnever|\bkein(?:e[nmrs]?)?|\bnicht|\bpas"
+    r"|\bno\s+(?:usamos|utilizamos|tenemos|uso|utilizo|tengo|usa|utiliza|tiene))"
+    r"(?:\s+(?:currently|actually|really|even|yet|ever))?"
+    r"(?:\s+(?:have|has|had|having|use|uses|used|using|run|runs|running|got|own|owns|been\s+using)"
+    r"(?:\s+(?:an?|the|any|our|my))?)?"
+    # … "without (an) Okta", "other than Okta", "neither Okta nor OneLogin".
+    r"|(?:\bwithout|\bother\s+than|\binstead\s+of|\brather\s+than|\bexcept(?:\s+for)?|\bneither|\bnor|\bohne"
+    r"|\bsin|\bsans)(?:\s+(?:an?|the|any|our|my))?)\s+$",
+    re.I,
+)
+_NEGATED_LIST = re.compile(r"^\s*(?:,|/|,?\s*(?:or|nor|and|oder|o|ou|ni))\s*$", re.I)
+_NAME_STATE_AFTER = re.compile(
+    r"^\s*(?:enabled|set\s*up|configured|turned\s+on|activated|working|installed|connected|yet|access|option"
+    r"|button|tab|menu|settings?|permissions?|rights|feature|page|screen)\b",
+    re.I,
+)
+
+
+def negated_names(question: str) -> list[str]:
+    """The names (as named_things reads them) the customer says they do not have or use, and mentions nowhere
+    without saying so."""
+    negated: dict[str, int] = {}
+    for sentence in re.split(r"(?<=[.!?:;])\s+|\n+", question.strip()):
+        last_end = None
+        for position, match in enumerate(_NAME_TOKEN.finditer(sentence)):
+            token, word = match.group(0), match.group(0).lower()
+            if position == 0 or token == "I" or word in _STOP or word in _CALENDAR:
+                continue
+            if not any(ch.isupper() for ch in token):
+                continue
+            before, after = sentence[: match.start()], sentence[match.end() :]
+            listed = last_end is not None and _NEGATED_LIST.match(sentence[last_end : match.start()])
+            if (listed or _NEGATED_BEFORE.search(before)) and not _NAME_STATE_AFTER.match(after):
+                negated[word] = negated.get(word, 0) + 1
+                last_end = match.end()
+            else:
+                last_end = None
+    return [
+        name
+        for name, count in negated.items()
+        if len(re.findall(rf"(?<![\w-]){re.escape(name)}(?![\w-])", question, re.I)) == count
+    ]
+
+
+def _names(text: str, name: str) -> bool:
+    return bool(re.search(rf"(?<![\w-]){re.escape(name)}(?:s|'s)?(?![\w-])", text, re.I))
+
+
+def answers_about_negated_name(draft: Draft, cited: Sequence[CleanPassage], question: str) -> bool:
+    """True when a name the customer ruled out is what the answer is about: the title or heading of an article it
+    cites, or a quote it sends, names it."""
+    from deflect.knowledge.search import focus
+
+    quotes = [c.quote for c in draft.citations]
+    # The titles of the articles it cites and the headings of the sections it quotes, not of their other sections
+    # (an SSO article's "Okta" section does not make its "Azure AD" steps an Okta answer).
+    quoted = [p for p in cited if any(normal_form(q) in normal_form(p.text) for q in quotes)]
+    texts = [*(p.title for p in cited), *(" ".join(p.heading_path) for p in quoted), *quotes]
+    return any(_names(text, name) for name in negated_names(focus(question)) for text in texts)
+
+
 def normal_form(text: str) -> str:
     """How a quote is compared with the text it quotes: Markdown marks dropped, wrapped lines joined, case folded
     (a quotable unit has lost its `**`, backticks and line breaks)."""
@@ -592,9 +665,14 @@ def actions_named(text: str) -> list[str]:
     return list(dict.fromkeys([*all_requested_actions(text), *all_requested_actions(backwards)]))
 
 
-def unsupported(sentence: str, quote: str) -> str | None:
-    """Why a sentence written from a quote is not the quote's (None when it is): "unsupported_sentence", or
-    "unsupported_action:<kind>" for a sentence naming an account action its quote does not back."""
+def unsupported(sentence: str, quote: str, sites: Iterable[str] = ()) -> str | None:
+    """Why a sentence written from a quote is not the quote's (None when it is): "unsupported_sentence",
+    "unsupported_action:<kind>" for a sentence naming an account action its quote does not back, "unlisted_link"
+    for a link that is neither in the quote nor on the cited articles' site (`sites`: their urls),
+    "polarity_changed" (a negation in one and not the other), "limit_dropped" (the quote's "only" left out),
+    "number_not_in_quote" or "name_not_in_quote"."""
+    if any(not _link_listed(link, quote, sites) for link in _links(sentence)):
+        return "unlisted_link"
     pieces = [p for p in _PROMISE_SENTENCE.split(sentence) if p.strip()]
     if support(sentence, quote) < SUPPORT_MIN:
         return "unsupported_sentence"
@@ -608,7 +686,126 @@ def unsupported(sentence: str, quote: str) -> str | None:
                 return f"unsupported_action:{(missing or named)[0]}"
         elif len(_support_terms(piece)) >= _SUPPORT_PIECE_TERMS and support(piece, quote) < SUPPORT_MIN:
             return "unsupported_sentence"
+    return _contradiction(sentence, quote)
+
+
+# Word overlap cannot tell "SSO is available on the Enterprise plan only" from "SSO is not available on the
+# Enterprise plan" or "… on the Starter plan": negations and "only" are stop words and a plan name is one word of
+# several. The audit found both sent to customers as Bedrock answers, so a written sentence must also keep its
+# quote's polarity and limits and name no number or name the quote does not. An extractive sentence is its quote.
+# French negates with pas/jamais/rien/aucun, not "ne" alone ("n'est disponible que…" is a limit, see _LIMIT_FR).
+_NEGATIONS = frozenset(
+    """not no never cannot nothing nobody none nein nicht kein keine keinen keinem keiner keines nie niemals nichts
+    niemand nunca nada nadie ningún ninguna ninguno pas jamais rien aucun aucune não nenhum nenhuma non nessun
+    nessuno nessuna niente niet geen nooit niets""".split()  # noqa: SIM905 - a word list reads better as text
+)
+_LIMITS = frozenset(
+    """only solely exclusively nur ausschließlich lediglich solo sólo solamente únicamente exclusivamente seulement
+    uniquement exclusivement apenas somente soltanto unicamente alleen uitsluitend""".split()  # noqa: SIM905
+)
+_LIMIT_FR = re.compile(r"\bn(?:e\s+|')\S.*?\bqu(?:e\b|')", re.I)
+_NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?!\w)")
+# "1. Open Settings", "Step 2: …": the model numbering its steps, not a number the quote has to state.
+_STEP_NUMBER = re.compile(r"^\W*(?:step\s+\d+\s*[:.)-]|\d+[.)])\s+", re.I)
+
+
+def _words_of(text: str) -> list[str]:
+    return _WORD.findall(unicodedata.normalize("NFC", text).casefold().translate(_APOSTROPHES))
+
+
+def _negated(text: str) -> bool:
+    return any(w in _NEGATIONS or w.endswith("n't") for w in _words_of(text))
+
+
+def _limited(text: str) -> bool:
+    return any(w in _LIMITS for w in _words_of(text)) or bool(_LIMIT_FR.search(text))
+
+
+def _numbers(text: str) -> set[str]:
+    # 10,000 and 10.000 are one number; 1,5 and 1.5 too.
+    return {re.sub(r"[.,](?=\d{3}(?!\d))", "", n).replace(",", ".") for n in _NUMBER.findall(text)}
+
+
+def _sentence_names(text: str, german: bool) -> list[str]:
+    """The names a written sentence capitalises, as named_things reads a question. German capitalises every noun:
+    there only a name's odd capitals ("SAML", "OneDrive") or digits mark it."""
+    names = []
+    for sentence in re.split(r"(?<=[.!?:;])\s+|\n+", text.strip()):
+        for position, token in enumerate(_NAME_TOKEN.findall(sentence)):
+            word = token.lower()
+            if position == 0 or token == "I" or word in _ANY_STOP or word in _CALENDAR:
+                continue
+            odd = token.isupper() or any(c.isdigit() for c in token) or bool(re.search(r".[A-Z]", token))
+            if any(c.isupper() for c in token) and (odd or not german):
+                names.append(token)
+    return names
+
+
+def _names_quoted(quote: str) -> set[str]:
+    words = {t.lower().removesuffix("'s") for t in _NAME_TOKEN.findall(quote)}
+    return words | {w.removesuffix("s") for w in words}
+
+
+def _acronym_of(name: str, quote: str) -> bool:
+    """ "SSO" stands for "single sign-on" in the quote: the initials of consecutive words."""
+    initials = "".join(w[0] for w in re.findall(r"[^\W\d_]+", quote.casefold()))
+    return name.isupper() and 3 <= len(name) <= 6 and name.lower() in initials
+
+
+def _contradiction(sentence: str, quote: str) -> str | None:
+    # A link is judged by _link_listed; its address is no statement ("/guides/2", "/Formats"), its text is.
+    sentence = _LINK.sub(" ", re.sub(r"\[([^\]\n]*)\]\([^)\n]*\)", r"\1", sentence))
+    if _negated(sentence) != _negated(quote):
+        return "polarity_changed"
+    if _limited(quote) and not _limited(sentence):
+        return "limit_dropped"
+    if not _numbers(_STEP_NUMBER.sub("", sentence)) <= _numbers(quote):
+        return "number_not_in_quote"
+    quoted = _names_quoted(quote)
+    german = language_of(f"{sentence} {quote}") == "de"
+    for name in _sentence_names(sentence, german):
+        word = name.lower().removesuffix("'s")
+        if word not in quoted and word.removesuffix("s") not in quoted and not _acronym_of(name, quote):
+            return "name_not_in_quote"
     return None
+
+
+# A link or address the customer could follow: a URL, a Markdown link's target (even a relative one), a bare host
+# with a path or a common top-level domain, an e-mail address.
+_MARKDOWN_LINK = re.compile(r"\[[^\]\n]*\]\(\s*<?([^)\s>]*)")
+_LINK = re.compile(
+    r"\b(?:https?://|ftp://|www\.)[^\s<>()\[\]\"'`]+|\bmailto:[^\s<>()\[\]\"'`]+"
+    r"|(?<![\w.@/-])(?:[a-z0-9-]+\.)+(?:[a-z]{2,}/[^\s<>()\[\]\"'`]*|(?:com|net|org|io|co|app|dev|ai|info|biz|me|us"
+    r"|uk|de|fr|es|eu|example|site|online|xyz|link|page|support|help)\b)"
+    r"|(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
+    re.I,
+)
+
+
+def _links(text: str) -> list[str]:
+    links = [m.group(1) for m in _MARKDOWN_LINK.finditer(text)]
+    links += [m.group(0).rstrip(".,;:!?") for m in _LINK.finditer(_MARKDOWN_LINK.sub(" ", text))]
+    return links
+
+
+def _host(link: str) -> str:
+    address = link.removeprefix("mailto:")
+    if "@" in address and "/" not in address:
+        return address.rsplit("@", 1)[1].lower()
+    if not re.match(r"^[a-z][a-z0-9+.-]*://", address, re.I):
+        address = "//" + address if re.match(r"^[\w-]+(?:\.[\w-]+)+", address) else address
+    return (urlsplit(address).hostname or "").removeprefix("www.")
+
+
+def _link_listed(link: str, quote: str, sites: Iterable[str]) -> bool:
+    """A link may be sent when its quote holds it exactly, or it is a cited article's url or on that site."""
+    if link and any(link.lower().rstrip("/") == held.lower().rstrip("/") for held in _links(quote)):
+        return True
+    sites = [site for site in sites if site]
+    host = _host(link)
+    return any(link.rstrip("/") == site.rstrip("/") for site in sites) or bool(
+        host and any(host == _host(site) for site in sites)
+    )
 
 
 _CITED = re.compile(r"\s*\[(?P<article>[^\[\]\s]+) v(?P<version>\d+)\]")
@@ -634,7 +831,10 @@ def cited_sentences(draft: Draft, passages: Sequence[CleanPassage]) -> list[tupl
         stripped = line.strip()
         if stripped.startswith(">"):
             unit = stripped[1:].strip()
-            pairs.append((unit, max(quotes, key=lambda quote: support(unit, quote))))
+            # Its own quote, not a longer one that happens to hold the same words ("Open Settings." is in
+            # "Open Settings. You cannot undo this.", whose negation it does not state).
+            own = [quote for quote in quotes if normal_form(quote) == normal_form(unit)]
+            pairs.append((unit, own[0] if own else max(quotes, key=lambda quote: support(unit, quote))))
         elif label := _FROM_LABEL.match(stripped):
             key = (label["article"], int(label["version"]))
             if not any((p.article_id, p.version) == key and p.title == label["title"] for p in sources):
@@ -666,9 +866,10 @@ class Verdict:
     reason: str = ""
 
 
-def verify(draft: Draft, passages: Sequence[CleanPassage]) -> Verdict:
-    """Every citation points at a passage we retrieved and quotes it; every statement is backed by its own quote;
-    the text promises no account action."""
+def verify(draft: Draft, passages: Sequence[CleanPassage], question: str = "") -> Verdict:
+    """Every citation points at a passage we retrieved and quotes it; every statement is backed by its own quote
+    and links nowhere else; the text promises no account action; and (given the question) the answer is not about
+    what the customer said they do not have or use."""
     if not draft.text.strip() or not draft.citations:
         return Verdict(False, "no_citations")
     if promises_action(draft.text):
@@ -686,8 +887,13 @@ def verify(draft: Draft, passages: Sequence[CleanPassage]) -> Verdict:
         if quote and not any(quote in text for text in texts):
             return Verdict(False, f"quote_not_in_passage:{citation.article_id}@{citation.version}")
     # Whatever its wording or language, a statement its own quote does not back is not the help center's answer.
+    cited = {(c.article_id, c.version) for c in draft.citations}
+    sources = [p for p in passages if (p.article_id, p.version) in cited]
+    sites = [p.url for p in sources if p.url]
     for sentence, quote in cited_sentences(draft, passages):
-        problem = unsupported(sentence, quote)
+        problem = unsupported(sentence, quote, sites)
         if problem:
             return Verdict(False, problem)
+    if question and answers_about_negated_name(draft, sources, question):
+        return Verdict(False, "negated_name")
     return Verdict(True)
