@@ -24,6 +24,7 @@ from deflect.services.intake_api import (
     api_key_from,
     json_response,
     raw_body,
+    requester_from_headers,
 )
 
 
@@ -121,10 +122,15 @@ def add_message(
 
 
 @app.get("/v1/conversations/<conversation_id>", summary="Conversation status, messages (redacted) and answer")
-def get_conversation(conversation_id: Annotated[str, Path(max_length=100)]) -> Response[dict[str, Any]]:
+def get_conversation(
+    conversation_id: Annotated[str, Path(max_length=100)],
+    requester_email: Annotated[str | None, Header(alias="X-Requester-Email", max_length=320)] = None,
+    requester_external_id: Annotated[str | None, Header(alias="X-Requester-External-Id", max_length=200)] = None,
+) -> Response[dict[str, Any]]:
     intake, ctx, _ = _api_caller()
+    requester = requester_from_headers(requester_email, requester_external_id)
     with authenticated_caller():
-        return json_response(200, intake.conversation(ctx, conversation_id))
+        return json_response(200, intake.conversation(ctx, conversation_id, requester))
 
 
 # ------------------------------------------------------------------ identity, entitlement, tenant config (admin)

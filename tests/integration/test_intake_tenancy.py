@@ -59,12 +59,9 @@ def test_nothing_of_b_is_readable_through_a_routes(harness, tenants):
     )
     assert read_by_a.status == write_by_a.status == 404
     assert "SSO" not in json.dumps(read_by_a.body)
-    assert (
-        harness.call(
-            "GET", f"/v1/conversations/{theirs['conversation_id']}", headers={"X-Api-Key": b.api_key}
-        ).status
-        == 200
-    )
+    # B's own requester reads it (a conversation is shown only to the requester who started it).
+    own = {"X-Api-Key": b.api_key, "X-Requester-Email": "pat@corp.example"}
+    assert harness.call("GET", f"/v1/conversations/{theirs['conversation_id']}", headers=own).status == 200
 
 
 def test_a_admin_cannot_touch_b_configuration_or_identities(harness, tenants):

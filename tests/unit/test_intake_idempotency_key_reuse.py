@@ -84,7 +84,8 @@ class Api:
         )
 
     def texts(self, conversation_id: str) -> list[str]:
-        return [m["text"] for m in self.intake.conversation(self.ctx, conversation_id)["messages"]]
+        # What the conversation holds (GET would show it only to the conversation's own requester).
+        return [m.body_redacted for m in Tickets(self.world.store).messages(self.ctx, conversation_id)]
 
     def stored(self) -> str:
         """Everything the table and the evidence store hold, as text."""

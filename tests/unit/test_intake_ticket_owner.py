@@ -1,8 +1,8 @@
 """A ticket belongs to the customer who raised it.
 
-A later message from someone else (a Jira Service Management request participant, a CC, another requester in
-an API conversation) is stored and triaged on that ticket, but never re-assigns the ticket's customer, account,
-plan, entitlements or SLA tier. The customer's own messages still refresh what they are entitled to, and a ticket
+A later message from someone else (a Jira Service Management request participant, a CC) is stored and triaged on
+that ticket, but never re-assigns the ticket's customer, account, plan, entitlements or SLA tier; in an API
+conversation another requester's message is refused (404). The customer's own messages still refresh what they are entitled to, and a ticket
 raised without a known customer takes its first known author.
 """
 
@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
+from deflect.domain.errors import NotFound
 from deflect.domain.models import Account, Customer
 from deflect.domain.tenancy import TenantContext
 from deflect.escalation.models import EscalationRequest, EscalationState
@@ -194,10 +197,11 @@ def test_a_ticket_raised_without_a_known_customer_takes_its_first_known_author()
     first = message(Requester(), "Refund please", "m1")
     assert desk.owner(first.ticket_id) == (None, None, None, [], "standard")
 
-    message(Requester(email="ana@alpha.example"), "It is INV-5531", "m2")
+    # Emails the sending tool verified (an unverified one names no CRM customer: see test_requester_email_vouching).
+    message(Requester(email="ana@alpha.example", email_verified=True), "It is INV-5531", "m2")
     assert desk.owner(first.ticket_id) == ANAS
 
-    message(Requester(email="bob@beta.example"), "Me too", "m3")
+    message(Requester(email="bob@beta.example", email_verified=True), "Me too", "m3")
     message(Requester(), "Anyone?", "m4")  # nobody known wrote it: changes nothing either
     assert desk.owner(first.ticket_id) == ANAS
     assert desk.texts(first.ticket_id) == ["Refund please", "It is INV-5531", "Me too", "Anyone?"]
@@ -214,9 +218,10 @@ def test_the_crm_record_of_the_first_unverified_requester_takes_over_its_ticket(
     # A verified customer (another person) writing first changes nothing ...
     desk.comment(BOB, "10301", "Any news?")
     assert desk.owner(created.ticket_id)[0] == unverified.customer_id
-    # ... then the CRM learns Carol: her next message brings her verified profile and account to her ticket.
+    # ... then the CRM learns Carol (by her Jira account: Jira does not vouch for the email): her next message
+    # brings her verified profile and account to her ticket.
     desk.account("acct-c", plan="team", sla_tier="premium")
-    desk.customer("crm-carol", "carol@gamma.example", None, "acct-c")
+    desk.customer("crm-carol", "carol@gamma.example", "qm:cccc", "acct-c")
     desk.jira(
         {
             "webhookEvent": "comment_created",
@@ -248,12 +253,16 @@ def test_an_api_conversation_stays_with_the_customer_who_started_it() -> None:
             return work()
 
     desk.intake.guard = OnceGuard()
-    started = post("Where is my refund for INV-5531?", Requester(email="ana@alpha.example"))
+    ana = Requester(email="ana@alpha.example")
+    started = post("Where is my refund for INV-5531?", ana)
     conversation = started.body["conversation_id"]
-    post("I am her colleague, any update?", Requester(email="bob@beta.example"), conversation)
-    post("Hello?", Requester(), conversation)
+    # Another requester, or none, is answered as for an unknown conversation (see test_conversation_owner).
+    for other in (Requester(email="bob@beta.example"), Requester()):
+        with pytest.raises(NotFound):
+            post("I am her colleague, any update?", other, conversation)
+    post("Hello?", ana, conversation)
 
     assert desk.owner(conversation) == ANAS
-    texts = [m["text"] for m in desk.intake.conversation(ctx, conversation)["messages"]]
-    assert texts == ["Where is my refund for INV-5531?", "I am her colleague, any update?", "Hello?"]
-    assert len({job["message_id"] for job in desk.queue.sent}) == 3
+    texts = [m["text"] for m in desk.intake.conversation(ctx, conversation, ana)["messages"]]
+    assert texts == ["Where is my refund for INV-5531?", "Hello?"]
+    assert len({job["message_id"] for job in desk.queue.sent}) == 2

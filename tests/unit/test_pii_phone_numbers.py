@@ -254,9 +254,10 @@ def test_phone_in_a_conversation_is_not_stored_or_returned(phone):
         f"Since 4.12.3 the export fails with ERR-40401 (INV-2024-0042, 2025-03-14 12:30). "
         f"Please call me back on {phone}, thanks."
     )
-    reply = intake.converse(ctx, config, text=text, requester=Requester(email="ana@alpha.example"))
+    ana = Requester(email="ana@alpha.example")
+    reply = intake.converse(ctx, config, text=text, requester=ana)
     conversation_id = reply.as_dict()["body"]["conversation_id"]
-    returned = intake.conversation(ctx, conversation_id)["messages"][0]["text"]
+    returned = intake.conversation(ctx, conversation_id, ana)["messages"][0]["text"]
     stored = json.dumps([item.data for item in world.store._items.values()], default=str)
 
     assert phone not in returned and "[PHONE]" in returned

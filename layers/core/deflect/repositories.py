@@ -24,6 +24,7 @@ from deflect.ports import Delete, Put, SupportStore
 
 R = TypeVar("R", bound=Record)
 V = TypeVar("V", bound=Versioned)
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 def _dump(record: Record) -> dict:
@@ -79,9 +80,14 @@ class Customers(_Repo[Customer]):
 
     @staticmethod
     def identity_value(kind: str, value: str) -> str:
-        """How an identity is compared: an email without case; an external id exactly as its system issued it, since
-        helpdesk and CRM ids may differ only in case (Salesforce's 15-character ids do)."""
-        return value.strip().lower() if kind == "email" else value.strip()
+        """How an identity is compared: an email without ASCII case; an external id exactly as its system issued it,
+        since helpdesk and CRM ids may differ only in case (Salesforce's 15-character ids do).
+
+        Only A-Z fold: str.lower() also folds look-alikes into ASCII (the Kelvin sign U+212A into "k"), and a
+        mailbox someone else can register must never name another customer. Other characters compare exactly: at
+        worst one person who writes a non-ASCII address in two cases gets a second, unverified customer."""
+        value = value.strip()
+        return value.translate(_ASCII_LOWER) if kind == "email" else value
 
     @classmethod
     def requester_key(cls, tenant_id: str, kind: str, value: str) -> str:
@@ -89,7 +95,8 @@ class Customers(_Repo[Customer]):
 
     @classmethod
     def _legacy_value(cls, kind: str, value: str) -> str | None:
-        """Where an external id with capitals was keyed before ids kept their case (lower-cased), if elsewhere."""
+        """Where an identity was keyed by earlier releases (str.lower(): external ids before they kept their case,
+        emails before only ASCII folded), if elsewhere. What it finds counts only if the profile names `value`."""
         exact = cls.identity_value(kind, value)
         return exact.lower() if exact != exact.lower() else None
 
@@ -143,8 +150,14 @@ class Customers(_Repo[Customer]):
         # Lower-cased keys of earlier releases may name a customer whose id differs in case: not this requester.
         return [customer for customer in found if customer is not None and self.names(customer, kind, value)]
 
-    def find_by_requester(self, ctx: TenantContext, kind: str, value: str) -> Customer | None:
+    def find_by_requester(
+        self, ctx: TenantContext, kind: str, value: str, *, unverified_only: bool = False
+    ) -> Customer | None:
+        """`unverified_only`: the identity is only claimed (an email the channel did not verify), so it may name the
+        unverified customer intake made for it, never a CRM-verified one and its plan, entitlements and segments."""
         holders = self.holders(ctx, kind, value)
+        if unverified_only:
+            return next((c for c in holders if not c.verified), None)
         verified = [c for c in holders if c.verified]
         if len(verified) > 1:
             # Names two CRM customers: taking either would put one's plan, SLA and entitlements on the other's

@@ -292,9 +292,22 @@ def quarantine_holder(now: datetime, days: int) -> tuple[str, int]:
 
 def customer_id_for(kind: str, value: str) -> str:
     if kind == "email":
-        return _digest_id("cus_", kind, value.strip().lower())
+        # The same id earlier releases made for an ASCII address (only its A-Z fold, see Customers.identity_value).
+        return _digest_id("cus_", kind, Customers.identity_value(kind, value))
     # An external id keeps its case; "exact" keeps these ids apart from those earlier releases made lower-cased.
     return _digest_id("cus_", kind, "exact", Customers.identity_value(kind, value))
+
+
+def new_conversation_id() -> str:
+    """Random: nothing a client sends (an Idempotency-Key) or knows leads to another conversation's id."""
+    import secrets
+
+    return f"cnv_{secrets.token_hex(16)}"
+
+
+def conversation_key_pk(tenant_id: str, idempotency_key: str) -> str:
+    """Where a conversation start records the id its Idempotency-Key got (the key hashed: it is the client's text)."""
+    return f"{keys.tenant_pk(tenant_id)}#CONVKEY#{sha256_hex(idempotency_key.encode())}"
 
 
 def hash_api_key(key: str) -> str:
@@ -570,11 +583,7 @@ class Intake:
         if isinstance(parsed, Ignored) or not parsed.requester_only:
             return parsed
         ticket = self.tickets.get(ctx, ticket_id_for(parsed.provider, parsed.external_ticket_id))
-        authors = {
-            c.customer_id
-            for kind, value in parsed.requester.identities(parsed.provider)
-            if (c := self.customers.find_by_requester(ctx, kind, value)) is not None
-        }
+        authors = {c.customer_id for c in self._named_customers(ctx, parsed.provider, parsed.requester)}
         if ticket is not None and ticket.customer_id in authors:
             return parsed
         return Ignored(provider=parsed.provider, event=parsed.event, reason="comment written by an agent")
@@ -637,19 +646,17 @@ class Intake:
         self, ctx: TenantContext, provider_name: str, requester: Requester
     ) -> Customer | None:
         """Requester → customer within the tenant (GSI2 by external id, then email); unknown → unverified."""
+        known = self.known_customer(ctx, provider_name, requester)
+        if known is not None:
+            return known
         identities = requester.identities(provider_name)
-        matches = [
-            c for c in (self.customers.find_by_requester(ctx, k, v) for k, v in identities) if c is not None
-        ]
-        if matches:
-            # A CRM-verified identity beats one we created from an earlier message of the same person.
-            return next((c for c in matches if c.verified), matches[0])
         if not identities:
             return None
+        email = next((value for kind, value in identities if kind == "email"), None)
         customer = Customer(
             tenant_id=ctx.tenant_id,
             customer_id=customer_id_for(*identities[0]),
-            email=requester.email.strip().lower() if requester.email else None,
+            email=Customers.identity_value("email", email) if email else None,
             external_ids={provider_name: requester.external_id} if requester.external_id else {},
             name=requester.name,
             verified=False,
@@ -663,6 +670,26 @@ class Intake:
                 raise
             return existing
         return customer
+
+    def known_customer(
+        self, ctx: TenantContext, provider_name: str, requester: Requester
+    ) -> Customer | None:
+        """The customer the requester already is, if any (nothing is created). A CRM-verified match beats one intake
+        created from an earlier message of the same person."""
+        matches = self._named_customers(ctx, provider_name, requester)
+        return next((c for c in matches if c.verified), next(iter(matches), None))
+
+    def _named_customers(self, ctx: TenantContext, provider_name: str, requester: Requester) -> list[Customer]:
+        """The customers the requester's identities name. An external id (the helpdesk's or CRM's user id) names
+        whoever holds it. An email names a CRM-verified customer only when the channel vouches for it: an Intercom
+        lead or a web-form requester typed it, and may have typed someone else's. The conversation API's caller is
+        the tenant's own backend (it holds the API key) and vouches for the requesters it sends."""
+        vouched = requester.email_verified or provider_name == API_PROVIDER
+        found = (
+            self.customers.find_by_requester(ctx, kind, value, unverified_only=kind == "email" and not vouched)
+            for kind, value in requester.identities(provider_name)
+        )
+        return [customer for customer in found if customer is not None]
 
     def _store_message(
         self,
@@ -855,19 +882,15 @@ class Intake:
         conversation_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> Reply:
-        """Start a conversation (no id) or add to one; answer with triage if it is ready within the budget."""
+        """Start a conversation (no id) or add to one; answer with triage if it is ready within the budget.
+        Only the conversation's customer adds to it: another requester's message is refused as if the conversation
+        did not exist (404), and nothing of it is stored."""
         starting = conversation_id is None
         if conversation_id is not None:
-            existing = self.tickets.get(ctx, conversation_id)
-            if existing is None or existing.provider != API_PROVIDER:
-                raise NotFound("conversation not found")
+            self._own_conversation(ctx, conversation_id, requester)
         delivery_id = idempotency_key or uuid.uuid4().hex
         if conversation_id is None:
-            conversation_id = (
-                _digest_id("cnv_", ctx.tenant_id, delivery_id)
-                if idempotency_key
-                else f"cnv_{uuid.uuid4().hex}"
-            )
+            conversation_id = self._conversation_id_for(ctx, idempotency_key)
         inbound = InboundMessage(
             tenant_id=ctx.tenant_id,
             provider=API_PROVIDER,
@@ -912,6 +935,52 @@ class Intake:
             # Refused by the guard before any work: it still holds the key's first request, and this one differs.
             raise IdempotencyKeyReused("idempotency key reused for another request") from error
 
+    def _own_conversation(self, ctx: TenantContext, conversation_id: str, requester: Requester) -> Ticket:
+        """The conversation, if `requester` is its customer; else the 404 of an unknown id (so another customer
+        learns neither its messages nor that it exists)."""
+        ticket = self.tickets.get(ctx, conversation_id)
+        if (
+            ticket is None
+            or ticket.provider != API_PROVIDER
+            or not self._is_conversation_customer(ctx, ticket, requester)
+        ):
+            raise NotFound("conversation not found")
+        return ticket
+
+    def _is_conversation_customer(self, ctx: TenantContext, ticket: Ticket, requester: Requester) -> bool:
+        """Whether the requester resolves to the conversation's customer (or to that requester's CRM record, which
+        takes the conversation over, see `_is_ticket_customer`). A conversation started without a requester stays
+        without one: only requests that name nobody reach it, and its random id is what guards it."""
+        if ticket.customer_id is None:
+            return not requester.identities(API_PROVIDER)
+        customer = self.known_customer(ctx, API_PROVIDER, requester)
+        return customer is not None and self._is_ticket_customer(ctx, ticket, customer)
+
+    def _conversation_id_for(self, ctx: TenantContext, idempotency_key: str | None) -> str:
+        """A new conversation's id. With an Idempotency-Key, the id that key got the first time: recorded create-once
+        before any work, so a retry (however late, after a crash too) and another request reusing the key find the
+        same conversation, and the existing receipts tell the two apart. Conversations started by earlier releases
+        have an id derived from the key, and keep it."""
+        if idempotency_key is None:
+            return new_conversation_id()
+        pk = conversation_key_pk(ctx.tenant_id, idempotency_key)
+        recorded = self.store.get(ctx, pk, "CONVERSATION")
+        if recorded is not None:
+            return str(recorded.data["conversation_id"])
+        legacy = _digest_id("cnv_", ctx.tenant_id, idempotency_key)
+        if self.tickets.get(ctx, legacy) is not None:
+            return legacy
+        minted = new_conversation_id()
+        try:
+            self.store.put(ctx, Put(pk=pk, sk="CONVERSATION", data={"conversation_id": minted}, expect="new"))
+        except Conflict:
+            # The same key's request, a moment ago: its id it is.
+            recorded = self.store.get(ctx, pk, "CONVERSATION")
+            if recorded is None:
+                raise
+            return str(recorded.data["conversation_id"])
+        return minted
+
     def _refuse_reused_key(
         self, ctx: TenantContext, inbound: InboundMessage, delivery_id: str, fingerprint: str
     ) -> None:
@@ -946,11 +1015,7 @@ class Intake:
         ticket = self.tickets.get(ctx, inbound.external_ticket_id)
         if item is None or ticket is None:
             return False
-        authors = {
-            c.customer_id
-            for kind, value in inbound.requester.identities(API_PROVIDER)
-            if (c := self.customers.find_by_requester(ctx, kind, value)) is not None
-        }
+        authors = {c.customer_id for c in self._named_customers(ctx, API_PROVIDER, inbound.requester)}
         same_author = ticket.customer_id in authors if authors else ticket.customer_id is None
         return same_author and item.data.get("body_redacted") == bounded_text(redact(inbound.body_text))
 
@@ -1015,10 +1080,12 @@ class Intake:
         finally:
             pool.shutdown(wait=False)
 
-    def conversation(self, ctx: TenantContext, conversation_id: str) -> dict[str, Any]:
-        ticket = self.tickets.get(ctx, conversation_id)
-        if ticket is None or ticket.provider != API_PROVIDER:
-            raise NotFound("conversation not found")
+    def conversation(
+        self, ctx: TenantContext, conversation_id: str, requester: Requester | None = None
+    ) -> dict[str, Any]:
+        """What the conversation's customer may see. `requester` is who asks, identified as on their messages; any
+        other requester (or none, for a conversation with a customer) gets the 404 of an unknown id."""
+        ticket = self._own_conversation(ctx, conversation_id, requester or Requester())
         decisions = _records(
             Decision, self.store.query(ctx, keys.ticket_pk(ctx.tenant_id, conversation_id), "DECISION#")
         )

@@ -21,6 +21,7 @@ __all__ = [
     "api_key_from",
     "json_response",
     "raw_body",
+    "requester_from_headers",
 ]
 
 FieldValue = str | int | float | bool | None
@@ -60,6 +61,12 @@ class ConversationStart(ConversationReply):
             "locale": self.locale,
             "custom_fields": self.custom_fields,
         }
+
+
+def requester_from_headers(email: str | None, external_id: str | None) -> Requester:
+    """Who reads a conversation (GET has no body): the requester its messages named, from the X-Requester-Email /
+    X-Requester-External-Id headers. Headers, not query parameters: an email in a URL ends up in access logs."""
+    return Requester(**RequesterIn(email=email, external_id=external_id).model_dump())
 
 
 def raw_body(event: Any) -> bytes:

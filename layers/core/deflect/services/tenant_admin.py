@@ -129,7 +129,8 @@ class CustomerUpdate(_Patch):
     def _email(cls, value: str | None) -> str | None:
         if value is not None and not EMAIL.match(value):
             raise ValueError("not an email address")
-        return value.strip().lower() if value else value
+        # As intake compares it (A-Z folded only): str.lower() would turn a look-alike ("\u212aate@") into kate@.
+        return Customers.identity_value("email", value) if value else value
 
 
 class AccountUpdate(_Patch):

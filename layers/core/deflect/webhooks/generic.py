@@ -5,7 +5,7 @@ X-Deflect-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)>
 X-Deflect-Delivery: <unique id, repeated on retries>
 {"event": "ticket.created" | "message.created",
  "ticket": {"id", "subject", "channel", "locale", "tags", "custom_fields", "created_at", "updated_at"},
- "requester": {"email", "external_id", "name"},
+ "requester": {"email", "external_id", "name", "email_verified"},
  "message": {"id", "body" | "body_html", "attachments": [{"name", "url", "content_type", "size"}], "created_at"}}
 """
 
@@ -61,6 +61,8 @@ class GenericRequester(ProviderModel):
     email: LooseText = None
     external_id: LooseId | None = None
     name: LooseText = None
+    # `true` only if your tool verified the requester owns the email (a signed-in user, not a typed address).
+    email_verified: bool = False
 
 
 class GenericPayload(ProviderModel):
@@ -94,6 +96,7 @@ def parse(tenant_id: str, payload: Mapping[str, Any]) -> ParseResult:
             email=hook.requester.email or None,
             external_id=hook.requester.external_id or None,
             name=hook.requester.name or None,
+            email_verified=hook.requester.email_verified,
         ),
         subject=common.subject_text(hook.ticket.subject),
         body_text=common.body_text(message.body_html or message.body),

@@ -78,14 +78,18 @@ class Requester(BaseModel):
     email: str | None = None
     external_id: str | None = None
     name: str | None = None
+    # Whether the channel vouches that the email is the requester's (an Intercom user, a verified Zendesk user).
+    # An address typed by a website visitor or into a web form may be anyone's: it never names a CRM-verified
+    # customer. Not part of what a client sent (excluded from dumps, so request fingerprints stay as they were).
+    email_verified: bool = Field(default=False, exclude=True)
 
     def identities(self, provider: str) -> list[tuple[str, str]]:
-        """Lookup keys for the customer index, most specific first."""
+        """Lookup keys for the customer index, most specific first (compared as `Customers.identity_value` says)."""
         found: list[tuple[str, str]] = []
         if self.external_id:
             found.append((f"ext:{provider}", self.external_id))
-        if self.email:
-            found.append(("email", self.email.strip().lower()))
+        if self.email and self.email.strip():
+            found.append(("email", self.email.strip()))
         return found
 
 

@@ -25,6 +25,9 @@ from deflect.webhooks.inbound import (
 
 HANDLED = {"conversation.user.created", "conversation.user.replied"}
 CUSTOMER_AUTHORS = {"user", "lead", "contact"}
+# A `user` is a contact the workspace itself identified (its app's logged-in user, with Identity Verification so
+# that one user cannot impersonate another). A `lead` is an anonymous visitor: the email it typed is unverified.
+VOUCHED_AUTHORS = {"user"}
 _CHANNELS = {"conversation": "chat", "conversation_message": "chat", "": "chat"}
 
 
@@ -163,6 +166,7 @@ def parse(tenant_id: str, payload: Mapping[str, Any]) -> ParseResult:
             email=author.email or legacy.email or None,
             external_id=(contact.id if contact else None) or author.id or legacy.id or None,
             name=author.name or legacy.name or None,
+            email_verified=(author.type or "").lower() in VOUCHED_AUTHORS,
         ),
         subject=common.subject_text(conversation.title or source.subject),
         body_text=common.body_text(body),

@@ -39,6 +39,12 @@ class ZendeskUser(ProviderModel):
     external_id: LooseText = None
     language: LooseText = Field(default=None, validation_alias=AliasChoices("language", "locale"))
     role: LooseText = None
+    # The Users API's `verified` (the user proved an identity). An anonymous web-form requester has not; a body
+    # without it vouches for nothing, and the requester is then known by Zendesk user id, not by the email typed.
+    verified: bool | str | None = None
+
+    def email_verified(self) -> bool:
+        return self.verified is True or (isinstance(self.verified, str) and self.verified.strip().lower() == "true")
 
 
 class ZendeskAttachment(ProviderModel):
@@ -159,6 +165,7 @@ def _from_trigger(tenant_id: str, payload: TriggerPayload) -> ParseResult:
             email=ticket.requester.email or None,
             external_id=ticket.requester.id or None,
             name=ticket.requester.name or None,
+            email_verified=ticket.requester.email_verified(),
         ),
         subject=common.subject_text(ticket.subject),
         body_text=common.body_text(raw_body),
