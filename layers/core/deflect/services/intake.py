@@ -65,7 +65,7 @@ from deflect.http import authenticated_caller, explain_to_caller
 from deflect.observability import logger
 from deflect.pii import redact, redact_value
 from deflect.ports import EvidenceStore, Put, SecretStore, SupportStore, WorkQueue
-from deflect.repositories import Accounts, Customers, TenantConfigs, Tickets, save
+from deflect.repositories import Accounts, Customers, Outbox, TenantConfigs, Tickets, save
 from deflect.services.audit import AuditLog
 from deflect.webhooks import (
     Ignored,
@@ -1080,6 +1080,22 @@ class Intake:
         finally:
             pool.shutdown(wait=False)
 
+    def _reply_withheld(self, ctx: TenantContext, conversation_id: str, decision: Decision) -> bool:
+        """Whether writeback held the decided reply back after triage (the tenant switched to shadow or assist, a
+        person wrote on the ticket, a quoted article was withdrawn): then the caller must not show it either."""
+        if decision.message_id is None:
+            return False
+        marker = self.store.get(ctx, keys.ticket_pk(ctx.tenant_id, conversation_id), f"TRIAGED#{decision.message_id}")
+        for outbox_id in (marker.data.get("outbox_ids") or []) if marker is not None else []:
+            item = Outbox(self.store).get(ctx, str(outbox_id))
+            if item is None:
+                continue
+            if item.kind != "public_reply" or item.status in ("conflict", "dead"):
+                return True
+            if (item.receipt or {}).get("suppressed"):
+                return True
+        return False
+
     def conversation(
         self, ctx: TenantContext, conversation_id: str, requester: Requester | None = None
     ) -> dict[str, Any]:
@@ -1099,6 +1115,7 @@ class Intake:
             if reply is None and latest.draft is not None and latest.rollout_mode == "auto":
                 reply = latest.draft.text if latest.outcome == "deflect" else None
             visible = reply is not None and latest.outcome != "escalate"
+            visible = visible and not self._reply_withheld(ctx, conversation_id, latest)
             if status == "processing":
                 status = conversation_status(latest.outcome, visible, latest.rollout_mode)
             answer = {
