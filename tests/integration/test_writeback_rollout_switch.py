@@ -18,9 +18,12 @@ from deflect.domain.models import (
     Ticket,
 )
 from deflect.domain.tenancy import TenantContext
+from deflect.embedded.search import EmbeddedKnowledgeIndex
 from deflect.escalation.models import EscalationState
 from deflect.escalation.steps import EscalationSteps
 from deflect.helpdesk.models import HelpdeskReceipt
+from deflect.knowledge.ingestion import KnowledgeIngestion
+from deflect.knowledge.models import ArticleInput
 from deflect.repositories import Outbox, TenantConfigs, Tickets
 from deflect.services import outbox
 from deflect.services.outbox import OutboxRef
@@ -29,7 +32,8 @@ from deflect.triage.policy import change_policy
 from infra.local.helpdesks import BOT
 from infra.local.helpdesks.harness import ListQueue, fast_http, helpdesk_ticket, service
 from tests.integration.writeback_support import commit_account_action, escalation_ports, helpdesk_world
-from tests.unit.triage_fakes import make_world
+from tests.knowledge_cases.fakes import HashingEmbedder
+from tests.unit.triage_fakes import SSO_ARTICLE, make_world
 
 TENANT = "switchco"
 REPLY = "To set up SSO, open Settings, then Security."
@@ -264,6 +268,10 @@ class Recorder:
 def test_what_triage_queued_under_auto_follows_the_switch(now, sent_kinds):
     sso = "How do I set up SSO for my team?"
     world = make_world(policy=DecisionPolicy(rollout_default="auto"))
+    # The answer quotes this article: writeback sends it only while the knowledge base still has it.
+    KnowledgeIngestion(world.store, world.evidence, EmbeddedKnowledgeIndex(None, HashingEmbedder())).put(
+        world.ctx, SSO_ARTICLE.article_id, ArticleInput(title=SSO_ARTICLE.title, body=SSO_ARTICLE.text)
+    )
     result = world.triage("tkt-1", sso)
     assert result.rollout_mode == "auto" and result.outbox_ids
 

@@ -475,6 +475,10 @@ class OutboxItem(Versioned):
     # The intent was a guess (out of scope, or below the classification threshold): its per-intent mode applies
     # only where stricter than the tenant's default, as when triage decides.
     intent_uncertain: bool = False
+    # A public reply sending AI-written text: the article versions and passages it quotes, so writeback can check
+    # them again right before sending (an article withdrawn or rewritten since the draft must not reach the
+    # customer). None: stored before Deflect recorded them.
+    citations: list[Citation] | None = None
     # Where `expected_external_updated_at` comes from: the helpdesk's own stamp, or, when the helpdesk sent none,
     # Deflect's receive time of the customer message. Set by writeback for the send only, never stored.
     baseline_from: Literal["helpdesk", "received"] = Field(default="helpdesk", exclude=True)

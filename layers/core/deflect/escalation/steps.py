@@ -180,6 +180,10 @@ class EscalationSteps:
             ticket = self.p.tickets.require(ctx, state.ticket_id)
             now = self.p.now()
             items = _effects(ticket, execution, record, now)
+            if record.reply is not None and record.reply == state.proposed_reply:
+                # The AI's proposal sent unchanged still quotes its articles: writeback checks them before sending.
+                # An edited reply is the agent's own.
+                items = outbox_service.citing(items, state.citations)
             writes = outbox_service.writes(items)
             if record.outcome in ("approve", "edit") and ticket.status != "resolved":
                 writes.append(

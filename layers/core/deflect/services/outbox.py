@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from deflect.domain import keys
 from deflect.domain.errors import InvalidTenant
 from deflect.domain.models import (
+    Citation,
     DecisionPolicy,
     OutboxItem,
     OutboxKind,
@@ -87,10 +88,12 @@ def new_item(
     intent: str | None = None,
     rollout_mode: RolloutMode | None = None,
     intent_uncertain: bool = False,
+    citations: Sequence[Citation] = (),
 ) -> OutboxItem:
     """One outbox item for one ticket. The helpdesk version the decision saw comes from the ticket, so the
     writeback can tell a newer human edit from its own. An AI-caused item also names its intent and the rollout
-    mode it was decided under, which writeback checks against the tenant's policy again before sending."""
+    mode it was decided under, which writeback checks against the tenant's policy again before sending; a reply
+    with AI-written text names the article passages it quotes (`citations`), which writeback checks again too."""
     if kind in ("public_reply", "internal_note") and not (body and body.strip()):
         raise ValueError(f"a {kind} needs a body")
     if kind == "account_action" and (action is None or action.kind == "none"):
@@ -111,7 +114,17 @@ def new_item(
         intent=intent,
         rollout_mode=rollout_mode,
         intent_uncertain=intent_uncertain,
+        citations=list(citations),
     )
+
+
+def citing(items: Iterable[OutboxItem], citations: Sequence[Citation]) -> list[OutboxItem]:
+    """`items` with their public replies carrying `citations`: for a reply that sends the AI's text as drafted
+    (an escalation's proposal approved unchanged), whose quoted articles writeback checks again before sending."""
+    return [
+        item.model_copy(update={"citations": list(citations)}) if item.kind == "public_reply" else item
+        for item in items
+    ]
 
 
 def reply(ticket: Ticket, text: str, *, public: bool = True, **extra: Any) -> OutboxItem:

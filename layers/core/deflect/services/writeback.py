@@ -20,6 +20,10 @@ An AI-caused item is held to the tenant's rollout policy as it is when the item 
 when decided: now shadow, it is suppressed (`done`, audited, nothing sent); now assist, a public answer becomes
 an internal note for agents. Items a person decided (account actions, escalation outcomes) are never held back
 by a mode.
+A public reply sending AI-written text (a triage answer, an escalation's proposal approved unchanged) is also held
+to the articles it quotes as they are when it goes out: one deleted, expired, superseded, no longer readable by
+the customer, or rewritten without the quoted passage since the draft makes it a held note for agents (as a
+conflict does), never a reply. A reply an agent edited is theirs and goes out as written.
 Conflicts are recorded, the public reply is downgraded to an internal note for a human, and audited. Transient
 failures release the claim and let the queue retry; after `max_attempts`, or on a permanent failure, the item
 is `dead`, its message goes to the DLQ (before the status, so no dead item lacks one) and `replay` revives it.
@@ -36,16 +40,18 @@ from typing import Any, Literal
 
 from deflect.domain import keys
 from deflect.domain.canonical import canonical_json, sha256_hex
-from deflect.domain.errors import Conflict, Throttled, TransientFailure
-from deflect.domain.models import Decision, OutboxItem, OutboxStatus, utcnow
+from deflect.domain.errors import Conflict, NotFound, Throttled, TransientFailure
+from deflect.domain.models import Citation, Decision, OutboxItem, OutboxStatus, utcnow
 from deflect.domain.tenancy import TenantContext
 from deflect.helpdesk.base import COMMENT_KINDS, Connector, parse_time
 from deflect.helpdesk.directory import connector_name
 from deflect.helpdesk.errors import HelpdeskConflict, PermanentFailure
 from deflect.helpdesk.models import HelpdeskReceipt
+from deflect.knowledge.articles import ArticleRepository
+from deflect.knowledge.models import Audience
 from deflect.observability import logger
 from deflect.ports import DeadLetters, HelpdeskConnector, HelpdeskConnectors, Put, SupportStore, WorkQueue
-from deflect.repositories import Outbox, TenantConfigs, Tickets, bumped, put_new
+from deflect.repositories import Accounts, Customers, Outbox, TenantConfigs, Tickets, bumped, put_new
 from deflect.services import outbox as outbox_items
 from deflect.services.audit import AuditLog
 from deflect.services.outbox import OutboxRef
@@ -92,6 +98,7 @@ class Writeback:
         max_attempts: int = 5,
         lease_s: float = 90.0,
         checkpoint: Callable[[str], None] | None = None,
+        articles: ArticleRepository | None = None,
     ) -> None:
         self.store = store
         self.outbox = Outbox(store)
@@ -99,6 +106,8 @@ class Writeback:
         self.queue = queue
         self.dead_letters = dead_letters
         self.audit = audit  # None only in tests of this service alone
+        # Where a reply's quoted articles are checked before sending; their bodies are in the audit's evidence store.
+        self.articles = articles or (ArticleRepository(store, audit.evidence) if audit is not None else None)
         self.clock = clock
         self.max_attempts = max_attempts
         self.lease = timedelta(seconds=lease_s)
@@ -141,9 +150,12 @@ class Writeback:
         try:
             if claimed.kind == "account_action":
                 self._require_approval(ctx, claimed)
-            connector = self.connectors.connector(ref.tenant_id, claimed)
-            sent, checked_from = self._with_baseline(ctx, claimed)
-            receipt = self._send(ctx, connector, sent)
+            # After the claim: a failed read counts as an attempt, and nothing is sent unchecked.
+            changed = self._changed_sources(ctx, claimed)
+            if changed is None:
+                connector = self.connectors.connector(ref.tenant_id, claimed)
+                sent, checked_from = self._with_baseline(ctx, claimed)
+                receipt = self._send(ctx, connector, sent)
         except HelpdeskConflict as conflict:
             self.checkpoint("sent")
             return self._conflict(ctx, claimed, conflict)
@@ -159,6 +171,8 @@ class Writeback:
                 return self._dead(ctx, claimed, f"{claimed.attempts} attempts, last: {detail}")
             self._release(ctx, claimed, detail, counts=True)
             raise
+        if changed is not None:
+            return self._conflict(ctx, claimed, changed)
         self.checkpoint("sent")
         return self._delivered(ctx, claimed, receipt, checked_from)
 
@@ -245,6 +259,105 @@ class Writeback:
         self.checkpoint("recorded")
         logger().info("writeback suppressed", extra={"outbox_id": item.outbox_id, "reason": reason})
         return DispatchResult(item.outbox_id, "suppressed", reason)
+
+    # ------------------------------------------------------------------ the articles a reply quotes, again
+    def _changed_sources(self, ctx: TenantContext, item: OutboxItem) -> HelpdeskConflict | None:
+        """Why this AI-written public reply must go to agents as a held note instead of to the customer: an article
+        it quotes changed since the draft so that customer search would no longer answer with that passage. None
+        when every cited article still stands (a newer version that still holds each quoted passage does).
+
+        Cost: one HEAD and one version GetItem per cited article; an article with a newer version also has its
+        body read once per quoted passage."""
+        if item.kind != "public_reply":
+            return None
+        cited = self._citations(ctx, item)
+        if not cited:
+            return None
+        if self.articles is None:
+            # Nowhere to check them (this service built without an audit log, in tests): never send unchecked.
+            return HelpdeskConflict(
+                "cited articles could not be checked",
+                current={"cited_articles": [], "earlier_dispatches": _dispatched(item) - 1},
+            )
+        by_article: dict[str, list[Citation]] = {}
+        for citation in cited:
+            by_article.setdefault(citation.article_id, []).append(citation)
+        audience: list[Audience] = []  # read once, and only if a newer version restricts its readers
+        changes: list[dict[str, Any]] = []
+        for article_id, citations in by_article.items():
+            version = max(c.version for c in citations)
+            found = self._article_changes(ctx, item, article_id, citations, audience)
+            if found:
+                changes.append({"article_id": article_id, "version": version, **found})
+        if not changes:
+            return None
+        reason = "cited article changed: " + "; ".join(
+            f"{c['article_id']} v{c['version']} {', '.join(c['changes'])}" for c in changes
+        )
+        logger().info("reply held: cited article changed", extra={"outbox_id": item.outbox_id})
+        # Earlier claims may have sent it before the article changed: the note must not say it was never sent.
+        return HelpdeskConflict(
+            reason, current={"cited_articles": changes, "earlier_dispatches": _dispatched(item) - 1}
+        )
+
+    def _citations(self, ctx: TenantContext, item: OutboxItem) -> list[Citation]:
+        """What the reply quotes. An item stored before it recorded that: its triage decision's draft, when the
+        reply sends that draft's text (an escalation's reply stored then is not checked)."""
+        if item.citations is not None:
+            return item.citations
+        decision = self._causing_decision(ctx, item)
+        draft = decision.draft if decision is not None else None
+        return list(draft.citations) if draft and draft.text and draft.text in (item.body or "") else []
+
+    def _article_changes(
+        self,
+        ctx: TenantContext,
+        item: OutboxItem,
+        article_id: str,
+        citations: list[Citation],
+        audience: list[Audience],
+    ) -> dict[str, Any] | None:
+        """How one cited article changed, as customer search sees it now; None when it did not in a way that
+        matters (a newer version still holding every quoted passage)."""
+        assert self.articles is not None
+        head = self.articles.head(ctx, article_id)
+        if head is None:
+            return {"changes": ["not in the knowledge base"], "current_version": None}
+        record = None if head.deleted else self.articles.version(ctx, article_id, head.current_version)
+        if record is None or record.deleted or record.meta is None:
+            return {"changes": ["deleted"], "current_version": head.current_version}
+        meta, now_version = record.meta, head.current_version
+        cited_version = max(c.version for c in citations)
+        found: list[str] = []
+        if meta.expires_at is not None and meta.expires_at <= self.clock():
+            found.append(f"expired at {meta.expires_at.isoformat(timespec='minutes')}")
+        if meta.superseded_by:
+            found.append(f"superseded by {meta.superseded_by}")
+        # The cited version was readable when drafted; only a newer one can have changed who may read it.
+        if meta.visibility == "internal":
+            found.append("now internal")
+        elif meta.visibility == "segments" and now_version != cited_version:
+            if not audience:
+                audience.append(self._customer_audience(ctx, item))
+            if not audience[0].may_read(meta.visibility, meta.segments):
+                found.append("now only for segments the customer is not in: " + ", ".join(meta.segments))
+        if now_version != cited_version and not _still_quoted(self.articles, ctx, now_version, citations):
+            found.append(f"rewritten: v{now_version} no longer contains the quoted passage")
+        return {"changes": found, "current_version": now_version} if found else None
+
+    def _customer_audience(self, ctx: TenantContext, item: OutboxItem) -> Audience:
+        """Who the customer is to the help center now, by triage's own rule (ticket, customer, account)."""
+        # Imported here: only a reply citing a newly segment-restricted article needs it.
+        from deflect.triage.profile import TriageProfile
+        from deflect.triage.service import customer_options
+
+        ticket = Tickets(self.store).get(ctx, item.ticket_id)
+        customer = Customers(self.store).get(ctx, ticket.customer_id) if ticket and ticket.customer_id else None
+        account_id = (ticket.account_id if ticket else None) or (customer.account_id if customer else None)
+        account = Accounts(self.store).get(ctx, account_id) if account_id else None
+        # Only the audience is read from these options: the profile's own settings do not affect it.
+        audience: Audience = customer_options(TriageProfile(tenant_id=ctx.tenant_id), account, ticket)["audience"]
+        return audience
 
     # ------------------------------------------------------------------ sending
     def _send(self, ctx: TenantContext, connector: HelpdeskConnector, item: OutboxItem) -> HelpdeskReceipt:
@@ -600,6 +713,16 @@ def _dispatched(item: OutboxItem) -> int:
     return max(item.dispatches, item.attempts)
 
 
+def _still_quoted(articles: ArticleRepository, ctx: TenantContext, version: int, citations: list[Citation]) -> bool:
+    """Does `version` of the cited article still hold every passage the reply quotes (as `resolve` finds them)?"""
+    for citation in citations:
+        try:
+            articles.resolve(ctx, citation.model_copy(update={"version": version}))
+        except NotFound:
+            return False
+    return True
+
+
 def _watermark_sk(item: OutboxItem) -> str:
     return f"WRITEBACK#{connector_name(item)}"
 
@@ -669,9 +792,12 @@ def held_note(item: OutboxItem, conflict: HelpdeskConflict) -> OutboxItem | None
     delivered = bool(conflict.current.get("delivered"))
     # Too long a history to read: a human's newer edit, or an earlier attempt of this reply, may be in what was not.
     unchecked = bool(conflict.current.get("unchecked_history"))
+    # Held for what it quotes, not for the ticket: the helpdesk was not looked at, so an earlier claim may have sent it.
+    sources = "cited_articles" in conflict.current
+    maybe_sent = unchecked or (sources and bool(conflict.current.get("earlier_dispatches")))
     held: list[str] = []
     if item.body and item.kind == "public_reply" and not delivered:
-        sent = "an earlier attempt may have reached the customer: check" if unchecked else "not sent to the customer"
+        sent = "an earlier attempt may have reached the customer: check" if maybe_sent else "not sent to the customer"
         held.append(f"the reply below ({sent})")
     if item.tags:
         held.append("tags: " + ", ".join(item.tags))
@@ -681,7 +807,13 @@ def held_note(item: OutboxItem, conflict: HelpdeskConflict) -> OutboxItem | None
         held.append("fields: " + ", ".join(f"{k}={v}" for k, v in item.custom_fields.items()))
     if not held:
         return None
-    why = "its history was too long to check for changes since" if unchecked else "this ticket changed after"
+    if sources:
+        changed = bool(conflict.current.get("cited_articles"))
+        why = "a help article it quotes changed after" if changed else "the articles it quotes could not be checked since"
+    elif unchecked:
+        why = "its history was too long to check for changes since"
+    else:
+        why = "this ticket changed after"
     lines = [
         f"Deflect held back an update because {why} it was prepared ({conflict.reason}). Please review before acting.",
         "Held: " + "; ".join(held) + ".",

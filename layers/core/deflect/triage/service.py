@@ -520,7 +520,9 @@ class TriageService:
         }
         reply = a.customer_reply()
         if a.mode == "auto" and reply and a.outcome in ("deflect", "ask_diagnostics"):
-            return [outbox_service.reply(ticket, reply, public=True, **decided)]
+            # The passages the reply quotes: writeback checks their articles again right before sending.
+            cited = a.draft.citations if a.draft and a.draft.text in reply else []
+            return [outbox_service.reply(ticket, reply, public=True, citations=cited, **decided)]
         if a.mode == "assist" and a.outcome in ("deflect", "ask_diagnostics"):
             return [outbox_service.reply(ticket, a.agent_note(), public=False, **decided)]
         return []
