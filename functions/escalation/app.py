@@ -37,6 +37,7 @@ STEPS: dict[str, Step] = {
     "enqueue_writeback": lambda c, ctx, s, e: c.escalation_steps.enqueue_writeback(ctx, s, e.execution),
     "record_outcome": lambda c, ctx, s, e: c.escalation_steps.record_outcome(ctx, s, e.execution),
     "note_review_expired": lambda c, ctx, s, e: c.escalation_steps.note_review_expired(ctx, s, e.execution),
+    "note_failed": lambda c, ctx, s, e: c.escalation_steps.note_failed(ctx, s, e.execution),
 }
 
 

@@ -97,14 +97,20 @@ def test_nothing_reaches_the_outbox_without_a_human_decision(definition):
 
 def test_every_task_failure_lands_in_the_human_failure_queue(definition):
     for name, state in definition["States"].items():
-        if state["Type"] != "Task" or name == "NotifyHumanFailure":
+        if state["Type"] != "Task" or name in ("NotifyHumanFailure", "CloseFailedEscalation"):
             continue
         last = state["Catch"][-1]
         assert last == {
             "ErrorEquals": ["States.ALL"],
             "ResultPath": "$.error",
-            "Next": "NotifyHumanFailure",
+            "Next": "CloseFailedEscalation",
         }, name
+    # Closing the ticket's escalation never holds the notification back: done or failed, it goes on to it.
+    close = definition["States"]["CloseFailedEscalation"]
+    assert close["Next"] == "NotifyHumanFailure" and close["ResultPath"] is None
+    assert close["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.close_error", "Next": "NotifyHumanFailure"}
+    ]
     notify = definition["States"]["NotifyHumanFailure"]
     assert notify["Parameters"]["MessageBody"]["escalation.$"] == "$"  # the whole state travels with it
 

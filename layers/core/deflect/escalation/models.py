@@ -127,6 +127,8 @@ class EscalationState(EscalationRequest):
     summary: SummaryResult | None = None
     route: ReviewRoute | None = None
     applied: AppliedDecision | None = None
+    # What a Catch put at $.error ({"Error": ..., "Cause": ...}): only the failure path reads it.
+    error: dict[str, Any] | None = None
 
 
 StepName = Literal[
@@ -141,6 +143,7 @@ StepName = Literal[
     "enqueue_writeback",
     "record_outcome",
     "note_review_expired",
+    "note_failed",
 ]
 
 

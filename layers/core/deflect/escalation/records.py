@@ -5,24 +5,27 @@
 | decision on a task | `T#{t}#TASK#{task}` | `DECISION` (one per task: the guard against a second decision) |
 | decision id | `T#{t}#TASKDECISION#{decision_id}` | `META` (idempotency by the agent's decision_id) |
 | step done | `T#{t}#TICKET#{ticket}` | `ESCALATION#{execution}#{step}` (exactly-once workflow steps) |
-| the ticket's latest escalation | `T#{t}#TICKET#{ticket}` | `ESCALATION#OPEN` (open until its execution is decided or expired) |
+| the ticket's latest escalation | `T#{t}#TICKET#{ticket}` | `ESCALATION#OPEN` (open until its execution is decided, expired or failed) |
+| an account action queued | `T#{t}#TICKET#{ticket}` | `ACTION#{sha256 of kind, amount, currency, target}` (once per ticket) |
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from deflect.domain import keys
 from deflect.domain.canonical import sha256_hex
-from deflect.domain.models import EvidenceRef, RequestedAction, utcnow
+from deflect.domain.models import EvidenceRef, RequestedAction, TenantConfig, utcnow
 from deflect.domain.tenancy import TenantContext
 from deflect.escalation.models import Delivery, TaskDecision
+from deflect.escalation.policy import supervisor_queue
 from deflect.observability import metrics
 from deflect.ports import (
     Delete,
@@ -37,6 +40,8 @@ from deflect.ports import (
 )
 from deflect.repositories import Outbox, Tasks, TenantConfigs, Tickets, put_new
 from deflect.services.audit import AuditLog
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -87,10 +92,31 @@ def step_key(tenant_id: str, ticket_id: str, execution: str, step: str) -> tuple
     return keys.ticket_pk(tenant_id, ticket_id), f"ESCALATION#{execution}#{step}"
 
 
+def action_key(tenant_id: str, ticket_id: str, action: RequestedAction) -> tuple[str, str]:
+    """Where the ticket records that this account action is queued: the same kind, amount (1E+2 = 100.00),
+    currency and target is one action, whichever escalation approved it."""
+    amount = "" if action.amount is None else format(action.amount.normalize(), "f")
+    what = f"{action.kind}|{amount}|{(action.currency or '').upper()}|{action.target or ''}"
+    return keys.ticket_pk(tenant_id, ticket_id), "ACTION#" + sha256_hex(what.encode())
+
+
 OPEN_SK = "ESCALATION#OPEN"
 # Step markers after which a follow-up can change nothing of the escalation: the agents' final decision was turned
-# into outbox items, the outcome recorded, or every queue let its review expire.
-CLOSING_STEPS = ("writeback", "completed", "review_expired")
+# into outbox items, the outcome recorded, every queue let its review expire, or the workflow failed (its state went
+# to the human failure queue: no task takes the follow-up any more).
+CLOSING_STEPS = ("writeback", "completed", "review_expired", "failed")
+# Beyond the longest review a tenant's SLA allows: step retries, and a review timeout raised while a task waited.
+REVIEW_MARGIN = timedelta(days=1)
+
+
+def longest_review(config: TenantConfig) -> timedelta:
+    """How long an escalation of this tenant can run at most (deflect.escalation.policy): each queue of the longest
+    plan (its generic tiers up to `max_reassign_hops`, then the supervisor's) waits the slowest SLA tier's review
+    timeout twice (a first approval just before due, then the second approval's own window), plus REVIEW_MARGIN."""
+    ladder = [q for q in config.escalation_queues if q != supervisor_queue(config)]
+    queues = min(max(0, config.max_reassign_hops), len(ladder)) + 1
+    slowest = max((tier.review_timeout_seconds for tier in config.sla_tiers.values()), default=0)
+    return timedelta(seconds=2 * queues * slowest) + REVIEW_MARGIN
 
 
 class OpenEscalation(BaseModel):
@@ -109,8 +135,9 @@ class OpenEscalations:
     """One `ESCALATION#OPEN` item per ticket, replaced (guarded on the version read) only once its escalation closed:
     two escalations of one ticket cannot be open at once, also when two messages are triaged side by side."""
 
-    def __init__(self, store: SupportStore) -> None:
+    def __init__(self, store: SupportStore, now: Callable[[], datetime] = utcnow) -> None:
         self.store = store
+        self.now = now
 
     def latest(self, ctx: TenantContext, ticket_id: str) -> Item | None:
         return self.store.get(ctx, keys.ticket_pk(ctx.tenant_id, ticket_id), OPEN_SK)
@@ -131,7 +158,21 @@ class OpenEscalations:
         if item is None:
             return None
         found = OpenEscalation.model_validate(item.data)
-        return None if self.is_closed(ctx, ticket_id, found.execution) else found
+        if self.is_closed(ctx, ticket_id, found.execution) or self.outlived(ctx, found):
+            return None
+        return found
+
+    def outlived(self, ctx: TenantContext, record: OpenEscalation) -> bool:
+        """Open for longer than any review of the tenant can take (`longest_review`): its workflow ended without a
+        closing marker (its failure step failed too, or it was stopped), so no task takes a follow-up any more."""
+        age = self.now() - record.opened_at
+        if age <= REVIEW_MARGIN:
+            return False  # no config read while the escalation is young
+        config = TenantConfigs(self.store).find(ctx)
+        if config is None or age <= longest_review(config):
+            return False
+        log.warning("escalation %s still open after the longest review: counted as closed", record.execution)
+        return True
 
     @staticmethod
     def write(tenant_id: str, ticket_id: str, record: OpenEscalation, previous: Item | None) -> Put:

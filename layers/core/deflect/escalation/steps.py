@@ -27,7 +27,14 @@ from deflect.escalation.models import (
     SummaryResult,
     TaskDecision,
 )
-from deflect.escalation.records import EscalationPorts, count, outbox_id_for, step_key, task_id_for
+from deflect.escalation.records import (
+    EscalationPorts,
+    action_key,
+    count,
+    outbox_id_for,
+    step_key,
+    task_id_for,
+)
 from deflect.escalation.summary import (
     EscalationSummary,
     build_summary,
@@ -184,7 +191,8 @@ class EscalationSteps:
                 # The AI's proposal sent unchanged still quotes its articles: writeback checks them before sending.
                 # An edited reply is the agent's own.
                 items = outbox_service.citing(items, state.citations)
-            writes = outbox_service.writes(items)
+            items, guards, already = self._unless_queued(ctx, state.ticket_id, items)
+            writes = [*outbox_service.writes(items), *guards]
             if record.outcome in ("approve", "edit") and ticket.status != "resolved":
                 writes.append(
                     self.p.tickets.save_write(
@@ -193,6 +201,8 @@ class EscalationSteps:
                 )
             ids = [item.outbox_id for item in items]
             payload = {"decision_id": decision_id, "outcome": record.outcome, "outbox_ids": ids}
+            if already:
+                payload["already_queued"] = already
             return (
                 {"outbox_ids": ids, "outcome": record.outcome},
                 "escalation.writeback_enqueued",
@@ -283,6 +293,22 @@ class EscalationSteps:
         self._dispatch(ctx, result["outbox_ids"])
         return result
 
+    # ------------------------------------------------------------------ the workflow failed
+    def note_failed(self, ctx: TenantContext, state: EscalationState, execution: str) -> dict[str, Any]:
+        """A step failed for good, so the escalation goes to the human failure queue: its `failed` marker closes the
+        ticket's escalation (deflect.escalation.records.CLOSING_STEPS), and the customer's next message is triaged
+        again instead of joining a task nobody will decide. Changes nothing else."""
+        # The error's name only (an exception type, a States.* code): its cause may quote internals.
+        error = str((state.error or {}).get("Error") or "unknown")[:200]
+
+        def plan() -> StepPlan:
+            payload = {"decision_id": state.decision_id, "execution": execution, "error": error}
+            return {"error": error}, "escalation.failed", payload, [], []
+
+        result = self._once(ctx, state, execution, "failed", plan)
+        count("EscalationFailed")
+        return result
+
     def _tasks_of(self, ctx: TenantContext, state: EscalationState, execution: str) -> list[HumanTask]:
         """This execution's tasks, in the order they were opened: one per hop, and a second approval's."""
         hops = state.route.hops if state.route else 0
@@ -335,6 +361,49 @@ class EscalationSteps:
             except Conflict:
                 continue  # the ticket changed, or an earlier attempt finished meanwhile: look again
         raise Conflict(f"escalation step {step} kept conflicting")
+
+    def _unless_queued(
+        self, ctx: TenantContext, ticket_id: str, items: list[OutboxItem]
+    ) -> tuple[list[OutboxItem], list[Put], list[dict[str, str]]]:
+        """Each account action once per ticket: an action (kind, amount, currency, target) another escalation of the
+        ticket queued already is dropped, and the internal note says which item carries it. The guard written with
+        the items is new-only, so two escalations deciding at once conflict and the later one reads it again; a
+        retry of the same step finds its own outbox id there."""
+        kept: list[OutboxItem] = []
+        guards: list[Put] = []
+        already: list[dict[str, str]] = []
+        for item in items:
+            if item.kind != "account_action" or item.action is None:
+                kept.append(item)
+                continue
+            pk, sk = action_key(ctx.tenant_id, ticket_id, item.action)
+            held = self.p.store.get(ctx, pk, sk)
+            if held is None or held.data.get("outbox_id") == item.outbox_id:
+                if held is None:
+                    data = {"outbox_id": item.outbox_id, "at": item.created_at.isoformat()}
+                    guards.append(Put(pk=pk, sk=sk, data=data, expect="new"))
+                kept.append(item)
+                continue
+            queued = self.p.outbox.get(ctx, held.data["outbox_id"])
+            already.append(
+                {
+                    "kind": item.action.kind,
+                    "outbox_id": item.outbox_id,
+                    "queued_as": held.data["outbox_id"],
+                    "status": queued.status if queued else "unknown",
+                }
+            )
+        if not already:
+            return kept, guards, already
+        said = " ".join(
+            f"Identical {a['kind']} already queued as {a['queued_as']} ({a['status']}): not queued again."
+            for a in already
+        )
+        noted = [
+            item.model_copy(update={"body": f"{item.body} {said}"}) if item.kind == "internal_note" else item
+            for item in kept
+        ]
+        return noted, guards, already
 
     def _dispatch(self, ctx: TenantContext, outbox_ids: list[str]) -> None:
         """After the commit (also when a retried step found it done): wake the writeback consumer.
