@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from deflect.domain.models import AttachmentRef, EvidenceRef, Ticket
+from deflect.domain.models import AttachmentRead, AttachmentRef, EvidenceRef, Ticket
 from deflect.domain.tenancy import TenantContext
 
 # --------------------------------------------------------------------------- storage (foundation)
@@ -313,10 +313,11 @@ class Composition:
 
 
 class AttachmentReader(Protocol):
-    """The text of a small text attachment of a ticket (a log file, or the text files in a log archive), or None:
-    for diagnostics, never stored."""
+    """The text of a small text attachment of a ticket (a log file, or the text files in a log archive) with how
+    reading it went (read / failed with the reason / skipped): the text for diagnostics, never stored; the outcome
+    is decision evidence. (A reader with only the older `read_text`, text or None, is still accepted.)"""
 
-    def read_text(self, ctx: TenantContext, ticket: Ticket, attachment: AttachmentRef) -> str | None: ...
+    def read_attachment(self, ctx: TenantContext, ticket: Ticket, attachment: AttachmentRef) -> AttachmentRead: ...
 
 
 class AnswerComposer(Protocol):

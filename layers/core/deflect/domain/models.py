@@ -243,6 +243,16 @@ class Customer(Versioned):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class AttachmentRead(BaseModel):
+    """What became of reading an attachment for diagnostics (ports.AttachmentReader), recorded with the decision:
+    a log that could not be downloaded must not look like a message without a log."""
+
+    outcome: Literal["read", "failed", "skipped"]
+    # failed: "timeout", "connection", "http_<status>", "no_text"; skipped: "type", "size", "link", "read_limit".
+    reason: str | None = None
+    text: str | None = Field(default=None, exclude=True, repr=False)
+
+
 class AttachmentRef(BaseModel):
     name: str
     url: str | None = None
@@ -250,6 +260,8 @@ class AttachmentRef(BaseModel):
     size: int | None = None
     # What triage read of a text attachment, for its diagnostics only: never stored or sent anywhere.
     text: str | None = Field(default=None, exclude=True, repr=False)
+    # Whether triage read it, and why not (never stored with the message; the decision evidence records it).
+    read: AttachmentRead | None = Field(default=None, exclude=True, repr=False)
 
 
 class EvidenceRef(BaseModel):

@@ -9,7 +9,8 @@ Rules, because the URL comes from a webhook and credentials must not leak:
 - text types only, at most `max_bytes` read (a bigger file is read up to the cap: logs start with the version);
 - archives up to `max_archive_bytes` (a zip's directory is at its end, so a bigger one is not fetched), their
   text members read in memory within the same `max_bytes` of text (deflect.helpdesk.archives);
-- every failure is "no text": attachments help diagnostics, they never block triage.
+- every failure is "no text" with its reason class (timeout, connection, http_<status>): attachments help
+  diagnostics, they never block triage, but the decision records that a log was attached and could not be read.
 
 The text is returned to the caller and never stored.
 """
@@ -21,7 +22,7 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 
-from deflect.domain.models import AttachmentRef, Ticket
+from deflect.domain.models import AttachmentRead, AttachmentRef, Ticket
 from deflect.domain.tenancy import TenantContext
 from deflect.helpdesk.archives import archive_text
 from deflect.helpdesk.directory import HelpdeskDirectory
@@ -64,14 +65,19 @@ class HelpdeskAttachmentReader:
         self._loopback = urllib.request.build_opener(_NoRedirects(), urllib.request.ProxyHandler({}))
 
     def read_text(self, ctx: TenantContext, ticket: Ticket, attachment: AttachmentRef) -> str | None:
+        return self.read_attachment(ctx, ticket, attachment).text
+
+    def read_attachment(self, ctx: TenantContext, ticket: Ticket, attachment: AttachmentRef) -> AttachmentRead:
         url = attachment.url
         archive = not is_text_attachment(attachment) and is_archive_attachment(attachment)
-        if not url or not (archive or is_text_attachment(attachment)) or not _allowed(url):
-            return None
+        if not (archive or is_text_attachment(attachment)):
+            return AttachmentRead(outcome="skipped", reason="type")
+        if not url or not _allowed(url):
+            return AttachmentRead(outcome="skipped", reason="link")
         limit = self.max_archive_bytes if archive else self.max_bytes
         # A huge log is a dump, not something to skim; a huge archive cannot be opened in part.
         if attachment.size is not None and attachment.size > (limit if archive else 4 * limit):
-            return None
+            return AttachmentRead(outcome="skipped", reason="size")
         headers: dict[str, str] = {}
         if ticket.provider in PROVIDERS:
             try:
@@ -90,13 +96,15 @@ class HelpdeskAttachmentReader:
                 status, _, body = self._get(location, {}, limit)
         except (OSError, urllib.error.URLError, ValueError) as error:
             log.warning("attachment not read", extra={"reason": type(error).__name__})
-            return None
+            return AttachmentRead(outcome="failed", reason=_failure(error))
         if status != 200:
             log.warning("attachment not read", extra={"status": status})
-            return None
+            return AttachmentRead(outcome="failed", reason=f"http_{status}")
         if archive:
-            return archive_text(attachment.name or "", body, max_text=self.max_bytes)
-        return body.decode("utf-8", errors="replace")
+            # An archive without a text member was read: there is nothing in it to look for.
+            text = archive_text(attachment.name or "", body, max_text=self.max_bytes)
+            return AttachmentRead(outcome="read", text=text)
+        return AttachmentRead(outcome="read", text=body.decode("utf-8", errors="replace"))
 
     def _get(self, url: str, headers: dict[str, str], limit: int) -> tuple[int, str | None, bytes]:
         request = urllib.request.Request(url, headers={"Accept": "*/*", **headers})  # noqa: S310 - scheme checked
@@ -107,3 +115,11 @@ class HelpdeskAttachmentReader:
         except urllib.error.HTTPError as answer:
             with answer:
                 return answer.code, answer.headers.get("Location"), b""
+
+
+def _failure(error: Exception) -> str:
+    """The reason class of a failed download (no URL, no message text: they may name the customer)."""
+    cause = error.reason if isinstance(error, urllib.error.URLError) else error
+    if isinstance(cause, TimeoutError):
+        return "timeout"
+    return "connection" if isinstance(cause, OSError) else "error"

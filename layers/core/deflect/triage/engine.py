@@ -35,7 +35,7 @@ from deflect.triage.policy import (
     intent_uncertain,
     policy_sha256,
 )
-from deflect.triage.profile import DEFAULT_RISK_TOLERANCE
+from deflect.triage.profile import DEFAULT_RISK_TOLERANCE, TriageProfile
 
 RETRIEVAL_K = 5
 
@@ -71,6 +71,15 @@ class Assessment:
     asked_diagnostics: list[str] = field(default_factory=list)
     # The locale the customer's client or helpdesk stated (the ticket's), if any: see customer_language().
     locale: str | None = None
+    # The tenant's triage profile as it decided (version, tolerance, model, guardrail), the SLA tier and the
+    # audience retrieval answered for, and how each attachment was read: without them two opposite decisions on
+    # the same message can carry identical records.
+    profile: dict[str, Any] = field(default_factory=dict)
+    sla_tier: str = "standard"
+    audience: dict[str, Any] | None = None
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    # Missing diagnostics an attachment that failed to download may hold: the customer is not asked for them.
+    held_by_unread: list[str] = field(default_factory=list)
 
     @property
     def outcome(self) -> str:
@@ -91,7 +100,7 @@ class Assessment:
             self.missing_diagnostics, product_area=self.classification.product_area
         )
         if self.outcome == "deflect" and self.draft:
-            if request and self.diagnostics_apply:
+            if request and self.diagnostics_apply and not self.held_by_unread:
                 return f"{self.draft.text}\n\nIf this does not solve it: {request[0].lower()}{request[1:]}"
             return self.draft.text
         if self.outcome == "ask_diagnostics":
@@ -133,6 +142,8 @@ class Assessment:
             "intent": {
                 "model_id": self.prediction.model_id,
                 "taxonomy_version": self.prediction.taxonomy_version,
+                # Compared with profile.risk_tolerance when the intent is uncertain.
+                "risk": self.prediction.risk,
                 "alternatives": [list(a) for a in self.prediction.alternatives],
             },
             "signals": {
@@ -173,6 +184,10 @@ class Assessment:
             },
             "repeat": self.repeat.model_dump(mode="json"),
             "policy": {"version": self.policy.version, "sha256": policy_sha256(self.policy)},
+            "profile": self.profile,
+            "sla_tier": self.sla_tier,
+            "audience": self.audience,
+            "attachments": self.attachments,
             "timings_ms": self.timings_ms,
         }
 
@@ -202,9 +217,10 @@ class TriageEngine:
         record_gap: bool = True,
         risk_tolerance: float = DEFAULT_RISK_TOLERANCE,
         locale: str | None = None,
+        profile: TriageProfile | None = None,
     ) -> Assessment:
         """`locale` is the language the customer's client or helpdesk states (the ticket's locale): see
-        customer_language()."""
+        customer_language(). `profile`: the tenant's triage profile, recorded with the decision."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
         policy = config.policy
@@ -302,6 +318,15 @@ class TriageEngine:
             risk_tolerance=risk_tolerance,
         )
         decision = decide(policy, inputs)
+        held = _held_by_unread(attachments, missing if diagnostics_apply else [])
+        if held and decision.outcome == "ask_diagnostics":
+            # The customer attached a log and we could not download it: asking them for what it holds reads as
+            # if they had sent nothing. A person can open it in the helpdesk.
+            decision = PolicyDecision("escalate", [f"attachment_not_read:{','.join(held)}", *decision.reasons])
+        elif held and decision.outcome == "deflect":
+            # The answer goes out without asking for what the unread log may hold (customer_reply).
+            kept = [r for r in decision.reasons if not r.startswith("diagnostics_requested:")]
+            decision = PolicyDecision("deflect", kept)
         timings["total"] = _ms(started)
         return Assessment(
             classification=classification,
@@ -323,13 +348,19 @@ class TriageEngine:
             mode=effective_mode(
                 policy, classification.intent, uncertain=intent_uncertain(policy, classification)
             ),
-            # The model this tenant's draft actually used (its profile may name another than the default).
-            composer_model_id=drafted.model_id or getattr(self.composer, "model_id", ""),
+            # The model this tenant's draft actually called (its profile may name another than the default), or
+            # "none": no passage, no call, and the deployment's default model decided nothing.
+            composer_model_id=drafted.model_id or "none",
             timings_ms=timings,
             usage=drafted.usage,
             composer_prompt_sha256=drafted.prompt_sha256,
             asked_diagnostics=asked,
             locale=locale,
+            profile=_profile_evidence(profile, risk_tolerance),
+            sla_tier=sla_tier,
+            audience=_audience_evidence(audience),
+            attachments=[_attachment_evidence(a) for a in attachments],
+            held_by_unread=held,
         )
 
     def _draft(
@@ -345,12 +376,13 @@ class TriageEngine:
         except ModelUnavailable as error:
             reason = f"unavailable:{error.context.get('reason', 'error')}"
             return Drafted.failed("model_unavailable", reason, error)
+        draft = composition.draft
         used = {
             "usage": composition.usage,
-            "model_id": composition.model_id,
+            # A composer that names itself only on its draft (the embedded one) still answered.
+            "model_id": composition.model_id or (draft.model_id if draft else None),
             "prompt_sha256": composition.prompt_sha256,
         }
-        draft = composition.draft
         if draft is None:
             return Drafted(None, composition.problem or "no_grounded_answer", **used)
         verdict = grounding.verify(draft, passages, question)
@@ -416,6 +448,40 @@ def _area_from_knowledge(draft: Draft | None, hits: Sequence[Any]) -> str | None
     lead = cited[0] if cited else (hits[0] if hits and hits[0].score >= AREA_MIN_SCORE else None)
     area = getattr(lead, "product_area", None) if lead is not None else None
     return area if isinstance(area, str) and area and area != GENERAL_AREA else None
+
+
+def _held_by_unread(attachments: Sequence[AttachmentRef], missing: Sequence[str]) -> list[str]:
+    """The missing diagnostics a log could state, when an attachment failed to download."""
+    failed = any(a.read is not None and a.read.outcome == "failed" for a in attachments)
+    return [name for name in missing if name in diagnostics.FROM_ATTACHED_TEXT] if failed else []
+
+
+def _profile_evidence(profile: TriageProfile | None, risk_tolerance: float) -> dict[str, Any]:
+    """Numbers and ids of the triage profile the decision was made under (never its telemetry URLs or tokens)."""
+    found: dict[str, Any] = {
+        "version": profile.version if profile else None,
+        "risk_tolerance": risk_tolerance,
+        "bedrock_model_id": profile.bedrock_model_id if profile else None,
+    }
+    if profile is not None and profile.guardrail_id:
+        found["guardrail_id"], found["guardrail_version"] = profile.guardrail_id, profile.guardrail_version
+    return found
+
+
+def _audience_evidence(audience: Any) -> dict[str, Any] | None:
+    if audience is None:
+        return None
+    return {"kind": audience.kind, "segments": sorted(audience.segments)}
+
+
+def _attachment_evidence(attachment: AttachmentRef) -> dict[str, Any]:
+    read = attachment.read
+    # A file name can carry a name or an address, like any customer text.
+    return {
+        "name": redact(attachment.name or ""),
+        "read": read.outcome if read else "skipped",
+        "reason": (read.reason if read else "not_read"),
+    }
 
 
 def _ms(started: float) -> float:

@@ -23,6 +23,18 @@ from deflect.triage.diagnostics import HttpTelemetrySource, ToolGrant
 PROFILE_SK = "TRIAGE#PROFILE"
 PROFILE_CHAIN = "tenant-config"
 DEFAULT_RISK_TOLERANCE = 0.15
+# Fields whose old and new values the change event keeps (numbers and ids; URLs may embed credentials, and tool
+# grants are listed by field name only).
+AUDITED_VALUES = frozenset(
+    {
+        "bedrock_model_id",
+        "guardrail_id",
+        "guardrail_version",
+        "low_confidence_risk_tolerance",
+        "repeat_window_days",
+        "run_tools_for",
+    }
+)
 
 
 class ToolGrantSpec(BaseModel):
@@ -97,7 +109,16 @@ class TriageProfiles:
             ctx,
             PROFILE_CHAIN,
             "triage.profile_updated",
-            {"actor": ctx.actor, "fields": sorted(changes), "version": current.version + 1},
+            {
+                "actor": ctx.actor,
+                "fields": sorted(changes),
+                "version": current.version + 1,
+                # What a decision made under either version was decided with.
+                "values": {
+                    name: {"old": getattr(current, name), "new": getattr(updated, name)}
+                    for name in sorted(set(changes) & AUDITED_VALUES)
+                },
+            },
             writes=[write],
         )
         return bumped(updated)

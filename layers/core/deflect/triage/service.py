@@ -35,6 +35,7 @@ from deflect.domain.errors import Conflict, NotFound
 from deflect.domain.models import (
     Account,
     ArticleRef,
+    AttachmentRead,
     AttachmentRef,
     Citation,
     Classification,
@@ -233,17 +234,22 @@ class TriageService:
     def _with_text(
         self, ctx: TenantContext, config: TenantConfig, ticket: Ticket, attachments: Sequence[AttachmentRef]
     ) -> list[AttachmentRef]:
-        """The message's attachments, the first few text files and archives with what they say (for diagnostics only)."""
+        """The message's attachments, the first few text files and archives with what they say (for diagnostics
+        only), each with how reading it went (`read`): the decision records it, and a log that failed to download
+        is not asked for again as if none had been attached."""
         if self.attachments is None or not diagnostics.wants_attached_text(config):
             return list(attachments)
         out: list[AttachmentRef] = []
         reads = 0
         for attachment in attachments:
-            text = None
-            if reads < MAX_ATTACHMENTS_READ and diagnostics.is_readable_attachment(attachment):
+            if not diagnostics.is_readable_attachment(attachment):
+                read = AttachmentRead(outcome="skipped", reason="type")
+            elif reads >= MAX_ATTACHMENTS_READ:
+                read = AttachmentRead(outcome="skipped", reason="read_limit")
+            else:
                 reads += 1
-                text = self.attachments.read_text(ctx, ticket, attachment)
-            out.append(attachment.model_copy(update={"text": text}) if text else attachment)
+                read = _read_attachment(self.attachments, ctx, ticket, attachment)
+            out.append(attachment.model_copy(update={"text": read.text, "read": read}))
         return out
 
     def _run_tools(
@@ -628,6 +634,8 @@ def customer_options(
         "audience": Audience(kind="customer", segments=frozenset(segments)),
         "risk_tolerance": profile.low_confidence_risk_tolerance,
         "locale": ticket.locale if ticket is not None else None,
+        # Recorded with the decision: which profile version (model, guardrail, tolerance) it was made under.
+        "profile": profile,
     }
 
 
@@ -692,6 +700,17 @@ def _attached(
         execution_name=marker["attached_to"],
         attached_to=marker["attached_to"],
     )
+
+
+def _read_attachment(
+    reader: AttachmentReader, ctx: TenantContext, ticket: Ticket, attachment: AttachmentRef
+) -> AttachmentRead:
+    read = getattr(reader, "read_attachment", None)
+    if callable(read):
+        return read(ctx, ticket, attachment)
+    # A reader with only `read_text` answers None for every failure: no reason class, but not "no log".
+    text = reader.read_text(ctx, ticket, attachment)  # type: ignore[attr-defined]
+    return AttachmentRead(outcome="read", text=text) if text else AttachmentRead(outcome="failed", reason="no_text")
 
 
 def _ref(hit: Any) -> ArticleRef:
