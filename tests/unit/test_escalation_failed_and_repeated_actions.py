@@ -225,3 +225,24 @@ def test_two_escalations_queueing_the_same_refund_at_once_queue_it_once(monkeypa
     assert hidden == [False] and _queued(world, second, "account_action") == []
     [action] = _queued(world, first, "account_action")
     assert action.outbox_id in _queued(world, second, "internal_note")[0].body
+
+
+def test_an_escalation_from_before_the_open_record_also_stops_taking_follow_ups_past_the_longest_review():
+    # Started by an earlier release: no ESCALATION#OPEN record, only the escalating decision, long ago.
+    from deflect.domain import keys
+    from deflect.ports import Delete
+
+    world = make_world()
+    opened = _escalated(world)
+    pk = keys.ticket_pk(world.ctx.tenant_id, "tkt-1")
+    record = OpenEscalations(world.store).latest(world.ctx, "tkt-1")
+    world.store.delete(world.ctx, Delete(pk=record.pk, sk=record.sk))
+    bound = longest_review(TenantConfigs(world.store).get(world.ctx))
+    for item in world.store.query(world.ctx, pk, "DECISION#"):
+        item.data["decided_at"] = (utcnow() - bound - timedelta(minutes=5)).isoformat()
+        world.store._items[(item.pk, item.sk)] = item
+
+    answered = world.triage("tkt-1", "How do I export a report?")
+
+    assert opened is not None
+    assert answered.attached_to is None and answered.outcome == "deflect" and answered.reply

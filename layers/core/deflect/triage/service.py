@@ -223,13 +223,15 @@ class TriageService:
         execution = execution_name_for(ctx.tenant_id, ticket_id, latest.decision_id)
         if escalations.is_closed(ctx, ticket_id, execution):
             return None
-        return OpenEscalation(
+        found = OpenEscalation(
             execution=execution,
             decision_id=latest.decision_id,
             message_id=latest.message_id,
             proposed_action=asked,
             opened_at=latest.decided_at,
         )
+        # The same age limit as a recorded one: an old escalation with no closing marker takes no follow-ups.
+        return None if escalations.outlived(ctx, found) else found
 
     def _with_text(
         self, ctx: TenantContext, config: TenantConfig, ticket: Ticket, attachments: Sequence[AttachmentRef]
