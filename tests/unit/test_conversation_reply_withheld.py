@@ -56,3 +56,16 @@ def test_a_reply_the_kill_switch_held_back_is_not_shown_to_the_customer():
     assert shown["decision"]["reply"] is None
     assert shown["decision"]["citations"] == []
     assert shown["status"] == "with_agent"
+
+
+def test_a_reply_writeback_could_not_deliver_is_still_shown():
+    # An API-only tenant without a writeback connection: the item ends dead, but the answer was the customer's.
+    world, result = _answered_conversation()
+    [outbox_id] = result.outbox_ids
+    outbox = Outbox(world.store)
+    item = outbox.get(world.ctx, outbox_id)
+    save(world.store, world.ctx, [outbox.save_write(item.model_copy(update={"status": "dead"}))])
+
+    shown = _shown(world)
+    assert shown["status"] == "answered"
+    assert "Export CSV" in shown["decision"]["reply"]

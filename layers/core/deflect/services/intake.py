@@ -1082,7 +1082,8 @@ class Intake:
 
     def _reply_withheld(self, ctx: TenantContext, conversation_id: str, decision: Decision) -> bool:
         """Whether writeback held the decided reply back after triage (the tenant switched to shadow or assist, a
-        person wrote on the ticket, a quoted article was withdrawn): then the caller must not show it either."""
+        person wrote on the ticket, a quoted article was withdrawn): then the caller must not show it either. A
+        reply that only failed to be delivered is not held back."""
         if decision.message_id is None:
             return False
         marker = self.store.get(ctx, keys.ticket_pk(ctx.tenant_id, conversation_id), f"TRIAGED#{decision.message_id}")
@@ -1090,7 +1091,9 @@ class Intake:
             item = Outbox(self.store).get(ctx, str(outbox_id))
             if item is None:
                 continue
-            if item.kind != "public_reply" or item.status in ("conflict", "dead"):
+            # Not `dead`: a reply writeback could not deliver (no connection, an endpoint failing) was still decided
+            # for the customer, and an API-only tenant has no agent to pick it up.
+            if item.kind != "public_reply" or item.status == "conflict":
                 return True
             if (item.receipt or {}).get("suppressed"):
                 return True
