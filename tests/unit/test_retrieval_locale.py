@@ -1,6 +1,7 @@
-"""A customer is answered from the articles of their own locale: their exact locale, else their language, else the
-help center's default, and never with a passage in another language beside theirs (SearchRequest). Agents and
-callers without a locale search every locale."""
+"""A customer is answered from the articles of their own language (else the help center default's), never with a
+passage in another language beside theirs; within it, an article in their exact locale, else their bare language,
+is preferred over another region's in the same product area (SearchRequest). Agents and callers without a locale
+search every locale."""
 
 from __future__ import annotations
 
@@ -135,6 +136,77 @@ def test_knowledge_search_falls_back_to_the_tenants_default_locale_and_reads_sec
     assert "locale" not in results.model_dump(mode="json")
 
 
+# A help center written in en-US with one en-GB article (the VAT text), each article in its product area.
+EXPORT_US = EXPORT_EN.model_copy(
+    update={
+        "locale": "en-US",
+        "product_area": "reports",
+        "body": EXPORT_EN.body + "\n## Schedule an export\n\nTo receive a report every Monday, open the report, "
+        "click **Schedule**, choose a weekday and the people to email it to, then save the schedule.\n",
+    }
+)
+TAX_US_BILLING = TAX_US.model_copy(update={"product_area": "billing"})
+TAX_GB_BILLING = TAX_GB.model_copy(update={"product_area": "billing"})
+MOSTLY_US = (("gs-export", EXPORT_US), ("bill-tax-us", TAX_US_BILLING), ("bill-tax-gb", TAX_GB_BILLING))
+
+
+def test_a_uk_customer_of_a_us_help_center_still_finds_the_us_how_tos_and_gets_the_uk_tax_article():
+    search = help_center(*MOSTLY_US, default_locale="en-US")
+    # Before: the one en-GB article hid every en-US one, so the export question found only the VAT text.
+    assert "gs-export" in found(search, EXPORT_QUESTION, "en-GB", default_locale="en-US")
+    assert found(search, TAX_QUESTION, "en-GB", default_locale="en-US") == {"gs-export", "bill-tax-gb"}
+    assert found(search, TAX_QUESTION, "en-US", default_locale="en-US") == {"gs-export", "bill-tax-us"}
+
+
+def test_a_customer_of_a_region_without_articles_gets_every_region_of_their_language():
+    search = help_center(*MOSTLY_US, default_locale="en-US")
+    everything = {"gs-export", "bill-tax-us", "bill-tax-gb"}
+    assert found(search, TAX_QUESTION, "en", default_locale="en-US") == everything
+    assert found(search, TAX_QUESTION, "en-AU", default_locale="en-US") == everything
+
+
+def test_the_plain_language_article_gives_way_to_the_customers_region_only_in_the_same_product_area():
+    tax_en = TAX_EN.model_copy(update={"product_area": "billing"})
+    export_en = EXPORT_EN.model_copy(update={"product_area": "reports"})
+    search = help_center(("bill-tax-gb", TAX_GB_BILLING), ("bill-tax-en", tax_en), ("gs-export-en", export_en))
+    assert found(search, TAX_QUESTION, "en-GB") == {"bill-tax-gb", "gs-export-en"}
+    # For the bare language, the plain article beats the regional one in its product area.
+    assert found(search, TAX_QUESTION, "en") == {"bill-tax-en", "gs-export-en"}
+
+
+def test_the_help_centers_default_language_is_searched_whole_with_its_default_locale_first():
+    search = help_center(*MOSTLY_US, ("export-de", EXPORT_DE), default_locale="en-GB")
+    assert found(search, TAX_QUESTION, "fr", default_locale="en-GB") == {"gs-export", "bill-tax-gb"}
+    # The customer's language has an article: the default's language is not searched at all.
+    assert found(search, EXPORT_QUESTION, "de-AT", default_locale="en-GB") == {"export-de"}
+
+
+def test_knowledge_search_answers_a_uk_customer_with_the_us_export_article_and_reads_its_sections():
+    search = help_center(*MOSTLY_US, default_locale="en-US")
+    results = search.search(ACME, EXPORT_QUESTION, k=3, audience=CUSTOMER, record_gap=False, locale="en-GB")
+    assert results.hits[0].article_id == "gs-export"
+    assert "bill-tax-us" not in {h.article_id for h in results.hits}
+    # Its other section is read under the same language rules as the search.
+    sections = search.sections(ACME, EXPORT_QUESTION, results, audience=CUSTOMER)
+    assert [s.heading_path[-1] for s in sections] == ["Schedule an export"]
+
+
+@pytest.mark.parametrize(
+    "found_pairs,locale,outranked",
+    [
+        ({("en-US", "reports"), ("en-GB", "billing")}, "en-GB", set()),
+        ({("en-US", "billing"), ("en-GB", "billing")}, "en-GB", {("en-US", "billing")}),
+        ({("en-US", "billing"), ("en", "billing")}, "en_gb", {("en-US", "billing")}),
+        ({("en", "billing"), ("en-GB", "billing")}, "en-GB", {("en", "billing")}),
+        ({("en-US", "billing"), ("en-GB", "billing")}, "en", set()),
+        ({("en-US", "billing"), ("en-GB", "billing")}, None, set()),
+    ],
+)
+def test_an_article_gives_way_only_to_one_in_a_closer_locale_in_the_same_product_area(found_pairs, locale, outranked):
+    request = SearchRequest(text="tax", locale=locale, default_locale="en-US")
+    assert request.outranked(found_pairs) == outranked
+
+
 # ---------------------------------------------------------------------------------------------- triage
 def assess(search: KnowledgeSearch, text: str, locale: str, default_locale: str = "en"):
     engine = TriageEngine(
@@ -157,6 +229,13 @@ def test_triage_answers_a_regional_customer_from_their_regions_article(locale, a
     assessment = assess(search, TAX_QUESTION, locale)
     assert {h.article_id for h in assessment.hits} == {article}
     assert assessment.draft is None or {c.article_id for c in assessment.draft.citations} == {article}
+
+
+def test_triage_answers_a_uk_customers_export_question_from_the_us_export_article():
+    search = help_center(*MOSTLY_US, default_locale="en-US")
+    assessment = assess(search, EXPORT_QUESTION, "en-GB", default_locale="en-US")
+    assert assessment.hits[0].article_id == "gs-export"
+    assert "bill-tax-us" not in {h.article_id for h in assessment.hits}
 
 
 def test_triage_answers_a_german_customer_of_a_german_help_center_from_the_german_article():
@@ -227,8 +306,8 @@ def hit(article_id: str, article: ArticleInput, score: float) -> dict:
     return {"_id": f"acme:{chunk.chunk_id}", "_score": score, "_source": document(chunk, None)}
 
 
-def test_opensearch_finds_the_locale_level_first_then_filters_both_halves_of_the_search_on_it():
-    # The US chunk scores higher but is in another locale: the filter keeps it out, the re-check drops it anyway.
+def test_opensearch_finds_the_customers_language_first_then_filters_both_halves_of_the_search_on_it():
+    # The US chunk scores higher and is in the customer's language, but the GB one covers the same product area.
     client = Client(
         locales=["de", "en-GB", "en-US"], hits=[hit("tax-us", TAX_US, 9.0), hit("tax-gb", TAX_GB, 5.0)]
     )
@@ -246,7 +325,7 @@ def test_opensearch_finds_the_locale_level_first_then_filters_both_halves_of_the
             "aggs": {"locales": {"terms": {"field": "locale", "size": 200}}},
         },
     )
-    level = [*FILTER, {"terms": {"locale": ["en-GB"]}}]
+    level = [*FILTER, {"terms": {"locale": ["en-GB", "en-US"]}}]
     assert kind == "msearch"
     assert body[1]["query"]["bool"]["filter"] == level
     assert body[3]["query"]["knn"]["embedding"]["filter"] == {"bool": {"filter": level, "must_not": MUST_NOT}}
@@ -270,3 +349,18 @@ def test_opensearch_without_a_locale_sends_one_msearch_and_no_locale_filter():
     assert {h.article_id for h in hits} == {"tax-us", "tax-gb"}
     [(kind, body)] = client.calls
     assert kind == "msearch" and body[1]["query"]["bool"]["filter"] == FILTER
+
+
+def test_opensearch_keeps_another_regions_article_in_a_product_area_the_customers_locale_does_not_cover():
+    client = Client(
+        locales=["en-GB", "en-US"],
+        hits=[
+            hit("gs-export", EXPORT_US, 9.0),
+            hit("bill-tax-us", TAX_US_BILLING, 8.0),
+            hit("bill-tax-gb", TAX_GB_BILLING, 5.0),
+        ],
+    )
+    hits = OpenSearchKnowledgeIndex(client, FixedEmbeddings(), candidates=20).search(ACME, GB_CUSTOMER)
+    assert {h.article_id for h in hits} == {"gs-export", "bill-tax-gb"}
+    [_probe, (_kind, body)] = client.calls
+    assert body[1]["query"]["bool"]["filter"][-1] == {"terms": {"locale": ["en-GB", "en-US"]}}

@@ -6,7 +6,8 @@ results match the embedded index in shape and scoring (and no search pipeline is
 lacks). The tenant filter, the visibility filter and the expiry/superseded exclusions are built here, never by
 callers, and every hit is re-checked against its own `_source` before it is returned. A search for a customer's
 locale is preceded by one aggregation under the same filters: which locales the allowed articles are in, so that
-both halves search only the locale level SearchRequest chooses.
+both halves search only the language SearchRequest chooses; among the hits, an article then gives way to one in a
+locale closer to the customer's in the same product area (SearchRequest.outranked), as in the embedded index.
 
 Serverless differences handled: no custom document ids in vector collections (old chunks are found by query and
 deleted by their generated ids), no delete-by-query, and no refresh API.
@@ -141,7 +142,7 @@ def _translated(operation: str) -> Iterator[None]:
 def filters(
     tenant_id: str, request: SearchRequest, locales: Sequence[str] | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(filter, must_not) clauses every query carries. `locales`: the stored locales of the level searched."""
+    """(filter, must_not) clauses every query carries. `locales`: the stored locales of the language searched."""
     clauses: list[dict[str, Any]] = [
         {"term": {"tenant_id": tenant_id}},
         {"range": {"expires_epoch": {"gt": int(request.now.timestamp())}}},
@@ -166,7 +167,7 @@ def filters(
 
 
 def locales_body(tenant_id: str, request: SearchRequest) -> dict[str, Any]:
-    """The locales of the articles the request's other filters allow (the locale level is chosen among them)."""
+    """The locales of the articles the request's other filters allow (the language is chosen among them)."""
     clauses, excluded = filters(tenant_id, request)
     return {
         "size": 0,
@@ -557,7 +558,7 @@ class OpenSearchKnowledgeIndex:
         return self._fuse(ctx.tenant_id, request, responses, locales)
 
     def _locales(self, tenant_id: str, request: SearchRequest) -> list[str] | None:
-        """The stored locales of the level the request searches (SearchRequest.searched_locales); None: all."""
+        """The stored locales of the language the request searches (SearchRequest.searched_locales); None: all."""
         if request.locale is None:
             return None
         from opensearchpy.exceptions import NotFoundError
@@ -576,7 +577,7 @@ class OpenSearchKnowledgeIndex:
     ) -> list[SearchHit]:
         """Every chunk of these article versions that `search(ctx, request)` could return, in reading order.
 
-        The locale level is not chosen again: an article is written in one locale, and these came from a search."""
+        The language is not chosen again: an article is written in one locale, and these came from a search."""
         order = {pair: i for i, pair in enumerate(dict.fromkeys((a, int(v)) for a, v in articles))}
         if not order:
             return []
@@ -646,8 +647,15 @@ class OpenSearchKnowledgeIndex:
                     payload=source,
                 )
             )
+        outranked = request.outranked({_locale_and_area(c.payload) for c in candidates})
+        if outranked:
+            candidates = [c for c in candidates if _locale_and_area(c.payload) not in outranked]
         ranked = ranking.rank(candidates, query_identifiers=len(query_ids), k=request.k, now=request.now)
         return [_hit(c) for c in ranked]
+
+
+def _locale_and_area(source: dict[str, Any]) -> tuple[str, str]:
+    return str(source.get("locale", "en")), str(source.get("product_area", "general"))
 
 
 def _parse_time(value: Any) -> Any:

@@ -17,9 +17,10 @@ Two writers of one article can flush in either order (two Lambda invocations, th
 import`): under the lock, a queued write older than the newest version already seen for that article, a deletion
 included, is dropped, so a superseded or deleted version never comes back.
 
-The tenant filter, the visibility filter, the exclusion of expired and superseded chunks and the customer's locale
-level (SearchRequest) are applied here, on every search: each tenant gets its own view (matrix, columns), and
-lexical hits are re-checked against it.
+The tenant filter, the visibility filter, the exclusion of expired and superseded chunks and the customer's
+language (SearchRequest) are applied here, on every search: each tenant gets its own view (matrix, columns), and
+lexical hits are re-checked against it. Among the candidates, an article gives way to one in a locale closer to the
+customer's in the same product area (SearchRequest.outranked) before ranking.
 """
 
 from __future__ import annotations
@@ -188,7 +189,7 @@ class _View:
                 if rows is not None:
                     readable[rows] = True
             mask &= readable
-        # Last: the level is the best one holding any chunk the filters above allow.
+        # Last: the language searched is the first holding any chunk the filters above allow.
         locales = request.searched_locales(locale for locale, rows in self.locale_rows.items() if mask[rows].any())
         if locales is not None:
             in_level = np.zeros(len(mask), dtype=bool)
@@ -324,6 +325,9 @@ class EmbeddedKnowledgeIndex:
                     payload=chunk,
                 )
             )
+        outranked = request.outranked({(c.payload.locale, c.payload.product_area) for c in candidates})
+        if outranked:
+            candidates = [c for c in candidates if (c.payload.locale, c.payload.product_area) not in outranked]
         ranked = ranking.rank(candidates, query_identifiers=len(query_ids), k=request.k, now=request.now)
         return [self._hit(c) for c in ranked]
 
@@ -403,7 +407,7 @@ class EmbeddedKnowledgeIndex:
             ]
             clauses.append((must, tv.Query.boolean_query(readable)))
         if request.locale is not None and len(view.locale_rows) > 1:
-            # The locale level's articles only: chunks in other languages would take the BM25 candidates' places.
+            # The searched language's articles only: chunks in others would take the BM25 candidates' places.
             articles = np.unique(view.article[allowed]).tolist()
             clauses.append((must, tv.Query.term_set_query(self._schema, "article", articles)))
         searcher = self._index.searcher()

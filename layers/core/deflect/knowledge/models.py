@@ -201,18 +201,17 @@ class SearchRequest(BaseModel):
     """What to look for, for whom.
 
     `locale` is the customer's ("en-GB", "de"); None searches every locale (agents, `deflect kb search`). With a
-    locale, ONE locale level is searched: the first of these that holds any article the other filters allow
-    (tenant, audience, product area, expiry):
+    locale, ONE language is searched: every locale of the customer's language ("en-GB", "en", "en-US", ...) that
+    holds an article the other filters allow (tenant, audience, product area, expiry), else every locale of the help
+    center's `default_locale` language, and nothing when neither has any (searched_locales()). A passage in another
+    language is never given beside or instead of one in theirs; what their language does not cover is escalated.
 
-        1. the customer's exact locale ("en-GB"),
-        2. their bare language ("en"),
-        3. any other locale of their language ("en-US", "en-AU"),
-        4-6. the same three for the help center's `default_locale`,
-
-    and nothing when none does. A level is chosen by the articles it holds, not by how well they match: a help
-    center with any article in the customer's language answers them from those alone (what those do not cover is
-    escalated), never with a passage in another language beside or instead of theirs. Locales compare
-    case-insensitively, "_" as "-" (searched_locales()).
+    Within that language, closer locales come first: the customer's exact locale ("en-GB"), then their bare language
+    ("en"), then other regions ("en-US"). Among the articles found, one is left out when an article in a closer
+    locale is in the same product area (outranked()): an en-GB customer asking about tax gets the en-GB tax article,
+    not the en-US one, and an en-US-only export article (another product area) still answers them. In the default
+    locale's language the same applies with the default locale as the customer's.
+    Locales compare case-insensitively, "_" as "-".
     """
 
     model_config = ConfigDict(frozen=True)
@@ -233,33 +232,54 @@ class SearchRequest(BaseModel):
 
     def searched_locales(self, present: Iterable[str]) -> set[str] | None:
         """Of the locales the allowed articles are written in (`present`, as stored), those this request searches:
-        the first level of the class docstring that has any. None: every locale (no `locale` asked for)."""
+        all of the customer's language, else all of the default locale's. None: every locale (no `locale`)."""
         if self.locale is None:
             return None
-        wanted = [_locale_key(self.locale)]
-        if self.default_locale is not None:
-            wanted.append(_locale_key(self.default_locale))
-        levels: list[tuple[str, str]] = []
-        for key in wanted:
-            language = key.split("-")[0]
-            for level in (("locale", key), ("locale", language), ("language", language)):
-                if level not in levels:
-                    levels.append(level)
-        keyed = {locale: _locale_key(locale) for locale in present}
-        for kind, value in levels:
-            found = {
-                locale
-                for locale, key in keyed.items()
-                if (key if kind == "locale" else key.split("-")[0]) == value
-            }
+        stored = list(present)
+        for own in self._own_locales():
+            found = {locale for locale in stored if _language(locale) == _language(own)}
             if found:
                 return found
         return set()
+
+    def outranked(self, found: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Of the (stored locale, product area) pairs of the articles a search found under searched_locales(),
+        those left out: each gives way to one in a closer locale (own, then bare language, then another region) in
+        the same product area. The one rule both indexes apply to their candidates before ranking, so `k` hits
+        still come back."""
+        found = set(found)
+        languages = {_language(locale) for locale, _area in found}
+        own = next((key for key in self._own_locales() if _language(key) in languages), None)
+        if own is None:
+            return set()
+
+        def closeness(locale: str) -> int:
+            key = _locale_key(locale)
+            return 0 if key == own else 1 if key == _language(own) else 2
+
+        closest: dict[str, int] = {}
+        for locale, area in found:
+            closest[area] = min(closest.get(area, 2), closeness(locale))
+        return {(locale, area) for locale, area in found if closeness(locale) > closest[area]}
+
+    def _own_locales(self) -> list[str]:
+        """The customer's locale, then the help center's default (compared form); empty without `locale`."""
+        if self.locale is None:
+            return []
+        wanted = [_locale_key(self.locale)]
+        if self.default_locale is not None and _locale_key(self.default_locale) not in wanted:
+            wanted.append(_locale_key(self.default_locale))
+        return wanted
 
 
 def _locale_key(locale: str) -> str:
     """The form locales are compared in: en_GB and EN-gb are both en-gb."""
     return locale.strip().replace("_", "-").lower()
+
+
+def _language(locale: str) -> str:
+    """en-GB -> en."""
+    return _locale_key(locale).split("-")[0]
 
 
 class SearchHit(BaseModel):

@@ -127,7 +127,7 @@ class KnowledgeSearch:
         locale: str | None = None,
         default_locale: str | None = None,
     ) -> SearchResults:
-        """`locale`: the customer's, whose articles are searched first (SearchRequest); None: every locale.
+        """`locale`: the customer's; their language is searched, own locale first (SearchRequest). None: every locale.
         `default_locale`: the help center's fallback, read from the tenant's configuration when not given."""
         now = self._now()
         if locale and not default_locale:
