@@ -155,11 +155,33 @@ class SlaTier(BaseModel):
         return self.raises_severity if self.raises_severity is not None else self.name == "enterprise"
 
 
+# Helpdesks a tenant may trust for requester emails. Not Intercom: it tells its requesters apart itself (a `user` is
+# vouched already; a lead is an anonymous visitor, and so may be a `contact`, whose role the payload does not give).
+EMAIL_VOUCHING_PROVIDERS: tuple[str, ...] = ("zendesk", "freshdesk", "jira", "generic")
+
+
+def _vouching_providers(value: list[str]) -> list[str]:
+    refused = sorted(set(value) - set(EMAIL_VOUCHING_PROVIDERS))
+    if refused:
+        raise ValueError(
+            f"cannot vouch for requester emails from {', '.join(refused)}; choose from "
+            f"{', '.join(EMAIL_VOUCHING_PROVIDERS)} (Intercom users are vouched already, its leads never are)"
+        )
+    return list(dict.fromkeys(value))
+
+
+VouchingProviders = Annotated[list[Provider], AfterValidator(_vouching_providers)]
+
+
 class TenantConfig(Versioned):
     tenant_id: TenantId
     display_name: str
     status: Literal["active", "suspended"] = "active"
     providers: list[Provider] = Field(default_factory=list)
+    # Helpdesks whose requester emails the tenant trusts as the requester's own (its Zendesk takes mail only from
+    # verified senders, its Jira portal requires login): such an email names the CRM-verified customer who has it.
+    # Empty by default: a typed email may be anyone's, and must not take that customer's plan, SLA and articles.
+    email_vouching_providers: VouchingProviders = Field(default_factory=list)
     freshdesk_secret_header: str = "X-Deflect-Freshdesk-Secret"
     default_locale: str = "en"
     escalation_queues: list[str] = Field(default_factory=lambda: ["tier1", "tier2", "supervisor"])

@@ -51,6 +51,7 @@ from deflect.domain.errors import (
     Unauthorized,
 )
 from deflect.domain.models import (
+    EMAIL_VOUCHING_PROVIDERS,
     Customer,
     Decision,
     EvidenceRef,
@@ -335,6 +336,11 @@ def _records(model: type[R], items: list[Any]) -> list[R]:
     return [model.model_validate({k: v for k, v in i.data.items() if k in model.model_fields}) for i in items]
 
 
+def _preferred(matches: list[Customer]) -> Customer | None:
+    """A CRM-verified match beats one intake created from an earlier message of the same person."""
+    return next((c for c in matches if c.verified), next(iter(matches), None))
+
+
 def _held(error: MalformedPayload, ctx: TenantContext, ref: EvidenceRef) -> MalformedPayload:
     """A verified sender's unparseable body: the 400 names where it is kept and how to run it again after a fix
     (the key is all `deflect tenant replay` needs; it holds the body's hash, never its text)."""
@@ -453,7 +459,7 @@ class Intake:
                     ref = self._quarantine(ctx, config, provider_name, headers, body, error.detail)
                     _held(error, ctx, ref)
                 raise
-            parsed = self._from_requester(ctx, parsed)
+            parsed = self._from_requester(ctx, config, parsed)
             if isinstance(parsed, Ignored):
                 self.metric("WebhookIgnored", 1)
                 return Reply(202, parsed.model_dump(mode="json")).as_dict()
@@ -577,13 +583,16 @@ class Intake:
                 delivery_id = body_fingerprint(body)
         return self._deliver(ctx, config, provider_name, headers, body, payload, delivery_id, replay=True)
 
-    def _from_requester(self, ctx: TenantContext, parsed: InboundMessage | Ignored) -> InboundMessage | Ignored:
+    def _from_requester(
+        self, ctx: TenantContext, config: TenantConfig, parsed: InboundMessage | Ignored
+    ) -> InboundMessage | Ignored:
         """A message the payload could not attribute is acted on only when its author is the ticket's requester
         (an employee in an internal service desk); anyone else's is an agent's."""
         if isinstance(parsed, Ignored) or not parsed.requester_only:
             return parsed
         ticket = self.tickets.get(ctx, ticket_id_for(parsed.provider, parsed.external_ticket_id))
-        authors = {c.customer_id for c in self._named_customers(ctx, parsed.provider, parsed.requester)}
+        named, _ = self._named_customers(ctx, parsed.provider, parsed.requester, config)
+        authors = {c.customer_id for c in named}
         if ticket is not None and ticket.customer_id in authors:
             return parsed
         return Ignored(provider=parsed.provider, event=parsed.event, reason="comment written by an agent")
@@ -604,7 +613,7 @@ class Intake:
         the same Idempotency-Key tells a retry (same fingerprint) from another request (refused, 409)."""
         ticket_id = ticket_id_for(message.provider, message.external_ticket_id)
         message_id = message_id_for(message, delivery_id)
-        customer = self.resolve_customer(ctx, message.provider, message.requester)
+        customer = self.resolve_customer(ctx, message.provider, message.requester, config)
         raw = canonical_json(dict(request))
         if self.seal_for_customer is not None and customer is not None:
             ref = self.seal_for_customer(ctx, ticket_id, customer.customer_id, raw, "inbound_request")
@@ -643,10 +652,25 @@ class Intake:
         )
 
     def resolve_customer(
-        self, ctx: TenantContext, provider_name: str, requester: Requester
+        self, ctx: TenantContext, provider_name: str, requester: Requester, config: TenantConfig | None = None
     ) -> Customer | None:
-        """Requester → customer within the tenant (GSI2 by external id, then email); unknown → unverified."""
-        known = self.known_customer(ctx, provider_name, requester)
+        """Requester → customer within the tenant (GSI2 by external id, then email); unknown → unverified.
+        `config`: the tenant's, for the helpdesks whose requester emails it trusts (none without it)."""
+        matches, passed_over = self._named_customers(ctx, provider_name, requester, config)
+        known = _preferred(matches)
+        if passed_over and (known is None or not known.verified):
+            # Tenants whose CRM knows customers by email only lost their plan, SLA and routing on upgrade (emails
+            # stopped being trusted by default): say so, without the email, so they can opt their helpdesk in.
+            logger().warning(
+                "unvouched requester email matches a CRM-verified customer; not matched",
+                extra={
+                    "tenant_id": ctx.tenant_id,
+                    "provider": provider_name,
+                    "customer_id": passed_over[0].customer_id,
+                    "setting": "email_vouching_providers",
+                },
+            )
+            self.metric("UnvouchedEmailOfVerifiedCustomer", 1)
         if known is not None:
             return known
         identities = requester.identities(provider_name)
@@ -672,24 +696,38 @@ class Intake:
         return customer
 
     def known_customer(
-        self, ctx: TenantContext, provider_name: str, requester: Requester
+        self, ctx: TenantContext, provider_name: str, requester: Requester, config: TenantConfig | None = None
     ) -> Customer | None:
         """The customer the requester already is, if any (nothing is created). A CRM-verified match beats one intake
         created from an earlier message of the same person."""
-        matches = self._named_customers(ctx, provider_name, requester)
-        return next((c for c in matches if c.verified), next(iter(matches), None))
+        return _preferred(self._named_customers(ctx, provider_name, requester, config)[0])
 
-    def _named_customers(self, ctx: TenantContext, provider_name: str, requester: Requester) -> list[Customer]:
-        """The customers the requester's identities name. An external id (the helpdesk's or CRM's user id) names
-        whoever holds it. An email names a CRM-verified customer only when the channel vouches for it: an Intercom
-        lead or a web-form requester typed it, and may have typed someone else's. The conversation API's caller is
-        the tenant's own backend (it holds the API key) and vouches for the requesters it sends."""
-        vouched = requester.email_verified or provider_name == API_PROVIDER
-        found = (
-            self.customers.find_by_requester(ctx, kind, value, unverified_only=kind == "email" and not vouched)
-            for kind, value in requester.identities(provider_name)
+    def _named_customers(
+        self, ctx: TenantContext, provider_name: str, requester: Requester, config: TenantConfig | None = None
+    ) -> tuple[list[Customer], list[Customer]]:
+        """The customers the requester's identities name, and the CRM-verified ones its email would have named had
+        it been vouched for. An external id (the helpdesk's or CRM's user id) names whoever holds it. An email names
+        a CRM-verified customer only when vouched for: an Intercom lead or a web-form requester typed it, and may
+        have typed someone else's. The conversation API's caller is the tenant's own backend (it holds the API key)
+        and vouches for the requesters it sends; a tenant vouches for the helpdesks it lists (TenantConfig)."""
+        trusted = config.email_vouching_providers if config is not None else ()
+        # EMAIL_VOUCHING_PROVIDERS: never an Intercom lead, however a config came to list Intercom.
+        vouched = (
+            requester.email_verified
+            or provider_name == API_PROVIDER
+            or (provider_name in trusted and provider_name in EMAIL_VOUCHING_PROVIDERS)
         )
-        return [customer for customer in found if customer is not None]
+        found: list[Customer] = []
+        passed_over: list[Customer] = []
+        for kind, value in requester.identities(provider_name):
+            if kind == "email" and not vouched:
+                # Only claimed: it may name the unverified customer intake made for it, never a verified one.
+                holders = self.customers.holders(ctx, kind, value)
+                found += [c for c in holders if not c.verified][:1]
+                passed_over += [c for c in holders if c.verified]
+            elif (customer := self.customers.find_by_requester(ctx, kind, value)) is not None:
+                found.append(customer)
+        return found, passed_over
 
     def _store_message(
         self,
@@ -1015,7 +1053,7 @@ class Intake:
         ticket = self.tickets.get(ctx, inbound.external_ticket_id)
         if item is None or ticket is None:
             return False
-        authors = {c.customer_id for c in self._named_customers(ctx, API_PROVIDER, inbound.requester)}
+        authors = {c.customer_id for c in self._named_customers(ctx, API_PROVIDER, inbound.requester)[0]}
         same_author = ticket.customer_id in authors if authors else ticket.customer_id is None
         return same_author and item.data.get("body_redacted") == bounded_text(redact(inbound.body_text))
 

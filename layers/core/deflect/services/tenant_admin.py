@@ -24,6 +24,7 @@ from deflect.domain.models import (
     Provider,
     SlaTier,
     TenantConfig,
+    VouchingProviders,
     utcnow,
 )
 from deflect.domain.tenancy import TenantContext, validate_tenant_id
@@ -90,6 +91,11 @@ class TenantConfigUpdate(_Patch):
     display_name: str | None = Field(default=None, min_length=1, max_length=200)
     status: Literal["active", "suspended"] | None = None
     providers: list[Provider] | None = None
+    email_vouching_providers: VouchingProviders | None = Field(
+        default=None,
+        description="helpdesks whose requester emails name the CRM-verified customer with that email "
+        "(zendesk, freshdesk, jira, generic); [] trusts none",
+    )
     freshdesk_secret_header: str | None = None
     default_locale: str | None = Field(default=None, min_length=2, max_length=20)
     escalation_queues: list[str] | None = Field(default=None, min_length=1)

@@ -80,7 +80,8 @@ class Requester(BaseModel):
     name: str | None = None
     # Whether the channel vouches that the email is the requester's (an Intercom user, a verified Zendesk user).
     # An address typed by a website visitor or into a web form may be anyone's: it never names a CRM-verified
-    # customer. Not part of what a client sent (excluded from dumps, so request fingerprints stay as they were).
+    # customer, unless the tenant trusts that helpdesk's requester emails (TenantConfig.email_vouching_providers;
+    # never an Intercom lead). Not part of what a client sent (excluded from dumps, so fingerprints stay as they were).
     email_verified: bool = Field(default=False, exclude=True)
 
     def identities(self, provider: str) -> list[tuple[str, str]]:
