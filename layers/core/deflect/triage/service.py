@@ -72,6 +72,8 @@ DIAG_PREFIX = "DIAG#"
 EVENT = "decision.made"
 FOLLOW_UP_EVENT = "escalation.follow_up_attached"
 OPEN_REASON = "escalation_open"
+# Set on the escalating message's marker once its workflow start returned: a follow-up need not start it again.
+STARTED = "started"
 
 
 class TriageResult(BaseModel):
@@ -172,6 +174,7 @@ class TriageService:
         open_item = OpenEscalations(self.store).latest(ctx, ticket_id)
         escalation = self._open_escalation(ctx, ticket_id, open_item, decisions)
         if escalation is not None:
+            self._start_if_never_started(ctx, ticket, escalation, decisions)
             return self._attach(ctx, config, ticket, message, escalation, open_item, decisions, known, now)
 
         profile = self.profiles.get(ctx)
@@ -421,6 +424,8 @@ class TriageService:
             update={"status": status, "version": ticket.version + (status != ticket.status)}
         )
         execution = self._handoff(ctx, decision, updated, items, tool_refs, escalate)
+        if escalate and execution is not None:
+            self._mark_started(ctx, ticket.ticket_id, message.message_id, marker)
         return _result(
             decision, message.message_id, a.mode, items, escalate, execution, reply=decision.customer_reply
         )
@@ -552,6 +557,42 @@ class TriageService:
             return self.handoffs.start_escalation(decision, ticket, tool_refs)
         return None
 
+    def _mark_started(self, ctx: TenantContext, ticket_id: str, message_id: str, marker: dict[str, Any]) -> None:
+        """Record on the escalating message's marker that its workflow start returned. Best effort: without it a
+        follow-up only starts the escalation once more, a no-op by execution name."""
+        pk = keys.ticket_pk(ctx.tenant_id, ticket_id)
+        try:
+            self.store.put(ctx, Put(pk=pk, sk=MARKER_PREFIX + message_id, data={**marker, STARTED: True}))
+        except Exception:
+            log.warning("recording that the escalation started failed", exc_info=True)
+
+    def _start_if_never_started(
+        self, ctx: TenantContext, ticket: Ticket, escalation: OpenEscalation, decisions: Sequence[Decision]
+    ) -> None:
+        """An escalation whose start failed on every delivery of its message (which then went to the DLQ) is open
+        with no workflow: a follow-up attached to it would reach no one until the age limit. Start it again from
+        its stored decision as a retried delivery does (`_resume`: the same execution name, a no-op if it runs
+        after all). A start that fails again fails this message too, so the queue retries it: never attached to
+        nothing."""
+        if self.handoffs.start_escalation is None:
+            return
+        if OpenEscalations(self.store).has_run(ctx, ticket.ticket_id, escalation.execution):
+            return
+        pk = keys.ticket_pk(ctx.tenant_id, ticket.ticket_id)
+        marker = self.store.get(ctx, pk, MARKER_PREFIX + escalation.message_id) if escalation.message_id else None
+        if marker is not None and marker.data.get("decision_id") == escalation.decision_id:
+            if marker.data.get(STARTED):
+                return  # started, its first step not recorded yet
+            log.warning("escalation %s never started: starting it for a follow-up", escalation.execution)
+            self._resume(ctx, ticket.ticket_id, escalation.message_id, marker.data)
+            return
+        # Escalated before the marker named its decision: start from the decision itself, without tool results.
+        decision = next((d for d in decisions if d.decision_id == escalation.decision_id), None)
+        if decision is None:
+            log.warning("escalation %s has no stored decision to start it from", escalation.execution)
+            return
+        self.handoffs.start_escalation(decision, ticket, [])
+
     def _resume(
         self, ctx: TenantContext, ticket_id: str, message_id: str, marker: dict[str, Any]
     ) -> TriageResult:
@@ -569,6 +610,8 @@ class TriageService:
         pending = [i for i in items if i.status == "pending"]
         tool_refs = [EvidenceRef.model_validate(r) for r in marker.get("tool_refs", [])]
         execution = self._handoff(ctx, decision, ticket, pending, tool_refs, bool(marker.get("escalate")))
+        if marker.get("escalate") and execution is not None and not marker.get(STARTED):
+            self._mark_started(ctx, ticket_id, message_id, marker)
         reply = None
         if decision.rollout_mode == "auto" and decision.outcome in ("deflect", "ask_diagnostics") and items:
             reply = items[0].body
