@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from deflect.domain.models import Draft
+from deflect.domain.models import Citation, Draft
 from deflect.knowledge.chunking import hidden_html
 from deflect.triage.detectors import _STOPWORDS, all_requested_actions, instruction_like
 from deflect.triage.detectors import language as language_of
@@ -94,13 +94,16 @@ _FIRST_PERSON_PROMISE = re.compile(
 # card", "two-factor authentication has been reset", "you've been credited", "your plan will be upgraded". The
 # audit after that found a noun phrase between the thing and its verb ("a refund of $50 has been issued"), an
 # amount as the thing ("$50 has been returned to your card") and limits and features ("your limit has been raised").
+_AMOUNT = r"\d+(?:,\d{3})*(?:\.\d+)?"
 _CHANGED_THING = (
     rf"(?:\byour\s+(?:[\w'-]+\s+){{0,2}}?(?:{_PROMISE_THING}|(?:limits?|quotas?|features?|access|storage)\b)"
     r"|\b(?:a|an|the|this|that)\s+(?:[\w%$.,'-]+\s+){0,2}?(?:refund|credit|discount|coupon|cancellation|deletion"
     r"|downgrade|upgrade|charge|fee|trial|plan change|email change|transfer|request|subscription|account|plan"
     r"|money|funds|amount|payment|features?|limit)\b"
     r"|\b(?:two[- ]factor authentication|2fa|mfa|multi[- ]factor authentication|ownership)\b"
-    r"|(?<![\w$€£¥₹])[$€£¥₹]\s?\d[\d,]*(?:\.\d+)?|\b\d[\d,]*(?:\.\d+)?\s?(?:usd|eur|gbp|dollars|euros|pounds)\b"
+    # An amount starts where no digit or comma comes before it and its groups do not overlap: "\d[\d,]*" tried at
+    # every digit of "12,12,12,…" made the check quadratic.
+    rf"|(?<![\w$€£¥₹])[$€£¥₹]\s?{_AMOUNT}|(?<![\w,]){_AMOUNT}\s?(?:usd|eur|gbp|dollars|euros|pounds)\b"
     r"|\byou\b)"
     # "… of $50", "… for your March invoice": a few words naming which one, before the verb.
     r"(?:\s+(?:of|for|on)\s+[^\s!?;:]+(?:\s+[^\s!?;:]+){0,3}?)?"
@@ -535,11 +538,13 @@ def discount_unmentioned_names(draft: Draft, question: str, passages: Sequence[C
 # on purpose: "I can't sign in with Okta" and "Okta isn't working" report a problem with what they use, and
 # "we don't have SSO enabled yet" says what they want to get, so a modal ("can't"), a verb other than have/use/run
 # before the name, a state after it ("enabled", "set up", "yet") or a mention of the name elsewhere without a
-# negation keeps the name in play.
+# negation keeps the name in play. So does "never used" ("we never used the REST API": new to it, asking how),
+# and a name that only describes the noun after it ("we don't use HubSpot associations": they do use HubSpot).
 _NEGATED_BEFORE = re.compile(
-    # "is not Okta", "don't have Okta", "never used an Okta account" (not "I'm not an Admin": a role, not a tool)…
+    # "is not Okta", "don't have Okta", "never had an Okta account" (not "I'm not an Admin": a role, not a tool)…
     r"(?:(?:(?:^|[,;(—–-]|\b(?:do|does|did|is|are|was|were|am|have|has|had)|'m|'re|'s)\s*not"
-    r"|\b(?:do|does|did|is|are|was|were|have|has|had)n't|\bnever|\bkein(?:e[nmrs]?)?|\bnicht|\bpas"
+    r"|\b(?:do|does|did|is|are|was|were|have|has|had)n't|\bnever(?!(?:\s+\w+)?\s+(?:used|been\s+using)\b)"
+    r"|\bkein(?:e[nmrs]?)?|\bnicht|\bpas"
     r"|\bno\s+(?:usamos|utilizamos|tenemos|uso|utilizo|tengo|usa|utiliza|tiene))"
     r"(?:\s+(?:currently|actually|really|even|yet|ever))?"
     r"(?:\s+(?:have|has|had|having|use|uses|used|using|run|runs|running|got|own|owns|been\s+using)"
@@ -555,49 +560,114 @@ _NAME_STATE_AFTER = re.compile(
     r"|button|tab|menu|settings?|permissions?|rights|feature|page|screen)\b",
     re.I,
 )
+# The word after a name: a noun there ("HubSpot associations") is what is ruled out, not the name. Words that end
+# the phrase instead ("we don't use Okta anymore") are stop words, these, and adverbs in -ly.
+_WORD_AFTER = re.compile(r"[^\S\n]+([^\W\d_][\w'-]*)")
+_NOT_A_NOUN = frozenset(
+    """anymore either yet today now currently ourselves instead because since though although unless until while
+    whereas nor""".split()  # noqa: SIM905 - a word list reads better as text
+)
+# Only the customer's own words are read: a pasted log or export rules nothing out, and reading all of it made the
+# check quadratic (84 s for 64 KB). A negation is read in the few words right before the name.
+NEGATION_READ_CHARS = 4_000
+_NEGATION_WINDOW = 80
+
+
+def _capitalised_name(token: str) -> bool:
+    word = token.lower()
+    return token != "I" and word not in _STOP and word not in _CALENDAR and any(ch.isupper() for ch in token)
+
+
+def _mentions(name: str) -> str:
+    return r"\s+".join(re.escape(word) for word in name.split())
 
 
 def negated_names(question: str) -> list[str]:
-    """The names (as named_things reads them) the customer says they do not have or use, and mentions nowhere
-    without saying so."""
+    """The names (as named_things reads them; consecutive capitalised words are one name: "azure ad") the customer
+    says they do not have or use, and mentions nowhere without saying so."""
+    question = question[:NEGATION_READ_CHARS]
     negated: dict[str, int] = {}
     for sentence in re.split(r"(?<=[.!?:;])\s+|\n+", question.strip()):
-        last_end = None
-        for position, match in enumerate(_NAME_TOKEN.finditer(sentence)):
-            token, word = match.group(0), match.group(0).lower()
-            if position == 0 or token == "I" or word in _STOP or word in _CALENDAR:
+        tokens = list(_NAME_TOKEN.finditer(sentence))
+        last_end, position = None, 1  # a sentence's first word says nothing
+        while position < len(tokens):
+            match = tokens[position]
+            if not _capitalised_name(match.group(0)):
+                position += 1
                 continue
-            if not any(ch.isupper() for ch in token):
-                continue
-            before, after = sentence[: match.start()], sentence[match.end() :]
-            listed = last_end is not None and _NEGATED_LIST.match(sentence[last_end : match.start()])
-            if (listed or _NEGATED_BEFORE.search(before)) and not _NAME_STATE_AFTER.match(after):
-                negated[word] = negated.get(word, 0) + 1
-                last_end = match.end()
+            # "Azure AD", "Google Authenticator": the capitalised words right after it are the same name.
+            end = position + 1
+            while (
+                end < len(tokens)
+                and _capitalised_name(tokens[end].group(0))
+                and sentence[tokens[end - 1].end() : tokens[end].start()] in (" ", "-")
+            ):
+                end += 1
+            start, stop = match.start(), tokens[end - 1].end()
+            name = " ".join(token.group(0).lower() for token in tokens[position:end])
+            before = sentence[max(0, start - _NEGATION_WINDOW) : start]
+            if start > _NEGATION_WINDOW:
+                before = re.sub(r"^\S*", "", before)  # not the tail of a cut word ("…can|not use")
+            listed = last_end is not None and _NEGATED_LIST.match(sentence[last_end:start])
+            after = sentence[stop : stop + _NEGATION_WINDOW]
+            following = _WORD_AFTER.match(after)
+            modifier = following is not None and (
+                (word := following.group(1).lower()) not in _ANY_STOP
+                and word not in _NOT_A_NOUN
+                and not word.endswith("ly")
+            )
+            if (
+                (listed or _NEGATED_BEFORE.search(before))
+                and not modifier
+                and not _NAME_STATE_AFTER.match(after)
+            ):
+                negated[name] = negated.get(name, 0) + 1
+                last_end = stop
             else:
                 last_end = None
+            position = end
     return [
         name
         for name, count in negated.items()
-        if len(re.findall(rf"(?<![\w-]){re.escape(name)}(?![\w-])", question, re.I)) == count
+        if len(re.findall(rf"(?<![\w-]){_mentions(name)}(?![\w-])", question, re.I)) == count
     ]
 
 
 def _names(text: str, name: str) -> bool:
-    return bool(re.search(rf"(?<![\w-]){re.escape(name)}(?:s|'s)?(?![\w-])", text, re.I))
+    """The text names every word of the name ("Set up SSO with Okta" names "okta sso")."""
+    return all(
+        re.search(rf"(?<![\w-]){re.escape(word)}(?:s|'s)?(?![\w-])", text, re.I) for word in name.split()
+    )
+
+
+def _own_words(question: str) -> str:
+    """What negated_names reads of a question: its first lines without greetings and sign-offs, line by line (focus
+    joins its sentences, and would make a pasted log one sentence)."""
+    from deflect.knowledge.search import focus
+
+    return "\n".join(focus(line) for line in question[:NEGATION_READ_CHARS].splitlines() if line.strip())
 
 
 def answers_about_negated_name(draft: Draft, cited: Sequence[CleanPassage], question: str) -> bool:
-    """True when a name the customer ruled out is what the answer is about: the title or heading of an article it
-    cites, or a quote it sends, names it."""
-    from deflect.knowledge.search import focus
+    """True when a name the customer ruled out is what the answer is about: its lead quote, or most of its quotes,
+    come from an article whose title, or a section whose heading, names it. A name a quote only mentions ("an
+    authenticator app (1Password, Google Authenticator, Authy)") does not make the answer about it, nor does an
+    article on it the answer quotes after leading with another ("Open Beams and click New beam", then the CLI)."""
+    ruled_out = negated_names(_own_words(question))
+    if not ruled_out or not draft.citations:
+        return False
 
-    quotes = [c.quote for c in draft.citations]
-    # The titles of the articles it cites and the headings of the sections it quotes, not of their other sections
-    # (an SSO article's "Okta" section does not make its "Azure AD" steps an Okta answer).
-    quoted = [p for p in cited if any(normal_form(q) in normal_form(p.text) for q in quotes)]
-    texts = [*(p.title for p in cited), *(" ".join(p.heading_path) for p in quoted), *quotes]
-    return any(_names(text, name) for name in negated_names(focus(question)) for text in texts)
+    def about(citation: Citation) -> bool:
+        own = [p for p in cited if (p.article_id, p.version) == (citation.article_id, citation.version)]
+        # The heading of the section it quotes, not of the article's other sections (an SSO article's "Okta"
+        # section does not make its "Azure AD" steps an Okta answer).
+        quote = normal_form(citation.quote)
+        quoted = [p for p in own if quote and quote in normal_form(p.text)]
+        texts = [*(p.title for p in own), *(" ".join(p.heading_path) for p in quoted)]
+        return any(_names(text, name) for name in ruled_out for text in texts)
+
+    verdicts = [about(citation) for citation in draft.citations]
+    return verdicts[0] or 2 * sum(verdicts) > len(verdicts)
 
 
 def normal_form(text: str) -> str:
@@ -606,11 +676,27 @@ def normal_form(text: str) -> str:
     return re.sub(r"\s+", " ", _MARKDOWN_NOISE.sub("", text)).strip().lower()
 
 
+# The promise patterns read what comes before a match ("if …", "when you …"): on a sentence of thousands of
+# characters (a run of figures, a pasted export) that is quadratic. A longer sentence is read in overlapping windows
+# of this many characters; a promise is a few dozen, and the overlap keeps each one whole in some window.
+_PROMISE_WINDOW = 1_000
+_PROMISE_OVERLAP = 200
+
+
+def _sentence_windows(sentences: Iterable[str]) -> Iterable[str]:
+    for sentence in sentences:
+        if len(sentence) <= _PROMISE_WINDOW:
+            yield sentence
+            continue
+        for start in range(0, len(sentence) - _PROMISE_OVERLAP, _PROMISE_WINDOW - _PROMISE_OVERLAP):
+            yield sentence[start : start + _PROMISE_WINDOW]
+
+
 def promises_action(text: str) -> bool:
     """True when the text tells the customer an account action (refund, credit, cancellation, deletion, plan or
     email change, 2FA or password reset, transfer, extension, waiver, discount) was, is being or will be done for
     them: only a human approval can do that. How-tos describing the customer's own steps are not promises."""
-    for sentence in _PROMISE_SENTENCE.split((text or "").translate(_APOSTROPHES)):
+    for sentence in _sentence_windows(_PROMISE_SENTENCE.split((text or "").translate(_APOSTROPHES))):
         if _FIRST_PERSON_PROMISE.search(sentence):
             return True
         if any(not _HYPOTHETICAL.search(sentence[: m.start()]) for m in _DONE.finditer(sentence)):
@@ -794,7 +880,11 @@ def _host(link: str) -> str:
         return address.rsplit("@", 1)[1].lower()
     if not re.match(r"^[a-z][a-z0-9+.-]*://", address, re.I):
         address = "//" + address if re.match(r"^[\w-]+(?:\.[\w-]+)+", address) else address
-    return (urlsplit(address).hostname or "").removeprefix("www.")
+    try:
+        return (urlsplit(address).hostname or "").removeprefix("www.")
+    except ValueError:
+        # "https://help.example.com]/sso": no host to check, so on no cited site (the draft is rejected, not a crash).
+        return ""
 
 
 def _link_listed(link: str, quote: str, sites: Iterable[str]) -> bool:
