@@ -192,6 +192,17 @@ def admin_claims(tenant_id: str, groups: str = "admin") -> dict[str, str]:
     return {"sub": f"{tenant_id}-admin", "custom:tenant_id": tenant_id, "cognito:groups": groups}
 
 
+def queued_triage_only() -> Iterator[None]:
+    """For an autouse fixture: the handler's own intake answers from the queue path (no synchronous triage) for the
+    test, and gets its triage back after it."""
+    from deflect.bootstrap import container
+
+    intake = container().intake
+    saved, intake.triage = intake.triage, None
+    yield
+    intake.triage = saved
+
+
 def moto_harness() -> Iterator[IntakeHarness]:
     """A moto world shaped by template.yaml; each test module wraps it in a module-scoped fixture
     (creating it costs seconds, so tests of one module share it and use distinct ids)."""

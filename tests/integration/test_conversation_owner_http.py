@@ -11,7 +11,7 @@ import json
 import pytest
 
 from deflect.domain.canonical import sha256_hex
-from tests.integration.intake_support import admin_claims, moto_harness
+from tests.integration.intake_support import admin_claims, moto_harness, queued_triage_only
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +40,7 @@ def acme(harness):
 
 @pytest.fixture(autouse=True)
 def without_sync_triage(harness):
-    from deflect.bootstrap import container
-
-    intake = container().intake
-    saved, intake.triage = intake.triage, None
-    yield
-    intake.triage = saved
+    yield from queued_triage_only()
 
 
 def _post(harness, path, payload, key, **headers):

@@ -16,7 +16,7 @@ from deflect.domain.canonical import sha256_hex
 from deflect.domain.errors import MalformedPayload
 from deflect.domain.tenancy import TenantContext
 from deflect.webhooks import sign
-from tests.integration.intake_support import Tenant, admin_claims, moto_harness, sample
+from tests.integration.intake_support import Tenant, admin_claims, moto_harness, queued_triage_only, sample
 
 REJECTED = {"error": "webhook_rejected", "message": "webhook rejected"}
 
@@ -33,12 +33,7 @@ def acme(harness) -> Tenant:
 
 @pytest.fixture(autouse=True)
 def without_sync_triage(harness):
-    from deflect.bootstrap import container
-
-    intake = container().intake
-    saved, intake.triage = intake.triage, None
-    yield
-    intake.triage = saved
+    yield from queued_triage_only()
 
 
 def _generic(ticket: str) -> bytes:

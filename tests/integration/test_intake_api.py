@@ -9,7 +9,7 @@ import pytest
 
 from deflect.domain.tenancy import TenantContext
 from deflect.webhooks import Requester
-from tests.integration.intake_support import admin_claims, moto_harness
+from tests.integration.intake_support import admin_claims, moto_harness, queued_triage_only
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +25,7 @@ def acme(harness):
 @pytest.fixture(autouse=True)
 def without_sync_triage(harness):
     """The handler's own intake answers from the queue path unless a test plugs a triage in."""
-    from deflect.bootstrap import container
-
-    intake = container().intake
-    saved, intake.triage = intake.triage, None
-    yield
-    intake.triage = saved
+    yield from queued_triage_only()
 
 
 def _post(harness, path, payload, key, **headers):

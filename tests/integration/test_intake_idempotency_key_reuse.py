@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.integration.intake_support import moto_harness
+from tests.integration.intake_support import moto_harness, queued_triage_only
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +23,7 @@ def acme(harness):
 
 @pytest.fixture(autouse=True)
 def without_sync_triage(harness):
-    from deflect.bootstrap import container
-
-    intake = container().intake
-    saved, intake.triage = intake.triage, None
-    yield
-    intake.triage = saved
+    yield from queued_triage_only()
 
 
 def _start(harness, acme, text, email, key):

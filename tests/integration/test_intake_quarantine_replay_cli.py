@@ -12,7 +12,7 @@ import pytest
 from deflect.domain.tenancy import TenantContext
 from deflect.webhooks import sign
 from tests.cli_shell import deflect, one_line
-from tests.integration.intake_support import Tenant, moto_harness, sample
+from tests.integration.intake_support import Tenant, moto_harness, queued_triage_only, sample
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +27,7 @@ def acme(harness) -> Tenant:
 
 @pytest.fixture(autouse=True)
 def without_sync_triage(harness):
-    from deflect.bootstrap import container
-
-    intake = container().intake
-    saved, intake.triage = intake.triage, None
-    yield
-    intake.triage = saved
+    yield from queued_triage_only()
 
 
 def _refused(harness, acme: Tenant, body: bytes, delivery_id: str | None = None) -> dict:
