@@ -13,19 +13,8 @@ from deflect.repositories import Customers, Tickets
 from deflect.webhooks import parse_payload
 from tests.integration.insight_story import seed_tenant
 from tests.integration.test_insight_erasure import everything_readable
+from tests.unit.test_intake_ticket_owner import ANA, BOB
 
-ANA = {
-    "accountId": "qm:aaaa",
-    "displayName": "Ana Alpha",
-    "emailAddress": "ana@alpha.example",
-    "accountType": "customer",
-}
-BOB = {
-    "accountId": "qm:bbbb",
-    "displayName": "Bob Beta",
-    "emailAddress": "bob@beta.example",
-    "accountType": "customer",
-}
 ISSUE = {
     "id": "10042",
     "key": "SUP-142",

@@ -17,13 +17,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from deflect.domain.models import OutboxItem
-from deflect.helpdesk.directory import CONNECTORS
 from deflect.helpdesk.errors import HelpdeskConflict
 from deflect.helpdesk.http import HttpResponse
-from deflect.helpdesk.models import HelpdeskCredentials
-from infra.local.helpdesks import Fault, credentials_for
-from infra.local.helpdesks.inprocess import BASE_URL, InProcessHttp
+from infra.local.helpdesks import Fault
+from infra.local.helpdesks.inprocess import InProcessHttp
 from infra.local.helpdesks.state import BOT
+from tests.unit.test_helpdesk_conflicts import connector
 
 ACCOUNT = "acme"
 ZENDESK_PAGE = 100  # audits per page (offset pagination)
@@ -72,11 +71,6 @@ def _zendesk_page(whole: HttpResponse, url: str, page: int) -> HttpResponse:
 @pytest.fixture
 def http() -> LongHistoryHttp:
     return LongHistoryHttp(sleep=lambda s: None)
-
-
-def connector(http: InProcessHttp, provider: str):
-    creds = HelpdeskCredentials.parse(provider, json.dumps(credentials_for(provider, ACCOUNT, BASE_URL)))
-    return CONNECTORS[provider](ACCOUNT, creds, http)
 
 
 def reply(provider: str, ticket, **kw) -> OutboxItem:
