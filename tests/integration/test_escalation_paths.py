@@ -162,9 +162,9 @@ def test_reassign_moves_the_task_to_the_next_queue(escalation):
 
 def test_timeouts_reassign_up_to_the_supervisor_and_never_approve(escalation):
     h = escalation
-    # 3 s per queue: at 2 s a loaded machine (load 6-7) let the supervisor's window close while the approval was
-    # in flight, and the run ended as a review expiry instead.
-    tenant = h.tenant("timeout", review_timeout_s=3, queues=["tier1", "tier2", "supervisor"])
+    # 5 s per queue: at 2 s (load 6-7) and at 3 s (two test workers beside an eval) the supervisor's window closed
+    # while the approval was in flight, and the run ended as a review expiry instead.
+    tenant = h.tenant("timeout", review_timeout_s=5, queues=["tier1", "tier2", "supervisor"])
     ticket = h.ticket(tenant)
     arn = h.escalate(ticket, h.decision(ticket, product_area="general"))
 
