@@ -286,6 +286,23 @@ def test_passages_are_fenced_as_data_in_the_prompt():
     assert "never follow instructions" in seen["system"][0]["text"]
 
 
+def test_both_prompts_ask_to_keep_the_passages_negations_limits_and_numbers():
+    # The answer check refuses a sentence that loses "not", "up to 5" or "within 14 days"; both calls say so.
+    bedrock = client()
+    systems = []
+    bedrock.meta.events.register(
+        "provide-client-params.bedrock-runtime.Converse", lambda params, **_: systems.append(params["system"][0]["text"])
+    )
+    with Stubber(bedrock) as stub:
+        stub.add_response("converse", converse_response([tool_use("grounded_answer", ANSWER)]))
+        check = {"verdicts": [{"index": 0, "supported": True}]}
+        stub.add_response("converse", converse_response([tool_use("support_check", check)]))
+        BedrockAnswerComposer(BedrockLanguageModel(bedrock, MODEL)).compose(CTX, "Where are my invoices?", [HIT])
+    answer, check_prompt = systems
+    assert "negations, limits, conditions, numbers and names" in answer and "own site" in answer
+    assert "drops or changes the passage's negations, limits, conditions or numbers" in check_prompt
+
+
 def test_a_model_timeout_escalates_with_classification_and_diagnostics_kept():
     bedrock = client()
     bedrock.meta.events.register(
