@@ -174,3 +174,24 @@ def test_an_unvouched_email_of_a_verified_customer_is_logged_and_counted_without
     assert desk.deliver("zendesk", event_again) == MARIAS
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
     assert ("UnvouchedEmailOfVerifiedCustomer", 1) not in desk.metrics
+
+
+def test_a_trusted_helpdesk_that_says_the_email_is_unverified_is_believed():
+    # Trusting Zendesk's emails covers trigger bodies that do not say; a body that says "verified": false is a
+    # web-form requester who typed Maria's address, and must not get her enterprise account and SLA.
+    desk = Desk()
+    desk.trust("zendesk", "generic")
+    typed = event("zendesk/trigger_ticket_created.json")
+    typed["ticket"]["requester"]["verified"] = False
+    assert desk.deliver("zendesk", typed)[0] != "crm-maria"
+    as_text = event("zendesk/trigger_ticket_created.json")
+    as_text["ticket"]["id"], as_text["ticket"]["requester"]["verified"] = "35438", "false"
+    assert desk.deliver("zendesk", as_text)[0] != "crm-maria"
+    said_no = event("generic/ticket_created.json")
+    said_no["requester"] = {"email": MARIA, "email_verified": False}
+    assert desk.deliver("generic", said_no)[0] != "crm-maria"
+    # Bodies that do not say are trusted, as the tenant chose.
+    unsaid = event("generic/ticket_created.json")
+    unsaid["ticket"]["id"] = "g-unsaid"
+    unsaid["requester"] = {"email": MARIA}
+    assert desk.deliver("generic", unsaid) == MARIAS

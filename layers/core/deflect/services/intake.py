@@ -715,7 +715,11 @@ class Intake:
         vouched = (
             requester.email_verified
             or provider_name == API_PROVIDER
-            or (provider_name in trusted and provider_name in EMAIL_VOUCHING_PROVIDERS)
+            or (
+                provider_name in trusted
+                and provider_name in EMAIL_VOUCHING_PROVIDERS
+                and not requester.email_unverified
+            )
         )
         found: list[Customer] = []
         passed_over: list[Customer] = []

@@ -61,8 +61,9 @@ class GenericRequester(ProviderModel):
     email: LooseText = None
     external_id: LooseId | None = None
     name: LooseText = None
-    # `true` only if your tool verified the requester owns the email (a signed-in user, not a typed address).
-    email_verified: bool = False
+    # `true` only if your tool verified the requester owns the email (a signed-in user, not a typed address);
+    # `false` says it did not, which no tenant setting overrides; leave it out when your tool cannot tell.
+    email_verified: bool | None = None
 
 
 class GenericPayload(ProviderModel):
@@ -96,7 +97,8 @@ def parse(tenant_id: str, payload: Mapping[str, Any]) -> ParseResult:
             email=hook.requester.email or None,
             external_id=hook.requester.external_id or None,
             name=hook.requester.name or None,
-            email_verified=hook.requester.email_verified,
+            email_verified=hook.requester.email_verified is True,
+            email_unverified=hook.requester.email_verified is False,
         ),
         subject=common.subject_text(hook.ticket.subject),
         body_text=common.body_text(message.body_html or message.body),

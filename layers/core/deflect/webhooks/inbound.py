@@ -83,6 +83,9 @@ class Requester(BaseModel):
     # customer, unless the tenant trusts that helpdesk's requester emails (TenantConfig.email_vouching_providers;
     # never an Intercom lead). Not part of what a client sent (excluded from dumps, so fingerprints stay as they were).
     email_verified: bool = Field(default=False, exclude=True)
+    # The channel said outright that the email is NOT verified (Zendesk `"verified": false`): a tenant's trust in
+    # that helpdesk's emails is for bodies that do not say, never against one that says no.
+    email_unverified: bool = Field(default=False, exclude=True)
 
     def identities(self, provider: str) -> list[tuple[str, str]]:
         """Lookup keys for the customer index, most specific first (compared as `Customers.identity_value` says)."""

@@ -46,6 +46,9 @@ class ZendeskUser(ProviderModel):
     def email_verified(self) -> bool:
         return self.verified is True or (isinstance(self.verified, str) and self.verified.strip().lower() == "true")
 
+    def email_unverified(self) -> bool:
+        return self.verified is False or (isinstance(self.verified, str) and self.verified.strip().lower() == "false")
+
 
 class ZendeskAttachment(ProviderModel):
     file_name: LooseText = Field(default=None, validation_alias=AliasChoices("file_name", "filename", "name"))
@@ -166,6 +169,7 @@ def _from_trigger(tenant_id: str, payload: TriggerPayload) -> ParseResult:
             external_id=ticket.requester.id or None,
             name=ticket.requester.name or None,
             email_verified=ticket.requester.email_verified(),
+            email_unverified=ticket.requester.email_unverified(),
         ),
         subject=common.subject_text(ticket.subject),
         body_text=common.body_text(raw_body),
