@@ -17,6 +17,7 @@ from pathlib import Path
 from infra.checks import permissions
 from infra.local import aws_calls
 from infra.local import template as tpl
+from infra.local.demo.__main__ import webhook
 from tests.e2e.conftest import AWS_CALLS
 from tests.json_server import JsonHandler
 
@@ -105,8 +106,20 @@ def test_every_aws_call_a_function_makes_is_granted_by_the_template(api, local_s
             timeout=240,
         )
         assert demo.returncode == 0, demo.stdout + demo.stderr
-        # An agent runs a granted tool from the demo's (decided) refund task, with the approval function's rights.
-        [task] = api.call("GET", "/v1/tasks?status=decided", role="agent").json()["tasks"][:1]
+        # An agent runs a granted tool on an open task it may work, with the approval function's rights (tools
+        # run only while a task is open, for a role that may work it: the demo's refund task is decided).
+        secret = json.loads((local_stack.data_dir / "demo-secrets.json").read_text())["generic"]
+        _, asked = webhook(
+            local_stack.base_url, secret, "Dashboard", "Can I talk to a person? Our dashboard is blank."
+        )
+
+        def open_task() -> dict | None:
+            listed = api.call("GET", "/v1/tasks?status=open", role="agent").json()["tasks"]
+            return next((t for t in listed if t["ticket_id"] == asked["ticket_id"]), None)
+
+        assert _until(lambda: open_task() is not None), asked
+        task = open_task()
+        assert task["required_role"] == "agent", task
         ran = api.call("POST", f"/v1/tasks/{task['task_id']}/tools/service_status", role="agent")
         assert ran.status == 200, ran.body
         assert ran.json()["ok"] and ran.json()["evidence"], ran.body

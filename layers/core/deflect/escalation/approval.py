@@ -408,19 +408,13 @@ class ApprovalService:
 
     # ------------------------------------------------------------------ helpers
     def _task(self, ctx: TenantContext, task_id: str) -> HumanTask:
-        if not task_id.startswith("task_") or "#" in task_id:
-            raise NotFound("task not found")
-        task = self.p.tasks.get(ctx, task_id)
-        if task is None:
-            raise NotFound("task not found")
-        return task
+        return find_task(self.p, ctx, task_id)
 
     @staticmethod
     def _ensure_open(task: HumanTask, now: datetime) -> None:
-        if task.status == "decided":
-            raise Conflict("task already decided")
-        if task.status in CLOSED or task.due_at <= now:
-            raise Gone("task expired")
+        problem = closed_problem(task, now)
+        if problem is not None:
+            raise problem
 
     def _token(self, ctx: TenantContext, task: HumanTask) -> str:
         if not task.token_ciphertext or not task.token_sha256:
@@ -544,3 +538,22 @@ def _edit_measures(record: TaskDecision, proposed_reply: str | None) -> dict[str
         "edit_distance": distance,
         "edit_ratio": round(distance / (len(proposed_reply) + len(record.reply)), 4),
     }
+
+
+def find_task(p: EscalationPorts, ctx: TenantContext, task_id: str) -> HumanTask:
+    """The tenant's task by id, for every task route; an id is never a partial key."""
+    if not task_id.startswith("task_") or "#" in task_id:
+        raise NotFound("task not found")
+    task = p.tasks.get(ctx, task_id)
+    if task is None:
+        raise NotFound("task not found")
+    return task
+
+
+def closed_problem(task: HumanTask, now: datetime) -> Conflict | Gone | None:
+    """Why no one may act on this task now (decided → Conflict, expired → Gone); None while it is open."""
+    if task.status == "decided":
+        return Conflict("task already decided")
+    if task.status in CLOSED or task.due_at <= now:
+        return Gone("task expired")
+    return None
