@@ -25,14 +25,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     listing.set_defaults(func=run_list)
 
     replay = outbox.add_parser(
-        "replay", help="send dead/failed items again (the receipt check still applies)"
+        "replay",
+        help="send dead/failed items again (the receipt check still applies); items the DLQ holds that were never "
+        "finished (still pending, or a delivery that timed out) are queued again before their message is removed",
     )
     replay.add_argument("--tenant", required=True)
     replay.add_argument(
         "--id", dest="ids", action="append", default=[], help="outbox id; repeatable; default: all"
     )
     replay.add_argument("--status", action="append", choices=STATUSES, help="default: dead and failed")
-    replay.add_argument("--keep-dlq", action="store_true", help="leave the DLQ messages of replayed items")
+    replay.add_argument(
+        "--keep-dlq", action="store_true", help="leave the DLQ as it is (and its pending items where they are)"
+    )
     replay.set_defaults(func=run_replay)
 
     sweep = outbox.add_parser("sweep", help="re-queue items that nobody is working on")
@@ -86,8 +90,19 @@ def run_replay(args: argparse.Namespace) -> int:
     ctx = _context(args, "replay")
     service = _service(args)
     replayed = service.replay(ctx, tuple(args.ids), tuple(args.status or ("dead", "failed")))
-    drained = 0 if args.keep_dlq else service.drain_dead_letters(ctx)
-    print(json.dumps({"tenant": args.tenant, "replayed": replayed, "dlq_messages_removed": drained}))
+    # The drain also queues again what the DLQ holds of items still waiting to go out: removing their message
+    # without that would leave them pending with nothing to ever send them.
+    drained = None if args.keep_dlq else service.drain_dead_letters(ctx, replayed)
+    print(
+        json.dumps(
+            {
+                "tenant": args.tenant,
+                "replayed": replayed,
+                "requeued_from_dlq": drained.requeued if drained else [],
+                "dlq_messages_removed": drained.removed if drained else 0,
+            }
+        )
+    )
     missing = sorted(set(args.ids) - set(replayed))
     if missing:
         print(json.dumps({"not_replayed": missing, "why": "unknown id, or not in a replayable status"}))

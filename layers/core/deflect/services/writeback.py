@@ -33,7 +33,7 @@ An account action without that approval is refused the same way: `dead`, audited
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -59,6 +59,8 @@ from deflect.triage import policy as triage_policy
 
 ACTOR = "deflect:writeback"
 HANDLED: frozenset[str] = frozenset({"done", "conflict", "dead"})
+# Nothing left to deliver (a held change is `conflict`; its note for agents is an item of its own).
+FINISHED: frozenset[str] = frozenset({"done", "conflict"})
 OPEN_STATUSES: tuple[OutboxStatus, ...] = ("pending", "dispatching", "failed", "conflict", "dead")
 Outcome = Literal["delivered", "replayed", "conflict", "dead", "suppressed", "already_handled", "missing"]
 
@@ -74,6 +76,14 @@ class Unapproved(PermanentFailure):
 
     code = "unapproved_action"
     public_message = "the account action has no matching approval"
+
+
+@dataclass(frozen=True)
+class Drained:
+    """What `drain_dead_letters` did: DLQ messages removed, and the items it re-queued before removing theirs."""
+
+    removed: int
+    requeued: list[str]
 
 
 @dataclass(frozen=True)
@@ -138,7 +148,7 @@ class Writeback:
             return DispatchResult(ref.outbox_id, "missing")
         if item.status in HANDLED:
             return DispatchResult(item.outbox_id, "already_handled", item.status)
-        if item.status == "dispatching" and item.updated_at + self.lease > self.clock():
+        if self._claim_live(item):
             raise InFlight(
                 "another delivery is working on this item", retry_after_s=self.lease.total_seconds()
             )
@@ -175,6 +185,10 @@ class Writeback:
             return self._conflict(ctx, claimed, changed)
         self.checkpoint("sent")
         return self._delivered(ctx, claimed, receipt, checked_from)
+
+    def _claim_live(self, item: OutboxItem) -> bool:
+        """Is a delivery (still within its lease) working on this item?"""
+        return item.status == "dispatching" and item.updated_at + self.lease > self.clock()
 
     def _claim(self, ctx: TenantContext, item: OutboxItem) -> OutboxItem:
         claimed = item.model_copy(
@@ -586,6 +600,8 @@ class Writeback:
         for item in candidates:
             if item is None or item.status not in (*statuses, "pending", "dispatching"):
                 continue
+            if self._claim_live(item):
+                continue  # a delivery may be sending it right now: a second message could post it twice
             revived = item.model_copy(
                 update={
                     "status": "pending",
@@ -613,26 +629,56 @@ class Writeback:
             replayed.append(item.outbox_id)
         return replayed
 
-    def drain_dead_letters(self, ctx: TenantContext, *, max_batches: int = 10) -> int:
-        """Remove this tenant's DLQ messages whose items are no longer dead (replayed or delivered), so the
-        DLQ alarm clears; other tenants' messages are put back untouched."""
+    def drain_dead_letters(
+        self, ctx: TenantContext, replayed: Collection[str] = (), *, max_batches: int = 10
+    ) -> Drained:
+        """Clear this tenant's DLQ messages that nothing needs any more, so the DLQ alarm clears, and never the
+        last message of an item that still has to go out.
+
+        A message goes when its item is finished (done, conflict) or in `replayed` (its new message is queued).
+        An item still `pending` (SQS redrove it after it waited behind a failing item of its ticket: the FIFO queue
+        counts those receives too) or `dispatching` with its lease run out (its deliveries timed out) has no other
+        message: it is replayed first (a new revision, so SQS does not drop the message as a duplicate; the claim
+        and `dispatches` still stop a second post), then its DLQ message goes. Anything else stays: dead or failed
+        items nobody replayed, a live claim, other tenants, bodies we did not write. Kept messages are released only
+        at the end: released at once, a FIFO DLQ hands the same first ones out again and the rest are never seen."""
         if self.dead_letters is None:
-            return 0
+            return Drained(0, [])
         removed = 0
-        for _ in range(max_batches):
-            batch = self.dead_letters.receive(10)
-            if not batch:
-                break
-            for letter in batch:
-                item = None
-                if letter.body.get("tenant_id") == ctx.tenant_id and letter.body.get("outbox_id"):
-                    item = self.outbox.get(ctx, str(letter.body["outbox_id"]))
-                if item is not None and item.status != "dead":
-                    self.dead_letters.delete(letter.handle)
-                    removed += 1
+        kept: list[str] = []
+        stranded: dict[str, tuple[OutboxItem, list[str]]] = {}
+        try:
+            for _ in range(max_batches):
+                batch = self.dead_letters.receive(10)
+                if not batch:
+                    break
+                for letter in batch:
+                    item = None
+                    if letter.body.get("tenant_id") == ctx.tenant_id and letter.body.get("outbox_id"):
+                        item = self.outbox.get(ctx, str(letter.body["outbox_id"]))
+                    if item is not None and (item.status in FINISHED or item.outbox_id in replayed):
+                        self.dead_letters.delete(letter.handle)
+                        removed += 1
+                    elif item is not None and item.status in ("pending", "dispatching"):
+                        stranded.setdefault(item.outbox_id, (item, []))[1].append(letter.handle)
+                    else:
+                        kept.append(letter.handle)
+            # Oldest first: a ticket's effects keep their order on the FIFO queue.
+            waiting = sorted(stranded.values(), key=lambda entry: entry[0].created_at)
+            ids = [item.outbox_id for item, _ in waiting]
+            # Without a queue to put them on, their DLQ message is all they have: kept.
+            requeued = self.replay(ctx, ids, statuses=("pending", "dispatching")) if ids and self.queue else []
+            for item, handles in waiting:
+                if item.outbox_id in requeued:
+                    for handle in handles:
+                        self.dead_letters.delete(handle)
+                        removed += 1
                 else:
-                    self.dead_letters.release(letter.handle)
-        return removed
+                    kept.extend(handles)  # a live claim, or changed meanwhile: looked at again next time
+        finally:
+            for handle in kept:
+                self.dead_letters.release(handle)
+        return Drained(removed, requeued)
 
     def sweep(self, ctx: TenantContext, older_than_s: float = 300.0) -> list[str]:
         """Re-queue items nobody is working on: committed but never enqueued (a crash after the commit),
