@@ -90,6 +90,9 @@ class Insight:
             metrics.count("SlaBreaches", tenant_id=t, kind="task_timeout")
 
     def _link(self, ctx: TenantContext, event: AuditEvent) -> None:
+        """The customer → ticket link erasure reads. Intake commits it with the message itself; this re-write (the
+        same item, create-or-overwrite) is harmless there, and links other producers' events and, on replay,
+        tickets received before intake wrote it."""
         customer_id = event.payload.get("customer_id")
         if canonical(event.type) == "message.received" and customer_id:
             self.store.put(ctx, link_ticket(ctx.tenant_id, str(customer_id), event.ticket_id))

@@ -13,7 +13,8 @@ Webhook flow (`Intake.receive_webhook`):
 - evidence is content-addressed (a repeat write is a no-op);
 - unknown requesters become customers with an id derived from their identity (a repeat finds the same one);
 - the message id is derived from the provider's message id (or the delivery id), and a DELIVERY# receipt item is
-  written in the SAME transaction as the ticket, the message and the audit index — so a message is stored once;
+  written in the SAME transaction as the ticket, the message, the customer → ticket link erasure reads and the audit
+  index — so a message is stored once, and its ticket is always found when its customer is erased;
 - the triage job is sent after that transaction, carrying the message id as its dedupe id, and the receipt is then
   marked `queued`. A retry that finds the receipt unqueued sends again: the job may be delivered twice, never
   lost; consumers dedupe on `dedupe_id` (triage is idempotent per message id).
@@ -63,6 +64,7 @@ from deflect.domain.models import (
 )
 from deflect.domain.tenancy import TenantContext, validate_tenant_id
 from deflect.http import authenticated_caller, explain_to_caller
+from deflect.insight.privacy import link_ticket
 from deflect.observability import logger
 from deflect.pii import redact, redact_value
 from deflect.ports import EvidenceStore, Put, SecretStore, SupportStore, WorkQueue
@@ -745,7 +747,8 @@ class Intake:
         ref: EvidenceRef,
         fingerprint: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """Ticket + message + receipt + audit index in one transaction; re-read and retry on a race."""
+        """Ticket + message + receipt + customer → ticket link + audit index in one transaction; re-read and retry
+        on a race."""
         pk = keys.ticket_pk(ctx.tenant_id, ticket_id)
         account = self.accounts.get(ctx, customer.account_id) if customer and customer.account_id else None
         for _ in range(_MAX_WRITE_ATTEMPTS):
@@ -789,6 +792,11 @@ class Intake:
                 self.tickets.save_write(ticket),
                 message_write,
             ]
+            if customer is not None:
+                # How erasure finds the ticket: committed with the message, or a crash or throttle right after the
+                # commit leaves it out of erasure for good (a retry finds the receipt and writes nothing).
+                # Create-or-overwrite, so the same link written again (a later message, the observer) is harmless.
+                writes.append(link_ticket(ctx.tenant_id, customer.customer_id, ticket_id))
             try:
                 self.audit.append(
                     ctx,
