@@ -145,8 +145,10 @@ def test_the_triage_profile_is_shown_changed_versioned_and_audited(harness, caps
             }
         )
     )
-    code, after = run(capsys, "tenant", "profile", "--tenant", "pendant", "--set", str(changes))
-    assert code == 0 and after["version"] == 1 and after["updated_by"] == "cli:tenant"
+    code, after = run(
+        capsys, "tenant", "profile", "--tenant", "pendant", "--set", str(changes), "--actor", "admin:pia"
+    )
+    assert code == 0 and after["version"] == 1 and after["updated_by"] == "admin:pia"
     assert run(capsys, "tenant", "profile", "--tenant", "pendant")[1]["tool_grants"] == after["tool_grants"]
     _, events = harness.container().audit.load(TenantContext.system("pendant"), "tenant-config")
     assert events[-1].type == "triage.profile_updated"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from deflect.cli.files import reading
+from deflect.cli.operator import add_actor, operator_name
 from deflect.domain.tenancy import TenantContext
 
 BAR_WIDTH = 30
@@ -29,6 +30,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     importing.add_argument("path", type=Path, help="a file or a folder")
     importing.add_argument("--tenant", required=True)
     importing.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_actor(importing)
     importing.set_defaults(func=run_import)
 
     reindexing = kb.add_parser(
@@ -37,6 +39,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     reindexing.add_argument("--tenant", required=True)
     reindexing.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_actor(reindexing)
     reindexing.set_defaults(func=run_reindex)
 
     searching = kb.add_parser("search", help="run a knowledge search")
@@ -49,9 +52,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     searching.set_defaults(func=run_search)
 
 
-def _context(args: argparse.Namespace, command: str) -> TenantContext:
+def _context(args: argparse.Namespace) -> TenantContext:
     return TenantContext(
-        tenant_id=args.tenant, actor=f"cli:kb:{command}", roles=frozenset({"admin"}), via="cli"
+        tenant_id=args.tenant,
+        actor=operator_name(getattr(args, "actor", None)),
+        roles=frozenset({"admin"}),
+        via="cli",
     )
 
 
@@ -104,7 +110,7 @@ def run_import(args: argparse.Namespace) -> int:
     if not args.path.exists():
         print(f"no such file or folder: {args.path}", file=sys.stderr)
         return 2
-    ctx = _context(args, "import")
+    ctx = _context(args)
     container = _container(args)
     if not _tenant_exists(container, ctx):
         return 2
@@ -130,7 +136,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_reindex(args: argparse.Namespace) -> int:
-    ctx = _context(args, "reindex")
+    ctx = _context(args)
     container = _container(args)
     if not _tenant_exists(container, ctx):
         return 2
@@ -154,7 +160,7 @@ def run_search(args: argparse.Namespace) -> int:
         kind="customer" if args.customer or args.segment else "agent", segments=frozenset(args.segment)
     )
     results = _container(args).knowledge_search.search(
-        _context(args, "search"),
+        _context(args),
         args.query,
         k=args.k,
         product_area=args.product_area,

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from deflect.cli.operator import add_actor, operator_name
 from deflect.domain.tenancy import TenantContext
 
 STATUSES = ("pending", "dispatching", "failed", "conflict", "dead")
@@ -35,19 +36,26 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     replay.add_argument("--status", action="append", choices=STATUSES, help="default: dead and failed")
     replay.add_argument(
-        "--keep-dlq", action="store_true", help="leave the DLQ as it is (and its pending items where they are)"
+        "--keep-dlq",
+        action="store_true",
+        help="leave the DLQ as it is (and its pending items where they are)",
     )
+    add_actor(replay)
     replay.set_defaults(func=run_replay)
 
     sweep = outbox.add_parser("sweep", help="re-queue items that nobody is working on")
     sweep.add_argument("--tenant", required=True)
     sweep.add_argument("--older-than", type=float, default=300.0, help="seconds since the last change")
+    add_actor(sweep)
     sweep.set_defaults(func=run_sweep)
 
 
-def _context(args: argparse.Namespace, command: str) -> TenantContext:
+def _context(args: argparse.Namespace) -> TenantContext:
     return TenantContext(
-        tenant_id=args.tenant, actor=f"cli:outbox:{command}", roles=frozenset({"admin"}), via="cli"
+        tenant_id=args.tenant,
+        actor=operator_name(getattr(args, "actor", None)),
+        roles=frozenset({"admin"}),
+        via="cli",
     )
 
 
@@ -61,7 +69,7 @@ def _service(args: argparse.Namespace) -> Any:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    ctx = _context(args, "list")
+    ctx = _context(args)
     items = _service(args).list(ctx, tuple(args.status or STATUSES), limit=args.limit)
     for item in items:
         print(
@@ -87,7 +95,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    ctx = _context(args, "replay")
+    ctx = _context(args)
     service = _service(args)
     replayed = service.replay(ctx, tuple(args.ids), tuple(args.status or ("dead", "failed")))
     # The drain also queues again what the DLQ holds of items still waiting to go out: removing their message
@@ -111,7 +119,7 @@ def run_replay(args: argparse.Namespace) -> int:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    ctx = _context(args, "sweep")
+    ctx = _context(args)
     queued = _service(args).sweep(ctx, args.older_than)
     print(json.dumps({"tenant": args.tenant, "requeued": queued}))
     return 0

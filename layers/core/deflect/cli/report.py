@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from deflect.cli.operator import add_actor, operator_name
 from deflect.domain.tenancy import TenantContext
 
 
@@ -47,6 +48,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     erase.add_argument(
         "--thorough", action="store_true", help="also look through every audited ticket of the tenant"
     )
+    add_actor(erase)
     erase.set_defaults(func=run_erase)
 
     usage = commands.add_parser("usage", help="metered usage and estimated cost per day")
@@ -95,7 +97,7 @@ def run_erase(args: argparse.Namespace) -> int:
     from deflect.domain import keys
 
     c = container()
-    ctx = _ctx(args.tenant, "erasure")
+    ctx = TenantContext(tenant_id=args.tenant, actor=operator_name(args.actor), via="cli")
     config = c.tenants.find(ctx)
     stored = bool(c.store.query(ctx, keys.customer_pk(ctx.tenant_id, args.customer), limit=1))
     # where tenant_admin.put_customer audits a customer it creates or changes (erasure keeps audit chains)

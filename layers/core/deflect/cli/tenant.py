@@ -13,6 +13,7 @@ from typing import Any
 
 from deflect.cli.errors import environment_problem
 from deflect.cli.files import UnusableFile, json_object, read_text
+from deflect.cli.operator import add_actor, operator_name
 from deflect.domain.errors import DeflectError, MalformedPayload
 
 PROVIDERS = ("zendesk", "intercom", "freshdesk", "jira", "generic")
@@ -35,6 +36,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="a signing secret the helpdesk generated (Zendesk signing secret, Intercom client secret)",
     )
     create.add_argument("--freshdesk-header", help="header that carries the Freshdesk shared secret")
+    add_actor(create)
     create.set_defaults(func=run_create)
 
     show = tenant.add_parser("show", help="print a tenant's configuration and secret status")
@@ -45,6 +47,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     rotate.add_argument("--tenant", required=True)
     rotate.add_argument("--provider", required=True, choices=(*PROVIDERS, "api"))
     rotate.add_argument("--value", help="the new secret when the helpdesk generates it (Zendesk, Intercom)")
+    add_actor(rotate)
     rotate.set_defaults(func=run_rotate)
 
     connect = tenant.add_parser(
@@ -58,6 +61,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     given = connect.add_mutually_exclusive_group(required=True)
     given.add_argument("--value", help="the secret itself (prefer --file: shells keep history)")
     given.add_argument("--file", help="a file holding the secret, or - for standard input")
+    add_actor(connect)
     connect.set_defaults(func=run_set_connection)
 
     profile = tenant.add_parser(
@@ -66,6 +70,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     profile.add_argument("--tenant", required=True)
     profile.add_argument("--set", dest="changes", help="JSON file of fields to change (versioned, audited)")
+    add_actor(profile)
     profile.set_defaults(func=run_profile)
 
     replay = tenant.add_parser("replay", help="re-run a quarantined webhook through the current parser")
@@ -78,6 +83,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="the helpdesk's delivery id, if it came without one (default: the delivery's own, or one derived "
         "from the body, so replaying twice stores one message)",
     )
+    add_actor(replay)
     replay.set_defaults(func=run_replay)
 
 
@@ -113,7 +119,7 @@ def run_create(args: argparse.Namespace) -> int:
             args.tenant,
             args.name,
             providers=providers,
-            actor="cli:tenant",
+            actor=operator_name(args.actor),
             provided_secrets=_secrets(args.secret),
             freshdesk_secret_header=args.freshdesk_header,
         )
@@ -143,7 +149,7 @@ def run_rotate(args: argparse.Namespace) -> int:
     try:
         _print(
             container().tenant_admin.rotate_secret(
-                args.tenant, args.provider, actor="cli:tenant", value=args.value
+                args.tenant, args.provider, actor=operator_name(args.actor), value=args.value
             )
         )
     except DeflectError as error:
@@ -155,7 +161,7 @@ def run_replay(args: argparse.Namespace) -> int:
     from deflect.bootstrap import container
     from deflect.domain.tenancy import TenantContext
 
-    ctx = TenantContext(tenant_id=args.tenant, actor="cli:tenant", via="cli")
+    ctx = TenantContext(tenant_id=args.tenant, actor=operator_name(args.actor), via="cli")
     try:
         reply = container().intake.replay_quarantined(ctx, args.key, args.delivery_id)
     except MalformedPayload as error:  # still refused: what is wrong, and that the body was not lost
@@ -178,7 +184,11 @@ def run_set_connection(args: argparse.Namespace) -> int:
         print(json.dumps({"error": "malformed_payload", "message": refused}), file=sys.stderr)
         return 1
     try:
-        _print(container().tenant_admin.set_connection(args.tenant, args.name, value, actor="cli:tenant"))
+        _print(
+            container().tenant_admin.set_connection(
+                args.tenant, args.name, value, actor=operator_name(args.actor)
+            )
+        )
     except DeflectError as error:
         return _fail(error)
     return 0
@@ -272,7 +282,9 @@ def run_profile(args: argparse.Namespace) -> int:
     except UnusableFile as problem:
         return _fail(problem)
     c = container()
-    ctx = TenantContext(tenant_id=args.tenant, actor="cli:tenant", roles=frozenset({"admin"}), via="cli")
+    ctx = TenantContext(
+        tenant_id=args.tenant, actor=operator_name(args.actor), roles=frozenset({"admin"}), via="cli"
+    )
     profiles = TriageProfiles(c.store)
     try:
         c.tenants.get(ctx)  # a profile belongs to a tenant that exists
