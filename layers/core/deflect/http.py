@@ -43,6 +43,8 @@ EXPLAINED_TO_AGENTS = (errors.MalformedPayload, errors.Conflict, errors.Forbidde
 # signature verified, an API key): see `explain_to_caller`.
 _EXPLAIN = "explain_to_caller"
 _CALLER_FIELDS = "caller_fields"
+# Context key set once Powertools has read and validated the body and the route's own code starts.
+_BODY_READ = "body_read"
 E = TypeVar("E", bound=errors.DeflectError)
 
 
@@ -121,6 +123,32 @@ def build_resolver(
             status_code=415,
             content_type=content_types.APPLICATION_JSON,
             body={"error": "unsupported_media_type", "message": "send the body as application/json"},
+        )
+
+    def _body_read(resolver: APIGatewayRestResolver, next_middleware: Callable[..., Any]) -> Any:
+        # Runs after Powertools' request validation (which reads the body), before the route's code.
+        resolver.append_context(**{_BODY_READ: True})
+        return next_middleware(resolver)
+
+    app.use([_body_read])
+
+    @app.exception_handler([RecursionError, ValueError])
+    def _unreadable_body(error: Exception) -> Response:
+        # Powertools lets these escape while it reads the body: JSON nested past Python's recursion limit, bytes
+        # that are not UTF-8 (a base64-encoded body), a multipart type with no boundary. Raised by the route's own
+        # code they are a fault, not the caller's: those are re-raised untouched.
+        if app.context.get(_BODY_READ):
+            raise error
+        refused = _refused_caller()
+        if refused is not None:
+            return refused
+        logger().info(
+            "request refused", extra={"error": "malformed_body", "status": 400, "detail": type(error).__name__}
+        )
+        return Response(
+            status_code=400,
+            content_type=content_types.APPLICATION_JSON,
+            body={"error": "malformed_body", "message": "the body could not be read; send it as UTF-8 JSON"},
         )
 
     @app.exception_handler(RequestValidationError)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ DEFAULT_FRESHDESK_HEADER = "x-deflect-freshdesk-secret"
 # Two slots: current + previous. Fewer configured secrets are padded with random-looking dummies.
 SECRET_SLOTS = 2
 _DUMMY_SECRETS = ("deflect-dummy-secret-0-4f1c9a7e2b", "deflect-dummy-secret-1-8d3e6b0a5c")
+# Unix seconds (or millis) in ASCII digits; twelve are enough for any time a sender will sign.
+_UNIX_STAMP = re.compile(r"[0-9]{1,12}")
 
 
 @dataclass(frozen=True)
@@ -156,8 +159,9 @@ def verify_generic(
             lambda s: _as_bytes(hmac.new(_as_bytes(s), signed, "sha256").hexdigest()),
             _as_bytes(presented),
         )
-    fresh = stamp.isdigit() and _fresh(loose_datetime(int(stamp)), options)
-    if not (ok and fresh):
+    # The timestamp is read only once the signature verified: until then it is attacker text, and int() of a
+    # non-ASCII digit ('²') or of thousands of digits raises instead of refusing. Same error either way.
+    if not (ok and _UNIX_STAMP.fullmatch(stamp) and _fresh(loose_datetime(int(stamp)), options)):
         raise SignatureInvalid("deflect signature or timestamp rejected")
 
 
