@@ -155,3 +155,18 @@ def test_a_readable_body_still_reaches_the_route():
 def test_a_value_error_raised_by_the_route_itself_is_not_blamed_on_the_body():
     with pytest.raises(ValueError, match="a bug in the route"):
         _post(_app([]), b'{"message": "hi"}', path="/v1/faulty")
+
+
+@pytest.mark.parametrize("stamp", ["²", "١٢٣٤٥٦٧٨٩٠", "12³4"])
+def test_a_signed_body_with_an_odd_timestamp_is_still_accepted_without_it(stamp):
+    # Timestamps are context, never identity: a helpdesk that sends a non-ASCII digit must not lose the message.
+    from deflect.webhooks import parse_payload
+
+    body = {
+        "event": "ticket.created",
+        "ticket": {"id": "HD-odd-1", "subject": "Export", "created_at": stamp, "updated_at": stamp},
+        "requester": {"email": "ana@example.com"},
+        "message": {"id": "m-1", "body": "Export fails", "created_at": stamp},
+    }
+    parsed = parse_payload("generic", "acme", body)
+    assert parsed.body_text == "Export fails"

@@ -33,7 +33,7 @@ def loose_datetime(value: Any) -> datetime | None:
     if not isinstance(value, str) or len(value) > 64:
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # "²" is a digit to isdigit(), and int() refuses it
         return loose_datetime(int(text))
     try:
         parsed = _DATETIME.validate_python(_COMPACT_OFFSET.sub(r"\1:\2", text))
