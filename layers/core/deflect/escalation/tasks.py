@@ -126,10 +126,23 @@ class HumanTasks:
         config = self.p.tenants.get(ctx)
         after = policy.next_route(route, state.proposed_action, config)
         task_id = task_id_for(execution, route.kind, route.hops)
+        event = "escalation.review_expired" if after.exhausted else "task.reassigned"
+        payload = {
+            "task_id": task_id,
+            "from": route.queue,
+            "to": None if after.exhausted else after.queue,
+        }
+        payload |= {"hops": after.hops, "reason": reason}
         for _ in range(ATTEMPTS):
             task = self.p.tasks.get(ctx, task_id)
-            if task is None or task.status in ("reassigned", "expired"):
-                return after  # already done by an earlier attempt of this step
+            if task is None:
+                return after  # no task was ever stored for this hop: nothing to move or to tell anyone about
+            if task.status in ("reassigned", "expired"):
+                # Done by an earlier attempt of this step, whose notification may have failed after the commit
+                # (a throttled publish is what made Step Functions retry): send it again. A duplicate alert is
+                # harmless; a lost one leaves the next queue or the supervisor unaware.
+                self._notify(ctx, task, event, payload)
+                return after
             changes: dict[str, object] = {"status": "expired" if after.exhausted else "reassigned"}
             if reason == "timeout" and task.status == "decided":
                 # The wait timed out, so the workflow never got this decision (its callback failed and no retry
@@ -142,21 +155,17 @@ class HumanTasks:
             writes = [
                 self.p.tasks.save_write(task.model_copy(update={**changes, "updated_at": self.p.now()}))
             ]
-            event = "escalation.review_expired" if after.exhausted else "task.reassigned"
-            payload = {
-                "task_id": task_id,
-                "from": route.queue,
-                "to": None if after.exhausted else after.queue,
-            }
-            payload |= {"hops": after.hops, "reason": reason}
             try:
                 self.p.audit.append(ctx, task.ticket_id, event, payload, writes=writes)
             except Conflict:
                 continue
-            self.p.notifier.notify(ctx, event.split(".")[-1], {"ticket_id": task.ticket_id, **payload})
             count("EscalationReviewExpired" if after.exhausted else "HumanTaskReassigned")
+            self._notify(ctx, task, event, payload)
             return after
         raise Conflict("could not reassign the human task")
+
+    def _notify(self, ctx: TenantContext, task: HumanTask, event: str, payload: dict[str, object]) -> None:
+        self.p.notifier.notify(ctx, event.split(".")[-1], {"ticket_id": task.ticket_id, **payload})
 
     def _take_back(self, ctx: TenantContext, task: HumanTask) -> None:
         record = self.p.decisions.for_task(ctx, task.task_id)
