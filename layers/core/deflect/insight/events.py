@@ -44,12 +44,14 @@ _TYPES = (
     EventType("agent.replied", "decided", "intake (a human agent's reply seen on a helpdesk update)",
               "action (answered|asked_diagnostics|escalated), public (bool)"),
     EventType("tenant.created", "other", "tenant admin (chain `tenant-config`)", "providers, fields changed"),
-    EventType("tenant.config_updated", "other", "tenant admin (chain `tenant-config`)", "fields changed"),
+    EventType("tenant.config_updated", "other", "tenant admin (chain `tenant-config`)",
+              "actor, fields, version, values {field: {old, new}} (never a secret; policy: see policy.changed)"),
     EventType("tenant.secret_rotated", "other", "tenant admin (chain `tenant-config`)", "provider"),
     EventType("tenant.connection_set", "other", "tenant admin (chain `tenant-config`)", "name (never the value)"),
     EventType("triage.profile_updated", "other", "triage profile (chain `tenant-config`)", "actor, fields, version"),
     EventType("policy.changed", "other", "tenant admin / `deflect policy set` (chain `tenant-config`)",
-              "actor, from_version, to_version, changed, sha256, fields, version"),
+              "actor, from_version, to_version, changed, sha256, fields, version; values (other config fields "
+              "set with it, as tenant.config_updated)"),
     EventType("intents.trained", "other", "`deflect intents train` (chain `tenant-config`)",
               "actor, to_version, intents, examples, taxonomy_sha256, embedding_model_id, gate"),
     EventType("intents.activated", "other", "`deflect intents train|activate` (chain `tenant-config`)",
@@ -58,6 +60,15 @@ _TYPES = (
     EventType("customer.updated", "other", "CRM sync (chain `customer-{id}`)", "same as customer.created"),
     EventType("account.created", "other", "billing sync (chain `account-{id}`)", "account_id, fields"),
     EventType("account.updated", "other", "billing sync (chain `account-{id}`)", "same as account.created"),
+    EventType("knowledge.published", "other", "knowledge ingestion: PUT, `deflect kb import`, bulk import (chain "
+              "`knowledge`)", "article_id, version, content_sha256, visibility, segments, locale, product_area, "
+              "article_source, chunks, actor, via, source (import row); evidence: the locked article body"),
+    EventType("knowledge.updated", "other", "knowledge ingestion (chain `knowledge`)",
+              "same as knowledge.published, plus previous_version, previous_sha256, fields (governed fields "
+              "changed), values {field: {old, new}} for visibility, segments, locale, product_area, source"),
+    EventType("knowledge.withdrawn", "other", "knowledge ingestion: DELETE, an import row its source does not "
+              "publish (chain `knowledge`)", "article_id, version (the tombstone), previous_version, "
+              "previous_sha256, reason, actor, via, source"),
     # triage (issue 5)
     EventType("decision.made", "triaged", "triage",
               "decision_id, outcome (deflect|ask_diagnostics|escalate), reasons, classification, retrieved "

@@ -12,6 +12,11 @@ it is reported, and a published article of that id is deleted as a DELETE would 
 by the importer, the index told), so customers' answers stop quoting it. The same rule on edit times applies: an
 old export saying "draft" does not remove a newer published edit, and once a newer export said "draft", an older
 one saying "published" does not bring the article back. Importing it published again later adds it again.
+
+Every change customers can notice is audited in the same transaction as the version it writes, on the tenant's
+`knowledge` chain: `knowledge.published` (new, or back after a delete), `knowledge.updated`, `knowledge.withdrawn`
+(deleted, or unpublished at the import's source). One event per article change, however many chunks it has;
+"unchanged" and index repairs are not changes.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from deflect.domain.errors import Conflict, MalformedPayload, NotFound
 from deflect.domain.models import utcnow
@@ -41,12 +47,18 @@ from deflect.knowledge.models import (
     Rejection,
 )
 from deflect.ports import EvidenceStore, KnowledgeIndex, SupportStore
+from deflect.services.audit import AuditLog
 
 # A bulk import makes its changes searchable in batches of this many articles (and once at the end).
 FLUSH_EVERY = 250
 # With a time limit, smaller batches: the import can stop at any batch boundary, and a batch's embedding time
 # (at flush) must fit in what is left.
 TIMED_FLUSH_EVERY = 25
+# The audit chain of a tenant's help center; ticket ids (`tkt_...`, `cnv_...`) and the admin chains
+# (`tenant-config`, `customer-<id>`) never take this name.
+KNOWLEDGE_CHAIN = "knowledge"
+# Governed fields whose old and new values an update event keeps: who may read the article, and where it answers.
+AUDITED_META = ("visibility", "segments", "locale", "product_area", "source")
 
 
 @dataclass
@@ -109,10 +121,13 @@ class KnowledgeIngestion:
         *,
         now: Callable[[], datetime] = utcnow,
         timer: Callable[[], float] = time.perf_counter,
+        audit: AuditLog | None = None,
     ) -> None:
         self.store = store
         self.articles = ArticleRepository(store, evidence)
         self.index = index
+        # Never optional in effect: a caller without the container's (observed) log still gets a locked record.
+        self.audit = audit or AuditLog(store, evidence)
         self._now = now
         # Paces a time-limited import; a parameter so that pacing can be shown without depending on machine load.
         self._timer = timer
@@ -140,7 +155,7 @@ class KnowledgeIngestion:
             return PutOutcome(
                 article_id=article_id, status="absent", version=head.current_version if head else 0
             )
-        version = self._tombstone(ctx, head, now)
+        version = self._tombstone(ctx, head, now, reason="deleted")
         self.index.flush()
         self._mark_indexed(ctx, [(article_id, version)])
         return PutOutcome(article_id=article_id, status="deleted", version=version)
@@ -195,7 +210,7 @@ class KnowledgeIngestion:
             else:
                 try:
                     outcome, pending = self._stage(
-                        ctx, row.article_id, row.article, source_updated_at=row.source_updated_at
+                        ctx, row.article_id, row.article, source_updated_at=row.source_updated_at, source=row.source
                     )
                 except (MalformedPayload, Conflict) as error:
                     summary.rejected.append(Rejection(source=row.source, reason=error.detail))
@@ -273,9 +288,11 @@ class KnowledgeIngestion:
         article: ArticleInput,
         *,
         source_updated_at: datetime | None = None,
+        source: str | None = None,
     ) -> tuple[PutOutcome, tuple[str, int] | None]:
-        """Write the version and hand its chunks to the index (not yet flushed). `source_updated_at`: when the
-        import's source edited this content; a change older than the edit the article holds raises Conflict."""
+        """Write the version (and its audit event) and hand its chunks to the index (not yet flushed).
+        `source_updated_at`: when the import's source edited this content; a change older than the edit the article
+        holds raises Conflict. `source`: the import row it came from, for the audit event."""
         _check_id(article_id)
         head = self.articles.head(ctx, article_id)
         known = head.source_updated_at if head else None
@@ -328,19 +345,46 @@ class KnowledgeIngestion:
             updated_at=now,
             source_updated_at=source_time,
         )
-        self.store.transact(ctx, ArticleRepository.version_writes(new_head, record))
-        self.index.replace_article(ctx, article_id, chunks, version=version, updated_at=now)
         status = "added" if head is None or head.deleted else "updated"
+        payload = {
+            "article_id": article_id,
+            "version": version,
+            "content_sha256": digest,
+            **_audience(record.meta),
+            "chunks": len(chunks),
+            **_origin(ctx, source),
+        }
+        if head is not None:
+            payload.update(previous_version=head.current_version, previous_sha256=head.content_sha256)
+        if status == "updated":
+            payload.update(self._changes(ctx, head, article))
+        self.audit.append(
+            ctx,
+            KNOWLEDGE_CHAIN,
+            "knowledge.published" if status == "added" else "knowledge.updated",
+            payload,
+            evidence=[body_ref],
+            writes=ArticleRepository.version_writes(new_head, record),
+        )
+        self.index.replace_article(ctx, article_id, chunks, version=version, updated_at=now)
         return PutOutcome(article_id=article_id, status=status, version=version, chunks=len(chunks)), (
             article_id,
             version,
         )
 
     def _tombstone(
-        self, ctx: TenantContext, head: ArticleHead, now: datetime, *, source_time: datetime | None = None
+        self,
+        ctx: TenantContext,
+        head: ArticleHead,
+        now: datetime,
+        *,
+        reason: str,
+        source_time: datetime | None = None,
+        source: str | None = None,
     ) -> int:
-        """Delete a live article: a new version marked deleted (by the caller's actor) and HEAD on it, in one
-        transaction; the index is told (not flushed). `source_time`: when an import's source unpublished it."""
+        """Delete a live article: a new version marked deleted (by the caller's actor), HEAD on it and the
+        `knowledge.withdrawn` event, in one transaction; the index is told (not flushed). `source_time`: when an
+        import's source unpublished it; `source`: that import row."""
         version = head.current_version + 1
         record = ArticleVersion(
             tenant_id=ctx.tenant_id,
@@ -359,7 +403,20 @@ class KnowledgeIngestion:
                 "source_updated_at": max(filter(None, (source_time, head.source_updated_at)), default=None),
             }
         )
-        self.store.transact(ctx, ArticleRepository.version_writes(tombstoned, record))
+        self.audit.append(
+            ctx,
+            KNOWLEDGE_CHAIN,
+            "knowledge.withdrawn",
+            {
+                "article_id": head.article_id,
+                "version": version,
+                "previous_version": head.current_version,
+                "previous_sha256": head.content_sha256,
+                "reason": reason,
+                **_origin(ctx, source),
+            },
+            writes=ArticleRepository.version_writes(tombstoned, record),
+        )
         self.index.remove_article(ctx, head.article_id, version=version, updated_at=now)
         return version
 
@@ -378,7 +435,9 @@ class KnowledgeIngestion:
             )
         source_time = max(filter(None, (said, known)), default=None)
         if head is not None and not head.deleted:
-            version = self._tombstone(ctx, head, self._now(), source_time=source_time)
+            version = self._tombstone(
+                ctx, head, self._now(), reason=row.reason, source_time=source_time, source=row.source
+            )
             return PutOutcome(article_id=article_id, status="deleted", version=version), (article_id, version)
         # Nothing customers can read. The source's time is remembered all the same: an older export that still
         # says "published", processed late, is then refused instead of publishing the article.
@@ -402,6 +461,25 @@ class KnowledgeIngestion:
             pending = (article_id, head.current_version)
         version = head.current_version if head else 0
         return PutOutcome(article_id=article_id, status="absent", version=version), pending
+
+    def _changes(self, ctx: TenantContext, head: ArticleHead, article: ArticleInput) -> dict[str, Any]:
+        """What an update changed: the governed fields (and `body`), with old and new values of AUDITED_META."""
+        previous = self.articles.version(ctx, head.article_id, head.current_version)
+        if previous is None or previous.meta is None:
+            return {}  # nothing to compare with: the hashes still tell the versions apart
+        old, new = previous.meta.model_dump(mode="json"), article.meta().model_dump(mode="json")
+        fields = [name for name in new if old.get(name) != new[name]]
+        # The previous governed fields with this body hash to the previous content only if the body is the same.
+        try:
+            same_body = (
+                ArticleInput.model_validate({**old, "body": article.body}).content_sha256() == head.content_sha256
+            )
+        except ValueError:
+            same_body = False
+        if not same_body:
+            fields.append("body")
+        values = {name: {"old": old.get(name), "new": new[name]} for name in AUDITED_META if name in fields}
+        return {"fields": sorted(fields), "values": values}
 
     @staticmethod
     def _chunks(
@@ -446,6 +524,24 @@ class KnowledgeIngestion:
                     ctx, head.article_id, version=head.current_version, updated_at=head.updated_at
                 )
             self.index.flush()
+
+
+def _audience(meta: ArticleMeta | None) -> dict[str, Any]:
+    """Who may read the version and where it answers (labels only: no title, owner or body in a locked event)."""
+    if meta is None:
+        return {}
+    return {
+        "visibility": meta.visibility,
+        "segments": meta.segments,
+        "locale": meta.locale,
+        "product_area": meta.product_area,
+        "article_source": meta.source,
+    }
+
+
+def _origin(ctx: TenantContext, source: str | None) -> dict[str, Any]:
+    """Who made the change, through what, and from which import row (None for a single PUT or DELETE)."""
+    return {"actor": ctx.actor, "via": ctx.via, "source": source}
 
 
 def _withdrawn(row: Unpublished, outcome: PutOutcome) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets as token_source
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -38,6 +39,27 @@ WEBHOOK_PROVIDERS: tuple[str, ...] = ("zendesk", "intercom", "freshdesk", "jira"
 # Providers whose secret we may mint; Zendesk and Intercom generate theirs and the operator copies it in.
 MINTED_SECRETS = {"freshdesk", "jira", "generic"}
 CONFIG_CHAIN = "tenant-config"
+# Config fields whose old and new values a change event keeps, so any past configuration can be rebuilt from the
+# chain (a suspension told from a reactivation). None holds a secret (those live in the SecretStore); a new field
+# is recorded only once it is listed here or in UNAUDITED_CONFIG_VALUES. The policy has its own versioned snapshots.
+AUDITED_CONFIG_VALUES = frozenset(
+    {
+        "display_name",
+        "status",
+        "providers",
+        "email_vouching_providers",
+        "freshdesk_secret_header",  # the header's name, not the secret
+        "default_locale",
+        "escalation_queues",
+        "max_reassign_hops",
+        "sla_tiers",
+        "diagnostics",
+        "retention_days",
+        "daily_budget_usd",
+        "requests_per_minute",
+    }
+)
+UNAUDITED_CONFIG_VALUES = frozenset({"policy"})
 # Connections Deflect makes to the tenant's systems (see deflect.helpdesk.directory.secret_name).
 WRITEBACK_CONNECTORS: tuple[str, ...] = ("zendesk", "intercom", "freshdesk", "jira", "crm", "generic")
 WRITEBACK_SUFFIX = "-writeback"
@@ -145,6 +167,12 @@ class AccountUpdate(_Patch):
     sla_tier: str | None = Field(default=None, min_length=1, max_length=50)
     owner: str | None = Field(default=None, max_length=200)
     entitlements: list[str] | None = None
+
+
+def _changed_values(before: TenantConfig, after: TenantConfig, fields: Iterable[str]) -> dict[str, Any]:
+    """`{field: {"old": ..., "new": ...}}` for the audited fields set, as `triage.profile_updated` records them."""
+    old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
+    return {name: {"old": old[name], "new": new[name]} for name in sorted(set(fields) & AUDITED_CONFIG_VALUES)}
 
 
 def _check_version(current_version: int, expected: int | None) -> None:
@@ -335,7 +363,12 @@ class TenantAdmin:
                     ctx,
                     POLICY_CHAIN,
                     "policy.changed",
-                    {**payload, "fields": sorted([*changes, "policy"]), "version": current.version + 1},
+                    {
+                        **payload,
+                        "fields": sorted([*changes, "policy"]),
+                        "version": current.version + 1,
+                        "values": _changed_values(current, merged, changes),
+                    },
                     writes=writes,
                 )
                 return bumped(updated)
@@ -345,7 +378,12 @@ class TenantAdmin:
             ctx,
             CONFIG_CHAIN,
             "tenant.config_updated",
-            {"fields": sorted(changes), "version": current.version + 1},
+            {
+                "actor": ctx.actor,
+                "fields": sorted(changes),
+                "version": current.version + 1,
+                "values": _changed_values(current, merged, changes),
+            },
             writes=[self.tenants.save_write(merged)],
         )
         return bumped(merged)
