@@ -2,7 +2,9 @@
 
 A record that may succeed later (throttling, a transient failure, a lost race, a message not readable yet) is
 reported in `batchItemFailures` and retried by the queue (then the DLQ, which alarms). A record that can never
-succeed (not a triage job, unknown or suspended tenant) is logged, counted and acknowledged.
+succeed (not a triage job, unknown or suspended tenant) is logged, counted and acknowledged. A message is started
+only while the invocation has the time one message may need (TRIAGE_MARGIN_S + BEDROCK_BUDGET_S); the rest are
+reported unstarted, so a slow model never runs the batch into the function's timeout.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from deflect import __version__
 from deflect.domain.errors import InvalidTenant, TenantNotFound
 from deflect.domain.tenancy import TenantContext, TenantId
 from deflect.insight.metering import metered
+from deflect.invocation import BatchClock
 from deflect.observability import bind_tenant, logger, metrics
+from deflect.settings import settings
 
 
 class TriageJob(BaseModel):
@@ -48,6 +52,9 @@ def process(event: dict[str, Any], context: Any = None, container: Any = None) -
         from deflect.bootstrap import container as default_container
 
         container = default_container()
+    # A composition root without settings of its own (a test's) runs with the function's environment.
+    config = getattr(container, "settings", None) or settings()
+    clock = BatchClock.of(context, message_s=config.triage_message_s, margin_s=config.triage_margin_s)
 
     def on_message(record: SQSRecord) -> None:
         try:
@@ -61,7 +68,9 @@ def process(event: dict[str, Any], context: Any = None, container: Any = None) -
         bind_tenant(job.tenant_id)
         ctx = TenantContext.system(job.tenant_id, actor="triage")
         try:
-            result = triage_message(container, ctx, job.ticket_id, job.message_id)
+            # OutOfTime (not started) goes on to the batch processor: reported, so the queue delivers it again.
+            with clock.message():
+                result = triage_message(container, ctx, job.ticket_id, job.message_id)
         except TenantNotFound:
             logger().warning("dropping a triage job of an unknown or suspended tenant")
             metrics().add_metric(name="TriageJobTenantGone", unit=MetricUnit.Count, value=1)
@@ -78,6 +87,13 @@ def process(event: dict[str, Any], context: Any = None, container: Any = None) -
         )
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(
+    response = process_partial_response(
         event=event, record_handler=on_message, processor=processor, context=context
     )
+    if clock.deferred:
+        logger().info(
+            "messages left for the next delivery: not enough time left",
+            extra={"deferred": clock.deferred, "started": clock.started, "time_left_s": clock.time_left()},
+        )
+        metrics().add_metric(name="TriageDeferred", unit=MetricUnit.Count, value=clock.deferred)
+    return response

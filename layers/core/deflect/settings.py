@@ -71,6 +71,15 @@ class ModelSettings(_Env):
     # it. Keep it ~20 s under the triage function's Timeout (60 s) for classification, retrieval and the writes:
     # a Lambda timeout retries the SQS batch instead of escalating the ticket.
     bedrock_budget_s: float = Field(default=40.0, gt=0, alias="BEDROCK_BUDGET_S")
+    # Seconds a triage message needs besides the model (classification, retrieval, the decision's writes, the
+    # hand-off). The triage worker starts a message only with triage_message_s left and ends the model this much
+    # before the function's timeout; the messages it cannot start go back to the queue.
+    triage_margin_s: float = Field(default=15.0, ge=0, alias="TRIAGE_MARGIN_S")
+
+    @property
+    def triage_message_s(self) -> float:
+        """The longest one triage message may take: the Bedrock budget (the embedded model has none) + the margin."""
+        return self.triage_margin_s + (self.bedrock_budget_s if self.model_backend == "bedrock" else 0.0)
 
 
 class IntakeSettings(_Env):

@@ -36,6 +36,7 @@ from deflect.adapters.aws_errors import error_code
 from deflect.domain.canonical import canonical_json, sha256_hex
 from deflect.domain.models import Citation, Draft
 from deflect.domain.tenancy import TenantContext
+from deflect.invocation import model_time_left
 from deflect.ports import (
     Composition,
     LanguageModel,
@@ -225,8 +226,14 @@ class BedrockLanguageModel:
     def with_deadline(self, deadline: float | None = None) -> BedrockLanguageModel:
         """A twin whose calls all end by `deadline` (on this model's clock; default: `budget_s` from now)."""
         twin = copy.copy(self)
-        twin.deadline = self._clock() + self.budget_s if deadline is None else deadline
+        twin.deadline = self._default_deadline() if deadline is None else deadline
         return twin
+
+    def _default_deadline(self) -> float:
+        # `budget_s` from now, but never past what the running invocation can give the model (a message a
+        # batch started late): a call must not outlast the Lambda, whose timeout retries the whole batch.
+        left = model_time_left()
+        return self._clock() + (self.budget_s if left is None else min(self.budget_s, left))
 
     def request(
         self, *, system: str, prompt: str, output: type[BaseModel], tool_name: str, tool_description: str
@@ -275,7 +282,7 @@ class BedrockLanguageModel:
         )
         prompt_sha256 = sha256_hex(canonical_json(request))
         known = {"model_id": self.model_id, "prompt_sha256": prompt_sha256}
-        deadline = self.deadline if self.deadline is not None else self._clock() + self.budget_s
+        deadline = self.deadline if self.deadline is not None else self._default_deadline()
         response, attempts = self._converse(request, deadline, known)
         usage = _usage(response)
         stop = str(response.get("stopReason", ""))
