@@ -182,7 +182,7 @@ class Container:
     def knowledge_ingestion(self) -> Any:
         from deflect.knowledge.ingestion import KnowledgeIngestion
 
-        return KnowledgeIngestion(self.store, self.evidence, self.knowledge_index)
+        return KnowledgeIngestion(self.store, self.evidence, self.knowledge_index, audit=self.audit)
 
     @cached_property
     def bulk_imports(self) -> Any:
