@@ -148,6 +148,51 @@ def too_large() -> Reply:
     return 413, [("Content-Type", "application/json")], b""
 
 
+# API Gateway refuses a larger payload itself (answered here like the WAF rule, 413).
+API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024
+# How much of a body AWS WAF inspects behind API Gateway unless the web ACL's AssociationConfig raises it.
+WAF_DEFAULT_INSPECTION_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True)
+class BodySizeRule:
+    """The template's WAF body-size rule as AWS WAF applies it. WAF sees at most `inspected` bytes of a body;
+    `oversize` (OversizeHandling) says what a longer body gets: MATCH blocks it, NO_MATCH lets it through,
+    CONTINUE compares only the part inspected. What gets through is the function's to check (413)."""
+
+    limit: int
+    oversize: str | None  # None: the template has no such rule
+    inspected: int = WAF_DEFAULT_INSPECTION_BYTES
+
+    def blocks(self, size: int) -> bool:
+        if self.oversize is None:
+            return size > API_GATEWAY_MAX_BODY_BYTES
+        if size > self.inspected and self.oversize in ("MATCH", "NO_MATCH"):
+            return self.oversize == "MATCH"
+        return min(size, self.inspected) > self.limit or size > API_GATEWAY_MAX_BODY_BYTES
+
+    def largest_passed(self) -> int:
+        """The longest body that can get past the edge: reading stops (413) beyond it."""
+        if self.oversize == "MATCH":
+            return min(self.limit, self.inspected)
+        if self.oversize == "CONTINUE" and self.limit < self.inspected:
+            return self.limit
+        return API_GATEWAY_MAX_BODY_BYTES
+
+    @classmethod
+    def from_template(cls, limit: int) -> BodySizeRule:
+        for acl in tpl.resources("AWS::WAFv2::WebACL").values():
+            props = acl.get("Properties", {})
+            association = props.get("AssociationConfig", {}).get("RequestBody", {}).get("API_GATEWAY", {})
+            kb = str(association.get("DefaultSizeInspectionLimit", "KB_16")).removeprefix("KB_")
+            for rule in props.get("Rules", []):
+                statement = rule.get("Statement", {}).get("SizeConstraintStatement", {})
+                body = statement.get("FieldToMatch", {}).get("Body")
+                if body is not None and "Block" in rule.get("Action", {}):
+                    return cls(limit, body.get("OversizeHandling", "CONTINUE"), int(kb) * 1024)
+        return cls(limit, None)
+
+
 def bad_request(message: str) -> Reply:
     """A request whose body cannot even be framed (bad Content-Length, broken chunked encoding): 400."""
     return gateway_response("DEFAULT_4XX", 400, message)
@@ -182,6 +227,7 @@ class LocalApi:
         self.issuer = issuer
         self.stage = stage
         self.max_body_bytes = max_body_bytes
+        self.body_rule = BodySizeRule.from_template(max_body_bytes)
         self.routes = compile_routes(tpl.routes())
         self.extra_routes = extra_routes or {}
         # Local additions to a handler's JSON object answer, by (method, path), e.g. the stack's warm-up state in
@@ -194,7 +240,7 @@ class LocalApi:
         local = self.extra_routes.get((method, path))
         if local is not None:
             return local()
-        if len(body) > self.max_body_bytes:
+        if self.body_rule.blocks(len(body)):
             return too_large()
         found = match(self.routes, method, path)
         if found is None:
@@ -268,7 +314,7 @@ class _Handler(BaseHTTPRequestHandler):
         started = time.perf_counter()
         api = self.server.api
         try:
-            body = self._body(api.max_body_bytes)
+            body = self._body(api.body_rule.largest_passed())
         except _Refused as refused:
             status, headers, payload = refused.reply
             self.close_connection = True

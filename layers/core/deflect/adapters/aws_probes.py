@@ -1,4 +1,4 @@
-"""Cheap read-only calls that tell whether each AWS service this deployment uses answers."""
+"""Cheap read-only calls that tell whether each AWS service this deployment uses (knowledge index too) answers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from deflect.adapters.aws_errors import error_code, translated
-from deflect.domain.errors import Forbidden, NotFound
+from deflect.domain.errors import Forbidden, NotFound, TransientFailure
 from deflect.settings import Settings
 
 DENIED_CODES = {"AccessDenied", "AccessDeniedException", "403", "UnauthorizedOperation"}
@@ -52,4 +52,34 @@ def aws_probes(client: Callable[[str], Any], settings: Settings) -> dict[str, Ca
                 stateMachineArn=settings.escalation_state_machine_arn
             ),
         )
+    if settings.knowledge_backend == "opensearch":
+        # Every triage job searches it: a stack that cannot must not answer "ok".
+        probes["knowledge"] = _opensearch_probe(settings)
     return probes
+
+
+def _opensearch_probe(settings: Settings) -> Callable[[], None]:
+    def run() -> None:
+        if not settings.opensearch_endpoint:
+            raise NotFound("KNOWLEDGE_BACKEND=opensearch needs OPENSEARCH_ENDPOINT")
+        from opensearchpy.exceptions import AuthorizationException, ConnectionError, TransportError
+
+        from deflect.adapters.opensearch_index import opensearch_client
+
+        opensearch = opensearch_client(
+            settings.opensearch_endpoint,
+            service=settings.opensearch_service,
+            region=settings.region,
+            timeout=3,
+        )
+        try:
+            # HEAD on the index: answered (found or not: the first article write creates it) means reachable.
+            opensearch.indices.exists(index=settings.opensearch_index)
+        except AuthorizationException as error:
+            raise Forbidden("HEAD index: denied") from error
+        except ConnectionError as error:  # includes timeouts
+            raise TransientFailure(f"HEAD index: {type(error).__name__}") from error
+        except TransportError as error:
+            raise TransientFailure(f"HEAD index: status {error.status_code}") from error
+
+    return run
