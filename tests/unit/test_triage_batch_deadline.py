@@ -155,3 +155,11 @@ def test_one_message_fits_the_triage_functions_timeout():
     assert BEDROCK.triage_message_s <= _triage_timeout_s()
     # The embedded model has no Bedrock budget to wait for: a local batch is not held back by it.
     assert Settings.from_env({}).triage_message_s == Settings.from_env({}).triage_margin_s
+
+
+def test_on_aws_each_triage_invocation_gets_one_message():
+    # A second message would rarely have 55 s left after the first, so it would go back unstarted, and every
+    # hand-back counts a receive: under load, messages could reach the DLQ without ever being triaged.
+    functions = tpl.resources("AWS::Serverless::Function")
+    [event] = functions["TriageFunction"]["Properties"]["Events"].values()
+    assert event["Properties"]["BatchSize"] * BEDROCK.triage_message_s <= _triage_timeout_s()
