@@ -33,8 +33,11 @@ _TYPES = (
     # intake (issue 3)
     EventType("message.received", "received", "intake (services/intake.py)",
               "message_id, provider, event, delivery_id, external_ticket_id, new_ticket, customer_id, "
-              "customer_verified; wanted too: channel, sla_tier; evidence: the raw request (sealed)"),
-    EventType("message.quarantined", "received", "intake", "provider, reason; evidence: the raw body"),
+              "customer_verified; replayed_by and quarantine_key when an operator replayed a quarantined body; "
+              "wanted too: channel, sla_tier; evidence: the raw request (sealed)"),
+    EventType("message.quarantined", "received", "intake (chain `quarantine`: a refused body may name no ticket)",
+              "provider, reason (undecodable_body|no_delivery_id|unexpected_shape), quarantine_key, delivery_id "
+              "(when known); no evidence: the body stays at quarantine_key until its holding key expires"),
     EventType("ticket.reopened", "closed", "intake", "by (customer|agent), previous_status"),
     EventType("ticket.resolved", "closed", "intake / approval",
               "by (agent|customer|system), corrected_fields (classification field names an agent changed)"),

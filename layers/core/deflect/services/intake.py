@@ -12,7 +12,9 @@ Webhook flow (`Intake.receive_webhook`):
 `accept()` is shared with the conversation API and is safe to re-run after a crash at any point:
 - evidence is content-addressed (a repeat write is a no-op);
 - unknown requesters become customers with an id derived from their identity (a repeat finds the same one);
-- the message id is derived from the provider's message id (or the delivery id), and a DELIVERY# receipt item is
+- the message id is derived from the provider's message id; a webhook message without one is known by its ticket and
+  the digest of its (signed) body (never by a delivery-id header, which the signature does not cover: changing it must
+  not make a captured delivery a new message); a DELIVERY# receipt item is
   written in the SAME transaction as the ticket, the message, the customer → ticket link erasure reads and the audit
   index — so a message is stored once, and its ticket is always found when its customer is erased;
 - the triage job is sent after that transaction, carrying the message id as its dedupe id, and the receipt is then
@@ -28,6 +30,7 @@ import base64
 import contextvars
 import hashlib
 import hmac
+import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -91,6 +94,12 @@ API_KEY_PREFIX = "dfk"
 REOPENING_STATUSES = {"awaiting_customer", "deflected", "resolved", "closed"}
 _SECRET_HEADER_WORDS = ("authorization", "cookie", "secret", "token", "api-key", "apikey", "password")
 _MAX_WRITE_ATTEMPTS = 6
+# A ticket item (400 KB limit in DynamoDB) keeps the custom fields of all its messages merged: bounded, the newest
+# message's values first, so that a later message with other field names is stored instead of refused (413).
+MAX_TICKET_FIELDS = 100
+MAX_TICKET_FIELD_BYTES = 256 * 1024
+# The audit chain of refused (quarantined) deliveries: they may name no ticket. Ticket ids are `tkt_`/`cnv_` digests.
+QUARANTINE_CHAIN = "quarantine"
 
 
 # --------------------------------------------------------------------------- errors with one public face
@@ -271,9 +280,16 @@ def ticket_id_for(provider_name: str, external_ticket_id: str) -> str:
     )
 
 
-def message_id_for(message: InboundMessage, delivery_id: str) -> str:
+def message_id_for(message: InboundMessage, delivery_id: str, body_sha256: str | None = None) -> str:
+    """The provider's message id when it sent one. Else, for a webhook, the digest of the signed body on its ticket:
+    a delivery id travels in a header no signature covers (Zendesk's invocation id, X-Deflect-Delivery), and one
+    changed on a captured delivery must not make it a new message. Not the signature's timestamp either: a retry
+    may be signed again. So two identical bodies on one ticket are one message (a trigger body carries the ticket's
+    `updated_at`, a generic body its `created_at`). The conversation API (no body) keeps its Idempotency-Key."""
     if message.external_message_id:
         return _digest_id("msg_", message.provider, message.external_ticket_id, message.external_message_id)
+    if body_sha256 is not None:
+        return _digest_id("msg_", message.provider, message.external_ticket_id, "body", body_sha256)
     return _digest_id("msg_", message.provider, "delivery", delivery_id)
 
 
@@ -341,6 +357,28 @@ def _records(model: type[R], items: list[Any]) -> list[R]:
 def _preferred(matches: list[Customer]) -> Customer | None:
     """A CRM-verified match beats one intake created from an earlier message of the same person."""
     return next((c for c in matches if c.verified), next(iter(matches), None))
+
+
+def _field_bytes(name: str, value: Any) -> int:
+    # As stored: UTF-8, numbers read back from DynamoDB as Decimal.
+    return len(json.dumps([name, value], ensure_ascii=False, default=str).encode())
+
+
+def merged_custom_fields(
+    newest: Mapping[str, Any], older: Mapping[str, Any]
+) -> tuple[dict[str, Any], int]:
+    """A ticket's custom fields after a message: the message's values first, then the ticket's older fields while
+    they fit (MAX_TICKET_FIELDS, MAX_TICKET_FIELD_BYTES). Returns the fields and how many were dropped."""
+    kept: dict[str, Any] = {}
+    size = dropped = 0
+    for name, value in [*newest.items(), *((n, v) for n, v in older.items() if n not in newest)]:
+        cost = _field_bytes(name, value)
+        if len(kept) >= MAX_TICKET_FIELDS or size + cost > MAX_TICKET_FIELD_BYTES:
+            dropped += 1
+            continue
+        kept[name] = value
+        size += cost
+    return kept, dropped
 
 
 def _held(error: MalformedPayload, ctx: TenantContext, ref: EvidenceRef) -> MalformedPayload:
@@ -429,11 +467,13 @@ class Intake:
         body: bytes,
     ) -> Reply:
         self.usage_guard(ctx)
+        reason = "undecodable_body"  # which step refused it, for the audit record
         try:
             payload = decode_json(body)
+            reason = "no_delivery_id"
             delivery_id = spec.delivery_id(headers, payload, body)
         except MalformedPayload as error:
-            _held(error, ctx, self._quarantine(ctx, config, provider_name, headers, body, error.detail))
+            _held(error, ctx, self._quarantine(ctx, config, provider_name, headers, body, error.detail, reason))
             raise
         return self._deliver(ctx, config, provider_name, headers, body, payload, delivery_id)
 
@@ -447,10 +487,12 @@ class Intake:
         payload: Mapping[str, Any],
         delivery_id: str,
         *,
-        replay: bool = False,
+        replayed_from: str | None = None,
     ) -> Reply:
-        """A verified delivery (fresh or replayed), once per delivery id: parse, then accept. A replayed body that
-        is still refused is not quarantined again: it is already kept, at the key the operator replayed."""
+        """A verified delivery (fresh or replayed from the quarantine key `replayed_from`), once per delivery id:
+        parse, then accept. A replayed body that is still refused is not quarantined again: it is already kept, at
+        the key the operator replayed."""
+        replay = replayed_from is not None
         key = f"{ctx.tenant_id}#{provider_name}#{delivery_id}"
 
         def work() -> dict[str, Any]:
@@ -458,7 +500,9 @@ class Intake:
                 parsed = parse_payload(provider_name, ctx.tenant_id, payload)
             except MalformedPayload as error:
                 if not replay:
-                    ref = self._quarantine(ctx, config, provider_name, headers, body, error.detail)
+                    ref = self._quarantine(
+                        ctx, config, provider_name, headers, body, error.detail, "unexpected_shape", delivery_id
+                    )
                     _held(error, ctx, ref)
                 raise
             parsed = self._from_requester(ctx, config, parsed)
@@ -471,7 +515,11 @@ class Intake:
                 "headers": public_headers(headers, config.freshdesk_secret_header),
                 "body": body.decode("utf-8"),
             }
-            accepted = self.accept(ctx, config, parsed, delivery_id, request)
+            # Who replayed a quarantined body, and which: on the record, told apart from the helpdesk's deliveries.
+            replayed = {"replayed_by": ctx.actor, "quarantine_key": replayed_from} if replay else None
+            accepted = self.accept(
+                ctx, config, parsed, delivery_id, request, body_sha256=sha256_hex(body), replayed=replayed
+            )
             return Reply(
                 200,
                 {"status": "accepted", "ticket_id": accepted.ticket_id, "message_id": accepted.message_id},
@@ -532,8 +580,12 @@ class Intake:
         headers: Mapping[str, str],
         body: bytes,
         reason: str,
+        reason_code: str,
+        delivery_id: str | None = None,
     ) -> EvidenceRef:
-        """Keep a verified-but-unparseable body so it can be replayed after a parser fix."""
+        """Keep a verified-but-unparseable body so it can be replayed after a parser fix, and put the refusal on the
+        tenant's audit record (chain `quarantine`: the body may name no ticket). The event names the key, never the
+        body or the refusal's text; `reason_code` says which step refused it."""
         record = {
             "provider": provider_name,
             "reason": reason,
@@ -549,6 +601,18 @@ class Intake:
             ref = self.quarantine_vault.put_held(
                 ctx, key, holder, canonical_json(record), "quarantine", expires_epoch=expires
             )
+        self.audit.append(
+            ctx,
+            QUARANTINE_CHAIN,
+            "message.quarantined",
+            {
+                "provider": provider_name,
+                "reason": reason_code,
+                "quarantine_key": ref.key,
+                # Unsigned (a header) for most providers: what the sender presented, to match its own logs.
+                "delivery_id": delivery_id,
+            },
+        )
         self.metric("WebhookQuarantined", 1)
         logger().warning("webhook quarantined", extra={"provider": provider_name, "evidence_key": ref.key})
         return ref
@@ -559,8 +623,6 @@ class Intake:
         so that its own retry is the same delivery), else the provider's; a body that came without one gets one
         derived from its bytes, so replaying it again is the same delivery, never a second message. The quarantined
         object is only read, whatever happens."""
-        import json
-
         if delivery_id is not None:
             delivery_id = delivery_id.strip()
             if not 0 < len(delivery_id) <= 200:
@@ -583,7 +645,7 @@ class Intake:
             except MalformedPayload:
                 # Quarantined for want of a delivery id (X-Deflect-Delivery): the same bytes are the same delivery.
                 delivery_id = body_fingerprint(body)
-        return self._deliver(ctx, config, provider_name, headers, body, payload, delivery_id, replay=True)
+        return self._deliver(ctx, config, provider_name, headers, body, payload, delivery_id, replayed_from=key)
 
     def _from_requester(
         self, ctx: TenantContext, config: TenantConfig, parsed: InboundMessage | Ignored
@@ -610,11 +672,15 @@ class Intake:
         request: Mapping[str, Any],
         *,
         fingerprint: str | None = None,
+        body_sha256: str | None = None,
+        replayed: Mapping[str, Any] | None = None,
     ) -> Accepted:
         """`fingerprint` (conversation API): what the caller sent, kept on the receipt so that a later request with
-        the same Idempotency-Key tells a retry (same fingerprint) from another request (refused, 409)."""
+        the same Idempotency-Key tells a retry (same fingerprint) from another request (refused, 409).
+        `body_sha256` (webhooks): the received body's digest, the message's identity when it has no id of its own.
+        `replayed`: who replayed it from which quarantine key, added to `message.received`."""
         ticket_id = ticket_id_for(message.provider, message.external_ticket_id)
-        message_id = message_id_for(message, delivery_id)
+        message_id = message_id_for(message, delivery_id, body_sha256)
         customer = self.resolve_customer(ctx, message.provider, message.requester, config)
         raw = canonical_json(dict(request))
         if self.seal_for_customer is not None and customer is not None:
@@ -622,7 +688,7 @@ class Intake:
         else:
             ref = self.evidence.put_evidence(ctx, ticket_id, raw, "inbound_request")
         receipt, new_message = self._store_message(
-            ctx, config, message, ticket_id, message_id, delivery_id, customer, ref, fingerprint
+            ctx, config, message, ticket_id, message_id, delivery_id, customer, ref, fingerprint, replayed
         )
         queued = bool(receipt.get("queued"))
         if not queued:
@@ -746,6 +812,7 @@ class Intake:
         customer: Customer | None,
         ref: EvidenceRef,
         fingerprint: str | None = None,
+        replayed: Mapping[str, Any] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Ticket + message + receipt + customer → ticket link + audit index in one transaction; re-read and retry
         on a race."""
@@ -811,6 +878,7 @@ class Intake:
                         "new_ticket": existing is None,
                         "customer_id": customer.customer_id if customer else None,
                         "customer_verified": bool(customer and customer.verified),
+                        **(replayed or {}),
                     },
                     evidence=[ref],
                     writes=writes,
@@ -863,6 +931,16 @@ class Intake:
             "entitlements": list(account.entitlements) if account else [],
             "sla_tier": account.sla_tier if account and account.sla_tier in config.sla_tiers else "standard",
         }
+        fields, dropped = merged_custom_fields(
+            redact_value(inbound.custom_fields),  # type: ignore[arg-type]
+            existing.custom_fields if existing is not None else {},
+        )
+        if dropped:
+            # The message is stored either way; only the oldest field values give way (names may be PII: a count).
+            self.metric("TicketCustomFieldsDropped", dropped)
+            logger().warning(
+                "ticket custom fields over the limit; oldest dropped", extra={"ticket_id": ticket_id, "dropped": dropped}
+            )
         if existing is None:
             return Ticket(
                 tenant_id=ctx.tenant_id,
@@ -873,7 +951,7 @@ class Intake:
                 status="new",
                 locale=inbound.locale or config.default_locale,
                 channel=inbound.channel,
-                custom_fields=redact_value(inbound.custom_fields),  # type: ignore[arg-type]
+                custom_fields=fields,
                 external_updated_at=inbound.updated_at,
                 created_at=now,
                 updated_at=now,
@@ -888,8 +966,8 @@ class Intake:
             changes["external_updated_at"] = inbound.updated_at
         if inbound.subject and not existing.subject_redacted:
             changes["subject_redacted"] = redact(inbound.subject)
-        if inbound.custom_fields:
-            changes["custom_fields"] = {**existing.custom_fields, **redact_value(inbound.custom_fields)}  # type: ignore[dict-item]
+        if inbound.custom_fields or dropped:
+            changes["custom_fields"] = fields
         return existing.model_copy(update=changes)
 
     # ------------------------------------------------------------------ conversation API
