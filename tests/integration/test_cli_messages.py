@@ -54,14 +54,15 @@ def test_a_retried_erasure_succeeds_and_says_the_customer_is_already_erased(moto
     assert first["tickets"] == [story.ticket_id] and first["key_destroyed"] is True
     assert Customers(container.store).get(ctx, story.customer_id) is None
 
-    # Everything under the customer's id is gone now; its ticket still names it: a retry is not "no such customer".
+    # Everything under the customer's id is gone now; the erasure is on its own audit chain: a retry is not
+    # "no such customer".
     code, out, err = deflect(capsys, *erase)
     again = json.loads(out)
     assert code == 0
     assert (again["redacted_items"], again["deleted_items"], again["key_destroyed"]) == (0, 0, False)
     assert one_line(err) == (
-        f"{story.customer_id}: already erased: nothing was left under that id; 1 audited ticket(s) still name it, "
-        "with their personal data blanked; --thorough looks through them again"
+        f"{story.customer_id}: already erased: nothing was left under that id; audit chain "
+        f"customer-{story.customer_id} records it"
     )
 
     code, out, err = deflect(capsys, *erase, "--thorough")

@@ -296,7 +296,7 @@ class ApprovalService:
                 ctx,
                 task.ticket_id,
                 "task.decided",
-                _audit_payload(record, task.proposed_reply),
+                _audit_payload(record, task.proposed_reply, config.policy.version),
                 writes=[self.p.tasks.save_write(decided), *self.p.decisions.writes(record)],
             )
         except Conflict:
@@ -380,10 +380,11 @@ class ApprovalService:
                 and current.status == "decided"
                 and current.decided_by[-1:] == [record.actor]
             ):
-                expired = current.due_at <= self.p.now()
+                # Open again even when past due: the late retry is told 410 all the same (closed_problem), and the
+                # workflow's SLA check is what moves or expires the review, audited (task.reassigned) only there.
                 restored = current.model_copy(
                     update={
-                        "status": "expired" if expired else before.status,
+                        "status": before.status,
                         "decided_outcome": None,
                         "decided_by": before.decided_by,
                         "approvals": before.approvals,
@@ -508,8 +509,12 @@ def edit_diff(
     return diff
 
 
-def _audit_payload(record: TaskDecision, proposed_reply: str | None = None) -> dict[str, Any]:
-    # Audit what was decided and by whom; free text is redacted and the reply kept as a hash.
+def _audit_payload(
+    record: TaskDecision, proposed_reply: str | None = None, policy_version: int | None = None
+) -> dict[str, Any]:
+    # Audit what was decided and by whom; free text is redacted and the reply kept as a hash. With the approvals
+    # the rules asked for and the policy version they come from (`deflect policy show --version`), so a refund
+    # approved by one person can be judged from the audit log alone.
     return {
         **_edit_measures(record, proposed_reply),
         "task_id": record.task_id,
@@ -523,6 +528,8 @@ def _audit_payload(record: TaskDecision, proposed_reply: str | None = None) -> d
         if "reply" in record.diff
         else record.diff,
         "approvals": record.approvals,
+        "approvals_required": record.approvals_required,
+        "policy_version": policy_version,
     }
 
 

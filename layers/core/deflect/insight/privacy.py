@@ -129,12 +129,19 @@ class CustomerKeys:
         return self.store.get(ctx, pk, DATAKEY_SK)
 
     def destroy(self, ctx: TenantContext, customer_id: str) -> bool:
-        pk = keys.customer_pk(ctx.tenant_id, customer_id)
-        item = self.store.get(ctx, pk, DATAKEY_SK)
-        self.store.delete(ctx, Delete(pk=pk, sk=DATAKEY_SK))
+        """Crypto-shred the customer's personal data (Erasure does this in the transaction that records it)."""
+        item = self.held(ctx, customer_id)
+        self.store.delete(ctx, Delete(pk=keys.customer_pk(ctx.tenant_id, customer_id), sk=DATAKEY_SK))
+        self.forget(ctx, item)
+        return item is not None
+
+    def held(self, ctx: TenantContext, customer_id: str) -> Item | None:
+        return self.store.get(ctx, keys.customer_pk(ctx.tenant_id, customer_id), DATAKEY_SK)
+
+    def forget(self, ctx: TenantContext, item: Item | None) -> None:
+        """After the caller deleted the key item: its unwrapped key leaves this process's cache too."""
         if item is not None:
             self._cache.pop((ctx.tenant_id, item.data["wrapped"]), None)
-        return item is not None
 
 
 # ------------------------------------------------------------------ sealed evidence
@@ -405,16 +412,51 @@ class Erasure:
                 continue
             self.store.delete(ctx, Delete(pk=item.pk, sk=item.sk))
             report.deleted_items += 1
-        report.key_destroyed = self.keys.destroy(ctx, customer_id)
+        report.key_destroyed = self._destroy_key_on_record(ctx, customer_id, report, thorough)
         for ticket_id in report.tickets:
             self.audit.append(
                 ctx,
                 ticket_id,
                 "customer.erased",
-                {"customer_id": customer_id, "redacted_items": report.redacted_items, "key_destroyed": True},
+                {
+                    "customer_id": customer_id,
+                    "redacted_items": report.redacted_items,
+                    "key_destroyed": report.key_destroyed,
+                },
             )
             report.audited += 1
         return report
+
+    def _destroy_key_on_record(
+        self, ctx: TenantContext, customer_id: str, report: ErasureReport, thorough: bool
+    ) -> bool:
+        """Destroy the data key in the transaction that records the erasure on the customer's own audit chain
+        (`customer-<id>`): every erasure is on the record, also of a customer with no ticket, by who asked for it,
+        and says whether a key was destroyed (True when one was). A retry that finds the erasure recorded last and
+        nothing left to erase records nothing again; a request that found nothing (a mistyped id) starts no chain."""
+        pk = keys.customer_pk(ctx.tenant_id, customer_id)
+        key = self.keys.held(ctx, customer_id)
+        shred = Delete(pk=pk, sk=DATAKEY_SK)  # unconditional: a key created since the read goes too
+        chain = f"customer-{customer_id}"
+        recorded = self.audit.entries(ctx, chain)
+        erased_now = key is not None or report.redacted_items > 0 or report.deleted_items > 0
+        again = bool(recorded) and recorded[-1].type == "customer.erased" and not erased_now
+        if again or not (recorded or erased_now or report.tickets):
+            self.store.delete(ctx, shred)
+        else:
+            # Counts only: the erased personal data never enters the (undeletable) audit log.
+            payload = {
+                "customer_id": customer_id,
+                "tickets": len(report.tickets),
+                "shared_tickets": len(report.shared_tickets),
+                "redacted_items": report.redacted_items,
+                "deleted_items": report.deleted_items,
+                "key_destroyed": key is not None,
+                "thorough": thorough,
+            }
+            self.audit.append(ctx, chain, "customer.erased", payload, writes=[shred])
+        self.keys.forget(ctx, key)
+        return key is not None
 
     def _release_claims(self, ctx: TenantContext, customer_id: str) -> int:
         """Delete the create-once claims (`T#t#IDENTITY#kind#value`) this customer holds, also those an earlier

@@ -267,7 +267,13 @@ class TimelineService:
             history.escalation = merged
         elif name == "task.decided":
             history.agent_decisions.append({"actor": event.actor, "at": event.at, **p})
-        elif name in {"writeback.delivered", "writeback.conflict", "writeback.dead", "answer.delivered"}:
+        elif name in {
+            "writeback.delivered",
+            "writeback.suppressed",  # held back by the rollout mode: what was not sent is part of the story
+            "writeback.conflict",
+            "writeback.dead",
+            "answer.delivered",
+        }:
             history.writebacks.append({"type": name, "at": event.at, **p})
 
     def _readable(self, ctx: TenantContext, ref: EvidenceRef) -> dict[str, Any]:

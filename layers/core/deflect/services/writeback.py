@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -63,6 +63,8 @@ HANDLED: frozenset[str] = frozenset({"done", "conflict", "dead"})
 FINISHED: frozenset[str] = frozenset({"done", "conflict"})
 OPEN_STATUSES: tuple[OutboxStatus, ...] = ("pending", "dispatching", "failed", "conflict", "dead")
 Outcome = Literal["delivered", "replayed", "conflict", "dead", "suppressed", "already_handled", "missing"]
+HELD_BY_SHADOW = "rollout mode is now shadow"
+HELD_BY_ASSIST = "rollout mode is now assist: the public reply went to agents as an internal note"
 
 
 class InFlight(TransientFailure):
@@ -84,6 +86,25 @@ class Drained:
 
     removed: int
     requeued: list[str]
+
+
+@dataclass(frozen=True)
+class Ruling:
+    """The tenant's rollout policy as an AI-caused item met it right before sending: what the audit records, so
+    what was held back, and under which policy version, is on the record (`deflect policy show --version`)."""
+
+    policy_version: int
+    rollout_mode: str  # the mode now
+    decided_mode: str  # the mode the item was decided under
+    held_reason: str | None = None  # None: sent as decided
+
+    def audit(self) -> dict[str, Any]:
+        return {
+            "policy_version": self.policy_version,
+            "rollout_mode": self.rollout_mode,
+            "decided_rollout_mode": self.decided_mode,
+            "held_reason": self.held_reason,
+        }
 
 
 @dataclass(frozen=True)
@@ -152,9 +173,9 @@ class Writeback:
             raise InFlight(
                 "another delivery is working on this item", retry_after_s=self.lease.total_seconds()
             )
-        decided, allowed = self._under_current_policy(ctx, item)
+        decided, allowed, ruling = self._under_current_policy(ctx, item)
         if allowed is None:
-            return self._suppressed(ctx, decided)
+            return self._suppressed(ctx, decided, ruling)
         claimed = self._claim(ctx, allowed)
         self.checkpoint("claimed")
         try:
@@ -184,7 +205,7 @@ class Writeback:
         if changed is not None:
             return self._conflict(ctx, claimed, changed)
         self.checkpoint("sent")
-        return self._delivered(ctx, claimed, receipt, checked_from)
+        return self._delivered(ctx, claimed, receipt, checked_from, ruling)
 
     def _claim_live(self, item: OutboxItem) -> bool:
         """Is a delivery (still within its lease) working on this item?"""
@@ -216,19 +237,20 @@ class Writeback:
     # ------------------------------------------------------------------ rollout mode, again
     def _under_current_policy(
         self, ctx: TenantContext, item: OutboxItem
-    ) -> tuple[OutboxItem, OutboxItem | None]:
+    ) -> tuple[OutboxItem, OutboxItem | None, Ruling | None]:
         """(the item with the intent and rollout mode it was decided under, what the tenant's policy lets it be
-        right before it is sent): None in shadow (a kill switch stops what is already queued), a note for agents
-        in assist, never more than was decided. Account actions are a person's approval, not an AI reply: no mode
-        holds them back; nor escalation outcomes and held notes, which carry no mode."""
+        right before it is sent, the ruling for the audit): None in shadow (a kill switch stops what is already
+        queued), a note for agents in assist, never more than was decided. Account actions are a person's approval,
+        not an AI reply: no mode holds them back; nor escalation outcomes and held notes, which carry no mode (and
+        no ruling)."""
         if item.kind == "account_action":
-            return item, item
+            return item, item, None
         decision = self._causing_decision(ctx, item) if item.rollout_mode is None else None
         if item.rollout_mode is None and decision is None:
-            return item, item
+            return item, item, None
         config = TenantConfigs(self.store).find(ctx)
         if config is None:
-            return item, item  # no policy to hold it to: as decided
+            return item, item, None  # no policy to hold it to: as decided
         if decision is not None:
             c = decision.classification
             item = item.model_copy(
@@ -242,11 +264,12 @@ class Writeback:
         mode = outbox_items.mode_now(
             config.policy, item.rollout_mode, item.intent, intent_uncertain=item.intent_uncertain
         )
+        ruling = Ruling(config.policy.version, mode, item.rollout_mode)
         if mode == "shadow":
-            return item, None
+            return item, None, replace(ruling, held_reason=HELD_BY_SHADOW)
         if mode == "assist" and item.kind == "public_reply" and not _acknowledgement(item):
-            return item, assist_note(item)
-        return item, item
+            return item, assist_note(item), replace(ruling, held_reason=HELD_BY_ASSIST)
+        return item, item, ruling
 
     def _causing_decision(self, ctx: TenantContext, item: OutboxItem) -> Decision | None:
         """The triage decision an item names (`caused_by`), for items that do not carry their intent and mode:
@@ -256,8 +279,8 @@ class Writeback:
         decisions = Tickets(self.store).decisions(ctx, item.ticket_id)
         return next((d for d in decisions if d.decision_id == item.caused_by), None)
 
-    def _suppressed(self, ctx: TenantContext, item: OutboxItem) -> DispatchResult:
-        reason = "rollout mode is now shadow"
+    def _suppressed(self, ctx: TenantContext, item: OutboxItem, ruling: Ruling | None) -> DispatchResult:
+        reason = HELD_BY_SHADOW
         done = item.model_copy(
             update={
                 "status": "done",
@@ -267,7 +290,13 @@ class Writeback:
             }
         )
         # An earlier attempt (before the switch) may have reached the helpdesk: the audit says how many there were.
-        payload = {**_summary(item), "reason": reason, "intent": item.intent, "dispatches": _dispatched(item)}
+        payload = {
+            **_summary(item),
+            "reason": reason,
+            "intent": item.intent,
+            "dispatches": _dispatched(item),
+            **(ruling.audit() if ruling else {}),
+        }
         if not self._commit(ctx, item, "writeback.suppressed", payload, [self.outbox.save_write(done)]):
             return DispatchResult(item.outbox_id, "already_handled", "recorded by another delivery")
         self.checkpoint("recorded")
@@ -439,8 +468,10 @@ class Writeback:
         claimed: OutboxItem,
         receipt: HelpdeskReceipt,
         checked_from: datetime | None,
+        ruling: Ruling | None = None,
     ) -> DispatchResult:
-        """`checked_from`: where the span of history the send checked for others' edits starts (None: unchecked)."""
+        """`checked_from`: where the span of history the send checked for others' edits starts (None: unchecked).
+        `ruling`: the rollout policy an AI-caused item was held to (a public reply sent as a note says why)."""
         stored = receipt.model_dump(mode="json")
         done = claimed.model_copy(
             update={"status": "done", "receipt": stored, "last_error": None, "updated_at": self.clock()}
@@ -471,6 +502,7 @@ class Writeback:
             "effects": receipt.effects,
             "replayed": receipt.replayed,
             "requests": receipt.requests,
+            **(ruling.audit() if ruling else {}),
         }
         if not self._commit(ctx, claimed, "writeback.delivered", payload, writes):
             return DispatchResult(claimed.outbox_id, "already_handled", "recorded by another delivery")
