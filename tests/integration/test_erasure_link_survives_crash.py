@@ -21,24 +21,12 @@ from deflect.domain.errors import TransientFailure
 from deflect.domain.tenancy import TenantContext
 from deflect.services.audit import AuditLog
 from deflect.webhooks import Requester, sign
-from tests.integration.intake_support import moto_harness, queued_triage_only, sample
+from tests.integration.intake_fixtures import acme_fixture, harness_fixture, queue_path_fixture  # noqa: F401
+from tests.integration.intake_support import sample
 
 SECRET_TEXT = "my card ends 4242 and my dog is called Biscuit"
 
 
-@pytest.fixture(scope="module")
-def harness():
-    yield from moto_harness()
-
-
-@pytest.fixture(scope="module")
-def acme(harness):
-    return harness.create_tenant("acme")
-
-
-@pytest.fixture(autouse=True)
-def without_sync_triage(harness):
-    yield from queued_triage_only()
 
 
 class DiesAfterCommit(AuditLog):

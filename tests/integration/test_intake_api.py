@@ -9,23 +9,8 @@ import pytest
 
 from deflect.domain.tenancy import TenantContext
 from deflect.webhooks import Requester
-from tests.integration.intake_support import admin_claims, moto_harness, queued_triage_only
-
-
-@pytest.fixture(scope="module")
-def harness():
-    yield from moto_harness()
-
-
-@pytest.fixture(scope="module")
-def acme(harness):
-    return harness.create_tenant("acme")
-
-
-@pytest.fixture(autouse=True)
-def without_sync_triage(harness):
-    """The handler's own intake answers from the queue path unless a test plugs a triage in."""
-    yield from queued_triage_only()
+from tests.integration.intake_fixtures import acme_fixture, harness_fixture, queue_path_fixture  # noqa: F401
+from tests.integration.intake_support import admin_claims
 
 
 def _post(harness, path, payload, key, **headers):

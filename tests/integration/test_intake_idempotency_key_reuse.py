@@ -6,24 +6,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from tests.integration.intake_support import moto_harness, queued_triage_only
-
-
-@pytest.fixture(scope="module")
-def harness():
-    yield from moto_harness()
-
-
-@pytest.fixture(scope="module")
-def acme(harness):
-    return harness.create_tenant("acme")
-
-
-@pytest.fixture(autouse=True)
-def without_sync_triage(harness):
-    yield from queued_triage_only()
+from tests.integration.intake_fixtures import acme_fixture, harness_fixture, queue_path_fixture  # noqa: F401
 
 
 def _start(harness, acme, text, email, key):

@@ -6,23 +6,8 @@ from __future__ import annotations
 import pytest
 
 from deflect.domain.tenancy import TenantContext
-from tests.integration.intake_support import admin_claims, moto_harness, queued_triage_only
-
-
-@pytest.fixture(scope="module")
-def harness():
-    yield from moto_harness()
-
-
-@pytest.fixture(scope="module")
-def acme(harness):
-    return harness.create_tenant("acme")
-
-
-@pytest.fixture(autouse=True)
-def without_sync_triage(harness):
-    yield from queued_triage_only()
-
+from tests.integration.intake_fixtures import acme_fixture, harness_fixture, queue_path_fixture  # noqa: F401
+from tests.integration.intake_support import admin_claims
 
 ODD_STAMPS = {"superscript-two": "\u00b2", "5000-digits": "9" * 5000}
 
