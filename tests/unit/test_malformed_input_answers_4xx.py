@@ -30,12 +30,12 @@ def _signed_with_stamp(stamp: str) -> dict[str, str]:
     return {"X-Deflect-Signature": f"t={stamp},v1={v1}"}
 
 
-ODD_STAMPS = ["\u00b2", "9" * 5000, "\u0661\u0662\u0663", "1" * 13, " 1700000000", "+1700000000", ""]
+ODD_STAMPS = ["\u00b2", "9" * 5000, "\u0661\u0662\u0663", "1" * 14, " 1700000000", "+1700000000", ""]
 STAMP_IDS = [
     "superscript-two",
     "5000-digits",
     "arabic-indic",
-    "13-digits",
+    "14-digits",
     "leading-space",
     "plus-sign",
     "empty",
@@ -55,6 +55,12 @@ def test_an_odd_generic_timestamp_with_a_bad_signature_is_the_usual_refusal(stam
 def test_an_odd_generic_timestamp_is_refused_even_when_correctly_signed(stamp):
     with pytest.raises(errors.SignatureInvalid):
         verify("generic", _signed_with_stamp(stamp), PAYLOAD, [SECRET])
+
+
+def test_a_generic_delivery_signed_with_milliseconds_verifies():
+    # Senders signing with Date.now() send 13 digits; loose_datetime reads them as milliseconds.
+    now_ms = str(int(time.time() * 1000))
+    verify("generic", _signed_with_stamp(now_ms), PAYLOAD, [SECRET])
 
 
 def test_a_genuine_generic_delivery_still_verifies_and_a_stale_one_does_not():

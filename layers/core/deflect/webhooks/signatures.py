@@ -35,8 +35,8 @@ DEFAULT_FRESHDESK_HEADER = "x-deflect-freshdesk-secret"
 # Two slots: current + previous. Fewer configured secrets are padded with random-looking dummies.
 SECRET_SLOTS = 2
 _DUMMY_SECRETS = ("deflect-dummy-secret-0-4f1c9a7e2b", "deflect-dummy-secret-1-8d3e6b0a5c")
-# Unix seconds (or millis) in ASCII digits; twelve are enough for any time a sender will sign.
-_UNIX_STAMP = re.compile(r"[0-9]{1,12}")
+# Unix seconds or milliseconds in ASCII digits: thirteen hold any millisecond time a sender will sign.
+_UNIX_STAMP = re.compile(r"[0-9]{1,13}")
 
 
 @dataclass(frozen=True)
