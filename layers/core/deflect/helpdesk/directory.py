@@ -1,7 +1,8 @@
 """Finds the connector for an outbox item: which provider, whose credentials (per tenant, from the SecretStore).
 
-Account actions always go to the tenant's CRM webhook; items of chat/API tickets go to its generic webhook;
-everything else to the ticket's helpdesk. Credentials are stored per tenant under `<provider>-writeback`
+Account actions always go to the tenant's CRM webhook; items of chat/API tickets go to its generic webhook (a tenant
+without one answers through the conversation API itself: `ConversationChannel`); everything else to the ticket's
+helpdesk. Credentials are stored per tenant under `<provider>-writeback`
 (e.g. `zendesk-writeback`), apart from the intake's webhook secret for the same provider. Connectors are cached per tenant and secret version, so a rotated
 secret takes effect as soon as the SecretStore's cache returns it.
 """
@@ -13,6 +14,7 @@ import threading
 
 from deflect.domain.models import OutboxItem
 from deflect.helpdesk.base import Connector
+from deflect.helpdesk.conversation_channel import ConversationChannel
 from deflect.helpdesk.errors import HelpdeskNotConfigured
 from deflect.helpdesk.freshdesk import FreshdeskConnector
 from deflect.helpdesk.http import HelpdeskHttp
@@ -54,7 +56,11 @@ class HelpdeskDirectory:
         self._lock = threading.Lock()
 
     def connector(self, tenant_id: str, item: OutboxItem) -> Connector:
-        return self.connector_for(tenant_id, connector_name(item))
+        name = connector_name(item)
+        if item.provider == "api" and name == "generic" and not self.secrets.secrets(tenant_id, secret_name(name)):
+            # No backend of the tenant's to push to: its customers read the reply from the conversation API.
+            return ConversationChannel(tenant_id)
+        return self.connector_for(tenant_id, name)
 
     def connector_for(self, tenant_id: str, name: ConnectorName) -> Connector:
         stored = self.secrets.secrets(tenant_id, secret_name(name))

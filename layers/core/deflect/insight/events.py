@@ -80,7 +80,8 @@ _TYPES = (
     EventType("diagnostics.collected", "triaged", "triage / approval (an agent's run from a task)",
               "names, ok, task_id (agent runs); evidence: tool results"),
     EventType("answer.delivered", "written_back", "intake (conversation API answered in the response)",
-              "decision_id, channel"),
+              "decision_id, channel (conversation_api), message_id, outbox_ids (the reply's); once per decision, "
+              "never the reply's text"),
     # escalation and approval (issue 6)
     EventType("escalation.summarized", "escalated", "escalation (escalation/steps.py)",
               "decision_id, execution, summary_sha256; evidence: the summary"),

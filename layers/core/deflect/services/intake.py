@@ -100,6 +100,9 @@ MAX_TICKET_FIELDS = 100
 MAX_TICKET_FIELD_BYTES = 256 * 1024
 # The audit chain of refused (quarantined) deliveries: they may name no ticket. Ticket ids are `tkt_`/`cnv_` digests.
 QUARANTINE_CHAIN = "quarantine"
+# A conversation's `answer.delivered` events: the channel they name, and the create-once item of each (per decision).
+ANSWER_CHANNEL = "conversation_api"
+ANSWERED_PREFIX = "ANSWERED#"
 
 
 # --------------------------------------------------------------------------- errors with one public face
@@ -1162,6 +1165,8 @@ class Intake:
         self.accept(ctx, config, inbound, delivery_id, request, fingerprint=fingerprint)
         result = self._triage_within_budget(ctx, ticket_id, message_id)
         if result is not None:
+            if result.get("reply") and result.get("decision_id"):
+                self._record_answer_delivered(ctx, ticket_id, message_id, result)
             return Reply(
                 200,
                 {
@@ -1184,6 +1189,30 @@ class Intake:
             },
             {"Location": status_url},
         )
+
+    def _record_answer_delivered(
+        self, ctx: TenantContext, ticket_id: str, message_id: str, result: Mapping[str, Any]
+    ) -> None:
+        """The 200 about to go out hands the customer the decision's reply: on the conversation's audit chain, before
+        it goes. Once per decision: a retry of the request (the guard forgot its key, or the first try crashed after
+        this) gets the same decision again and finds it recorded. Ids only, never the reply's text."""
+        decision_id = str(result["decision_id"])
+        pk = keys.ticket_pk(ctx.tenant_id, ticket_id)
+        once = Put(pk=pk, sk=f"{ANSWERED_PREFIX}{decision_id}", data={"decision_id": decision_id}, expect="new")
+        if self.store.get(ctx, pk, once.sk) is not None:
+            return
+        payload = {
+            "decision_id": decision_id,
+            "message_id": message_id,
+            "channel": ANSWER_CHANNEL,
+            "outbox_ids": [str(i) for i in result.get("outbox_ids") or []],
+        }
+        try:
+            self.audit.append(ctx, ticket_id, "answer.delivered", payload, actor="deflect:intake", writes=[once])
+        except Conflict:
+            if self.store.get(ctx, pk, once.sk) is None:
+                raise
+            # A concurrent retry of the same request recorded it a moment ago.
 
     def _triage_within_budget(
         self, ctx: TenantContext, ticket_id: str, message_id: str
