@@ -1,6 +1,7 @@
 """What customers are answered from is on the audit record: publishing an article, changing who may read it and
 withdrawing it (a DELETE, or an import row its help center no longer publishes) each append one event to the
-tenant's `knowledge` chain, in the same transaction as the version, and `deflect audit verify` checks that chain.
+article's own chain `knowledge-<article id>`, in the same transaction as the version, and `deflect audit verify`
+checks those chains.
 
 The real retrieval handler and S3 bulk import on moto (the world of tests/integration/test_knowledge_api.py)."""
 
@@ -13,8 +14,11 @@ from tests.cli_shell import deflect
 from tests.integration.insight_story import seed_tenant
 from tests.integration.test_knowledge_api import world  # noqa: F401  (module fixture)
 
-# The chain name is what an operator passes: `deflect audit verify --tenant T --ticket knowledge`.
-KNOWLEDGE_CHAIN = "knowledge"
+
+def knowledge_chain(article_id):
+    """What an operator passes: `deflect audit verify --tenant T --ticket knowledge-kb-refund`."""
+    return f"knowledge-{article_id}"
+
 
 REFUNDS = {
     "title": "Refund window",
@@ -23,8 +27,8 @@ REFUNDS = {
 }
 
 
-def knowledge_events(world, tenant):  # noqa: F811
-    _, events = world.container.audit.load(TenantContext.system(tenant), KNOWLEDGE_CHAIN)
+def knowledge_events(world, tenant, article_id):  # noqa: F811
+    _, events = world.container.audit.load(TenantContext.system(tenant), knowledge_chain(article_id))
     assert all(events), "every event of the chain reads back"
     return events
 
@@ -37,7 +41,7 @@ def test_publishing_hiding_and_withdrawing_an_article_is_on_a_verified_audit_cha
     assert world.call("PUT", path, tenant="initech", body={**REFUNDS, "visibility": "internal"}).status == 200
     assert world.call("DELETE", path, tenant="initech").status in (200, 204)
 
-    published, hidden, withdrawn = knowledge_events(world, "initech")  # "unchanged" is no change
+    published, hidden, withdrawn = knowledge_events(world, "initech", "kb-refund")  # "unchanged" is no change
     assert [e.type for e in (published, hidden, withdrawn)] == [
         "knowledge.published",
         "knowledge.updated",
@@ -60,8 +64,11 @@ def test_publishing_hiding_and_withdrawing_an_article_is_on_a_verified_audit_cha
     code, out, err = deflect(capsys, "audit", "verify", "--tenant", "initech")
     assert code == 0, err
     reports = [json.loads(line) for line in out.splitlines()]
-    [chain] = [r for r in reports if r.get("ticket") == KNOWLEDGE_CHAIN]
+    [chain] = [r for r in reports if r.get("ticket") == knowledge_chain("kb-refund")]
     assert (chain["events"], chain["ok"]) == (3, True)
+    one = knowledge_chain("kb-refund")
+    code, out, err = deflect(capsys, "audit", "verify", "--tenant", "initech", "--ticket", one)
+    assert code == 0 and json.loads(out.splitlines()[0])["events"] == 3, err
 
 
 def test_a_bulk_import_appends_one_event_per_article_change_and_withdraws_unpublished_articles(world):  # noqa: F811
@@ -89,14 +96,20 @@ def test_a_bulk_import_appends_one_event_per_article_change_and_withdraws_unpubl
     assert run(sso, invoices)["unchanged"] == 2
     run(sso, {**invoices, "draft": True})
 
-    events = knowledge_events(world, "hooli")
+    [sso_published] = knowledge_events(world, "hooli", "sso")
+    invoices_published, invoices_withdrawn = knowledge_events(world, "hooli", "invoices")
+    events = [sso_published, invoices_published, invoices_withdrawn]
     assert [(e.type, e.payload["article_id"]) for e in events] == [
         ("knowledge.published", "sso"),
         ("knowledge.published", "invoices"),
         ("knowledge.withdrawn", "invoices"),
     ]
-    assert events[0].payload["chunks"] > 1  # one event per article, however many chunks it was indexed as
+    assert sso_published.payload["chunks"] > 1  # one event per article, however many chunks it was indexed as
     assert {e.actor for e in events} == {f"s3-import:{bucket}"}
-    assert events[1].payload["source"] == f"{key}:2"  # the row it came from
-    assert "draft" in events[2].payload["reason"] and events[2].payload["source"] == f"{key}:2"
-    assert world.container.audit.verify(TenantContext.system("hooli"), KNOWLEDGE_CHAIN).ok
+    assert invoices_published.payload["source"] == f"{key}:2"  # the row it came from
+    assert "draft" in invoices_withdrawn.payload["reason"]
+    assert invoices_withdrawn.payload["source"] == f"{key}:2"
+    hooli = TenantContext.system("hooli")
+    # What `deflect audit verify --tenant hooli` checks: every article's chain.
+    reports = {r.ticket_id: r for r in world.container.audit.verify_tenant(hooli)}
+    assert all(reports[knowledge_chain(a)].ok for a in ("sso", "invoices"))

@@ -66,11 +66,11 @@ _TYPES = (
     EventType("knowledge.published", "other", "knowledge ingestion: PUT, `deflect kb import`, bulk import (chain "
               "`knowledge`)", "article_id, version, content_sha256, visibility, segments, locale, product_area, "
               "article_source, chunks, actor, via, source (import row); evidence: the locked article body"),
-    EventType("knowledge.updated", "other", "knowledge ingestion (chain `knowledge`)",
+    EventType("knowledge.updated", "other", "knowledge ingestion (chain `knowledge-{article_id}`)",
               "same as knowledge.published, plus previous_version, previous_sha256, fields (governed fields "
               "changed), values {field: {old, new}} for visibility, segments, locale, product_area, source"),
     EventType("knowledge.withdrawn", "other", "knowledge ingestion: DELETE, an import row its source does not "
-              "publish (chain `knowledge`)", "article_id, version (the tombstone), previous_version, "
+              "publish (chain `knowledge-{article_id}`)", "article_id, version (the tombstone), previous_version, "
               "previous_sha256, reason, actor, via, source"),
     # triage (issue 5)
     EventType("decision.made", "triaged", "triage",

@@ -13,10 +13,12 @@ by the importer, the index told), so customers' answers stop quoting it. The sam
 old export saying "draft" does not remove a newer published edit, and once a newer export said "draft", an older
 one saying "published" does not bring the article back. Importing it published again later adds it again.
 
-Every change customers can notice is audited in the same transaction as the version it writes, on the tenant's
-`knowledge` chain: `knowledge.published` (new, or back after a delete), `knowledge.updated`, `knowledge.withdrawn`
-(deleted, or unpublished at the import's source). One event per article change, however many chunks it has;
-"unchanged" and index repairs are not changes.
+Every change customers can notice is audited in the same transaction as the version it writes, on the article's
+own chain `knowledge-<article id>`: `knowledge.published` (new, or back after a delete), `knowledge.updated`,
+`knowledge.withdrawn` (deleted, or unpublished at the import's source). One event per article change, however many
+chunks it has; "unchanged" and index repairs are not changes. One chain per article, not per tenant: writers of
+different articles (the API, the S3 trigger and queued import parts run in parallel) then never race for the same
+link, as they never race for the same version; only writers of one article contend, and lose on its version anyway.
 """
 
 from __future__ import annotations
@@ -54,9 +56,10 @@ FLUSH_EVERY = 250
 # With a time limit, smaller batches: the import can stop at any batch boundary, and a batch's embedding time
 # (at flush) must fit in what is left.
 TIMED_FLUSH_EVERY = 25
-# The audit chain of a tenant's help center; ticket ids (`tkt_...`, `cnv_...`) and the admin chains
-# (`tenant-config`, `customer-<id>`) never take this name.
-KNOWLEDGE_CHAIN = "knowledge"
+# An article's audit chain is this prefix and its id. No ticket id (`tkt_...`, `cnv_...`) nor other chain
+# (`tenant-config`, `customer-<id>`, `account-<id>`, `quarantine`) starts with it, and an article id
+# (ARTICLE_ID_PATTERN) holds no '#' or '/', which separate the chain's table and bucket keys.
+KNOWLEDGE_CHAIN_PREFIX = "knowledge-"
 # Governed fields whose old and new values an update event keeps: who may read the article, and where it answers.
 AUDITED_META = ("visibility", "segments", "locale", "product_area", "source")
 
@@ -360,7 +363,7 @@ class KnowledgeIngestion:
             payload.update(self._changes(ctx, head, article))
         self.audit.append(
             ctx,
-            KNOWLEDGE_CHAIN,
+            knowledge_chain(article_id),
             "knowledge.published" if status == "added" else "knowledge.updated",
             payload,
             evidence=[body_ref],
@@ -405,7 +408,7 @@ class KnowledgeIngestion:
         )
         self.audit.append(
             ctx,
-            KNOWLEDGE_CHAIN,
+            knowledge_chain(head.article_id),
             "knowledge.withdrawn",
             {
                 "article_id": head.article_id,
@@ -552,6 +555,12 @@ def _withdrawn(row: Unpublished, outcome: PutOutcome) -> str:
             f"(version {outcome.version}) and no longer answers customers"
         )
     return f"{row.reason}: not published"
+
+
+def knowledge_chain(article_id: str) -> str:
+    """The audit chain of an article's changes: what `deflect audit verify --ticket` takes."""
+    _check_id(article_id)
+    return f"{KNOWLEDGE_CHAIN_PREFIX}{article_id}"
 
 
 def _check_id(article_id: str) -> None:
