@@ -64,7 +64,7 @@ _TYPES = (
     EventType("account.created", "other", "billing sync (chain `account-{id}`)", "account_id, fields"),
     EventType("account.updated", "other", "billing sync (chain `account-{id}`)", "same as account.created"),
     EventType("knowledge.published", "other", "knowledge ingestion: PUT, `deflect kb import`, bulk import (chain "
-              "`knowledge`)", "article_id, version, content_sha256, visibility, segments, locale, product_area, "
+              "`knowledge-{article_id}`)", "article_id, version, content_sha256, visibility, segments, locale, product_area, "
               "article_source, chunks, actor, via, source (import row); evidence: the locked article body"),
     EventType("knowledge.updated", "other", "knowledge ingestion (chain `knowledge-{article_id}`)",
               "same as knowledge.published, plus previous_version, previous_sha256, fields (governed fields "
