@@ -3,9 +3,11 @@
 - A delivery id travels in a header the signature does not cover (Zendesk's invocation id, X-Deflect-Delivery):
   a captured signed body sent again with another delivery id, inside the signature's window, is the same message
   (no second message, no second triage job), while the helpdesk's own retry, signed again later, stays one message
-  and a new comment on the ticket is still a new one.
-- A signed delivery refused and quarantined is on the tenant's audit record (chain `quarantine`), without its body,
-  and the message an operator later replays from that key says who replayed it and from where.
+  and a new comment on the ticket is still a new one (the same text sent again later too:
+  test_repeated_customer_text_is_a_new_message.py).
+- A signed delivery refused and quarantined is on the tenant's audit record (the body's own chain), without its
+  body, and the message an operator later replays from that key says who replayed it and from where; refusals
+  arriving together are each answered 400 with their key.
 - A ticket's custom fields stay bounded across messages: a later message with other field names is stored (not
   refused 413 and lost), and the ticket keeps the newest values.
 
@@ -19,8 +21,9 @@ import time
 
 import pytest
 
+from deflect.domain.errors import MalformedPayload
 from deflect.domain.tenancy import TenantContext
-from deflect.services.intake import QUARANTINE_CHAIN
+from deflect.services.intake import quarantine_chain
 from deflect.webhooks import sign
 from tests.cli_shell import deflect
 from tests.integration.intake_support import moto_harness, queued_triage_only, sample
@@ -81,17 +84,16 @@ def test_zendesk_retrying_one_invocation_signed_again_later_is_one_message(harne
     secret = acme.secrets["zendesk"]
     harness.drain_triage_jobs()
     first = harness.webhook("zendesk", "acme-rq", body, sign("zendesk", secret, body, delivery_id="inv-7"))
-    # The retry a minute later carries a new signature timestamp, with the same or (after a re-send) a new id.
-    later = time.time() + 60
-    retried = harness.webhook(
-        "zendesk", "acme-rq", body, sign("zendesk", secret, body, timestamp=later, delivery_id="inv-7")
-    )
-    resent = harness.webhook(
-        "zendesk", "acme-rq", body, sign("zendesk", secret, body, timestamp=later, delivery_id="inv-8")
-    )
+    # Zendesk's retries of one invocation keep its id and carry a new signature timestamp.
+    retries = [
+        harness.webhook(
+            "zendesk", "acme-rq", body, sign("zendesk", secret, body, timestamp=time.time() + s, delivery_id="inv-7")
+        )
+        for s in (60, 120)
+    ]
 
-    assert (first.status, retried.status, resent.status) == (200, 200, 200)
-    assert retried.body["message_id"] == resent.body["message_id"] == first.body["message_id"]
+    assert [a.status for a in (first, *retries)] == [200, 200, 200]
+    assert {r.body["message_id"] for r in retries} == {first.body["message_id"]}
     assert len(harness.messages("acme-rq", first.body["ticket_id"])) == 1
     assert len(harness.drain_triage_jobs()) == 1
 
@@ -138,13 +140,12 @@ def test_a_quarantined_delivery_and_its_replay_are_on_the_audit_record(harness, 
     payload["ticket"]["id"] = "HD-R5"
     del payload["message"]["id"]
     body = json.dumps(payload).encode()
-    before = len(chain(harness, "acme-rq", QUARANTINE_CHAIN))
     # Signed, but without X-Deflect-Delivery: refused and kept.
     refused = harness.webhook("generic", "acme-rq", body, sign("generic", acme.secrets["generic"], body))
     assert refused.status == 400, refused.body
     key = refused.body["quarantine_key"]
 
-    recorded = chain(harness, "acme-rq", QUARANTINE_CHAIN)[before:]
+    recorded = chain(harness, "acme-rq", quarantine_chain(key))
     assert [(e.type, e.actor) for e in recorded] == [("message.quarantined", "webhook:generic")]
     assert recorded[0].payload == {
         "provider": "generic",
@@ -153,10 +154,12 @@ def test_a_quarantined_delivery_and_its_replay_are_on_the_audit_record(harness, 
         "delivery_id": None,
     }
     assert "Members page" not in json.dumps(recorded[0].model_dump(mode="json"))  # no body text on the record
-    audited = harness.container().audit.audited_tickets(TenantContext.system("acme-rq"))
-    assert QUARANTINE_CHAIN in audited
-
     capsys.readouterr()  # the handler's own log and metric lines
+    code, out, err = deflect(capsys, "audit", "verify", "--tenant", "acme-rq")
+    assert code == 0, err
+    [verified] = [r for r in map(json.loads, out.splitlines()) if r.get("ticket") == quarantine_chain(key)]
+    assert (verified["events"], verified["ok"]) == (1, True)
+
     code, out, err = deflect(
         capsys, "tenant", "replay", "--tenant", "acme-rq", "--key", key, "--actor", "ops:dana"
     )
@@ -170,17 +173,48 @@ def test_a_quarantined_delivery_and_its_replay_are_on_the_audit_record(harness, 
 
 def test_a_body_of_the_wrong_shape_is_recorded_with_its_delivery_id(harness, acme):
     body = json.dumps({"event": "message.created", "ticket": {"subject": "no id"}}).encode()
-    before = len(chain(harness, "acme-rq", QUARANTINE_CHAIN))
     refused = harness.webhook(
         "generic", "acme-rq", body, sign("generic", acme.secrets["generic"], body, delivery_id="d-shape-1")
     )
     assert refused.status == 400, refused.body
 
-    [event] = chain(harness, "acme-rq", QUARANTINE_CHAIN)[before:]
+    [event] = chain(harness, "acme-rq", quarantine_chain(refused.body["quarantine_key"]))
     assert event.type == "message.quarantined"
     assert event.payload["reason"] == "unexpected_shape"
     assert event.payload["delivery_id"] == "d-shape-1"
     assert event.payload["quarantine_key"] == refused.body["quarantine_key"]
+
+
+def test_refusals_arriving_together_are_each_answered_400_with_their_quarantine_key(harness, acme, monkeypatch):
+    from deflect.bootstrap import container
+
+    intake = container().intake  # the handler's
+    secret = acme.secrets["generic"]
+    evidence = intake.audit.evidence
+    write_event = evidence.put_locked
+    # Under load: while this refusal's audit event is written, another delivery's refusal is recorded first, at
+    # every attempt (as many others as the audit log tries).
+    others = [json.dumps({"event": "message.created", "ticket": {"subject": f"other {n}"}}).encode() for n in range(5)]
+    busy = []
+
+    def meanwhile(ctx, key, body, kind):
+        if kind == "audit" and "/audit/tickets/quarantine" in key and others and not busy:
+            busy.append(True)
+            other = others.pop()
+            with pytest.raises(MalformedPayload):
+                intake.receive_webhook(
+                    "generic", "acme-rq", sign("generic", secret, other, delivery_id=f"d-{len(others)}"), other
+                )
+            busy.clear()
+        return write_event(ctx, key, body, kind)
+
+    monkeypatch.setattr(evidence, "put_locked", meanwhile)
+    body = json.dumps({"event": "message.created", "ticket": {"subject": "mine"}}).encode()
+    refused = harness.webhook("generic", "acme-rq", body, sign("generic", secret, body, delivery_id="d-mine"))
+
+    assert refused.status == 400, refused.body
+    [event] = chain(harness, "acme-rq", quarantine_chain(refused.body["quarantine_key"]))
+    assert event.payload["delivery_id"] == "d-mine"
 
 
 def test_a_helpdesk_delivery_is_not_marked_as_a_replay(harness, acme):

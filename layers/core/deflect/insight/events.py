@@ -35,7 +35,7 @@ _TYPES = (
               "message_id, provider, event, delivery_id, external_ticket_id, new_ticket, customer_id, "
               "customer_verified; replayed_by and quarantine_key when an operator replayed a quarantined body; "
               "wanted too: channel, sla_tier; evidence: the raw request (sealed)"),
-    EventType("message.quarantined", "received", "intake (chain `quarantine`: a refused body may name no ticket)",
+    EventType("message.quarantined", "received", "intake (chain `quarantine-<digest of the key>`: a refused body may name no ticket)",
               "provider, reason (undecodable_body|no_delivery_id|unexpected_shape), quarantine_key, delivery_id "
               "(when known); no evidence: the body stays at quarantine_key until its holding key expires"),
     EventType("ticket.reopened", "closed", "intake", "by (customer|agent), previous_status"),

@@ -12,11 +12,13 @@ Webhook flow (`Intake.receive_webhook`):
 `accept()` is shared with the conversation API and is safe to re-run after a crash at any point:
 - evidence is content-addressed (a repeat write is a no-op);
 - unknown requesters become customers with an id derived from their identity (a repeat finds the same one);
-- the message id is derived from the provider's message id; a webhook message without one is known by its ticket and
-  the digest of its (signed) body (never by a delivery-id header, which the signature does not cover: changing it must
-  not make a captured delivery a new message); a DELIVERY# receipt item is
+- the message id is derived from the provider's message id (or the delivery id), and a DELIVERY# receipt item is
   written in the SAME transaction as the ticket, the message, the customer → ticket link erasure reads and the audit
   index — so a message is stored once, and its ticket is always found when its customer is erased;
+- a message known by its delivery id, which travels in a header the signature does not cover, also gets a SIGNED#
+  receipt in that transaction, keyed by its body and the timestamp its signature covers (Zendesk, generic): a
+  captured delivery sent again with only a new delivery id finds it and stores nothing, while the same text sent
+  again later (signed at another time) is a new message;
 - the triage job is sent after that transaction, carrying the message id as its dedupe id, and the receipt is then
   marked `queued`. A retry that finds the receipt unqueued sends again: the job may be delivered twice, never
   lost; consumers dedupe on `dedupe_id` (triage is idempotent per message id).
@@ -86,7 +88,7 @@ from deflect.webhooks import (
     verify,
 )
 from deflect.webhooks.common import body_fingerprint, bounded_text
-from deflect.webhooks.signatures import DEFAULT_FRESHDESK_HEADER
+from deflect.webhooks.signatures import DEFAULT_FRESHDESK_HEADER, signed_timestamp
 
 R = TypeVar("R", bound=Record)
 API_PROVIDER = "api"
@@ -98,8 +100,10 @@ _MAX_WRITE_ATTEMPTS = 6
 # message's values first, so that a later message with other field names is stored instead of refused (413).
 MAX_TICKET_FIELDS = 100
 MAX_TICKET_FIELD_BYTES = 256 * 1024
-# The audit chain of refused (quarantined) deliveries: they may name no ticket. Ticket ids are `tkt_`/`cnv_` digests.
-QUARANTINE_CHAIN = "quarantine"
+# Where a ticket's partition records a signed body it accepted (see `signed_receipt_sk`), and for how long: a
+# captured body can be sent again only while its signature's timestamp is fresh (300 s); a day leaves ample margin.
+SIGNED_PREFIX = "SIGNED#"
+SIGNED_RECEIPT_TTL_S = 24 * 3600
 # A conversation's `answer.delivered` events: the channel they name, and the create-once item of each (per decision).
 ANSWER_CHANNEL = "conversation_api"
 ANSWERED_PREFIX = "ANSWERED#"
@@ -284,16 +288,31 @@ def ticket_id_for(provider_name: str, external_ticket_id: str) -> str:
 
 
 def message_id_for(message: InboundMessage, delivery_id: str, body_sha256: str | None = None) -> str:
-    """The provider's message id when it sent one. Else, for a webhook, the digest of the signed body on its ticket:
-    a delivery id travels in a header no signature covers (Zendesk's invocation id, X-Deflect-Delivery), and one
-    changed on a captured delivery must not make it a new message. Not the signature's timestamp either: a retry
-    may be signed again. So two identical bodies on one ticket are one message (a trigger body carries the ticket's
-    `updated_at`, a generic body its `created_at`). The conversation API (no body) keeps its Idempotency-Key."""
+    """The provider's message id when it sent one, else the delivery's: a customer who writes the same text again
+    ("yes", "it still fails") wrote a new message. `body_sha256` only from a sender whose signature covers no
+    timestamp (Intercom, Jira, Freshdesk): its message without an id is known by its ticket and body. Where the
+    signature has a timestamp (Zendesk, generic), a captured body sent again under a new delivery id is caught by its
+    signed receipt instead (`signed_receipt_sk`). The conversation API (no body) keeps its Idempotency-Key."""
     if message.external_message_id:
         return _digest_id("msg_", message.provider, message.external_ticket_id, message.external_message_id)
     if body_sha256 is not None:
         return _digest_id("msg_", message.provider, message.external_ticket_id, "body", body_sha256)
     return _digest_id("msg_", message.provider, "delivery", delivery_id)
+
+
+def signed_receipt_sk(body_sha256: str, signed_at: str) -> str:
+    """The ticket's record of a body as signed at one moment. A delivery id is an unsigned header (Zendesk's
+    invocation id, X-Deflect-Delivery): changing it on a captured delivery cannot change this key, while a helpdesk
+    retry signed again keeps its delivery id, and the same text sent again later is signed at another time."""
+    return SIGNED_PREFIX + _digest_id("", body_sha256, signed_at)
+
+
+def quarantine_chain(key: str) -> str:
+    """The audit chain of one quarantined body (its quarantine key): the body may name no ticket, and refusals of
+    different deliveries never contend for one chain's next entry. Ticket ids (`tkt_`, `cnv_`) and the admin chains
+    (`tenant-config`, `customer-<id>`, `knowledge-<id>`) never take this form; `deflect audit verify --tenant`
+    finds it like every chain."""
+    return _digest_id("quarantine-", key)
 
 
 class QuarantineVault(Protocol):
@@ -521,7 +540,14 @@ class Intake:
             # Who replayed a quarantined body, and which: on the record, told apart from the helpdesk's deliveries.
             replayed = {"replayed_by": ctx.actor, "quarantine_key": replayed_from} if replay else None
             accepted = self.accept(
-                ctx, config, parsed, delivery_id, request, body_sha256=sha256_hex(body), replayed=replayed
+                ctx,
+                config,
+                parsed,
+                delivery_id,
+                request,
+                body_sha256=sha256_hex(body),
+                signed_at=signed_timestamp(provider_name, headers),
+                replayed=replayed,
             )
             return Reply(
                 200,
@@ -587,8 +613,8 @@ class Intake:
         delivery_id: str | None = None,
     ) -> EvidenceRef:
         """Keep a verified-but-unparseable body so it can be replayed after a parser fix, and put the refusal on the
-        tenant's audit record (chain `quarantine`: the body may name no ticket). The event names the key, never the
-        body or the refusal's text; `reason_code` says which step refused it."""
+        tenant's audit record (the body's own chain, `quarantine_chain`). The event names the key, never the body or
+        the refusal's text; `reason_code` says which step refused it."""
         record = {
             "provider": provider_name,
             "reason": reason,
@@ -606,7 +632,7 @@ class Intake:
             )
         self.audit.append(
             ctx,
-            QUARANTINE_CHAIN,
+            quarantine_chain(ref.key),
             "message.quarantined",
             {
                 "provider": provider_name,
@@ -676,14 +702,22 @@ class Intake:
         *,
         fingerprint: str | None = None,
         body_sha256: str | None = None,
+        signed_at: str | None = None,
         replayed: Mapping[str, Any] | None = None,
     ) -> Accepted:
         """`fingerprint` (conversation API): what the caller sent, kept on the receipt so that a later request with
         the same Idempotency-Key tells a retry (same fingerprint) from another request (refused, 409).
-        `body_sha256` (webhooks): the received body's digest, the message's identity when it has no id of its own.
+        `body_sha256` (webhooks): the received body's digest; `signed_at`: the timestamp its verified signature
+        covers, if the scheme has one. A message without an id of its own sent again with the same body and signed
+        timestamp is the message it was the first time, whatever its delivery id (`signed_receipt_sk`).
         `replayed`: who replayed it from which quarantine key, added to `message.received`."""
         ticket_id = ticket_id_for(message.provider, message.external_ticket_id)
-        message_id = message_id_for(message, delivery_id, body_sha256)
+        message_id = message_id_for(message, delivery_id, None if signed_at else body_sha256)
+        signed_sk = (
+            signed_receipt_sk(body_sha256, signed_at)
+            if body_sha256 and signed_at and not message.external_message_id
+            else None
+        )
         customer = self.resolve_customer(ctx, message.provider, message.requester, config)
         raw = canonical_json(dict(request))
         if self.seal_for_customer is not None and customer is not None:
@@ -691,8 +725,9 @@ class Intake:
         else:
             ref = self.evidence.put_evidence(ctx, ticket_id, raw, "inbound_request")
         receipt, new_message = self._store_message(
-            ctx, config, message, ticket_id, message_id, delivery_id, customer, ref, fingerprint, replayed
+            ctx, config, message, ticket_id, message_id, delivery_id, customer, ref, fingerprint, replayed, signed_sk
         )
+        message_id = str(receipt["message_id"])  # the first delivery's, when this is that body sent again
         queued = bool(receipt.get("queued"))
         if not queued:
             self.queue.send(
@@ -816,9 +851,10 @@ class Intake:
         ref: EvidenceRef,
         fingerprint: str | None = None,
         replayed: Mapping[str, Any] | None = None,
+        signed_sk: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """Ticket + message + receipt + customer → ticket link + audit index in one transaction; re-read and retry
-        on a race."""
+        """Ticket + message + receipt (+ signed receipt) + customer → ticket link + audit index in one transaction;
+        re-read and retry on a race."""
         pk = keys.ticket_pk(ctx.tenant_id, ticket_id)
         account = self.accounts.get(ctx, customer.account_id) if customer and customer.account_id else None
         for _ in range(_MAX_WRITE_ATTEMPTS):
@@ -829,6 +865,10 @@ class Intake:
                 if fingerprint is not None and found.data.get("request", fingerprint) != fingerprint:
                     raise IdempotencyKeyReused("the key's message came from another request")
                 return found.data, False
+            if existing is not None and signed_sk is not None:
+                first = self._signed_before(ctx, pk, signed_sk, delivery_id)
+                if first is not None:
+                    return first, False
             if existing is not None and inbound.provider == API_PROVIDER and inbound.is_new_ticket:
                 # A conversation start is create-only: its id is taken by a conversation another request started.
                 raise IdempotencyKeyReused("the key's conversation was started by another request")
@@ -862,6 +902,16 @@ class Intake:
                 self.tickets.save_write(ticket),
                 message_write,
             ]
+            if signed_sk is not None:
+                writes.append(
+                    Put(
+                        pk=pk,
+                        sk=signed_sk,
+                        data={"message_id": message_id, "delivery_id": delivery_id},
+                        expect="new",
+                        ttl_epoch=int(now.timestamp()) + SIGNED_RECEIPT_TTL_S,
+                    )
+                )
             if customer is not None:
                 # How erasure finds the ticket: committed with the message, or a crash or throttle right after the
                 # commit leaves it out of erasure for good (a retry finds the receipt and writes nothing).
@@ -890,6 +940,23 @@ class Intake:
             except Conflict:
                 continue  # the ticket moved or the same message landed concurrently: re-read and decide again
         raise Throttled("ticket is busy, retry later", retry_after_s=1)
+
+    def _signed_before(
+        self, ctx: TenantContext, pk: str, signed_sk: str, delivery_id: str
+    ) -> dict[str, Any] | None:
+        """The receipt of the message this signed body was accepted as under another delivery id, if it was: a
+        captured delivery sent again with a new (unsigned) delivery id is answered as that message's duplicate."""
+        signed = self.store.get(ctx, pk, signed_sk)
+        if signed is None:
+            return None
+        first_id = str(signed.data["message_id"])
+        logger().warning(
+            "signed webhook body received again under another delivery id; not a new message",
+            extra={"delivery_id": delivery_id, "message_id": first_id},
+        )
+        first = self.store.get(ctx, pk, f"DELIVERY#{first_id}")
+        # Written in one transaction with it; were it gone, that message was handled and nothing is queued again.
+        return first.data if first is not None else {**signed.data, "queued": True}
 
     def _is_ticket_customer(
         self, ctx: TenantContext, existing: Ticket | None, customer: Customer | None

@@ -2,8 +2,8 @@
 
 POST /v1/webhooks/generic/{tenant}
 X-Deflect-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)>
-X-Deflect-Delivery: <unique id, repeated on retries> (not signed: it dedupes deliveries; a message without
-                    `message.id` is known by its ticket and signed body, so a changed header is no new message)
+X-Deflect-Delivery: <unique id, repeated on retries> (not signed: a message without `message.id` is known by it,
+                    and by its body as signed at `t`, so a captured body with a changed header is no new message)
 {"event": "ticket.created" | "message.created",
  "ticket": {"id", "subject", "channel", "locale", "tags", "custom_fields", "created_at", "updated_at"},
  "requester": {"email", "external_id", "name", "email_verified"},

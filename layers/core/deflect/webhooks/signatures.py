@@ -165,6 +165,18 @@ def verify_generic(
         raise SignatureInvalid("deflect signature or timestamp rejected")
 
 
+def signed_timestamp(provider: str, headers: Mapping[str, str]) -> str | None:
+    """The timestamp a request's signature covers, as the text that was signed (Zendesk's timestamp header, the `t`
+    of X-Deflect-Signature), or None for schemes that sign none (Intercom, Jira, Freshdesk). Only a verified
+    request's is worth anything: no one without the secret can change it on a captured delivery."""
+    found = lower_headers(headers)
+    if provider == "zendesk":
+        return found.get(ZENDESK_TIMESTAMP) or None
+    if provider == "generic":
+        return parse_deflect_signature(found.get(DEFLECT_SIGNATURE, ""))[0] or None
+    return None
+
+
 Verifier = Callable[[Mapping[str, str], bytes, Sequence[str], VerifyOptions], None]
 
 VERIFIERS: dict[str, Verifier] = {

@@ -5,9 +5,11 @@ Ticket activity reaches webhooks in two documented ways:
   sends `{"event": "ticket.created" | "comment.created", "ticket": {...}, "current_user": {...}}`;
 - event subscriptions (`zen:event-type:ticket.created`, `zen:event-type:ticket.comment_added`) whose payload has
   `type`, `id`, `detail` (the ticket) and `event` (the change).
-Delivery id: the `X-Zendesk-Webhook-Invocation-Id` header (stable across retries of one invocation). The signature
-does not cover it: it only dedupes deliveries. A trigger comment has no comment id, so intake knows it by its ticket
-and signed body (`intake.message_id_for`): a new invocation id on a captured body is not a new message.
+Delivery id: the `X-Zendesk-Webhook-Invocation-Id` header (stable across retries of one invocation, which are signed
+again). The signature does not cover it. A trigger comment has no comment id, so it is known by its invocation id,
+and intake also records its body with the signed `X-Zendesk-Webhook-Signature-Timestamp`
+(`intake.signed_receipt_sk`): a captured body sent again with a new invocation id is not a new message, while the
+same text commented again later is.
 """
 
 from __future__ import annotations
