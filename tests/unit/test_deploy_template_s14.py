@@ -228,6 +228,18 @@ def test_the_writeback_function_reserves_no_concurrency_unless_asked():
     assert all("WritebackReservedConcurrency" not in _samconfig(env) for env in ("dev", "prod"))
 
 
+@pytest.mark.parametrize(("function", "limit"), [("WritebackFunction", "20"), ("TriageFunction", "20")])
+def test_queue_consumers_are_capped_without_reserving_concurrency(function, limit):
+    # Without a reservation nothing else bounded them: the helpdesk rate limiter keeps its buckets per container
+    # (each tenant's limit multiplied by the containers) and a triage burst would throttle Bedrock into escalations.
+    [event] = [
+        e
+        for e in tpl.resources("AWS::Serverless::Function")[function]["Properties"]["Events"].values()
+        if e["Type"] == "SQS"
+    ]
+    assert _value(event["Properties"]["ScalingConfig"]["MaximumConcurrency"], _parameters()) == limit
+
+
 def test_nobody_can_sign_up_to_the_agent_user_pool():
     pool = tpl.resources("AWS::Cognito::UserPool")["AgentUserPool"]["Properties"]
     assert pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
