@@ -224,7 +224,7 @@ def _boot(
     from infra.local.dev_issuer import DevIssuer
     from infra.local.functions import LocalFunctions
     from infra.local.import_trigger import ObjectCreatedPoller
-    from infra.local.moto_patches import dynamodb_serialised
+    from infra.local.moto_patches import dynamodb_serialised, sfn_token_per_attempt
     from infra.local.openapi import DOCS_HTML, merged_document
     from infra.local.pollers import Poller, SqsPoller
     from infra.local.resources import create_all
@@ -240,6 +240,10 @@ def _boot(
     serialised = dynamodb_serialised()
     serialised.__enter__()
     stoppers.append(lambda: serialised.__exit__(None, None, None))
+    # moto keeps one task token across a waitForTaskToken task's retries and accepts a failed attempt's: AWS does not.
+    per_attempt = sfn_token_per_attempt()
+    per_attempt.__enter__()
+    stoppers.append(lambda: per_attempt.__exit__(None, None, None))
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     stoppers.append(server.stop)

@@ -30,7 +30,7 @@ from deflect.domain.models import (
     Ticket,
 )
 from deflect.domain.tenancy import TenantContext
-from infra.local.moto_patches import dynamodb_serialised
+from infra.local.moto_patches import dynamodb_serialised, sfn_token_per_attempt
 
 WAIT_S = 20.0
 POLL_S = 0.05
@@ -272,7 +272,7 @@ def escalation_fixture() -> Iterator[EscalationHarness]:
     from infra.local.resources import create_all
 
     config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
-    with pytest.MonkeyPatch.context() as env, mock_aws(config=config), dynamodb_serialised():
+    with pytest.MonkeyPatch.context() as env, mock_aws(config=config), dynamodb_serialised(), sfn_token_per_attempt():
         env.delenv("AWS_ENDPOINT_URL", raising=False)
         session = boto3.session.Session(region_name="us-east-1")
         resources = create_all(session)

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from deflect.domain.models import RequestedAction
+from deflect.domain.tenancy import TenantContext
 from tests.integration.conftest_escalation import POLL_S, WAIT_S, escalation_fixture  # noqa: F401
 
 APPROVER = ("agent", "approver")
@@ -18,19 +19,27 @@ APPROVER = ("agent", "approver")
 SandboxTimedout = type("Sandbox.Timedout", (Exception,), {})
 
 
-def _time_out_after_opening(h: Any, monkeypatch: Any, tenant: str, kind: str) -> None:
-    """The first `kind` task of `tenant` is stored (with the attempt's token), then the function times out."""
+def _time_out_after_opening(h: Any, monkeypatch: Any, tenant: str, kind: str) -> list[str]:
+    """The first `kind` task of `tenant` is stored (with the attempt's token), then the function times out.
+    Returns the timed-out attempt's token hash, once stored."""
     audit, original = h.container.audit, h.container.audit.append
     left = [1]
+    dead_tokens: list[str] = []
 
     def append(ctx, ticket_id, type, payload, **kw):
         event = original(ctx, ticket_id, type, payload, **kw)
         if type == "task.opened" and ctx.tenant_id == tenant and payload["kind"] == kind and left[0]:
             left[0] -= 1
+            dead_tokens.append(h.container.escalation_ports.tasks.get(ctx, payload["task_id"]).token_sha256)
             raise SandboxTimedout("Task timed out after 29.00 seconds")
         return event
 
     monkeypatch.setattr(audit, "append", append)
+    return dead_tokens
+
+
+def _stored_token(h: Any, tenant: str, task_id: str) -> str:
+    return h.container.escalation_ports.tasks.get(TenantContext.system(tenant), task_id).token_sha256
 
 
 def _wait_for_retried_wait(h: Any, arn: str, state: str) -> None:
@@ -61,13 +70,15 @@ def test_a_review_task_that_timed_out_while_opening_is_retried_and_its_decision_
 ):
     h = escalation
     tenant = h.tenant("reviewtimeout")
-    _time_out_after_opening(h, monkeypatch, tenant, "review")
+    dead_tokens = _time_out_after_opening(h, monkeypatch, tenant, "review")
     ticket = h.ticket(tenant)
     arn = h.escalate(ticket, h.decision(ticket))
 
     task = h.wait_task(tenant, ticket.ticket_id)
-    # The agent works the task the timed-out attempt stored, once the retry has given it the live token.
+    # The agent works the task the timed-out attempt stored, once the retry has given it the live token (the
+    # timed-out attempt's token is refused, as on AWS: infra.local.moto_patches.sfn_token_per_attempt).
     _wait_for_retried_wait(h, arn, "HumanReview")
+    assert dead_tokens and _stored_token(h, tenant, task["task_id"]) != dead_tokens[0]
     assert h.decide(tenant, task["task_id"], "approve", roles=APPROVER, sub="ann")[0] == 200
 
     assert h.wait_execution(arn)["status"] == "SUCCEEDED"
@@ -79,7 +90,7 @@ def test_a_review_task_that_timed_out_while_opening_is_retried_and_its_decision_
 def test_a_second_approval_that_timed_out_while_opening_is_retried(escalation, monkeypatch):
     h = escalation
     tenant = h.tenant("secondtimeout", threshold=Decimal("500"))
-    _time_out_after_opening(h, monkeypatch, tenant, "second_approval")
+    dead_tokens = _time_out_after_opening(h, monkeypatch, tenant, "second_approval")
     ticket = h.ticket(tenant)
     big = RequestedAction(kind="refund", amount=Decimal("900"), currency="USD", target="inv-1")
     arn = h.escalate(ticket, h.decision(ticket, action=big))
@@ -89,6 +100,7 @@ def test_a_second_approval_that_timed_out_while_opening_is_retried(escalation, m
     assert status == 200 and body["awaiting_second_approval"] is True
     second = h.wait_task(tenant, ticket.ticket_id, exclude={first["task_id"]})
     _wait_for_retried_wait(h, arn, "SecondApproval")
+    assert dead_tokens and _stored_token(h, tenant, second["task_id"]) != dead_tokens[0]
     assert h.decide(tenant, second["task_id"], "approve", roles=APPROVER, sub="bob")[0] == 200
 
     assert h.wait_execution(arn)["status"] == "SUCCEEDED"

@@ -4,7 +4,8 @@ Rules: the tenant comes from the caller's token only (another tenant's task is s
 `agent`, `approver`, `supervisor`; sensitive actions need `approver`; amounts above the tenant's threshold (and
 edits that change the currency, unless into the tenant's limit currency) need a second, different approver;
 approving never changes the proposal (editing does, and the diff is stored); a decision is idempotent by its
-`decision_id`; decided → 409, expired → 410.
+`decision_id`; decided → 409, expired → 410; sent while a retried step is storing the task's new token → 409
+"the task is being reopened; retry".
 
 A decision counts once the workflow has it. It is stored first, then sent; refused (expired, throttled) → taken back;
 not known (5xx, a crash) → a retry of the same `decision_id` sends it again, and if none comes before the SLA the
@@ -311,6 +312,10 @@ class ApprovalService:
             self._undo(ctx, task, record)
             if isinstance(refused, Throttled):
                 raise
+            if isinstance(refused, Gone) and self._reopening(ctx, task):
+                # A retry of the step that opens the task gives it a new token; this decision used the failed
+                # attempt's (dead) one. The task is still the agent's to decide once the retry has stored it.
+                raise Conflict("the task is being reopened; retry") from refused
             if isinstance(refused, Gone) or task.due_at <= self.p.now():
                 raise Gone("the task expired before the decision arrived") from refused
             raise Conflict("the task changed while deciding; read it again") from refused
@@ -366,6 +371,14 @@ class ApprovalService:
             # Best effort: the workflow's next step marks a delivered decision too; until then a retry of the
             # request waits for it or sends the decision again.
             logger().warning("decision delivery not recorded", extra={"task_id": record.task_id})
+
+    def _reopening(self, ctx: TenantContext, read: HumanTask) -> bool:
+        """After the workflow refused `read`'s token as timed out: is the task still waiting, only for a newer token
+        (its token changed, or it is open and not yet due)? A task past due or closed really expired."""
+        current = self.p.tasks.get(ctx, read.task_id)
+        if current is None or current.status not in ("open", "claimed"):
+            return False
+        return current.token_sha256 != read.token_sha256 or current.due_at > self.p.now()
 
     def _undo(self, ctx: TenantContext, before: HumanTask, record: TaskDecision) -> None:
         """Take back a decision the workflow never received; the audit log keeps both events."""
