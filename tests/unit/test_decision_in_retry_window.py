@@ -5,34 +5,19 @@ retry has stored its token resumes the workflow. A task past due still answers 4
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from deflect.domain.errors import Conflict, Gone
-from deflect.domain.models import Classification, TenantConfig
 from deflect.domain.tenancy import TenantContext
-from deflect.embedded.memory_store import MemoryEvidenceStore
-from deflect.escalation import policy
 from deflect.escalation.approval import ApprovalService
-from deflect.escalation.models import DecisionRequest, EscalationState
-from deflect.escalation.records import EscalationPorts
-from deflect.escalation.tasks import HumanTasks
+from deflect.escalation.models import DecisionRequest
 from deflect.http import error_response
-from deflect.repositories import TenantConfigs, save
-from deflect.services.audit import AuditLog
-from tests.unit.triage_fakes import Store
+from tests.unit.escalation_desk import Clock, escalation_desk
 
 EXECUTION = "esc-window"
 AGENT = TenantContext(tenant_id="acme", actor="agent:ann", roles=frozenset({"agent"}), via="jwt")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.at = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.at
 
 
 class RetryingWorkflow:
@@ -52,47 +37,13 @@ class RetryingWorkflow:
         self.send_task_success(token, {"error": error})
 
 
-class Cipher:
-    def encrypt(self, tenant_id, token):
-        return "enc:" + token
-
-    def decrypt(self, tenant_id, ciphertext):
-        return ciphertext.removeprefix("enc:")
-
-
-class Notifier:
-    def notify(self, ctx, event, detail):
-        pass
-
-
 def _desk():
-    workflow_ctx = TenantContext.system("acme", actor="deflect:escalation")
-    store, evidence, clock, workflow = Store(), MemoryEvidenceStore(), Clock(), RetryingWorkflow()
-    config = TenantConfig(tenant_id="acme", display_name="Acme")
-    save(store, workflow_ctx, [TenantConfigs(store).save_write(config)])
-    ports = EscalationPorts(
-        store=store,
-        evidence=evidence,
-        audit=AuditLog(store, evidence),
-        workflow=workflow,
-        cipher=Cipher(),
-        notifier=Notifier(),
-        writeback=None,
-        now=clock,
-        sleep=lambda s: None,
-    )
-    state = EscalationState(
-        tenant_id="acme",
-        ticket_id="t-1",
-        decision_id="dec_1",
-        classification=Classification(intent="how_to", intent_confidence=0.9),
-    )
-    state = state.model_copy(update={"route": policy.first_route(state, config)})
-    tasks = HumanTasks(ports)
+    workflow = RetryingWorkflow()
+    desk = escalation_desk(workflow=workflow, clock=Clock())
     # The first attempt stores the task with its token, then times out: Step Functions no longer takes that token.
-    task_id = tasks.open(workflow_ctx, state, EXECUTION, "token-attempt-1")["task_id"]
+    task_id = desk.tasks.open(desk.ctx, desk.state, EXECUTION, "token-attempt-1")["task_id"]
     workflow.dead.add("token-attempt-1")
-    return workflow_ctx, ports, tasks, workflow, state, task_id
+    return desk.ctx, desk.ports, desk.tasks, workflow, desk.state, task_id
 
 
 def _approve(ports, task_id):

@@ -4,32 +4,17 @@ once (`task.reassigned`: what insight counts as a review that timed out). In mem
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from deflect.domain.errors import Gone
-from deflect.domain.models import Classification, TenantConfig
 from deflect.domain.tenancy import TenantContext
-from deflect.embedded.memory_store import MemoryEvidenceStore
-from deflect.escalation import policy
 from deflect.escalation.approval import ApprovalService
-from deflect.escalation.models import DecisionRequest, EscalationState
-from deflect.escalation.records import EscalationPorts
-from deflect.escalation.tasks import HumanTasks
-from deflect.repositories import TenantConfigs, save
-from deflect.services.audit import AuditLog
-from tests.unit.triage_fakes import Store
+from deflect.escalation.models import DecisionRequest
+from tests.unit.escalation_desk import Clock, Notifier, escalation_desk
 
 EXECUTION = "esc-late"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.at = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.at
 
 
 class TimedOutWorkflow:
@@ -45,51 +30,13 @@ class TimedOutWorkflow:
     send_task_failure = send_task_success
 
 
-class Cipher:
-    def encrypt(self, tenant_id, token):
-        return "enc:" + token
-
-    def decrypt(self, tenant_id, ciphertext):
-        return ciphertext.removeprefix("enc:")
-
-
-class Notifier:
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    def notify(self, ctx, event, detail):
-        self.sent.append(event)
-
-
 def _desk():
-    workflow_ctx = TenantContext.system("acme", actor="deflect:escalation")
-    store, evidence, clock, due = Store(), MemoryEvidenceStore(), Clock(), []
-    audit = AuditLog(store, evidence)
-    config = TenantConfig(tenant_id="acme", display_name="Acme")
-    save(store, workflow_ctx, [TenantConfigs(store).save_write(config)])
+    clock, due = Clock(), []
     sns = Notifier()
-    ports = EscalationPorts(
-        store=store,
-        evidence=evidence,
-        audit=audit,
-        workflow=TimedOutWorkflow(clock, due),
-        cipher=Cipher(),
-        notifier=sns,
-        writeback=None,
-        now=clock,
-        sleep=lambda s: None,
-    )
-    state = EscalationState(
-        tenant_id="acme",
-        ticket_id="t-1",
-        decision_id="dec_1",
-        classification=Classification(intent="how_to", intent_confidence=0.9),
-    )
-    state = state.model_copy(update={"route": policy.first_route(state, config)})
-    tasks = HumanTasks(ports)
-    opened = tasks.open(workflow_ctx, state, EXECUTION, "token-1")
+    desk = escalation_desk(workflow=TimedOutWorkflow(clock, due), notifier=sns, clock=clock)
+    opened = desk.tasks.open(desk.ctx, desk.state, EXECUTION, "token-1")
     due.append(datetime.fromisoformat(opened["due_at"]))
-    return workflow_ctx, ports, tasks, sns, state, opened["task_id"]
+    return desk.ctx, desk.ports, desk.tasks, sns, desk.state, opened["task_id"]
 
 
 def _late_decision(ports, task_id):

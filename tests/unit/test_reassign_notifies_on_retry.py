@@ -5,16 +5,7 @@ the next queue or the supervisor, although the task has moved already. In memory
 from __future__ import annotations
 
 from deflect.domain.errors import Throttled
-from deflect.domain.models import Classification, TenantConfig
-from deflect.domain.tenancy import TenantContext
-from deflect.embedded.memory_store import MemoryEvidenceStore
-from deflect.escalation import policy
-from deflect.escalation.models import EscalationState
-from deflect.escalation.records import EscalationPorts
-from deflect.escalation.tasks import HumanTasks
-from deflect.repositories import TenantConfigs, save
-from deflect.services.audit import AuditLog
-from tests.unit.triage_fakes import Store
+from tests.unit.escalation_desk import escalation_desk
 
 EXECUTION = "esc-1"
 
@@ -32,40 +23,10 @@ class ThrottledOnce:
         self.sent.append((event, dict(detail)))
 
 
-class Cipher:
-    def encrypt(self, tenant_id, token):
-        return "enc:" + token
-
-
 def _desk():
-    ctx = TenantContext.system("acme", actor="deflect:escalation")
-    store, evidence = Store(), MemoryEvidenceStore()
-    audit = AuditLog(store, evidence)
-    config = TenantConfig(tenant_id="acme", display_name="Acme")
-    save(store, ctx, [TenantConfigs(store).save_write(config)])
     sns = ThrottledOnce()
-    ports = EscalationPorts(
-        store=store,
-        evidence=evidence,
-        audit=audit,
-        workflow=None,
-        cipher=Cipher(),
-        notifier=sns,
-        writeback=None,
-    )
-    state = EscalationState(
-        tenant_id="acme",
-        ticket_id="t-1",
-        decision_id="dec_1",
-        classification=Classification(intent="how_to", intent_confidence=0.9),
-    )
-    return (
-        ctx,
-        HumanTasks(ports),
-        sns,
-        audit,
-        state.model_copy(update={"route": policy.first_route(state, config)}),
-    )
+    desk = escalation_desk(notifier=sns)
+    return desk.ctx, desk.tasks, sns, desk.audit, desk.state
 
 
 def _events(audit, ctx, type):
