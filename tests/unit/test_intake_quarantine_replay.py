@@ -60,8 +60,15 @@ class Desk:
         )
         self.guard = ExpiringGuard()
         self.queue = RecordingQueue()
+        self.metrics: list[tuple[str, float]] = []
         self.intake = Intake(
-            self.world.store, self.world.evidence, Secrets(), self.queue, self.world.audit, self.guard
+            self.world.store,
+            self.world.evidence,
+            Secrets(),
+            self.queue,
+            self.world.audit,
+            self.guard,
+            metric=lambda name, value: self.metrics.append((name, value)),
         )
 
     def deliver(self, body: bytes, delivery_id: str | None = None) -> Any:

@@ -14,49 +14,20 @@ from typing import Any
 
 import pytest
 
-from deflect.repositories import TenantConfigs, Tickets, save
+from deflect.repositories import Tickets
 from deflect.services.intake import (
     MAX_TICKET_FIELD_BYTES,
     MAX_TICKET_FIELDS,
-    Intake,
     merged_custom_fields,
     ticket_id_for,
 )
-from deflect.webhooks import sign
-from tests.unit.test_intake_idempotency_key_reuse import ExpiringGuard
-from tests.unit.triage_fakes import RecordingQueue, make_world
-
-SECRET = "generic-signing-secret"
+from tests.unit.test_intake_quarantine_replay import Desk as QuarantineDesk
 
 
-class Secrets:
-    def secrets(self, tenant_id: str, name: str) -> list[str]:
-        return [SECRET] if name == "generic" else []
+class Desk(QuarantineDesk):
+    """Tenant acme with the generic webhook, delivering messages of one ticket that carry custom fields."""
 
-
-class Desk:
-    def __init__(self) -> None:
-        self.world = make_world()
-        self.ctx = self.world.ctx
-        tenants = TenantConfigs(self.world.store)
-        config = tenants.get(self.ctx)
-        save(
-            self.world.store,
-            self.ctx,
-            [tenants.save_write(config.model_copy(update={"providers": ["generic"]}))],
-        )
-        self.metrics: list[tuple[str, float]] = []
-        self.intake = Intake(
-            self.world.store,
-            self.world.evidence,
-            Secrets(),
-            RecordingQueue(),
-            self.world.audit,
-            ExpiringGuard(),
-            metric=lambda name, value: self.metrics.append((name, value)),
-        )
-
-    def deliver(self, n: int, fields: dict[str, Any]) -> Any:
+    def deliver_fields(self, n: int, fields: dict[str, Any]) -> Any:
         body = json.dumps(
             {
                 "event": "ticket.created" if n == 0 else "message.created",
@@ -66,15 +37,13 @@ class Desk:
             },
             ensure_ascii=False,
         ).encode()
-        return self.intake.receive_webhook(
-            "generic", "acme", sign("generic", SECRET, body, delivery_id=f"d-{n}"), body
-        )
+        return self.deliver(body, delivery_id=f"d-{n}")
 
     def ticket(self) -> Any:
         return Tickets(self.world.store).get(self.ctx, ticket_id_for("generic", "HD-CF"))
 
-    def messages(self) -> list[Any]:
-        return Tickets(self.world.store).messages(self.ctx, ticket_id_for("generic", "HD-CF"))
+    def ticket_messages(self) -> list[Any]:
+        return self.messages(ticket_id_for("generic", "HD-CF"))
 
 
 @pytest.fixture
@@ -88,10 +57,10 @@ def stored_bytes(fields: dict[str, Any]) -> int:
 
 def test_many_messages_with_new_field_names_keep_the_ticket_bounded_and_newest(desk: Desk) -> None:
     for n in range(6):  # 6 x 40 field names: more than a ticket keeps
-        assert desk.deliver(n, {f"f{n}_{i}": f"value {n}.{i}" for i in range(40)}).status_code == 200
+        assert desk.deliver_fields(n, {f"f{n}_{i}": f"value {n}.{i}" for i in range(40)}).status_code == 200
 
     fields = desk.ticket().custom_fields
-    assert len(desk.messages()) == 6
+    assert len(desk.ticket_messages()) == 6
     assert len(fields) == MAX_TICKET_FIELDS
     assert {f"f5_{i}" for i in range(40)} <= set(fields)  # the newest message's fields are all there
     assert (
@@ -103,17 +72,17 @@ def test_many_messages_with_new_field_names_keep_the_ticket_bounded_and_newest(d
 def test_large_field_values_are_bounded_in_bytes_and_the_message_is_still_stored(desk: Desk) -> None:
     big = "\u4e00" * 2000  # 6 KB of UTF-8 each
     for n in range(3):
-        assert desk.deliver(n, {f"f{n}_{i}": big for i in range(40)}).status_code == 200
+        assert desk.deliver_fields(n, {f"f{n}_{i}": big for i in range(40)}).status_code == 200
 
     fields = desk.ticket().custom_fields
-    assert len(desk.messages()) == 3
+    assert len(desk.ticket_messages()) == 3
     assert stored_bytes(fields) <= MAX_TICKET_FIELD_BYTES + 1024
     assert {f"f2_{i}" for i in range(40)} <= set(fields)
 
 
 def test_a_field_sent_again_takes_its_newest_value(desk: Desk) -> None:
-    desk.deliver(0, {"plan": "free", "region": "eu"})
-    desk.deliver(1, {"plan": "enterprise"})
+    desk.deliver_fields(0, {"plan": "free", "region": "eu"})
+    desk.deliver_fields(1, {"plan": "enterprise"})
 
     assert desk.ticket().custom_fields == {"plan": "enterprise", "region": "eu"}
     assert not [m for m in desk.metrics if m[0] == "TicketCustomFieldsDropped"]
