@@ -94,18 +94,22 @@ _TYPES = (
     EventType("task.decided", "decided", "approval (escalation/approval.py)",
               "task_id, decision_id, outcome (approve|edit|reject|reassign), roles, action {kind,...}, "
               "reply_sha256, note (redacted), diff {reply: unified diff lines}, approvals, "
-              "edit_distance and edit_ratio (approve/edit of a proposed reply)"),
+              "edit_distance and edit_ratio (approve/edit of a proposed reply), approvals_required, policy_version"),
     EventType("task.decision_undelivered", "escalated", "approval", "task_id, decision_id"),
     EventType("escalation.writeback_enqueued", "decided", "escalation", "decision_id, outcome, outbox_ids"),
     EventType("escalation.completed", "decided", "escalation", "outcome, decided_by, hops, decision_id, queue, minutes"),
     # writeback (issue 7)
     EventType("writeback.delivered", "written_back", "writeback (services/writeback.py)",
-              "outbox_id, kind, provider, external_ticket_id, attempts, caused_by, body_sha256, effects"),
+              "outbox_id, kind, provider, external_ticket_id, attempts, caused_by, body_sha256, effects; for AI-caused "
+              "items policy_version, rollout_mode, decided_rollout_mode and held_reason (a reply assist sent as a note)"),
+    EventType("writeback.suppressed", "written_back", "writeback (shadow mode at send time)",
+              "outbox_id, kind, provider, reason, held_reason, policy_version, rollout_mode, decided_rollout_mode"),
     EventType("writeback.conflict", "written_back", "writeback", "outbox_id, kind, provider, reason"),
     EventType("writeback.dead", "written_back", "writeback", "outbox_id, kind, provider, reason"),
     EventType("writeback.replayed", "written_back", "writeback (deflect outbox replay)", "outbox_id, previous_status"),
     # accountability (issue 8)
-    EventType("customer.erased", "privacy", "insight (erasure)", "customer_id, redacted_items, key_destroyed"),
+    EventType("customer.erased", "privacy", "insight (erasure)", "customer_id, tickets, shared_tickets, redacted_items, "
+              "deleted_items, key_destroyed (as it happened), thorough; on chain customer-<id> and each ticket's"),
 )  # fmt: skip
 
 EVENT_TYPES: dict[str, EventType] = {t.name: t for t in _TYPES}
