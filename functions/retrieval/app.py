@@ -65,14 +65,20 @@ def search(
     segments: Annotated[
         str | None, Query(max_length=500, description="comma-separated customer segments")
     ] = None,
+    locale: Annotated[
+        str | None,
+        Query(max_length=35, description="the customer's locale: their language only, own locale first"),
+    ] = None,
 ) -> dict[str, Any]:
-    """Agents see every article; `audience=customer` (with `segments`) shows what a customer would get."""
+    """Agents see every article; `audience=customer` (with `segments`, `locale`) shows what a customer would get."""
     ctx = agent_context(app)
     require_role(ctx, *KNOWLEDGE_READERS)
     chosen = Audience(
         kind=audience, segments=frozenset(s.strip().lower() for s in (segments or "").split(",") if s.strip())
     )
-    results = container().knowledge_search.search(ctx, q, k=k, product_area=product_area, audience=chosen)
+    results = container().knowledge_search.search(
+        ctx, q, k=k, product_area=product_area, audience=chosen, locale=locale
+    )
     metrics().add_metric(name="KnowledgeSearches", unit=MetricUnit.Count, value=1)
     if results.gap_recorded:
         metrics().add_metric(name="KnowledgeGaps", unit=MetricUnit.Count, value=1)

@@ -243,6 +243,36 @@ def test_customer_view_hides_internal_articles_that_agents_see(world):
     assert "decline-macro" not in {h["article_id"] for h in as_customer.body["hits"]}
 
 
+def test_a_customer_locale_searches_only_their_language_as_triage_does(world):
+    german = {
+        "title": "Fehler SB-7001: Export abgebrochen",
+        "body": "# Export abgebrochen\n\nStarten Sie den Export erneut unter Berichte.",
+        "product_area": "reports",
+        "locale": "de",
+    }
+    world.call("PUT", "/v1/knowledge/articles/sb-7001-de", body=german)
+    world.call(
+        "PUT",
+        "/v1/knowledge/articles/sb-7001-en",
+        body={
+            **german,
+            "title": "Error SB-7001: export stopped",
+            "body": "# Export stopped\n\nRun it again.",
+            "locale": "en",
+        },
+    )
+
+    def found(locale):
+        query = {"q": "SB-7001", "audience": "customer", **({"locale": locale} if locale else {})}
+        return {
+            h["article_id"]
+            for h in world.call("GET", "/v1/knowledge/search", groups="agent", query=query).body["hits"]
+        }
+
+    assert found(None) >= {"sb-7001-de", "sb-7001-en"}
+    assert "sb-7001-en" not in found("de-AT") and "sb-7001-de" in found("de-AT")
+
+
 def test_delete_removes_from_search_but_cited_versions_still_resolve_from_locked_evidence(world):
     world.call(
         "PUT",

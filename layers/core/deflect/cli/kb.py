@@ -49,6 +49,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     searching.add_argument("--product-area")
     searching.add_argument("--customer", action="store_true", help="what a customer would see (public only)")
     searching.add_argument("--segment", action="append", default=[], help="customer segment; repeatable")
+    searching.add_argument(
+        "--locale",
+        help="the customer's locale (de, en-GB): only their language is searched, own locale first",
+    )
     searching.set_defaults(func=run_search)
 
 
@@ -165,6 +169,7 @@ def run_search(args: argparse.Namespace) -> int:
         k=args.k,
         product_area=args.product_area,
         audience=audience,
+        locale=args.locale,
         record_gap=False,  # an operator trying questions is not a customer going unanswered
     )
     for rank, hit in enumerate(results.hits, start=1):
