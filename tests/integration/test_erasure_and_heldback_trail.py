@@ -8,14 +8,14 @@ import json
 
 import pytest
 
-from deflect.domain.models import Customer, DecisionPolicy, TenantConfig
+from deflect.domain.models import Customer, DecisionPolicy
 from deflect.domain.tenancy import TenantContext
 from deflect.insight.timeline import TimelineService
 from deflect.repositories import Customers, TenantConfigs
 from deflect.triage.policy import change_policy
 from tests.cli_shell import deflect
 from tests.integration.test_writeback_rollout_switch import TENANT, decided_reply, dispatch, stored_ticket
-from tests.integration.writeback_support import helpdesk_world
+from tests.integration.writeback_support import auto_mode_world
 
 EMAIL, NAME = "zoe@example.org", "Zoe Quinn"
 
@@ -88,13 +88,7 @@ def test_an_erasure_request_for_an_unknown_id_starts_no_chain(moto_stack, capsys
 
 @pytest.fixture
 def desk():
-    with helpdesk_world(TENANT) as (aws, helpdesks):
-        config = TenantConfig(
-            tenant_id=TENANT, display_name=TENANT, policy=DecisionPolicy(rollout_default="auto")
-        )
-        aws.container.store.put(
-            TenantContext.system(TENANT), TenantConfigs(aws.container.store).save_write(config)
-        )
+    with auto_mode_world(TENANT) as (aws, helpdesks):
         yield aws, helpdesks
 
 

@@ -14,7 +14,6 @@ from deflect.domain.models import (
     DecisionPolicy,
     OutboxItem,
     RequestedAction,
-    TenantConfig,
     Ticket,
 )
 from deflect.domain.tenancy import TenantContext
@@ -31,7 +30,7 @@ from deflect.services.writeback import Writeback
 from deflect.triage.policy import change_policy
 from infra.local.helpdesks import BOT
 from infra.local.helpdesks.harness import ListQueue, fast_http, helpdesk_ticket, service
-from tests.integration.writeback_support import commit_account_action, escalation_ports, helpdesk_world
+from tests.integration.writeback_support import auto_mode_world, commit_account_action, escalation_ports
 from tests.knowledge_cases.fakes import HashingEmbedder
 from tests.unit.triage_fakes import SSO_ARTICLE, make_world
 
@@ -41,13 +40,7 @@ REPLY = "To set up SSO, open Settings, then Security."
 
 @pytest.fixture(scope="module")
 def world():
-    with helpdesk_world(TENANT) as (aws, helpdesks):
-        config = TenantConfig(
-            tenant_id=TENANT, display_name=TENANT, policy=DecisionPolicy(rollout_default="auto")
-        )
-        aws.container.store.put(
-            TenantContext.system(TENANT), TenantConfigs(aws.container.store).save_write(config)
-        )
+    with auto_mode_world(TENANT) as (aws, helpdesks):
         yield aws, helpdesks
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from deflect.domain.models import (
     AgentOutcome,
     Classification,
+    DecisionPolicy,
     OutboxItem,
     RequestedAction,
     TenantConfig,
@@ -47,6 +48,19 @@ def helpdesk_world(tenant_id: str) -> Iterator[tuple[Any, HelpdesksHandle]]:
     """moto-backed writeback and the local helpdesks, with `tenant_id` connected to them."""
     with writeback_aws(stream=False) as aws, start_helpdesks() as helpdesks:
         connect_tenant(aws.container.secrets, helpdesks, tenant_id)
+        yield aws, helpdesks
+
+
+@contextmanager
+def auto_mode_world(tenant_id: str) -> Iterator[tuple[Any, HelpdesksHandle]]:
+    """`helpdesk_world` with the tenant configured in `auto` rollout (its replies go to customers)."""
+    with helpdesk_world(tenant_id) as (aws, helpdesks):
+        config = TenantConfig(
+            tenant_id=tenant_id, display_name=tenant_id, policy=DecisionPolicy(rollout_default="auto")
+        )
+        aws.container.store.put(
+            TenantContext.system(tenant_id), TenantConfigs(aws.container.store).save_write(config)
+        )
         yield aws, helpdesks
 
 
