@@ -11,7 +11,6 @@ from deflect.domain.models import Classification, RequestedAction, SlaTier, Tena
 from deflect.escalation.models import AppliedDecision, EscalationState, TaskDecision
 from deflect.escalation.records import (
     REVIEW_MARGIN,
-    EscalationPorts,
     OpenEscalations,
     TaskDecisions,
     longest_review,
@@ -19,7 +18,7 @@ from deflect.escalation.records import (
 )
 from deflect.escalation.steps import EscalationSteps
 from deflect.repositories import Outbox, TenantConfigs
-from tests.unit.triage_fakes import RecordingQueue, make_world
+from tests.unit.triage_fakes import make_world
 
 REFUND = RequestedAction(kind="refund", amount=Decimal("120"), currency="EUR")
 
@@ -30,16 +29,7 @@ def _events(world, kind, ticket_id="tkt-1"):
 
 
 def _steps(world) -> EscalationSteps:
-    ports = EscalationPorts(
-        store=world.store,
-        evidence=world.evidence,
-        audit=world.audit,
-        workflow=None,
-        cipher=None,
-        notifier=None,
-        writeback=RecordingQueue(),
-    )
-    return EscalationSteps(ports)
+    return world.escalation_steps()
 
 
 def _state(world, decision_id: str = "d-0", **update) -> EscalationState:

@@ -20,8 +20,7 @@ from deflect.domain.models import Account, Classification
 from deflect.domain.tenancy import TenantContext
 from deflect.embedded.search import EmbeddedKnowledgeIndex
 from deflect.escalation.models import AppliedDecision, EscalationState, TaskDecision
-from deflect.escalation.records import EscalationPorts, TaskDecisions
-from deflect.escalation.steps import EscalationSteps
+from deflect.escalation.records import TaskDecisions
 from deflect.helpdesk.models import HelpdeskReceipt
 from deflect.knowledge.ingestion import KnowledgeIngestion
 from deflect.knowledge.models import ArticleInput
@@ -29,7 +28,7 @@ from deflect.repositories import Accounts, Outbox, Tickets, save
 from deflect.services.outbox import ref
 from deflect.services.writeback import Writeback
 from tests.knowledge_cases.fakes import HashingEmbedder
-from tests.unit.triage_fakes import EXPORT_ARTICLE, RecordingQueue, make_world
+from tests.unit.triage_fakes import EXPORT_ARTICLE, make_world
 
 ADMIN = TenantContext(tenant_id="acme", actor="admin:kb", roles=frozenset({"admin"}), via="cli")
 EXPORT = ArticleInput(title=EXPORT_ARTICLE.title, body=EXPORT_ARTICLE.text)
@@ -236,15 +235,6 @@ def escalated(world, edit: str | None = None):
     world.audit.append(
         world.ctx, "tkt-esc", "task.decided", {"task_id": "task_1"}, writes=TaskDecisions.writes(record)
     )
-    ports = EscalationPorts(
-        store=world.store,
-        evidence=world.evidence,
-        audit=world.audit,
-        workflow=None,
-        cipher=None,
-        notifier=None,
-        writeback=RecordingQueue(),
-    )
     state = EscalationState(
         tenant_id="acme",
         ticket_id="tkt-esc",
@@ -254,7 +244,7 @@ def escalated(world, edit: str | None = None):
         citations=decision.draft.citations,
         applied=AppliedDecision(next="writeback", task_id="task_1", decision_id="d-1", outcome=outcome),
     )
-    result = EscalationSteps(ports).enqueue_writeback(world.ctx, state, "esc-1")
+    result = world.escalation_steps().enqueue_writeback(world.ctx, state, "esc-1")
     found = [Outbox(world.store).get(world.ctx, i) for i in result["outbox_ids"]]
     [reply] = [i for i in found if i.kind == "public_reply"]
     return reply

@@ -210,6 +210,23 @@ class World:
         message_id = self.ticket(ticket_id, text, **kw)
         return self.service.triage(self.ctx, ticket_id, message_id)
 
+    def escalation_steps(self) -> Any:
+        """The escalation workflow's steps on this world's store, with a recording writeback queue (no SFN)."""
+        from deflect.escalation.records import EscalationPorts
+        from deflect.escalation.steps import EscalationSteps
+
+        return EscalationSteps(
+            EscalationPorts(
+                store=self.store,
+                evidence=self.evidence,
+                audit=self.audit,
+                workflow=None,
+                cipher=None,
+                notifier=None,
+                writeback=RecordingQueue(),
+            )
+        )
+
 
 class RecordingQueue:
     def __init__(self) -> None:
