@@ -13,18 +13,20 @@ from deflect.domain.models import Citation, Draft
 from deflect.knowledge.models import SearchHit
 from deflect.repositories import TenantConfigs
 from deflect.triage import grounding
-from tests.unit.triage_fakes import EXPORT_ARTICLE, Article, BagOfWords, bedrock_writing, make_world, save
+from tests.unit.triage_fakes import (
+    EXPORT_ARTICLE,
+    RENEWAL_ARTICLE,
+    RENEWAL_QUOTE,
+    Article,
+    BagOfWords,
+    bedrock_writing,
+    make_world,
+    save,
+)
 
 HELP_CENTER = Path(__file__).resolve().parents[2] / "infra" / "local" / "demo" / "helpcenter"
 
-RENEWAL = Article(
-    "bill-renewal",
-    "Automatic renewal",
-    "# Automatic renewal\n\nPlans renew automatically at the end of each billing period. "
-    "Turn off auto-renew under Settings → Billing.\n",
-    ("renew",),
-)
-QUOTE = "Plans renew automatically at the end of each billing period."
+RENEWAL, QUOTE = RENEWAL_ARTICLE, RENEWAL_QUOTE
 ASKED = "I asked to stop renewing last week. Is that done?"
 
 # The audit's reproductions: each reached the customer in auto mode as a grounded Bedrock answer.

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from deflect.triage import grounding
-from tests.unit.triage_fakes import Article, bedrock_writing, make_world
+from tests.unit.triage_fakes import RENEWAL_ARTICLE, RENEWAL_QUOTE, bedrock_writing, make_world
 
 HELP_CENTER = Path(__file__).resolve().parents[2] / "infra" / "local" / "demo" / "helpcenter"
 
@@ -115,14 +115,7 @@ def test_no_sentence_of_the_demo_help_center_reads_as_a_promise():
     assert flagged == []
 
 
-RENEWAL = Article(
-    "bill-renewal",
-    "Automatic renewal",
-    "# Automatic renewal\n\nPlans renew automatically at the end of each billing period. "
-    "Turn off auto-renew under Settings → Billing.\n",
-    ("renew",),
-)
-QUOTE = "Plans renew automatically at the end of each billing period."
+RENEWAL, QUOTE = RENEWAL_ARTICLE, RENEWAL_QUOTE
 
 
 def _triage_with_bedrock_writing(sentence: str):

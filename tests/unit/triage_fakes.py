@@ -147,6 +147,14 @@ EXPORT_ARTICLE = Article(
     "Exports include every column visible in the report.\n",
     ("export",),
 )
+RENEWAL_ARTICLE = Article(
+    "bill-renewal",
+    "Automatic renewal",
+    "# Automatic renewal\n\nPlans renew automatically at the end of each billing period. "
+    "Turn off auto-renew under Settings → Billing.\n",
+    ("renew",),
+)
+RENEWAL_QUOTE = "Plans renew automatically at the end of each billing period."
 REFUND_ARTICLE = Article(
     "bill-refunds",
     "Refund policy",
