@@ -426,6 +426,9 @@ def all_requested_actions(text: str) -> list[str]:
 
 # --------------------------------------------------------------------------- sensitivity
 
+# A person data is held about: an address, a pronoun, or "this person/contact".
+_PERSON = r"(?:[\w.+-]+@[\w-]+\.[\w.]+|me|us|them|him|her|(?:this|that|the) (?:person|individual|data subject|contact|customer|user))\b"
+
 _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
     "billing": [
         _rx(
@@ -451,6 +454,14 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         ),
         _rx(r"\b(?:still being|keep getting|kept getting|was|were|got)\s+(?:charged|billed)\b"),
         _rx(r"\bpayment\b[^.?!\n]{0,20}\b(?:dispute|disputed|chargeback)\b"),
+        # The error named before the invoice ("a mistake on our latest invoice", not "an error with the invoice
+        # download"), and tax charged in spite of an exemption the customer says applies ("VAT was added even though our VAT ID is on file").
+        _rx(
+            r"\b(?:mistake|error|wrong|incorrect|discrepanc\w*)\b[^.?!\n]{0,25}\b(?:on|in|with)\s+(?:\w+\s+){0,3}(?:invoice|bill|receipt)s?\b(?!\s+(?:download|button|page|tab|screen|settings|pdf|link|e-?mail))"
+        ),
+        _rx(
+            r"\b(?:vat|tax|taxes|sales tax|gst)\b[^.?!\n]{0,40}\b(?:added|charged|applied|included|billed)\b[^.?!\n]{0,40}\b(?:even though|although|despite|though|but (?:we|i))\b"
+        ),
     ],
     "security": [
         _rx(
@@ -538,6 +549,14 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         ),
         _rx(r"\b(?:stop|opt out of)\b[^.?!\n]{0,20}\b(?:processing|selling|sharing) (?:my|our)\b"),
         _rx(r"\bprivacy (?:request|complaint|concern|violation)\b"),
+        # What is held on a person, asked for by the person or on their behalf ("all the data we hold on them",
+        # "pull what you have on m.rossi@example.com"): a data-subject request, whatever it is called.
+        _rx(
+            rf"\b(?:all|every(?:thing)?|every bit of)\b[^.?!\n]{{0,20}}\b(?:data|information|info|records?)\b[^.?!\n]{{0,25}}\b(?:hold|have|has|store|keep|process)\w*\s+(?:on|about)\s+{_PERSON}"
+        ),
+        _rx(
+            rf"\b(?:what|everything|all)\b[^.?!\n]{{0,30}}\b(?:has|holds|have|hold|stores?|keeps?)\s+(?:on|about)\s+{_PERSON}"
+        ),
         # Data sold or shared onward, or wanted gone: "is my data being sold to third parties?", "I want my data gone".
         _rx(
             r"\b(?:my|our)\s+(?:personal\s+)?(?:data|information|details)\b[^.?!\n]{0,20}\b(?:sold|shared|sell|share)\b[^.?!\n]{0,20}\b(?:third[- ]part|advertis|other compan|partners?|brokers?)|\b(?:want|need|like|demand)\b[^.?!\n]{0,15}\b(?:my|our)\s+(?:personal\s+)?(?:data|information|details)\s+(?:deleted|erased|removed|gone|wiped)\b"
@@ -584,6 +603,10 @@ _HUMAN = [
         r"\b(?:your|a|the)\s+(?:manager|supervisor)\b(?![^.?!\n]{0,20}\b(?:role|permission|account|seat)s?\b)"
     ),
     _rx(r"^\s*(?:agent|human|representative|operator)[.!]*\s*$"),
+    # Asking whether a person is there at all: "Is anyone actually reading these?", "is anybody there?".
+    _rx(
+        r"\b(?:is|are)\s+(?:there\s+)?(?:anyone|anybody|someone|somebody|a (?:human|real person|person))\s+(?:actually\s+|even\s+|really\s+)?(?:(?:reading|listening)(?:\s+(?:to\s+)?(?:these|this|me|us|my|our)\b[^.?!\n]{0,20})?\s*(?:[?!.]|$)|there\b|out there|on the other (?:end|side))"
+    ),
     _rx(
         r"\b(?:someone|somebody|a person|an agent|a human|a rep|an engineer)\b[^.?!\n]{0,30}\bon (?:the |a )?(?:phone|call|line)\b|\bget me (?:someone|somebody|a person|an agent|a human|a rep)\b"
     ),

@@ -1,0 +1,85 @@
+"""Requests for a person that reached a customer-facing answer, or were kept from one only by the intent head (which
+is allowed to let a message it calls out of scope through when it puts almost no weight on intents for a person):
+an invoice the customer says is wrong, a request for the data held on a person, asking whether anyone is there. The
+detectors, not the embeddings, must send them to a person; the how-tos that share their words must not be flagged."""
+
+from __future__ import annotations
+
+import pytest
+
+from deflect.domain.models import DecisionPolicy
+from deflect.triage import detectors
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hi, I think there's a mistake on our latest invoice — VAT was added even though our EU VAT ID has been "
+        "on file for months. Can you correct it?",
+        "There's an error in our March invoice, the seat count is wrong.",
+        "We were charged sales tax although we're tax exempt.",
+        "Tax was applied to this bill despite our exemption certificate.",
+    ],
+)
+def test_an_invoice_the_customer_says_is_wrong_is_a_billing_matter(text):
+    assert "billing" in detectors.detect(text).sensitive_flags
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "One of our contacts has asked us for all the data we hold on them. Can you pull what Syncbeam has on "
+        "m.rossi@example.com?",
+        "A customer of ours wants everything you store about them.",
+        "What information do you keep on this person? She asked us under Article 15.",
+        "Please send all the records you have on j.doe@example.org.",
+    ],
+)
+def test_asking_for_the_data_held_on_a_person_is_a_privacy_request(text):
+    assert "privacy" in detectors.detect(text).sensitive_flags
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "How do I download my invoices?",
+        "Is VAT added to invoices for EU customers?",
+        "Where can I see the VAT on my invoice?",
+        "How do I add our VAT ID so it shows on the invoice?",
+        "I got an error with the invoice download button.",
+        "What data does Syncbeam store about my contacts?",
+        "How do I export everything about a beam?",
+        "Which fields do you keep about a contact after a sync?",
+        "Do you keep a copy of the records you sync?",
+        "The run log shows errors in the mapping step.",
+    ],
+)
+def test_how_tos_about_invoices_and_stored_data_raise_nothing(text):
+    signals = detectors.detect(text)
+    assert signals.sensitive_flags == []
+    assert signals.requested_action.kind == "none"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Is anyone actually reading these?",
+        "is anybody there??",
+        "Is there a real person on the other end?",
+        "Is anyone listening to me",
+    ],
+)
+def test_asking_whether_anyone_is_there_is_asking_for_a_person(text):
+    assert detectors.detect(text).wants_human
+
+
+@pytest.mark.parametrize(
+    "text", ["Is anyone able to see my beams?", "Is someone reading the run logs automatically?"]
+)
+def test_questions_about_who_can_see_or_read_things_are_not(text):
+    assert not detectors.detect(text).wants_human
+
+
+def test_both_families_are_flags_the_default_policy_always_escalates():
+    always = DecisionPolicy().always_escalate_flags
+    assert {"billing", "privacy"} <= set(always)
