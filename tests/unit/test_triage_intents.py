@@ -137,13 +137,13 @@ def test_heads_on_other_embeddings_or_missing_heads_classify_nothing(trained, tm
     head, centers, _, _ = trained
     store = _single(head)
     other = _Fixed(np.vstack([centers["intent_1"]]), model_id="another-model")
-    assert (
-        LinearIntentClassifier(other, store).classify(TenantContext.system("acme"), "x").intent
-        == UNCLASSIFIED
-    )
+    mismatched = LinearIntentClassifier(other, store).classify(TenantContext.system("acme"), "x")
+    assert mismatched.intent == UNCLASSIFIED
     empty = LinearIntentClassifier(other, FileModelStore(tmp_path))
     prediction = empty.classify(TenantContext.system("acme"), "x")
     assert prediction.intent == UNCLASSIFIED and prediction.confidence == 0.0
+    # Nothing says such a message is harmless: it must escalate under any risk tolerance a tenant can set.
+    assert mismatched.risk == 1.0 and prediction.risk == 1.0
 
 
 def test_file_store_versions_are_immutable_and_activation_picks_the_current_one(trained, tmp_path):

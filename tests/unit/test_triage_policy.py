@@ -55,7 +55,10 @@ def test_a_confident_grounded_answer_deflects():
             "action:change_plan",
         ),
         ({"classification": classification(wants_human=True)}, "wants_human"),
-        ({"classification": classification(out_of_scope=True, intent="out_of_scope")}, "out_of_scope"),
+        (
+            {"classification": classification(out_of_scope=True, intent="out_of_scope"), "intent_risk": 0.5},
+            "out_of_scope",
+        ),
         (
             {"classification": classification(intent_confidence=0.2), "intent_risk": 0.5},
             "low_classification_confidence",
@@ -78,6 +81,27 @@ def test_a_strict_tenant_escalates_every_low_confidence_classification():
     assert decide(POLICY, inputs(**doubtful)).outcome == "deflect"  # doubt only between harmless intents
     strict = decide(POLICY, inputs(**doubtful, risk_tolerance=0.0))
     assert strict.outcome == "escalate" and "low_classification_confidence" in strict.reasons
+
+
+def test_an_out_of_scope_question_with_no_weight_on_risky_intents_is_judged_by_its_answer():
+    # A product question the taxonomy has no intent for ("how fast does a revoked key stop working?").
+    unknown = {
+        "classification": classification(out_of_scope=True, intent="out_of_scope", intent_confidence=0.05),
+        "intent_risk": 0.03,
+    }
+    assert decide(POLICY, inputs(**unknown)).outcome == "deflect"
+    weak = decide(POLICY, inputs(**unknown, draft=Draft(text="x", confidence=0.4, grounded=True)))
+    assert weak.outcome == "escalate" and weak.reasons == ["low_answer_confidence"]
+    assert decide(POLICY, inputs(**unknown, draft=None)).outcome == "escalate"
+    strict = decide(POLICY, inputs(**unknown, risk_tolerance=0.0))
+    assert strict.outcome == "escalate" and "out_of_scope" in strict.reasons
+
+
+def test_an_out_of_scope_message_leaning_to_risky_intents_escalates_despite_a_perfect_answer():
+    # "cancle my subscribtion": out of scope, but most of the head's weight is on intents for a person.
+    leaning = classification(out_of_scope=True, intent="out_of_scope", intent_confidence=0.01)
+    decision = decide(POLICY, inputs(classification=leaning, intent_risk=0.51))
+    assert decision.outcome == "escalate" and decision.reasons == ["out_of_scope"]
 
 
 def test_missing_diagnostics_are_asked_for_when_no_answer_solves_the_problem():

@@ -314,7 +314,7 @@ class TriageEngine:
             injection=result.signals.injection,
             repeated_answer=repeat.same_answer,
             language_supported=classification.language == help_center,
-            intent_risk=result.prediction.risk if not result.prediction.out_of_scope else 1.0,
+            intent_risk=result.prediction.risk,
             risk_tolerance=risk_tolerance,
         )
         decision = decide(policy, inputs)

@@ -489,12 +489,19 @@ class LinearIntentClassifier:
     def classify(self, ctx: TenantContext, text: str) -> IntentPrediction:
         head, compiled = self.head(ctx.tenant_id)
         if head is None or compiled is None:
-            return IntentPrediction(intent=UNCLASSIFIED, confidence=0.0, out_of_scope=True, model_id="none")
+            # No head: nothing says the message is harmless, so it counts as entirely on intents for a person.
+            return IntentPrediction(
+                intent=UNCLASSIFIED, confidence=0.0, out_of_scope=True, model_id="none", risk=1.0
+            )
         model_id = getattr(self.embeddings, "model_id", "")
         if model_id and model_id != head.embedding_model_id:
             # A head trained on other embeddings would answer confidently and wrongly: refuse instead.
             return IntentPrediction(
-                intent=UNCLASSIFIED, confidence=0.0, out_of_scope=True, model_id=f"mismatch:{head.model_id}"
+                intent=UNCLASSIFIED,
+                confidence=0.0,
+                out_of_scope=True,
+                model_id=f"mismatch:{head.model_id}",
+                risk=1.0,
             )
         from deflect.knowledge.search import focus
 

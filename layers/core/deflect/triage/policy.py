@@ -4,10 +4,10 @@ Order of rules (first match of a group wins the outcome; every matching reason i
 
 1. Always escalate: a sensitive flag of the tenant's list (billing, refund, security, legal, privacy,
    account_change), any account-changing action, an explicit request for a human, a model failure (refused,
-   malformed, timed out), instructions aimed at the assistant, an out-of-scope message, a low-confidence
-   classification (unless the classifier's doubt lies only between intents that never need a human: below the
-   tenant's risk tolerance, TriageProfile.low_confidence_risk_tolerance, 0 = strict), a P1, a repeat contact
-   that would get the same answer again, a language the help center does not answer in.
+   malformed, timed out), instructions aimed at the assistant, an out-of-scope or low-confidence classification
+   (unless the classifier put almost no weight on intents that need a human: below the tenant's risk tolerance,
+   TriageProfile.low_confidence_risk_tolerance, 0 = strict; such a message is answered only by rule 3), a P1,
+   a repeat contact that would get the same answer again, a language the help center does not answer in.
 2. Ask for diagnostics: a problem report whose product area checklist is incomplete and that no confident,
    grounded answer resolves.
 3. Deflect: a grounded, verified draft whose confidence reaches the tenant's answer threshold (missing
@@ -52,7 +52,7 @@ class PolicyInputs:
     repeated_answer: bool = False
     language_supported: bool = True
     # Probability mass the classifier put on intents that always go to a human, and how much of it the tenant
-    # tolerates before a low-confidence classification escalates (0 = every low confidence escalates).
+    # tolerates before an out-of-scope or low-confidence classification escalates (0 = every one escalates).
     intent_risk: float = 1.0
     risk_tolerance: float = 0.0
 
@@ -74,12 +74,10 @@ def always_escalate_reasons(policy: DecisionPolicy, inputs: PolicyInputs) -> lis
         reasons.append(f"model_error:{inputs.model_error}")
     if inputs.injection:
         reasons.append("suspected_prompt_injection")
-    if c.out_of_scope:
-        reasons.append("out_of_scope")
-    elif (
-        c.intent_confidence < policy.classification_threshold and inputs.intent_risk >= inputs.risk_tolerance
-    ):
-        reasons.append("low_classification_confidence")
+    # An uncertain intent (out of the taxonomy, or below the threshold) escalates unless the head put almost no
+    # weight on intents that go to a person; then only a confident grounded answer may go out (decide()).
+    if intent_uncertain(policy, c) and inputs.intent_risk >= inputs.risk_tolerance:
+        reasons.append("out_of_scope" if c.out_of_scope else "low_classification_confidence")
     if c.severity == "P1":
         reasons.append("severity:P1")
     if inputs.repeated_answer:
