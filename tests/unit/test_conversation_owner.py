@@ -16,23 +16,12 @@ from deflect.domain.models import Account, Customer
 from deflect.repositories import Accounts, Customers, TenantConfigs, Tickets, save
 from deflect.services.intake import IdempotencyKeyReused, Intake
 from deflect.webhooks import Requester
+from tests.unit.intake_fakes import ForgetfulGuard, NoSecrets
 from tests.unit.triage_fakes import RecordingQueue, make_world
 
 X = Requester(email="x@example.com")
 Y = Requester(email="y@example.com")
 INVOICE = "My invoice INV-77 for ACME Corp is wrong"
-
-
-class NoSecrets:
-    def secrets(self, tenant_id: str, name: str) -> list[str]:
-        return []
-
-
-class ForgetfulGuard:
-    """The delivery guard after its records expired: every request runs again."""
-
-    def once(self, key, fingerprint, work):
-        return work()
 
 
 class Desk:

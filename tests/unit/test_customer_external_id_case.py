@@ -11,16 +11,12 @@ from deflect.repositories import Customers, TenantConfigs, Tickets
 from deflect.services.intake import Intake
 from deflect.services.tenant_admin import AccountUpdate, CustomerUpdate, TenantAdmin
 from deflect.webhooks import Requester
+from tests.unit.intake_fakes import NoSecrets
 from tests.unit.triage_fakes import RecordingQueue, make_world
 
 ANA = "0035g00000AbCdE"
 BOB = "0035g00000abcde"
 ADMIN = TenantContext(tenant_id="acme", actor="admin:crm", via="jwt", roles=frozenset({"admin"}))
-
-
-class NoSecrets:
-    def secrets(self, tenant_id, name):
-        return []
 
 
 class Once:

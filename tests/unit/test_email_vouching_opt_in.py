@@ -23,16 +23,12 @@ from deflect.repositories import Accounts, Customers, TenantConfigs, Tickets, sa
 from deflect.services.intake import Intake
 from deflect.services.tenant_admin import TenantAdmin, TenantConfigUpdate
 from deflect.webhooks import parse_payload
+from tests.unit.intake_fakes import NoSecrets
 from tests.unit.triage_fakes import RecordingQueue, make_world
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 MARIA = "maria.lopez@acme-corp.example"  # the requester of the shipped Zendesk trigger body
 MARIAS = ("crm-maria", "acct-m", "enterprise", "enterprise")
-
-
-class NoSecrets:
-    def secrets(self, tenant_id: str, name: str) -> list[str]:
-        return []
 
 
 class Desk:

@@ -19,17 +19,13 @@ from deflect.http import error_response
 from deflect.repositories import Customers, TenantConfigs, Tickets
 from deflect.services.intake import IdempotencyKeyReused, Intake
 from deflect.webhooks import Requester
+from tests.unit.intake_fakes import NoSecrets
 from tests.unit.triage_fakes import RecordingQueue, World, make_world
 
 ANA = Requester(email="ana@alpha.example")
 BOB = Requester(email="bob@beta.example")
 ANA_TEXT = "How do I set up SSO for my team? our idp tenant is alpha-prod-7781"
 BOB_TEXT = "How do I export a report?"
-
-
-class NoSecrets:
-    def secrets(self, tenant_id: str, name: str) -> list[str]:
-        return []
 
 
 class ExpiringGuard:

@@ -22,6 +22,7 @@ from deflect.escalation.steps import EscalationSteps
 from deflect.repositories import Accounts, Customers, TenantConfigs, Tickets, save
 from deflect.services.intake import Intake
 from deflect.webhooks import InboundMessage, Requester, parse_payload
+from tests.unit.intake_fakes import NoSecrets
 from tests.unit.triage_fakes import RecordingQueue, World, make_world
 
 ANA = {
@@ -42,11 +43,6 @@ ISSUE = {
     "fields": {"summary": "Refund the duplicate charge on INV-5531", "reporter": ANA},
 }
 REFUND = "Please refund the duplicate charge on INV-5531, card ending 4242. App version 4.2.1"
-
-
-class NoSecrets:
-    def secrets(self, tenant_id: str, name: str) -> list[str]:
-        return []
 
 
 class Desk:

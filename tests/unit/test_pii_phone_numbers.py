@@ -17,6 +17,7 @@ from deflect.pii import redact, redact_with_counts
 from deflect.repositories import TenantConfigs
 from deflect.services.intake import Intake
 from deflect.webhooks import Requester
+from tests.unit.intake_fakes import NoSecrets
 from tests.unit.triage_fakes import RecordingQueue, make_world
 
 PHONES = [
@@ -229,11 +230,6 @@ class Guard:
         result = work()
         self.seen[key] = (fingerprint, result)
         return result
-
-
-class NoSecrets:
-    def secrets(self, tenant_id: str, name: str) -> list[str]:
-        return []
 
 
 @pytest.mark.parametrize("phone", ["07700 900123", "0151 23456789", "1-800-555-0199", "+44 7700 900123"])

@@ -25,15 +25,11 @@ from deflect.triage.profile import TriageProfile
 from deflect.triage.service import customer_options
 from deflect.webhooks import Requester, parse_payload
 from tests.knowledge_cases.fakes import HashingEmbedder
+from tests.unit.intake_fakes import NoSecrets
 from tests.unit.triage_fakes import RecordingQueue, make_world
 
 KATE = "kate@example.com"
 KELVIN_KATE = "\u212aate@example.com"  # KELVIN SIGN + "ate": str.lower() turns it into "kate"
-
-
-class NoSecrets:
-    def secrets(self, tenant_id: str, name: str) -> list[str]:
-        return []
 
 
 class Once:

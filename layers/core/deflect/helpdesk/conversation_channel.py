@@ -1,13 +1,15 @@
 """The conversation API as a writeback channel, for tenants that answer their customers through it alone.
 
-A conversation (provider `api`) has no helpdesk ticket to write to: its customer reads triage's reply in the
-answer to `POST /v1/conversations` or on `GET /v1/conversations/{id}`. Without a `generic-writeback` connection
-(a signed webhook to the tenant's own backend) that API is where the reply went, so delivering the reply's outbox
-item is recording that: no HTTP call, a receipt naming `conversation_api:<outbox id>`. Writeback still holds the
-item to the rollout mode, the cited articles and everything else it checks before it reaches a connector.
+A conversation (provider `api`) has no helpdesk ticket to write to: its customer reads the reply in the answer to
+`POST /v1/conversations` or on `GET /v1/conversations/{id}`. Without a `generic-writeback` connection (a signed
+webhook to the tenant's own backend) that API is where the reply went, so delivering the reply's outbox item is
+recording that: no HTTP call, a receipt naming `conversation_api:<outbox id>`. Writeback still holds the item to
+the rollout mode, the cited articles and everything else it checks before it reaches a connector.
 
-Only a triage reply is shown there; anything else (an internal note, a held note, an escalation's outcome) has no
-reader in the conversation API and stays undeliverable, as without this channel.
+Two replies are shown there: triage's, and the one a person decided after an escalation (approved, edited, or
+written on rejecting the proposal), which `GET /v1/conversations/{id}` shows once this receipt exists. Anything else
+(an internal note, an assist or held note, the escalation's acknowledgement, a status) has no reader in the
+conversation API and stays undeliverable, as without this channel.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from deflect.domain.models import OutboxItem
+from deflect.escalation.records import outbox_id_for
 from deflect.helpdesk.base import Connector
 from deflect.helpdesk.errors import HelpdeskNotConfigured
 from deflect.helpdesk.models import ConnectorName, HelpdeskReceipt
@@ -22,6 +25,8 @@ from deflect.helpdesk.models import ConnectorName, HelpdeskReceipt
 CHANNEL = "conversation_api"
 # Who decides a triage reply (`Decision.decision_id`): what `GET /v1/conversations/{id}` shows is its reply.
 TRIAGE_DECISION_PREFIX = "dec_"
+# What an escalation's items are caused by (`escalation:<execution name>`, deflect.escalation.steps).
+ESCALATION_PREFIX = "escalation:"
 
 
 class ConversationChannel(Connector):
@@ -47,10 +52,19 @@ class ConversationChannel(Connector):
         return self.receipt(item, [f"{CHANNEL}:{item.outbox_id}"], idempotency_key=item.outbox_id)
 
 
+def agents_reply_id(execution: str) -> str:
+    """The outbox id of the public reply an escalation's decision sends: its writeback step's (ids derive from the
+    execution and step, deflect.escalation.steps), never its acknowledgement's."""
+    return outbox_id_for(execution, "writeback", "public_reply")
+
+
 def shown_by_conversation_api(item: OutboxItem) -> bool:
-    """A public reply triage decided: the conversation API shows its text as the decision's reply."""
-    return (
-        item.kind == "public_reply"
-        and bool(item.body and item.body.strip())
-        and (item.caused_by or "").startswith(TRIAGE_DECISION_PREFIX)
-    )
+    """A public reply triage decided, or the one a person decided after an escalation: the conversation API shows
+    its text as the conversation's answer."""
+    if item.kind != "public_reply" or not (item.body and item.body.strip()):
+        return False
+    cause = item.caused_by or ""
+    if cause.startswith(TRIAGE_DECISION_PREFIX):
+        return True
+    execution = cause.removeprefix(ESCALATION_PREFIX)
+    return cause.startswith(ESCALATION_PREFIX) and item.outbox_id == agents_reply_id(execution)

@@ -75,6 +75,7 @@ from deflect.pii import redact, redact_value
 from deflect.ports import EvidenceStore, Put, SecretStore, SupportStore, WorkQueue
 from deflect.repositories import Accounts, Customers, Outbox, TenantConfigs, Tickets, save
 from deflect.services.audit import AuditLog
+from deflect.services.conversation_answers import agent_reply
 from deflect.webhooks import (
     Ignored,
     InboundMessage,
@@ -1350,11 +1351,30 @@ class Intake:
                 "reasons": latest.reasons,
                 "decided_at": latest.decided_at.isoformat(),
                 "reply": reply if visible else None,
+                "answered_by": "triage" if visible else None,
+                "answered_at": latest.decided_at.isoformat() if visible else None,
                 "citations": [c.model_dump(mode="json") for c in latest.draft.citations]
                 if visible and latest.draft
                 else [],
                 "missing_diagnostics": latest.missing_diagnostics,
             }
+            person = agent_reply(self.store, ctx, conversation_id, latest)
+            if person is not None and person.delivery == "delivered":
+                answer |= {
+                    "reply": person.text,
+                    "answered_by": "agent",
+                    "answered_at": person.delivered_at.isoformat() if person.delivered_at else None,
+                    "citations": [c.model_dump(mode="json") for c in person.citations],
+                }
+            if person is not None and status != "closed":
+                # Resolved when the decision resolved the ticket (an approval; a reply on rejecting the
+                # proposal leaves it open). An approval resolves the ticket as it queues the reply: until
+                # writeback delivered it, a client that stopped polling at `resolved` would never see it;
+                # held back, it went to the support team as a note, as a held triage reply does.
+                if person.delivery == "delivered":
+                    status = "resolved" if ticket.status == "resolved" else "answered"
+                else:
+                    status = "escalated" if person.delivery == "on_its_way" else "with_agent"
         return {
             "conversation_id": conversation_id,
             "status": status,
