@@ -3,9 +3,9 @@
 A tenant that answers through the conversation API alone (no `generic-writeback` connection): the escalation's
 reply, approved as proposed, edited, or written on rejecting the proposal, ends `done` through the conversation API
 itself (effect `conversation_api:<outbox id>`), not `dead`, and `GET /v1/conversations/{id}` shows it once delivered,
-`answered_by: agent`. Never before, never when writeback held it back; never the internal note, the acknowledgement
-or a proposal the agent rejected, which stay undeliverable as before; never to another requester, tenant or
-conversation; once however often it is delivered.
+`answered_by: agent`. Never before, never when writeback held it back; never the internal note (which ends `done`,
+not shown: the conversation API has no reader for it) or a proposal the agent rejected; never to another requester,
+tenant or conversation; once however often it is delivered.
 
 The real triage, escalation steps, approval service, writeback and helpdesk directory on the in-memory store.
 """
@@ -13,147 +13,28 @@ The real triage, escalation steps, approval service, writeback and helpdesk dire
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 
 from deflect.domain.errors import NotFound
-from deflect.domain.models import OutboxItem, Ticket, utcnow
+from deflect.domain.models import OutboxItem, Ticket
 from deflect.domain.tenancy import TenantContext
-from deflect.embedded.search import EmbeddedKnowledgeIndex
-from deflect.escalation.approval import ApprovalService
-from deflect.escalation.models import DecisionRequest, EscalationRequest, EscalationState
-from deflect.escalation.records import EscalationPorts, outbox_id_for
-from deflect.escalation.start import execution_name_for
-from deflect.escalation.steps import EscalationSteps
-from deflect.escalation.tasks import HumanTasks
+from deflect.escalation.records import outbox_id_for
 from deflect.helpdesk.conversation_channel import ConversationChannel
-from deflect.helpdesk.directory import HelpdeskDirectory
 from deflect.helpdesk.errors import HelpdeskNotConfigured
-from deflect.knowledge.ingestion import KnowledgeIngestion
-from deflect.knowledge.models import ArticleInput
-from deflect.repositories import Outbox, TenantConfigs
 from deflect.services import outbox
-from deflect.services.intake import Intake
-from deflect.services.outbox import ref
-from deflect.services.writeback import Writeback
 from deflect.webhooks import Requester
-from tests.knowledge_cases.fakes import HashingEmbedder
-from tests.unit.escalation_desk import Cipher, Notifier
-from tests.unit.intake_fakes import ForgetfulGuard, NoSecrets
-from tests.unit.triage_fakes import REFUND_ARTICLE, RecordingQueue, make_world
-
-X = Requester(email="x@example.com")
-Y = Requester(email="y@example.com")
-REFUND = "Please refund my last invoice of 120 EUR"
-PROPOSAL_QUOTE = "Billing support handles every refund request."
-APPROVER = TenantContext(
-    tenant_id="acme", actor="agent:ann", roles=frozenset({"agent", "approver"}), via="jwt"
+from tests.unit.conversation_chat import (
+    ADMIN,
+    PROPOSAL_QUOTE,
+    Chat,
+    Clock,
+    Crash,
+    X,
+    Y,
 )
-ADMIN = TenantContext(tenant_id="acme", actor="admin:kb", roles=frozenset({"admin"}), via="cli")
-
-
-class Workflow:
-    """Step Functions' callbacks: the decision reaches the waiting task."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def send_task_success(self, token: str, output: Any) -> None:
-        self.calls.append("success")
-
-    def send_task_failure(self, token: str, error: str, cause: str) -> None:
-        self.calls.append("failure")
-
-
-class Crash(Exception):
-    pass
-
-
-class Clock:
-    """Writeback's clock, moved on by the test (a claim's lease runs out)."""
-
-    def __init__(self) -> None:
-        self.at = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def later(self, by: timedelta) -> None:
-        self.at += by
-
-
-class Chat:
-    """One API-only tenant's chat, from the customer's first message to the escalation's writeback."""
-
-    def __init__(self) -> None:
-        self.world = world = make_world()
-        self.ctx, self.store, self.audit = world.ctx, world.store, world.audit
-        # The refund article the proposal quotes, in the knowledge base writeback checks quotes against.
-        self.kb = KnowledgeIngestion(
-            world.store, world.evidence, EmbeddedKnowledgeIndex(None, HashingEmbedder())
-        )
-        refund = ArticleInput(title=REFUND_ARTICLE.title, body=REFUND_ARTICLE.text)
-        self.kb.put(ADMIN, REFUND_ARTICLE.article_id, refund)
-        self.intake = Intake(
-            world.store, world.evidence, NoSecrets(), RecordingQueue(), world.audit, ForgetfulGuard()
-        )
-        self.config = TenantConfigs(world.store).get(self.ctx)
-        self.ports = EscalationPorts(
-            store=world.store,
-            evidence=world.evidence,
-            audit=world.audit,
-            workflow=Workflow(),
-            cipher=Cipher(),
-            notifier=Notifier(),
-            writeback=RecordingQueue(),
-        )
-        self.steps = EscalationSteps(self.ports)
-
-    def start(self, text: str = REFUND, requester: Requester = X) -> str:
-        """The customer writes; triage (the queued job) escalates the conversation; the workflow acknowledges it and
-        opens the agents' task."""
-        started = self.intake.converse(self.ctx, self.config, text=text, requester=requester)
-        conversation, message = started.body["conversation_id"], started.body["message_id"]
-        assert self.world.service.triage(self.ctx, conversation, message).escalated
-        decision, ticket, refs = self.world.started[-1]
-        self.execution = execution_name_for(self.ctx.tenant_id, conversation, decision.decision_id)
-        request = EscalationRequest.from_decision(decision, ticket, evidence=refs)
-        state = EscalationState.model_validate(request.model_dump(mode="json"))
-        state = state.model_copy(update={"summary": self.steps.summarize(self.ctx, state, self.execution)})
-        state = state.model_copy(update={"route": self.steps.route(self.ctx, state)})
-        self.acknowledged = self.steps.acknowledge(self.ctx, state, self.execution)["outbox_ids"]
-        self.task_id = HumanTasks(self.ports).open(self.ctx, state, self.execution, "token-1")["task_id"]
-        self.state, self.proposal = state, state.proposed_reply
-        return conversation
-
-    def decide(self, outcome: str, reply: str | None = None) -> dict[str, OutboxItem]:
-        """An agent decides through the approval service; the workflow applies it and queues its effects."""
-        body = DecisionRequest(decision_id=f"d-{outcome}", outcome=outcome, reply=reply)
-        ApprovalService(self.ports).decide(APPROVER, self.task_id, body)
-        applied = self.steps.apply_decision(self.ctx, self.state, self.execution)
-        state = self.state.model_copy(update={"applied": applied})
-        queued = self.steps.enqueue_writeback(self.ctx, state, self.execution)["outbox_ids"]
-        items = [Outbox(self.store).get(self.ctx, i) for i in queued]
-        return {i.kind: i for i in items}
-
-    def writeback(self, **kw: Any) -> Writeback:
-        return Writeback(self.store, HelpdeskDirectory(NoSecrets()), audit=self.audit, **kw)
-
-    def dispatch(self, item: OutboxItem, **kw: Any):
-        return self.writeback(**kw).dispatch(ref(item))
-
-    def item(self, outbox_id: str) -> OutboxItem:
-        return Outbox(self.store).get(self.ctx, outbox_id)
-
-    def shown(self, conversation: str, requester: Requester = X) -> dict[str, Any]:
-        return self.intake.conversation(self.ctx, conversation, requester)
-
-    def audited(self, conversation: str, event: str) -> list[dict[str, Any]]:
-        entries = [e for e in self.audit.entries(self.ctx, conversation) if e.type == event]
-        return [e.payload for e in self.audit.intact_events(self.ctx, entries)]
-
+from tests.unit.triage_fakes import REFUND_ARTICLE
 
 # ------------------------------------------------------------------ delivered and shown
 
@@ -228,7 +109,7 @@ def test_a_reply_written_on_rejecting_the_proposal_is_shown_and_the_conversation
 # ------------------------------------------------------------------ not shown, and undeliverable as before
 
 
-def test_a_rejected_proposal_is_never_shown_and_the_decisions_note_stays_undeliverable():
+def test_a_rejected_proposal_is_never_shown_and_the_decisions_note_ends_not_shown():
     chat = Chat()
     conversation = chat.start()
 
@@ -236,9 +117,9 @@ def test_a_rejected_proposal_is_never_shown_and_the_decisions_note_stays_undeliv
 
     assert set(items) == {"internal_note"}  # no reply for the customer: nothing to deliver or show
     note = chat.dispatch(items["internal_note"])
-    assert note.outcome == "dead" and "does not show a internal_note" in note.detail
-    for outbox_id in chat.acknowledged:  # "a person will follow up": still no reader in the conversation API
-        assert chat.dispatch(chat.item(outbox_id)).outcome == "dead"
+    assert (note.outcome, note.detail) == ("not_shown", "conversation_api:not_shown")
+    for outbox_id in chat.acknowledged:  # "a person will follow up": delivered, and shown while escalated
+        assert chat.dispatch(chat.item(outbox_id)).outcome == "delivered"
     shown = chat.shown(conversation)
     assert (shown["status"], shown["decision"]["reply"], shown["decision"]["answered_by"]) == (
         "escalated",
@@ -256,9 +137,9 @@ def test_a_reply_writeback_held_back_is_not_shown():
 
     assert chat.dispatch(reply).outcome == "conflict"
 
-    # The held note hands the reply to agents: an internal note, undeliverable here as any other.
+    # The held note hands the reply to agents: an internal note, not shown here as any other.
     held = chat.item(f"{reply.outbox_id}-held")
-    assert chat.dispatch(held).outcome == "dead"
+    assert chat.dispatch(held).outcome == "not_shown"
     shown = chat.shown(conversation)
     assert shown["decision"]["reply"] is None and shown["decision"]["answered_by"] is None
     assert shown["status"] == "with_agent"  # as a held triage reply: the support team has it
@@ -321,17 +202,18 @@ def _escalation_item(step: str, kind: str = "public_reply", execution: str = "es
     return item.model_copy(update={"outbox_id": outbox_id_for(execution, step, kind)})
 
 
-def test_the_channel_delivers_the_escalation_decisions_reply_and_nothing_else_of_the_escalation():
+def test_the_channel_delivers_the_escalations_two_public_messages_and_records_its_notes_as_not_shown():
     channel = ConversationChannel("acme")
     decided = _escalation_item("writeback")
+    acknowledged = _escalation_item("acknowledged")  # "a person will follow up": GET shows it while escalated
 
-    assert channel.send(decided).effects == [f"conversation_api:{decided.outbox_id}"]
+    for item in (decided, acknowledged):
+        assert channel.send(item).effects == [f"conversation_api:{item.outbox_id}"]
     for item in (
-        _escalation_item("acknowledged"),  # "a person will follow up": not what GET shows
         _escalation_item("writeback", "internal_note"),
         _escalation_item("review_expired", "internal_note"),
-        # Another escalation's reply id: the item does not carry its own execution's.
-        decided.model_copy(update={"caused_by": "escalation:esc-2"}),
     ):
-        with pytest.raises(HelpdeskNotConfigured):
-            channel.send(item)
+        assert channel.send(item).effects == ["conversation_api:not_shown"]
+    # Another escalation's reply id (the item does not carry its own execution's): a public message nobody reads.
+    with pytest.raises(HelpdeskNotConfigured):
+        channel.send(decided.model_copy(update={"caused_by": "escalation:esc-2"}))

@@ -1,5 +1,6 @@
 """Which connector a conversation's outbox item gets: the tenant's generic webhook when it has one, else the
-conversation API itself, which delivers only what that API shows its customer (a triage reply)."""
+conversation API itself, which delivers what that API shows its customer (a triage reply), records what it has no
+reader for by design (a note, a status) as not shown, and refuses any other public message."""
 
 from __future__ import annotations
 
@@ -52,12 +53,21 @@ def test_with_a_generic_connection_the_reply_goes_to_the_tenants_backend():
     "item",
     [
         outbox.reply(CONVERSATION, "Suggested reply for agents", public=False, caused_by="dec_1"),
-        outbox.reply(CONVERSATION, "A person will follow up.", caused_by="escalation:esc-1"),
         outbox.new_item(CONVERSATION, "status", status_value="solved", caused_by="escalation:esc-1"),
     ],
-    ids=["assist_note", "escalation_reply", "escalation_status"],
+    ids=["assist_note", "escalation_status"],
 )
-def test_what_the_conversation_api_does_not_show_is_never_recorded_as_delivered(item):
+def test_what_the_conversation_api_has_no_reader_for_is_recorded_as_not_shown(item):
+    connector = HelpdeskDirectory(Secrets({})).connector("acme", item)
+
+    receipt = connector.send(item)
+
+    assert receipt.effects == ["conversation_api:not_shown"] and receipt.requests == 0
+
+
+def test_a_public_message_the_conversation_api_does_not_show_is_never_recorded_as_delivered():
+    # An escalation's public reply under an id neither its acknowledgement nor its decision's reply has.
+    item = outbox.reply(CONVERSATION, "A person will follow up.", caused_by="escalation:esc-1")
     connector = HelpdeskDirectory(Secrets({})).connector("acme", item)
 
     with pytest.raises(HelpdeskNotConfigured):

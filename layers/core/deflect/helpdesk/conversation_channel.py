@@ -6,17 +6,22 @@ webhook to the tenant's own backend) that API is where the reply went, so delive
 recording that: no HTTP call, a receipt naming `conversation_api:<outbox id>`. Writeback still holds the item to
 the rollout mode, the cited articles and everything else it checks before it reaches a connector.
 
-Two replies are shown there: triage's, and the one a person decided after an escalation (approved, edited, or
-written on rejecting the proposal), which `GET /v1/conversations/{id}` shows once this receipt exists. Anything else
-(an internal note, an assist or held note, the escalation's acknowledgement, a status) has no reader in the
-conversation API and stays undeliverable, as without this channel.
+Three messages are shown there: triage's reply, the escalation's acknowledgement ("a person will follow up"), and
+the reply a person decided after the escalation (approved, edited, or written on rejecting the proposal);
+`GET /v1/conversations/{id}` shows the last two once this receipt exists.
+
+What has no reader there by design (a note for agents: the decision's, assist mode's, a held change's; a tag,
+status or field change) ends `done` too, with the receipt effect `conversation_api:not_shown` (writeback audits it
+`writeback.not_shown`): an outcome the trail records, not a failure for the dead-letter alarm. Agents read the
+escalation's summary and decision in their task view. Any other public reply stays undeliverable (`dead`,
+alarmed), and account actions never come here: without a CRM connection they stay `dead`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
-from deflect.domain.models import OutboxItem
+from deflect.domain.models import OutboxItem, OutboxKind
 from deflect.escalation.records import outbox_id_for
 from deflect.helpdesk.base import Connector
 from deflect.helpdesk.errors import HelpdeskNotConfigured
@@ -27,6 +32,10 @@ CHANNEL = "conversation_api"
 TRIAGE_DECISION_PREFIX = "dec_"
 # What an escalation's items are caused by (`escalation:<execution name>`, deflect.escalation.steps).
 ESCALATION_PREFIX = "escalation:"
+# The receipt effect of an item the conversation API has no reader for (one name for all: nothing was posted).
+NOT_SHOWN = f"{CHANNEL}:not_shown"
+# What the conversation API never shows by design: notes for agents, changes to helpdesk fields.
+NOT_SHOWN_KINDS: frozenset[OutboxKind] = frozenset({"internal_note", "tags", "status", "custom_fields"})
 
 
 class ConversationChannel(Connector):
@@ -45,11 +54,14 @@ class ConversationChannel(Connector):
 
     def send(self, item: OutboxItem, *, others: Collection[str] = frozenset()) -> HelpdeskReceipt:
         # `others` is not needed: the effect is this item's own, named by its outbox id, and posted nowhere.
-        if not shown_by_conversation_api(item):
-            raise HelpdeskNotConfigured(
-                f"no generic connection for this tenant, and the conversation API does not show a {item.kind}"
-            )
-        return self.receipt(item, [f"{CHANNEL}:{item.outbox_id}"], idempotency_key=item.outbox_id)
+        if shown_by_conversation_api(item):
+            return self.receipt(item, [f"{CHANNEL}:{item.outbox_id}"], idempotency_key=item.outbox_id)
+        if item.kind in NOT_SHOWN_KINDS:
+            return self.receipt(item, [NOT_SHOWN], idempotency_key=item.outbox_id)
+        # A public message the customer could never read: that must alarm.
+        raise HelpdeskNotConfigured(
+            f"no generic connection for this tenant, and the conversation API does not show a {item.kind}"
+        )
 
 
 def agents_reply_id(execution: str) -> str:
@@ -58,13 +70,26 @@ def agents_reply_id(execution: str) -> str:
     return outbox_id_for(execution, "writeback", "public_reply")
 
 
+def acknowledgement_id(execution: str) -> str:
+    """The outbox id of an escalation's "a person will follow up": its acknowledge step's."""
+    return outbox_id_for(execution, "acknowledged", "public_reply")
+
+
 def shown_by_conversation_api(item: OutboxItem) -> bool:
-    """A public reply triage decided, or the one a person decided after an escalation: the conversation API shows
-    its text as the conversation's answer."""
+    """A public reply triage decided, an escalation's acknowledgement, or the reply a person decided after the
+    escalation: the conversation API shows its text to the conversation's customer."""
     if item.kind != "public_reply" or not (item.body and item.body.strip()):
         return False
     cause = item.caused_by or ""
     if cause.startswith(TRIAGE_DECISION_PREFIX):
         return True
     execution = cause.removeprefix(ESCALATION_PREFIX)
-    return cause.startswith(ESCALATION_PREFIX) and item.outbox_id == agents_reply_id(execution)
+    return cause.startswith(ESCALATION_PREFIX) and item.outbox_id in (
+        agents_reply_id(execution),
+        acknowledgement_id(execution),
+    )
+
+
+def not_shown(receipt: HelpdeskReceipt) -> bool:
+    """The receipt of an item the conversation API has no reader for: nothing was delivered, by design."""
+    return receipt.effects == [NOT_SHOWN]

@@ -104,6 +104,10 @@ _TYPES = (
               "items policy_version, rollout_mode, decided_rollout_mode and held_reason (a reply assist sent as a note)"),
     EventType("writeback.suppressed", "written_back", "writeback (shadow mode at send time)",
               "outbox_id, kind, provider, reason, held_reason, policy_version, rollout_mode, decided_rollout_mode"),
+    EventType("writeback.not_shown", "written_back",
+              "writeback (an API-only tenant's note or field change: the conversation API has no reader for it)",
+              "outbox_id, kind, provider, caused_by, body_sha256, effects ([conversation_api:not_shown]); for "
+              "AI-caused items policy_version, rollout_mode, decided_rollout_mode and held_reason; not a failure"),
     EventType("writeback.conflict", "written_back", "writeback", "outbox_id, kind, provider, reason"),
     EventType("writeback.dead", "written_back", "writeback", "outbox_id, kind, provider, reason"),
     EventType("writeback.replayed", "written_back", "writeback (deflect outbox replay)", "outbox_id, previous_status"),

@@ -270,6 +270,7 @@ class TimelineService:
         elif name in {
             "writeback.delivered",
             "writeback.suppressed",  # held back by the rollout mode: what was not sent is part of the story
+            "writeback.not_shown",  # an API-only tenant's note: finished, with nobody to read it
             "writeback.conflict",
             "writeback.dead",
             "answer.delivered",

@@ -75,7 +75,7 @@ from deflect.pii import redact, redact_value
 from deflect.ports import EvidenceStore, Put, SecretStore, SupportStore, WorkQueue
 from deflect.repositories import Accounts, Customers, Outbox, TenantConfigs, Tickets, save
 from deflect.services.audit import AuditLog
-from deflect.services.conversation_answers import agent_reply
+from deflect.services.conversation_answers import acknowledgement, agent_reply
 from deflect.webhooks import (
     Ignored,
     InboundMessage,
@@ -1357,6 +1357,7 @@ class Intake:
                 if visible and latest.draft
                 else [],
                 "missing_diagnostics": latest.missing_diagnostics,
+                "acknowledgement": None,
             }
             person = agent_reply(self.store, ctx, conversation_id, latest)
             if person is not None and person.delivery == "delivered":
@@ -1375,6 +1376,12 @@ class Intake:
                     status = "resolved" if ticket.status == "resolved" else "answered"
                 else:
                     status = "escalated" if person.delivery == "on_its_way" else "with_agent"
+            if status == "escalated":
+                # "A person will follow up by then", once it was delivered: what the customer waits on. The person's
+                # reply, once it is here, answers instead.
+                sent = acknowledgement(self.store, ctx, conversation_id, latest)
+                if sent is not None:
+                    answer["acknowledgement"] = {"text": sent.text, "sent_at": sent.sent_at.isoformat()}
         return {
             "conversation_id": conversation_id,
             "status": status,

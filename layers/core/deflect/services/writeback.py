@@ -44,6 +44,7 @@ from deflect.domain.errors import Conflict, NotFound, Throttled, TransientFailur
 from deflect.domain.models import Citation, Decision, OutboxItem, OutboxStatus, utcnow
 from deflect.domain.tenancy import TenantContext
 from deflect.helpdesk.base import COMMENT_KINDS, Connector, parse_time
+from deflect.helpdesk.conversation_channel import not_shown
 from deflect.helpdesk.directory import connector_name
 from deflect.helpdesk.errors import HelpdeskConflict, PermanentFailure
 from deflect.helpdesk.models import HelpdeskReceipt
@@ -62,7 +63,9 @@ HANDLED: frozenset[str] = frozenset({"done", "conflict", "dead"})
 # Nothing left to deliver (a held change is `conflict`; its note for agents is an item of its own).
 FINISHED: frozenset[str] = frozenset({"done", "conflict"})
 OPEN_STATUSES: tuple[OutboxStatus, ...] = ("pending", "dispatching", "failed", "conflict", "dead")
-Outcome = Literal["delivered", "replayed", "conflict", "dead", "suppressed", "already_handled", "missing"]
+Outcome = Literal[
+    "delivered", "replayed", "not_shown", "conflict", "dead", "suppressed", "already_handled", "missing"
+]
 HELD_BY_SHADOW = "rollout mode is now shadow"
 HELD_BY_ASSIST = "rollout mode is now assist: the public reply went to agents as an internal note"
 
@@ -473,6 +476,9 @@ class Writeback:
         """`checked_from`: where the span of history the send checked for others' edits starts (None: unchecked).
         `ruling`: the rollout policy an AI-caused item was held to (a public reply sent as a note says why)."""
         stored = receipt.model_dump(mode="json")
+        # An item the conversation API has no reader for (a note of an API-only tenant): finished by design, audited
+        # as such, nothing posted; not a delivery, and never dead (the DLQ alarm is for what failed).
+        unread = not_shown(receipt)
         done = claimed.model_copy(
             update={"status": "done", "receipt": stored, "last_error": None, "updated_at": self.clock()}
         )
@@ -481,7 +487,7 @@ class Writeback:
             # Created once: a second receipt for the same outbox id cannot be written.
             Put(pk=keys.outbox_pk(ctx.tenant_id, claimed.outbox_id), sk="RECEIPT", data=stored, expect="new"),
         ]
-        writes += _posted_writes(ctx, claimed, receipt.effects)
+        writes += [] if unread else _posted_writes(ctx, claimed, receipt.effects)
         mark = receipt.external_updated_at
         if mark and checked_from and mark > checked_from:
             # Only a checked write moves the watermark: nobody else changed the ticket from `checked_from` until
@@ -504,9 +510,12 @@ class Writeback:
             "requests": receipt.requests,
             **(ruling.audit() if ruling else {}),
         }
-        if not self._commit(ctx, claimed, "writeback.delivered", payload, writes):
+        event = "writeback.not_shown" if unread else "writeback.delivered"
+        if not self._commit(ctx, claimed, event, payload, writes):
             return DispatchResult(claimed.outbox_id, "already_handled", "recorded by another delivery")
         self.checkpoint("recorded")
+        if unread:
+            return DispatchResult(claimed.outbox_id, "not_shown", ",".join(receipt.effects))
         return DispatchResult(
             claimed.outbox_id,
             "replayed" if receipt.replayed else "delivered",
