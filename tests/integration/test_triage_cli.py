@@ -223,6 +223,9 @@ def test_eval_classify_reports_accuracy_f1_and_out_of_scope_numbers(cli, tmp_pat
     assert report["n"] == 4
     assert {"accuracy", "macro_f1", "in_scope_accuracy", "oos_recall", "oos_precision"} <= set(report)
     assert report["in_scope_accuracy"] >= 2 / 3
+    # Which embeddings and arithmetic the numbers came from: another CPU's int8 arithmetic shows in the probe.
+    assert report["embedding"]["model_id"].startswith("all-MiniLM-L6-v2")
+    assert 0.98 < report["embedding"]["probe_cosine"] <= 1.0
 
 
 def test_eval_classify_holds_intents_out_with_a_fixed_seed(cli, tmp_path, capsys):
@@ -273,6 +276,7 @@ def test_eval_triage_reports_escalation_recall_precision_and_deflection(cli, tmp
     assert set(report["needless_escalations_by_stage"]) == {"detectors", "model", "intent", "answer"}
     assert sum(report["needless_escalations_by_stage"].values()) == report["outcomes"].get("escalate", 0) - 2
     assert report["missed_escalations"] == []
+    assert 0.98 < report["embedding"]["probe_cosine"] <= 1.0
 
     # Another seed for the out-of-scope gate's folds retrains the taxonomy; safety does not depend on it.
     assert cli(["eval", "triage", "--cases", str(cases), "--kb", str(kb), "--gate-seed", "3"]) == 0

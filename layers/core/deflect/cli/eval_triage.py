@@ -124,7 +124,7 @@ def classification_report(truth: list[str], predicted: list[str], *, has_oos: bo
 def run_classify(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from deflect.embedded.embeddings import get_embedder
+    from deflect.embedded.embeddings import arithmetic_probe, get_embedder
     from deflect.embedded.model import DiskEmbeddingCache, predict_many, train_head
     from deflect.triage.intents import IntentSpec, Taxonomy
 
@@ -177,6 +177,7 @@ def run_classify(args: argparse.Namespace) -> int:
         oos_threshold=round(head.gate.threshold, 4) if head.gate else None,
         embed_s=round(embed_s, 1),
         train_s=round(train_s, 1),
+        embedding=arithmetic_probe(get_embedder()),
     )
     print(
         f"trained {len(set(labels))} intents on {len(train)} examples; gate on folds: {head.gate.folds if head.gate else None}",
@@ -261,8 +262,19 @@ def run_triage(args: argparse.Namespace) -> int:
     report["p95_ms"] = round(ordered[int(0.95 * (len(ordered) - 1))], 1) if ordered else 0.0
     if args.gate_seed is not None:
         report["gate_seed"] = args.gate_seed
+    report["embedding"] = _embedding_probe(tenant.models.embeddings)
     print(json.dumps(report))
     return 0
+
+
+def _embedding_probe(embedder: Any) -> dict[str, Any]:
+    """Which embeddings the numbers came from, and on what arithmetic (deflect.embedded.embeddings.PROBE_TEXT)."""
+    from deflect.embedded.embeddings import MiniLMEmbedder, arithmetic_probe
+
+    embedder = getattr(embedder, "inner", embedder)  # behind the in-process cache
+    if not isinstance(embedder, MiniLMEmbedder):
+        return {"model_id": getattr(embedder, "model_id", type(embedder).__name__), "probe_cosine": None}
+    return arithmetic_probe(embedder)
 
 
 # Where triage sends a message to a person, in the policy's order (triage/policy.always_escalate_reasons): the

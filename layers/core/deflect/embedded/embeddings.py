@@ -250,6 +250,26 @@ class MiniLMEmbedder:
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
 
 
+# The int8 graph multiplies with the CPU's own integer instructions, so the same text embeds slightly differently on
+# another machine, and an evaluation's borderline cases can come out otherwise. This sentence's cosine to the packaged
+# float model's vector tells two machines apart (equal to six decimals: same arithmetic; not: compare numbers with care).
+PROBE_TEXT = "How do I reset my password? The sign-in page says my account is locked."
+
+
+def arithmetic_probe(embedder: Any) -> dict[str, Any]:
+    """`{"model_id", "probe_cosine"}` for an evaluation's report (probe_cosine None if the float model cannot run)."""
+    report: dict[str, Any] = {
+        "model_id": getattr(embedder, "model_id", type(embedder).__name__),
+        "probe_cosine": None,
+    }
+    try:
+        reference = MiniLMEmbedder(fast=False).embed([PROBE_TEXT])[0]
+        report["probe_cosine"] = round(float(np.dot(embedder.embed([PROBE_TEXT])[0], reference)), 6)
+    except Exception as error:  # a diagnostic only: never fail an evaluation over it
+        logger.warning("embedding probe unavailable: %r", error)
+    return report
+
+
 @lru_cache(maxsize=1)
 def get_embedder() -> MiniLMEmbedder:
     """The process-wide embedder (the model loads once, ~0.3 s)."""
