@@ -33,6 +33,7 @@ def test_an_invoice_the_customer_says_is_wrong_is_a_billing_matter(text):
         "A customer of ours wants everything you store about them.",
         "What information do you keep on this person? She asked us under Article 15.",
         "Please send all the records you have on j.doe@example.org.",
+        "Send me all the data you hold about me.",
     ],
 )
 def test_asking_for_the_data_held_on_a_person_is_a_privacy_request(text):
@@ -52,6 +53,9 @@ def test_asking_for_the_data_held_on_a_person_is_a_privacy_request(text):
         "Which fields do you keep about a contact after a sync?",
         "Do you keep a copy of the records you sync?",
         "The run log shows errors in the mapping step.",
+        "Is VAT added to invoices even though we're outside the EU?",
+        "What do you store about us when we connect Google Sheets?",
+        "How do I see everything the sync has on this contact?",
     ],
 )
 def test_how_tos_about_invoices_and_stored_data_raise_nothing(text):
@@ -74,7 +78,12 @@ def test_asking_whether_anyone_is_there_is_asking_for_a_person(text):
 
 
 @pytest.mark.parametrize(
-    "text", ["Is anyone able to see my beams?", "Is someone reading the run logs automatically?"]
+    "text",
+    [
+        "Is anyone able to see my beams?",
+        "Is someone reading the run logs automatically?",
+        "Is someone reading these logs automatically?",
+    ],
 )
 def test_questions_about_who_can_see_or_read_things_are_not(text):
     assert not detectors.detect(text).wants_human

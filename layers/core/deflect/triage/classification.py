@@ -193,12 +193,13 @@ class Classifier:
     ) -> Signals:
         """Signals plus the flags of any sentence that on its own would go to a human (see the module docstring).
         Skipped when the message escalates whatever its sentences say: an action or a request for a person is
-        already found, or the intent is out of scope. (A flag alone does not skip it: a tenant's policy may not
-        escalate that flag.)"""
+        already found, or the whole message confidently is one. An out-of-scope message is read too: policy may
+        answer it when the head leans away from intents for a person. (A flag alone does not skip it: a tenant's
+        policy may not escalate that flag.)"""
         if signals.requested_action.kind != "none" or signals.wants_human:
             return signals
         in_scope = not prediction.out_of_scope and prediction.intent not in (OUT_OF_SCOPE, UNCLASSIFIED)
-        if not in_scope or prediction.action or prediction.wants_human:
+        if in_scope and (prediction.action or prediction.wants_human):
             return signals
         parts = sentences(text)
         if len(parts) < 2:

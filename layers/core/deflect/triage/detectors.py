@@ -426,8 +426,11 @@ def all_requested_actions(text: str) -> list[str]:
 
 # --------------------------------------------------------------------------- sensitivity
 
-# A person data is held about: an address, a pronoun, or "this person/contact".
-_PERSON = r"(?:[\w.+-]+@[\w-]+\.[\w.]+|me|us|them|him|her|(?:this|that|the) (?:person|individual|data subject|contact|customer|user))\b"
+# A person data is held about: an address, a third person, "this person". `_ASKER` adds the customer themselves,
+# only where all of it is asked for ("all the data you hold on me"): "what do you store about us when we connect
+# Sheets?" is a question about the product, and "the contact" is what the product syncs.
+_PERSON = r"(?:[\w.+-]+@[\w-]+\.[\w.]+|them|him|her|(?:this|that|the) (?:person|individual|data subject))\b"
+_ASKER = rf"(?:me|us|{_PERSON})"
 
 _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
     "billing": [
@@ -460,7 +463,7 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
             r"\b(?:mistake|error|wrong|incorrect|discrepanc\w*)\b[^.?!\n]{0,25}\b(?:on|in|with)\s+(?:\w+\s+){0,3}(?:invoice|bill|receipt)s?\b(?!\s+(?:download|button|page|tab|screen|settings|pdf|link|e-?mail))"
         ),
         _rx(
-            r"\b(?:vat|tax|taxes|sales tax|gst)\b[^.?!\n]{0,40}\b(?:added|charged|applied|included|billed)\b[^.?!\n]{0,40}\b(?:even though|although|despite|though|but (?:we|i))\b"
+            r"\b(?:vat|tax|taxes|sales tax|gst)\b[^.?!\n]{0,40}\b(?:was|were|has been|have been|got|is being|are being)\s+(?:added|charged|applied|included|billed)\b[^.?!\n]{0,40}\b(?:even though|although|despite|though|but (?:we|i))\b"
         ),
     ],
     "security": [
@@ -552,7 +555,7 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         # What is held on a person, asked for by the person or on their behalf ("all the data we hold on them",
         # "pull what you have on m.rossi@example.com"): a data-subject request, whatever it is called.
         _rx(
-            rf"\b(?:all|every(?:thing)?|every bit of)\b[^.?!\n]{{0,20}}\b(?:data|information|info|records?)\b[^.?!\n]{{0,25}}\b(?:hold|have|has|store|keep|process)\w*\s+(?:on|about)\s+{_PERSON}"
+            rf"\b(?:all|every(?:thing)?|every bit of)\b[^.?!\n]{{0,20}}\b(?:data|information|info|records?)\b[^.?!\n]{{0,25}}\b(?:hold|have|has|store|keep|process)\w*\s+(?:on|about)\s+{_ASKER}"
         ),
         _rx(
             rf"\b(?:what|everything|all)\b[^.?!\n]{{0,30}}\b(?:has|holds|have|hold|stores?|keeps?)\s+(?:on|about)\s+{_PERSON}"
@@ -605,7 +608,7 @@ _HUMAN = [
     _rx(r"^\s*(?:agent|human|representative|operator)[.!]*\s*$"),
     # Asking whether a person is there at all: "Is anyone actually reading these?", "is anybody there?".
     _rx(
-        r"\b(?:is|are)\s+(?:there\s+)?(?:anyone|anybody|someone|somebody|a (?:human|real person|person))\s+(?:actually\s+|even\s+|really\s+)?(?:(?:reading|listening)(?:\s+(?:to\s+)?(?:these|this|me|us|my|our)\b[^.?!\n]{0,20})?\s*(?:[?!.]|$)|there\b|out there|on the other (?:end|side))"
+        r"\b(?:is|are)\s+(?:there\s+)?(?:anyone|anybody|someone|somebody|a (?:human|real person|person))\s+(?:actually\s+|even\s+|really\s+)?(?:(?:reading|listening)(?:\s+(?:to\s+)?(?:these|this|me|us|my|our)(?:\s+(?:messages?|e-?mails?|tickets?|chats?|requests?))?)?\s*(?:[?!.]|$)|there\b|out there|on the other (?:end|side))"
     ),
     _rx(
         r"\b(?:someone|somebody|a person|an agent|a human|a rep|an engineer)\b[^.?!\n]{0,30}\bon (?:the |a )?(?:phone|call|line)\b|\bget me (?:someone|somebody|a person|an agent|a human|a rep)\b"

@@ -6,7 +6,7 @@ Order of rules (first match of a group wins the outcome; every matching reason i
    account_change), any account-changing action, an explicit request for a human, a model failure (refused,
    malformed, timed out), instructions aimed at the assistant, an out-of-scope or low-confidence classification
    (unless the classifier put almost no weight on intents that need a human: below the tenant's risk tolerance,
-   TriageProfile.low_confidence_risk_tolerance, 0 = strict; such a message is answered only by rule 3), a P1,
+   TriageProfile.low_confidence_risk_tolerance, 0 = strict; such a message goes on to rules 2-4), a P1,
    a repeat contact that would get the same answer again, a language the help center does not answer in.
 2. Ask for diagnostics: a problem report whose product area checklist is incomplete and that no confident,
    grounded answer resolves.
@@ -75,7 +75,7 @@ def always_escalate_reasons(policy: DecisionPolicy, inputs: PolicyInputs) -> lis
     if inputs.injection:
         reasons.append("suspected_prompt_injection")
     # An uncertain intent (out of the taxonomy, or below the threshold) escalates unless the head put almost no
-    # weight on intents that go to a person; then only a confident grounded answer may go out (decide()).
+    # weight on intents that go to a person; then it is decided as any other (decide(): answer, ask, escalate).
     if intent_uncertain(policy, c) and inputs.intent_risk >= inputs.risk_tolerance:
         reasons.append("out_of_scope" if c.out_of_scope else "low_classification_confidence")
     if c.severity == "P1":
