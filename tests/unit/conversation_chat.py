@@ -23,6 +23,7 @@ from deflect.repositories import Outbox, TenantConfigs
 from deflect.services.intake import Intake
 from deflect.services.outbox import ref
 from deflect.services.writeback import Writeback
+from deflect.triage.service import TriageResult
 from deflect.webhooks import Requester
 from tests.knowledge_cases.fakes import HashingEmbedder
 from tests.unit.escalation_desk import Cipher, Notifier
@@ -72,7 +73,7 @@ class Clock:
 class Chat:
     """One API-only tenant's chat, from the customer's first message to the escalation's writeback."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, sync_triage: bool = False) -> None:
         self.world = world = make_world()
         self.ctx, self.store, self.audit = world.ctx, world.store, world.audit
         # The refund article the proposal quotes, in the knowledge base writeback checks quotes against.
@@ -81,8 +82,19 @@ class Chat:
         )
         refund = ArticleInput(title=REFUND_ARTICLE.title, body=REFUND_ARTICLE.text)
         self.kb.put(ADMIN, REFUND_ARTICLE.article_id, refund)
+
+        # With `sync_triage`, a conversation's POST answers with triage's decision (200), else it is queued (202).
+        def triage(ctx: TenantContext, ticket_id: str, message_id: str) -> dict[str, Any]:
+            return world.service.triage(ctx, ticket_id, message_id).model_dump(mode="json")
+
         self.intake = Intake(
-            world.store, world.evidence, NoSecrets(), RecordingQueue(), world.audit, ForgetfulGuard()
+            world.store,
+            world.evidence,
+            NoSecrets(),
+            RecordingQueue(),
+            world.audit,
+            ForgetfulGuard(),
+            triage=triage if sync_triage else None,
         )
         self.config = TenantConfigs(world.store).get(self.ctx)
         self.ports = EscalationPorts(
@@ -102,7 +114,20 @@ class Chat:
         started = self.intake.converse(self.ctx, self.config, text=text, requester=requester)
         conversation, message = started.body["conversation_id"], started.body["message_id"]
         assert self.world.service.triage(self.ctx, conversation, message).escalated
+        self.run_escalation(conversation)
+        return conversation
+
+    def write(self, conversation: str, text: str, requester: Requester = X) -> TriageResult:
+        """The customer writes again; triage (the queued job) decides it, or joins it to the open escalation."""
+        body = self.intake.converse(
+            self.ctx, self.config, text=text, requester=requester, conversation_id=conversation
+        ).body
+        return self.world.service.triage(self.ctx, conversation, body["message_id"])
+
+    def run_escalation(self, conversation: str) -> None:
+        """The workflow of the latest escalation: acknowledge it and open the agents' task (`decide` decides it)."""
         decision, ticket, refs = self.world.started[-1]
+        assert decision.ticket_id == conversation
         self.execution = execution_name_for(self.ctx.tenant_id, conversation, decision.decision_id)
         request = EscalationRequest.from_decision(decision, ticket, evidence=refs)
         state = EscalationState.model_validate(request.model_dump(mode="json"))
@@ -111,7 +136,6 @@ class Chat:
         self.acknowledged = self.steps.acknowledge(self.ctx, state, self.execution)["outbox_ids"]
         self.task_id = HumanTasks(self.ports).open(self.ctx, state, self.execution, "token-1")["task_id"]
         self.state, self.proposal = state, state.proposed_reply
-        return conversation
 
     def decide(self, outcome: str, reply: str | None = None) -> dict[str, OutboxItem]:
         """An agent decides through the approval service; the workflow applies it and queues its effects."""

@@ -331,7 +331,10 @@ def test_a_duplicate_delivery_of_the_acknowledgement_records_and_shows_it_once()
     assert desk.dispatch(ack).outcome == "already_handled"
 
     assert len(desk.audited(conversation, "writeback.delivered")) == 1
-    assert json.dumps(desk.shown(conversation)).count(FOLLOW_UP) == 1
+    shown = desk.shown(conversation)
+    # Once in the conversation's messages (and once as what the escalated decision is waiting on).
+    assert [m["text"] for m in shown["messages"] if m["author"] == "triage"] == [ack.body]
+    assert json.dumps(shown).count(FOLLOW_UP) == 2
 
 
 class Undeliverable:

@@ -8,7 +8,8 @@ the rollout mode, the cited articles and everything else it checks before it rea
 
 Three messages are shown there: triage's reply, the escalation's acknowledgement ("a person will follow up"), and
 the reply a person decided after the escalation (approved, edited, or written on rejecting the proposal);
-`GET /v1/conversations/{id}` shows the last two once this receipt exists.
+`GET /v1/conversations/{id}` lists each in its `messages` once this receipt exists (triage's also when the `200`
+carried it), and shows the latest decision's in `decision`.
 
 What has no reader there by design (a note for agents: the decision's, assist mode's, a held change's; a tag,
 status or field change) ends `done` too, with the receipt effect `conversation_api:not_shown` (writeback audits it

@@ -75,7 +75,7 @@ from deflect.pii import redact, redact_value
 from deflect.ports import EvidenceStore, Put, SecretStore, SupportStore, WorkQueue
 from deflect.repositories import Accounts, Customers, Outbox, TenantConfigs, Tickets, save
 from deflect.services.audit import AuditLog
-from deflect.services.conversation_answers import acknowledgement, agent_reply
+from deflect.services.conversation_answers import SentReply, acknowledgement, agent_reply, sent_replies
 from deflect.webhooks import (
     Ignored,
     InboundMessage,
@@ -1328,12 +1328,16 @@ class Intake:
         self, ctx: TenantContext, conversation_id: str, requester: Requester | None = None
     ) -> dict[str, Any]:
         """What the conversation's customer may see. `requester` is who asks, identified as on their messages; any
-        other requester (or none, for a conversation with a customer) gets the 404 of an unknown id."""
+        other requester (or none, for a conversation with a customer) gets the 404 of an unknown id.
+
+        `messages` is the whole conversation in time order: the customer's messages and every reply they were
+        sent, whichever decision it followed. `decision` describes the latest triage decision."""
         ticket = self._own_conversation(ctx, conversation_id, requester or Requester())
-        decisions = _records(
-            Decision, self.store.query(ctx, keys.ticket_pk(ctx.tenant_id, conversation_id), "DECISION#")
-        )
+        pk = keys.ticket_pk(ctx.tenant_id, conversation_id)
+        decisions = _records(Decision, self.store.query(ctx, pk, "DECISION#"))
         latest = decisions[-1] if decisions else None
+        handed_over = {str(i.data["decision_id"]) for i in self.store.query(ctx, pk, ANSWERED_PREFIX)}
+        sent = sent_replies(self.store, ctx, conversation_id, decisions, handed_over)
         answer = None
         status = ticket.status if ticket.status in ("resolved", "closed") else "processing"
         if latest is not None:
@@ -1379,24 +1383,59 @@ class Intake:
             if status == "escalated":
                 # "A person will follow up by then", once it was delivered: what the customer waits on. The person's
                 # reply, once it is here, answers instead.
-                sent = acknowledgement(self.store, ctx, conversation_id, latest)
-                if sent is not None:
-                    answer["acknowledgement"] = {"text": sent.text, "sent_at": sent.sent_at.isoformat()}
+                ack = acknowledgement(self.store, ctx, conversation_id, latest)
+                if ack is not None:
+                    answer["acknowledgement"] = {"text": ack.text, "sent_at": ack.sent_at.isoformat()}
+            status = _after_an_earlier_agents_reply(status, ticket, latest, sent)
         return {
             "conversation_id": conversation_id,
             "status": status,
             "created_at": ticket.created_at.isoformat(),
             "updated_at": ticket.updated_at.isoformat(),
-            "messages": [
-                {
-                    "message_id": m.message_id,
-                    "author": m.author,
-                    "text": m.body_redacted,
-                    "received_at": m.received_at.isoformat(),
-                }
-                for m in _records(
-                    Message, self.store.query(ctx, keys.ticket_pk(ctx.tenant_id, conversation_id), "MSG#")
-                )
-            ],
+            "messages": _transcript(_records(Message, self.store.query(ctx, pk, "MSG#")), sent),
             "decision": answer,
         }
+
+
+def _after_an_earlier_agents_reply(
+    status: str, ticket: Ticket, latest: Decision, sent: list[SentReply]
+) -> str:
+    """A person's reply to an earlier escalation, delivered after the latest decision (the customer wrote again
+    before writeback sent it): the newest thing the customer has is that answer, so the conversation reads as
+    answered rather than escalated. A decision made after the reply describes the conversation again."""
+    newest = sent[-1] if sent else None
+    if (
+        newest is None
+        or newest.author != "agent"
+        or newest.decision_id == latest.decision_id
+        or newest.sent_at <= latest.decided_at
+        or status == "closed"
+    ):
+        return status
+    return "resolved" if ticket.status == "resolved" else "answered"
+
+
+def _transcript(messages: list[Message], sent: list[SentReply]) -> list[dict[str, Any]]:
+    """The customer's messages (as before: `received_at`) and the replies they were sent (`message_id` is the
+    reply's outbox id), in time order; every entry has `at`."""
+    entries: list[tuple[datetime, dict[str, Any]]] = [
+        (
+            m.received_at,
+            {
+                "message_id": m.message_id,
+                "author": m.author,
+                "text": m.body_redacted,
+                "received_at": m.received_at.isoformat(),
+                "at": m.received_at.isoformat(),
+            },
+        )
+        for m in messages
+    ]
+    entries += [
+        (
+            r.sent_at,
+            {"message_id": r.outbox_id, "author": r.author, "text": r.text, "at": r.sent_at.isoformat()},
+        )
+        for r in sent
+    ]
+    return [entry for _, entry in sorted(entries, key=lambda e: e[0])]
