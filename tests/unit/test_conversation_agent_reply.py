@@ -137,9 +137,9 @@ def test_a_reply_writeback_held_back_is_not_shown():
 
     assert chat.dispatch(reply).outcome == "conflict"
 
-    # The held note hands the reply to agents: an internal note, not shown here as any other.
+    # The held note hands the reply to agents, who will never see it without a helpdesk: it alarms.
     held = chat.item(f"{reply.outbox_id}-held")
-    assert chat.dispatch(held).outcome == "not_shown"
+    assert chat.dispatch(held).outcome == "dead"
     shown = chat.shown(conversation)
     assert shown["decision"]["reply"] is None and shown["decision"]["answered_by"] is None
     assert shown["status"] == "with_agent"  # as a held triage reply: the support team has it

@@ -52,10 +52,15 @@ def test_with_a_generic_connection_the_reply_goes_to_the_tenants_backend():
 @pytest.mark.parametrize(
     "item",
     [
-        outbox.reply(CONVERSATION, "Suggested reply for agents", public=False, caused_by="dec_1"),
+        outbox.reply(
+            CONVERSATION,
+            "Deflect escalation: approve by agent:ann.",
+            public=False,
+            caused_by="escalation:esc-1",
+        ),
         outbox.new_item(CONVERSATION, "status", status_value="solved", caused_by="escalation:esc-1"),
     ],
-    ids=["assist_note", "escalation_status"],
+    ids=["escalation_note", "escalation_status"],
 )
 def test_what_the_conversation_api_has_no_reader_for_is_recorded_as_not_shown(item):
     connector = HelpdeskDirectory(Secrets({})).connector("acme", item)
@@ -63,6 +68,16 @@ def test_what_the_conversation_api_has_no_reader_for_is_recorded_as_not_shown(it
     receipt = connector.send(item)
 
     assert receipt.effects == ["conversation_api:not_shown"] and receipt.requests == 0
+
+
+@pytest.mark.parametrize("caused_by", ["dec_1", "cnv_1-reply-outbox-id"], ids=["assist_draft", "held_note"])
+def test_a_note_asking_a_person_for_work_only_it_shows_is_never_recorded_as_not_shown(caused_by):
+    # An assist-mode draft, or the note handing over a held reply: nobody would ever see either, so it must alarm.
+    item = outbox.reply(CONVERSATION, "Suggested reply for agents", public=False, caused_by=caused_by)
+    connector = HelpdeskDirectory(Secrets({})).connector("acme", item)
+
+    with pytest.raises(HelpdeskNotConfigured):
+        connector.send(item)
 
 
 def test_a_public_message_the_conversation_api_does_not_show_is_never_recorded_as_delivered():

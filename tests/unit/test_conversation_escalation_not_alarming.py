@@ -31,7 +31,7 @@ from deflect.ports import DeadLetter
 from deflect.repositories import TenantConfigs
 from deflect.services import outbox
 from deflect.services.outbox import ref
-from deflect.services.writeback import HELD_BY_ASSIST, Writeback
+from deflect.services.writeback import Writeback
 from deflect.webhooks import Requester
 from tests.unit.conversation_chat import ADMIN, Chat, Clock, Crash, X, Y
 from tests.unit.intake_fakes import NoSecrets
@@ -211,7 +211,15 @@ def test_the_decisions_internal_note_ends_not_shown_audited_and_never_in_the_dlq
     ]
 
 
-def test_a_triage_assist_note_ends_not_shown():
+def _assert_dead(desk: Desk, conversation: str, item: OutboxItem) -> None:
+    """Nobody will read it and it asks a person for work: `dead`, in the alarmed DLQ, audited."""
+    assert desk.item(item.outbox_id).status == "dead"
+    assert item.outbox_id in desk.dlq.outbox_ids() and item.outbox_id in desk.dead()
+    assert item.outbox_id in [p["outbox_id"] for p in desk.audited(conversation, "writeback.dead")]
+    assert desk.audited(conversation, "writeback.not_shown") == []
+
+
+def test_a_triage_assist_note_a_chat_only_tenant_cannot_read_ends_dead_and_alarms():
     desk = Desk()
     desk.set_mode("assist")
     started = desk.intake.converse(desk.ctx, desk.config, text="How do I export a report?", requester=X)
@@ -220,14 +228,14 @@ def test_a_triage_assist_note_ends_not_shown():
     note = desk.item(outbox_id)
     assert note.kind == "internal_note"  # the suggested reply, for agents
 
-    assert desk.dispatch(note).outcome == "not_shown"
+    assert desk.dispatch(note).outcome == "dead"
 
-    _assert_not_shown(desk, conversation, note)
+    _assert_dead(desk, conversation, note)
     shown = desk.shown(conversation)
     assert (shown["status"], shown["decision"]["reply"]) == ("with_agent", None)
 
 
-def test_a_reply_assist_turned_into_a_note_at_send_time_ends_not_shown_and_the_trail_says_why():
+def test_a_reply_assist_turned_into_a_note_at_send_time_ends_dead_and_alarms():
     desk = Desk()
     started = desk.intake.converse(desk.ctx, desk.config, text="How do I export a report?", requester=X)
     conversation, message = started.body["conversation_id"], started.body["message_id"]
@@ -236,14 +244,13 @@ def test_a_reply_assist_turned_into_a_note_at_send_time_ends_not_shown_and_the_t
     assert reply.kind == "public_reply"
     desk.set_mode("assist")  # before writeback sends it
 
-    assert desk.dispatch(reply).outcome == "not_shown"
+    assert desk.dispatch(reply).outcome == "dead"
 
-    audited = _assert_not_shown(desk, conversation, desk.item(outbox_id))
-    assert (audited["kind"], audited["held_reason"]) == ("internal_note", HELD_BY_ASSIST)
+    _assert_dead(desk, conversation, reply)
     assert desk.shown(conversation)["decision"]["reply"] is None
 
 
-def test_a_held_note_ends_not_shown_and_the_held_reply_is_still_not_shown():
+def test_a_held_reply_s_note_ends_dead_and_alarms_and_the_held_reply_is_not_shown():
     desk = Desk()
     conversation = desk.start()
     reply = desk.decide("approve")["public_reply"]
@@ -251,9 +258,9 @@ def test_a_held_note_ends_not_shown_and_the_held_reply_is_still_not_shown():
     assert desk.dispatch(reply).outcome == "conflict"
     held = desk.item(f"{reply.outbox_id}-held")
 
-    assert desk.dispatch(held).outcome == "not_shown"
+    assert desk.dispatch(held).outcome == "dead"
 
-    _assert_not_shown(desk, conversation, held)
+    _assert_dead(desk, conversation, held)
     shown = desk.shown(conversation)
     assert (shown["status"], shown["decision"]["reply"]) == ("with_agent", None)
 

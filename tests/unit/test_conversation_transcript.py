@@ -62,7 +62,7 @@ def _deliver_acknowledgement(chat: Chat) -> str:
 # ------------------------------------------------------------------ the reviewer's two chats
 
 
-def test_a_reply_delivered_after_the_customer_wrote_again_is_shown_and_the_chat_reads_answered():
+def test_a_reply_delivered_after_the_customer_wrote_again_is_shown_while_the_new_request_stays_escalated():
     chat = _chat()
     conversation = chat.start()
     reply = chat.decide("approve")["public_reply"]
@@ -82,14 +82,15 @@ def test_a_reply_delivered_after_the_customer_wrote_again_is_shown_and_the_chat_
         "text": chat.proposal,
         "at": delivered.updated_at.isoformat(),
     }
-    # The newest thing the customer has is that answer: not `escalated` (the new review goes on regardless).
-    assert shown["status"] == "answered"
+    # The follow-up's own review still waits on a person, and so does the customer: `escalated`, though the
+    # first request's answer is there to read.
+    assert shown["status"] == "escalated"
     # `decision` still describes the latest triage decision: the follow-up's.
     assert shown["decision"]["outcome"] == "escalate"
     assert shown["decision"]["decided_at"] > shown["messages"][1]["at"]
     assert shown["decision"]["answered_by"] is None
 
-    # The follow-up's own escalation then says "a person will follow up": that is the newest, and it is escalated.
+    # The follow-up's own escalation then says "a person will follow up", and the chat is still escalated.
     chat.run_escalation(conversation)
     acknowledged = _deliver_acknowledgement(chat)
     again = chat.shown(conversation)
@@ -157,7 +158,7 @@ def test_held_back_replies_notes_and_the_rejected_proposal_never_appear_however_
     reply = chat.decide("approve")["public_reply"]
     chat.kb.delete(ADMIN, REFUND_ARTICLE.article_id)  # the article the approved proposal quotes is withdrawn
     assert chat.dispatch(reply).outcome == "conflict"
-    assert chat.dispatch(chat.item(f"{reply.outbox_id}-held")).outcome == "not_shown"
+    assert chat.dispatch(chat.item(f"{reply.outbox_id}-held")).outcome == "dead"  # alarmed
 
     # The customer writes again: a new escalation, which the agent rejects without a reply.
     assert chat.write(conversation, FEBRUARY).escalated
@@ -258,3 +259,20 @@ def test_another_requester_tenant_or_conversation_never_gets_the_replies():
     # The same customer's next conversation shows only its own message.
     other = chat.intake.converse(chat.ctx, chat.config, text="Hello?", requester=X).body["conversation_id"]
     assert _said(chat.shown(other)) == [("customer", "Hello?")]
+
+
+def test_a_first_requests_reply_delivered_after_the_second_was_acknowledged_leaves_the_chat_escalated():
+    chat = _chat()
+    conversation = chat.start()
+    reply = chat.decide("approve")["public_reply"]  # the first request's answer, queued
+    assert chat.write(conversation, FEBRUARY).escalated  # a second request, decided on its own
+    chat.run_escalation(conversation)
+    acknowledged = _deliver_acknowledgement(chat)  # "a person will follow up" about the second one
+
+    assert chat.dispatch(reply).outcome == "delivered"  # then the first answer goes out
+
+    shown = chat.shown(conversation)
+    # A person still owes the customer the second answer, as the acknowledgement on show says.
+    assert shown["status"] == "escalated"
+    assert shown["decision"]["acknowledgement"]["text"] == acknowledged
+    assert _said(shown)[-1] == ("agent", reply.body) and _in_time_order(shown)

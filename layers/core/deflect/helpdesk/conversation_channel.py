@@ -11,11 +11,12 @@ the reply a person decided after the escalation (approved, edited, or written on
 `GET /v1/conversations/{id}` lists each in its `messages` once this receipt exists (triage's also when the `200`
 carried it), and shows the latest decision's in `decision`.
 
-What has no reader there by design (a note for agents: the decision's, assist mode's, a held change's; a tag,
-status or field change) ends `done` too, with the receipt effect `conversation_api:not_shown` (writeback audits it
-`writeback.not_shown`): an outcome the trail records, not a failure for the dead-letter alarm. Agents read the
-escalation's summary and decision in their task view. Any other public reply stays undeliverable (`dead`,
-alarmed), and account actions never come here: without a CRM connection they stay `dead`.
+What has no reader there by design (the escalation's own notes for agents, which read its summary and decision in
+their task view; a tag, status or field change) ends `done` too, with the receipt effect `conversation_api:not_shown`
+(writeback audits it `writeback.not_shown`): an outcome the trail records, not a failure for the dead-letter alarm.
+A note that hands a person work only it shows (a held reply's, an assist-mode draft) and any other public reply
+stay undeliverable (`dead`, alarmed), and account actions never come here: without a CRM connection they stay
+`dead`.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ TRIAGE_DECISION_PREFIX = "dec_"
 ESCALATION_PREFIX = "escalation:"
 # The receipt effect of an item the conversation API has no reader for (one name for all: nothing was posted).
 NOT_SHOWN = f"{CHANNEL}:not_shown"
-# What the conversation API never shows by design: notes for agents, changes to helpdesk fields.
-NOT_SHOWN_KINDS: frozenset[OutboxKind] = frozenset({"internal_note", "tags", "status", "custom_fields"})
+# Changes to helpdesk fields: the conversation API has none.
+FIELD_KINDS: frozenset[OutboxKind] = frozenset({"tags", "status", "custom_fields"})
 
 
 class ConversationChannel(Connector):
@@ -57,9 +58,10 @@ class ConversationChannel(Connector):
         # `others` is not needed: the effect is this item's own, named by its outbox id, and posted nowhere.
         if shown_by_conversation_api(item):
             return self.receipt(item, [f"{CHANNEL}:{item.outbox_id}"], idempotency_key=item.outbox_id)
-        if item.kind in NOT_SHOWN_KINDS:
+        if not_shown_by_design(item):
             return self.receipt(item, [NOT_SHOWN], idempotency_key=item.outbox_id)
-        # A public message the customer could never read: that must alarm.
+        # A public message the customer could never read, or a note that hands a person work nobody will see (a
+        # held reply, an assist-mode draft): that must alarm.
         raise HelpdeskNotConfigured(
             f"no generic connection for this tenant, and the conversation API does not show a {item.kind}"
         )
@@ -89,6 +91,14 @@ def shown_by_conversation_api(item: OutboxItem) -> bool:
         agents_reply_id(execution),
         acknowledgement_id(execution),
     )
+
+
+def not_shown_by_design(item: OutboxItem) -> bool:
+    """A field change, or the escalation's own note for agents (its summary and decision, which agents read in the
+    task view). Not a held change's note or an assist-mode draft: those ask a person for work only the note shows."""
+    if item.kind in FIELD_KINDS:
+        return True
+    return item.kind == "internal_note" and (item.caused_by or "").startswith(ESCALATION_PREFIX)
 
 
 def not_shown(receipt: HelpdeskReceipt) -> bool:

@@ -1404,12 +1404,17 @@ def _after_an_earlier_agents_reply(
     before writeback sent it): the newest thing the customer has is that answer, so the conversation reads as
     answered rather than escalated. A decision made after the reply describes the conversation again."""
     newest = sent[-1] if sent else None
+    # The latest decision's own escalation still waiting on a person: the customer is still waiting too.
+    waiting = latest.outcome == "escalate" and not any(
+        r.author == "agent" and r.decision_id == latest.decision_id for r in sent
+    )
     if (
         newest is None
         or newest.author != "agent"
         or newest.decision_id == latest.decision_id
         or newest.sent_at <= latest.decided_at
         or status == "closed"
+        or waiting
     ):
         return status
     return "resolved" if ticket.status == "resolved" else "answered"
