@@ -19,6 +19,7 @@ from deflect.triage import detectors
         "There's an error in our March invoice, the seat count is wrong.",
         "We were charged sales tax although we're tax exempt.",
         "Tax was applied to this bill despite our exemption certificate.",
+        "VAT added to our invoice despite our valid EU VAT number",
     ],
 )
 def test_an_invoice_the_customer_says_is_wrong_is_a_billing_matter(text):
@@ -34,6 +35,8 @@ def test_an_invoice_the_customer_says_is_wrong_is_a_billing_matter(text):
         "What information do you keep on this person? She asked us under Article 15.",
         "Please send all the records you have on j.doe@example.org.",
         "Send me all the data you hold about me.",
+        "Tell me everything you have on me",
+        "What do you store about us?",
     ],
 )
 def test_asking_for_the_data_held_on_a_person_is_a_privacy_request(text):
@@ -71,6 +74,7 @@ def test_how_tos_about_invoices_and_stored_data_raise_nothing(text):
         "is anybody there??",
         "Is there a real person on the other end?",
         "Is anyone listening to me",
+        "Is anyone reading this at all??",
     ],
 )
 def test_asking_whether_anyone_is_there_is_asking_for_a_person(text):

@@ -4,6 +4,7 @@ not a knowledge gap."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import numpy as np
@@ -16,7 +17,8 @@ from deflect.insight.analytics import knowledge_gaps
 from deflect.insight.facts import Fact
 from deflect.ports import IntentPrediction
 from deflect.triage.classification import Classifier
-from deflect.triage.intents import IntentSpec, Taxonomy, message_risk
+from deflect.triage.engine import weighable_risk
+from deflect.triage.intents import IntentSpec, Taxonomy, _Compiled, message_risk, predict
 from deflect.triage.policy import PolicyInputs, decide
 
 CTX = TenantContext.system("acme")
@@ -43,6 +45,11 @@ def _head(taxonomy: Taxonomy, texts: dict[str, str] | None):
     )
 
 
+def _unit(dimensions: int) -> list[float]:
+    vector = np.random.default_rng(9).standard_normal(dimensions)
+    return (vector / np.linalg.norm(vector)).tolist()
+
+
 TAXONOMY = Taxonomy(
     intents=[IntentSpec(name="how_to"), IntentSpec(name="refund_request", flags=["refund"], action="refund")]
 )
@@ -67,6 +74,15 @@ def test_a_message_in_another_language_counts_as_entirely_on_intents_for_a_perso
     # An English head puts next to nothing on "refund" for a German invoice dispute: that says nothing.
     assert message_risk(english_head, [0.96, 0.04], GERMAN_DISPUTE, out_of_scope=True) == 1.0
     assert message_risk(english_head, [0.96, 0.04], GERMAN_DISPUTE, out_of_scope=False) == 1.0
+
+
+def test_a_short_message_read_as_the_help_centers_language_is_not_weighed_by_a_head_in_another(english_head):
+    # "Doppelt abgebucht!" is too short to tell on its own; triage reads it as German for a German help center.
+    prediction = predict(english_head, _Compiled(english_head), _unit(16), "Doppelt abgebucht!")
+    assert prediction.head_language == "en"
+    unsure = dataclasses.replace(prediction, out_of_scope=True, risk=0.05)
+    assert weighable_risk(unsure, "de") == 1.0
+    assert weighable_risk(unsure, "en") == 0.05
 
 
 def test_a_head_trained_before_it_recorded_its_language_never_lets_an_out_of_scope_message_through(

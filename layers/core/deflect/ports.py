@@ -288,6 +288,8 @@ class IntentPrediction:
     wants_human: bool = False
     # Probability mass on intents that always go to a human (flagged, action or wants-human intents).
     risk: float = 0.0
+    # The language most of the head's examples are in (None: unknown): its risk says little about another.
+    head_language: str | None = None
 
 
 class IntentClassifier(Protocol):

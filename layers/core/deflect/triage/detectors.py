@@ -465,6 +465,10 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         _rx(
             r"\b(?:vat|tax|taxes|sales tax|gst)\b[^.?!\n]{0,40}\b(?:was|were|has been|have been|got|is being|are being)\s+(?:added|charged|applied|included|billed)\b[^.?!\n]{0,40}\b(?:even though|although|despite|though|but (?:we|i))\b"
         ),
+        # The same without the auxiliary, on the customer's own invoice: "VAT added to our invoice despite …".
+        _rx(
+            r"\b(?:vat|tax|taxes|sales tax|gst)\s+(?:added|charged|applied|billed)\s+(?:to|on)\s+(?:our|my)\b[^.?!\n]{0,40}\b(?:even though|although|despite|though)\b"
+        ),
     ],
     "security": [
         _rx(
@@ -557,8 +561,10 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         _rx(
             rf"\b(?:all|every(?:thing)?|every bit of)\b[^.?!\n]{{0,20}}\b(?:data|information|info|records?)\b[^.?!\n]{{0,25}}\b(?:hold|have|has|store|keep|process)\w*\s+(?:on|about)\s+{_ASKER}"
         ),
+        # "What do you store about us?" and "everything you have on me" ask for it; "what do you store about us when
+        # we connect Sheets?" asks how the product works.
         _rx(
-            rf"\b(?:what|everything|all)\b[^.?!\n]{{0,30}}\b(?:has|holds|have|hold|stores?|keeps?)\s+(?:on|about)\s+{_PERSON}"
+            rf"\b(?:what|everything|all)\b[^.?!\n]{{0,30}}\b(?:has|holds|have|hold|stores?|keeps?)\s+(?:on|about)\s+(?:{_PERSON}|(?:me|us)\s*(?:[?.!]|$))"
         ),
         # Data sold or shared onward, or wanted gone: "is my data being sold to third parties?", "I want my data gone".
         _rx(
@@ -608,7 +614,7 @@ _HUMAN = [
     _rx(r"^\s*(?:agent|human|representative|operator)[.!]*\s*$"),
     # Asking whether a person is there at all: "Is anyone actually reading these?", "is anybody there?".
     _rx(
-        r"\b(?:is|are)\s+(?:there\s+)?(?:anyone|anybody|someone|somebody|a (?:human|real person|person))\s+(?:actually\s+|even\s+|really\s+)?(?:(?:reading|listening)(?:\s+(?:to\s+)?(?:these|this|me|us|my|our)(?:\s+(?:messages?|e-?mails?|tickets?|chats?|requests?))?)?\s*(?:[?!.]|$)|there\b|out there|on the other (?:end|side))"
+        r"\b(?:is|are)\s+(?:there\s+)?(?:anyone|anybody|someone|somebody|a (?:human|real person|person))\s+(?:actually\s+|even\s+|really\s+)?(?:(?:reading|listening)(?:\s+(?:to\s+)?(?:these|this|me|us|my|our)(?:\s+(?:messages?|e-?mails?|tickets?|chats?|requests?))?)?(?:\s+(?:at all|anymore|any more|here|really|now))?\s*(?:[?!.]|$)|there\b|out there|on the other (?:end|side))"
     ),
     _rx(
         r"\b(?:someone|somebody|a person|an agent|a human|a rep|an engineer)\b[^.?!\n]{0,30}\bon (?:the |a )?(?:phone|call|line)\b|\bget me (?:someone|somebody|a person|an agent|a human|a rep)\b"

@@ -314,7 +314,7 @@ class TriageEngine:
             injection=result.signals.injection,
             repeated_answer=repeat.same_answer,
             language_supported=classification.language == help_center,
-            intent_risk=result.prediction.risk,
+            intent_risk=weighable_risk(result.prediction, classification.language),
             risk_tolerance=risk_tolerance,
         )
         decision = decide(policy, inputs)
@@ -491,3 +491,12 @@ def _ms(started: float) -> float:
 def _usage(error: Exception) -> ModelUsage:
     usage = getattr(error, "context", {}).get("usage")
     return usage if isinstance(usage, ModelUsage) else ModelUsage()
+
+
+def weighable_risk(prediction: IntentPrediction, language: str) -> float:
+    """The head's risk, unless the message is in another language than its examples: read with the help center's
+    language as the fallback ("Doppelt abgebucht!" is German to a German help center, and an English head puts next
+    to nothing on "refund" for it), which the head alone cannot know."""
+    if prediction.head_language and language != prediction.head_language:
+        return 1.0
+    return prediction.risk

@@ -335,6 +335,7 @@ def prediction(
         action=spec.action if spec else None,
         wants_human=spec.wants_human if spec else False,
         risk=round(risk, 4),
+        head_language=head.language,
     )
 
 
