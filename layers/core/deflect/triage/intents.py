@@ -33,7 +33,6 @@ from deflect.domain.errors import MalformedPayload
 from deflect.domain.models import AccountAction, utcnow
 from deflect.domain.tenancy import TenantContext
 from deflect.ports import EvidenceStore, IntentPrediction
-from deflect.triage import detectors
 from deflect.triage.lexicon import LEXICAL_FEATURES, CompiledLexicon, IntentLexicon
 
 INTENT_NAME = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -205,7 +204,7 @@ class IntentHead(BaseModel):
     lexicon: IntentLexicon | None = None
     lexical_weight: float = 0.0
     # The language most training examples are written in. Its probabilities say little about a message in another
-    # language, and heads trained before it recorded none: see message_risk().
+    # language (engine.weighable_risk), and heads trained before it recorded none (message_risk).
     language: str | None = None
     trained_by: str = "system"
     trained_at: datetime = Field(default_factory=utcnow)
@@ -286,22 +285,17 @@ def predict(
             features += lexicon.word_fit(known, best) if lexicon else [0.0, 0.0, 0.0, 1.0]
         confidence = gate_probability(head.gate, features)
         out_of_scope = confidence < head.gate.threshold
-    risk = message_risk(head, probabilities, text, out_of_scope=out_of_scope)
+    risk = message_risk(head, probabilities, out_of_scope=out_of_scope)
     return prediction(head, head.labels[best], confidence, out_of_scope, alternatives, risk=risk)
 
 
-def message_risk(head: IntentHead, probabilities: Sequence[float], text: str, *, out_of_scope: bool) -> float:
+def message_risk(head: IntentHead, probabilities: Sequence[float], *, out_of_scope: bool) -> float:
     """The probability on intents that always go to a human, which policy lets an uncertain message through on when
     it is small. 1 (nothing known to be harmless) when the head cannot weigh that: its taxonomy has no such intent,
-    the message is not in the head's language (an English head puts next to nothing on "refund" for a German
-    dispute), or, for an out-of-scope message, the head predates recording its language."""
+    or, for an out-of-scope message, the head predates recording its language. (A message in another language than
+    the head's is the engine's to judge, with the language triage read: deflect.triage.engine.weighable_risk.)"""
     risky = head_risky(head)
-    if not any(risky):
-        return 1.0
-    if head.language is None:
-        if out_of_scope:
-            return 1.0
-    elif text and detectors.language(text, default=head.language) != head.language:
+    if not any(risky) or (out_of_scope and head.language is None):
         return 1.0
     return sum(p for p, r in zip(probabilities, risky, strict=True) if r)
 
