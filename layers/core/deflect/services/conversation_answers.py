@@ -52,12 +52,6 @@ class AgentReply:
 
 
 @dataclass(frozen=True)
-class Acknowledgement:
-    text: str
-    sent_at: datetime
-
-
-@dataclass(frozen=True)
 class SentReply:
     """One message the customer was sent: by `triage` (its reply, or an escalation's "a person will follow up")
     or by an `agent` (the reply a person decided). `decision_id` is the triage decision it follows."""
@@ -82,17 +76,6 @@ def agent_reply(
     if item.status != "done":
         return AgentReply("on_its_way")
     return AgentReply("delivered", item.body, item.updated_at, list(item.citations or []))
-
-
-def acknowledgement(
-    store: SupportStore, ctx: TenantContext, conversation_id: str, decision: Decision
-) -> Acknowledgement | None:
-    """The "a person will follow up" the escalation that followed `decision` sent, once writeback delivered it; None
-    before, when it was held back (the tenant switched to shadow), or when none was queued (shadow mode)."""
-    item = _escalation_item(store, ctx, conversation_id, decision, "acknowledged", acknowledgement_id)
-    if item is None or item.status != "done" or _held_back(item) or not item.body:
-        return None
-    return Acknowledgement(item.body, item.updated_at)
 
 
 def sent_replies(

@@ -75,7 +75,7 @@ from deflect.pii import redact, redact_value
 from deflect.ports import EvidenceStore, Put, SecretStore, SupportStore, WorkQueue
 from deflect.repositories import Accounts, Customers, Outbox, TenantConfigs, Tickets, save
 from deflect.services.audit import AuditLog
-from deflect.services.conversation_answers import SentReply, acknowledgement, agent_reply, sent_replies
+from deflect.services.conversation_answers import SentReply, agent_reply, sent_replies
 from deflect.webhooks import (
     Ignored,
     InboundMessage,
@@ -1383,8 +1383,11 @@ class Intake:
             if status == "escalated":
                 # "A person will follow up by then", once it was delivered: what the customer waits on. The person's
                 # reply, once it is here, answers instead.
-                ack = acknowledgement(self.store, ctx, conversation_id, latest)
-                if ack is not None:
+                # (Among what was sent, a "triage" message following an escalating decision is its acknowledgement.)
+                ack = next(
+                    (r for r in sent if r.decision_id == latest.decision_id and r.author == "triage"), None
+                )
+                if ack is not None and latest.outcome == "escalate":
                     answer["acknowledgement"] = {"text": ack.text, "sent_at": ack.sent_at.isoformat()}
             status = _after_an_earlier_agents_reply(status, ticket, latest, sent)
         return {
