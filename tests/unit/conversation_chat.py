@@ -57,6 +57,12 @@ class Crash(Exception):
     pass
 
 
+def crash_once_sent(step: str) -> None:
+    """A writeback checkpoint: the worker dies between the channel's answer and the stored outcome."""
+    if step == "sent":
+        raise Crash(step)
+
+
 class Clock:
     """Writeback's clock, moved on by the test (a claim's lease runs out)."""
 

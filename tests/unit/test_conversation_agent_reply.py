@@ -33,6 +33,7 @@ from tests.unit.conversation_chat import (
     Crash,
     X,
     Y,
+    crash_once_sent,
 )
 from tests.unit.triage_fakes import REFUND_ARTICLE
 
@@ -173,12 +174,8 @@ def test_a_repeated_or_retried_delivery_records_and_shows_the_reply_once():
     clock = Clock()
 
     # The first delivery records the effect, then the worker dies before its receipt is stored.
-    def crash(step: str) -> None:
-        if step == "sent":
-            raise Crash(step)
-
     with pytest.raises(Crash):
-        chat.dispatch(reply, checkpoint=crash, clock=clock)
+        chat.dispatch(reply, checkpoint=crash_once_sent, clock=clock)
     assert chat.shown(conversation)["decision"]["reply"] is None  # not delivered yet: not shown
     clock.later(timedelta(minutes=5))  # its claim's lease ran out: the queue's redelivery takes over
     assert chat.dispatch(reply, clock=clock).outcome == "delivered"

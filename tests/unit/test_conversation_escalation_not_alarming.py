@@ -33,7 +33,7 @@ from deflect.services import outbox
 from deflect.services.outbox import ref
 from deflect.services.writeback import Writeback
 from deflect.webhooks import Requester
-from tests.unit.conversation_chat import ADMIN, Chat, Clock, Crash, X, Y
+from tests.unit.conversation_chat import ADMIN, Chat, Clock, Crash, X, Y, crash_once_sent
 from tests.unit.intake_fakes import NoSecrets
 from tests.unit.triage_fakes import REFUND_ARTICLE, RecordingQueue
 
@@ -314,12 +314,8 @@ def test_a_duplicate_or_retried_delivery_of_a_note_records_one_outcome():
     note = desk.decide("reject")["internal_note"]
     clock = Clock()
 
-    def crash(step: str) -> None:
-        if step == "sent":
-            raise Crash(step)
-
     with pytest.raises(Crash):  # the worker dies between the channel's answer and the stored outcome
-        desk.dispatch(note, checkpoint=crash, clock=clock)
+        desk.dispatch(note, checkpoint=crash_once_sent, clock=clock)
     clock.later(timedelta(minutes=5))  # its claim's lease ran out: the queue's redelivery takes over
     assert desk.dispatch(note, clock=clock).outcome == "not_shown"
     assert desk.dispatch(note, clock=clock).outcome == "already_handled"  # a duplicate queue message

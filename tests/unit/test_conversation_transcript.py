@@ -26,7 +26,17 @@ from deflect.domain.tenancy import TenantContext
 from deflect.knowledge.models import ArticleInput
 from deflect.repositories import TenantConfigs
 from deflect.webhooks import Requester
-from tests.unit.conversation_chat import ADMIN, PROPOSAL_QUOTE, REFUND, Chat, Clock, Crash, X, Y
+from tests.unit.conversation_chat import (
+    ADMIN,
+    PROPOSAL_QUOTE,
+    REFUND,
+    Chat,
+    Clock,
+    Crash,
+    X,
+    Y,
+    crash_once_sent,
+)
 from tests.unit.triage_fakes import EXPORT_ARTICLE, REFUND_ARTICLE
 
 ANY_NEWS = "Hello? Any news on my refund of the last invoice?"
@@ -221,12 +231,8 @@ def test_a_redelivered_reply_appears_once():
     reply = chat.decide("edit", "We refunded 120 EUR. - Ann")["public_reply"]
     clock = Clock()
 
-    def crash(step: str) -> None:
-        if step == "sent":
-            raise Crash(step)
-
     with pytest.raises(Crash):  # the worker dies between the channel's answer and the stored outcome
-        chat.dispatch(reply, checkpoint=crash, clock=clock)
+        chat.dispatch(reply, checkpoint=crash_once_sent, clock=clock)
     assert ("agent", "We refunded 120 EUR. - Ann") not in _said(chat.shown(conversation))
     clock.later(timedelta(minutes=5))  # its claim's lease ran out: the queue's redelivery takes over
     assert chat.dispatch(reply, clock=clock).outcome == "delivered"

@@ -17,7 +17,7 @@ never by a Scan.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -25,12 +25,10 @@ from typing import Literal
 from deflect.domain import keys
 from deflect.domain.models import Citation, Decision, OutboxItem
 from deflect.domain.tenancy import TenantContext
-from deflect.escalation.records import step_key
+from deflect.escalation.records import outbox_id_for, step_key
 from deflect.escalation.start import execution_name_for
 from deflect.helpdesk.conversation_channel import (
     NOT_SHOWN,
-    acknowledgement_id,
-    agents_reply_id,
     shown_by_conversation_api,
 )
 from deflect.ports import SupportStore
@@ -68,7 +66,7 @@ def agent_reply(
 ) -> AgentReply | None:
     """The reply a person decided after `decision` escalated the conversation; None while nobody has decided, when
     the decision sends no reply (a rejection without one), or when no escalation followed the decision."""
-    item = _escalation_item(store, ctx, conversation_id, decision, "writeback", agents_reply_id)
+    item = _escalation_item(store, ctx, conversation_id, decision, "writeback")
     if item is None:
         return None
     if _held_back(item):
@@ -90,10 +88,8 @@ def sent_replies(
     found: dict[str, SentReply] = {}
     for decision in decisions:
         sent = [triage_reply(store, ctx, conversation_id, decision, decision.decision_id in handed_over)]
-        sent.append(
-            _escalation_reply(store, ctx, conversation_id, decision, "acknowledged", acknowledgement_id)
-        )
-        sent.append(_escalation_reply(store, ctx, conversation_id, decision, "writeback", agents_reply_id))
+        sent.append(_escalation_reply(store, ctx, conversation_id, decision, "acknowledged"))
+        sent.append(_escalation_reply(store, ctx, conversation_id, decision, "writeback"))
         for reply in sent:
             if reply is not None:
                 found.setdefault(reply.outbox_id, reply)
@@ -132,11 +128,10 @@ def _escalation_reply(
     conversation_id: str,
     decision: Decision,
     step: str,
-    outbox_id_of: Callable[[str], str],
 ) -> SentReply | None:
     """The acknowledgement (step `acknowledged`, written by no person) or a person's reply (step `writeback`) of the
     escalation `decision` started, once writeback delivered it."""
-    item = _escalation_item(store, ctx, conversation_id, decision, step, outbox_id_of)
+    item = _escalation_item(store, ctx, conversation_id, decision, step)
     if item is None or not _delivered(item):
         return None
     author = "agent" if step == "writeback" else "triage"
@@ -153,7 +148,6 @@ def _escalation_item(
     conversation_id: str,
     decision: Decision,
     step: str,
-    outbox_id_of: Callable[[str], str],
 ) -> OutboxItem | None:
     """The public message `step` of the escalation `decision` started queued for the customer; None when the step
     has not run, queued none, or the item is not one the conversation API shows."""
@@ -161,7 +155,8 @@ def _escalation_item(
         return None
     execution = execution_name_for(ctx.tenant_id, conversation_id, decision.decision_id)
     done = store.get(ctx, *step_key(ctx.tenant_id, conversation_id, execution, step))
-    outbox_id = outbox_id_of(execution)
+    # The step's public message: its id derives from the execution and step (deflect.escalation.steps).
+    outbox_id = outbox_id_for(execution, step, "public_reply")
     if done is None or outbox_id not in (done.data.get("result") or {}).get("outbox_ids", []):
         return None
     item = Outbox(store).get(ctx, outbox_id)
