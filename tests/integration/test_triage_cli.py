@@ -284,6 +284,80 @@ def test_eval_triage_reports_escalation_recall_precision_and_deflection(cli, tmp
     assert reseeded["gate_seed"] == 3 and reseeded["escalation_recall"] == 1.0
 
 
+def test_eval_triage_tries_other_answer_thresholds_and_flags_answers_citing_another_article(
+    cli, tmp_path, capsys
+):
+    """A support team picks its answer threshold on its own cases: each threshold's recall, deflection and
+    escalated how-tos, decided on the same evidence; and a how-to answered from another article than the one
+    the case names counts as a wrong answer, not a saved escalation."""
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "export.md").write_text(
+        "---\nid: gs-export\ntitle: Export a report\n---\n# Export a report\n\nTo export a report to CSV, open Reports and click Export CSV.\n"
+    )
+    cases = tmp_path / "cases.jsonl"
+    rows = [
+        {
+            "id": "a",
+            "text": "How do I export a report to CSV?",
+            "should_escalate": False,
+            "category": "howto",
+            "article": "gs-export",
+        },
+        {
+            "id": "d",
+            "text": "how can i export a report as csv",
+            "should_escalate": False,
+            "category": "howto",
+            "article": "gs-import",
+        },
+        {
+            "id": "e",
+            "text": "Can I export a report to Excel?",
+            "should_escalate": False,
+            "category": "named_app",
+        },
+        {"id": "b", "text": "Refund my last invoice now", "should_escalate": True, "category": "refund"},
+    ]
+    cases.write_text("\n".join(json.dumps(c) for c in rows))
+
+    assert (
+        cli(["eval", "triage", "--cases", str(cases), "--kb", str(kb), "--answer-thresholds", "1,0.0,0.55"])
+        == 0
+    )
+    report = _last_json(capsys)
+    assert report["outcomes"] == {"deflect": 2, "escalate": 2}
+    assert report["answers"] == {
+        "with_expected_article": 2,
+        "answered": 2,
+        "citing_expected_article": 1,
+        "citing_another_article": ["d"],
+    }
+    sweep = report["answer_thresholds"]
+    assert [t["answer_threshold"] for t in sweep] == [0.0, 0.55, 1.0]
+    # The tenant's own threshold (0.55) decides as the run itself did.
+    assert {k: v for k, v in sweep[1].items() if k != "answer_threshold"} == {
+        k: report[k] for k in sweep[1] if k != "answer_threshold"
+    }
+    # No threshold answers the refund. With none, the question about an app the article never names is answered
+    # from it; from the default up it goes to a person. Deflection only falls as the threshold rises.
+    assert all(t["escalation_recall"] == 1.0 and t["missed_escalations"] == [] for t in sweep)
+    assert sweep[0]["by_category"]["named_app"] == 0.0 and sweep[1]["by_category"]["named_app"] == 1.0
+    rates = [t["deflection_rate"] for t in sweep]
+    assert rates == sorted(rates, reverse=True) and rates[0] > rates[1]
+
+
+@pytest.mark.parametrize("thresholds", ["1.5", "0.5,high", ""])
+def test_eval_triage_refuses_answer_thresholds_outside_zero_to_one(cli, tmp_path, capsys, thresholds):
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(json.dumps({"id": "a", "text": "hi", "should_escalate": False}))
+    with pytest.raises(SystemExit) as stopped:
+        cli(["eval", "triage", "--cases", str(cases), "--answer-thresholds", thresholds])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "answer thresholds lie between 0 and 1" in err or "not a list of numbers" in err
+
+
 class _StatusPage(JsonHandler):
     def do_GET(self) -> None:
         if self.path.startswith("/api/v2/summary.json"):

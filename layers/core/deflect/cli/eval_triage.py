@@ -60,7 +60,24 @@ def register_eval(evaluations: argparse._SubParsersAction) -> None:
         "--gate-seed", type=int, default=None, help="train the taxonomy with this seed for the gate's folds"
     )
     triage.add_argument("--show", action="store_true", help="print every wrong case to stderr")
+    triage.add_argument(
+        "--answer-thresholds",
+        type=_thresholds,
+        default=[],
+        help="also decide every case at these answer thresholds (e.g. 0.5,0.55,0.6): no second search or draft",
+    )
     triage.set_defaults(func=run_triage)
+
+
+def _thresholds(text: str) -> list[float]:
+    """A comma-separated list of answer thresholds, each within 0..1 (DecisionPolicy's bounds)."""
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from error
+    if not values or any(not 0.0 <= v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"answer thresholds lie between 0 and 1: {text!r}")
+    return sorted(set(values))
 
 
 def _jsonl(path: Path, *require: str) -> Iterator[dict[str, Any]]:
@@ -214,12 +231,8 @@ def run_triage(args: argparse.Namespace) -> int:
     print(
         f"tenant ready: {tenant.articles} articles in {time.perf_counter() - started:.1f}s", file=sys.stderr
     )
-    escalated: list[bool] = []
-    deflected: list[bool] = []
     needless: Counter[str] = Counter()
-    missed: list[str] = []
-    by_category: dict[str, Counter[str]] = {}
-    outcomes: Counter[str] = Counter()
+    assessments: list[Any] = []
     latencies: list[float] = []
     for case in cases:
         began = time.perf_counter()
@@ -234,17 +247,10 @@ def run_triage(args: argparse.Namespace) -> int:
             record_gap=False,
         )
         latencies.append((time.perf_counter() - began) * 1000)
+        assessments.append(assessment)
         went_up = assessment.outcome == "escalate"
-        escalated.append(went_up)
-        deflected.append(assessment.outcome == "deflect")
-        outcomes[assessment.outcome] += 1
         if went_up and not case["should_escalate"]:
             needless[escalation_stage(assessment.decision.reasons)] += 1
-        if case["should_escalate"] and not went_up:
-            missed.append(str(case.get("id", len(escalated) - 1)))
-        counts = by_category.setdefault(str(case.get("category", "all")), Counter())
-        counts["n"] += 1
-        counts["escalated"] += int(went_up)
         if args.show and went_up != bool(case["should_escalate"]):
             print(
                 f"[{case.get('id', '?')}] expected escalate={case['should_escalate']} got {assessment.outcome} "
@@ -252,12 +258,19 @@ def run_triage(args: argparse.Namespace) -> int:
                 f"({assessment.classification.intent_confidence}) :: {str(case['text'])[:90]}",
                 file=sys.stderr,
             )
-    report = triage_report([bool(c["should_escalate"]) for c in cases], escalated, deflected)
-    report["outcomes"] = dict(outcomes)
-    # Where the answerable cases that went to a person were stopped, and which must-escalate cases were not.
+    report = outcome_report(cases, assessments, [a.outcome for a in assessments])
+    # Where the answerable cases that went to a person were stopped.
     report["needless_escalations_by_stage"] = {stage: needless[stage] for stage in ESCALATION_STAGES}
-    report["missed_escalations"] = missed
-    report["by_category"] = {k: round(v["escalated"] / v["n"], 3) for k, v in sorted(by_category.items())}
+    if args.answer_thresholds:
+        policy = tenant.config.policy
+        report["answer_thresholds"] = []
+        for threshold in args.answer_thresholds:
+            # Validated like any policy change, so the sweep decides under a policy a tenant could set.
+            tried = type(policy).model_validate({**policy.model_dump(), "answer_threshold": threshold})
+            outcomes = [a.decided_under(tried).outcome for a in assessments]
+            report["answer_thresholds"].append(
+                {"answer_threshold": threshold, **outcome_report(cases, assessments, outcomes)}
+            )
     ordered = sorted(latencies)
     report["p95_ms"] = round(ordered[int(0.95 * (len(ordered) - 1))], 1) if ordered else 0.0
     if args.gate_seed is not None:
@@ -275,6 +288,47 @@ def _embedding_probe(embedder: Any) -> dict[str, Any]:
     if not isinstance(embedder, MiniLMEmbedder):
         return {"model_id": getattr(embedder, "model_id", type(embedder).__name__), "probe_cosine": None}
     return arithmetic_probe(embedder)
+
+
+def outcome_report(
+    cases: list[dict[str, Any]], assessments: list[Any], outcomes: list[str]
+) -> dict[str, Any]:
+    """Recall, precision and deflection of these outcomes; which must-escalate cases were answered; the share of
+    each category escalated; and, for cases that name the `article` answering them, whether each answer led with
+    it: a deflected how-to that cites another article is a wrong answer, not a saved escalation."""
+    expected = [bool(c["should_escalate"]) for c in cases]
+    report = triage_report(expected, [o == "escalate" for o in outcomes], [o == "deflect" for o in outcomes])
+    report["outcomes"] = dict(Counter(outcomes))
+    report["missed_escalations"] = [
+        str(c.get("id", i))
+        for i, (c, o) in enumerate(zip(cases, outcomes, strict=True))
+        if c["should_escalate"] and o != "escalate"
+    ]
+    by_category: dict[str, list[int]] = {}
+    for case, outcome in zip(cases, outcomes, strict=True):
+        counts = by_category.setdefault(str(case.get("category", "all")), [0, 0])
+        counts[0] += 1
+        counts[1] += int(outcome == "escalate")
+    report["by_category"] = {k: round(up / n, 3) for k, (n, up) in sorted(by_category.items())}
+    named = [
+        (case, assessment)
+        for case, assessment, outcome in zip(cases, assessments, outcomes, strict=True)
+        if case.get("article") and outcome == "deflect"
+    ]
+    if any(case.get("article") for case in cases):
+        other = [str(c.get("id", "?")) for c, a in named if _lead_article(a) != c["article"]]
+        report["answers"] = {
+            "with_expected_article": sum(1 for case in cases if case.get("article")),
+            "answered": len(named),
+            "citing_expected_article": len(named) - len(other),
+            "citing_another_article": other,
+        }
+    return report
+
+
+def _lead_article(assessment: Any) -> str | None:
+    draft = assessment.draft
+    return draft.citations[0].article_id if draft is not None and draft.citations else None
 
 
 # Where triage sends a message to a person, in the policy's order (triage/policy.always_escalate_reasons): the

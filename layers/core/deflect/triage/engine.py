@@ -80,10 +80,19 @@ class Assessment:
     attachments: list[dict[str, Any]] = field(default_factory=list)
     # Missing diagnostics an attachment that failed to download may hold: the customer is not asked for them.
     held_by_unread: list[str] = field(default_factory=list)
+    # What the policy decided from: kept so another policy can be tried on the same evidence (decided_under).
+    inputs: PolicyInputs | None = None
 
     @property
     def outcome(self) -> str:
         return self.decision.outcome
+
+    def decided_under(self, policy: DecisionPolicy) -> PolicyDecision:
+        """What another policy (another answer threshold, say) decides on this message's evidence, with no second
+        search or draft: how `deflect eval triage --answer-thresholds` shows a tenant its choices."""
+        if self.inputs is None:
+            raise ValueError("this assessment kept no policy inputs")
+        return settle(policy, self.inputs, self.held_by_unread)
 
     @property
     def model_id(self) -> str:
@@ -317,16 +326,8 @@ class TriageEngine:
             intent_risk=weighable_risk(result.prediction, classification.language),
             risk_tolerance=risk_tolerance,
         )
-        decision = decide(policy, inputs)
         held = _held_by_unread(attachments, missing if diagnostics_apply else [])
-        if held and decision.outcome == "ask_diagnostics":
-            # The customer attached a log and we could not download it: asking them for what it holds reads as
-            # if they had sent nothing. A person can open it in the helpdesk.
-            decision = PolicyDecision("escalate", [f"attachment_not_read:{','.join(held)}", *decision.reasons])
-        elif held and decision.outcome == "deflect":
-            # The answer goes out without asking for what the unread log may hold (customer_reply).
-            kept = [r for r in decision.reasons if not r.startswith("diagnostics_requested:")]
-            decision = PolicyDecision("deflect", kept)
+        decision = settle(policy, inputs, held)
         timings["total"] = _ms(started)
         return Assessment(
             classification=classification,
@@ -361,6 +362,7 @@ class TriageEngine:
             audience=_audience_evidence(audience),
             attachments=[_attachment_evidence(a) for a in attachments],
             held_by_unread=held,
+            inputs=inputs,
         )
 
     def _draft(
@@ -448,6 +450,21 @@ def _area_from_knowledge(draft: Draft | None, hits: Sequence[Any]) -> str | None
     lead = cited[0] if cited else (hits[0] if hits and hits[0].score >= AREA_MIN_SCORE else None)
     area = getattr(lead, "product_area", None) if lead is not None else None
     return area if isinstance(area, str) and area and area != GENERAL_AREA else None
+
+
+def settle(policy: DecisionPolicy, inputs: PolicyInputs, held: Sequence[str]) -> PolicyDecision:
+    """The policy's decision, then what an attachment that could not be read changes about it (`held`: the
+    missing diagnostics it may hold)."""
+    decision = decide(policy, inputs)
+    if held and decision.outcome == "ask_diagnostics":
+        # The customer attached a log and we could not download it: asking them for what it holds reads as
+        # if they had sent nothing. A person can open it in the helpdesk.
+        return PolicyDecision("escalate", [f"attachment_not_read:{','.join(held)}", *decision.reasons])
+    if held and decision.outcome == "deflect":
+        # The answer goes out without asking for what the unread log may hold (customer_reply).
+        kept = [r for r in decision.reasons if not r.startswith("diagnostics_requested:")]
+        return PolicyDecision("deflect", kept)
+    return decision
 
 
 def _held_by_unread(attachments: Sequence[AttachmentRef], missing: Sequence[str]) -> list[str]:
