@@ -29,6 +29,22 @@ def test_an_invoice_the_customer_says_is_wrong_is_a_billing_matter(text):
 @pytest.mark.parametrize(
     "text",
     [
+        "Our finance team flagged invoice 10442 — the run credit overage amount doesn't match our usage page at "
+        "all. We're disputing it and won't pay until it's corrected.",
+        "We are disputing this month's bill.",
+        "We will not pay this invoice until someone explains it.",
+        "The total on the renewal doesn't add up.",
+        "How do I set up a cron schedule? And could you knock 3 seats off our next invoice?",
+        "Please take the unused seats off the next invoice",
+    ],
+)
+def test_a_disputed_or_withheld_payment_or_an_amount_taken_off_an_invoice_is_a_billing_matter(text):
+    assert "billing" in detectors.detect(text).sensitive_flags
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "One of our contacts has asked us for all the data we hold on them. Can you pull what Syncbeam has on "
         "m.rossi@example.com?",
         "A customer of ours wants everything you store about them.",
@@ -59,6 +75,10 @@ def test_asking_for_the_data_held_on_a_person_is_a_privacy_request(text):
         "Is VAT added to invoices even though we're outside the EU?",
         "What do you store about us when we connect Google Sheets?",
         "How do I see everything the sync has on this contact?",
+        "Can we pay by bank transfer instead? We won't pay by card.",
+        "The record count doesn't match between Salesforce and HubSpot.",
+        "How do I turn off the overage alerts on the billing page?",
+        "What happens if a card payment fails at renewal?",
     ],
 )
 def test_how_tos_about_invoices_and_stored_data_raise_nothing(text):

@@ -469,6 +469,20 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         _rx(
             r"\b(?:vat|tax|taxes|sales tax|gst)\s+(?:added|charged|applied|billed)\s+(?:to|on)\s+(?:our|my)\b[^.?!\n]{0,40}\b(?:even though|although|despite|though)\b"
         ),
+        # A dispute in the customer's own words, payment withheld, or an amount that does not match: "We're
+        # disputing it and won't pay until it's corrected", "the overage amount doesn't match our usage page". Only
+        # the answer threshold had kept the first from a help-center answer.
+        _rx(r"\b(?:we'?re|we are|i'?m|i am|we'?ll be|we will be|we have to be)\s+(?:formally\s+)?disputing\b"),
+        _rx(
+            r"\b(?:won'?t|will not|refuse to|not going to|aren'?t going to|are not going to|can'?t be expected to)\s+pay\b(?!\s+(?:for|by)\s+(?:card|credit card|invoice|bank transfer|wire)\b)"
+        ),
+        _rx(
+            r"\b(?:amount|total|charges?|invoice|bill|overage|price|fees?)\b[^.?!\n]{0,30}\b(?:doesn'?t|does not|don'?t|do not|didn'?t|did not)\s+(?:match|add up|line up|reflect)\b"
+        ),
+        # Money taken off an invoice: "could you knock 3 seats off our next invoice?".
+        _rx(
+            r"\b(?:knock|take|shave|cut|deduct|remove|strike)\b[^.?!\n]{0,25}\boff\s+(?:of\s+)?(?:our|my|the|this)\s+(?:next\s+|last\s+|latest\s+|current\s+|upcoming\s+)?(?:invoice|bill|renewal|charge)s?\b"
+        ),
     ],
     "security": [
         _rx(
