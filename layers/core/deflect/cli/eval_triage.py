@@ -9,9 +9,11 @@
     MODEL_DATA_DIR/cache (keyed by model and text hash).
 
 `deflect eval triage --cases F [--kb corpus.jsonl] [--intents train.jsonl] [--gate-seed S]`
-    Runs each case {id, text, should_escalate[, category, segments, sla_tier]} through the triage engine of a throwaway tenant whose help center
+    Runs each case {id, text, should_escalate[, category, segments, sla_tier, article]} through the triage engine of a throwaway tenant whose help center
     is `--kb` (default: the demo help center) and whose taxonomy is `--intents` (default: the starter taxonomy):
-    {"escalation_recall", "escalation_precision", "deflection_rate", "n"} plus per-category escalation rates.
+    {"escalation_recall", "escalation_precision", "deflection_rate", "n"} plus per-category escalation rates, and,
+    when cases name the article (or articles) answering them, how many answers led with it. `--answer-thresholds`
+    repeats the report at other answer thresholds, deciding on the same evidence.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def register_eval(evaluations: argparse._SubParsersAction) -> None:
 
     triage = evaluations.add_parser("triage", help="escalation recall/precision and deflection rate on cases")
     triage.add_argument(
-        "--cases", required=True, type=Path, help="JSONL {id, text, should_escalate[, category]}"
+        "--cases", required=True, type=Path, help="JSONL {id, text, should_escalate[, category, article]}"
     )
     triage.add_argument("--kb", type=Path, default=None, help="help center: folder, Zendesk export or JSONL")
     triage.add_argument("--intents", type=Path, default=None, help="taxonomy (JSONL {text,label} or JSON)")
@@ -316,7 +318,7 @@ def outcome_report(
         if case.get("article") and outcome == "deflect"
     ]
     if any(case.get("article") for case in cases):
-        other = [str(c.get("id", "?")) for c, a in named if _lead_article(a) != c["article"]]
+        other = [str(c.get("id", "?")) for c, a in named if _lead_article(a) not in _expected(c["article"])]
         report["answers"] = {
             "with_expected_article": sum(1 for case in cases if case.get("article")),
             "answered": len(named),
@@ -324,6 +326,11 @@ def outcome_report(
             "citing_another_article": other,
         }
     return report
+
+
+def _expected(article: str | list[str]) -> set[str]:
+    """A case names the article that answers it, or a list when each of several states the whole answer."""
+    return {article} if isinstance(article, str) else set(article)
 
 
 def _lead_article(assessment: Any) -> str | None:
