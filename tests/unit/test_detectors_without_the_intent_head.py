@@ -36,10 +36,48 @@ def test_an_invoice_the_customer_says_is_wrong_is_a_billing_matter(text):
         "The total on the renewal doesn't add up.",
         "How do I set up a cron schedule? And could you knock 3 seats off our next invoice?",
         "Please take the unused seats off the next invoice",
+        # Typed on a phone: ’ for the apostrophe.
+        "We’re disputing it and won’t pay until it’s corrected.",
+        "The overage amount doesn’t match our usage page.",
+        "We will not pay for invoice 10442 until it's corrected",
+        "We're withholding payment until this is fixed",
+        "We won't be paying this invoice",
+        "I'm not paying for this",
+        "We do not intend to pay this invoice",
+        "Our finance team disputes the March invoice",
+        "We are going to dispute this bill",
+        "The charges are inconsistent with our usage page",
+        "The amount on the invoice is not what we agreed",
+        "Can you take 3 seats off invoice 10442?",
+        "Could you take the 3 seats we removed in March off our next invoice please?",
+        "Please remove the overage charge from our invoice",
+        "Could you reduce our next invoice by 3 seats?",
+        "Please credit the 3 unused seats against our next invoice",
     ],
 )
 def test_a_disputed_or_withheld_payment_or_an_amount_taken_off_an_invoice_is_a_billing_matter(text):
     assert "billing" in detectors.detect(text).sensitive_flags
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "We won't pay via credit card, can we get an invoice instead?",
+        "We won't pay by SEPA, do you accept PayPal?",
+        "We will not pay upfront - is monthly billing available?",
+        "The deal amount doesn't match between HubSpot and Salesforce after the sync.",
+        "The opportunity amount doesn't match in Salesforce, how do I map the currency field?",
+        "The total row doesn't add up in the pivot table; how do I change the aggregation?",
+        "The invoice total doesn't match the sum of the line items in the CSV export, which column should I use?",
+        "Which charges do not reflect on the usage page until the next day?",
+        "How do I take a user off the next invoice?",
+        "How do I remove the PO number off the invoice?",
+        "Can I take the tax off the invoice if we're tax exempt?",
+        "Does the amount on the invoice include VAT?",
+    ],
+)
+def test_paying_another_way_and_amounts_in_synced_data_are_how_tos(text):
+    assert detectors.detect(text).sensitive_flags == []
 
 
 @pytest.mark.parametrize(

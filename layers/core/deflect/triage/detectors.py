@@ -471,18 +471,44 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         ),
         # A dispute in the customer's own words, payment withheld, or an amount that does not match: "We're
         # disputing it and won't pay until it's corrected", "the overage amount doesn't match our usage page". Only
-        # the answer threshold had kept the first from a help-center answer.
+        # the answer threshold had kept the first from a help-center answer. Paying by another method, or on another
+        # cycle, is a how-to: "we won't pay by card", "we will not pay upfront".
         _rx(r"\b(?:we'?re|we are|i'?m|i am|we'?ll be|we will be|we have to be)\s+(?:formally\s+)?disputing\b"),
         _rx(
-            r"\b(?:won'?t|will not|refuse to|not going to|aren'?t going to|are not going to|can'?t be expected to)\s+pay\b(?!\s+(?:for|by)\s+(?:card|credit card|invoice|bank transfer|wire)\b)"
+            r"\bdisput(?:e|es|ed|ing)\b[^.?!\n]{0,25}\b(?:invoices?|bills?|charges?|payments?|renewals?|overages?)\b"
         ),
         _rx(
-            r"\b(?:amount|total|charges?|invoice|bill|overage|price|fees?)\b[^.?!\n]{0,30}\b(?:doesn'?t|does not|don'?t|do not|didn'?t|did not)\s+(?:match|add up|line up|reflect)\b"
+            r"\b(?:won'?t|will not|refuse to|not going to|aren'?t going to|are not going to|can'?t be expected to|(?:do|does) not intend to|don'?t intend to)\s+pay\b"
+            r"(?!\s+(?:by|with|via|using|through|in|upfront|up front|annually|yearly|monthly|quarterly|in advance|online|automatically)\b)"
         ),
-        # Money taken off an invoice: "could you knock 3 seats off our next invoice?".
+        _rx(r"\bwithh(?:old|olding|eld)\s+(?:the\s+|our\s+|my\s+|any\s+)?payments?\b"),
         _rx(
-            r"\b(?:knock|take|shave|cut|deduct|remove|strike)\b[^.?!\n]{0,25}\boff\s+(?:of\s+)?(?:our|my|the|this)\s+(?:next\s+|last\s+|latest\s+|current\s+|upcoming\s+)?(?:invoice|bill|renewal|charge)s?\b"
+            r"\b(?:not|won'?t be|will not be|aren'?t|are not|isn'?t)\s+paying\s+(?:this|that|it|the|our|for (?:this|that|it))\b"
+            r"(?!\s+(?:by|with|via|using|through|monthly|annually|yearly|upfront)\b)"
         ),
+        # An amount that does not match: on an invoice, a bill or a charge, or against what the customer was told
+        # (their usage page, quote, contract or plan). "The deal amount doesn't match between HubSpot and
+        # Salesforce" is a sync question: a CRM's amounts and totals are data, not the customer's bill.
+        _rx(
+            r"\b(?:invoices?|invoiced|bills?|billed|charges?|charged|overages?|renewal)\b[^.?!\n]{0,40}\b(?:doesn'?t|does not|don'?t|do not|didn'?t|did not)\s+(?:match|add up|line up)\b"
+            r"(?![^.?!\n]{0,60}\b(?:line items?|csv|export|column|pdf)\b)"
+        ),
+        _rx(
+            r"\b(?:doesn'?t|does not|don'?t|do not|didn'?t|did not)\s+(?:match|add up|line up)\b[^.?!\n]{0,30}\b(?:usage page|usage|quote|contract|(?:our|my|the) plan|what we (?:agreed|were (?:told|quoted)))\b"
+        ),
+        _rx(
+            r"\b(?:invoices?|bills?|charges?|amount (?:on|of) (?:the|our|my|this) invoice)\b[^.?!\n]{0,30}\b(?:is|are|was|were)\s+(?:different from|inconsistent with|not what we (?:agreed|were (?:told|quoted)))\b"
+        ),
+        # Money taken off an invoice, asked of support: "could you knock 3 seats off our next invoice?". "How do I
+        # take the PO number off the invoice?" asks how to edit a document.
+        _rx(
+            r"\b(?:could|can|would|will) you\b[^.?!\n]{0,60}\b(?:knock|take|shave|cut|deduct|remove|strike|drop)\b[^.?!\n]{0,60}\b(?:off|from)\s+(?:of\s+)?(?:our|my|the|this|your|next month'?s|(?:our|my) next month'?s)?\s*(?:next\s+|last\s+|latest\s+|current\s+|upcoming\s+)?(?:invoices?|bills?|renewal|charges?)\b"
+        ),
+        _rx(
+            r"\bplease\b[^.?!\n]{0,40}\b(?:knock|take|shave|cut|deduct|remove|strike|drop)\b[^.?!\n]{0,60}\b(?:off|from)\s+(?:of\s+)?(?:our|my|the|this|your|next month'?s)?\s*(?:next\s+|last\s+|latest\s+|current\s+|upcoming\s+)?(?:invoices?|bills?|renewal|charges?)\b"
+        ),
+        _rx(r"\b(?:reduce|lower|discount)\b[^.?!\n]{0,25}\b(?:invoice|bill|renewal)\b[^.?!\n]{0,15}\bby\b"),
+        _rx(r"\bcredit\b[^.?!\n]{0,40}\bagainst\b[^.?!\n]{0,25}\b(?:invoice|bill|renewal)s?\b"),
     ],
     "security": [
         _rx(
@@ -960,7 +986,12 @@ class Signals:
     notes: list[str] = field(default_factory=list)
 
 
+# Phones and mail clients type ’ for an apostrophe: the rules are written with ' ("won't", "we're").
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'"})
+
+
 def detect(text: str, *, default_language: str = "en") -> Signals:
+    text = text.translate(_APOSTROPHES)
     actions = all_requested_actions(text)
     return Signals(
         requested_action=requested_action(text, actions),
