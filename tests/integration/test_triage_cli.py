@@ -337,9 +337,10 @@ def test_eval_triage_tries_other_answer_thresholds_and_flags_answers_citing_anot
     # A case may name several articles when each states the whole answer.
     assert report["answers"] == {
         "with_expected_article": 3,
+        "escalated": 0,
         "answered": 3,
-        "citing_expected_article": 2,
-        "citing_another_article": ["d"],
+        "led_with_expected_article": 2,
+        "led_with_another_article": ["d"],
     }
     sweep = report["answer_thresholds"]
     assert [t["answer_threshold"] for t in sweep] == [0.0, 0.55, 1.0]

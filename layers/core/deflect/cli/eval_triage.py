@@ -267,8 +267,8 @@ def run_triage(args: argparse.Namespace) -> int:
         policy = tenant.config.policy
         report["answer_thresholds"] = []
         for threshold in args.answer_thresholds:
-            # Validated like any policy change, so the sweep decides under a policy a tenant could set.
-            tried = type(policy).model_validate({**policy.model_dump(), "answer_threshold": threshold})
+            # The threshold was range-checked as an argument; the rest of the tenant's policy stays as stored.
+            tried = policy.model_copy(update={"answer_threshold": threshold})
             outcomes = [a.decided_under(tried).outcome for a in assessments]
             report["answer_thresholds"].append(
                 {"answer_threshold": threshold, **outcome_report(cases, assessments, outcomes)}
@@ -312,18 +312,25 @@ def outcome_report(
         counts[0] += 1
         counts[1] += int(outcome == "escalate")
     report["by_category"] = {k: round(up / n, 3) for k, (n, up) in sorted(by_category.items())}
+    # Deflections only: a request for diagnostics may carry the draft too, and is not judged here.
     named = [
-        (case, assessment)
-        for case, assessment, outcome in zip(cases, assessments, outcomes, strict=True)
+        (str(case.get("id", i)), case, assessment)
+        for i, (case, assessment, outcome) in enumerate(zip(cases, assessments, outcomes, strict=True))
         if case.get("article") and outcome == "deflect"
     ]
     if any(case.get("article") for case in cases):
-        other = [str(c.get("id", "?")) for c, a in named if _lead_article(a) not in _expected(c["article"])]
+        other = [id_ for id_, c, a in named if _lead_article(a) not in _expected(c["article"])]
         report["answers"] = {
             "with_expected_article": sum(1 for case in cases if case.get("article")),
+            # The measure: answerable questions (the help center states the answer) sent to a person.
+            "escalated": sum(
+                1
+                for case, outcome in zip(cases, outcomes, strict=True)
+                if case.get("article") and outcome == "escalate"
+            ),
             "answered": len(named),
-            "citing_expected_article": len(named) - len(other),
-            "citing_another_article": other,
+            "led_with_expected_article": len(named) - len(other),
+            "led_with_another_article": other,
         }
     return report
 
