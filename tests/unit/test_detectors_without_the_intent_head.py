@@ -126,6 +126,61 @@ def test_how_tos_about_invoices_and_stored_data_raise_nothing(text):
 
 
 @pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        ("I see sign-ins from a device I've never owned on my profile page.", "security"),
+        ("There's a login from Brazil in our history that nobody on our team recognizes.", "security"),
+        ("I just got a sign-in notification from an IP in a country I've never been to.", "security"),
+        ("my account got locked after too many login attempts, please unlock it asap", "security"),
+        (
+            "We accidentally pushed one of our sbk_live_ keys to a public GitHub repo about an hour ago.",
+            "security",
+        ),
+        (
+            "one of our clients asked us to make sure their records are purged from all your run logs",
+            "privacy",
+        ),
+        ("remove me from your systems. i never signed up for this", "privacy"),
+    ],
+)
+def test_requests_only_the_answer_threshold_kept_from_an_answer_are_flagged(text, flag):
+    """`deflect eval triage --answer-thresholds 0` showed these answered from the help center once nothing but the
+    answer's confidence stood in the way."""
+    assert flag in detectors.detect(text).sensitive_flags
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Can I schedule a call with our account manager?", "Can I book a call with your support team?"],
+)
+def test_asking_for_a_call_with_someone_is_asking_for_a_person(text):
+    assert detectors.detect(text).wants_human
+
+
+def test_every_sync_failing_in_all_workspaces_is_an_outage_for_many():
+    signals = detectors.detect(
+        "Is there an outage? Every sync in all of our workspaces is failing with 503 errors."
+    )
+    assert signals.outage and signals.many_affected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "How do I see recent sign-ins on my profile page?",
+        "How long are run logs kept before they're deleted from your systems?",
+        "Are deleted records removed from the destination too?",
+        "What happens if my account gets locked after too many attempts?",
+        "How do I schedule a sync with HubSpot every hour?",
+        "Can I copy a beam to all of our workspaces?",
+    ],
+)
+def test_how_tos_about_sign_ins_retention_and_schedules_raise_nothing(text):
+    signals = detectors.detect(text)
+    assert signals.sensitive_flags == [] and not signals.wants_human
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "Is anyone actually reading these?",

@@ -534,6 +534,24 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         _rx(
             r"\b(?:api keys?|keys?|tokens?|credentials?|passwords?|secrets?|sbk_\w+)\b[^\n]{0,100}\b(?:ended up|got out|posted|pasted|shared|leaked|visible|exposed|published)\b[^.?!\n]{0,30}\b(?:public|github|gitlab|gist|pastebin|stack ?overflow|twitter|reddit|discord|forum|screenshot|online|internet)\b"
         ),
+        # The key named after the verb: "we pushed one of our sbk_live_ keys to a public GitHub repo".
+        _rx(
+            r"\b(?:pushed|committed|posted|pasted|published|uploaded|checked in)\b[^.?!\n]{0,40}\b(?:api keys?|keys?|tokens?|credentials?|passwords?|secrets?|sbk_\w+)\b[^.?!\n]{0,40}\b(?:public|github|gitlab|gist|pastebin|forum|online|internet)\b"
+        ),
+        # Sign-ins the customer does not recognise ("sign-ins from a device I've never owned"), and an account
+        # locked that they ask to have opened: both are account access only a person may judge.
+        _rx(
+            r"\b(?:sign-?ins?|log-?ins?|logins?|sessions?|logged in|signed in)\b[^.?!\n]{0,40}\b(?:(?:i|we)(?:'ve| have)? never (?:owned|used|had|seen|been)|(?:i|we|nobody|no one)[^.?!\n]{0,15}\b(?:don'?t|do not|doesn'?t|does not|didn'?t|did not|can'?t|cannot) (?:recogni[sz]e|own|know)|nobody (?:on our team )?recogni[sz]es)\b"
+        ),
+        _rx(
+            r"\b(?:sign-?ins?|log-?ins?|logins?|sessions?)\s+(?:from|on|by)\s+(?:an?\s+)?(?:unknown|unrecogni[sz]ed|unfamiliar|strange|suspicious)\b"
+        ),
+        _rx(
+            r"\b(?:unlock|unblock|unfreeze|reactivate|re-enable)\b[^.?!\n]{0,15}\b(?:it|my|our|the)\b[^.?!\n]{0,15}\b(?:account|login|user|profile|workspace)?\b[^.?!\n]{0,10}(?:asap|please|now|for me|for us)|\b(?:please|can you|could you)\b[^.?!\n]{0,20}\b(?:unlock|unblock)\b"
+        ),
+        _rx(
+            r"\b(?:account|login|profile)\b[^.?!\n]{0,20}\b(?:got|is|was|has been|became)\s+(?:locked|blocked|frozen)\b[^.?!\n]{0,60}\b(?:please|asap|can you|could you|unlock|help)\b"
+        ),
         # Someone who should not have access still has it: a former employee or admin, or an unknown person.
         _rx(
             r"(?:\b(?:former|previous|ex-?|fired|departed|terminated|dismissed)\s*(?:employee|admin|administrator|colleague|teammate|member|contractor|staff|owner|intern|user|worker)|\bold (?:admin|administrator|owner|employee|colleague|contractor)|\b(?:employee|admin|administrator|colleague|teammate|contractor|intern)\s+(?:who|that)\s+(?:left|quit|was fired|we fired|we let go))s?(?:'s)?\b[^.?!\n]{0,80}\b(?:still|continu\w*|keeps?|after (?:he|she|they) left)\b"
@@ -585,6 +603,12 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         ),
     ],
     "privacy": [
+        # Data the customer wants gone from the vendor's side: "make sure their records are purged from all your
+        # run logs". Removed from the destination app is a sync question.
+        _rx(
+            r"(?:(?:^|[.!?\n])\W*|\b(?:please|can you|could you|make sure|want|need|asked (?:us|you) to|requesting|demand)\b[^.?!\n]{0,60}?\b)"
+            r"(?:purg(?:e|ed|es|ing)|eras(?:e|ed|es|ing)|wip(?:e|ed|es|ing)|scrub(?:bed|s|bing)?|delet(?:e|ed|es|ing)|remov(?:e|ed|es|ing))\b[^.?!\n]{0,30}\bfrom\s+(?:all\s+(?:of\s+)?)?(?:your|syncbeam'?s)\s+(?:systems?|logs?|run logs|servers?|backups?|databases?|records|platform|side|storage)\b"
+        ),
         _rx(
             r"\b(?:gdpr|rgpd|dsgvo|ccpa|cpra|lgpd|pipeda|hipaa|dsar|data subject|subject access request|right to (?:be forgotten|erasure|access|portability))\b"
         ),
@@ -648,6 +672,10 @@ _HUMAN = [
     ),
     _rx(r"\b(?:escalate|escalation)\b"),
     _rx(r"\b(?:call|phone|ring)\s+me\b"),
+    # A call or a meeting with someone: "Can I schedule a call with our account manager?"
+    _rx(
+        r"\b(?:schedule|book|set up|arrange|have|get|jump on)\b[^.?!\n]{0,15}\b(?:call|meeting|zoom|video chat|demo)\b[^.?!\n]{0,15}\bwith\b[^.?!\n]{0,20}\b(?:account manager|account executive|csm|customer success|success manager|rep|representative|sales|someone|somebody|a person|an engineer|your team|support)\b"
+    ),
     _rx(
         r"\b(?:your|a|the)\s+(?:manager|supervisor)\b(?![^.?!\n]{0,20}\b(?:role|permission|account|seat)s?\b)"
     ),
@@ -904,7 +932,7 @@ _OUTAGE = [
 ]
 _MANY_USERS = [
     _rx(
-        r"\b(?:all|every|most|many|several|hundreds of|thousands of|dozens of|multiple)\b[^.?!\n]{0,15}\b(?:users|customers|employees|people|team ?mates|colleagues|accounts|agents|staff|clients|members|teams)\b"
+        r"\b(?:all|every|most|many|several|hundreds of|thousands of|dozens of|multiple)\b[^.?!\n]{0,15}\b(?:users|customers|employees|people|team ?mates|colleagues|accounts|agents|staff|clients|members|teams|workspaces)\b"
     ),
     _rx(r"\b(?:whole|entire)\b[^.?!\n]{0,10}\b(?:team|company|organi[sz]ation|org|department|office)\b"),
     _rx(r"\b(?:everyone|everybody|anyone|anybody|nobody|no one)\b"),
