@@ -141,6 +141,16 @@ def test_how_tos_about_invoices_and_stored_data_raise_nothing(text):
             "privacy",
         ),
         ("remove me from your systems. i never signed up for this", "privacy"),
+        # Found reviewing the rules: other words for the same requests.
+        ("There are sessions in our account from a device we don't own", "security"),
+        ("I got an email about a new sign-in that wasn't me", "security"),
+        ("My account is locked, I need it unlocked today", "security"),
+        ("My account has been suspended, please reinstate it", "security"),
+        ("Can you reset the lock on my account? It says too many attempts.", "security"),
+        ("Our sbk_live key is in a public GitHub gist, can you revoke it?", "security"),
+        ("A developer checked the production token into GitHub yesterday (repo is public).", "security"),
+        ("Please delete all data about john@acme.com from your servers", "privacy"),
+        ("I want all our records removed from SyncBeam's systems", "privacy"),
     ],
 )
 def test_requests_only_the_answer_threshold_kept_from_an_answer_are_flagged(text, flag):
@@ -151,17 +161,48 @@ def test_requests_only_the_answer_threshold_kept_from_an_answer_are_flagged(text
 
 @pytest.mark.parametrize(
     "text",
-    ["Can I schedule a call with our account manager?", "Can I book a call with your support team?"],
+    [
+        "Can I schedule a call with our account manager?",
+        "Can I book a call with your support team?",
+        "Can someone from your team give me a call?",
+        "Can I get on a call with an engineer?",
+    ],
 )
 def test_asking_for_a_call_with_someone_is_asking_for_a_person(text):
     assert detectors.detect(text).wants_human
 
 
-def test_every_sync_failing_in_all_workspaces_is_an_outage_for_many():
-    signals = detectors.detect(
-        "Is there an outage? Every sync in all of our workspaces is failing with 503 errors."
-    )
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Is there an outage? Every sync in all of our workspaces is failing with 503 errors.",
+        "Every sync in all our workspaces has been failing since 9am, is something down?",
+        "Nothing is syncing in any of our 14 workspaces. Is SyncBeam down?",
+    ],
+)
+def test_every_sync_failing_in_all_our_workspaces_is_an_outage_for_many(text):
+    signals = detectors.detect(text)
     assert signals.outage and signals.many_affected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "If your service is down, do syncs in all workspaces retry automatically?",
+        "During an outage, how do I pause the beams across multiple workspaces?",
+        "How do I check whether the API is down for all workspaces or only one?",
+    ],
+)
+def test_questions_about_outages_in_general_are_not_an_outage_for_many(text):
+    signals = detectors.detect(text)
+    assert not (signals.outage and signals.many_affected)
+
+
+def test_a_long_message_of_blank_lines_and_dots_still_gets_its_verdict():
+    """A 20 kB email of blank lines once kept a privacy rule busy for about 20 s (every line break started a new
+    scan to the end); the rule now anchors on one break at a time."""
+    text = "\n" * 10_000 + "." * 10_000 + " remove me from your systems"
+    assert "privacy" in detectors.detect(text).sensitive_flags
 
 
 @pytest.mark.parametrize(
@@ -172,6 +213,20 @@ def test_every_sync_failing_in_all_workspaces_is_an_outage_for_many():
         "Are deleted records removed from the destination too?",
         "What happens if my account gets locked after too many attempts?",
         "How do I schedule a sync with HubSpot every hour?",
+        "Where can I review sign-ins I don't recognise on my account?",
+        "If there are logins we don't recognize in the audit log, how do I revoke them?",
+        "How do I see failed logins we don't recognize in the audit log export?",
+        "How do I configure session timeout? Our sessions never expire and we have never used SSO.",
+        "Can you explain how to unlock a beam that is locked for editing?",
+        "Could you tell me how to unblock my sync after it got paused?",
+        "Our admin account was locked, can you tell me where the unlock setting is?",
+        "I want to remove a connection from your platform, how?",
+        "Can you tell me how long until deleted rows are removed from your backups?",
+        "Can I set up a meeting sync with someone's Google Calendar?",
+        "How do I book a meeting with a rep field mapped to the Salesforce owner?",
+        "The synced invoices don't match between QuickBooks and HubSpot, how do I fix the mapping?",
+        "Can you tell me how to take a user off the next invoice?",
+        "Can I credit a customer against an invoice in the Xero sync?",
         "Can I copy a beam to all of our workspaces?",
     ],
 )

@@ -25,6 +25,15 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+# Phones, mail clients and some keyboards type ’ or ´ for an apostrophe; the rules are written with '
+# ("won't", "we're"). Only the rules read it so: language detection keeps the customer's own text.
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00b4": "'"})
+
+
+def _plain(text: str) -> str:
+    return text.translate(_APOSTROPHES)
+
+
 def _rx(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
 
@@ -421,6 +430,7 @@ _ACTION_MATCHERS = [(kind, _any_of(patterns)) for kind, patterns in _ACTIONS]
 
 
 def all_requested_actions(text: str) -> list[str]:
+    text = _plain(text)
     return [kind for kind, matcher in _ACTION_MATCHERS if matcher.search(text)]
 
 
@@ -491,7 +501,7 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         # Salesforce" is a sync question: a CRM's amounts and totals are data, not the customer's bill.
         _rx(
             r"\b(?:invoices?|invoiced|bills?|billed|charges?|charged|overages?|renewal)\b[^.?!\n]{0,40}\b(?:doesn'?t|does not|don'?t|do not|didn'?t|did not)\s+(?:match|add up|line up)\b"
-            r"(?![^.?!\n]{0,60}\b(?:line items?|csv|export|column|pdf)\b)"
+            r"(?![^.?!\n]{0,60}\b(?:line items?|csv|export|column|pdf|between|mapping|map|sync\w*)\b)"
         ),
         _rx(
             r"\b(?:doesn'?t|does not|don'?t|do not|didn'?t|did not)\s+(?:match|add up|line up)\b[^.?!\n]{0,30}\b(?:usage page|usage|quote|contract|(?:our|my|the) plan|what we (?:agreed|were (?:told|quoted)))\b"
@@ -502,13 +512,15 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         # Money taken off an invoice, asked of support: "could you knock 3 seats off our next invoice?". "How do I
         # take the PO number off the invoice?" asks how to edit a document.
         _rx(
-            r"\b(?:could|can|would|will) you\b[^.?!\n]{0,60}\b(?:knock|take|shave|cut|deduct|remove|strike|drop)\b[^.?!\n]{0,60}\b(?:off|from)\s+(?:of\s+)?(?:our|my|the|this|your|next month'?s|(?:our|my) next month'?s)?\s*(?:next\s+|last\s+|latest\s+|current\s+|upcoming\s+)?(?:invoices?|bills?|renewal|charges?)\b"
+            r"\b(?:could|can|would|will) you\b(?!\s+(?:please\s+)?(?:tell|explain|show|let me know))[^.?!\n]{0,60}\b(?:knock|take|shave|cut|deduct|remove|strike|drop)\b[^.?!\n]{0,60}\b(?:off|from)\s+(?:of\s+)?(?:our|my|the|this|your|next month'?s|(?:our|my) next month'?s)?\s*(?:next\s+|last\s+|latest\s+|current\s+|upcoming\s+)?(?:invoices?|bills?|renewal|charges?)\b"
         ),
         _rx(
             r"\bplease\b[^.?!\n]{0,40}\b(?:knock|take|shave|cut|deduct|remove|strike|drop)\b[^.?!\n]{0,60}\b(?:off|from)\s+(?:of\s+)?(?:our|my|the|this|your|next month'?s)?\s*(?:next\s+|last\s+|latest\s+|current\s+|upcoming\s+)?(?:invoices?|bills?|renewal|charges?)\b"
         ),
         _rx(r"\b(?:reduce|lower|discount)\b[^.?!\n]{0,25}\b(?:invoice|bill|renewal)\b[^.?!\n]{0,15}\bby\b"),
-        _rx(r"\bcredit\b[^.?!\n]{0,40}\bagainst\b[^.?!\n]{0,25}\b(?:invoice|bill|renewal)s?\b"),
+        _rx(
+            r"\bcredit\b[^.?!\n]{0,40}\bagainst\s+(?:our|my)\s+(?:next\s+|last\s+|current\s+|upcoming\s+)?(?:invoice|bill|renewal)s?\b"
+        ),
     ],
     "security": [
         _rx(
@@ -534,23 +546,35 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         _rx(
             r"\b(?:api keys?|keys?|tokens?|credentials?|passwords?|secrets?|sbk_\w+)\b[^\n]{0,100}\b(?:ended up|got out|posted|pasted|shared|leaked|visible|exposed|published)\b[^.?!\n]{0,30}\b(?:public|github|gitlab|gist|pastebin|stack ?overflow|twitter|reddit|discord|forum|screenshot|online|internet)\b"
         ),
-        # The key named after the verb: "we pushed one of our sbk_live_ keys to a public GitHub repo".
+        # The key named after the verb ("we pushed one of our sbk_live_ keys to a public GitHub repo"), or said to
+        # be somewhere public ("our sbk_live key is in a public GitHub gist").
         _rx(
             r"\b(?:pushed|committed|posted|pasted|published|uploaded|checked in)\b[^.?!\n]{0,40}\b(?:api keys?|keys?|tokens?|credentials?|passwords?|secrets?|sbk_\w+)\b[^.?!\n]{0,40}\b(?:public|github|gitlab|gist|pastebin|forum|online|internet)\b"
         ),
-        # Sign-ins the customer does not recognise ("sign-ins from a device I've never owned"), and an account
-        # locked that they ask to have opened: both are account access only a person may judge.
         _rx(
-            r"\b(?:sign-?ins?|log-?ins?|logins?|sessions?|logged in|signed in)\b[^.?!\n]{0,40}\b(?:(?:i|we)(?:'ve| have)? never (?:owned|used|had|seen|been)|(?:i|we|nobody|no one)[^.?!\n]{0,15}\b(?:don'?t|do not|doesn'?t|does not|didn'?t|did not|can'?t|cannot) (?:recogni[sz]e|own|know)|nobody (?:on our team )?recogni[sz]es)\b"
+            r"\b(?:api keys?|keys?|tokens?|credentials?|secrets?|sbk_\w+)\s+(?:is|are|was|were|ended up|got)\s+(?:now\s+)?(?:in|on)\s+(?:an?\s+|the\s+)?public\b"
+            r"|\bchecked\b[^.?!\n]{0,40}\b(?:keys?|tokens?|credentials?|secrets?|sbk_\w+)\s+into\s+(?:an?\s+|the\s+|our\s+)?(?:public\s+)?(?:github|gitlab|repo|repository)\b"
+        ),
+        # Sign-ins the customer reports and does not recognise ("I see sign-ins from a device I've never owned",
+        # "a login from Brazil that nobody on our team recognizes", "a new sign-in that wasn't me"). Asking where
+        # to review unknown sign-ins is a how-to.
+        _rx(
+            r"(?<!do )(?<!can )(?<!could )(?<!where )\b(?:i|we)\s+(?:just\s+)?(?:see|saw|found|noticed|got|received|spotted|can see)\b[^.?!\n]{0,40}\b(?:sign-?ins?|log-?ins?|logins?|sessions?)\b[^.?!\n]{0,50}\b(?:(?:i|we)(?:'ve| have)? never (?:owned|been to|seen)|(?:i|we) (?:don'?t|do not|didn'?t|did not) recogni[sz]e|unknown|unrecogni[sz]ed|unfamiliar|strange|suspicious)\b"
         ),
         _rx(
-            r"\b(?:sign-?ins?|log-?ins?|logins?|sessions?)\s+(?:from|on|by)\s+(?:an?\s+)?(?:unknown|unrecogni[sz]ed|unfamiliar|strange|suspicious)\b"
+            r"(?<!if )(?<!whether )\bthere(?:'s| is| was| are| were)\s+(?:an?\s+|some\s+)?(?:new\s+)?(?:sign-?ins?|log-?ins?|logins?|sessions?)\b[^.?!\n]{0,60}\b(?:(?:nobody|no one)\b[^.?!\n]{0,25}\brecogni[sz]es?|(?:i|we) (?:don'?t|do not|didn'?t|did not) (?:recogni[sz]e|own)|(?:i|we)(?:'ve| have)? never (?:owned|seen|been to))\b"
         ),
         _rx(
-            r"\b(?:unlock|unblock|unfreeze|reactivate|re-enable)\b[^.?!\n]{0,15}\b(?:it|my|our|the)\b[^.?!\n]{0,15}\b(?:account|login|user|profile|workspace)?\b[^.?!\n]{0,10}(?:asap|please|now|for me|for us)|\b(?:please|can you|could you)\b[^.?!\n]{0,20}\b(?:unlock|unblock)\b"
+            r"\b(?:sign-?in|log-?in|login|session)\b[^.?!\n]{0,30}\b(?:that|which)\s+(?:wasn'?t|was not)\s+(?:me|us|one of us)\b"
+        ),
+        # An account locked or suspended that the customer asks to have opened. "Can you tell me where the unlock
+        # setting is?" and "how do I unlock a beam?" are how-tos.
+        _rx(
+            r"\b(?:please|can you|could you|would you|need you to)\s+(?:\w+\s+){0,2}?(?:unlock|unblock|reactivate|reinstate|re-enable)\s+(?:it|me|us|my account|our account|the account|my login|my user|my profile)\b"
+            r"|\b(?:reset|remove|lift|clear)\s+the\s+(?:lock|block|suspension)\s+on\s+(?:my|our|the)\s+account\b"
         ),
         _rx(
-            r"\b(?:account|login|profile)\b[^.?!\n]{0,20}\b(?:got|is|was|has been|became)\s+(?:locked|blocked|frozen)\b[^.?!\n]{0,60}\b(?:please|asap|can you|could you|unlock|help)\b"
+            r"\b(?:my|our|the)\s+(?:\w+\s+)?(?:account|login|profile)\s+(?:got|is|was|has been|became)\s+(?:locked|blocked|frozen|suspended)\b[^.?!\n]{0,60}\b(?:please|asap|can you|could you|need it)\b(?![^.?!\n]{0,25}\b(?:tell me|explain|where|how long|how do|what)\b)"
         ),
         # Someone who should not have access still has it: a former employee or admin, or an unknown person.
         _rx(
@@ -603,11 +627,13 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         ),
     ],
     "privacy": [
-        # Data the customer wants gone from the vendor's side: "make sure their records are purged from all your
-        # run logs". Removed from the destination app is a sync question.
+        # Personal data the customer wants gone from the vendor's side: "make sure their records are purged from all
+        # your run logs", "remove me from your systems". How long deleted rows stay in backups is a how-to.
         _rx(
-            r"(?:(?:^|[.!?\n])\W*|\b(?:please|can you|could you|make sure|want|need|asked (?:us|you) to|requesting|demand)\b[^.?!\n]{0,60}?\b)"
-            r"(?:purg(?:e|ed|es|ing)|eras(?:e|ed|es|ing)|wip(?:e|ed|es|ing)|scrub(?:bed|s|bing)?|delet(?:e|ed|es|ing)|remov(?:e|ed|es|ing))\b[^.?!\n]{0,30}\bfrom\s+(?:all\s+(?:of\s+)?)?(?:your|syncbeam'?s)\s+(?:systems?|logs?|run logs|servers?|backups?|databases?|records|platform|side|storage)\b"
+            r"\b(?:make sure|ensure|confirm|asked (?:us|you) to|need you to|want you to|(?:i|we) (?:want|need|would like)|(?:i|we)'d like)\b[^.?!\n]{0,40}\b(?:data|records|information|details|e-?mails?|contacts)\s+(?:(?:are|is|get|gets|have been|has been|be)\s+)?(?:purged|erased|wiped|scrubbed|deleted|removed)\s+from\s+(?:all\s+(?:of\s+)?)?(?:your|syncbeam'?s)\b"
+        ),
+        _rx(
+            r"(?:^|(?<=[.!?\n]))[^\w.!?\n]{0,5}(?:please\s+)?(?:purge|erase|wipe|scrub|delete|remove)\s+(?:me|us|my data|our data|all (?:of )?(?:my|our) data|everything|all (?:the )?(?:data|records|information)\s+(?:about|on|for|of)\s+\S+(?:\s+\S+){0,4}?)\s+from\s+(?:all\s+(?:of\s+)?)?(?:your|syncbeam'?s)\b"
         ),
         _rx(
             r"\b(?:gdpr|rgpd|dsgvo|ccpa|cpra|lgpd|pipeda|hipaa|dsar|data subject|subject access request|right to (?:be forgotten|erasure|access|portability))\b"
@@ -653,6 +679,7 @@ _SENSITIVE_MATCHERS = {flag: _any_of(patterns) for flag, patterns in _SENSITIVE.
 
 
 def sensitive_flags(text: str, actions: list[str] | None = None) -> list[str]:
+    text = _plain(text)
     flags = {flag for flag, matcher in _SENSITIVE_MATCHERS.items() if matcher.search(text)}
     for kind in actions if actions is not None else all_requested_actions(text):
         flags.update(_ACTION_FLAGS.get(kind, {"account_change"}))
@@ -672,10 +699,12 @@ _HUMAN = [
     ),
     _rx(r"\b(?:escalate|escalation)\b"),
     _rx(r"\b(?:call|phone|ring)\s+me\b"),
-    # A call or a meeting with someone: "Can I schedule a call with our account manager?"
+    # A call or a meeting with someone: "Can I schedule a call with our account manager?". "A meeting sync with
+    # someone's calendar" and "a rep field" are about data.
     _rx(
-        r"\b(?:schedule|book|set up|arrange|have|get|jump on)\b[^.?!\n]{0,15}\b(?:call|meeting|zoom|video chat|demo)\b[^.?!\n]{0,15}\bwith\b[^.?!\n]{0,20}\b(?:account manager|account executive|csm|customer success|success manager|rep|representative|sales|someone|somebody|a person|an engineer|your team|support)\b"
+        r"\b(?:schedule|book|set up|arrange|have|get(?: on)?|jump on|hop on)\s+(?:a\s+|an\s+)?(?:quick\s+|short\s+)?(?:call|meeting|zoom|video call|phone call)\s+with\s+(?:(?:our|my|your|an?|the|one of your)\s+)?(?:account manager|account executive|csm|customer success(?: manager)?|success manager|support (?:team|engineer|agent)|engineers?|someone|somebody|a person|(?:sales|support) (?:rep|team|person))\b(?!'s|\s+(?:field|data|objects?|records?|sync|calendar))"
     ),
+    _rx(r"\bgive (?:me|us) a (?:call|ring)\b"),
     _rx(
         r"\b(?:your|a|the)\s+(?:manager|supervisor)\b(?![^.?!\n]{0,20}\b(?:role|permission|account|seat)s?\b)"
     ),
@@ -706,7 +735,7 @@ _HUMAN_MATCHER = _any_of(_HUMAN)
 
 
 def wants_human(text: str) -> bool:
-    return bool(_HUMAN_MATCHER.search(text))
+    return bool(_HUMAN_MATCHER.search(_plain(text)))
 
 
 # --------------------------------------------------------------------------- sentiment
@@ -921,18 +950,19 @@ _OUTAGE = [
         r"\b(?:outage|is down|are down|went down|gone down|completely down|site down|service down|down for)\b"
     ),
     _rx(
-        r"\b(?:nothing|everything|all (?:of )?(?:our|my|the)?\s*(?:beams|syncs|runs|jobs|integrations|requests|pages|workflows))\b[^.?!\n]{0,30}\b(?:fail(?:s|ed|ing)?|down|broken|stopped|not (?:working|loading|running))\b"
+        r"\b(?:nothing|everything|every (?:sync|beam|run|job|integration)|all (?:of )?(?:our|my|the)?\s*(?:beams|syncs|runs|jobs|integrations|requests|pages|workflows))\b[^.?!\n]{0,30}\b(?:fail(?:s|ed|ing)?|down|broken|stopped|not (?:working|loading|running))\b"
     ),
     _rx(
         r"\b(?:can'?t|cannot|unable to)\b[^.?!\n]{0,15}\b(?:access|reach|load|open|log ?in to)\b[^.?!\n]{0,15}\b(?:anything|the (?:app|site|dashboard|service|api)|your (?:app|site|service|api))\b"
     ),
     _rx(r"\b(?:5\d\d|502|503|504)\b[^.?!\n]{0,20}\b(?:errors?|everywhere|on every|for all)\b"),
     _rx(r"\bdata loss\b|\blost (?:all )?(?:our|my) data\b"),
+    _rx(r"\bnothing (?:is |has been )?(?:syncing|running|working|loading)\b|\bis (?:something|syncbeam|the (?:service|platform|app|api)) down\b"),
     _rx(r"\bproduction\b[^.?!\n]{0,20}\b(?:down|broken|stopped|outage|blocked)\b"),
 ]
 _MANY_USERS = [
     _rx(
-        r"\b(?:all|every|most|many|several|hundreds of|thousands of|dozens of|multiple)\b[^.?!\n]{0,15}\b(?:users|customers|employees|people|team ?mates|colleagues|accounts|agents|staff|clients|members|teams|workspaces)\b"
+        r"\b(?:all|every|most|many|several|hundreds of|thousands of|dozens of|multiple)\b[^.?!\n]{0,15}\b(?:users|customers|employees|people|team ?mates|colleagues|accounts|agents|staff|clients|members|teams)\b"
     ),
     _rx(r"\b(?:whole|entire)\b[^.?!\n]{0,10}\b(?:team|company|organi[sz]ation|org|department|office)\b"),
     _rx(r"\b(?:everyone|everybody|anyone|anybody|nobody|no one)\b"),
@@ -940,6 +970,9 @@ _MANY_USERS = [
         r"\b(?:for|in|across)\s+(?:the|our|my)\s+(?:whole\s+|entire\s+)?(?:company|team|organi[sz]ation|org|department)\b"
     ),
     _rx(r"\b\d{2,}\s+(?:users|customers|people|employees|accounts|agents|seats)\b"),
+    # The customer's own workspaces, all of them: "every sync in all of our workspaces is failing". "All
+    # workspaces" alone is usually a question about a setting.
+    _rx(r"\b(?:all|every|each|any)\s+(?:of\s+)?(?:our|my)\s+(?:\d+\s+)?workspaces\b|\bacross all (?:\d+\s+)?workspaces\b"),
 ]
 _URGENT = _rx(
     r"\b(?:urgent(?:ly)?|asap|immediately|critical|emergency|blocking|blocker|right now|deadline|losing (?:money|revenue|customers))\b"
@@ -1014,12 +1047,7 @@ class Signals:
     notes: list[str] = field(default_factory=list)
 
 
-# Phones and mail clients type ’ for an apostrophe: the rules are written with ' ("won't", "we're").
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'"})
-
-
 def detect(text: str, *, default_language: str = "en") -> Signals:
-    text = text.translate(_APOSTROPHES)
     actions = all_requested_actions(text)
     return Signals(
         requested_action=requested_action(text, actions),
