@@ -236,7 +236,7 @@ def run_triage(args: argparse.Namespace) -> int:
     needless: Counter[str] = Counter()
     assessments: list[Any] = []
     latencies: list[float] = []
-    for case in cases:
+    for position, case in enumerate(cases):
         began = time.perf_counter()
         # A case may say who asks: the customer's segments (plan) decide which articles they may read.
         audience = Audience(kind="customer", segments=frozenset(case.get("segments") or []))
@@ -255,7 +255,7 @@ def run_triage(args: argparse.Namespace) -> int:
             needless[escalation_stage(assessment.decision.reasons)] += 1
         if args.show and went_up != bool(case["should_escalate"]):
             print(
-                f"[{case.get('id', '?')}] expected escalate={case['should_escalate']} got {assessment.outcome} "
+                f"[{case.get('id', position)}] expected escalate={case['should_escalate']} got {assessment.outcome} "
                 f"{assessment.decision.reasons} intent={assessment.classification.intent}"
                 f"({assessment.classification.intent_confidence}) :: {str(case['text'])[:90]}",
                 file=sys.stderr,
@@ -295,7 +295,7 @@ def _embedding_probe(embedder: Any) -> dict[str, Any]:
 def outcome_report(
     cases: list[dict[str, Any]], assessments: list[Any], outcomes: list[str]
 ) -> dict[str, Any]:
-    """Recall, precision and deflection of these outcomes; which must-escalate cases were answered; the share of
+    """Recall, precision and deflection of these outcomes; which must-escalate cases were not escalated; the share of
     each category escalated; and, for cases that name the `article` answering them, whether each answer led with
     it: a deflected how-to that cites another article is a wrong answer, not a saved escalation."""
     expected = [bool(c["should_escalate"]) for c in cases]
