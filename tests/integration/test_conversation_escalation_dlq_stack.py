@@ -24,6 +24,7 @@ from deflect.services.intake import Intake
 from infra.local.helpdesks.harness import writeback_app
 from tests.integration.conftest_escalation import escalation_fixture  # noqa: F401
 from tests.integration.test_conversation_agent_reply_stack import _conversation, _triage, _wait_decided
+from tests.integration.test_writeback_handler import sqs_record
 
 APPROVER = ("agent", "approver")
 EDITED = "We refunded the 120 EUR to your card today; it shows within 5 days. - Ann"
@@ -47,21 +48,12 @@ class Metrics:
 
 
 def _batch(tenant: str, items: list[Any]) -> dict[str, Any]:
-    records = [
-        {
-            "messageId": f"m-{n}",
-            "receiptHandle": f"rh-{n}",
-            "body": json.dumps({"tenant_id": tenant, **outbox.message(item)}),
-            "attributes": {"ApproximateReceiveCount": "1"},
-            "messageAttributes": {},
-            "md5OfBody": "",
-            "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:WritebackQueue",
-            "awsRegion": "us-east-1",
-        }
-        for n, item in enumerate(items)
-    ]
-    return {"Records": records}
+    return {
+        "Records": [
+            sqs_record(f"m-{n}", json.dumps({"tenant_id": tenant, **outbox.message(item)}))
+            for n, item in enumerate(items)
+        ]
+    }
 
 
 def test_an_escalated_chat_dead_letters_only_the_refund_nobody_can_carry_out(escalation, monkeypatch, capsys):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from deflect.domain.errors import NotFound
 from deflect.domain.models import OutboxItem, utcnow
 from deflect.domain.tenancy import TenantContext
 from deflect.embedded.search import EmbeddedKnowledgeIndex
@@ -164,6 +165,19 @@ class Chat:
 
     def shown(self, conversation: str, requester: Requester = X) -> dict[str, Any]:
         return self.intake.conversation(self.ctx, conversation, requester)
+
+    def unreadable_by_others(self, conversation: str) -> bool:
+        """Another requester (by email, none, or only an external id), and the same requester under another tenant,
+        all get NotFound for this conversation."""
+        readers = [(self.ctx, r) for r in (Y, Requester(), Requester(external_id="x@example.com"))]
+        readers.append((TenantContext.system("acme-corp"), X))
+        for ctx, reader in readers:
+            try:
+                self.intake.conversation(ctx, conversation, reader)
+            except NotFound:
+                continue
+            return False
+        return True
 
     def audited(self, conversation: str, event: str) -> list[dict[str, Any]]:
         entries = [e for e in self.audit.entries(self.ctx, conversation) if e.type == event]
