@@ -178,6 +178,9 @@ def test_asking_for_a_call_with_someone_is_asking_for_a_person(text):
         "Is there an outage? Every sync in all of our workspaces is failing with 503 errors.",
         "Every sync in all our workspaces has been failing since 9am, is something down?",
         "Nothing is syncing in any of our 14 workspaces. Is SyncBeam down?",
+        "Syncs are failing in all workspaces since 9am.",
+        "Hi, since this morning beams are failing in all 6 workspaces with SB-1042",
+        "Runs keep failing in every workspace we have",
     ],
 )
 def test_every_sync_failing_in_all_our_workspaces_is_an_outage_for_many(text):
@@ -191,6 +194,9 @@ def test_every_sync_failing_in_all_our_workspaces_is_an_outage_for_many(text):
         "If your service is down, do syncs in all workspaces retry automatically?",
         "During an outage, how do I pause the beams across multiple workspaces?",
         "How do I check whether the API is down for all workspaces or only one?",
+        "What happens when syncs are failing in all workspaces?",
+        "Can I see which beams are failing in all workspaces at once?",
+        "If beams are failing in all workspaces, who gets the email alert?",
     ],
 )
 def test_questions_about_outages_in_general_are_not_an_outage_for_many(text):

@@ -988,11 +988,26 @@ def is_question(text: str) -> bool:
 
 
 def outage_language(text: str) -> bool:
-    return any(p.search(text) for p in _OUTAGE)
+    return any(p.search(text) for p in _OUTAGE) or _failing_everywhere(text)
+
+
+# Or a failure reported in all of them, without "our": "Syncs are failing in all workspaces since 9am". Only in a
+# clause that reports it, not one that asks or supposes ("if syncs are failing in all workspaces, ...").
+_FAILING_EVERYWHERE = _rx(
+    r"\b(?:are|is|keep|kept|have been|has been|started|all)\s+(?:fail\w*|down|broken|stopped|erroring|timing out|not (?:working|running|syncing))\b[^.?!,;\n]{0,25}\b(?:in|across|for|on)\s+(?:all|every|each)\s+(?:of\s+)?(?:the\s+)?(?:\d+\s+)?workspaces?\b"
+)
+_ASKS_OR_SUPPOSES = _rx(
+    r"^\s*(?:how|what|where|when|which|who|why|whether|is|are|can|could|do|does|should|would|will|if|in case|suppose|once)\b"
+)
+
+
+def _failing_everywhere(text: str) -> bool:
+    clauses = re.split(r"[.?!,;\n]+", text)
+    return any(_FAILING_EVERYWHERE.search(c) and not _ASKS_OR_SUPPOSES.search(c) for c in clauses)
 
 
 def many_affected(text: str) -> bool:
-    return any(p.search(text) for p in _MANY_USERS)
+    return any(p.search(text) for p in _MANY_USERS) or _failing_everywhere(text)
 
 
 def urgent(text: str) -> bool:
