@@ -270,3 +270,92 @@ def test_questions_about_who_can_see_or_read_things_are_not(text):
 def test_both_families_are_flags_the_default_policy_always_escalates():
     always = DecisionPolicy().always_escalate_flags
     assert {"billing", "privacy"} <= set(always)
+
+
+def _raises_a_signal(text: str) -> bool:
+    """What sends a message to a person whatever the intent head says: a flag, an action or a request for a person."""
+    signals = detectors.detect(text)
+    return bool(signals.sensitive_flags or signals.actions or signals.wants_human)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A person, asked for in few or other words.
+        "I need a human.",
+        "Person please.",
+        "How do I reach a human?",
+        "What's your phone number?",
+        "Could somebody from your team get back to me by phone?",
+        "I'd rather discuss this with a person.",
+        "Hand this over to a colleague of yours please.",
+        "can u pass this to whoever handles billing on your side, id rather sort it with someone directly",
+        "Could you put me in touch with someone from your sales team about an Enterprise quote?",
+        "I'd like to speak with your billing department.",
+        "can i get a call back? anytime after 2pm GMT",
+        # Leaving.
+        "How do I cancel?",
+        "cancle my subscribtion",
+        "Opt us out of the automatic renewal please.",
+        "We won't be renewing. Please confirm.",
+        "Please deactivate Syncbeam for our company.",
+        "What scopes does HubSpot need? btw we'd like to cancel at the end of the year.",
+        "dont renew us next month",
+        # Money back, a payment method, a plan or an entitlement changed by support.
+        "Can you send the $99 back to my Visa? We never ended up using the Team plan.",
+        "refnd pls, i didnt mean to buy the yearly plan",
+        "Don't make me go to my credit card company over this.",
+        "so we'd like the unused portion of our annual plan returned to us.",
+        "Remove my credit card.",
+        "Take my Visa off the account, I don't want it stored with you anymore.",
+        "Could you charge the outstanding invoice to a different card?",
+        "Can you move our workspace from monthly to annual billing?",
+        "drop us to the cheapest paid plan, business is overkill for what we do",
+        "We need two more users on our subscription.",
+        "Can we get SCIM enabled on our Business plan?",
+        "Please unlock cron schedules for our account, we were promised them in the deal.",
+        # Owner and sign-in address.
+        "Please rename my login to j.smith@acme.example.",
+        "The owner of our workspace passed away. How can we get control of it?",
+        "need the owner role reassigned to our new CTO. the previous one is gone",
+        "can you transfer our workspace 'northwind-sync' over to our parent company's account?",
+        # Personal data, the law, a break-in.
+        "Can you anonymize all the personal info tied to my login?",
+        "I never signed up for Syncbeam, why do you have my email? Remove it.",
+        "Export everything you store about me and send it to this address.",
+        "I'm filing a complaint with the Better Business Bureau about how you handled this.",
+        "your product overwrote 40k salesforce records. we are preparing a claim for damages",
+        "Beams I never made are showing up in my workspace and exporting our contacts somewhere.",
+        "Our account was used to export all contacts at 2am, nobody here did that.",
+        "An employee we fired last week still appears to be signing in.",
+        "Got an email about a new sign-in from Lagos. That wasn't me.",
+        "I clicked a link in an email that looked like it came from you and entered my password. What now?",
+        "Our intern shared the sbk_live token on Stack Overflow.",
+    ],
+)
+def test_requests_only_the_intent_head_used_to_catch_now_raise_a_signal_of_their_own(text):
+    """A tenant's own taxonomy may not weigh these the way the starter one does; the rules are the guarantee."""
+    assert _raises_a_signal(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "How do I cancel a run that's stuck in Queued?",
+        "I'd like to cancel a transfer",
+        "How do I leave a workspace I was invited to?",
+        "Will any business take this card?",
+        "Can a Business workspace pay by bank transfer instead of card?",
+        "How do I update my credit card?",
+        "If a renewal payment fails, is any of our data deleted?",
+        "Someone needs to make me aware when there are extra charges; no one made me aware of this one.",
+        "Why has a payment been returned?",
+        "Can I sync a phone number field from HubSpot to Salesforce?",
+        "How do I switch a beam to real-time mode?",
+        "Does removing a teammate also revoke the API keys they created?",
+    ],
+)
+def test_how_tos_that_share_those_words_raise_nothing_new(text):
+    signals = detectors.detect(text)
+    assert not signals.wants_human and "cancel_subscription" not in signals.actions
+    assert not {"privacy", "security", "legal"} & set(signals.sensitive_flags)

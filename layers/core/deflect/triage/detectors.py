@@ -88,6 +88,16 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _rx(
                 rf"\b(?:borr(?:ar|en|e|a|ad[oa]s?)|elimin(?:ar|en|e|a|ad[oa]s?|ez|er|are)|l[öo]sch\w*|supprim\w*|exclu(?:ir|am|a|o|ído|ída)|apag(?:ar|uem|ue|a)|verwijder\w*|cancella(?:re|te|to)?)\b[^.?!\n]{{0,25}}\b{_ACCOUNT_OBJECT}\b"
             ),
+            # Session 17: the account or its data wanted gone in other words, which only the intent head had caught: "How do I
+            # get rid of my account?", "our old test workspace needs to be deleted permanently", "purge everything associated
+            # with workspace ws_1209".
+            _rx(r"\bget rid of\s+(?:my|our|the)\s+(?:account|profile|workspace|org(?:ani[sz]ation)?)\b"),
+            _rx(
+                r"\b(?:account|workspace|profile)\b[^.?!\n]{0,40}\b(?:needs?|has|have)\s+to\s+be\s+(?:deleted|closed|removed|erased|wiped)\b"
+            ),
+            _rx(
+                r"\b(?:purge|erase|wipe|delete|remove)\s+(?:all|everything)\b[^.?!\n]{0,20}\b(?:associated with|tied to|related to|belonging to)\s+(?:the\s+|our\s+|my\s+)?(?:workspace|account|org(?:ani[sz]ation)?)\b"
+            ),
         ],
     ),
     (
@@ -183,6 +193,40 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _rx(
                 r"\b(?:devol|devuel)\w*\b[^.?!\n]{0,25}\b(?:dinero|dinheiro|pago|pagamento|cobro|cobran[cç]a|importe|valor)\b|\b(?:dinero|dinheiro|argent)\b[^.?!\n]{0,10}\b(?:de vuelta|de volta|back)\b|\bgeld\b[^.?!\n]{0,15}\bzur[uü]ck\b|\bgeld terug\b"
             ),
+            # Session 17: money wanted back with the verb first, an amount returned, or typed in a hurry: "send the $99 back to
+            # my Visa", "send back the amount you took", "I want my 49 bucks returned", "refnd pls"; not paying for a period
+            # already billed ("make it so we don't pay for this year"); a charge to be reversed; more stems per language.
+            _rx(
+                r"\b(?:send|give|pay|put|wire|transfer)\w*\s+(?:us\s+|me\s+)?(?:the\s+|our\s+|my\s+|that\s+)?(?:[$€£]\s?\d[\d,.]*|\d[\d,.]*\s?(?:dollars|euros?|pounds|bucks|usd|eur|gbp)|money|amount|payments?|charges?|fees?)\s+back\b"
+            ),
+            _rx(
+                r"\b(?:send|give|pay)\w*\s+(?:us\s+|me\s+)?back\s+(?:the|our|my|that)\s+(?:money|amount|payments?|charges?|fees?)\b"
+            ),
+            _rx(r"\bget back\s+(?:the|our|my)\s+(?:money|amount|payments?|fees?|charges?)\b"),
+            _rx(
+                r"\b(?:unused|remaining)\s+(?:portion|part|months?|time|balance|amount|days)\b[^.?!\n]{0,40}\b(?:returned|refunded|back|credited|repaid)\b"
+            ),
+            # A charge the customer wants undone, said plainly: "i want that reversed".
+            _rx(
+                r"\b(?:want|need|like)\s+(?:that|this|it|the charge|the payment)\s+(?:reversed|refunded|undone|voided)\b"
+            ),
+            _rx(
+                r"\b(?:want|need|like|expect|please|can|could|would)\b[^.?!\n]{0,30}\b(?:money|amount|payments?|charges?|fees?|dollars|euros?|pounds|bucks|[$€£]\s?\d[\d,.]*)\s+(?:\w+\s+)?(?:returned|repaid|paid back)\b"
+            ),
+            _rx(
+                r"\b(?:please|pls|can you|could you|kindly)\s+(?:repay|reverse|undo|void)\s+(?:it|that|this|the|our|my|us)\b"
+            ),
+            _rx(r"\b(?:refnd|refud|rfund|refound|refunf|reimburs)\w*"),
+            _rx(
+                r"\b(?:don'?t|do not|not)\s+(?:have to\s+)?pay\s+for\s+(?:this|that|the|last|next|the current)\s+(?:year|month|renewal|period|invoice|charge|cycle)\b"
+            ),
+            _rx(r"\bzur[uü]ckerstatt\w*|\bzur[uü]ckzahl\w*|\bterugstort\w*|\bterugbetaal\w*"),
+            _rx(
+                r"\bdevu[eé]lv\w*\b[^.?!\n]{0,25}\b(?:dinero|cargos?|cobros?|pagos?|importe)\b|\bdevol\w*\b[^.?!\n]{0,25}\bcargos?\b"
+            ),
+            _rx(
+                r"\b(?:go|going|goes|turn|turning)\s+to\s+(?:my|our)\s+(?:credit card company|card (?:company|issuer|provider)|bank)\b|\bcontact\w*\s+(?:my|our)\s+(?:credit card company|card (?:company|issuer))\b"
+            ),
         ],
     ),
     (
@@ -214,6 +258,56 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             ),
             _rx(
                 r"\b(?:quiero|quisiera|queremos|quero|queria|gostaria de|deseo|deseamos|desejo|necesito|preciso|je veux|je voudrais|nous voulons|ich will|ich möchte|wir möchten|voglio|vorrei)\s+(?:cancelar|annuler|stornieren|cancellare|opzeggen)\b"
+            ),
+            # Session 17: leaving in fewer words or with typos: "How do I cancel?", "cancle my subscribtion", "Cancel us
+            # effective immediately", "close out our subscription", "opt us out of the automatic renewal", "we won't be
+            # renewing", "make sure our plan doesn't roll over", "please don't convert it" (a trial), "we want out of the
+            # contract", "deactivate it for our company"; disdire (it) and opzeggen (nl) with the subscription first.
+            # "How do I cancel?", "we'd like to cancel at the end of the year": cancelling with nothing named, or only
+            # when. Cancelling a run, a transfer or a card is not leaving.
+            _rx(
+                r"^\W*+how (?:do|can) (?:i|we) cancel\s*\?|\b(?:(?:i|we) (?:want|need|would like|wish) to|(?:i|we)'d like to|please|pls)\s+cancel\s*(?:[.!?,;]|$|(?:now|today|please|pls|asap|immediately|right away|at the end|effective|before|by|from|starting|this month|next month|at renewal)\b)"
+            ),
+            _rx(
+                r"\b(?:cancle|cancl|canel|cansel|cancell)\w*\b[^.?!\n]{0,40}\b(?:subscri\w*|plan|membership|contract|account|renewal|service)\b"
+            ),
+            # Not renewing without the apostrophe ("dont renew us"), leaving the product ("how do I quit syncbeam", not "how do I
+            # leave a workspace"), and a bare imperative ("cancel cancel cancel").
+            _rx(r"\bdo(?:n'?t| not)\s+(?:want to\s+)?renew\b"),
+            _rx(
+                r"\bhow do (?:i|we) (?:quit|leave)\b(?!\s+(?:a|an|the|this|that|my|our)\s+(?:\w+\s+)?(?:workspace|team|beam|call|meeting|page|org\w*|group|channel|screen|wizard)s?\b)"
+            ),
+            _rx(
+                r"^\W*+(?:please\s+)?cancel\s*+(?:[.!?,;]|$|cancel\b|(?:us|me|it|everything|now|today|asap|immediately)\b)"
+            ),
+            _rx(r"\bcancel+\s+(?:us|me|everything|it all)\b"),
+            _rx(
+                r"\b(?:close|shut)\s+(?:out|down|off)?\s*(?:our|my|the)\s+(?:paid\s+)?(?:subscription|membership|contract)\b"
+            ),
+            _rx(r"\bopt\s+(?:us|me)\s+out\s+of\b[^.?!\n]{0,25}\b(?:renew\w*|subscription|billing|plan)\b"),
+            _rx(
+                r"\b(?:won'?t|will not|not going to|aren'?t going to|are not going to|won'?t be|will not be)\s+(?:be\s+)?renew(?:ing|al)?\b"
+            ),
+            _rx(
+                r"\b(?:plan|subscription|contract)\b[^.?!\n]{0,20}\b(?:doesn'?t|does not|won'?t|will not)\s+(?:roll over|renew|auto-?renew)\b"
+            ),
+            _rx(
+                r"\b(?:please\s+)?(?:don'?t|do not)\s+convert\s+(?:it|the trial|our trial|my trial)\b|\bdon'?t want to be (?:charged|billed)\s*(?:[.!?,;]|$|again\b|anymore\b|any more\b|after\b|when\b|once\b|next\b)"
+            ),
+            _rx(
+                r"\b(?:want|need|like)\s+out\s+of\s+(?:the|our|this|my)\s+(?:contract|subscription|plan|agreement)\b"
+            ),
+            _rx(
+                r"\b(?:decided|decision)\s+(?:not\s+to\s+(?:continue|renew)|to\s+(?:stop|discontinue|leave))\b"
+            ),
+            _rx(
+                r"\b(?:deactivate|disable|shut down|switch off|turn off)\s+(?:\w+\s+)?for\s+(?:our|my)\s+(?:company|team|organi[sz]ation|business|firm)\b"
+            ),
+            _rx(
+                r"\b(?:i'?d like to|i want to|we want to|we'?d like to|time to)\s+(?:quit|leave)\s*(?:[.!?,]|$)|^\W*+how do (?:i|we) leave\s*\?"
+            ),
+            _rx(
+                r"\bdisdi(?:re|ca|co|cono|etto|ciamo)\b|\b(?:abonnement|contract|lidmaatschap)\b[^.?!\n]{0,30}\bopzeg\w*"
             ),
         ],
     ),
@@ -256,6 +350,8 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _rx(
                 rf"\b(?:zur[uü]cksetz|deaktivier|entfern|restablec|resete|desactiv|redefin|r[ée]initialis|d[ée]sactiv)\w*\b[^.?!\n]{{0,30}}{_MFA}|{_MFA}[^.?!\n]{{0,30}}\b(?:zur[uü]cksetz|deaktivier|entfern|restablec|resete|desactiv|redefin|r[ée]initialis|d[ée]sactiv)\w*"
             ),
+            # Session 17: German puts the particle last: "setzen Sie die Zwei-Faktor-Authentifizierung für mein Konto zurück".
+            _rx(rf"{_MFA}[^.?!\n]{{0,40}}\bzur[uü]ck\b"),
         ],
     ),
     (
@@ -286,6 +382,40 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             # Other languages: the account's email or owner changed ("cambiar el email de la cuenta").
             _rx(
                 r"\b(?:cambiar|cambia|cambien|mudar|alterar|changer|modifier|[äa]ndern|actualizar|atualizar)\b[^.?!\n]{0,30}\b(?:e-?mail|correo|courriel|propietario|propri[ée]taire|propriet[aá]rio|dono|eigent[uü]mer|inhaber)\b|\b(?:eigent[uü]mer|inhaber|propietario|propri[ée]taire|propriet[aá]rio)\b[^.?!\n]{0,30}\b(?:[äa]ndern|cambiar|changer|mudar|alterar)\b"
+            ),
+            # Session 17: the owner or the login address changed in other words: "nobody has owner rights anymore, please give
+            # them to me", "I need to be made owner", "the owner role reassigned to our new CTO", "the owner passed away / left
+            # and can't be reached", "change the owner of our account", "the email on my profile is wrong, it should be …",
+            # "rename my login to …", "put the account under my new work address", "move our workspace from my gmail to …",
+            # "transfer our workspace to our parent company's account", "merge our two workspaces"; wijzigen (nl), transferir a
+            # propriedade (pt).
+            _rx(
+                r"\b(?:owner(?:ship)? rights|owner role|ownership)\b[^.?!\n]{0,60}\b(?:give|assign|transfer|move|reassign|hand)\w*\b[^.?!\n]{0,15}\b(?:to me|to us|them to)\b"
+            ),
+            _rx(r"\bmade\s+(?:the\s+)?(?:new\s+)?(?:workspace\s+|account\s+)?owner\b"),
+            _rx(
+                r"\bowner(?:ship)?(?: role| rights)?\b[^.?!\n]{0,20}\b(?:reassign|re-assign|transferr|moved|given|handed)\w*"
+            ),
+            _rx(
+                r"\bowner\b[^.?!\n]{0,40}\b(?:passed away|died|left the company|left us|is gone|can'?t be reached|cannot be reached|unreachable|no longer (?:works|with))\b"
+            ),
+            _rx(r"\bchange\s+(?:the\s+)?(?:account\s+|workspace\s+)?owner\b"),
+            _rx(r"\b(?:e-?mail|login)\b[^.?!\n]{0,30}\b(?:is wrong|is incorrect|should be)\b"),
+            _rx(r"\brename\s+(?:my|our)\s+(?:login|user ?name|e-?mail)\b"),
+            _rx(
+                r"\b(?:account|workspace|login)\b[^.?!\n]{0,15}\bunder\s+(?:my|our|a|the)\s+(?:new\s+)?(?:work\s+|company\s+|personal\s+)?(?:address|e-?mail|login)\b"
+            ),
+            _rx(
+                r"\bmove\s+(?:our|my|the)\s+(?:workspace|account)\s+(?:from|over to)\b|\b(?:workspace|account)\s+moved\s+to\b"
+            ),
+            _rx(r"\btransfer\s+(?:our|my|the|this)\s+(?:workspace|account|org(?:ani[sz]ation)?)\b"),
+            _rx(r"\bmerge\s+(?:our|my|the)\s+(?:two\s+|\d+\s+)?(?:workspaces|accounts)\b"),
+            # "move this workspace to my colleague's account", "swap the owner email", "reassign the workspace to another account".
+            _rx(r"\bmove\s+(?:this|that)\s+(?:workspace|account)\s+(?:from|over to|to)\b"),
+            _rx(r"\b(?:swap|change|update|switch)\s+(?:the\s+)?owner(?:'s)?\s+(?:e-?mail|login|address)\b"),
+            _rx(r"\breassign\s+(?:the\s+|our\s+|this\s+|my\s+)?(?:workspace|account|org\w*)\b"),
+            _rx(
+                r"\bwijzig\w*\b[^.?!\n]{0,30}\be-?mail\w*|\be-?mailadres\b[^.?!\n]{0,30}\bwijzig\w*|\btransfi\w+\b[^.?!\n]{0,25}\bpropriedade\b"
             ),
         ],
     ),
@@ -321,6 +451,51 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _rx(
                 r"\b(?:cambiar|cambio|cambiamos|pasar|passer|mudar|wechseln|umstellen|changer)\b[^.?!\n]{0,15}\b(?:plan|plano|tarif|abo|abonnement|piano)\b"
             ),
+            # Session 17: a plan, cycle or seat count changed by support in other words: "move our workspace from monthly to
+            # annual billing", "reduce/lower our plan", "drop us to the cheapest paid plan", "put us back on monthly billing",
+            # "two more users on our subscription", "put our workspace on the Enterprise tier", "pay yearly instead of monthly",
+            # "we want to move to Enterprise", "move us from Team down to Free", "apply the plan we paid for"; downgraden (nl),
+            # passare (it).
+            _rx(
+                r"\b(?:go|move|switch)\b[^.?!\n]{0,40}\bfrom\s+(?:monthly|annual|yearly)\b[^.?!\n]{0,15}\bto\s+(?:monthly|annual|yearly)\b"
+            ),
+            _rx(r"\b(?:reduce|lower|drop|cut|shrink)\s+(?:our|my|the)\s+(?:plan|subscription|tier)\b"),
+            _rx(
+                r"\b(?:drop|move|put|switch|bump|knock|take)\s+(?:us|me)\s+(?:down\s+|up\s+|back\s+)?(?:to|onto)\s+(?:the\s+)?(?:cheapest|lowest|highest|next|free|paid|a cheaper|a smaller|a bigger|a higher|a lower)\b"
+            ),
+            _rx(
+                r"\bput\s+(?:us|me|our (?:workspace|account|team|org))\s+(?:back\s+)?on\s+(?:the\s+|a\s+)?(?:monthly|annual|yearly)\b"
+            ),
+            _rx(
+                rf"\bput\s+(?:our (?:workspace|account|team|org)|the (?:workspace|account))\s+on\s+(?:the\s+|a\s+)?{_PLAN}"
+            ),
+            _rx(
+                r"\b(?:users?|seats?|licen[cs]es?)\s+(?:to|on)\s+(?:my|our)\s+(?:plan|subscription|account)\b"
+            ),
+            _rx(
+                r"\bpay\s+(?:yearly|annually|monthly)\s+instead\b|\b(?:yearly|annual|annually|monthly)\s+(?:billing\s+)?instead of\s+(?:yearly|annual|annually|monthly)\b"
+            ),
+            _rx(
+                rf"\b(?:we|i)\s+(?:want|need|would like|'d like)\s+to\s+(?:move|go|switch|upgrade|downgrade|change)\s+(?:us\s+)?(?:up\s+|down\s+|over\s+)?(?:to|onto)\s+(?:the\s+)?{_PLAN}"
+            ),
+            _rx(
+                rf"\bfrom\s+(?:the\s+)?{_PLAN}(?:\s+(?:plan|tier))?\s+(?:down|up|back)\s+(?:to|onto)\s+(?:the\s+)?{_PLAN}"
+            ),
+            _rx(
+                r"\b(?:apply|activate|give us|switch on)\s+the\s+(?:plan|upgrade|tier)\s+(?:we|i)\s+(?:paid|bought|purchased)\b"
+            ),
+            _rx(r"\b(?:up|down)grad(?:en|et)\b|\bpassare\b[^.?!\n]{0,30}\b(?:piano|abbonamento)\b"),
+            # A billing cycle moved, usage added to the plan, or the subscription updated, by support: "our billing cycle changed
+            # to align with our fiscal year", "5,000 more run credits per month added to our plan".
+            _rx(
+                r"\bbilling (?:cycle|period|date)\b[^.?!\n]{0,20}\b(?:changed|moved|aligned|adjusted|switched)\b"
+            ),
+            _rx(
+                r"\b(?:more|extra|additional)\s+(?:run\s+)?credits\b[^.?!\n]{0,40}\b(?:added to|to|on)\s+(?:our|my)\s+(?:plan|subscription|account)\b"
+            ),
+            _rx(
+                r"\b(?:please|pls|can you|could you|kindly)\s+(?:update|adjust|modify)\s+(?:the|our|my)\s+(?:subscription|plan)\b"
+            ),
         ],
     ),
     (
@@ -343,6 +518,43 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _rx(
                 r"\b(?:enable|turn on|switch on|unlock|activate|give us access to|let us use)\b[^.?!\n]{0,60}\b(?:as a one-?off|as an exception|for free|at no (?:extra )?(?:cost|charge)|even though we(?:'re| are) on)\b"
             ),
+            # Session 17: a feature, a limit or credits asked of support for the account: "can we get SCIM enabled on our
+            # plan?", "please unlock cron schedules for our account, we were promised them", "bump our monthly run credit
+            # allowance", "a higher API rate limit on our account", "give us 3 extra concurrent runs", "add 50k extra credits",
+            # "can you set that up on our account?", "get our workspace into your beta program"; erhöhen (de), liberar (pt).
+            _rx(
+                r"\b(?:get|have)\s+(?:\w+\s+){1,2}(?:enabled|turned on|unlocked|activated)\s+(?:on|for)\s+(?:our|my)\b"
+            ),
+            _rx(r"\bunlock\b[^.?!\n]{0,40}\bfor\s+(?:our|my|us)\b|\b(?:we|i)\s+(?:were|was)\s+promised\b"),
+            _rx(r"\b(?:raise|increase|bump|lift|extend)\s+(?:our|my)\b[^.?!\n]{0,25}\ballowance\b"),
+            _rx(
+                r"\b(?:higher|bigger|larger)\s+(?:api\s+)?(?:rate limit|limit|quota)\s+(?:on|for)\s+(?:our|my)\b"
+            ),
+            _rx(
+                r"\b(?:give|add|grant)\s+(?:us|me)\s+(?:\d+k?|a few|some|more)\s+(?:extra\s+|more\s+|additional\s+)?(?:concurrent runs|(?:run\s+)?credits|seats|days)\b|\badd\s+(?:\d+k?|some|more)\s+(?:extra\s+|more\s+|additional\s+)?(?:run\s+)?credits\b"
+            ),
+            _rx(
+                r"\b(?:can|could) you\s+(?:set (?:that|this|it) up|configure (?:that|this|it)|do (?:that|this))\s+(?:on|for)\s+(?:our|my)\s+(?:account|workspace)\b"
+            ),
+            _rx(
+                r"\b(?:into|join|in)\s+(?:your|the)\s+beta(?:\s+program(?:me)?)?\b[^.?!\n]{0,30}\b(?:so (?:we|i)|please|can|could)\b|\b(?:get|put|add)\s+(?:us|our workspace|our account)\s+(?:in|into|on)\s+(?:your|the)\s+beta\b"
+            ),
+            _rx(
+                r"\b(?:limit|kontingent|credits)\b[^.?!\n]{0,40}\berh[öo]h\w*|\bliberar\b[^.?!\n]{0,20}\bcr[ée]ditos\b"
+            ),
+            # "please enable the Zendesk connector on our Free workspace", "please turn on cron schedules for us", "we were told
+            # in the demo that we'd get priority support", "increase the API rate limit for workspace acme-prod", "our contract says
+            # unlimited seats".
+            _rx(
+                r"\b(?:please|pls|kindly)\s+(?:enable|turn on|switch on|unlock|activate)\b[^.?!\n]{0,40}\b(?:on|for|in)\s+(?:our|my|us)\b"
+            ),
+            _rx(
+                r"\b(?:we|i)\s+(?:were|was)\s+(?:told|promised)\b[^.?!\n]{0,40}\b(?:we'?d|we would|would (?:get|have|be)|included|free)\b"
+            ),
+            _rx(
+                r"\b(?:raise|increase|bump|lift|extend)\s+(?:the|our|my)\s+(?:api\s+)?(?:rate limit|limit|quota)\b[^.?!\n]{0,30}\b(?:for|on)\s+(?:our|my|workspace|us)\b"
+            ),
+            _rx(r"\b(?:our|the)\s+contract\s+says\b"),
         ],
     ),
 ]
@@ -483,7 +695,9 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         # disputing it and won't pay until it's corrected", "the overage amount doesn't match our usage page". Only
         # the answer threshold had kept the first from a help-center answer. Paying by another method, or on another
         # cycle, is a how-to: "we won't pay by card", "we will not pay upfront".
-        _rx(r"\b(?:we'?re|we are|i'?m|i am|we'?ll be|we will be|we have to be)\s+(?:formally\s+)?disputing\b"),
+        _rx(
+            r"\b(?:we'?re|we are|i'?m|i am|we'?ll be|we will be|we have to be)\s+(?:formally\s+)?disputing\b"
+        ),
         _rx(
             r"\bdisput(?:e|es|ed|ing)\b[^.?!\n]{0,25}\b(?:invoices?|bills?|charges?|payments?|renewals?|overages?)\b"
         ),
@@ -520,6 +734,41 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         _rx(r"\b(?:reduce|lower|discount)\b[^.?!\n]{0,25}\b(?:invoice|bill|renewal)\b[^.?!\n]{0,15}\bby\b"),
         _rx(
             r"\bcredit\b[^.?!\n]{0,40}\bagainst\s+(?:our|my)\s+(?:next\s+|last\s+|current\s+|upcoming\s+)?(?:invoice|bill|renewal)s?\b"
+        ),
+        # Session 17: a payment method for support to remove or swap ("remove my credit card", "take my Visa off the
+        # account"), a wrong invoice in two sentences ("Invoice INV-55102 says Business but we're on Team. This is wrong."),
+        # fraud alleged, and double charges or wrong amounts in es, fr and nl.
+        _rx(
+            r"(?<!how do i )(?<!how can i )(?<!how do we )\b(?:remove|delete|drop|erase)\s+(?:my|our|the|this)\s+(?:old\s+|saved\s+|stored\s+|current\s+)?(?:credit card|debit card|card|visa|mastercard|amex|payment method)\b(?!\s+(?:field|column|number field|details field))"
+        ),
+        _rx(r"\btake\s+(?:my|our|the)\s+(?:\w+\s+)?(?:card|visa|mastercard|amex)\s+off\b"),
+        _rx(
+            r"\b(?:invoice|bill)\b[^\n]{0,80}\b(?:this is|that'?s|it'?s|which is)\s+(?:wrong|incorrect|not right)\b"
+        ),
+        _rx(
+            r"\b(?:fraud|fraudulent|scam|scammed)\b|\bthe\s+amount\s+(?:is|was|looks)\s+(?:wrong|incorrect)\b"
+        ),
+        # A card to update, swap, charge or stop charging, asked of support, or another way to pay from now on: "Update
+        # billing card to the one ending 7788", "can you swap it for me?", "could you charge the outstanding invoice to a
+        # different card?", "don't charge my Mastercard again", "can u run the payment again", "split this month's payment
+        # across two cards", "pay by invoice from now on". "How do I update my card?" stays a how-to.
+        _rx(
+            r"(?:^|[.!?]\s+|\b(?:please|pls|can you|could you|would you|kindly)\s+)(?:update|swap|replace|change|switch|remove|delete)\s+(?:the\s+|our\s+|my\s+|this\s+)?(?:billing\s+|saved\s+|old\s+)?(?:card|credit card|debit card|payment method|visa|mastercard|amex)\b"
+        ),
+        _rx(r"\b(?:can|could|would)\s+(?:you|u)\s+(?:please\s+)?(?:swap|replace)\s+(?:it|that|this)\b"),
+        _rx(r"\b(?:can|could|would)\s+(?:you|u)\s+(?:please\s+)?charge\s+(?:the|our|my|it|this|that)\b"),
+        _rx(
+            r"\b(?:don'?t|do not|stop)\s+charg\w*\s+(?:my|our|the)\s+(?:card|visa|mastercard|amex|credit card|account)\b"
+        ),
+        _rx(
+            r"\b(?:can|could|would)\s+(?:you|u)\s+(?:please\s+)?(?:run|retry|re-?run|process|try)\s+(?:the\s+)?(?:failed\s+)?(?:payment|charge)\b"
+        ),
+        _rx(r"\bsplit\b[^.?!\n]{0,30}\bpayments?\b[^.?!\n]{0,20}\b(?:cards|two|methods)\b"),
+        _rx(
+            r"\b(?:i|we)\s+(?:want|need|would like|'d like|wish)\s+to\s+pay\s+by\s+(?:invoice|bank transfer|wire)\b|\bpay\w*\s+by\s+(?:invoice|bank transfer|wire)\b[^.?!\n]{0,40}\b(?:from now on|going forward)\b"
+        ),
+        _rx(
+            r"\bcobr\w*\s+(?:dos veces|doble)\b|\bd[ée]bit[ée]s?\s+deux fois\b|\bconteste?\w*\b[^.?!\n]{0,20}\b(?:pr[ée]l[èe]vement|facture|paiement|d[ée]bit)\b|\btwee keer gefactureerd\b|\bverkeerd\w*\s+bedrag\b|\bklopt niet\b"
         ),
     ],
     "security": [
@@ -608,6 +857,64 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         _rx(
             r"\b(?:clave|chave|schl[uü]ssel|cl[ée]|key|token|contrase[nñ]a|senha|passwort|mot de passe)\b[^.?!\n]{0,30}\b(?:filtrad[ao]|vazad[ao]|geleakt|gestohlen|robad[ao]|roubad[ao]|vol[ée]e?|expuest[ao]|expost[ao])\b"
         ),
+        # Session 17: break-ins the intent head alone had caught: an unknown admin, key or beam ("an unknown admin was
+        # added", "beams I never made", "a Google Sheet none of us created", "nobody here did that"), credentials that
+        # may have been stolen or were shared in public, phishing, a stolen laptop, access from an IP abroad, a fired
+        # employee still signing in, "that wasn't me", everyone locked out; the same in it and nl.
+        _rx(
+            r"\b(?:unknown|unauthori[sz]ed|unrecogni[sz]ed|strange|unfamiliar)\s+(?:\w+\s+)?(?:admins?|members?|api keys?|keys?|tokens?|beams?|webhooks?|exports?)\b"
+        ),
+        _rx(
+            r"\b(?:outside|external)\b[^.?!\n]{0,45}\b(?:added|invited)\s+(?:as\s+)?(?:an?\s+)?(?:admin|owner|member)\b|\b(?:added|invited)\s+as\s+(?:an?\s+)?admin\b[^.?!\n]{0,40}\b(?:outside|unknown|don'?t know|never)\b"
+        ),
+        _rx(
+            r"\b(?:beams?|keys?|api keys?|users?|admins?|webhooks?|exports?|tokens?|connections?|sheets?)\b[^.?!\n]{0,10}\b(?:i|we)\s+(?:never|didn'?t|did not)\s+(?:made|make|create|created|add|added|set up|authori[sz]e)\b"
+        ),
+        _rx(
+            r"\b(?:nobody|no one|none of us)\s+(?:here\s+|on (?:our|the) team\s+)?(?:did|made|created|added|ran|started|authori[sz]ed|set up)(?:\s+(?:that|this|it|them|those|these)\b|\s*(?:[.!?,;]|$))"
+        ),
+        _rx(
+            r"\b(?:api keys?|tokens?|credentials?|passwords?|secrets?)\b[^.?!\n]{0,40}\b(?:may have been|might have been|were|was|got|have been|has been)\s+(?:stolen|leaked|exposed|compromised)\b"
+        ),
+        _rx(
+            r"\b(?:shared|leaked|put|dumped)\b[^.?!\n]{0,30}\b(?:api keys?|keys?|tokens?|credentials?|passwords?|secrets?|sbk_\w+)\b[^.?!\n]{0,30}\b(?:public|github|gitlab|gist|pastebin|stack ?overflow|forum|online|internet|slack channel)\b"
+        ),
+        _rx(
+            r"\bphish\w*|\b(?:clicked|opened)\s+(?:a|the|an)\s+link\b[^.?!\n]{0,60}\b(?:entered|typed|gave)\s+(?:my|our)\s+(?:password|credentials|login)\b|\bentered my (?:password|credentials)\b[^.?!\n]{0,40}\b(?:fake|link|page|site)\b|\b(?:fake|spoofed|bogus)\s+(?:login|sign-?in)\s+(?:page|site|e-?mail)\b"
+        ),
+        _rx(r"\bbroken into\b|\bbreak-?in\b"),
+        _rx(
+            r"\b(?:laptops?|computers?|macbooks?|devices?)\b[^.?!\n]{0,20}\b(?:was|were|got|has been|have been)\s+(?:stolen|taken)\b"
+        ),
+        _rx(
+            r"\b(?:accessed|signed in|logged in|exports?|downloads?)\b[^.?!\n]{0,30}\bfrom an?\s+(?:ip|location|country)\b[^.?!\n]{0,40}\b(?:another country|abroad|no staff|nobody|don'?t recogni[sz]e|unknown)\b"
+        ),
+        _rx(
+            r"\b(?:employee|admin|administrator|contractor|intern|colleague)s?\s+(?:we|i)\s+(?:fired|let go|dismissed|laid off)\b[^.?!\n]{0,60}\b(?:still|sign\w*|log\w*|access\w*)\b"
+        ),
+        _rx(
+            r"\b(?:copied|took|stole|kept)\s+(?:our|my|the)\s+(?:production\s+|live\s+|api\s+)?(?:key|keys|token|tokens|credentials)\b"
+        ),
+        _rx(r"(?:^|[.!?]\s*)(?:that|it|this)\s+(?:wasn'?t|was not)\s+(?:me|us|one of us)\b"),
+        _rx(r"\blocked\s+(?:everyone|everybody|all of us|us|me|the whole team)\s+out\b"),
+        # "a laptop with an active session was stolen", "an API key in our workspace nobody recognises", customer data that
+        # "showed up on a paste site", a change "and it wasn't any of our admins".
+        _rx(
+            r"\b(?:laptops?|computers?|macbooks?)\b[^.?!\n]{0,45}\b(?:was|were|got|has been|have been)\s+(?:stolen|taken)\b"
+        ),
+        _rx(
+            r"\b(?:nobody|no one|none of us)\s+(?:here\s+|on (?:our|the) team\s+)?(?:recogni[sz]es?|knows? (?:about|where it came from))\b"
+        ),
+        _rx(
+            r"\b(?:data|records|contacts|customers?|list)\b[^.?!\n]{0,60}\b(?:showed up|showing up|appeared|turned up|popped up)\s+(?:on|in)\b[^.?!\n]{0,30}\b(?:paste|dark ?web|forum|public|competitor|internet|online)\b"
+        ),
+        _rx(r"\bwasn'?t any of (?:us|our)\b"),
+        _rx(
+            r"\baccesso sospetto\b|\bnon ero io\b|\bno fui yo\b|\bn[ãa]o fui eu\b|\bce n'[ée]tait pas moi\b|\bdas war ich nicht\b|\bdat was ik niet\b"
+        ),
+        _rx(
+            r"\b(?:alguien|algu[eé]m|quelqu'un|jemand|qualcuno|iemand)\b[^.?!\n]{0,30}\b(?:cambi[oó]|mudou|ge[äa]ndert|gewijzigd|modifi[ée]|changed)\b|\bvazou\b|\bfiltr[oó]\b"
+        ),
     ],
     "legal": [
         _rx(
@@ -625,6 +932,19 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         _rx(
             r"\b(?:abogad[oa]s?|\w*anw[aä]lt\w*|avocats?|advogad[oa]s?|avvocat[oi]|advocaat|demandar(?:é|emos|los)?|verklag\w*|tribunal|gerichte?n?|acciones legales|acci[oó]n legal|medidas legales|rechtliche schritte|action en justice|poursuites?|a[cç][aã]o judicial|medidas legais|azioni legali)\b"
         ),
+        # Session 17: complaints to a bureau or regulator named (Better Business Bureau, a data protection authority, CNIL,
+        # Procon), a formal complaint, the authorities, a contract said to be violated, a claim for damages, a BAA or SOC 2
+        # report demanded; vie legali (it), entrar na justiça (pt).
+        _rx(
+            r"\bbetter business bureau\b|\bbbb\b|\bdata protection (?:authority|agency|commissioner|regulator|board)\b|\b(?:cnil|procon|aepd|garante privacy|bfdi)\b"
+        ),
+        _rx(r"\bformal complaint\b|\bthe authorities\b"),
+        _rx(r"\b(?:violat\w*|breach\w*)\s+(?:of\s+)?(?:the|our|your)\s+(?:contract|agreement|terms|sla)\b"),
+        _rx(r"\bclaim\w*\s+(?:for\s+)?damages\b|\bdamages\s+claim\b"),
+        _rx(r"\bbaa\b|\bbusiness associate agreement\b|\bsoc ?2\s+(?:type\s+\w+\s+)?report\b"),
+        _rx(r"\bvie legali\b|\bentrar na justi[cç]a\b|\bprocess(?:are|o)\b[^.?!\n]{0,15}\blegal"),
+        # "I will file a complaint with the ICO".
+        _rx(r"\bcomplaint\s+with\s+(?:the\s+)?(?:ico|ftc|regulator|authorit\w+|ombudsman|commission)\b"),
     ],
     "privacy": [
         # Personal data the customer wants gone from the vendor's side: "make sure their records are purged from all
@@ -659,6 +979,54 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         # Data sold or shared onward, or wanted gone: "is my data being sold to third parties?", "I want my data gone".
         _rx(
             r"\b(?:my|our)\s+(?:personal\s+)?(?:data|information|details)\b[^.?!\n]{0,20}\b(?:sold|shared|sell|share)\b[^.?!\n]{0,20}\b(?:third[- ]part|advertis|other compan|partners?|brokers?)|\b(?:want|need|like|demand)\b[^.?!\n]{0,15}\b(?:my|our)\s+(?:personal\s+)?(?:data|information|details)\s+(?:deleted|erased|removed|gone|wiped)\b"
+        ),
+        # Session 17: personal data asked for or wanted gone in other words: "export everything you store about me", "what
+        # do you know about me?", "anonymize all the personal info tied to my login", "scrub my name and email", "have my
+        # personal data deleted", "I want to object to that", "why do you have my email?", "what you've logged about me",
+        # "do not sell my data", a DPO or a record of processing activities.
+        _rx(
+            r"\b(?:everything|all(?: the)? (?:data|information|info))\s+(?:you|that you)\s+(?:store|hold|have|keep|collect)\w*\s+(?:about|on)\s+(?:me|us)\b(?!\s+(?:when|if|while|during|for (?:the|a)|in (?:the|a)))"
+        ),
+        _rx(
+            r"\bwhat do you (?:know|have|store|hold|keep)\s+(?:about|on)\s+me\b|\bfull list of (?:what|everything) you (?:store|hold|have|keep)\b"
+        ),
+        _rx(r"\banonymi[sz]\w*\b[^.?!\n]{0,40}\b(?:my|our|me|personal)\b"),
+        _rx(
+            r"\b(?:scrub|purge|erase|wipe)\s+(?:my|our)\s+(?:name|e-?mails?|details|personal|data|run logs|logs)\b|\b(?:scrub|purge|erase|wipe)\s+all\s+(?:of\s+)?(?:my|our)\b"
+        ),
+        _rx(
+            r"\bpersonal\s+(?:data|information|info|details)\b[^.?!\n]{0,20}\b(?:deleted|erased|removed|purged|wiped)\b"
+        ),
+        _rx(r"\b(?:i|we)\s+(?:want to|would like to|wish to|hereby)\s+object\b"),
+        _rx(r"\bwhy do you (?:have|hold|keep|store)\s+my\b"),
+        _rx(
+            r"\b(?:data|information|info)\s+(?:you'?ve|you have|you)\s+(?:collected|gathered|stored|logged|kept|recorded)\s+(?:about|on)\s+(?:me|us)\b|\bwhat you'?(?:ve| have)?\s+(?:logged|collected|stored|kept|recorded)\s+(?:about|on)\s+(?:me|us)\b"
+        ),
+        _rx(
+            r"\b(?:do not|don'?t)\s+sell\b|\b(?:sell|selling|sold)\s+(?:my|our)\s+(?:personal\s+)?(?:data|information|info)\b"
+        ),
+        _rx(r"\bdpo\b|\bdata protection officer\b|\brecords? of processing\b"),
+        # "her data removed from Syncbeam. Please purge it.", "remove all the customer records you've stored", "a customer asked
+        # us to erase their data", "I object to you sharing my data", "everything you have on file about me", "every third
+        # party that has received my data", "stop processing it", "personal data linked to my user", "opt me out of any data
+        # sharing".
+        _rx(
+            r"\b(?:want|need|like|have|get|please)\b[^.?!\n]{0,20}\b(?:her|his|their|my|our)\s+(?:personal\s+)?data\s+(?:removed|deleted|erased|purged|wiped)\b|\bpurge\s+(?:it|them|that|this|everything)\b"
+        ),
+        _rx(
+            r"\b(?:remove|delete|erase|purge)\b[^.?!\n]{0,40}\b(?:you'?ve|you have)\s+(?:stored|kept|collected|held)\b|\b(?:want|like) you (?:to stop )?holding\b"
+        ),
+        _rx(
+            r"\basked (?:us|me|you) to (?:erase|delete|remove|purge)\b|\b(?:erase|delete|remove|purge)\s+(?:their|his|her)\s+(?:personal\s+)?data\b"
+        ),
+        _rx(r"\b(?:i|we)\s+object\s+to\b"),
+        _rx(r"\beverything you have (?:on file |stored )?(?:about|on) (?:me|us)\b"),
+        _rx(r"\bthird[- ]part(?:y|ies)\b[^.?!\n]{0,40}\b(?:my|our) (?:personal )?data\b"),
+        _rx(
+            r"\bstop processing (?:it|them|my|our)\b|\bopt (?:me|us) out of\b[^.?!\n]{0,20}\b(?:data|sharing|processing|tracking|marketing|analytics)\b"
+        ),
+        _rx(
+            r"\bpersonal data\b[^.?!\n]{0,20}\b(?:linked to|tied to|associated with)\s+(?:me|my)\b|\bdisclosure of\b[^.?!\n]{0,40}\b(?:data|logs|information)\b"
         ),
     ],
 }
@@ -727,6 +1095,55 @@ _HUMAN = [
     ),
     _rx(
         r"\b(?:un |una |um |uma |einem |einen |un )?(?:humano|humain|atendente humano|echten? menschen?|persona real|pessoa real)\b"
+    ),
+    # Session 17: a person asked for in fewer or other words: "I need a human.", "Person please.", "How do I reach a
+    # human?", "What's your phone number?", "get back to me by phone", "I'd rather discuss this with a person", "sort
+    # this out on a quick call with one of your support folks", "hand this over to a colleague of yours", "pass this to
+    # whoever handles billing", "put me in touch with someone from your sales team", "an actual engineer", "get me a
+    # support rep", "speak with your billing department", "I need someone who can actually look at my account".
+    _rx(
+        r"^\W*+(?:(?:(?:i|we)\s+(?:need|want)|need|want|get me|give me|(?:can|could|may) (?:i|we) (?:get|have|speak to|talk to))\s++)?(?:an?\s+)?(?:human|person|real person|live person|agent|live agent|rep|representative)\W*+(?:(?:please|pls|plz|now)\W*+)?$"
+    ),
+    _rx(
+        r"\b(?:your|a|the|support(?:'s)?)\s+(?:support\s+)?(?:phone|telephone)\s+(?:number|line)\b(?!\s+(?:field|column|property|format|value|mapping)s?\b)(?![^.?!\n]{0,30}\b(?:field|column|property|format|sync\w*|map\w*|contacts?|records?)\b)"
+    ),
+    _rx(
+        r"\b(?:by|over the|on the)\s+phone\b[^.?!\n]{0,20}\b(?:support|someone|please|asap)\b|\b(?:get back to|call|ring|contact|reach)\s+(?:me|us|support|you)\s+(?:back\s+)?by phone\b"
+    ),
+    _rx(
+        r"\b(?:reach|contact|get hold of|get ahold of)\s+(?:a|an|one of your|your)?\s*(?:human|real person|live agent|person)\b"
+    ),
+    _rx(
+        r"\b(?:discuss|sort|handle|deal with|go through|walk through|talk)\b[^.?!\n]{0,40}\bwith\s+(?:a|an|one of your|someone|somebody)\s+(?:\w+\s+)?(?:person|human|agent|rep|engineer|folks?|people|colleague|staff|team member)\b"
+    ),
+    _rx(
+        r"\b(?:hand|pass|forward|transfer|send)\w*\s+(?:this|it|me|us|my (?:ticket|case|request)|this (?:ticket|case|request))\s+(?:over\s+|on\s+)?to\s+(?:a colleague|a person|a human|an agent|your (?:support|billing|sales|team|staff|colleagues?|engineers?|people|agents?)|one of your|someone|somebody|whoever|the (?:billing|sales|support) (?:team|department|people))\b|\bhand (?:me|us) over\b"
+    ),
+    _rx(
+        r"\b(?:speak|talk|chat)\s+(?:to|with)\s+(?:your|the|someone (?:from|in|on))\s+(?:\w+\s+)?(?:department|team|sales|billing|engineers?|staff|specialist|expert|account manager)\b|\b(?:speak|talk)\s+(?:to|with)\s+whoever\b"
+    ),
+    _rx(r"\b(?:real|actual|live)\s+(?:engineer|rep|representative|employee|support agent)\b"),
+    _rx(r"\bget me\s+(?:a|an)\s+(?:support\s+)?(?:rep|representative|agent|engineer)\b"),
+    _rx(
+        r"\b(?:need|want)\s+(?:someone|somebody|a person|a human)\s+(?:who can|to)\s+(?:actually\s+|really\s+)?(?:look|help|check|review|fix|sort)\b"
+    ),
+    _rx(
+        r"\bput (?:me|us) in touch with\b|\b(?:get on|hop on|jump on|do|have|schedule)\s+a\s+screen ?share\b"
+    ),
+    _rx(
+        r"\b(?:somebody|someone|anyone)\s+(?:from|on|in)\s+(?:your|the)\s+(?:\w+\s+)?(?:team|side|company|staff|department)\b[^.?!\n]{0,30}\b(?:get back|contact|call|reach|look|help)\b"
+    ),
+    # "can someone from billing contact me", "have someone from support look at workspace acme-ops", "can i get a call
+    # back?", "I would like to be put in touch with our account manager", "I need a person to actually dig into it".
+    _rx(
+        r"\b(?:someone|somebody|anyone)\s+(?:from|in|on)\s+(?:your\s+|the\s+)?(?:billing|sales|support|finance|legal|security|success|engineering|accounts?)\b[^.?!\n]{0,40}\b(?:contact|call|email|reach|get back|look|help|dig)\b"
+    ),
+    _rx(r"\b(?:get|have|request|want|need|like)\s+a\s+call ?back\b|\bcall (?:me|us) back\b"),
+    _rx(
+        r"\b(?:be|get)\s+put in touch with\b|\bin touch with\s+(?:our|my|an?|the|your)\s+(?:account manager|csm|customer success|rep|person|human)\b"
+    ),
+    _rx(
+        r"\b(?:need|want)\s+(?:someone|somebody|a person|a human)\s+(?:who can|to)\s+(?:actually\s+|really\s+)?(?:dig|investigate|handle|take)\b"
     ),
 ]
 
@@ -957,7 +1374,9 @@ _OUTAGE = [
     ),
     _rx(r"\b(?:5\d\d|502|503|504)\b[^.?!\n]{0,20}\b(?:errors?|everywhere|on every|for all)\b"),
     _rx(r"\bdata loss\b|\blost (?:all )?(?:our|my) data\b"),
-    _rx(r"\bnothing (?:is |has been )?(?:syncing|running|working|loading)\b|\bis (?:something|syncbeam|the (?:service|platform|app|api)) down\b"),
+    _rx(
+        r"\bnothing (?:is |has been )?(?:syncing|running|working|loading)\b|\bis (?:something|syncbeam|the (?:service|platform|app|api)) down\b"
+    ),
     _rx(r"\bproduction\b[^.?!\n]{0,20}\b(?:down|broken|stopped|outage|blocked)\b"),
 ]
 _MANY_USERS = [
@@ -972,7 +1391,9 @@ _MANY_USERS = [
     _rx(r"\b\d{2,}\s+(?:users|customers|people|employees|accounts|agents|seats)\b"),
     # The customer's own workspaces, all of them: "every sync in all of our workspaces is failing". "All
     # workspaces" alone is usually a question about a setting.
-    _rx(r"\b(?:all|every|each|any)\s+(?:of\s+)?(?:our|my)\s+(?:\d+\s+)?workspaces\b|\bacross all (?:\d+\s+)?workspaces\b"),
+    _rx(
+        r"\b(?:all|every|each|any)\s+(?:of\s+)?(?:our|my)\s+(?:\d+\s+)?workspaces\b|\bacross all (?:\d+\s+)?workspaces\b"
+    ),
 ]
 _URGENT = _rx(
     r"\b(?:urgent(?:ly)?|asap|immediately|critical|emergency|blocking|blocker|right now|deadline|losing (?:money|revenue|customers))\b"
