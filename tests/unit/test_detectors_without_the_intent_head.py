@@ -5,6 +5,8 @@ detectors, not the embeddings, must send them to a person; the how-tos that shar
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from deflect.domain.models import DecisionPolicy
@@ -331,6 +333,30 @@ def _raises_a_signal(text: str) -> bool:
         "Got an email about a new sign-in from Lagos. That wasn't me.",
         "I clicked a link in an email that looked like it came from you and entered my password. What now?",
         "Our intern shared the sbk_live token on Stack Overflow.",
+        # From blind probes written after the first rules (two of them were answered from the help center).
+        "Could a member of your technical team take a look at workspace acme-ops? Runs are stuck in 'queued'.",
+        "Hi,\n\nWe've stopped using Syncbeam. Could you purge the synced records and run logs you keep for us?",
+        "Can your solutions engineering team get on a Zoom with us this week?",
+        "Please close our Team subscription effective immediately.",
+        "I'm opening a PayPal case for this.",
+        "could you move workspace 'growth-ops' down to the Free plan from next cycle? Thanks",
+        "I'd like to pause our plan for two months over the summer.",
+        "Retry payment please",
+        "switch us to invoicing pls, our procurement doesnt allow cards",
+        "Please use PayPal for future payments instead of the card.",
+        "Hi, the workspace is registered under my personal Gmail. Can you move it to my work address?",
+        "my login email has a typo (jonh@) can you fix it to john@",
+        "erase everything. account, logs, all of it",
+        "delete my user",
+        "Who have you shared my data with? I want a list.",
+        "Your sync overwrote 3,000 deal records in Salesforce. We will be seeking damages for the lost revenue.",
+        "I got a sign-in alert from Lagos and I've never been there.",
+        "Some of our Salesforce contacts are showing up in a HubSpot portal that isn't ours.",
+        "sso settings got changed overnight, nobody touched them",
+        "turn on the zendesk connector for us pls",
+        "Reset our monthly run counter please, most of them were failed runs.",
+        "Bitte übertragen Sie den Workspace an meinen Kollegen markus@firma.de.",
+        "Ich werde mich bei der Datenschutzbehörde über Sie beschweren.",
     ],
 )
 def test_requests_only_the_intent_head_used_to_catch_now_raise_a_signal_of_their_own(text):
@@ -353,9 +379,102 @@ def test_requests_only_the_intent_head_used_to_catch_now_raise_a_signal_of_their
         "Can I sync a phone number field from HubSpot to Salesforce?",
         "How do I switch a beam to real-time mode?",
         "Does removing a teammate also revoke the API keys they created?",
+        "Can you please identify the problem with my bank card?",
+        "Can I use my card for payment all over the world?",
+        "If the owner leaves, what's the process to reassign ownership? Just documenting it for our offboarding.",
     ],
 )
 def test_how_tos_that_share_those_words_raise_nothing_new(text):
     signals = detectors.detect(text)
     assert not signals.wants_human and "cancel_subscription" not in signals.actions
     assert not {"privacy", "security", "legal"} & set(signals.sensitive_flags)
+
+
+def test_no_rule_lost_a_quantifier_to_an_f_string():
+    """In an rf-string "{0,30}" is a Python tuple and the rule silently becomes "(0, 30)": a plan change written as
+    "move workspace 'growth-ops' down to the Free plan" went unflagged that way."""
+    patterns = [p for _kind, family in detectors._ACTIONS for p in family]
+    patterns += [p for family in detectors._SENSITIVE.values() for p in family] + detectors._HUMAN
+    assert not [p.pattern for p in patterns if re.search(r"\(\d+, \d+\)", p.pattern)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Written by a reviewer against the rules above: each once raised a flag, an action or a request for a person.
+        "Our team is new and nobody knows about the sb CLI — is there a tutorial?",
+        "How do I put the amount back into the original field after renaming a column?",
+        "I read that on the Team plan credits won't roll over — is that true for annual billing too?",
+        "Cancel, pause or stop: which one keeps my beam's history?",
+        "If a beam run is stuck, I want to cancel before it uses all the credits. How?",
+        "Can I transfer it to someone else in the workspace, or only Owners can?",
+        "Can you reverse the sync direction, or do I need a new beam?",
+        "Can a beam send payments back from HubSpot to Pipedrive?",
+        "How do I make sure an employee we let go can't log in any more?",
+        "Features in the beta program can change — is that right?",
+        "How do I filter out products we don't sell anymore from the HubSpot sync?",
+        "Do I need a callback URL for the OAuth app?",
+        "When record ownership changes, how do I assign records to me in the mapping?",
+        "We decided to stop syncing the Notes object — how do I remove it from the mapping?",
+        "Can anyone in finance look at invoices without being an Admin?",
+        "Why does the phone number in Pipedrive lose its plus sign?",
+        "How do I map the contact person field from Pipedrive to HubSpot?",
+        "How do I reassign account ownership in Salesforce via the beam?",
+        "How do I handle unknown members in a HubSpot list sync?",
+        "How do I get rid of the Account lookup error in my Salesforce beam?",
+        "How do I add users to my account?",
+        "Can I pay annually instead of monthly?",
+        "Where do I remove my old card after adding a new one?",
+        "What does 'Unauthorized API key' mean?",
+        "I copied the API key, where do I paste it in sb login?",
+        "I need someone to review beams without editing them. Which role?",
+        "Our HubSpot webhook subscription won't renew automatically; how do I re-register it?",
+        "We're an insurer: can a beam sync the Damages Claim object from Salesforce?",
+        "Nach dem 2FA-Code komme ich immer zurück zur Anmeldeseite, warum?",
+        "What happens to beams created by a user who is removed? Do they change owner?",
+    ],
+)
+def test_questions_about_how_things_work_in_the_rules_words_raise_nothing(text):
+    """Rules for requests read only the sentences that ask support to act, not those that ask how something works."""
+    assert not _raises_a_signal(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hi, how do I cancel?",
+        "Hi, I need a human.",
+        "Hi,\nupdate my card to the Amex ending 3005",
+        "cancel my subscribtion",
+        "Is there a person I can talk to about this?",
+        "Who can I call about our account?",
+        "Please have an engineer contact me today.",
+        "Your bot keeps sending me docs. Let a human answer.",
+        "Can you give us 10,000 more run credits this month?",
+        "We'd like to move to Enterprise.",
+        "Please switch our workspace owner to Tom.",
+        "I want a copy of my data.",
+        "There's an admin in our workspace nobody knows.",
+        "Is it possible for you to send back the money for the march invoice?",
+        "Payment failed again. Please retry it, the card has funds now.",
+    ],
+)
+def test_requests_after_a_greeting_or_asked_as_a_question_still_raise_a_signal(text):
+    assert _raises_a_signal(text)
+
+
+def test_request_sentences_drop_greetings_and_questions_about_how_things_work():
+    assert detectors.request_sentences(
+        "Hi, how do I cancel? Also, please remove my card.\nCan you call me?"
+    ) == [
+        "please remove my card.",
+        "Can you call me?",
+    ]
+
+
+@pytest.mark.parametrize("filler", [" ", "\u00a0", "\t", "\r\n", "\n"])
+def test_a_trigger_word_before_20_kb_of_whitespace_still_gets_its_verdict(filler):
+    """Two rules once tried every split of a whitespace run between two optional gaps (15 s on 20 kB)."""
+    for word in ("reach", "close", "please"):
+        assert not _raises_a_signal(word + filler * (20_000 // len(filler)))
+    assert not detectors.instruction_like("how do i" + "\n" * 20_000)

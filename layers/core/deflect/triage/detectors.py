@@ -44,6 +44,63 @@ def _any_of(patterns: list[re.Pattern[str]]) -> re.Pattern[str]:
     return _rx("|".join(f"(?:{p.pattern})" for p in patterns))
 
 
+# A rule marked with _ask reads only the sentences that ask support to act, not those that ask how something works:
+# "Remove my credit card." and "Could you switch us to invoicing?" are requests; "Where do I remove my old card?",
+# "Can I pay annually instead of monthly?" and "How do I add users to my account?" are how-tos. The older rules
+# read the whole message and keep doing so.
+_ASK = "(?#ask)"
+
+
+def _ask(pattern: str) -> re.Pattern[str]:
+    return _rx(_ASK + pattern)
+
+
+class _Family:
+    """A family's rules as two regexes: those read over the whole message and those read per request sentence."""
+
+    def __init__(self, patterns: list[re.Pattern[str]]) -> None:
+        whole = [p for p in patterns if not p.pattern.startswith(_ASK)]
+        asked = [p for p in patterns if p.pattern.startswith(_ASK)]
+        self.whole = _any_of(whole) if whole else None
+        self.asked = _any_of(asked) if asked else None
+
+    def search(self, text: str, requests: list[str]) -> bool:
+        if self.whole is not None and self.whole.search(text):
+            return True
+        return self.asked is not None and any(self.asked.search(sentence) for sentence in requests)
+
+
+# A greeting or a filler before the sentence's own first word: "Hi, how do I cancel?", "Also, please remove …".
+_LEAD_IN = re.compile(
+    r"^(?:\W|(?:hi|hello|hey|hiya|dear\s+\w+|good (?:morning|afternoon|evening)|thanks|thank you|ok|okay|so|also|and|but|"
+    r"btw|by the way|ps|p\.s|fyi|one more thing|actually|honestly|quick question|question|team|support|folks|guys|all)\b)*+",
+    re.IGNORECASE,
+)
+# A sentence that asks how something works, what a policy says, or where a setting is. "Can/could/would/will you",
+# "can someone", "can we/I get" and "do you" ask support to act or to give, and are read as requests.
+_HOW_TO = re.compile(
+    r"^(?!is it possible for (?:you|your team)\b|would it be possible\b)"
+    r"(?:(?:how|where|what|which|why|when|who|whom|whose|is|are|was|were|does|did|should|shall|has|have|if|in case|once|"
+    r"whether|suppose|assuming)\b"
+    r"|do\b(?!\s+(?:you|u)\s+(?!have\b))"
+    r"|(?:wo|wie|was|warum|wann|welche[rsnm]?|gibt es|kann ich|k[öo]nnen wir|d[óo]nde|c[óo]mo|qu[ée]|cu[áa]ndo|por qu[ée]|puedo|"
+    r"o[ùu]|comment|quand|pourquoi|est-ce que|puis-je|onde|quando|posso|dove|come|perch[ée]|waar|hoe|wanneer|waarom|kan ik)\b"
+    r"|(?:can|could|may|might|will|would)\s+(?!(?:you|u|someone|somebody|we get|i get|you guys|your|a member of your|one of your|(?:anyone|anybody) (?:from|on|at|in) your)\b))",
+    re.IGNORECASE,
+)
+_SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+")
+
+
+def request_sentences(text: str) -> list[str]:
+    """The message's sentences that do not ask how something works, each without its greeting."""
+    out = []
+    for sentence in _SENTENCE.split(text):
+        sentence = _LEAD_IN.sub("", sentence, count=1)
+        if sentence and not _HOW_TO.match(sentence):
+            out.append(sentence)
+    return out
+
+
 # --------------------------------------------------------------------------- requested actions
 
 # Word families the action patterns share. A device that holds a second factor, what happens to it, and signs that
@@ -91,11 +148,13 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             # Session 17: the account or its data wanted gone in other words, which only the intent head had caught: "How do I
             # get rid of my account?", "our old test workspace needs to be deleted permanently", "purge everything associated
             # with workspace ws_1209".
-            _rx(r"\bget rid of\s+(?:my|our|the)\s+(?:account|profile|workspace|org(?:ani[sz]ation)?)\b"),
             _rx(
+                r"\bget rid of\s+(?:my|our)\s+(?:account|profile|workspace|org(?:ani[sz]ation)?)\b(?!\s+(?:field|lookup|object|records?|mapping|owner|page|settings?))"
+            ),
+            _ask(
                 r"\b(?:account|workspace|profile)\b[^.?!\n]{0,40}\b(?:needs?|has|have)\s+to\s+be\s+(?:deleted|closed|removed|erased|wiped)\b"
             ),
-            _rx(
+            _ask(
                 r"\b(?:purge|erase|wipe|delete|remove)\s+(?:all|everything)\b[^.?!\n]{0,20}\b(?:associated with|tied to|related to|belonging to)\s+(?:the\s+|our\s+|my\s+)?(?:workspace|account|org(?:ani[sz]ation)?)\b"
             ),
         ],
@@ -191,41 +250,60 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
                 r"\b(?:reembols|rembours|rimbors|estorn|r[uü]ckerstatt|erstatt|terugbetal|contracargo|r[uü]ckbuchung)\w*"
             ),
             _rx(
-                r"\b(?:devol|devuel)\w*\b[^.?!\n]{0,25}\b(?:dinero|dinheiro|pago|pagamento|cobro|cobran[cç]a|importe|valor)\b|\b(?:dinero|dinheiro|argent)\b[^.?!\n]{0,10}\b(?:de vuelta|de volta|back)\b|\bgeld\b[^.?!\n]{0,15}\bzur[uü]ck\b|\bgeld terug\b"
+                r"\b(?:devol|devuel)\w*\b[^.?!\n]{0,25}\b(?:dinero|dinheiro|pago|pagamento|cobro|cobran[cç]a|importe|valor)\b|\b(?:dinero|dinheiro|argent)\b[^.?!\n]{0,10}\b(?:de vuelta|de volta|back)\b|\bgeld\b[^.?!\n]{0,40}\bzur[uü]ck\b|\bgeld terug\b"
             ),
             # Session 17: money wanted back with the verb first, an amount returned, or typed in a hurry: "send the $99 back to
             # my Visa", "send back the amount you took", "I want my 49 bucks returned", "refnd pls"; not paying for a period
             # already billed ("make it so we don't pay for this year"); a charge to be reversed; more stems per language.
-            _rx(
-                r"\b(?:send|give|pay|put|wire|transfer)\w*\s+(?:us\s+|me\s+)?(?:the\s+|our\s+|my\s+|that\s+)?(?:[$€£]\s?\d[\d,.]*|\d[\d,.]*\s?(?:dollars|euros?|pounds|bucks|usd|eur|gbp)|money|amount|payments?|charges?|fees?)\s+back\b"
+            _ask(
+                r"\b(?:send|give|pay|put|wire|transfer)\w*\s+(?:us\s+|me\s+)?(?:the\s+|our\s+|my\s+|that\s+)?(?:[$€£]\s?\d[\d,.]*|\d[\d,.]*\s?(?:dollars|euros?|pounds|bucks|usd|eur|gbp)|money|amount|payments?|charges?|fees?)\s+back\b(?!\s+(?:to|from|into|in)\s+(?!(?:my|our|me|us)\b))"
             ),
-            _rx(
+            _ask(
                 r"\b(?:send|give|pay)\w*\s+(?:us\s+|me\s+)?back\s+(?:the|our|my|that)\s+(?:money|amount|payments?|charges?|fees?)\b"
             ),
-            _rx(r"\bget back\s+(?:the|our|my)\s+(?:money|amount|payments?|fees?|charges?)\b"),
+            _rx(r"\bget back\s+(?:the|our|my)\s+money\b|\bget\s+(?:my|our)\s+money\s+back\b"),
             _rx(
+                r"\b(?:money|amount|payments?|dollars|euros?|pounds|bucks)\s+(?:be\s+)?(?:returned|repaid|refunded)\s+to\s+(?:my|our|me|us)\b"
+            ),
+            _ask(
+                r"\bget back\s+(?:the|our|my)\s+(?:amount|payments?|fees?|charges?)\b(?!\s+(?:fields?|values?|columns?|property))"
+            ),
+            _ask(
                 r"\b(?:unused|remaining)\s+(?:portion|part|months?|time|balance|amount|days)\b[^.?!\n]{0,40}\b(?:returned|refunded|back|credited|repaid)\b"
             ),
             # A charge the customer wants undone, said plainly: "i want that reversed".
-            _rx(
-                r"\b(?:want|need|like)\s+(?:that|this|it|the charge|the payment)\s+(?:reversed|refunded|undone|voided)\b"
+            _ask(
+                r"\b(?:want|need|like)\s+(?:the charge|the payment)\s+(?:reversed|refunded|undone|voided)\b"
             ),
             _rx(
-                r"\b(?:want|need|like|expect|please|can|could|would)\b[^.?!\n]{0,30}\b(?:money|amount|payments?|charges?|fees?|dollars|euros?|pounds|bucks|[$€£]\s?\d[\d,.]*)\s+(?:\w+\s+)?(?:returned|repaid|paid back)\b"
+                r"\b(?:charg\w*|payments?|invoiced?|billed)\b[^\n]{0,80}\b(?:want|need|like)\s+(?:that|this|it)\s+(?:reversed|refunded|undone|voided)\b"
             ),
-            _rx(
-                r"\b(?:please|pls|can you|could you|kindly)\s+(?:repay|reverse|undo|void)\s+(?:it|that|this|the|our|my|us)\b"
+            # Session 17, from blind probes written after the first rules: a PayPal case opened, a payment to be booked back through the bank
+            # ("laten terugboeken"), going through the bank to get it back.
+            _ask(
+                r"\b(?:open|opening|opened|file|filing|filed)\s+(?:a|an)\s+(?:paypal|bank|card)\s+(?:case|claim|dispute)\b"
             ),
-            _rx(r"\b(?:refnd|refud|rfund|refound|refunf|reimburs)\w*"),
-            _rx(
+            _ask(
+                r"\bterugboek\w*|\b(?:go|going|went|get (?:it|this|that|my money|our money) back)\s+(?:through|via)\s+(?:my|our)\s+(?:bank|card issuer|credit card company)\b(?!\s+(?:card|account|app|transfer))"
+            ),
+            _ask(
+                r"\b(?:want|need|like|expect|please)\b[^.?!\n]{0,30}(?:\b(?:money|amount|payments?|charges?|fees?|dollars|euros?|pounds|bucks)|[$€£]\s?\d[\d,.]*)\s+(?:\w+\s+)?(?:returned|repaid|paid back)\b"
+                r"|\breturn\s+(?:the|our|my)\s+(?:[$€£]\s?\d[\d,.]*|\d[\d,.]*\s?(?:dollars|euros?)|money|payments?|charges?|fees?)"
+                r"|\b(?:want|need|like)\s+(?:the|that|this|my|our)\s+(?:[$€£]?\s?\d[\d,.]*\s+)?(?:charge|payment|transaction)\s+(?:undone|reversed|refunded|voided)\b"
+            ),
+            _ask(
+                r"\b(?:please|pls|can you|could you|kindly)\s+(?:repay|reverse|undo|void)\s+(?:(?:it|that|this)\b(?!\s+(?:sync|mapping|change|edit|beam|direction|field|example))|(?:the|our|my|this|that)\s+(?:\w+\s+)?(?:charges?|payments?|transactions?|invoices?|fees?|debits?)\b|us\b)"
+            ),
+            _ask(r"\b(?:refnd|refud|rfund|refound|refunf|reimburs)\w*"),
+            _ask(
                 r"\b(?:don'?t|do not|not)\s+(?:have to\s+)?pay\s+for\s+(?:this|that|the|last|next|the current)\s+(?:year|month|renewal|period|invoice|charge|cycle)\b"
             ),
-            _rx(r"\bzur[uü]ckerstatt\w*|\bzur[uü]ckzahl\w*|\bterugstort\w*|\bterugbetaal\w*"),
-            _rx(
+            _ask(r"\bzur[uü]ckerstatt\w*|\bzur[uü]ckzahl\w*|\bterugstort\w*|\bterugbetaal\w*"),
+            _ask(
                 r"\bdevu[eé]lv\w*\b[^.?!\n]{0,25}\b(?:dinero|cargos?|cobros?|pagos?|importe)\b|\bdevol\w*\b[^.?!\n]{0,25}\bcargos?\b"
             ),
-            _rx(
-                r"\b(?:go|going|goes|turn|turning)\s+to\s+(?:my|our)\s+(?:credit card company|card (?:company|issuer|provider)|bank)\b|\bcontact\w*\s+(?:my|our)\s+(?:credit card company|card (?:company|issuer))\b"
+            _ask(
+                r"\b(?:go|going|goes|turn|turning)\s+to\s+(?:my|our)\s+(?:credit card company|card (?:company|issuer|provider)|bank)\b(?!\s+(?:app|account|website|portal))|\bcontact\w*\s+(?:my|our)\s+(?:credit card company|card (?:company|issuer))\b"
             ),
         ],
     ),
@@ -265,48 +343,52 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             # contract", "deactivate it for our company"; disdire (it) and opzeggen (nl) with the subscription first.
             # "How do I cancel?", "we'd like to cancel at the end of the year": cancelling with nothing named, or only
             # when. Cancelling a run, a transfer or a card is not leaving.
-            _rx(
-                r"^\W*+how (?:do|can) (?:i|we) cancel\s*\?|\b(?:(?:i|we) (?:want|need|would like|wish) to|(?:i|we)'d like to|please|pls)\s+cancel\s*(?:[.!?,;]|$|(?:now|today|please|pls|asap|immediately|right away|at the end|effective|before|by|from|starting|this month|next month|at renewal)\b)"
+            _ask(
+                r"\b(?:(?:i|we) (?:want|need|would like|wish) to|(?:i|we)'d like to|please|pls)\s+cancel\s*(?:[.!]|$|(?:now|today|please|pls|asap|immediately|right away|at the end|effective|this month|next month|at renewal)\b)"
             ),
+            # Asked as a question, and still leaving: "How do I cancel?", "hi, how do I leave?".
             _rx(
-                r"\b(?:cancle|cancl|canel|cansel|cancell)\w*\b[^.?!\n]{0,40}\b(?:subscri\w*|plan|membership|contract|account|renewal|service)\b"
+                r"(?:^|[,.!?;:\n])[^\w\n]{0,20}how (?:do|can) (?:i|we) (?:cancel|quit|leave)\s*\?|\b(?:quit|leave)\s+[\w-]+\s*,?\s+(?:dont|don't|do not|no longer)\s+need\b"
+            ),
+            _ask(
+                r"\b(?:cancle|cancl|canel|cansel)\w*\b[^.?!\n]{0,40}\b(?:subscri\w*|plan|membership|contract|account|renewal|service)\b|\bcancel+\b[^.?!\n]{0,30}\bsubscr(?!iption)\w+"
             ),
             # Not renewing without the apostrophe ("dont renew us"), leaving the product ("how do I quit syncbeam", not "how do I
             # leave a workspace"), and a bare imperative ("cancel cancel cancel").
-            _rx(r"\bdo(?:n'?t| not)\s+(?:want to\s+)?renew\b"),
-            _rx(
+            _ask(r"\bdo(?:n'?t| not)\s+(?:want to\s+)?(?:auto-?)?renew\b"),
+            _ask(
                 r"\bhow do (?:i|we) (?:quit|leave)\b(?!\s+(?:a|an|the|this|that|my|our)\s+(?:\w+\s+)?(?:workspace|team|beam|call|meeting|page|org\w*|group|channel|screen|wizard)s?\b)"
             ),
-            _rx(
-                r"^\W*+(?:please\s+)?cancel\s*+(?:[.!?,;]|$|cancel\b|(?:us|me|it|everything|now|today|asap|immediately)\b)"
+            _ask(
+                r"^\W*+(?:please\s+)?cancel\s*+(?:[.!]|$|cancel\b|(?:us|me|it)\b|(?:everything|now|today|asap|immediately)\s*(?:[.!]|$))"
             ),
-            _rx(r"\bcancel+\s+(?:us|me|everything|it all)\b"),
-            _rx(
-                r"\b(?:close|shut)\s+(?:out|down|off)?\s*(?:our|my|the)\s+(?:paid\s+)?(?:subscription|membership|contract)\b"
+            _ask(r"\bcancel+\s+(?:us|me)\b|\bcancel+\s+(?:everything|it all)\s*(?:[.!]|$)"),
+            _ask(
+                r"\b(?:close|shut)\s+(?:(?:out|down|off)\s+)?(?:our|my)\s+(?:\w+\s+)?(?:subscription|membership|contract)\b|\bshut\s+(?:it\s+all|everything)\s+down\b|\bclose\s+everything\b|\b(?:will not|won'?t)\s+(?:be\s+)?continu\w*\s+(?:after|with|beyond)\b"
             ),
-            _rx(r"\bopt\s+(?:us|me)\s+out\s+of\b[^.?!\n]{0,25}\b(?:renew\w*|subscription|billing|plan)\b"),
-            _rx(
-                r"\b(?:won'?t|will not|not going to|aren'?t going to|are not going to|won'?t be|will not be)\s+(?:be\s+)?renew(?:ing|al)?\b"
+            _ask(r"\bopt\s+(?:us|me)\s+out\s+of\b[^.?!\n]{0,25}\b(?:renew\w*|subscription|billing|plan)\b"),
+            _ask(
+                r"\b(?:we|i)\s+(?:won'?t|will not|are not going to|aren'?t going to|am not going to)\s+(?:be\s+)?renew(?:ing)?\b|\b(?:we'?re|we are|i'?m|i am)\s+not\s+(?:going to\s+)?renew(?:ing)?\b"
             ),
-            _rx(
-                r"\b(?:plan|subscription|contract)\b[^.?!\n]{0,20}\b(?:doesn'?t|does not|won'?t|will not)\s+(?:roll over|renew|auto-?renew)\b"
+            _ask(
+                r"(?<!webhook )(?<!event )(?<!api )\b(?:plan|subscription|contract)\s+(?:doesn'?t|does not|won'?t|will not)\s+(?:renew|auto-?renew|roll over into)\b"
             ),
-            _rx(
-                r"\b(?:please\s+)?(?:don'?t|do not)\s+convert\s+(?:it|the trial|our trial|my trial)\b|\bdon'?t want to be (?:charged|billed)\s*(?:[.!?,;]|$|again\b|anymore\b|any more\b|after\b|when\b|once\b|next\b)"
+            _ask(
+                r"\b(?:please\s+)?(?:don'?t|do not)\s+convert\s+(?:it|the trial|our trial|my trial)\b|\bdon'?t want to be (?:charged|billed)\s*(?:[.!?,;]|$|again\b|anymore\b|any more\b|after\b|next\b)"
             ),
-            _rx(
+            _ask(
                 r"\b(?:want|need|like)\s+out\s+of\s+(?:the|our|this|my)\s+(?:contract|subscription|plan|agreement)\b"
             ),
-            _rx(
-                r"\b(?:decided|decision)\s+(?:not\s+to\s+(?:continue|renew)|to\s+(?:stop|discontinue|leave))\b"
+            _ask(
+                r"\b(?:decided|decision)\s+(?:not\s+to\s+(?:continue|renew)|to\s+(?:discontinue|leave|cancel|churn))\b"
             ),
-            _rx(
-                r"\b(?:deactivate|disable|shut down|switch off|turn off)\s+(?:\w+\s+)?for\s+(?:our|my)\s+(?:company|team|organi[sz]ation|business|firm)\b"
+            _ask(
+                r"^\W*+(?:please\s+)?(?:deactivate|shut down|switch off)\s+[\w-]+\s+for\s+(?:our|my)\s+(?:company|organi[sz]ation|business|firm)\b"
             ),
-            _rx(
-                r"\b(?:i'?d like to|i want to|we want to|we'?d like to|time to)\s+(?:quit|leave)\s*(?:[.!?,]|$)|^\W*+how do (?:i|we) leave\s*\?"
+            _ask(
+                r"\b(?:i'?d like to|i want to|we want to|we'?d like to|time to)\s+(?:quit|leave)\s*(?:[.!?,]|$)"
             ),
-            _rx(
+            _ask(
                 r"\bdisdi(?:re|ca|co|cono|etto|ciamo)\b|\b(?:abonnement|contract|lidmaatschap)\b[^.?!\n]{0,30}\bopzeg\w*"
             ),
         ],
@@ -351,7 +433,7 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
                 rf"\b(?:zur[uü]cksetz|deaktivier|entfern|restablec|resete|desactiv|redefin|r[ée]initialis|d[ée]sactiv)\w*\b[^.?!\n]{{0,30}}{_MFA}|{_MFA}[^.?!\n]{{0,30}}\b(?:zur[uü]cksetz|deaktivier|entfern|restablec|resete|desactiv|redefin|r[ée]initialis|d[ée]sactiv)\w*"
             ),
             # Session 17: German puts the particle last: "setzen Sie die Zwei-Faktor-Authentifizierung für mein Konto zurück".
-            _rx(rf"{_MFA}[^.?!\n]{{0,40}}\bzur[uü]ck\b"),
+            _ask(rf"\bsetz\w*\b[^.?!\n]{{0,60}}{_MFA}[^.?!\n]{{0,40}}\bzur[uü]ck\b"),
         ],
     ),
     (
@@ -389,33 +471,60 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             # "rename my login to …", "put the account under my new work address", "move our workspace from my gmail to …",
             # "transfer our workspace to our parent company's account", "merge our two workspaces"; wijzigen (nl), transferir a
             # propriedade (pt).
-            _rx(
+            _ask(
                 r"\b(?:owner(?:ship)? rights|owner role|ownership)\b[^.?!\n]{0,60}\b(?:give|assign|transfer|move|reassign|hand)\w*\b[^.?!\n]{0,15}\b(?:to me|to us|them to)\b"
             ),
-            _rx(r"\bmade\s+(?:the\s+)?(?:new\s+)?(?:workspace\s+|account\s+)?owner\b"),
-            _rx(
-                r"\bowner(?:ship)?(?: role| rights)?\b[^.?!\n]{0,20}\b(?:reassign|re-assign|transferr|moved|given|handed)\w*"
+            _ask(r"\bmade\s+(?:the\s+)?(?:new\s+)?(?:workspace\s+|account\s+)?owner\b"),
+            _ask(
+                r"\bowner(?:ship)?(?: role| rights)?\b[^.?!\n]{0,40}\b(?<!process to )(?<!how to )(?<!how do i )(?<!how do we )(?<!how can i )(?<!how can we )(?:reassign|re-assign|transferr|moved|given|handed)\w*"
             ),
-            _rx(
+            _ask(
                 r"\bowner\b[^.?!\n]{0,40}\b(?:passed away|died|left the company|left us|is gone|can'?t be reached|cannot be reached|unreachable|no longer (?:works|with))\b"
             ),
-            _rx(r"\bchange\s+(?:the\s+)?(?:account\s+|workspace\s+)?owner\b"),
-            _rx(r"\b(?:e-?mail|login)\b[^.?!\n]{0,30}\b(?:is wrong|is incorrect|should be)\b"),
-            _rx(r"\brename\s+(?:my|our)\s+(?:login|user ?name|e-?mail)\b"),
             _rx(
+                r"\bchange\s+(?:the|our|my)\s+(?:account\s+|workspace\s+)?owner\b(?!\s+(?:field|of (?:a|the|each|every)\s+(?:deal|record|contact|lead|opportunit|ticket|account)))"
+                r"|\b(?:switch|change|update|make|set)\s+(?:our|the|my)\s+(?:workspace\s+|account\s+)?owner\s+to\b"
+            ),
+            _ask(r"\b(?:e-?mail|login)\b[^.?!\n]{0,30}\b(?:is wrong|is incorrect|should be)\b"),
+            _ask(r"\brename\s+(?:my|our)\s+(?:login|user ?name|e-?mail)\b"),
+            _ask(
                 r"\b(?:account|workspace|login)\b[^.?!\n]{0,15}\bunder\s+(?:my|our|a|the)\s+(?:new\s+)?(?:work\s+|company\s+|personal\s+)?(?:address|e-?mail|login)\b"
             ),
-            _rx(
-                r"\bmove\s+(?:our|my|the)\s+(?:workspace|account)\s+(?:from|over to)\b|\b(?:workspace|account)\s+moved\s+to\b"
+            _ask(
+                r"\bmove\s+(?:our|my|the)\s+(?:workspace|account)\s+(?:from|over to)\b|\b(?:workspace|account)\s+moved\s+to\b(?!\s+(?:a|my|our)\s+(?:different|new|other)\s+(?:e-?mail|address|account|login)\b)"
             ),
-            _rx(r"\btransfer\s+(?:our|my|the|this)\s+(?:workspace|account|org(?:ani[sz]ation)?)\b"),
-            _rx(r"\bmerge\s+(?:our|my|the)\s+(?:two\s+|\d+\s+)?(?:workspaces|accounts)\b"),
-            # "move this workspace to my colleague's account", "swap the owner email", "reassign the workspace to another account".
-            _rx(r"\bmove\s+(?:this|that)\s+(?:workspace|account)\s+(?:from|over to|to)\b"),
-            _rx(r"\b(?:swap|change|update|switch)\s+(?:the\s+)?owner(?:'s)?\s+(?:e-?mail|login|address)\b"),
-            _rx(r"\breassign\s+(?:the\s+|our\s+|this\s+|my\s+)?(?:workspace|account|org\w*)\b"),
+            _ask(r"\btransfer\s+(?:our|my|the|this)\s+(?:workspace|account|org(?:ani[sz]ation)?)\b"),
             _rx(
-                r"\bwijzig\w*\b[^.?!\n]{0,30}\be-?mail\w*|\be-?mailadres\b[^.?!\n]{0,30}\bwijzig\w*|\btransfi\w+\b[^.?!\n]{0,25}\bpropriedade\b"
+                r"\b(?:workspace|account)\s+moved\s+to\s+(?:a|my|our)\s+(?:different|new|other)\s+(?:e-?mail|address|account|login)\b"
+            ),
+            _ask(r"\bmerge\s+(?:our|my|the)\s+(?:two\s+|\d+\s+)?(?:workspaces|accounts)\b"),
+            # "move this workspace to my colleague's account", "swap the owner email", "reassign the workspace to another account".
+            _ask(r"\bmove\s+(?:this|that)\s+(?:workspace|account)\s+(?:from|over to|to)\b"),
+            _ask(r"\b(?:swap|change|update|switch)\s+(?:the\s+)?owner(?:'s)?\s+(?:e-?mail|login|address)\b"),
+            _ask(r"\breassign\s+(?:the\s+|our\s+|this\s+|my\s+)?(?:workspace|account|org\w*)\b"),
+            # Session 17, from blind probes written after the first rules: "move it to my work address", "move the 'sales-sync' workspace to our other
+            # account", "I need the owner changed", "swap the owner and admin roles", "my login email has a typo", "set my manager
+            # as owner", "the workspace moved under …"; übertragen (de).
+            _ask(
+                r"\bmove\s+it\s+(?:over\s+)?to\s+(?:my|our|a|the)\s+(?:new\s+|other\s+)?(?:work\s+|company\s+)?(?:address|e-?mail|account|login)\b"
+            ),
+            _ask(
+                r"\bmove\s+(?:the|our|my|this)\s+(?:'[^'\n]{1,40}'\s+|\"[^\"\n]{1,40}\"\s+|[\w-]+\s+)?workspace\s+(?:to|over to|under)\b"
+            ),
+            _ask(
+                r"\bowner\s+(?:changed|switched|updated|moved|transferred)\b|\bswap\b[^.?!\n]{0,20}\bowner\b"
+            ),
+            _ask(
+                r"\b(?:login|account|sign-?in)\s+e-?mail\b[^.?!\n]{0,30}\b(?:typo|misspel\w*|wrong|incorrect)\b"
+            ),
+            _ask(
+                r"\bset\s+(?:\w+\s+){1,3}as\s+(?:the\s+)?(?:new\s+)?owner\b|\bworkspace\b[^.?!\n]{0,25}\bmoved\s+(?:under|over)\b"
+            ),
+            _ask(
+                r"\b[üu]bertrag\w*\b[^.?!\n]{0,30}\b(?:workspace|konto|eigentum|inhaber\w*)\b|\b(?:workspace|konto)\b[^.?!\n]{0,30}\b[üu]bertrag\w*"
+            ),
+            _ask(
+                r"\bwijzig\w*\b[^.?!\n]{0,30}\be-?mail\w*|\be-?mailadres\b[^.?!\n]{0,30}\bwijzig\w*|\btransf\w+\b[^.?!\n]{0,25}\bpropriedade\b"
             ),
         ],
     ),
@@ -456,44 +565,66 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             # "two more users on our subscription", "put our workspace on the Enterprise tier", "pay yearly instead of monthly",
             # "we want to move to Enterprise", "move us from Team down to Free", "apply the plan we paid for"; downgraden (nl),
             # passare (it).
+            # Asked as a question, and still a change: "Can we pay yearly instead of monthly from now on?", "How do I pay
+            # annually instead?"
             _rx(
+                r"\bpay\s+(?:yearly|annually|monthly)\s+instead of\s+\w+\s+(?:from now on|going forward|starting)\b|\bhow do (?:i|we) pay\s+(?:yearly|annually|monthly)\s+instead\s*\?"
+            ),
+            _ask(
                 r"\b(?:go|move|switch)\b[^.?!\n]{0,40}\bfrom\s+(?:monthly|annual|yearly)\b[^.?!\n]{0,15}\bto\s+(?:monthly|annual|yearly)\b"
             ),
-            _rx(r"\b(?:reduce|lower|drop|cut|shrink)\s+(?:our|my|the)\s+(?:plan|subscription|tier)\b"),
-            _rx(
+            _ask(r"\b(?:reduce|lower|drop|cut|shrink)\s+(?:our|my|the)\s+(?:plan|subscription|tier)\b(?!'s)"),
+            _ask(
                 r"\b(?:drop|move|put|switch|bump|knock|take)\s+(?:us|me)\s+(?:down\s+|up\s+|back\s+)?(?:to|onto)\s+(?:the\s+)?(?:cheapest|lowest|highest|next|free|paid|a cheaper|a smaller|a bigger|a higher|a lower)\b"
             ),
-            _rx(
+            _ask(
                 r"\bput\s+(?:us|me|our (?:workspace|account|team|org))\s+(?:back\s+)?on\s+(?:the\s+|a\s+)?(?:monthly|annual|yearly)\b"
             ),
-            _rx(
-                rf"\bput\s+(?:our (?:workspace|account|team|org)|the (?:workspace|account))\s+on\s+(?:the\s+|a\s+)?{_PLAN}"
+            _ask(
+                rf"\bput\s+(?:our (?:workspace|account|team|org)|the (?:workspace|account))\s+on\s+(?:the\s+|a\s+)?{_PLAN}|\b(?:switch|move|put|change)\s+(?:our|my|the)\s+(?:workspace|account|team|org)\s+(?:over\s+)?to\s+(?:the\s+)?{_PLAN}"
             ),
-            _rx(
-                r"\b(?:users?|seats?|licen[cs]es?)\s+(?:to|on)\s+(?:my|our)\s+(?:plan|subscription|account)\b"
+            _ask(
+                r"\b(?:more|extra|additional|another|\d+|two|three|four|five|ten)\s+(?:more\s+)?(?:users?|seats?|licen[cs]es?)\s+(?:to|on)\s+(?:my|our)\s+(?:plan|subscription)\b"
             ),
-            _rx(
-                r"\bpay\s+(?:yearly|annually|monthly)\s+instead\b|\b(?:yearly|annual|annually|monthly)\s+(?:billing\s+)?instead of\s+(?:yearly|annual|annually|monthly)\b"
+            _ask(
+                r"\bpay\s+(?:yearly|annually|monthly)\s+instead\b(?!\s+of\s+\w+\s+(?:from now on|going forward|starting))|\b(?:yearly|annual|annually|monthly)\s+(?:billing\s+)?instead of\s+(?:yearly|annual|annually|monthly)\b"
             ),
-            _rx(
-                rf"\b(?:we|i)\s+(?:want|need|would like|'d like)\s+to\s+(?:move|go|switch|upgrade|downgrade|change)\s+(?:us\s+)?(?:up\s+|down\s+|over\s+)?(?:to|onto)\s+(?:the\s+)?{_PLAN}"
+            _ask(
+                rf"\b(?:we|i)(?:\s+(?:want|need|would like)|'d like)\s+to\s+(?:move|go|switch|upgrade|downgrade|change)\s+(?:us\s+)?(?:up\s+|down\s+|over\s+)?(?:to|onto)\s+(?:the\s+)?{_PLAN}"
             ),
-            _rx(
+            _ask(
                 rf"\bfrom\s+(?:the\s+)?{_PLAN}(?:\s+(?:plan|tier))?\s+(?:down|up|back)\s+(?:to|onto)\s+(?:the\s+)?{_PLAN}"
             ),
-            _rx(
+            _ask(
                 r"\b(?:apply|activate|give us|switch on)\s+the\s+(?:plan|upgrade|tier)\s+(?:we|i)\s+(?:paid|bought|purchased)\b"
             ),
-            _rx(r"\b(?:up|down)grad(?:en|et)\b|\bpassare\b[^.?!\n]{0,30}\b(?:piano|abbonamento)\b"),
+            _ask(r"\b(?:up|down)grad(?:en|et)\b|\bpassare\b[^.?!\n]{0,30}\b(?:piano|abbonamento)\b"),
             # A billing cycle moved, usage added to the plan, or the subscription updated, by support: "our billing cycle changed
             # to align with our fiscal year", "5,000 more run credits per month added to our plan".
-            _rx(
+            _ask(
                 r"\bbilling (?:cycle|period|date)\b[^.?!\n]{0,20}\b(?:changed|moved|aligned|adjusted|switched)\b"
             ),
-            _rx(
+            # Session 17, from blind probes written after the first rules: "move workspace 'growth-ops' down to the Free plan", "increase our included runs",
+            # "switch us to quarterly", "move our billing date", "pause our plan for two months"; von Business auf Team (de).
+            _ask(
+                rf"\bmove\s+(?:our\s+|the\s+|my\s+)?workspace\b[^.?!\n]{{0,30}}?\s(?:(?:down|up|over|back)\s+)?to\s+(?:the\s+)?{_PLAN}"
+            ),
+            _ask(
+                r"\b(?:increase|raise|bump|up)\s+(?:our|my|the)\s+(?:included|monthly)\s+(?:runs|credits|usage|records|seats|limit)\b"
+            ),
+            _ask(
+                r"\b(?:switch|move|put)\s+(?:us|me)\s+(?:over\s+)?to\s+(?:quarterly|monthly|annual|yearly)\b|\bmove\s+(?:our|my|the)\s+billing (?:date|cycle|day)\b"
+            ),
+            _ask(
+                r"\bpause\s+(?:our|my|the)\s+(?:plan|subscription|account|billing|membership)\b|\b(?:change|move|switch)\s+(?:our|my|the)\s+billing (?:date|cycle|day|period)\b"
+            ),
+            _ask(
+                rf"\bvon\s+{_PLAN}\s+auf\s+{_PLAN}|\btarif\b[^.?!\n]{{0,40}}\b(?:umstellen|wechseln|[äa]ndern)\b"
+            ),
+            _ask(
                 r"\b(?:more|extra|additional)\s+(?:run\s+)?credits\b[^.?!\n]{0,40}\b(?:added to|to|on)\s+(?:our|my)\s+(?:plan|subscription|account)\b"
             ),
-            _rx(
+            _ask(
                 r"\b(?:please|pls|can you|could you|kindly)\s+(?:update|adjust|modify)\s+(?:the|our|my)\s+(?:subscription|plan)\b"
             ),
         ],
@@ -522,39 +653,59 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             # plan?", "please unlock cron schedules for our account, we were promised them", "bump our monthly run credit
             # allowance", "a higher API rate limit on our account", "give us 3 extra concurrent runs", "add 50k extra credits",
             # "can you set that up on our account?", "get our workspace into your beta program"; erhöhen (de), liberar (pt).
-            _rx(
+            _ask(
                 r"\b(?:get|have)\s+(?:\w+\s+){1,2}(?:enabled|turned on|unlocked|activated)\s+(?:on|for)\s+(?:our|my)\b"
             ),
-            _rx(r"\bunlock\b[^.?!\n]{0,40}\bfor\s+(?:our|my|us)\b|\b(?:we|i)\s+(?:were|was)\s+promised\b"),
-            _rx(r"\b(?:raise|increase|bump|lift|extend)\s+(?:our|my)\b[^.?!\n]{0,25}\ballowance\b"),
-            _rx(
+            _ask(r"\bunlock\b[^.?!\n]{0,40}\bfor\s+(?:our|my|us)\b|\b(?:we|i)\s+(?:were|was)\s+promised\b"),
+            _ask(r"\b(?:raise|increase|bump|lift|extend)\s+(?:our|my)\b[^.?!\n]{0,25}\ballowance\b"),
+            _ask(
                 r"\b(?:higher|bigger|larger)\s+(?:api\s+)?(?:rate limit|limit|quota)\s+(?:on|for)\s+(?:our|my)\b"
             ),
-            _rx(
-                r"\b(?:give|add|grant)\s+(?:us|me)\s+(?:\d+k?|a few|some|more)\s+(?:extra\s+|more\s+|additional\s+)?(?:concurrent runs|(?:run\s+)?credits|seats|days)\b|\badd\s+(?:\d+k?|some|more)\s+(?:extra\s+|more\s+|additional\s+)?(?:run\s+)?credits\b"
+            _ask(
+                r"\b(?:give|add|grant)\s+(?:us|me)\s+(?:\d[\d,.]*k?|a few|some|more)\s+(?:extra\s+|more\s+|additional\s+)?(?:concurrent runs|(?:run\s+)?credits|seats|days)\b|\badd\s+(?:\d[\d,.]*k?|some|more)\s+(?:extra\s+|more\s+|additional\s+)?(?:run\s+)?credits\b|\btop\s+up\s+(?:our|my)\s+(?:run\s+)?credits\b"
             ),
-            _rx(
+            _ask(
                 r"\b(?:can|could) you\s+(?:set (?:that|this|it) up|configure (?:that|this|it)|do (?:that|this))\s+(?:on|for)\s+(?:our|my)\s+(?:account|workspace)\b"
             ),
             _rx(
-                r"\b(?:into|join|in)\s+(?:your|the)\s+beta(?:\s+program(?:me)?)?\b[^.?!\n]{0,30}\b(?:so (?:we|i)|please|can|could)\b|\b(?:get|put|add)\s+(?:us|our workspace|our account)\s+(?:in|into|on)\s+(?:your|the)\s+beta\b"
+                r"\b(?:into|join|in)\s+(?:your|the)\s+beta(?:\s+program(?:me)?)?\b[^.?!\n]{0,30}\b(?:so (?:we|i)|please)\b|\b(?:get|put|add)\s+(?:us|our workspace|our account)\s+(?:in|into|on)\s+(?:your|the)\s+beta\b"
             ),
-            _rx(
+            _ask(
                 r"\b(?:limit|kontingent|credits)\b[^.?!\n]{0,40}\berh[öo]h\w*|\bliberar\b[^.?!\n]{0,20}\bcr[ée]ditos\b"
             ),
             # "please enable the Zendesk connector on our Free workspace", "please turn on cron schedules for us", "we were told
             # in the demo that we'd get priority support", "increase the API rate limit for workspace acme-prod", "our contract says
             # unlimited seats".
-            _rx(
+            _ask(
                 r"\b(?:please|pls|kindly)\s+(?:enable|turn on|switch on|unlock|activate)\b[^.?!\n]{0,40}\b(?:on|for|in)\s+(?:our|my|us)\b"
             ),
-            _rx(
+            _ask(
                 r"\b(?:we|i)\s+(?:were|was)\s+(?:told|promised)\b[^.?!\n]{0,40}\b(?:we'?d|we would|would (?:get|have|be)|included|free)\b"
             ),
-            _rx(
+            _ask(
                 r"\b(?:raise|increase|bump|lift|extend)\s+(?:the|our|my)\s+(?:api\s+)?(?:rate limit|limit|quota)\b[^.?!\n]{0,30}\b(?:for|on)\s+(?:our|my|workspace|us)\b"
             ),
-            _rx(r"\b(?:our|the)\s+contract\s+says\b"),
+            _ask(r"\b(?:our|the)\s+contract\s+says\b"),
+            # Session 17, from blind probes written after the first rules: "turn on the zendesk connector for us", "the API rate limit increased to 600",
+            # "enable beta access", "give us some free credits", "we were told at the webinar that Team customers could get
+            # audit logs", "increase max records per run to 500k", "allow more than 3 workspaces on our plan", "reset our monthly run
+            # counter"; aumentar o limite (pt).
+            _ask(
+                r"\b(?:turn on|enable|switch on|unlock|activate)\b[^.?!\n]{0,40}\bfor\s+(?:us|me)\b(?!\s+to\b)"
+            ),
+            _ask(
+                r"\b(?:limit|quota|cap|retention|allowance|credits)\s+(?:increased|raised|bumped|lifted|extended)\b"
+            ),
+            _ask(
+                r"\b(?:enable|grant|give us|get us|get)\s+beta access\b|\b(?:give|grant|send)\s+(?:us|me)\s+(?:some\s+)?(?:free|extra|bonus|more)\s+(?:credits|runs|months?)\b"
+            ),
+            _ask(r"\b(?:were|was)\s+told\b[^.?!\n]{0,60}\b(?:could|would|can)\s+(?:get|have)\b"),
+            _ask(
+                r"^\W*+(?:please\s+)?(?:increase|raise|bump|lift|extend)\s+(?:the\s+|our\s+|my\s+)?(?:max|maximum|limit|quota|cap|retention|number)\b"
+            ),
+            _ask(
+                r"\baumentar\b[^.?!\n]{0,30}\blimite\b|\ballow\s+(?:us\s+)?more\s+than\b|\breset\s+(?:our|my|the)\s+(?:monthly\s+)?(?:run\s+)?(?:counter|usage|credits|quota)\b"
+            ),
         ],
     ),
 ]
@@ -638,12 +789,13 @@ def requested_action(text: str, actions: list[str] | None = None) -> RequestedAc
     return action
 
 
-_ACTION_MATCHERS = [(kind, _any_of(patterns)) for kind, patterns in _ACTIONS]
+_ACTION_MATCHERS = [(kind, _Family(patterns)) for kind, patterns in _ACTIONS]
 
 
 def all_requested_actions(text: str) -> list[str]:
     text = _plain(text)
-    return [kind for kind, matcher in _ACTION_MATCHERS if matcher.search(text)]
+    requests = request_sentences(text)
+    return [kind for kind, family in _ACTION_MATCHERS if family.search(text, requests)]
 
 
 # --------------------------------------------------------------------------- sensitivity
@@ -738,36 +890,61 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         # Session 17: a payment method for support to remove or swap ("remove my credit card", "take my Visa off the
         # account"), a wrong invoice in two sentences ("Invoice INV-55102 says Business but we're on Team. This is wrong."),
         # fraud alleged, and double charges or wrong amounts in es, fr and nl.
-        _rx(
-            r"(?<!how do i )(?<!how can i )(?<!how do we )\b(?:remove|delete|drop|erase)\s+(?:my|our|the|this)\s+(?:old\s+|saved\s+|stored\s+|current\s+)?(?:credit card|debit card|card|visa|mastercard|amex|payment method)\b(?!\s+(?:field|column|number field|details field))"
+        _ask(
+            r"\b(?:remove|delete|drop|erase)\s+(?:my|our|the|this)\s+(?:old\s+|saved\s+|stored\s+|current\s+|expired\s+)?(?:credit card|debit card|card|visa|mastercard|amex|payment method)\b(?!\s+(?:field|column|number field|details field))"
         ),
-        _rx(r"\btake\s+(?:my|our|the)\s+(?:\w+\s+)?(?:card|visa|mastercard|amex)\s+off\b"),
-        _rx(
-            r"\b(?:invoice|bill)\b[^\n]{0,80}\b(?:this is|that'?s|it'?s|which is)\s+(?:wrong|incorrect|not right)\b"
-        ),
-        _rx(
-            r"\b(?:fraud|fraudulent|scam|scammed)\b|\bthe\s+amount\s+(?:is|was|looks)\s+(?:wrong|incorrect)\b"
+        _ask(r"\btake\s+(?:my|our|the)\s+(?:\w+\s+)?(?:card|visa|mastercard|amex)\s+off\b"),
+        _rx(r"\binvoice\b[^\n]{0,80}\b(?:this is|that'?s|it'?s|which is)\s+(?:wrong|incorrect|not right)\b"),
+        _ask(
+            r"\b(?:fraud|fraudulent|scam|scammed)\b(?!\s+(?:flag|field|score|check|detection|column|property|rule|filter|team))"
+            r"|\bthe\s+amount\s+(?:is|was)\s+(?:wrong|incorrect)\b[^.?!\n]{0,60}\b(?:invoice|bill|charge|refund|difference|credit)"
         ),
         # A card to update, swap, charge or stop charging, asked of support, or another way to pay from now on: "Update
         # billing card to the one ending 7788", "can you swap it for me?", "could you charge the outstanding invoice to a
         # different card?", "don't charge my Mastercard again", "can u run the payment again", "split this month's payment
         # across two cards", "pay by invoice from now on". "How do I update my card?" stays a how-to.
-        _rx(
+        _ask(
             r"(?:^|[.!?]\s+|\b(?:please|pls|can you|could you|would you|kindly)\s+)(?:update|swap|replace|change|switch|remove|delete)\s+(?:the\s+|our\s+|my\s+|this\s+)?(?:billing\s+|saved\s+|old\s+)?(?:card|credit card|debit card|payment method|visa|mastercard|amex)\b"
         ),
-        _rx(r"\b(?:can|could|would)\s+(?:you|u)\s+(?:please\s+)?(?:swap|replace)\s+(?:it|that|this)\b"),
-        _rx(r"\b(?:can|could|would)\s+(?:you|u)\s+(?:please\s+)?charge\s+(?:the|our|my|it|this|that)\b"),
+        # The card may be named a sentence before: "The card on file expired … Can you swap it for me?"
         _rx(
+            r"\b(?:card|visa|mastercard|amex|payment method)\b[^\n]{0,100}\b(?:can|could|would)\s+(?:you|u)\s+(?:please\s+)?(?:swap|replace)\s+(?:it|that|this)\b"
+        ),
+        _ask(r"\b(?:can|could|would)\s+(?:you|u)\s+(?:please\s+)?charge\s+(?:the|our|my|it|this|that)\b"),
+        _ask(
             r"\b(?:don'?t|do not|stop)\s+charg\w*\s+(?:my|our|the)\s+(?:card|visa|mastercard|amex|credit card|account)\b"
         ),
-        _rx(
+        _ask(
             r"\b(?:can|could|would)\s+(?:you|u)\s+(?:please\s+)?(?:run|retry|re-?run|process|try)\s+(?:the\s+)?(?:failed\s+)?(?:payment|charge)\b"
         ),
-        _rx(r"\bsplit\b[^.?!\n]{0,30}\bpayments?\b[^.?!\n]{0,20}\b(?:cards|two|methods)\b"),
         _rx(
+            r"\b(?:payment|charge|card)\b[^\n]{0,80}\b(?:please|pls|can you|could you)\s+(?:retry|re-?try)\s+it\b"
+        ),
+        _ask(r"\bsplit\b[^.?!\n]{0,30}\bpayments?\b[^.?!\n]{0,20}\b(?:cards|two|methods)\b"),
+        _ask(
             r"\b(?:i|we)\s+(?:want|need|would like|'d like|wish)\s+to\s+pay\s+by\s+(?:invoice|bank transfer|wire)\b|\bpay\w*\s+by\s+(?:invoice|bank transfer|wire)\b[^.?!\n]{0,40}\b(?:from now on|going forward)\b"
         ),
-        _rx(
+        # Session 17, from blind probes written after the first rules: a payment to retry, a card to charge or swap, another way to pay: "Retry payment
+        # please", "switch us to invoicing", "move us to paying by SEPA direct debit", "swap it for the AmEx … and charge this
+        # month's invoice to it", "Charge the overdue invoice to the card now", "use PayPal for future payments", "put the
+        # outstanding balance on my mastercard"; belasten Sie (de), supprimer ma carte (fr).
+        _ask(
+            r"(?:^|[.!?]\s*)(?:please\s+)?retry\s+(?:the\s+)?payment\b|\bretry payment please\b|\b(?:can|could|would)\s+(?:you|u)\s+(?:please\s+)?(?:retry|re-?run)\s+(?:it|this|that)\b"
+        ),
+        _ask(
+            r"\b(?:switch|move|put|change)\w*\s+(?:us\s+|me\s+)?(?:over\s+)?to\s+(?:paying by\s+)?(?:invoice|invoicing|bank transfer|wire|sepa|direct debit|paypal|ach)\b"
+        ),
+        _ask(
+            r"\bswap\s+it\s+for\s+(?:the|my|our|a|an)\s+(?:new\s+)?(?:\w+\s+)?(?:card|visa|mastercard|amex)\b|\bcharge\s+(?:this|the|our|that)\s+(?:\w+'?s?\s+)?(?:invoice|balance|payment)\s+to\b|^\W*+(?:please\s+)?charge\s+(?:the|our|my|this)\b"
+        ),
+        _ask(
+            r"\buse\s+(?:paypal|(?:the|my|our)\s+(?:new\s+|other\s+)?(?:card|visa|mastercard|amex))\s+(?:instead|for (?:all\s+)?(?:future|upcoming|the next|next|this month'?s|the renewal|renewals?))\b"
+        ),
+        _ask(
+            r"\bput\s+(?:the\s+)?(?:outstanding\s+|remaining\s+|overdue\s+)?(?:balance|invoice|charge|amount|payment)\s+on\s+(?:my|our|the)\b"
+        ),
+        _ask(r"\bbelasten sie\b|\bsupprim\w*\s+(?:ma|notre|la)\s+carte\b|\bfacturation par virement\b"),
+        _ask(
             r"\bcobr\w*\s+(?:dos veces|doble)\b|\bd[ée]bit[ée]s?\s+deux fois\b|\bconteste?\w*\b[^.?!\n]{0,20}\b(?:pr[ée]l[èe]vement|facture|paiement|d[ée]bit)\b|\btwee keer gefactureerd\b|\bverkeerd\w*\s+bedrag\b|\bklopt niet\b"
         ),
     ],
@@ -861,59 +1038,82 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         # added", "beams I never made", "a Google Sheet none of us created", "nobody here did that"), credentials that
         # may have been stolen or were shared in public, phishing, a stolen laptop, access from an IP abroad, a fired
         # employee still signing in, "that wasn't me", everyone locked out; the same in it and nl.
-        _rx(
-            r"\b(?:unknown|unauthori[sz]ed|unrecogni[sz]ed|strange|unfamiliar)\s+(?:\w+\s+)?(?:admins?|members?|api keys?|keys?|tokens?|beams?|webhooks?|exports?)\b"
+        _ask(
+            r"\b(?:an?|some|two|three|several|\d+)\s+(?:new\s+)?(?:unknown|unauthori[sz]ed|unrecogni[sz]ed|strange|unfamiliar)\s+(?:\w+\s+)?(?:admins?|members?|api keys?|keys?|tokens?|beams?|webhooks?|exports?)\b[^.?!\n]{0,40}\b(?:was|were|has been|have been|got|appeared|showed up|showing up|in our|on our|added|created)\b"
+            r"|\b(?:admin|user|member|key|token|webhook|beam|person)\b[^.?!\n]{0,40}\b(?:nobody|no one)\s+(?:here\s+)?(?:knows|recogni[sz]es)\s*(?:[.!]|$)"
         ),
-        _rx(
+        _ask(
             r"\b(?:outside|external)\b[^.?!\n]{0,45}\b(?:added|invited)\s+(?:as\s+)?(?:an?\s+)?(?:admin|owner|member)\b|\b(?:added|invited)\s+as\s+(?:an?\s+)?admin\b[^.?!\n]{0,40}\b(?:outside|unknown|don'?t know|never)\b"
         ),
-        _rx(
+        _ask(
             r"\b(?:beams?|keys?|api keys?|users?|admins?|webhooks?|exports?|tokens?|connections?|sheets?)\b[^.?!\n]{0,10}\b(?:i|we)\s+(?:never|didn'?t|did not)\s+(?:made|make|create|created|add|added|set up|authori[sz]e)\b"
         ),
-        _rx(
-            r"\b(?:nobody|no one|none of us)\s+(?:here\s+|on (?:our|the) team\s+)?(?:did|made|created|added|ran|started|authori[sz]ed|set up)(?:\s+(?:that|this|it|them|those|these)\b|\s*(?:[.!?,;]|$))"
+        _ask(
+            r"\b(?:nobody|no one|none of us)\s+(?:here\s+|on (?:our|the) team\s+)?(?:did|made|created|added|ran|started|authori[sz]ed|set up|initiated|triggered|touched|own|owns)(?:\s+(?:that|this|it|them|those|these)\b|\s*(?:[.!?,;]|$))"
         ),
-        _rx(
+        _ask(
             r"\b(?:api keys?|tokens?|credentials?|passwords?|secrets?)\b[^.?!\n]{0,40}\b(?:may have been|might have been|were|was|got|have been|has been)\s+(?:stolen|leaked|exposed|compromised)\b"
         ),
-        _rx(
-            r"\b(?:shared|leaked|put|dumped)\b[^.?!\n]{0,30}\b(?:api keys?|keys?|tokens?|credentials?|passwords?|secrets?|sbk_\w+)\b[^.?!\n]{0,30}\b(?:public|github|gitlab|gist|pastebin|stack ?overflow|forum|online|internet|slack channel)\b"
+        _ask(
+            r"\b(?:shared|leaked|dumped|posted)\b[^.?!\n]{0,30}\b(?:api keys?|keys?|tokens?|credentials?|passwords?|secrets?|sbk_\w+)\b[^.?!\n]{0,30}\b(?:public|github|gitlab|gist|pastebin|stack ?overflow|forum|online|internet|slack channel)\b"
         ),
-        _rx(
+        _ask(
             r"\bphish\w*|\b(?:clicked|opened)\s+(?:a|the|an)\s+link\b[^.?!\n]{0,60}\b(?:entered|typed|gave)\s+(?:my|our)\s+(?:password|credentials|login)\b|\bentered my (?:password|credentials)\b[^.?!\n]{0,40}\b(?:fake|link|page|site)\b|\b(?:fake|spoofed|bogus)\s+(?:login|sign-?in)\s+(?:page|site|e-?mail)\b"
         ),
-        _rx(r"\bbroken into\b|\bbreak-?in\b"),
-        _rx(
+        _ask(r"\bbroken into\b|\bbreak-?in\b"),
+        _ask(
             r"\b(?:laptops?|computers?|macbooks?|devices?)\b[^.?!\n]{0,20}\b(?:was|were|got|has been|have been)\s+(?:stolen|taken)\b"
         ),
-        _rx(
+        _ask(
             r"\b(?:accessed|signed in|logged in|exports?|downloads?)\b[^.?!\n]{0,30}\bfrom an?\s+(?:ip|location|country)\b[^.?!\n]{0,40}\b(?:another country|abroad|no staff|nobody|don'?t recogni[sz]e|unknown)\b"
         ),
-        _rx(
+        _ask(
             r"\b(?:employee|admin|administrator|contractor|intern|colleague)s?\s+(?:we|i)\s+(?:fired|let go|dismissed|laid off)\b[^.?!\n]{0,60}\b(?:still|sign\w*|log\w*|access\w*)\b"
         ),
-        _rx(
-            r"\b(?:copied|took|stole|kept)\s+(?:our|my|the)\s+(?:production\s+|live\s+|api\s+)?(?:key|keys|token|tokens|credentials)\b"
+        _ask(
+            r"\b(?:he|she|they|someone|somebody|the contractor|the employee|an? (?:ex-?)?(?:employee|contractor|admin))\s+(?:may have\s+|might have\s+|has\s+)?(?:copied|took|stole|kept)\s+(?:our|my|the)\s+(?:production\s+|live\s+|api\s+)?(?:key|keys|token|tokens|credentials)\b"
         ),
-        _rx(r"(?:^|[.!?]\s*)(?:that|it|this)\s+(?:wasn'?t|was not)\s+(?:me|us|one of us)\b"),
-        _rx(r"\blocked\s+(?:everyone|everybody|all of us|us|me|the whole team)\s+out\b"),
+        _ask(r"\b(?:that|it|this)\s+(?:wasn'?t|was not)\s+(?:me|us|one of us)\s*(?:[.!,;]|$)"),
+        _ask(r"\blocked\s+(?:everyone|everybody|all of us|us|me|the whole team)\s+out\b"),
         # "a laptop with an active session was stolen", "an API key in our workspace nobody recognises", customer data that
         # "showed up on a paste site", a change "and it wasn't any of our admins".
-        _rx(
+        _ask(
             r"\b(?:laptops?|computers?|macbooks?)\b[^.?!\n]{0,45}\b(?:was|were|got|has been|have been)\s+(?:stolen|taken)\b"
         ),
-        _rx(
-            r"\b(?:nobody|no one|none of us)\s+(?:here\s+|on (?:our|the) team\s+)?(?:recogni[sz]es?|knows? (?:about|where it came from))\b"
+        _ask(
+            r"\b(?:nobody|no one|none of us)\s+(?:here\s+|on (?:our|the) team\s+)?(?:recogni[sz]es?|knows? where (?:it|they) came from)\b"
         ),
-        _rx(
+        _ask(
             r"\b(?:data|records|contacts|customers?|list)\b[^.?!\n]{0,60}\b(?:showed up|showing up|appeared|turned up|popped up)\s+(?:on|in)\b[^.?!\n]{0,30}\b(?:paste|dark ?web|forum|public|competitor|internet|online)\b"
         ),
-        _rx(r"\bwasn'?t any of (?:us|our)\b"),
-        _rx(
+        _ask(r"\bwasn'?t any of (?:us|our)\b"),
+        # Session 17, from blind probes written after the first rules: a sign-in alert from somewhere never been, something created by someone that
+        # nobody recognises or owns, a phishing mail clicked, data in a portal "that isn't ours", settings changed that
+        # "nobody touched", runs from IP addresses outside the company; niemand von uns (de) and the like.
+        _ask(
+            r"\b(?:sign-?in|log-?in|login)\s+(?:alert|notification|e-?mail|warning)\b[^.?!\n]{0,60}\b(?:never been|wasn'?t me|not me|don'?t recogni[sz]e|unknown)\b"
+        ),
+        _ask(
+            r"\b(?:domain|ip|address|url|device|location|app|server)s?\s+(?:we|i)\s+(?:don'?t|do not)\s+recogni[sz]e\b"
+        ),
+        _ask(
+            r"(?<!if )(?<!when )(?<!whether )\bsomeone\s+(?:has\s+)?(?:created|added|made|set up|disabled|turned off|rolled|exported|invited)\s+(?:(?:a|an|new|our|the|\d+)\s+)?(?:\w+\s+)?(?:webhooks?|api keys?|keys?|tokens?|admins?|users?|members?|exports?|secrets?|sso|2fa|beams?)\b"
+        ),
+        _ask(
+            r"\bclaiming to be from\b|\b(?:clicked|opened)\s+(?:it|the link)\b[^.?!\n]{0,30}\b(?:typed|entered)\b"
+        ),
+        _ask(r"\b(?:that|which)\s+(?:isn'?t|is not|aren'?t|are not)\s+ours\b|\bip addresses?\s+outside\b"),
+        _ask(
+            r"\b(?:got|were|was)\s+changed\b[^.?!\n]{0,30}\b(?:overnight|nobody|no one|without (?:us|our))\b"
+        ),
+        _ask(
+            r"\bniemand (?:von uns|hier)\b|\bnadie de nosotros\b|\bpersonne (?:chez nous|de nous|d'entre nous)\b|\bnessuno di noi\b|\bniemand van ons\b|\bningu[ée]m (?:de n[óo]s|aqui)\b"
+        ),
+        _ask(
             r"\baccesso sospetto\b|\bnon ero io\b|\bno fui yo\b|\bn[ãa]o fui eu\b|\bce n'[ée]tait pas moi\b|\bdas war ich nicht\b|\bdat was ik niet\b"
         ),
-        _rx(
-            r"\b(?:alguien|algu[eé]m|quelqu'un|jemand|qualcuno|iemand)\b[^.?!\n]{0,30}\b(?:cambi[oó]|mudou|ge[äa]ndert|gewijzigd|modifi[ée]|changed)\b|\bvazou\b|\bfiltr[oó]\b"
+        _ask(
+            r"\b(?:alguien|algu[eé]m|quelqu'un|jemand|qualcuno|iemand)\b[^.?!\n]{0,30}\b(?:cambi[oó]|mudou|ge[äa]ndert|gewijzigd|modifi[ée]|changed)\b|\bvazou\b"
         ),
     ],
     "legal": [
@@ -935,16 +1135,25 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         # Session 17: complaints to a bureau or regulator named (Better Business Bureau, a data protection authority, CNIL,
         # Procon), a formal complaint, the authorities, a contract said to be violated, a claim for damages, a BAA or SOC 2
         # report demanded; vie legali (it), entrar na justiça (pt).
-        _rx(
+        _ask(
             r"\bbetter business bureau\b|\bbbb\b|\bdata protection (?:authority|agency|commissioner|regulator|board)\b|\b(?:cnil|procon|aepd|garante privacy|bfdi)\b"
         ),
-        _rx(r"\bformal complaint\b|\bthe authorities\b"),
-        _rx(r"\b(?:violat\w*|breach\w*)\s+(?:of\s+)?(?:the|our|your)\s+(?:contract|agreement|terms|sla)\b"),
-        _rx(r"\bclaim\w*\s+(?:for\s+)?damages\b|\bdamages\s+claim\b"),
-        _rx(r"\bbaa\b|\bbusiness associate agreement\b|\bsoc ?2\s+(?:type\s+\w+\s+)?report\b"),
-        _rx(r"\bvie legali\b|\bentrar na justi[cç]a\b|\bprocess(?:are|o)\b[^.?!\n]{0,15}\blegal"),
+        _ask(r"\bformal complaint\b|\bthe authorities\b"),
+        _ask(r"\b(?:violat\w*|breach\w*)\s+(?:of\s+)?(?:the|our|your)\s+(?:contract|agreement|terms|sla)\b"),
+        _ask(r"\bclaim\w*\s+(?:for\s+)?damages\b|\bdamages\s+claim\b"),
+        _ask(r"\bbaa\b|\bbusiness associate agreement\b|\bsoc ?2\s+(?:type\s+\w+\s+)?report\b"),
+        _ask(r"\bvie legali\b|\bentrar na justi[cç]a\b|\bprocess(?:are|o)\b[^.?!\n]{0,15}\blegal"),
         # "I will file a complaint with the ICO".
-        _rx(r"\bcomplaint\s+with\s+(?:the\s+)?(?:ico|ftc|regulator|authorit\w+|ombudsman|commission)\b"),
+        _ask(r"\bcomplaint\s+with\s+(?:the\s+)?(?:ico|ftc|regulator|authorit\w+|ombudsman|commission)\b"),
+        # Session 17, from blind probes written after the first rules: "we will be seeking damages", a claim against the vendor, logs to preserve
+        # (a litigation hold), a data protection authority in other languages.
+        _ask(
+            r"\b(?:seek|seeking|claim|claiming|sue for|recover)\w*\s+(?:\w+\s+)?damages\b|\bclaim against\b"
+        ),
+        _ask(r"\bpreserve\s+(?:all\s+)?(?:the\s+)?(?:logs|records|data|evidence)\b|\blitigation hold\b"),
+        _ask(
+            r"\bdatenschutzbeh[öo]rde\b|\bautorit[ée] de protection des donn[ée]es\b|\bautoridad de protecci[oó]n de datos\b|\bautoridade de prote[cç][aã]o de dados\b|\bautoriteit persoonsgegevens\b"
+        ),
     ],
     "privacy": [
         # Personal data the customer wants gone from the vendor's side: "make sure their records are purged from all
@@ -984,49 +1193,78 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         # do you know about me?", "anonymize all the personal info tied to my login", "scrub my name and email", "have my
         # personal data deleted", "I want to object to that", "why do you have my email?", "what you've logged about me",
         # "do not sell my data", a DPO or a record of processing activities.
-        _rx(
+        _ask(
             r"\b(?:everything|all(?: the)? (?:data|information|info))\s+(?:you|that you)\s+(?:store|hold|have|keep|collect)\w*\s+(?:about|on)\s+(?:me|us)\b(?!\s+(?:when|if|while|during|for (?:the|a)|in (?:the|a)))"
         ),
         _rx(
-            r"\bwhat do you (?:know|have|store|hold|keep)\s+(?:about|on)\s+me\b|\bfull list of (?:what|everything) you (?:store|hold|have|keep)\b"
+            r"\bwhat do you (?:know|have|store|hold|keep)\s+(?:about|on)\s+me\b(?!\s+(?:when|if|while|during))|\bfull list of (?:what|everything) you (?:store|hold|have|keep)\b"
         ),
-        _rx(r"\banonymi[sz]\w*\b[^.?!\n]{0,40}\b(?:my|our|me|personal)\b"),
-        _rx(
+        _ask(
+            r"\b(?:please|can you|could you|kindly)\s+anonymi[sz]\w*|\banonymi[sz]\w*\s+(?:me|my (?:account|data|profile|user))\b"
+        ),
+        _ask(
             r"\b(?:scrub|purge|erase|wipe)\s+(?:my|our)\s+(?:name|e-?mails?|details|personal|data|run logs|logs)\b|\b(?:scrub|purge|erase|wipe)\s+all\s+(?:of\s+)?(?:my|our)\b"
         ),
         _rx(
-            r"\bpersonal\s+(?:data|information|info|details)\b[^.?!\n]{0,20}\b(?:deleted|erased|removed|purged|wiped)\b"
+            r"\b(?:my|our)\s+(?:own\s+)?personal\s+(?:data|information|info|details)\b[^.?!\n]{0,20}\b(?:deleted|erased|removed|purged|wiped)\b"
         ),
-        _rx(r"\b(?:i|we)\s+(?:want to|would like to|wish to|hereby)\s+object\b"),
-        _rx(r"\bwhy do you (?:have|hold|keep|store)\s+my\b"),
+        _ask(r"\b(?:i|we)\s+(?:want to|would like to|wish to|hereby)\s+object\b"),
         _rx(
+            r"\bwhy do you (?:have|hold|keep|store)\s+my\s+(?:e-?mail|data|information|info|details|number|address|name)\b"
+        ),
+        _ask(
             r"\b(?:data|information|info)\s+(?:you'?ve|you have|you)\s+(?:collected|gathered|stored|logged|kept|recorded)\s+(?:about|on)\s+(?:me|us)\b|\bwhat you'?(?:ve| have)?\s+(?:logged|collected|stored|kept|recorded)\s+(?:about|on)\s+(?:me|us)\b"
         ),
-        _rx(
-            r"\b(?:do not|don'?t)\s+sell\b|\b(?:sell|selling|sold)\s+(?:my|our)\s+(?:personal\s+)?(?:data|information|info)\b"
+        _ask(
+            r"\b(?:do not|don'?t)\s+sell\s+(?:my|our|or share)\b|\b(?:sell|selling|sold)\s+(?:my|our)\s+(?:personal\s+)?(?:data|information|info)\b"
         ),
-        _rx(r"\bdpo\b|\bdata protection officer\b|\brecords? of processing\b"),
+        _ask(r"\bdpo\b|\bdata protection officer\b|\brecords? of processing\b"),
         # "her data removed from Syncbeam. Please purge it.", "remove all the customer records you've stored", "a customer asked
         # us to erase their data", "I object to you sharing my data", "everything you have on file about me", "every third
         # party that has received my data", "stop processing it", "personal data linked to my user", "opt me out of any data
         # sharing".
-        _rx(
-            r"\b(?:want|need|like|have|get|please)\b[^.?!\n]{0,20}\b(?:her|his|their|my|our)\s+(?:personal\s+)?data\s+(?:removed|deleted|erased|purged|wiped)\b|\bpurge\s+(?:it|them|that|this|everything)\b"
+        _ask(
+            r"\b(?:want|need|like|have|get|please)\b[^.?!\n]{0,20}\b(?:her|his|their|my|our)\s+(?:personal\s+)?(?:data|information|info|details)\s+(?:removed|deleted|erased|purged|wiped)\b|\bpurge\s+(?:it|them|that|this|everything)\b"
         ),
-        _rx(
+        _ask(
             r"\b(?:remove|delete|erase|purge)\b[^.?!\n]{0,40}\b(?:you'?ve|you have)\s+(?:stored|kept|collected|held)\b|\b(?:want|like) you (?:to stop )?holding\b"
         ),
-        _rx(
-            r"\basked (?:us|me|you) to (?:erase|delete|remove|purge)\b|\b(?:erase|delete|remove|purge)\s+(?:their|his|her)\s+(?:personal\s+)?data\b"
+        _ask(
+            r"\basked (?:us|you) to (?:erase|delete|remove|purge)\s+(?:her|his|their|my|our|all)\s+(?:personal\s+)?(?:data|information|details|records)\b|\b(?:erase|delete|remove|purge)\s+(?:their|his|her)\s+(?:personal\s+)?data\b"
         ),
-        _rx(r"\b(?:i|we)\s+object\s+to\b"),
-        _rx(r"\beverything you have (?:on file |stored )?(?:about|on) (?:me|us)\b"),
-        _rx(r"\bthird[- ]part(?:y|ies)\b[^.?!\n]{0,40}\b(?:my|our) (?:personal )?data\b"),
-        _rx(
+        _ask(
+            r"\b(?:i|we)\s+object\s+to\b|\b(?:want|need|request|like)\s+(?:a\s+)?cop(?:y|ies) of\s+(?:all\s+)?(?:my|our)\s+(?:personal\s+)?(?:data|information|info)\b"
+        ),
+        _ask(r"\beverything you have (?:on file |stored )?(?:about|on) (?:me|us)\b"),
+        _ask(r"\bthird[- ]part(?:y|ies)\b[^.?!\n]{0,40}\b(?:my|our) (?:personal )?data\b"),
+        _ask(
             r"\bstop processing (?:it|them|my|our)\b|\bopt (?:me|us) out of\b[^.?!\n]{0,20}\b(?:data|sharing|processing|tracking|marketing|analytics)\b"
         ),
-        _rx(
+        _ask(
             r"\bpersonal data\b[^.?!\n]{0,20}\b(?:linked to|tied to|associated with)\s+(?:me|my)\b|\bdisclosure of\b[^.?!\n]{0,40}\b(?:data|logs|information)\b"
+        ),
+        # Session 17, from blind probes written after the first rules: "erase everything. account, logs, all of it", "delete my user", "wipe the cached
+        # contact data … on your servers", "purged from your logs", "get rid of my data", "purge the synced records and run logs
+        # you keep", "everything Syncbeam has stored about my user account", "the personal data relating to me", "who have you
+        # shared my data with?", "all call recordings and emails you hold that include me".
+        _ask(
+            r"^\W*+(?:please\s+)?(?:erase|delete|wipe|purge|remove)\s+(?:everything|it all|all of it|my account|our account|my user|my data|our data)\b"
+        ),
+        _ask(
+            r"\b(?:wipe|purge|erase|delete|remove)\b[^.?!\n]{0,60}\bon your (?:servers?|side|end|systems?)\b|\b(?:need|want|like|please|ensure|make sure|have)\b[^.?!\n]{0,60}\b(?:purged|erased|wiped|deleted|removed)\s+from\s+your\s+(?:logs?|servers?|systems?|database|backups?|records)\b"
+        ),
+        _ask(r"\bget rid of\s+(?:my|our|all)\s+(?:data|information|info|details|records)\b"),
+        _ask(
+            r"\b(?:purge|erase|wipe|delete|remove)\b[^.?!\n]{0,60}\b(?:you|that you)\s+(?:keep|hold|store|have|retain|cache)\b"
+        ),
+        _ask(
+            r"\b(?:has|have)\s+stored\s+(?:about|on)\s+(?:me|us|my|our)\b|\bpersonal data\b[^.?!\n]{0,30}\b(?:relating to|about|concerning|regarding)\s+(?:me|us)\b"
+        ),
+        _rx(
+            r"\b(?:who|which companies|which parties)\s+(?:have you|do you|did you)\s+(?:shared|share|sold|sell|given|give)\s+(?:my|our)\b"
+        ),
+        _ask(
+            r"\b(?:you hold|you have|you keep|you store)\b[^.?!\n]{0,20}\b(?:that|which)\s+(?:include|mention|concern|relate to)\s+(?:me|us)\b"
         ),
     ],
 }
@@ -1043,12 +1281,13 @@ _ACTION_FLAGS = {
 }
 
 
-_SENSITIVE_MATCHERS = {flag: _any_of(patterns) for flag, patterns in _SENSITIVE.items()}
+_SENSITIVE_MATCHERS = {flag: _Family(patterns) for flag, patterns in _SENSITIVE.items()}
 
 
 def sensitive_flags(text: str, actions: list[str] | None = None) -> list[str]:
     text = _plain(text)
-    flags = {flag for flag, matcher in _SENSITIVE_MATCHERS.items() if matcher.search(text)}
+    requests = request_sentences(text)
+    flags = {flag for flag, family in _SENSITIVE_MATCHERS.items() if family.search(text, requests)}
     for kind in actions if actions is not None else all_requested_actions(text):
         flags.update(_ACTION_FLAGS.get(kind, {"account_change"}))
     return sorted(flags)
@@ -1101,58 +1340,75 @@ _HUMAN = [
     # this out on a quick call with one of your support folks", "hand this over to a colleague of yours", "pass this to
     # whoever handles billing", "put me in touch with someone from your sales team", "an actual engineer", "get me a
     # support rep", "speak with your billing department", "I need someone who can actually look at my account".
-    _rx(
-        r"^\W*+(?:(?:(?:i|we)\s+(?:need|want)|need|want|get me|give me|(?:can|could|may) (?:i|we) (?:get|have|speak to|talk to))\s++)?(?:an?\s+)?(?:human|person|real person|live person|agent|live agent|rep|representative)\W*+(?:(?:please|pls|plz|now)\W*+)?$"
+    _ask(
+        r"^\W*+(?:(?:(?:i|we)\s+(?:need|want)|need|want|get me|give me|(?:can|could|may) (?:i|we) (?:get|have|speak to|talk to))\s++)?(?:an?\s+)?(?:human|person|real person|live person|agent|live agent|rep|representative)\W*+(?:(?:please|pls|plz|now|on this|here|asap)\W*+)?$"
     ),
     _rx(
-        r"\b(?:your|a|the|support(?:'s)?)\s+(?:support\s+)?(?:phone|telephone)\s+(?:number|line)\b(?!\s+(?:field|column|property|format|value|mapping)s?\b)(?![^.?!\n]{0,30}\b(?:field|column|property|format|sync\w*|map\w*|contacts?|records?)\b)"
+        r"\b(?:your|support(?:'s)?)\s+(?:support\s+)?(?:phone|telephone)\s+(?:number|line)\b|\ba\s+(?:phone|telephone)\s+(?:number|line)\s+(?:i|we)\s+can\s+(?:call|ring|use)\b|\b(?:phone|telephone)\s+(?:number|line)\s+for\s+(?:support|you|your team)\b"
+    ),
+    _ask(
+        r"\b(?:by|over the|on the)\s+phone\b[^.?!\n]{0,20}\b(?:someone|please|asap)\b|\b(?:get back to|call|ring|contact|reach)\s+(?:me|us|support|you)\s+(?:back\s+)?by phone\b"
     ),
     _rx(
-        r"\b(?:by|over the|on the)\s+phone\b[^.?!\n]{0,20}\b(?:support|someone|please|asap)\b|\b(?:get back to|call|ring|contact|reach)\s+(?:me|us|support|you)\s+(?:back\s+)?by phone\b"
+        r"\b(?:reach|contact|get hold of|get ahold of|talk to|speak to|speak with)\s+(?:a|an|one of your)\s+(?:real\s+|live\s+|actual\s+)?(?:human|person|agent)\b|\bis there (?:a|an|any)\s+(?:real\s+|actual\s+|live\s+)?(?:person|human|agent|one)\s+(?:i|we)\s+can\s+(?:talk|speak|chat)\b|\bwho can (?:i|we) (?:call|talk to|speak to|speak with|contact)\b|\b(?:contact|reach|call|ring)\s+(?:you|support|your team|someone)\s+(?:by|over the|on the)\s+phone\b"
     ),
-    _rx(
-        r"\b(?:reach|contact|get hold of|get ahold of)\s+(?:a|an|one of your|your)?\s*(?:human|real person|live agent|person)\b"
-    ),
-    _rx(
+    _ask(
         r"\b(?:discuss|sort|handle|deal with|go through|walk through|talk)\b[^.?!\n]{0,40}\bwith\s+(?:a|an|one of your|someone|somebody)\s+(?:\w+\s+)?(?:person|human|agent|rep|engineer|folks?|people|colleague|staff|team member)\b"
     ),
-    _rx(
-        r"\b(?:hand|pass|forward|transfer|send)\w*\s+(?:this|it|me|us|my (?:ticket|case|request)|this (?:ticket|case|request))\s+(?:over\s+|on\s+)?to\s+(?:a colleague|a person|a human|an agent|your (?:support|billing|sales|team|staff|colleagues?|engineers?|people|agents?)|one of your|someone|somebody|whoever|the (?:billing|sales|support) (?:team|department|people))\b|\bhand (?:me|us) over\b"
+    _ask(
+        r"\b(?:hand|pass|forward|transfer|send)\w*\s+(?:this|it|me|us|my (?:ticket|case|request)|this (?:ticket|case|request))\s+(?:over\s+|on\s+)?to\s+(?:a colleague|a person|a human|an agent|your (?:support|billing|sales|team|staff|colleagues?|engineers?|people|agents?)|one of your|whoever\s+(?:handles|deals with|is in charge)|(?:someone|somebody)\s+(?:who (?:handles|can|is in charge)|(?:on|at|from|in)\s+your\b)|the (?:billing|sales|support) (?:team|department|people))\b|\bhand (?:me|us) over\b"
     ),
-    _rx(
-        r"\b(?:speak|talk|chat)\s+(?:to|with)\s+(?:your|the|someone (?:from|in|on))\s+(?:\w+\s+)?(?:department|team|sales|billing|engineers?|staff|specialist|expert|account manager)\b|\b(?:speak|talk)\s+(?:to|with)\s+whoever\b"
+    _ask(
+        r"\b(?:speak|talk|chat)\s+(?:to|with)\s+(?:your|the|someone (?:from|in|on))\s+(?:\w+\s+)?(?:department|team|sales|billing|engineers?|staff|specialist|expert|account manager|account executive|csm|success manager|manager|supervisor)\b|\b(?:speak|talk)\s+(?:to|with)\s+whoever\b"
     ),
-    _rx(r"\b(?:real|actual|live)\s+(?:engineer|rep|representative|employee|support agent)\b"),
-    _rx(r"\bget me\s+(?:a|an)\s+(?:support\s+)?(?:rep|representative|agent|engineer)\b"),
-    _rx(
-        r"\b(?:need|want)\s+(?:someone|somebody|a person|a human)\s+(?:who can|to)\s+(?:actually\s+|really\s+)?(?:look|help|check|review|fix|sort)\b"
+    _ask(r"\b(?:real|actual|live)\s+(?:engineer|rep|representative|employee|support agent)\b"),
+    _ask(r"\bget me\s+(?:a|an)\s+(?:support\s+)?(?:rep|representative|agent|engineer)\b"),
+    _ask(
+        r"\b(?:need|want|like)\s+(?:someone|somebody|a person|a human|an? (?:real\s+|actual\s+)?(?:person|human|engineer|agent))\s+(?:who can|to)\s+(?:actually\s+|really\s+)?(?:look|help|check|review|fix|sort|answer|handle|dig|investigate)\s+(?:at\s+|into\s+|with\s+|out\s+)?(?:this|it|that|my|our|me|us|the (?:issue|problem|account|ticket|case))\b"
     ),
-    _rx(
+    _ask(
         r"\bput (?:me|us) in touch with\b|\b(?:get on|hop on|jump on|do|have|schedule)\s+a\s+screen ?share\b"
     ),
-    _rx(
-        r"\b(?:somebody|someone|anyone)\s+(?:from|on|in)\s+(?:your|the)\s+(?:\w+\s+)?(?:team|side|company|staff|department)\b[^.?!\n]{0,30}\b(?:get back|contact|call|reach|look|help)\b"
+    _ask(
+        r"\b(?:somebody|someone|anyone)\s+(?:from|on|in)\s+your\s+(?:\w+\s+)?(?:team|side|company|staff|department)\b[^.?!\n]{0,30}\b(?:get back|contact|call|reach|look|help)\b"
     ),
     # "can someone from billing contact me", "have someone from support look at workspace acme-ops", "can i get a call
     # back?", "I would like to be put in touch with our account manager", "I need a person to actually dig into it".
-    _rx(
-        r"\b(?:someone|somebody|anyone)\s+(?:from|in|on)\s+(?:your\s+|the\s+)?(?:billing|sales|support|finance|legal|security|success|engineering|accounts?)\b[^.?!\n]{0,40}\b(?:contact|call|email|reach|get back|look|help|dig)\b"
+    _ask(
+        r"\b(?:someone|somebody)\s+(?:from|at)\s+(?:your\s+)?(?:billing|sales|support|finance|legal|security|success|engineering|accounts?)\b[^.?!\n]{0,40}\b(?:contact|call|email|reach|get back|look|help|dig)\b"
     ),
-    _rx(r"\b(?:get|have|request|want|need|like)\s+a\s+call ?back\b|\bcall (?:me|us) back\b"),
-    _rx(
+    _ask(r"\b(?:get|have|request|want|need|like)\s+a\s+call\s+back\b|\bcall (?:me|us) back\b"),
+    _ask(
         r"\b(?:be|get)\s+put in touch with\b|\bin touch with\s+(?:our|my|an?|the|your)\s+(?:account manager|csm|customer success|rep|person|human)\b"
     ),
-    _rx(
-        r"\b(?:need|want)\s+(?:someone|somebody|a person|a human)\s+(?:who can|to)\s+(?:actually\s+|really\s+)?(?:dig|investigate|handle|take)\b"
+    _ask(
+        r"\bhave\s+(?:a|an|your|one of your)\s+(?:\w+\s+)?(?:engineer|person|human|agent|rep|specialist|manager)\s+(?:contact|call|email|reach out|look|check)\b|\blet\s+(?:a|an)\s+(?:real\s+)?(?:human|person|agent)\b|\bask\s+(?:your|the)\s+(?:\w+\s+)?(?:team|engineers?|manager|staff|people)\s+to\s+(?:email|call|contact|reach out)\b"
     ),
+    # Session 17, from blind probes written after the first rules: "can your solutions engineering team get on a Zoom with us", "I'd like them to
+    # reach out to me directly", "could a member of your technical team take a look", "schedule time with someone from your
+    # onboarding team", "whatever gets me a human".
+    _ask(
+        r"\b(?:get|hop|jump)\s+on\s+(?:a\s+)?(?:zoom|call|meeting|teams call|google meet|video call|screen ?share)\s+with\s+(?:us|me)\b"
+    ),
+    _ask(
+        r"\b(?:like|want|need)\s+(?:them|him|her|someone|somebody|you)\s+to\s+(?:reach out|call|contact|phone|ring)\s+(?:to\s+)?(?:me|us)\b"
+    ),
+    _ask(
+        r"\b(?:a member of|someone on|somebody on|one of|someone in|somebody in)\s+your\s+(?:\w+\s+)?(?:team|staff|engineers?|people|folks)\b[^.?!\n]{0,30}\b(?:take a look|look|check|help|call|contact|get back|dig|walk)\b"
+    ),
+    _ask(
+        r"\bschedule\s+(?:a\s+|some\s+)?(?:time|call|meeting|session)\s+with\s+(?:someone|somebody|one of|a person|an engineer|your)\b"
+    ),
+    _ask(r"\bgets? me (?:a|an) (?:human|person|agent|real person)\b"),
 ]
 
 
-_HUMAN_MATCHER = _any_of(_HUMAN)
+_HUMAN_MATCHER = _Family(_HUMAN)
 
 
 def wants_human(text: str) -> bool:
-    return bool(_HUMAN_MATCHER.search(_plain(text)))
+    text = _plain(text)
+    return _HUMAN_MATCHER.search(text, request_sentences(text))
 
 
 # --------------------------------------------------------------------------- sentiment
@@ -1454,7 +1710,9 @@ _INJECTION = [
         r"<\s*/?\s*(?:system|instructions?|prompt|assistant)\s*>|\[\s*(?:system|inst)\s*\]|###\s*(?:system|instruction)"
     ),
     # Role labels written the way chat transcripts are ("SYSTEM: …"); upper case only, so "System: Windows 11" passes.
-    re.compile(r"(?:^|[\n.!?]\s*)(?:SYSTEM|ASSISTANT|DEVELOPER)\s*:"),
+    # Only spaces on the same line may come between (a run of blank lines once cost seconds: each line break rescanned
+    # the rest).
+    re.compile(r"(?:^|[\n.!?])[^\S\n]*(?:SYSTEM|ASSISTANT|DEVELOPER)\s*:"),
 ]
 
 
