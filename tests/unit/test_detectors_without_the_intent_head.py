@@ -457,6 +457,9 @@ def test_questions_about_how_things_work_in_the_rules_words_raise_nothing(text):
         "There's an admin in our workspace nobody knows.",
         "Is it possible for you to send back the money for the march invoice?",
         "Payment failed again. Please retry it, the card has funds now.",
+        "Have an engineer contact me.",
+        "Are you able to remove my card from the account?",
+        "Is there any way you could send the money back?",
     ],
 )
 def test_requests_after_a_greeting_or_asked_as_a_question_still_raise_a_signal(text):

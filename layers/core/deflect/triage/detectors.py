@@ -79,8 +79,8 @@ _LEAD_IN = re.compile(
 # A sentence that asks how something works, what a policy says, or where a setting is. "Can/could/would/will you",
 # "can someone", "can we/I get" and "do you" ask support to act or to give, and are read as requests.
 _HOW_TO = re.compile(
-    r"^(?!is it possible for (?:you|your team)\b|would it be possible\b)"
-    r"(?:(?:how|where|what|which|why|when|who|whom|whose|is|are|was|were|does|did|should|shall|has|have|if|in case|once|"
+    r"^(?!is it possible for (?:you|your team)\b|would it be possible\b|are you able\b|is there (?:any )?way (?:you|your team)\b)"
+    r"(?:(?:how|where|what|which|why|when|who|whom|whose|is|are|was|were|does|did|should|shall|if|in case|once|"
     r"whether|suppose|assuming)\b"
     r"|do\b(?!\s+(?:you|u)\s+(?!have\b))"
     r"|(?:wo|wie|was|warum|wann|welche[rsnm]?|gibt es|kann ich|k[öo]nnen wir|d[óo]nde|c[óo]mo|qu[ée]|cu[áa]ndo|por qu[ée]|puedo|"
