@@ -466,6 +466,45 @@ def test_requests_after_a_greeting_or_asked_as_a_question_still_raise_a_signal(t
     assert _raises_a_signal(text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # From a second review, aimed at how request sentences are told from questions.
+        "Hi there, how do I remove my card?",
+        "Dear Sir or Madam, how do I top up my credits?",
+        "Can you tell me how to remove my card?",
+        "Tell me how to remove my card.",
+        "Say we want to cancel now, do we lose our run history?",
+        "We reassign account owners every quarter; will the beam follow?",
+        "We close our contract records in Salesforce when signed; can the beam pick that up?",
+        "We track reimbursable expenses in a custom field; how do I map it?",
+        "Het aantal contacten klopt niet na de sync.",
+        "> You can add more credits from Billing\nThanks, that helps.",
+        "We have SSO enabled on our Okta side; which SAML URL do we use?",
+        "Could you rerun it? The 9am sync failed.",
+        "Ich möchte die CLI upgraden, wie geht das?",
+    ],
+)
+def test_how_tos_with_a_greeting_a_question_inside_or_about_crm_data_raise_nothing(text):
+    assert not _raises_a_signal(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "If you can't fix it today, cancel us.",
+        "When you get a chance, please remove my card.",
+        "Acme Inc. is leaving, please cancel us.",
+        "please merge our\ntwo workspaces",
+        "Do not charge my card again.",
+        "Honestly I'd prefer to sort this out on a quick call with one of your support folks — is that possible this week?",
+        "Vorrei che la disdetta fosse effettiva da subito, ho disdetto l'abbonamento.",
+    ],
+)
+def test_requests_after_a_condition_an_abbreviation_or_a_line_break_raise_a_signal(text):
+    assert _raises_a_signal(text)
+
+
 def test_request_sentences_drop_greetings_and_questions_about_how_things_work():
     assert detectors.request_sentences(
         "Hi, how do I cancel? Also, please remove my card.\nCan you call me?"

@@ -56,47 +56,100 @@ def _ask(pattern: str) -> re.Pattern[str]:
 
 
 class _Family:
-    """A family's rules as two regexes: those read over the whole message and those read per request sentence."""
+    """A family's rules as two regexes: those read over the whole message and those read per request sentence.
+    `crm_words`: the family's words are also CRM data ("owner", "contract", "Account", "refund amount"), so its
+    request rules skip sentences about the customer's own apps, records and fields."""
 
-    def __init__(self, patterns: list[re.Pattern[str]]) -> None:
+    def __init__(self, patterns: list[re.Pattern[str]], *, crm_words: bool = False) -> None:
         whole = [p for p in patterns if not p.pattern.startswith(_ASK)]
         asked = [p for p in patterns if p.pattern.startswith(_ASK)]
         self.whole = _any_of(whole) if whole else None
         self.asked = _any_of(asked) if asked else None
+        self.crm_words = crm_words
 
     def search(self, text: str, requests: list[str]) -> bool:
         if self.whole is not None and self.whole.search(text):
             return True
-        return self.asked is not None and any(self.asked.search(sentence) for sentence in requests)
+        if self.asked is None:
+            return False
+        return any(
+            self.asked.search(sentence)
+            for sentence in requests
+            if not (self.crm_words and _ABOUT_DATA.search(sentence))
+        )
 
 
-# A greeting or a filler before the sentence's own first word: "Hi, how do I cancel?", "Also, please remove …".
-_LEAD_IN = re.compile(
-    r"^(?:\W|(?:hi|hello|hey|hiya|dear\s+\w+|good (?:morning|afternoon|evening)|thanks|thank you|ok|okay|so|also|and|but|"
-    r"btw|by the way|ps|p\.s|fyi|one more thing|actually|honestly|quick question|question|team|support|folks|guys|all)\b)*+",
+# A greeting, thanks or a filler before the sentence's own words: "Hi there, how do I cancel?", "Dear Sir or Madam,
+# …", "Thanks in advance, …", "Also, please remove …". A greeting runs to its first comma, dash or colon.
+_GREETING = re.compile(
+    r"^\W*+(?:(?:hi|hello|hey|hiya|dear|greetings|good (?:morning|afternoon|evening)|bonjour|hola|hallo|ol[áa]|ciao|"
+    r"hoi|salut|buongiorno|buenos d[íi]as|guten (?:tag|morgen))\b[^,.!?\n:;—–-]{0,40}[,.!:;—–-]+"
+    r"|(?:thanks|thank you|sorry|apologies|quick q(?:uestion)?|question|ok|okay|so|also|and|but|btw|by the way|p\.?s|"
+    r"fyi|one more thing|actually|honestly|folks|guys|all)\b[^,.!?\n:;—–-]{0,25}[,.!:;—–-]+|(?:also|and|but|so|ok|okay|btw|"
+    r"plus|p\.?s)\b)\s*",
     re.IGNORECASE,
 )
-# A sentence that asks how something works, what a policy says, or where a setting is. "Can/could/would/will you",
-# "can someone", "can we/I get" and "do you" ask support to act or to give, and are read as requests.
+# Asks how something works, what a policy says, or where a setting is: by its first words, by a question it carries
+# ("Can you tell me how to remove my card?", "…, which field holds that?"), or as a supposition ("Say we cancel
+# next year, …"). "Can/could/would/will you", "can someone", "can we/I get", "do you" and "is it possible for
+# you" ask support to act or to give.
 _HOW_TO = re.compile(
-    r"^(?!is it possible for (?:you|your team)\b|would it be possible\b|are you able\b|is there (?:any )?way (?:you|your team)\b)"
+    r"^(?!is it possible for (?:you|your team)\b|would it be possible\b|are you (?:guys\s+)?able\b|is there (?:any )?(?:way|chance) "
+    r"(?:you|your team)\b|may i ask\b)"
     r"(?:(?:how|where|what|which|why|when|who|whom|whose|is|are|was|were|does|did|should|shall|if|in case|once|"
-    r"whether|suppose|assuming)\b"
-    r"|do\b(?!\s+(?:you|u)\s+(?!have\b))"
-    r"|(?:wo|wie|was|warum|wann|welche[rsnm]?|gibt es|kann ich|k[öo]nnen wir|d[óo]nde|c[óo]mo|qu[ée]|cu[áa]ndo|por qu[ée]|puedo|"
-    r"o[ùu]|comment|quand|pourquoi|est-ce que|puis-je|onde|quando|posso|dove|come|perch[ée]|waar|hoe|wanneer|waarom|kan ik)\b"
-    r"|(?:can|could|may|might|will|would)\s+(?!(?:you|u|someone|somebody|we get|i get|you guys|your|a member of your|one of your|(?:anyone|anybody) (?:from|on|at|in) your)\b))",
+    r"whether|suppose|supposing|assuming|say|let'?s say|hypothetically|in the event|even if|what if|imagine)\b(?!\s+(?:here|smith)\b)"
+    r"|do\b(?!\s+(?:you|u)\s+(?!have\b)|\s+not\b|n'?t\b)"
+    r"|(?:wie (?:kann|k[öo]nnen|mache|macht|geht|lange|viele?)|was (?:passiert|kostet|ist|sind|bedeutet)|wo (?:finde|kann|ist|sind)|"
+    r"warum|wann|welche[rsnm]?|gibt es|kann ich|k[öo]nnen wir|d[óo]nde|c[óo]mo (?:puedo|hago|se|funciona)|qu[ée] (?:pasa|ocurre|es)|"
+    r"cu[áa]ndo|por qu[ée]|puedo|o[ùu] (?:puis|est|sont|trouve)|comment|quand|pourquoi|est-ce que (?:je|nous|on)|puis-je|onde|"
+    r"quando|posso|dove (?:posso|trovo|si|è)|come (?:posso|faccio|si|funziona)|perch[ée]|waar|hoe (?:kan|moet|werkt|doe)|wanneer|"
+    r"waarom|kan ik)\b"
+    r"|(?:can|could|may|might|will|would)\s+(?!(?:you|u|ya|someone|somebody|anyone|support|we get|i get|you guys|your|one of you|"
+    r"a member of your|one of your|(?:anyone|anybody) (?:from|on|at|in) your)\b))"
+    r"|\b(?:tell|show|explain to|walk)\s+(?:me|us)\b|\bexplain\s+(?:how|what|why|where|when|whether)\b"
+    r"|\b(?:know|wondering|wonder|curious|idea|clue)\s+(?:how|where|what|when|whether|if|why|which)\b"
+    r"|\bhow\s+(?:to|do|does|can|could|would|should|is|are|will)\b|\bwhere\s+(?:to|do|does|can|is|are)\b"
+    r"|\bwhich\s+(?:field|setting|plan|role|beam|option|object|column|one|property|stage)\b|\bwhat\s+(?:happens|field|setting)\b"
+    r"|(?:[,;:—–]|\s-)\s*(?:do|does|did|will|would|can|could|is|are|should)\s+(?:we|i|it|they|that|this|those|syncbeam|zendesk|hubspot|"
+    r"salesforce|pipedrive|the \w+)\b(?!\s+(?:possible|ok|okay|alright))|\bwhich\s+\w+\b[^.?!]{0,40}\?"
+    r"|\b(?:expliquez(?:-moi)?|explique(?:-moi)?|expl[íi]ca(?:me)?|spiegami|erkl[äa]ren sie|leg (?:me )?uit)\b|\bc[óo]mo\s+\w+r\b",
     re.IGNORECASE,
 )
-_SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+")
+# A sentence about the customer's own apps, records and fields, not their account with us.
+_ABOUT_DATA = re.compile(
+    r"\b(?:fields?|objects?|pipelines?|property|properties|columns?|stages?|record type|records?|opportunit\w+|payload|"
+    r"endpoint|mapping|tags?|newsletter|subscribers|crm|spreadsheets?|sheets?|webhooks?|json|array|response body)\b"
+    r"|\b(?:in|from|into|to)\s+(?:salesforce|hubspot|pipedrive|zendesk|stripe|quickbooks|xero)\b"
+    r"|\b(?:salesforce|hubspot|pipedrive|zendesk|stripe)\s+(?:accounts?|owners?|contracts?|deals?|contacts?|users?)\b",
+    re.IGNORECASE,
+)
+# Abbreviations whose dot does not end a sentence: "Acme Inc. is leaving, please cancel us."
+_ABBREVIATION = re.compile(
+    r"\b(inc|ltd|corp|co|llc|gmbh|mr|mrs|ms|dr|st|no|vs|etc|approx|e\.g|i\.e|mon|tues?|wed|thu(?:rs?)?|fri|sat|sun|"
+    r"jan|feb|mar|apr|jun|jul|aug|sept?|oct|nov|dec)\.",
+    re.IGNORECASE,
+)
+# Sentences end at . ! ? : … (a closing bracket or quote may follow; a semicolon joins a statement to its question), at a blank line, or before a list item; a
+# single line break inside a sentence is a hard-wrapped email.
+_SENTENCE = re.compile(r"(?<=[.!?:…？])[\"')\]]*\s+|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
+# "If you can't fix it today, cancel us.": a condition before the main clause; the main clause decides.
+_CONDITION = re.compile(
+    r"^(?:if|when|once|as soon as|after|before|unless|whenever|where possible|if possible)\b[^,]{1,80},\s*",
+    re.IGNORECASE,
+)
 
 
 def request_sentences(text: str) -> list[str]:
-    """The message's sentences that do not ask how something works, each without its greeting."""
+    """The message's sentences that do not ask how something works, each without its greeting. Quoted lines ("> On
+    Monday you wrote …") are not the customer's."""
+    text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(">"))
+    text = _ABBREVIATION.sub(lambda m: m.group(1).replace(".", ""), text)
     out = []
     for sentence in _SENTENCE.split(text):
-        sentence = _LEAD_IN.sub("", sentence, count=1)
-        if sentence and not _HOW_TO.match(sentence):
+        sentence = " ".join(sentence.split())
+        sentence = _GREETING.sub("", sentence, count=1)
+        sentence = _CONDITION.sub("", sentence, count=1)
+        if sentence and not _HOW_TO.search(sentence):
             out.append(sentence)
     return out
 
@@ -294,13 +347,15 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _ask(
                 r"\b(?:please|pls|can you|could you|kindly)\s+(?:repay|reverse|undo|void)\s+(?:(?:it|that|this)\b(?!\s+(?:sync|mapping|change|edit|beam|direction|field|example))|(?:the|our|my|this|that)\s+(?:\w+\s+)?(?:charges?|payments?|transactions?|invoices?|fees?|debits?)\b|us\b)"
             ),
-            _ask(r"\b(?:refnd|refud|rfund|refound|refunf|reimburs)\w*"),
+            _ask(r"\b(?:refnd|refud|rfund|refound|refunf)\w*|\breimburse\s+(?:me|us)\b"),
             _ask(
                 r"\b(?:don'?t|do not|not)\s+(?:have to\s+)?pay\s+for\s+(?:this|that|the|last|next|the current)\s+(?:year|month|renewal|period|invoice|charge|cycle)\b"
             ),
-            _ask(r"\bzur[uü]ckerstatt\w*|\bzur[uü]ckzahl\w*|\bterugstort\w*|\bterugbetaal\w*"),
             _ask(
-                r"\bdevu[eé]lv\w*\b[^.?!\n]{0,25}\b(?:dinero|cargos?|cobros?|pagos?|importe)\b|\bdevol\w*\b[^.?!\n]{0,25}\bcargos?\b"
+                r"\bzur[uü]ckerstatt\w*|\bzur[uü]ck(?:zahl|gezahlt)\w*|\br[uü]ckzahlung\w*|\bterug(?:stort|gestort|betaal|betaald)\w*"
+            ),
+            _ask(
+                r"\b(?:devu[eé]lv(?:an|anme|annos|ame|anlo)|devolv(?:ernos|erme|ednos|edme))\b[^.?!\n]{0,25}\b(?:dinero|cargos?|cobros?|pagos?|importe)\b"
             ),
             _ask(
                 r"\b(?:go|going|goes|turn|turning)\s+to\s+(?:my|our)\s+(?:credit card company|card (?:company|issuer|provider)|bank)\b(?!\s+(?:app|account|website|portal))|\bcontact\w*\s+(?:my|our)\s+(?:credit card company|card (?:company|issuer))\b"
@@ -389,7 +444,7 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
                 r"\b(?:i'?d like to|i want to|we want to|we'?d like to|time to)\s+(?:quit|leave)\s*(?:[.!?,]|$)"
             ),
             _ask(
-                r"\bdisdi(?:re|ca|co|cono|etto|ciamo)\b|\b(?:abonnement|contract|lidmaatschap)\b[^.?!\n]{0,30}\bopzeg\w*"
+                r"\bdisd(?:ire|ica|ico|icono|etto|iciamo)\b|\b(?:abonnement|contract|lidmaatschap)\b[^.?!\n]{0,30}\bopzeg\w*"
             ),
         ],
     ),
@@ -587,7 +642,7 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
                 r"\b(?:more|extra|additional|another|\d+|two|three|four|five|ten)\s+(?:more\s+)?(?:users?|seats?|licen[cs]es?)\s+(?:to|on)\s+(?:my|our)\s+(?:plan|subscription)\b"
             ),
             _ask(
-                r"\bpay\s+(?:yearly|annually|monthly)\s+instead\b(?!\s+of\s+\w+\s+(?:from now on|going forward|starting))|\b(?:yearly|annual|annually|monthly)\s+(?:billing\s+)?instead of\s+(?:yearly|annual|annually|monthly)\b"
+                r"\b(?:we|i|us to)\s+pay\s+(?:yearly|annually|monthly)\s+instead\b(?!\s+of\s+\w+\s+(?:from now on|going forward|starting))|\b(?:yearly|annual|annually|monthly)\s+(?:billing\s+)?instead of\s+(?:yearly|annual|annually|monthly)\b"
             ),
             _ask(
                 rf"\b(?:we|i)(?:\s+(?:want|need|would like)|'d like)\s+to\s+(?:move|go|switch|upgrade|downgrade|change)\s+(?:us\s+)?(?:up\s+|down\s+|over\s+)?(?:to|onto)\s+(?:the\s+)?{_PLAN}"
@@ -598,7 +653,9 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _ask(
                 r"\b(?:apply|activate|give us|switch on)\s+the\s+(?:plan|upgrade|tier)\s+(?:we|i)\s+(?:paid|bought|purchased)\b"
             ),
-            _ask(r"\b(?:up|down)grad(?:en|et)\b|\bpassare\b[^.?!\n]{0,30}\b(?:piano|abbonamento)\b"),
+            _ask(
+                r"(?<!\bcli )(?<!\bapp )(?<!\bsdk )\b(?:up|down)grad(?:en|et)\b(?![^.?!\n]{0,30}\b(?:cli|app|sdk|version|client)\b)|\bpassare\b[^.?!\n]{0,30}\b(?:piano|abbonamento)\b"
+            ),
             # A billing cycle moved, usage added to the plan, or the subscription updated, by support: "our billing cycle changed
             # to align with our fiscal year", "5,000 more run credits per month added to our plan".
             _ask(
@@ -654,7 +711,7 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             # allowance", "a higher API rate limit on our account", "give us 3 extra concurrent runs", "add 50k extra credits",
             # "can you set that up on our account?", "get our workspace into your beta program"; erhöhen (de), liberar (pt).
             _ask(
-                r"\b(?:get|have)\s+(?:\w+\s+){1,2}(?:enabled|turned on|unlocked|activated)\s+(?:on|for)\s+(?:our|my)\b"
+                r"\bget\s+(?:\w+\s+){1,2}(?:enabled|turned on|unlocked|activated)\s+(?:on|for)\s+(?:our|my)\b"
             ),
             _ask(r"\bunlock\b[^.?!\n]{0,40}\bfor\s+(?:our|my|us)\b|\b(?:we|i)\s+(?:were|was)\s+promised\b"),
             _ask(r"\b(?:raise|increase|bump|lift|extend)\s+(?:our|my)\b[^.?!\n]{0,25}\ballowance\b"),
@@ -789,7 +846,11 @@ def requested_action(text: str, actions: list[str] | None = None) -> RequestedAc
     return action
 
 
-_ACTION_MATCHERS = [(kind, _Family(patterns)) for kind, patterns in _ACTIONS]
+# Actions whose words are also CRM data: "We reassign account owners every quarter", "our contract records".
+_CRM_WORDS = frozenset(
+    {"change_email", "cancel_subscription", "change_plan", "change_entitlement", "refund", "delete_account"}
+)
+_ACTION_MATCHERS = [(kind, _Family(patterns, crm_words=kind in _CRM_WORDS)) for kind, patterns in _ACTIONS]
 
 
 def all_requested_actions(text: str) -> list[str]:
@@ -928,9 +989,7 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         # please", "switch us to invoicing", "move us to paying by SEPA direct debit", "swap it for the AmEx … and charge this
         # month's invoice to it", "Charge the overdue invoice to the card now", "use PayPal for future payments", "put the
         # outstanding balance on my mastercard"; belasten Sie (de), supprimer ma carte (fr).
-        _ask(
-            r"(?:^|[.!?]\s*)(?:please\s+)?retry\s+(?:the\s+)?payment\b|\bretry payment please\b|\b(?:can|could|would)\s+(?:you|u)\s+(?:please\s+)?(?:retry|re-?run)\s+(?:it|this|that)\b"
-        ),
+        _ask(r"(?:^|[.!?]\s*)(?:please\s+)?retry\s+(?:the\s+)?payment\b|\bretry payment please\b"),
         _ask(
             r"\b(?:switch|move|put|change)\w*\s+(?:us\s+|me\s+)?(?:over\s+)?to\s+(?:paying by\s+)?(?:invoice|invoicing|bank transfer|wire|sepa|direct debit|paypal|ach)\b"
         ),
@@ -943,9 +1002,11 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         _ask(
             r"\bput\s+(?:the\s+)?(?:outstanding\s+|remaining\s+|overdue\s+)?(?:balance|invoice|charge|amount|payment)\s+on\s+(?:my|our|the)\b"
         ),
-        _ask(r"\bbelasten sie\b|\bsupprim\w*\s+(?:ma|notre|la)\s+carte\b|\bfacturation par virement\b"),
         _ask(
-            r"\bcobr\w*\s+(?:dos veces|doble)\b|\bd[ée]bit[ée]s?\s+deux fois\b|\bconteste?\w*\b[^.?!\n]{0,20}\b(?:pr[ée]l[èe]vement|facture|paiement|d[ée]bit)\b|\btwee keer gefactureerd\b|\bverkeerd\w*\s+bedrag\b|\bklopt niet\b"
+            r"\bbelasten sie\b|\bsupprim\w*\s+(?:ma|notre|la)\s+carte\b|\bpasser\s+(?:à|a)\s+la\s+facturation par virement\b"
+        ),
+        _ask(
+            r"\bcobr\w*\s+(?:dos veces|doble)\b|\bd[ée]bit[ée]s?\s+deux fois\b|\bconteste?\w*\b[^.?!\n]{0,20}\b(?:pr[ée]l[èe]vement|facture|paiement|d[ée]bit)\b|\btwee keer gefactureerd\b|\bverkeerd\w*\s+bedrag\b"
         ),
     ],
     "security": [
@@ -1062,7 +1123,7 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         ),
         _ask(r"\bbroken into\b|\bbreak-?in\b"),
         _ask(
-            r"\b(?:laptops?|computers?|macbooks?|devices?)\b[^.?!\n]{0,20}\b(?:was|were|got|has been|have been)\s+(?:stolen|taken)\b"
+            r"\b(?:laptops?|computers?|macbooks?)\b[^.?!\n]{0,20}\b(?:was|were|got|has been|have been)\s+(?:stolen|taken)\b"
         ),
         _ask(
             r"\b(?:accessed|signed in|logged in|exports?|downloads?)\b[^.?!\n]{0,30}\bfrom an?\s+(?:ip|location|country)\b[^.?!\n]{0,40}\b(?:another country|abroad|no staff|nobody|don'?t recogni[sz]e|unknown)\b"
@@ -1212,7 +1273,7 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         _rx(
             r"\bwhy do you (?:have|hold|keep|store)\s+my\s+(?:e-?mail|data|information|info|details|number|address|name)\b"
         ),
-        _ask(
+        _rx(
             r"\b(?:data|information|info)\s+(?:you'?ve|you have|you)\s+(?:collected|gathered|stored|logged|kept|recorded)\s+(?:about|on)\s+(?:me|us)\b|\bwhat you'?(?:ve| have)?\s+(?:logged|collected|stored|kept|recorded)\s+(?:about|on)\s+(?:me|us)\b"
         ),
         _ask(
@@ -1238,7 +1299,7 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         _ask(r"\beverything you have (?:on file |stored )?(?:about|on) (?:me|us)\b"),
         _ask(r"\bthird[- ]part(?:y|ies)\b[^.?!\n]{0,40}\b(?:my|our) (?:personal )?data\b"),
         _ask(
-            r"\bstop processing (?:it|them|my|our)\b|\bopt (?:me|us) out of\b[^.?!\n]{0,20}\b(?:data|sharing|processing|tracking|marketing|analytics)\b"
+            r"\bstop processing (?:my|our) (?:personal )?(?:data|information)\b|\b(?:please|pls|can you|could you)\s+stop processing (?:it|them)\b|\bopt (?:me|us) out of\b[^.?!\n]{0,20}\b(?:data|sharing|processing|tracking|marketing|analytics)\b"
         ),
         _ask(
             r"\bpersonal data\b[^.?!\n]{0,20}\b(?:linked to|tied to|associated with)\s+(?:me|my)\b|\bdisclosure of\b[^.?!\n]{0,40}\b(?:data|logs|information)\b"
@@ -1281,7 +1342,9 @@ _ACTION_FLAGS = {
 }
 
 
-_SENSITIVE_MATCHERS = {flag: _Family(patterns) for flag, patterns in _SENSITIVE.items()}
+_SENSITIVE_MATCHERS = {
+    flag: _Family(patterns, crm_words=flag == "billing") for flag, patterns in _SENSITIVE.items()
+}
 
 
 def sensitive_flags(text: str, actions: list[str] | None = None) -> list[str]:
@@ -1367,7 +1430,7 @@ _HUMAN = [
         r"\b(?:need|want|like)\s+(?:someone|somebody|a person|a human|an? (?:real\s+|actual\s+)?(?:person|human|engineer|agent))\s+(?:who can|to)\s+(?:actually\s+|really\s+)?(?:look|help|check|review|fix|sort|answer|handle|dig|investigate)\s+(?:at\s+|into\s+|with\s+|out\s+)?(?:this|it|that|my|our|me|us|the (?:issue|problem|account|ticket|case))\b"
     ),
     _ask(
-        r"\bput (?:me|us) in touch with\b|\b(?:get on|hop on|jump on|do|have|schedule)\s+a\s+screen ?share\b"
+        r"\bput\s+(?:me|us)\s+in\s+touch\s+with\b|\b(?:get on|hop on|jump on|do|have|schedule)\s+a\s+screen ?share\b"
     ),
     _ask(
         r"\b(?:somebody|someone|anyone)\s+(?:from|on|in)\s+your\s+(?:\w+\s+)?(?:team|side|company|staff|department)\b[^.?!\n]{0,30}\b(?:get back|contact|call|reach|look|help)\b"
@@ -1379,10 +1442,10 @@ _HUMAN = [
     ),
     _ask(r"\b(?:get|have|request|want|need|like)\s+a\s+call\s+back\b|\bcall (?:me|us) back\b"),
     _ask(
-        r"\b(?:be|get)\s+put in touch with\b|\bin touch with\s+(?:our|my|an?|the|your)\s+(?:account manager|csm|customer success|rep|person|human)\b"
+        r"\b(?:be|get)\s+put in touch with\b|\b(?:like|want|need)\s+to\s+(?:be\s+|get\s+)?in\s+touch\s+with\s+(?:our|my|an?|the|your)\s+(?:account manager|csm|customer success|rep|person|human)\b"
     ),
     _ask(
-        r"\bhave\s+(?:a|an|your|one of your)\s+(?:\w+\s+)?(?:engineer|person|human|agent|rep|specialist|manager)\s+(?:contact|call|email|reach out|look|check)\b|\blet\s+(?:a|an)\s+(?:real\s+)?(?:human|person|agent)\b|\bask\s+(?:your|the)\s+(?:\w+\s+)?(?:team|engineers?|manager|staff|people)\s+to\s+(?:email|call|contact|reach out)\b"
+        r"\bhave\s+(?:a|an|your|one of your)\s+(?:\w+\s+)?(?:engineer|person|human|agent|rep|specialist|manager)\s+(?:contact|call|email|reach out to|look at|check)\s+(?:me|us|my|our|this|it)\b|\blet\s+(?:a|an)\s+(?:real\s+)?(?:human|person|agent)\b|\bask\s+(?:your|the)\s+(?:\w+\s+)?(?:team|engineers?|manager|staff|people)\s+to\s+(?:email|call|contact|reach out to)\s+(?:me|us)\b"
     ),
     # Session 17, from blind probes written after the first rules: "can your solutions engineering team get on a Zoom with us", "I'd like them to
     # reach out to me directly", "could a member of your technical team take a look", "schedule time with someone from your
