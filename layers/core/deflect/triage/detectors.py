@@ -853,9 +853,10 @@ _CRM_WORDS = frozenset(
 _ACTION_MATCHERS = [(kind, _Family(patterns, crm_words=kind in _CRM_WORDS)) for kind, patterns in _ACTIONS]
 
 
-def all_requested_actions(text: str) -> list[str]:
+def all_requested_actions(text: str, requests: list[str] | None = None) -> list[str]:
+    """`requests`: request_sentences of the plain text, when the caller has them (detect reads them once)."""
     text = _plain(text)
-    requests = request_sentences(text)
+    requests = request_sentences(text) if requests is None else requests
     return [kind for kind, family in _ACTION_MATCHERS if family.search(text, requests)]
 
 
@@ -1347,11 +1348,13 @@ _SENSITIVE_MATCHERS = {
 }
 
 
-def sensitive_flags(text: str, actions: list[str] | None = None) -> list[str]:
+def sensitive_flags(
+    text: str, actions: list[str] | None = None, requests: list[str] | None = None
+) -> list[str]:
     text = _plain(text)
-    requests = request_sentences(text)
+    requests = request_sentences(text) if requests is None else requests
     flags = {flag for flag, family in _SENSITIVE_MATCHERS.items() if family.search(text, requests)}
-    for kind in actions if actions is not None else all_requested_actions(text):
+    for kind in actions if actions is not None else all_requested_actions(text, requests):
         flags.update(_ACTION_FLAGS.get(kind, {"account_change"}))
     return sorted(flags)
 
@@ -1469,9 +1472,9 @@ _HUMAN = [
 _HUMAN_MATCHER = _Family(_HUMAN)
 
 
-def wants_human(text: str) -> bool:
+def wants_human(text: str, requests: list[str] | None = None) -> bool:
     text = _plain(text)
-    return _HUMAN_MATCHER.search(text, request_sentences(text))
+    return _HUMAN_MATCHER.search(text, request_sentences(text) if requests is None else requests)
 
 
 # --------------------------------------------------------------------------- sentiment
@@ -1732,18 +1735,15 @@ def outage_language(text: str) -> bool:
 
 
 # Or a failure reported in all of them, without "our": "Syncs are failing in all workspaces since 9am". Only in a
-# clause that reports it, not one that asks or supposes ("if syncs are failing in all workspaces, ...").
+# sentence that reports it (request_sentences), not one that asks or supposes ("what happens when syncs are failing
+# in all workspaces?").
 _FAILING_EVERYWHERE = _rx(
     r"\b(?:are|is|keep|kept|have been|has been|started|all)\s+(?:fail\w*|down|broken|stopped|erroring|timing out|not (?:working|running|syncing))\b[^.?!,;\n]{0,25}\b(?:in|across|for|on)\s+(?:all|every|each)\s+(?:of\s+)?(?:the\s+)?(?:\d+\s+)?workspaces?\b"
-)
-_ASKS_OR_SUPPOSES = _rx(
-    r"^\s*(?:how|what|where|when|which|who|why|whether|is|are|can|could|do|does|should|would|will|if|in case|suppose|once)\b"
 )
 
 
 def _failing_everywhere(text: str) -> bool:
-    clauses = re.split(r"[.?!,;\n]+", text)
-    return any(_FAILING_EVERYWHERE.search(c) and not _ASKS_OR_SUPPOSES.search(c) for c in clauses)
+    return any(_FAILING_EVERYWHERE.search(sentence) for sentence in request_sentences(text))
 
 
 def many_affected(text: str) -> bool:
@@ -1805,12 +1805,13 @@ class Signals:
 
 
 def detect(text: str, *, default_language: str = "en") -> Signals:
-    actions = all_requested_actions(text)
+    requests = request_sentences(_plain(text))
+    actions = all_requested_actions(text, requests)
     return Signals(
         requested_action=requested_action(text, actions),
         actions=actions,
-        sensitive_flags=sensitive_flags(text, actions),
-        wants_human=wants_human(text),
+        sensitive_flags=sensitive_flags(text, actions, requests),
+        wants_human=wants_human(text, requests),
         sentiment=sentiment(text),
         language=language(text, default_language),
         problem=reports_problem(text),
