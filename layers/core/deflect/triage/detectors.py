@@ -129,8 +129,8 @@ _ABBREVIATION = re.compile(
     r"jan|feb|mar|apr|jun|jul|aug|sept?|oct|nov|dec)\.",
     re.IGNORECASE,
 )
-# Sentences end at . ! ? : … (a closing bracket or quote may follow; a semicolon joins a statement to its question), at a blank line, or before a list item; a
-# single line break inside a sentence is a hard-wrapped email.
+# Sentences end at . ! ? : … (a closing bracket or quote may follow; a semicolon joins a statement to its question),
+# at a blank line, or before a list item; a single line break inside a sentence is a hard-wrapped email.
 _SENTENCE = re.compile(r"(?<=[.!?:…？])[\"')\]]*\s+|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
 # "If you can't fix it today, cancel us.": a condition before the main clause; the main clause decides.
 _CONDITION = re.compile(
@@ -156,8 +156,8 @@ def request_sentences(text: str) -> list[str]:
 
 # --------------------------------------------------------------------------- requested actions
 
-# Word families the action patterns share. A device that holds a second factor, what happens to it, and signs that
-# the customer cannot sign in: "lost my phone" means nothing for billing, but next to "can't log in" it is an MFA reset.
+# Word families the action patterns share. A device that holds a second factor, what happens to it, and signs that the
+# customer cannot sign in: "lost my phone" means nothing for billing, but next to "can't log in" it is an MFA reset.
 _MFA = r"(?:2fa|mfa|two[- ]?factor|multi[- ]?factor|two[- ]step|authenticator|authy|otp|zwei-?faktor|doble factor|dois fatores|deux facteurs|double authentification)"
 _DEVICE = r"(?:phone|iphone|android|mobile|cell ?phone|smartphone|device|authenticator(?: app)?|authy|yubikey|security key|hardware key|handy|telefon|m[oó]vil|celular|tel[eé]fono|telefone|t[eé]l[eé]phone|portable)"
 _DEVICE_LOST = r"(?:lost|stolen|broke|broken|wiped|died|dead|gone|destroyed|deleted|uninstalled|smashed|cracked|factory[- ]reset|verloren|gestohlen|kaputt|weg|perd[ií]|perdido|robado|roubado|perdu|vol[eé])"
@@ -198,9 +198,9 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _rx(
                 rf"\b(?:borr(?:ar|en|e|a|ad[oa]s?)|elimin(?:ar|en|e|a|ad[oa]s?|ez|er|are)|l[öo]sch\w*|supprim\w*|exclu(?:ir|am|a|o|ído|ída)|apag(?:ar|uem|ue|a)|verwijder\w*|cancella(?:re|te|to)?)\b[^.?!\n]{{0,25}}\b{_ACCOUNT_OBJECT}\b"
             ),
-            # Session 17: the account or its data wanted gone in other words, which only the intent head had caught: "How do I
-            # get rid of my account?", "our old test workspace needs to be deleted permanently", "purge everything associated
-            # with workspace ws_1209".
+            # The account or its data wanted gone in other words, which only the intent head had caught: "How do I get
+            # rid of my account?", "our old test workspace needs to be deleted permanently", "purge everything
+            # associated with workspace ws_1209".
             _rx(
                 r"\bget rid of\s+(?:my|our)\s+(?:account|profile|workspace|org(?:ani[sz]ation)?)\b(?!\s+(?:field|lookup|object|records?|mapping|owner|page|settings?))"
             ),
@@ -305,9 +305,10 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _rx(
                 r"\b(?:devol|devuel)\w*\b[^.?!\n]{0,25}\b(?:dinero|dinheiro|pago|pagamento|cobro|cobran[cç]a|importe|valor)\b|\b(?:dinero|dinheiro|argent)\b[^.?!\n]{0,10}\b(?:de vuelta|de volta|back)\b|\bgeld\b[^.?!\n]{0,40}\bzur[uü]ck\b|\bgeld terug\b"
             ),
-            # Session 17: money wanted back with the verb first, an amount returned, or typed in a hurry: "send the $99 back to
-            # my Visa", "send back the amount you took", "I want my 49 bucks returned", "refnd pls"; not paying for a period
-            # already billed ("make it so we don't pay for this year"); a charge to be reversed; more stems per language.
+            # Money wanted back with the verb first, an amount returned, or typed in a hurry: "send the $99 back to my
+            # Visa", "send back the amount you took", "I want my 49 bucks returned", "refnd pls"; not paying for a
+            # period already billed ("make it so we don't pay for this year"); a charge to be reversed; more stems per
+            # language.
             _ask(
                 r"\b(?:send|give|pay|put|wire|transfer)\w*\s+(?:us\s+|me\s+)?(?:the\s+|our\s+|my\s+|that\s+)?(?:[$€£]\s?\d[\d,.]*|\d[\d,.]*\s?(?:dollars|euros?|pounds|bucks|usd|eur|gbp)|money|amount|payments?|charges?|fees?)\s+back\b(?!\s+(?:to|from|into|in)\s+(?!(?:my|our|me|us)\b))"
             ),
@@ -331,7 +332,7 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _rx(
                 r"\b(?:charg\w*|payments?|invoiced?|billed)\b[^\n]{0,80}\b(?:want|need|like)\s+(?:that|this|it)\s+(?:reversed|refunded|undone|voided)\b"
             ),
-            # Session 17, from blind probes written after the first rules: a PayPal case opened, a payment to be booked back through the bank
+            # A PayPal case opened, a payment to be booked back through the bank
             # ("laten terugboeken"), going through the bank to get it back.
             _ask(
                 r"\b(?:open|opening|opened|file|filing|filed)\s+(?:a|an)\s+(?:paypal|bank|card)\s+(?:case|claim|dispute)\b"
@@ -392,12 +393,12 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _rx(
                 r"\b(?:quiero|quisiera|queremos|quero|queria|gostaria de|deseo|deseamos|desejo|necesito|preciso|je veux|je voudrais|nous voulons|ich will|ich möchte|wir möchten|voglio|vorrei)\s+(?:cancelar|annuler|stornieren|cancellare|opzeggen)\b"
             ),
-            # Session 17: leaving in fewer words or with typos: "How do I cancel?", "cancle my subscribtion", "Cancel us
-            # effective immediately", "close out our subscription", "opt us out of the automatic renewal", "we won't be
-            # renewing", "make sure our plan doesn't roll over", "please don't convert it" (a trial), "we want out of the
-            # contract", "deactivate it for our company"; disdire (it) and opzeggen (nl) with the subscription first.
-            # "How do I cancel?", "we'd like to cancel at the end of the year": cancelling with nothing named, or only
-            # when. Cancelling a run, a transfer or a card is not leaving.
+            # Leaving in fewer words or with typos: "How do I cancel?", "cancle my subscribtion", "Cancel us effective
+            # immediately", "close out our subscription", "opt us out of the automatic renewal", "we won't be
+            # renewing", "make sure our plan doesn't roll over", "please don't convert it" (a trial), "we want out of
+            # the contract", "deactivate it for our company"; disdire (it) and opzeggen (nl) with the subscription
+            # first. "How do I cancel?", "we'd like to cancel at the end of the year": cancelling with nothing named,
+            # or only when. Cancelling a run, a transfer or a card is not leaving.
             _ask(
                 r"\b(?:(?:i|we) (?:want|need|would like|wish) to|(?:i|we)'d like to|please|pls)\s+cancel\s*(?:[.!]|$|(?:now|today|please|pls|asap|immediately|right away|at the end|effective|this month|next month|at renewal)\b)"
             ),
@@ -408,8 +409,8 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _ask(
                 r"\b(?:cancle|cancl|canel|cansel)\w*\b[^.?!\n]{0,40}\b(?:subscri\w*|plan|membership|contract|account|renewal|service)\b|\bcancel+\b[^.?!\n]{0,30}\bsubscr(?!iption)\w+"
             ),
-            # Not renewing without the apostrophe ("dont renew us"), leaving the product ("how do I quit syncbeam", not "how do I
-            # leave a workspace"), and a bare imperative ("cancel cancel cancel").
+            # Not renewing without the apostrophe ("dont renew us"), leaving the product ("how do I quit syncbeam",
+            # not "how do I leave a workspace"), and a bare imperative ("cancel cancel cancel").
             _ask(r"\bdo(?:n'?t| not)\s+(?:want to\s+)?(?:auto-?)?renew\b"),
             _ask(
                 r"\bhow do (?:i|we) (?:quit|leave)\b(?!\s+(?:a|an|the|this|that|my|our)\s+(?:\w+\s+)?(?:workspace|team|beam|call|meeting|page|org\w*|group|channel|screen|wizard)s?\b)"
@@ -483,11 +484,12 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _rx(
                 rf"\b{_MFA}\b[^.?!\n]{{0,30}}\b(?:didn'?t|did not|won'?t|doesn'?t) (?:transfer|move|sync|carry over)"
             ),
-            # Other languages: "Zwei-Faktor zurücksetzen", "restablecer el 2FA", "réinitialiser la double authentification".
+            # Other languages: "Zwei-Faktor zurücksetzen", "restablecer el 2FA", "réinitialiser la double
+            # authentification".
             _rx(
                 rf"\b(?:zur[uü]cksetz|deaktivier|entfern|restablec|resete|desactiv|redefin|r[ée]initialis|d[ée]sactiv)\w*\b[^.?!\n]{{0,30}}{_MFA}|{_MFA}[^.?!\n]{{0,30}}\b(?:zur[uü]cksetz|deaktivier|entfern|restablec|resete|desactiv|redefin|r[ée]initialis|d[ée]sactiv)\w*"
             ),
-            # Session 17: German puts the particle last: "setzen Sie die Zwei-Faktor-Authentifizierung für mein Konto zurück".
+            # German puts the particle last: "setzen Sie die Zwei-Faktor-Authentifizierung für mein Konto zurück".
             _ask(rf"\bsetz\w*\b[^.?!\n]{{0,60}}{_MFA}[^.?!\n]{{0,40}}\bzur[uü]ck\b"),
         ],
     ),
@@ -520,12 +522,12 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _rx(
                 r"\b(?:cambiar|cambia|cambien|mudar|alterar|changer|modifier|[äa]ndern|actualizar|atualizar)\b[^.?!\n]{0,30}\b(?:e-?mail|correo|courriel|propietario|propri[ée]taire|propriet[aá]rio|dono|eigent[uü]mer|inhaber)\b|\b(?:eigent[uü]mer|inhaber|propietario|propri[ée]taire|propriet[aá]rio)\b[^.?!\n]{0,30}\b(?:[äa]ndern|cambiar|changer|mudar|alterar)\b"
             ),
-            # Session 17: the owner or the login address changed in other words: "nobody has owner rights anymore, please give
-            # them to me", "I need to be made owner", "the owner role reassigned to our new CTO", "the owner passed away / left
-            # and can't be reached", "change the owner of our account", "the email on my profile is wrong, it should be …",
-            # "rename my login to …", "put the account under my new work address", "move our workspace from my gmail to …",
-            # "transfer our workspace to our parent company's account", "merge our two workspaces"; wijzigen (nl), transferir a
-            # propriedade (pt).
+            # The owner or the login address changed in other words: "nobody has owner rights anymore, please give
+            # them to me", "I need to be made owner", "the owner role reassigned to our new CTO", "the owner passed
+            # away / left and can't be reached", "change the owner of our account", "the email on my profile is wrong,
+            # it should be …", "rename my login to …", "put the account under my new work address", "move our
+            # workspace from my gmail to …", "transfer our workspace to our parent company's account", "merge our two
+            # workspaces"; wijzigen (nl), transferir a propriedade (pt).
             _ask(
                 r"\b(?:owner(?:ship)? rights|owner role|ownership)\b[^.?!\n]{0,60}\b(?:give|assign|transfer|move|reassign|hand)\w*\b[^.?!\n]{0,15}\b(?:to me|to us|them to)\b"
             ),
@@ -553,13 +555,14 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
                 r"\b(?:workspace|account)\s+moved\s+to\s+(?:a|my|our)\s+(?:different|new|other)\s+(?:e-?mail|address|account|login)\b"
             ),
             _ask(r"\bmerge\s+(?:our|my|the)\s+(?:two\s+|\d+\s+)?(?:workspaces|accounts)\b"),
-            # "move this workspace to my colleague's account", "swap the owner email", "reassign the workspace to another account".
+            # "move this workspace to my colleague's account", "swap the owner email", "reassign the workspace to
+            # another account".
             _ask(r"\bmove\s+(?:this|that)\s+(?:workspace|account)\s+(?:from|over to|to)\b"),
             _ask(r"\b(?:swap|change|update|switch)\s+(?:the\s+)?owner(?:'s)?\s+(?:e-?mail|login|address)\b"),
             _ask(r"\breassign\s+(?:the\s+|our\s+|this\s+|my\s+)?(?:workspace|account|org\w*)\b"),
-            # Session 17, from blind probes written after the first rules: "move it to my work address", "move the 'sales-sync' workspace to our other
-            # account", "I need the owner changed", "swap the owner and admin roles", "my login email has a typo", "set my manager
-            # as owner", "the workspace moved under …"; übertragen (de).
+            # "move it to my work address", "move the 'sales-sync' workspace to our other account", "I need the owner
+            # changed", "swap the owner and admin roles", "my login email has a typo", "set my manager as owner", "the
+            # workspace moved under …"; übertragen (de).
             _ask(
                 r"\bmove\s+it\s+(?:over\s+)?to\s+(?:my|our|a|the)\s+(?:new\s+|other\s+)?(?:work\s+|company\s+)?(?:address|e-?mail|account|login)\b"
             ),
@@ -615,13 +618,12 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _rx(
                 r"\b(?:cambiar|cambio|cambiamos|pasar|passer|mudar|wechseln|umstellen|changer)\b[^.?!\n]{0,15}\b(?:plan|plano|tarif|abo|abonnement|piano)\b"
             ),
-            # Session 17: a plan, cycle or seat count changed by support in other words: "move our workspace from monthly to
-            # annual billing", "reduce/lower our plan", "drop us to the cheapest paid plan", "put us back on monthly billing",
-            # "two more users on our subscription", "put our workspace on the Enterprise tier", "pay yearly instead of monthly",
-            # "we want to move to Enterprise", "move us from Team down to Free", "apply the plan we paid for"; downgraden (nl),
-            # passare (it).
-            # Asked as a question, and still a change: "Can we pay yearly instead of monthly from now on?", "How do I pay
-            # annually instead?"
+            # A plan, cycle or seat count changed by support in other words: "move our workspace from monthly to
+            # annual billing", "reduce/lower our plan", "drop us to the cheapest paid plan", "put us back on monthly
+            # billing", "two more users on our subscription", "put our workspace on the Enterprise tier", "pay yearly
+            # instead of monthly", "we want to move to Enterprise", "move us from Team down to Free", "apply the plan
+            # we paid for"; downgraden (nl), passare (it). Asked as a question, and still a change: "Can we pay yearly
+            # instead of monthly from now on?", "How do I pay annually instead?"
             _rx(
                 r"\bpay\s+(?:yearly|annually|monthly)\s+instead of\s+\w+\s+(?:from now on|going forward|starting)\b|\bhow do (?:i|we) pay\s+(?:yearly|annually|monthly)\s+instead\s*\?"
             ),
@@ -656,13 +658,13 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _ask(
                 r"(?<!\bcli )(?<!\bapp )(?<!\bsdk )\b(?:up|down)grad(?:en|et)\b(?![^.?!\n]{0,30}\b(?:cli|app|sdk|version|client)\b)|\bpassare\b[^.?!\n]{0,30}\b(?:piano|abbonamento)\b"
             ),
-            # A billing cycle moved, usage added to the plan, or the subscription updated, by support: "our billing cycle changed
-            # to align with our fiscal year", "5,000 more run credits per month added to our plan".
+            # A billing cycle moved, usage added to the plan, or the subscription updated, by support: "our billing
+            # cycle changed to align with our fiscal year", "5,000 more run credits per month added to our plan".
             _ask(
                 r"\bbilling (?:cycle|period|date)\b[^.?!\n]{0,20}\b(?:changed|moved|aligned|adjusted|switched)\b"
             ),
-            # Session 17, from blind probes written after the first rules: "move workspace 'growth-ops' down to the Free plan", "increase our included runs",
-            # "switch us to quarterly", "move our billing date", "pause our plan for two months"; von Business auf Team (de).
+            # "move workspace 'growth-ops' down to the Free plan", "increase our included runs", "switch us to
+            # quarterly", "move our billing date", "pause our plan for two months"; von Business auf Team (de).
             _ask(
                 rf"\bmove\s+(?:our\s+|the\s+|my\s+)?workspace\b[^.?!\n]{{0,30}}?\s(?:(?:down|up|over|back)\s+)?to\s+(?:the\s+)?{_PLAN}"
             ),
@@ -706,10 +708,11 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _rx(
                 r"\b(?:enable|turn on|switch on|unlock|activate|give us access to|let us use)\b[^.?!\n]{0,60}\b(?:as a one-?off|as an exception|for free|at no (?:extra )?(?:cost|charge)|even though we(?:'re| are) on)\b"
             ),
-            # Session 17: a feature, a limit or credits asked of support for the account: "can we get SCIM enabled on our
-            # plan?", "please unlock cron schedules for our account, we were promised them", "bump our monthly run credit
-            # allowance", "a higher API rate limit on our account", "give us 3 extra concurrent runs", "add 50k extra credits",
-            # "can you set that up on our account?", "get our workspace into your beta program"; erhöhen (de), liberar (pt).
+            # A feature, a limit or credits asked of support for the account: "can we get SCIM enabled on our plan?",
+            # "please unlock cron schedules for our account, we were promised them", "bump our monthly run credit
+            # allowance", "a higher API rate limit on our account", "give us 3 extra concurrent runs", "add 50k extra
+            # credits", "can you set that up on our account?", "get our workspace into your beta program"; erhöhen
+            # (de), liberar (pt).
             _ask(
                 r"\bget\s+(?:\w+\s+){1,2}(?:enabled|turned on|unlocked|activated)\s+(?:on|for)\s+(?:our|my)\b"
             ),
@@ -730,9 +733,9 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
             _ask(
                 r"\b(?:limit|kontingent|credits)\b[^.?!\n]{0,40}\berh[öo]h\w*|\bliberar\b[^.?!\n]{0,20}\bcr[ée]ditos\b"
             ),
-            # "please enable the Zendesk connector on our Free workspace", "please turn on cron schedules for us", "we were told
-            # in the demo that we'd get priority support", "increase the API rate limit for workspace acme-prod", "our contract says
-            # unlimited seats".
+            # "please enable the Zendesk connector on our Free workspace", "please turn on cron schedules for us", "we
+            # were told in the demo that we'd get priority support", "increase the API rate limit for workspace
+            # acme-prod", "our contract says unlimited seats".
             _ask(
                 r"\b(?:please|pls|kindly)\s+(?:enable|turn on|switch on|unlock|activate)\b[^.?!\n]{0,40}\b(?:on|for|in)\s+(?:our|my|us)\b"
             ),
@@ -743,10 +746,10 @@ _ACTIONS: list[tuple[str, list[re.Pattern[str]]]] = [
                 r"\b(?:raise|increase|bump|lift|extend)\s+(?:the|our|my)\s+(?:api\s+)?(?:rate limit|limit|quota)\b[^.?!\n]{0,30}\b(?:for|on)\s+(?:our|my|workspace|us)\b"
             ),
             _ask(r"\b(?:our|the)\s+contract\s+says\b"),
-            # Session 17, from blind probes written after the first rules: "turn on the zendesk connector for us", "the API rate limit increased to 600",
-            # "enable beta access", "give us some free credits", "we were told at the webinar that Team customers could get
-            # audit logs", "increase max records per run to 500k", "allow more than 3 workspaces on our plan", "reset our monthly run
-            # counter"; aumentar o limite (pt).
+            # "turn on the zendesk connector for us", "the API rate limit increased to 600", "enable beta access",
+            # "give us some free credits", "we were told at the webinar that Team customers could get audit logs",
+            # "increase max records per run to 500k", "allow more than 3 workspaces on our plan", "reset our monthly
+            # run counter"; aumentar o limite (pt).
             _ask(
                 r"\b(?:turn on|enable|switch on|unlock|activate)\b[^.?!\n]{0,40}\bfor\s+(?:us|me)\b(?!\s+to\b)"
             ),
@@ -894,7 +897,8 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         _rx(r"\b(?:still being|keep getting|kept getting|was|were|got)\s+(?:charged|billed)\b"),
         _rx(r"\bpayment\b[^.?!\n]{0,20}\b(?:dispute|disputed|chargeback)\b"),
         # The error named before the invoice ("a mistake on our latest invoice", not "an error with the invoice
-        # download"), and tax charged in spite of an exemption the customer says applies ("VAT was added even though our VAT ID is on file").
+        # download"), and tax charged in spite of an exemption the customer says applies ("VAT was added even though
+        # our VAT ID is on file").
         _rx(
             r"\b(?:mistake|error|wrong|incorrect|discrepanc\w*)\b[^.?!\n]{0,25}\b(?:on|in|with)\s+(?:\w+\s+){0,3}(?:invoice|bill|receipt)s?\b(?!\s+(?:download|button|page|tab|screen|settings|pdf|link|e-?mail))"
         ),
@@ -949,9 +953,9 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         _rx(
             r"\bcredit\b[^.?!\n]{0,40}\bagainst\s+(?:our|my)\s+(?:next\s+|last\s+|current\s+|upcoming\s+)?(?:invoice|bill|renewal)s?\b"
         ),
-        # Session 17: a payment method for support to remove or swap ("remove my credit card", "take my Visa off the
-        # account"), a wrong invoice in two sentences ("Invoice INV-55102 says Business but we're on Team. This is wrong."),
-        # fraud alleged, and double charges or wrong amounts in es, fr and nl.
+        # A payment method for support to remove or swap ("remove my credit card", "take my Visa off the account"), a
+        # wrong invoice in two sentences ("Invoice INV-55102 says Business but we're on Team. This is wrong."), fraud
+        # alleged, and double charges or wrong amounts in es, fr and nl.
         _ask(
             r"\b(?:remove|delete|drop|erase)\s+(?:my|our|the|this)\s+(?:old\s+|saved\s+|stored\s+|current\s+|expired\s+)?(?:credit card|debit card|card|visa|mastercard|amex|payment method)\b(?!\s+(?:field|column|number field|details field))"
         ),
@@ -961,10 +965,11 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
             r"\b(?:fraud|fraudulent|scam|scammed)\b(?!\s+(?:flag|field|score|check|detection|column|property|rule|filter|team))"
             r"|\bthe\s+amount\s+(?:is|was)\s+(?:wrong|incorrect)\b[^.?!\n]{0,60}\b(?:invoice|bill|charge|refund|difference|credit)"
         ),
-        # A card to update, swap, charge or stop charging, asked of support, or another way to pay from now on: "Update
-        # billing card to the one ending 7788", "can you swap it for me?", "could you charge the outstanding invoice to a
-        # different card?", "don't charge my Mastercard again", "can u run the payment again", "split this month's payment
-        # across two cards", "pay by invoice from now on". "How do I update my card?" stays a how-to.
+        # A card to update, swap, charge or stop charging, asked of support, or another way to pay from now on:
+        # "Update billing card to the one ending 7788", "can you swap it for me?", "could you charge the outstanding
+        # invoice to a different card?", "don't charge my Mastercard again", "can u run the payment again", "split
+        # this month's payment across two cards", "pay by invoice from now on". "How do I update my card?" stays a
+        # how-to.
         _ask(
             r"(?:^|[.!?]\s+|\b(?:please|pls|can you|could you|would you|kindly)\s+)(?:update|swap|replace|change|switch|remove|delete)\s+(?:the\s+|our\s+|my\s+|this\s+)?(?:billing\s+|saved\s+|old\s+)?(?:card|credit card|debit card|payment method|visa|mastercard|amex)\b"
         ),
@@ -986,9 +991,9 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         _ask(
             r"\b(?:i|we)\s+(?:want|need|would like|'d like|wish)\s+to\s+pay\s+by\s+(?:invoice|bank transfer|wire)\b|\bpay\w*\s+by\s+(?:invoice|bank transfer|wire)\b[^.?!\n]{0,40}\b(?:from now on|going forward)\b"
         ),
-        # Session 17, from blind probes written after the first rules: a payment to retry, a card to charge or swap, another way to pay: "Retry payment
-        # please", "switch us to invoicing", "move us to paying by SEPA direct debit", "swap it for the AmEx … and charge this
-        # month's invoice to it", "Charge the overdue invoice to the card now", "use PayPal for future payments", "put the
+        # A payment to retry, a card to charge or swap, another way to pay: "Retry payment please", "switch us to
+        # invoicing", "move us to paying by SEPA direct debit", "swap it for the AmEx … and charge this month's
+        # invoice to it", "Charge the overdue invoice to the card now", "use PayPal for future payments", "put the
         # outstanding balance on my mastercard"; belasten Sie (de), supprimer ma carte (fr).
         _ask(r"(?:^|[.!?]\s*)(?:please\s+)?retry\s+(?:the\s+)?payment\b|\bretry payment please\b"),
         _ask(
@@ -1096,7 +1101,7 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         _rx(
             r"\b(?:clave|chave|schl[uü]ssel|cl[ée]|key|token|contrase[nñ]a|senha|passwort|mot de passe)\b[^.?!\n]{0,30}\b(?:filtrad[ao]|vazad[ao]|geleakt|gestohlen|robad[ao]|roubad[ao]|vol[ée]e?|expuest[ao]|expost[ao])\b"
         ),
-        # Session 17: break-ins the intent head alone had caught: an unknown admin, key or beam ("an unknown admin was
+        # Break-ins the intent head alone had caught: an unknown admin, key or beam ("an unknown admin was
         # added", "beams I never made", "a Google Sheet none of us created", "nobody here did that"), credentials that
         # may have been stolen or were shared in public, phishing, a stolen laptop, access from an IP abroad, a fired
         # employee still signing in, "that wasn't me", everyone locked out; the same in it and nl.
@@ -1137,8 +1142,8 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         ),
         _ask(r"\b(?:that|it|this)\s+(?:wasn'?t|was not)\s+(?:me|us|one of us)\s*(?:[.!,;]|$)"),
         _ask(r"\blocked\s+(?:everyone|everybody|all of us|us|me|the whole team)\s+out\b"),
-        # "a laptop with an active session was stolen", "an API key in our workspace nobody recognises", customer data that
-        # "showed up on a paste site", a change "and it wasn't any of our admins".
+        # "a laptop with an active session was stolen", "an API key in our workspace nobody recognises", customer data
+        # that "showed up on a paste site", a change "and it wasn't any of our admins".
         _ask(
             r"\b(?:laptops?|computers?|macbooks?)\b[^.?!\n]{0,45}\b(?:was|were|got|has been|have been)\s+(?:stolen|taken)\b"
         ),
@@ -1149,9 +1154,9 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
             r"\b(?:data|records|contacts|customers?|list)\b[^.?!\n]{0,60}\b(?:showed up|showing up|appeared|turned up|popped up)\s+(?:on|in)\b[^.?!\n]{0,30}\b(?:paste|dark ?web|forum|public|competitor|internet|online)\b"
         ),
         _ask(r"\bwasn'?t any of (?:us|our)\b"),
-        # Session 17, from blind probes written after the first rules: a sign-in alert from somewhere never been, something created by someone that
-        # nobody recognises or owns, a phishing mail clicked, data in a portal "that isn't ours", settings changed that
-        # "nobody touched", runs from IP addresses outside the company; niemand von uns (de) and the like.
+        # A sign-in alert from somewhere never been, something created by someone that nobody recognises or owns, a
+        # phishing mail clicked, data in a portal "that isn't ours", settings changed that "nobody touched", runs from
+        # IP addresses outside the company; niemand von uns (de) and the like.
         _ask(
             r"\b(?:sign-?in|log-?in|login)\s+(?:alert|notification|e-?mail|warning)\b[^.?!\n]{0,60}\b(?:never been|wasn'?t me|not me|don'?t recogni[sz]e|unknown)\b"
         ),
@@ -1194,9 +1199,9 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         _rx(
             r"\b(?:abogad[oa]s?|\w*anw[aä]lt\w*|avocats?|advogad[oa]s?|avvocat[oi]|advocaat|demandar(?:é|emos|los)?|verklag\w*|tribunal|gerichte?n?|acciones legales|acci[oó]n legal|medidas legales|rechtliche schritte|action en justice|poursuites?|a[cç][aã]o judicial|medidas legais|azioni legali)\b"
         ),
-        # Session 17: complaints to a bureau or regulator named (Better Business Bureau, a data protection authority, CNIL,
-        # Procon), a formal complaint, the authorities, a contract said to be violated, a claim for damages, a BAA or SOC 2
-        # report demanded; vie legali (it), entrar na justiça (pt).
+        # Complaints to a bureau or regulator named (Better Business Bureau, a data protection authority, CNIL,
+        # Procon), a formal complaint, the authorities, a contract said to be violated, a claim for damages, a BAA or
+        # SOC 2 report demanded; vie legali (it), entrar na justiça (pt).
         _ask(
             r"\bbetter business bureau\b|\bbbb\b|\bdata protection (?:authority|agency|commissioner|regulator|board)\b|\b(?:cnil|procon|aepd|garante privacy|bfdi)\b"
         ),
@@ -1207,7 +1212,7 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         _ask(r"\bvie legali\b|\bentrar na justi[cç]a\b|\bprocess(?:are|o)\b[^.?!\n]{0,15}\blegal"),
         # "I will file a complaint with the ICO".
         _ask(r"\bcomplaint\s+with\s+(?:the\s+)?(?:ico|ftc|regulator|authorit\w+|ombudsman|commission)\b"),
-        # Session 17, from blind probes written after the first rules: "we will be seeking damages", a claim against the vendor, logs to preserve
+        # "we will be seeking damages", a claim against the vendor, logs to preserve
         # (a litigation hold), a data protection authority in other languages.
         _ask(
             r"\b(?:seek|seeking|claim|claiming|sue for|recover)\w*\s+(?:\w+\s+)?damages\b|\bclaim against\b"
@@ -1247,14 +1252,15 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         _rx(
             rf"\b(?:what|everything|all)\b[^.?!\n]{{0,30}}\b(?:has|holds|have|hold|stores?|keeps?)\s+(?:on|about)\s+(?:{_PERSON}|(?:me|us)\s*(?:[?.!]|$))"
         ),
-        # Data sold or shared onward, or wanted gone: "is my data being sold to third parties?", "I want my data gone".
+        # Data sold or shared onward, or wanted gone: "is my data being sold to third parties?", "I want my data
+        # gone".
         _rx(
             r"\b(?:my|our)\s+(?:personal\s+)?(?:data|information|details)\b[^.?!\n]{0,20}\b(?:sold|shared|sell|share)\b[^.?!\n]{0,20}\b(?:third[- ]part|advertis|other compan|partners?|brokers?)|\b(?:want|need|like|demand)\b[^.?!\n]{0,15}\b(?:my|our)\s+(?:personal\s+)?(?:data|information|details)\s+(?:deleted|erased|removed|gone|wiped)\b"
         ),
-        # Session 17: personal data asked for or wanted gone in other words: "export everything you store about me", "what
-        # do you know about me?", "anonymize all the personal info tied to my login", "scrub my name and email", "have my
-        # personal data deleted", "I want to object to that", "why do you have my email?", "what you've logged about me",
-        # "do not sell my data", a DPO or a record of processing activities.
+        # Personal data asked for or wanted gone in other words: "export everything you store about me", "what do you
+        # know about me?", "anonymize all the personal info tied to my login", "scrub my name and email", "have my
+        # personal data deleted", "I want to object to that", "why do you have my email?", "what you've logged about
+        # me", "do not sell my data", a DPO or a record of processing activities.
         _ask(
             r"\b(?:everything|all(?: the)? (?:data|information|info))\s+(?:you|that you)\s+(?:store|hold|have|keep|collect)\w*\s+(?:about|on)\s+(?:me|us)\b(?!\s+(?:when|if|while|during|for (?:the|a)|in (?:the|a)))"
         ),
@@ -1281,10 +1287,10 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
             r"\b(?:do not|don'?t)\s+sell\s+(?:my|our|or share)\b|\b(?:sell|selling|sold)\s+(?:my|our)\s+(?:personal\s+)?(?:data|information|info)\b"
         ),
         _ask(r"\bdpo\b|\bdata protection officer\b|\brecords? of processing\b"),
-        # "her data removed from Syncbeam. Please purge it.", "remove all the customer records you've stored", "a customer asked
-        # us to erase their data", "I object to you sharing my data", "everything you have on file about me", "every third
-        # party that has received my data", "stop processing it", "personal data linked to my user", "opt me out of any data
-        # sharing".
+        # "her data removed from Syncbeam. Please purge it.", "remove all the customer records you've stored", "a
+        # customer asked us to erase their data", "I object to you sharing my data", "everything you have on file
+        # about me", "every third party that has received my data", "stop processing it", "personal data linked to my
+        # user", "opt me out of any data sharing".
         _ask(
             r"\b(?:want|need|like|have|get|please)\b[^.?!\n]{0,20}\b(?:her|his|their|my|our)\s+(?:personal\s+)?(?:data|information|info|details)\s+(?:removed|deleted|erased|purged|wiped)\b|\bpurge\s+(?:it|them|that|this|everything)\b"
         ),
@@ -1305,9 +1311,9 @@ _SENSITIVE: dict[str, list[re.Pattern[str]]] = {
         _ask(
             r"\bpersonal data\b[^.?!\n]{0,20}\b(?:linked to|tied to|associated with)\s+(?:me|my)\b|\bdisclosure of\b[^.?!\n]{0,40}\b(?:data|logs|information)\b"
         ),
-        # Session 17, from blind probes written after the first rules: "erase everything. account, logs, all of it", "delete my user", "wipe the cached
-        # contact data … on your servers", "purged from your logs", "get rid of my data", "purge the synced records and run logs
-        # you keep", "everything Syncbeam has stored about my user account", "the personal data relating to me", "who have you
+        # "erase everything. account, logs, all of it", "delete my user", "wipe the cached contact data … on your
+        # servers", "purged from your logs", "get rid of my data", "purge the synced records and run logs you keep",
+        # "everything Syncbeam has stored about my user account", "the personal data relating to me", "who have you
         # shared my data with?", "all call recordings and emails you hold that include me".
         _ask(
             r"^\W*+(?:please\s+)?(?:erase|delete|wipe|purge|remove)\s+(?:everything|it all|all of it|my account|our account|my user|my data|our data)\b"
@@ -1401,11 +1407,11 @@ _HUMAN = [
     _rx(
         r"\b(?:un |una |um |uma |einem |einen |un )?(?:humano|humain|atendente humano|echten? menschen?|persona real|pessoa real)\b"
     ),
-    # Session 17: a person asked for in fewer or other words: "I need a human.", "Person please.", "How do I reach a
-    # human?", "What's your phone number?", "get back to me by phone", "I'd rather discuss this with a person", "sort
-    # this out on a quick call with one of your support folks", "hand this over to a colleague of yours", "pass this to
-    # whoever handles billing", "put me in touch with someone from your sales team", "an actual engineer", "get me a
-    # support rep", "speak with your billing department", "I need someone who can actually look at my account".
+    # A person asked for in fewer or other words: "I need a human.", "Person please.", "How do I reach a human?",
+    # "What's your phone number?", "get back to me by phone", "I'd rather discuss this with a person", "sort this out
+    # on a quick call with one of your support folks", "hand this over to a colleague of yours", "pass this to whoever
+    # handles billing", "put me in touch with someone from your sales team", "an actual engineer", "get me a support
+    # rep", "speak with your billing department", "I need someone who can actually look at my account".
     _ask(
         r"^\W*+(?:(?:(?:i|we)\s+(?:need|want)|need|want|get me|give me|(?:can|could|may) (?:i|we) (?:get|have|speak to|talk to))\s++)?(?:an?\s+)?(?:human|person|real person|live person|agent|live agent|rep|representative)\W*+(?:(?:please|pls|plz|now|on this|here|asap)\W*+)?$"
     ),
@@ -1450,9 +1456,9 @@ _HUMAN = [
     _ask(
         r"\bhave\s+(?:a|an|your|one of your)\s+(?:\w+\s+)?(?:engineer|person|human|agent|rep|specialist|manager)\s+(?:contact|call|email|reach out to|look at|check)\s+(?:me|us|my|our|this|it)\b|\blet\s+(?:a|an)\s+(?:real\s+)?(?:human|person|agent)\b|\bask\s+(?:your|the)\s+(?:\w+\s+)?(?:team|engineers?|manager|staff|people)\s+to\s+(?:email|call|contact|reach out to)\s+(?:me|us)\b"
     ),
-    # Session 17, from blind probes written after the first rules: "can your solutions engineering team get on a Zoom with us", "I'd like them to
-    # reach out to me directly", "could a member of your technical team take a look", "schedule time with someone from your
-    # onboarding team", "whatever gets me a human".
+    # "can your solutions engineering team get on a Zoom with us", "I'd like them to reach out to me directly", "could
+    # a member of your technical team take a look", "schedule time with someone from your onboarding team", "whatever
+    # gets me a human".
     _ask(
         r"\b(?:get|hop|jump)\s+on\s+(?:a\s+)?(?:zoom|call|meeting|teams call|google meet|video call|screen ?share)\s+with\s+(?:us|me)\b"
     ),
