@@ -1736,8 +1736,8 @@ def is_question(text: str) -> bool:
     return any(_QUESTION.search(s) for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip())
 
 
-def outage_language(text: str) -> bool:
-    return any(p.search(text) for p in _OUTAGE) or _failing_everywhere(text)
+def outage_language(text: str, requests: list[str] | None = None) -> bool:
+    return any(p.search(text) for p in _OUTAGE) or _failing_everywhere(text, requests)
 
 
 # Or a failure reported in all of them, without "our": "Syncs are failing in all workspaces since 9am". Only in a
@@ -1748,12 +1748,13 @@ _FAILING_EVERYWHERE = _rx(
 )
 
 
-def _failing_everywhere(text: str) -> bool:
-    return any(_FAILING_EVERYWHERE.search(sentence) for sentence in request_sentences(text))
+def _failing_everywhere(text: str, requests: list[str] | None = None) -> bool:
+    requests = request_sentences(_plain(text)) if requests is None else requests
+    return any(_FAILING_EVERYWHERE.search(sentence) for sentence in requests)
 
 
-def many_affected(text: str) -> bool:
-    return any(p.search(text) for p in _MANY_USERS) or _failing_everywhere(text)
+def many_affected(text: str, requests: list[str] | None = None) -> bool:
+    return any(p.search(text) for p in _MANY_USERS) or _failing_everywhere(text, requests)
 
 
 def urgent(text: str) -> bool:
@@ -1822,8 +1823,8 @@ def detect(text: str, *, default_language: str = "en") -> Signals:
         language=language(text, default_language),
         problem=reports_problem(text),
         question=is_question(text),
-        outage=outage_language(text),
-        many_affected=many_affected(text),
+        outage=outage_language(text, requests),
+        many_affected=many_affected(text, requests),
         urgent=urgent(text),
         injection=instruction_like(text),
     )
